@@ -16,12 +16,15 @@
 #include "backends.h"
 #include "cuda_check.h"
 #include "cuda_kernels.h"
+#include "cuda_staging.h"
 #include "flagstone/base/error.h"
 
 namespace flagstone::runtime {
 namespace cuda {
 
+namespace {
 std::atomic<bool> g_exiting{false};
+}  // namespace
 
 void throw_cuda_error(cudaError_t status, const char* call, int device, const char* file, int line,
                       std::string_view context) {
@@ -37,7 +40,7 @@ void throw_cuda_error(cudaError_t status, const char* call, int device, const ch
               ":", line, "]");
 }
 
-bool exiting() {
+bool exiting() noexcept {
   return g_exiting.load(std::memory_order_relaxed);
 }
 
@@ -50,7 +53,6 @@ void use_device(int device) {
   if (current != device) FS_CUDA_CHECK(device, cudaSetDevice(device));
 }
 
-// For destructors and deallocation, which must not throw: returns false instead.
 bool use_device_quietly(int device) noexcept {
   if (exiting()) return false;
   int current = -1;
@@ -62,8 +64,7 @@ bool use_device_quietly(int device) noexcept {
   return true;
 }
 
-// Release calls at exit may find the runtime already torn down (cudaErrorCudartUnloading); a
-// noexcept release path ignores every failure and clears the last-error slot.
+// Release calls at exit may find the runtime torn down (cudaErrorCudartUnloading): ignored.
 void ignore(cudaError_t status) noexcept {
   if (status != cudaSuccess) (void)cudaGetLastError();
 }
@@ -242,139 +243,6 @@ DeviceInfo query_info(int device) {
   return info;
 }
 
-// Pinned staging memory for uploads from pageable host memory: a byte ring. Each upload copies
-// its source into the next free region and enqueues a DMA from there; an event marks when the
-// region is free again. The host returns as soon as the source is copied, so uploads stay
-// asynchronous on the device while the caller may reuse `src` at once, as the contract says.
-class StagingRing {
- public:
-  // Returns false when no pinned memory could be had; the caller then copies directly.
-  bool upload(int device, cudaStream_t stream, std::byte* dst, const std::byte* src, size_t bytes);
-  void release() noexcept;
-
- private:
-  static constexpr size_t kCapacity = size_t{16} << 20;
-  static constexpr size_t kChunk = size_t{4} << 20;  // big copies pipeline memcpy and DMA
-  static constexpr size_t kAlign = 256;
-  struct Region {
-    size_t begin;
-    size_t end;
-    cudaEvent_t done;
-  };
-
-  bool fits(size_t bytes, size_t* start) const;
-  void retire_front(int device, bool wait);
-  cudaEvent_t take_event(int device);
-
-  std::mutex mutex_;
-  bool tried_ = false;
-  std::byte* memory_ = nullptr;
-  size_t head_ = 0;             // end of the newest region
-  std::deque<Region> pending_;  // oldest first, in ring order
-  std::vector<cudaEvent_t> free_events_;
-};
-
-bool StagingRing::fits(size_t bytes, size_t* start) const {
-  if (pending_.empty()) {
-    *start = 0;
-    return true;
-  }
-  const size_t tail = pending_.front().begin;
-  if (head_ > tail) {  // live bytes are [tail, head_): room after head_, or before tail
-    if (kCapacity - head_ >= bytes) {
-      *start = head_;
-      return true;
-    }
-    if (tail >= bytes) {
-      *start = 0;
-      return true;
-    }
-    return false;
-  }
-  // Wrapped: live bytes are [tail, capacity) and [0, head_); the room is [head_, tail).
-  if (tail - head_ >= bytes) {
-    *start = head_;
-    return true;
-  }
-  return false;
-}
-
-void StagingRing::retire_front(int device, bool wait) {
-  Region& front = pending_.front();
-  if (wait) FS_CUDA_CHECK(device, cudaEventSynchronize(front.done));
-  free_events_.push_back(front.done);
-  pending_.pop_front();
-}
-
-cudaEvent_t StagingRing::take_event(int device) {
-  if (!free_events_.empty()) {
-    cudaEvent_t event = free_events_.back();
-    free_events_.pop_back();
-    return event;
-  }
-  cudaEvent_t event = nullptr;
-  FS_CUDA_CHECK(device, cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  return event;
-}
-
-bool StagingRing::upload(int device, cudaStream_t stream, std::byte* dst, const std::byte* src,
-                         size_t bytes) {
-  std::lock_guard lock(mutex_);
-  if (memory_ == nullptr) {
-    if (tried_) return false;
-    tried_ = true;
-    void* memory = nullptr;
-    if (cudaHostAlloc(&memory, kCapacity, cudaHostAllocPortable) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    memory_ = static_cast<std::byte*>(memory);
-  }
-  // Regions whose DMA already finished are free; dropping them keeps the event count small.
-  while (!pending_.empty()) {
-    cudaError_t status = cudaEventQuery(pending_.front().done);
-    if (status == cudaErrorNotReady) {
-      (void)cudaGetLastError();
-      break;
-    }
-    FS_CUDA_CHECK(device, status);
-    retire_front(device, false);
-  }
-  for (size_t done = 0; done < bytes;) {
-    const size_t n = std::min(kChunk, bytes - done);
-    const size_t need = (n + kAlign - 1) / kAlign * kAlign;
-    size_t start = 0;
-    while (!fits(need, &start)) retire_front(device, true);
-    cudaEvent_t event = take_event(device);
-    std::memcpy(memory_ + start, src + done, n);
-    cudaError_t status =
-        cudaMemcpyAsync(dst + done, memory_ + start, n, cudaMemcpyHostToDevice, stream);
-    if (status == cudaSuccess) status = cudaEventRecord(event, stream);
-    if (status != cudaSuccess) {
-      free_events_.push_back(event);
-      FS_CUDA_CHECK(device, status);
-    }
-    pending_.push_back({start, start + need, event});
-    head_ = start + need;
-    done += n;
-  }
-  return true;
-}
-
-void StagingRing::release() noexcept {
-  std::lock_guard lock(mutex_);
-  if (cuda::exiting()) return;  // the process is ending; the OS takes the memory back
-  for (const Region& region : pending_) {
-    cuda::ignore(cudaEventSynchronize(region.done));
-    cuda::ignore(cudaEventDestroy(region.done));
-  }
-  for (cudaEvent_t event : free_events_) cuda::ignore(cudaEventDestroy(event));
-  pending_.clear();
-  free_events_.clear();
-  if (memory_ != nullptr) cuda::ignore(cudaFreeHost(memory_));
-  memory_ = nullptr;
-}
-
 class CudaDevice final : public DeviceImpl {
  public:
   explicit CudaDevice(int device) : device_(device), info_(query_info(device)) {}
@@ -469,11 +337,33 @@ class CudaDevice final : public DeviceImpl {
   void copy_on_device(StreamImpl& stream, MemHandle dst, size_t dst_offset, MemHandle src,
                       size_t src_offset, size_t bytes) override {
     CudaStream& s = as_cuda_stream(stream, device_, "copy_on_device");
-    if (bytes == 0) return;
+    auto* target = static_cast<std::byte*>(dst) + dst_offset;
+    const auto* source = static_cast<const std::byte*>(src) + src_offset;
+    if (bytes == 0 || target == source) return;
     use_device(device_);
-    FS_CUDA_CHECK(device_, cudaMemcpyAsync(static_cast<std::byte*>(dst) + dst_offset,
-                                           static_cast<const std::byte*>(src) + src_offset, bytes,
-                                           cudaMemcpyDeviceToDevice, s.stream()));
+    if (target >= source + bytes || source >= target + bytes) {
+      FS_CUDA_CHECK(device_,
+                    cudaMemcpyAsync(target, source, bytes, cudaMemcpyDeviceToDevice, s.stream()));
+      return;
+    }
+    // cudaMemcpy leaves overlapping ranges undefined; memmove semantics go through a temporary,
+    // stream-ordered where the device has memory pools.
+    void* temp = nullptr;
+    const bool pooled = cudaMallocAsync(&temp, bytes, s.stream()) == cudaSuccess;
+    if (!pooled) {
+      (void)cudaGetLastError();
+      temp = allocate(bytes);
+    }
+    FS_CUDA_CHECK(device_,
+                  cudaMemcpyAsync(temp, source, bytes, cudaMemcpyDeviceToDevice, s.stream()));
+    FS_CUDA_CHECK(device_,
+                  cudaMemcpyAsync(target, temp, bytes, cudaMemcpyDeviceToDevice, s.stream()));
+    if (pooled) {
+      FS_CUDA_CHECK(device_, cudaFreeAsync(temp, s.stream()));
+    } else {
+      FS_CUDA_CHECK(device_, cudaStreamSynchronize(s.stream()));
+      deallocate(temp);
+    }
   }
   void fill_bytes(StreamImpl& stream, MemHandle dst, size_t offset, size_t bytes,
                   uint8_t value) override {
@@ -529,7 +419,7 @@ class CudaDevice final : public DeviceImpl {
   DeviceInfo info_;
   std::mutex mutex_;
   std::unique_ptr<CudaStream> default_stream_;
-  StagingRing staging_;
+  cuda::StagingRing staging_;
 };
 
 std::string probe_failure(cudaError_t status) {

@@ -20,6 +20,17 @@ inline void check_cuda(cudaError_t status, const char* call, int device, const c
   if (status != cudaSuccess) throw_cuda_error(status, call, device, file, line);
 }
 
+// Makes `device` current on the calling thread unless it already is.
+void use_device(int device);
+// The same for destructors and release paths: false instead of throwing, and false once the
+// process has begun to exit.
+bool use_device_quietly(int device) noexcept;
+// True once the process has begun to exit: release paths then leave everything to the OS,
+// since the CUDA runtime may already be torn down.
+bool exiting() noexcept;
+// For noexcept release paths: drops a failure and clears the runtime's last-error slot.
+void ignore(cudaError_t status) noexcept;
+
 }  // namespace flagstone::runtime::cuda
 
 // FS_CUDA_CHECK(device_index, cudaCall(...)): the call text itself goes into the message.

@@ -1,0 +1,14 @@
+// Registration functions of the CLI's subcommands: each layer adds one here and calls it from
+// main.cc, so subcommands live next to nothing but their own code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace flagstone::cli {
+
+void register_info_command(CLI::App& app);
+// Returns the `bench` group so that layers add their benchmarks (`bench ops`, `bench comm`...).
+CLI::App& register_bench_command(CLI::App& app);
+void register_bench_devices_command(CLI::App& bench);
+
+}  // namespace flagstone::cli

@@ -1,0 +1,387 @@
+// The collective and point-to-point entry points of the C API: argument checks that name the
+// rank/op/argument at fault, dispatch to a native engine when it serves the call, else the host
+// algorithms over staged or in-place buffers. Groups of send/recv run together at fsGroupEnd.
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "engines.h"
+#include "staging.h"
+
+using namespace flagstone::comm;
+namespace runtime = flagstone::runtime;
+
+namespace {
+
+std::string where(fsComm* comm, OpKind kind) {
+  return flagstone::detail::concat(op_name(kind), " (rank ", comm->rank, " of ", comm->nranks,
+                                   ")");
+}
+
+void check_common(fsComm* comm, OpKind kind, int dtype) {
+  check_usable(comm, op_name(kind));
+  if (!valid_dtype(dtype))
+    fail(fsInvalidArgument, where(comm, kind), ": datatype ", dtype,
+         " is not an fsDataType_t (0..", fsNumTypes - 1, ")");
+}
+
+void check_redop(fsComm* comm, OpKind kind, int redop) {
+  if (!valid_redop(redop))
+    fail(fsInvalidArgument, where(comm, kind), ": reduction ", redop,
+         " is not an fsRedOp_t (0..", fsNumOps - 1, ")");
+}
+
+void check_root(fsComm* comm, OpKind kind, int root, const char* what = "root") {
+  if (root < 0 || root >= comm->nranks)
+    fail(fsInvalidArgument, where(comm, kind), ": ", what, " ", root, " is outside [0, ",
+         comm->nranks, ")");
+}
+
+void check_buf(fsComm* comm, OpKind kind, const fsBuf& buf, size_t count, const char* name) {
+  if (count > 0 && !buf.ptr)
+    fail(fsInvalidArgument, where(comm, kind), ": ", name, " is NULL with count ", count);
+  if (buf.on_device != 0 && buf.on_device != 1)
+    fail(fsInvalidArgument, where(comm, kind), ": ", name, ".on_device must be 0 or 1");
+  if (count > (size_t{1} << 56))
+    fail(fsInvalidArgument, where(comm, kind), ": count ", count, " of ", name,
+         " is implausibly large (negative value cast to size_t?)");
+}
+
+// Runs one operation under the comm's lock; any failure after validation breaks the comm (the
+// peers are mid-protocol) and is recorded as its async error.
+template <typename Body>
+void run_op(fsComm* comm, const Body& body) {
+  std::lock_guard<std::mutex> lock(comm->mutex);
+  try {
+    body();
+  } catch (const CommError& error) {
+    mark_failed(comm, error.code());
+    throw;
+  } catch (...) {
+    mark_failed(comm, fsInternalError);
+    throw;
+  }
+}
+
+bool try_engines(fsComm* comm, const Call& call, const runtime::Stream& stream) {
+  (void)comm;
+  (void)call;
+  (void)stream;
+#ifdef FLAGSTONE_COMM_NCCL
+  if (comm->nccl && nccl_run(*comm->nccl, comm, call, stream)) return true;
+#endif
+#ifdef FLAGSTONE_COMM_MPI
+  if (comm->mpi && mpi_run(*comm->mpi, comm, call)) return true;
+#endif
+  return false;
+}
+
+// Group state of this thread: queued send/recv per comm, run at the outermost fsGroupEnd.
+struct QueuedP2p {
+  fsComm* comm;
+  Call call;
+  runtime::Stream stream;
+};
+struct GroupState {
+  int depth = 0;
+  std::vector<QueuedP2p> queued;
+};
+thread_local GroupState t_group;
+
+void run_p2p(fsComm* comm, std::vector<QueuedP2p>& items) {
+  run_op(comm, [&] {
+    // NCCL groups its own send/recv; it takes all of them or none.
+    bool all_engine = true;
+    for (QueuedP2p& item : items) all_engine &= try_engines(comm, item.call, item.stream);
+    if (all_engine) return;
+    size_t n = items.size();
+    std::vector<std::vector<char>> host(n);
+    std::vector<P2p> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Call& call = items[i].call;
+      size_t bytes = call.count * dtype_bytes(call.dtype);
+      const fsBuf& buf = call.kind == OpKind::kSend ? call.send : call.recv;
+      View view = view_of(comm, buf);
+      ops[i] = {call.kind == OpKind::kSend, call.root, view.host, call.count, call.dtype};
+      if (view.staged) {
+        host[i].resize(bytes + 1);
+        ops[i].data = host[i].data();
+        if (ops[i].send)
+          comm->device.impl().copy_to_host(items[i].stream.impl(), host[i].data(), buf.ptr,
+                                           buf.offset, bytes);
+      }
+      items[i].stream.synchronize();
+    }
+    HostOp op = make_host_op(comm, OpKind::kSend);
+    host_p2p(op, ops);
+    for (size_t i = 0; i < n; ++i)
+      if (!ops[i].send && !host[i].empty())
+        comm->device.impl().copy_to_device(items[i].stream.impl(), items[i].call.recv.ptr,
+                                           items[i].call.recv.offset, host[i].data(),
+                                           ops[i].count * dtype_bytes(ops[i].dtype));
+  });
+}
+
+fsResult_t queue_p2p(fsComm* comm, const Call& call, fsStream_t stream) {
+  return guard([&] {
+    OpKind kind = call.kind;
+    check_common(comm, kind, call.dtype);
+    check_root(comm, kind, call.root, "peer");
+    if (call.root == comm->rank)
+      fail(fsInvalidArgument, where(comm, kind), ": peer ", call.root,
+           " is this rank itself; copy locally instead");
+    check_buf(comm, kind, kind == OpKind::kSend ? call.send : call.recv, call.count,
+              kind == OpKind::kSend ? "sendbuf" : "recvbuf");
+    QueuedP2p item{comm, call, resolve_stream(comm, stream, op_name(kind))};
+    if (t_group.depth > 0) {
+      t_group.queued.push_back(item);
+      return;
+    }
+    std::vector<QueuedP2p> one = {item};
+    run_p2p(comm, one);
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
+                       fsRedOp_t op, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kAllReduce, datatype);
+    check_redop(comm, OpKind::kAllReduce, op);
+    check_buf(comm, OpKind::kAllReduce, sendbuf, count, "sendbuf");
+    check_buf(comm, OpKind::kAllReduce, recvbuf, count, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsAllReduce");
+    Call call{OpKind::kAllReduce, sendbuf, recvbuf, count, datatype, op};
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_elementwise(comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
+                      [&](const char* in, char* out, size_t n) {
+                        HostOp host = make_host_op(comm, OpKind::kAllReduce);
+                        host_all_reduce(host, in, out, n, datatype, op);
+                      });
+    });
+  });
+}
+
+fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
+                    fsRedOp_t op, int root, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kReduce, datatype);
+    check_redop(comm, OpKind::kReduce, op);
+    check_root(comm, OpKind::kReduce, root);
+    check_buf(comm, OpKind::kReduce, sendbuf, count, "sendbuf");
+    bool is_root = comm->rank == root;
+    if (is_root) check_buf(comm, OpKind::kReduce, recvbuf, count, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsReduce");
+    Call call{OpKind::kReduce, sendbuf, recvbuf, count, datatype, op, root};
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count,
+                      dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+                        HostOp host = make_host_op(comm, OpKind::kReduce);
+                        host_reduce(host, in, out, n, datatype, op, root);
+                      });
+    });
+  });
+}
+
+fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
+                       int root, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kBroadcast, datatype);
+    check_root(comm, OpKind::kBroadcast, root);
+    bool is_root = comm->rank == root;
+    if (is_root) check_buf(comm, OpKind::kBroadcast, sendbuf, count, "sendbuf");
+    check_buf(comm, OpKind::kBroadcast, recvbuf, count, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsBroadcast");
+    Call call{OpKind::kBroadcast, sendbuf, recvbuf, count, datatype, fsSum, root};
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count,
+                      dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+                        HostOp host = make_host_op(comm, OpKind::kBroadcast);
+                        host_broadcast(host, in, out, n, datatype, root);
+                      });
+    });
+  });
+}
+
+fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype,
+                       fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kAllGather, datatype);
+    check_buf(comm, OpKind::kAllGather, sendbuf, sendcount, "sendbuf");
+    check_buf(comm, OpKind::kAllGather, recvbuf, sendcount, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsAllGather");
+    Call call{OpKind::kAllGather, sendbuf, recvbuf, sendcount, datatype};
+    size_t bytes = sendcount * dtype_bytes(datatype);
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_whole(comm, s, &sendbuf, bytes, &recvbuf, bytes * comm->nranks,
+                [&](const char* in, char* out) {
+                  HostOp host = make_host_op(comm, OpKind::kAllGather);
+                  host_all_gather(host, in, out, sendcount, datatype);
+                });
+    });
+  });
+}
+
+fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount,
+                           fsDataType_t datatype, fsRedOp_t op, fsComm_t comm,
+                           fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kReduceScatter, datatype);
+    check_redop(comm, OpKind::kReduceScatter, op);
+    check_buf(comm, OpKind::kReduceScatter, sendbuf, recvcount, "sendbuf");
+    check_buf(comm, OpKind::kReduceScatter, recvbuf, recvcount, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsReduceScatter");
+    Call call{OpKind::kReduceScatter, sendbuf, recvbuf, recvcount, datatype, op};
+    size_t bytes = recvcount * dtype_bytes(datatype);
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_whole(comm, s, &sendbuf, bytes * comm->nranks, &recvbuf, bytes,
+                [&](const char* in, char* out) {
+                  HostOp host = make_host_op(comm, OpKind::kReduceScatter);
+                  host_reduce_scatter(host, in, out, recvcount, datatype, op);
+                });
+    });
+  });
+}
+
+fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype,
+                    int root, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kGather, datatype);
+    check_root(comm, OpKind::kGather, root);
+    check_buf(comm, OpKind::kGather, sendbuf, sendcount, "sendbuf");
+    bool is_root = comm->rank == root;
+    if (is_root) check_buf(comm, OpKind::kGather, recvbuf, sendcount, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsGather");
+    Call call{OpKind::kGather, sendbuf, recvbuf, sendcount, datatype, fsSum, root};
+    size_t bytes = sendcount * dtype_bytes(datatype);
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_whole(comm, s, &sendbuf, bytes, is_root ? &recvbuf : nullptr, bytes * comm->nranks,
+                [&](const char* in, char* out) {
+                  HostOp host = make_host_op(comm, OpKind::kGather);
+                  host_gather(host, in, out, sendcount, datatype, root);
+                });
+    });
+  });
+}
+
+fsResult_t fsScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
+                     int root, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kScatter, datatype);
+    check_root(comm, OpKind::kScatter, root);
+    bool is_root = comm->rank == root;
+    if (is_root) check_buf(comm, OpKind::kScatter, sendbuf, recvcount, "sendbuf");
+    check_buf(comm, OpKind::kScatter, recvbuf, recvcount, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsScatter");
+    Call call{OpKind::kScatter, sendbuf, recvbuf, recvcount, datatype, fsSum, root};
+    size_t bytes = recvcount * dtype_bytes(datatype);
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_whole(comm, s, is_root ? &sendbuf : nullptr, bytes * comm->nranks, &recvbuf, bytes,
+                [&](const char* in, char* out) {
+                  HostOp host = make_host_op(comm, OpKind::kScatter);
+                  host_scatter(host, in, out, recvcount, datatype, root);
+                });
+    });
+  });
+}
+
+fsResult_t fsAllToAllv(fsBuf sendbuf, const size_t* sendcounts, const size_t* sdispls,
+                       fsBuf recvbuf, const size_t* recvcounts, const size_t* rdispls,
+                       fsDataType_t datatype, fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_common(comm, OpKind::kAllToAllv, datatype);
+    if (!sendcounts || !sdispls || !recvcounts || !rdispls)
+      fail(fsInvalidArgument, where(comm, OpKind::kAllToAllv),
+           ": sendcounts, sdispls, recvcounts and rdispls must all be non-NULL");
+    size_t send_extent = 0, recv_extent = 0;
+    for (int r = 0; r < comm->nranks; ++r) {
+      send_extent = std::max(send_extent, sdispls[r] + sendcounts[r]);
+      recv_extent = std::max(recv_extent, rdispls[r] + recvcounts[r]);
+    }
+    check_buf(comm, OpKind::kAllToAllv, sendbuf, send_extent, "sendbuf");
+    check_buf(comm, OpKind::kAllToAllv, recvbuf, recv_extent, "recvbuf");
+    runtime::Stream s = resolve_stream(comm, stream, "fsAllToAllv");
+    Call call{OpKind::kAllToAllv, sendbuf, recvbuf, 0, datatype, fsSum, 0,
+              sendcounts, sdispls, recvcounts, rdispls};
+    size_t esize = dtype_bytes(datatype);
+    run_op(comm, [&] {
+      if (try_engines(comm, call, s)) return;
+      run_whole(comm, s, &sendbuf, send_extent * esize, &recvbuf, recv_extent * esize,
+                [&](const char* in, char* out) {
+                  HostOp host = make_host_op(comm, OpKind::kAllToAllv);
+                  host_all_to_allv(host, in, sendcounts, sdispls, out, recvcounts, rdispls,
+                                   datatype);
+                });
+    });
+  });
+}
+
+fsResult_t fsAllToAll(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
+                      fsComm_t comm, fsStream_t stream) {
+  if (!comm) {
+    set_last_error("fsAllToAll: comm is NULL");
+    return fsInvalidArgument;
+  }
+  std::vector<size_t> counts(comm->nranks, count), displs(comm->nranks);
+  for (int r = 0; r < comm->nranks; ++r) displs[r] = count * r;
+  return fsAllToAllv(sendbuf, counts.data(), displs.data(), recvbuf, counts.data(),
+                     displs.data(), datatype, comm, stream);
+}
+
+fsResult_t fsSend(fsBuf sendbuf, size_t count, fsDataType_t datatype, int peer, fsComm_t comm,
+                  fsStream_t stream) {
+  Call call{OpKind::kSend, sendbuf, fsBuf{}, count, datatype, fsSum, peer};
+  return queue_p2p(comm, call, stream);
+}
+
+fsResult_t fsRecv(fsBuf recvbuf, size_t count, fsDataType_t datatype, int peer, fsComm_t comm,
+                  fsStream_t stream) {
+  Call call{OpKind::kRecv, fsBuf{}, recvbuf, count, datatype, fsSum, peer};
+  return queue_p2p(comm, call, stream);
+}
+
+fsResult_t fsBarrier(fsComm_t comm, fsStream_t stream) {
+  return guard([&] {
+    check_usable(comm, "fsBarrier");
+    runtime::Stream s = resolve_stream(comm, stream, "fsBarrier");
+    Call call{OpKind::kBarrier};
+    run_op(comm, [&] {
+      s.synchronize();
+      if (try_engines(comm, call, s)) return;
+      HostOp host = make_host_op(comm, OpKind::kBarrier);
+      host_barrier(host);
+    });
+  });
+}
+
+fsResult_t fsGroupStart(void) {
+  ++t_group.depth;
+  return fsSuccess;
+}
+
+fsResult_t fsGroupEnd(void) {
+  return guard([&] {
+    if (t_group.depth == 0) fail(fsInvalidUsage, "fsGroupEnd without fsGroupStart");
+    if (--t_group.depth > 0) return;
+    std::vector<QueuedP2p> queued = std::move(t_group.queued);
+    t_group.queued.clear();
+    std::map<fsComm*, std::vector<QueuedP2p>> by_comm;
+    for (QueuedP2p& item : queued) by_comm[item.comm].push_back(item);
+    for (auto& [comm, items] : by_comm) {
+      check_usable(comm, "fsGroupEnd");
+      run_p2p(comm, items);
+    }
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,84 @@
+// The communicator object behind fsComm_t and the guard that turns exceptions into status codes
+// plus the per-thread last-error message at the C boundary.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flagstone/runtime/device.h"
+#include "host/algorithms.h"
+#include "host/bootstrap.h"
+#include "host/transport.h"
+#include "internal.h"
+
+namespace flagstone::comm {
+
+class NcclEngine;
+class MpiEngine;
+
+struct ResolvedConfig {
+  std::string device = "cpu";
+  int64_t timeout_ms = 60000;
+  int64_t init_timeout_ms = 120000;
+  Algo algo = Algo::kAuto;
+  std::string engine = "auto";
+  bool use_shm = true;
+  bool check = true;
+  size_t chunk_bytes = 256 << 10;   // ring pipelining unit
+  size_t stage_bytes = 4 << 20;     // device staging unit
+};
+
+ResolvedConfig resolve_config(const fsConfig* config);
+
+}  // namespace flagstone::comm
+
+struct fsComm {
+  int rank = 0;
+  int nranks = 1;
+  flagstone::comm::ResolvedConfig config;
+  flagstone::runtime::Device device;
+  bool host_accessible = true;  // device memory is host memory (cpu)
+  bool any_staged = false;      // some rank stages through host: everyone chunks alike
+  std::vector<flagstone::comm::PeerInfo> peers;
+  flagstone::comm::Fd abort_fd;  // eventfd: readable once aborted
+  std::unique_ptr<flagstone::comm::Transport> transport;
+  // shared_ptr so that engines stay incomplete types here (their deleters travel with them).
+  std::shared_ptr<flagstone::comm::NcclEngine> nccl;
+  std::shared_ptr<flagstone::comm::MpiEngine> mpi;
+  std::atomic<int> async_error{fsSuccess};
+  std::atomic<bool> aborted{false};
+  uint32_t seq = 0;
+  std::mutex mutex;  // one operation at a time
+  std::unique_ptr<flagstone::runtime::PinnedHostBuffer> stage_in, stage_out;
+
+  ~fsComm();
+};
+
+namespace flagstone::comm {
+
+// Records `message` as this thread's last error.
+void set_last_error(const std::string& message);
+
+// Maps the exception being handled to a status and records its message.
+fsResult_t map_exception();
+
+// Runs `body`, mapping exceptions to status codes and recording the message.
+template <typename Body>
+fsResult_t guard(Body&& body) {
+  try {
+    body();
+    return fsSuccess;
+  } catch (...) {
+    return map_exception();
+  }
+}
+
+// A collective in progress: marks the comm broken if the body throws after talking to peers.
+HostOp make_host_op(fsComm* comm, OpKind kind);
+void mark_failed(fsComm* comm, fsResult_t code) noexcept;
+void check_usable(fsComm* comm, const char* op);
+
+}  // namespace flagstone::comm

@@ -1,0 +1,32 @@
+// Device buffers seen from the host path: host-accessible memory is used in place; other device
+// memory is staged through host buffers with the runtime's copies, chunked and ordered on the
+// caller's stream so device-to-host copies of later chunks overlap the network of earlier ones.
+#pragma once
+
+#include <functional>
+
+#include "comm_impl.h"
+
+namespace flagstone::comm {
+
+runtime::Stream resolve_stream(fsComm* comm, fsStream_t stream, const char* op);
+
+// Where the host path can read or write a buffer: `host` is set unless the memory needs staging.
+struct View {
+  char* host = nullptr;
+  bool staged = false;
+};
+View view_of(fsComm* comm, fsBuf buf);
+
+// Element-wise operations (all-reduce, reduce, broadcast): body(in, out, first, n) runs chunk by
+// chunk when any rank of the comm stages (every rank chunks alike, so calls stay matched).
+using ChunkBody = std::function<void(const char* in, char* out, size_t n)>;
+void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* send,
+                     const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body);
+
+// Other operations: the whole send buffer comes to the host first, the whole result goes back.
+using WholeBody = std::function<void(const char* in, char* out)>;
+void run_whole(fsComm* comm, const runtime::Stream& stream, const fsBuf* send, size_t send_bytes,
+               const fsBuf* recv, size_t recv_bytes, const WholeBody& body);
+
+}  // namespace flagstone::comm

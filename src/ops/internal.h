@@ -1,0 +1,39 @@
+// Internals shared by the ops layer's files: the shared policy snapshot and the registration
+// entry points of every op family and provider (called once when the registry is built).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "flagstone/ops/policy.h"
+#include "flagstone/ops/registry.h"
+
+namespace flagstone::ops {
+
+// The current policy without a copy; dispatch caches selections per policy_version().
+std::shared_ptr<const Policy> current_policy();
+uint64_t policy_version();
+
+// Schemas with their reference implementations, one function per family.
+void register_unary_ops(Registry& registry);
+void register_binary_ops(Registry& registry);
+void register_reduction_ops(Registry& registry);
+void register_norm_ops(Registry& registry);
+void register_llm_ops(Registry& registry);
+void register_attention_ops(Registry& registry);
+void register_sort_sample_ops(Registry& registry);
+void register_linalg_ops(Registry& registry);
+void register_movement_ops(Registry& registry);
+void register_factory_ops(Registry& registry);
+
+// cpu implementations (src/ops/cpu/).
+void register_cpu_elementwise(Registry& registry);
+void register_cpu_reduction(Registry& registry);
+void register_cpu_norm(Registry& registry);
+void register_cpu_llm(Registry& registry);
+void register_cpu_attention(Registry& registry);
+void register_cpu_gemm(Registry& registry);
+void register_cpu_sample(Registry& registry);
+void register_cpu_movement(Registry& registry);
+
+}  // namespace flagstone::ops

@@ -1,0 +1,100 @@
+// Symbolic names of OpenCL status codes and the checking function behind FS_CL.
+// Names make errors actionable: "CL_INVALID_BUFFER_SIZE" says more than "-61".
+#include "opencl/opencl_check.h"
+
+#include <CL/cl_ext.h>
+
+#include <string>
+
+#include "flagstone/base/error.h"
+
+namespace flagstone::runtime::opencl {
+
+std::string code_name(cl_int code) {
+  switch (code) {
+#define FS_CL_NAME(code) \
+  case code:             \
+    return #code;
+    FS_CL_NAME(CL_SUCCESS)
+    FS_CL_NAME(CL_DEVICE_NOT_FOUND)
+    FS_CL_NAME(CL_DEVICE_NOT_AVAILABLE)
+    FS_CL_NAME(CL_COMPILER_NOT_AVAILABLE)
+    FS_CL_NAME(CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    FS_CL_NAME(CL_OUT_OF_RESOURCES)
+    FS_CL_NAME(CL_OUT_OF_HOST_MEMORY)
+    FS_CL_NAME(CL_PROFILING_INFO_NOT_AVAILABLE)
+    FS_CL_NAME(CL_MEM_COPY_OVERLAP)
+    FS_CL_NAME(CL_IMAGE_FORMAT_MISMATCH)
+    FS_CL_NAME(CL_IMAGE_FORMAT_NOT_SUPPORTED)
+    FS_CL_NAME(CL_MAP_FAILURE)
+    FS_CL_NAME(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+    FS_CL_NAME(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    FS_CL_NAME(CL_COMPILE_PROGRAM_FAILURE)
+    FS_CL_NAME(CL_LINKER_NOT_AVAILABLE)
+    FS_CL_NAME(CL_LINK_PROGRAM_FAILURE)
+    FS_CL_NAME(CL_DEVICE_PARTITION_FAILED)
+    FS_CL_NAME(CL_KERNEL_ARG_INFO_NOT_AVAILABLE)
+    FS_CL_NAME(CL_INVALID_VALUE)
+    FS_CL_NAME(CL_INVALID_DEVICE_TYPE)
+    FS_CL_NAME(CL_INVALID_PLATFORM)
+    FS_CL_NAME(CL_INVALID_DEVICE)
+    FS_CL_NAME(CL_INVALID_CONTEXT)
+    FS_CL_NAME(CL_INVALID_QUEUE_PROPERTIES)
+    FS_CL_NAME(CL_INVALID_COMMAND_QUEUE)
+    FS_CL_NAME(CL_INVALID_HOST_PTR)
+    FS_CL_NAME(CL_INVALID_MEM_OBJECT)
+    FS_CL_NAME(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR)
+    FS_CL_NAME(CL_INVALID_IMAGE_SIZE)
+    FS_CL_NAME(CL_INVALID_SAMPLER)
+    FS_CL_NAME(CL_INVALID_BINARY)
+    FS_CL_NAME(CL_INVALID_BUILD_OPTIONS)
+    FS_CL_NAME(CL_INVALID_PROGRAM)
+    FS_CL_NAME(CL_INVALID_PROGRAM_EXECUTABLE)
+    FS_CL_NAME(CL_INVALID_KERNEL_NAME)
+    FS_CL_NAME(CL_INVALID_KERNEL_DEFINITION)
+    FS_CL_NAME(CL_INVALID_KERNEL)
+    FS_CL_NAME(CL_INVALID_ARG_INDEX)
+    FS_CL_NAME(CL_INVALID_ARG_VALUE)
+    FS_CL_NAME(CL_INVALID_ARG_SIZE)
+    FS_CL_NAME(CL_INVALID_KERNEL_ARGS)
+    FS_CL_NAME(CL_INVALID_WORK_DIMENSION)
+    FS_CL_NAME(CL_INVALID_WORK_GROUP_SIZE)
+    FS_CL_NAME(CL_INVALID_WORK_ITEM_SIZE)
+    FS_CL_NAME(CL_INVALID_GLOBAL_OFFSET)
+    FS_CL_NAME(CL_INVALID_EVENT_WAIT_LIST)
+    FS_CL_NAME(CL_INVALID_EVENT)
+    FS_CL_NAME(CL_INVALID_OPERATION)
+    FS_CL_NAME(CL_INVALID_GL_OBJECT)
+    FS_CL_NAME(CL_INVALID_BUFFER_SIZE)
+    FS_CL_NAME(CL_INVALID_MIP_LEVEL)
+    FS_CL_NAME(CL_INVALID_GLOBAL_WORK_SIZE)
+    FS_CL_NAME(CL_INVALID_PROPERTY)
+    FS_CL_NAME(CL_INVALID_IMAGE_DESCRIPTOR)
+    FS_CL_NAME(CL_INVALID_COMPILER_OPTIONS)
+    FS_CL_NAME(CL_INVALID_LINKER_OPTIONS)
+    FS_CL_NAME(CL_INVALID_DEVICE_PARTITION_COUNT)
+    FS_CL_NAME(CL_INVALID_PIPE_SIZE)
+    FS_CL_NAME(CL_INVALID_DEVICE_QUEUE)
+    FS_CL_NAME(CL_INVALID_SPEC_ID)
+    FS_CL_NAME(CL_MAX_SIZE_RESTRICTION_EXCEEDED)
+    FS_CL_NAME(CL_PLATFORM_NOT_FOUND_KHR)
+    FS_CL_NAME(CL_CONTEXT_TERMINATED_KHR)
+#undef FS_CL_NAME
+    default:
+      return "CL_UNKNOWN_ERROR(" + std::to_string(code) + ")";
+  }
+}
+
+void check_cl(cl_int code, std::string_view call, std::string_view where, CallKind kind,
+              const char* file, int line) {
+  if (code == CL_SUCCESS) return;
+  // Only allocation calls map resource exhaustion to kOutOfMemory: the caching allocator then
+  // frees its cache and retries. Elsewhere CL_OUT_OF_RESOURCES often means a faulting kernel.
+  bool out_of_memory = kind == CallKind::kAllocation &&
+                       (code == CL_MEM_OBJECT_ALLOCATION_FAILURE || code == CL_OUT_OF_RESOURCES ||
+                        code == CL_OUT_OF_HOST_MEMORY || code == CL_INVALID_BUFFER_SIZE);
+  throw_error(out_of_memory ? ErrorCategory::kOutOfMemory : ErrorCategory::kBackend, call,
+              " failed with ", code_name(code), " on ", where, " at ", file, ":", line);
+}
+
+}  // namespace flagstone::runtime::opencl

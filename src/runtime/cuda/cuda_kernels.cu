@@ -58,17 +58,18 @@ struct ByteLayout {
 template <typename T, typename Index>
 cudaError_t launch(const std::byte* src, std::byte* dst, const ByteLayout& bytes, int64_t count,
                    cudaStream_t stream) {
+  // The innermost dimension has stride 1 byte on both sides and becomes a run of words of T;
+  // a run of one word adds nothing but a division per element, so it is dropped.
+  const int inner = bytes.ndim - 1;
+  const int64_t inner_words = bytes.sizes[inner] / int64_t{sizeof(T)};
   Layout<Index> layout{};
-  layout.ndim = bytes.ndim;
-  for (int d = 0; d < bytes.ndim; ++d) {
-    // The innermost dimension has stride 1 byte on both sides; it counts words of T instead.
-    const bool inner = d == bytes.ndim - 1;
-    layout.sizes[d] =
-        static_cast<Index>(inner ? bytes.sizes[d] / int64_t{sizeof(T)} : bytes.sizes[d]);
+  layout.ndim = inner_words == 1 ? inner : bytes.ndim;
+  for (int d = 0; d < layout.ndim; ++d) {
+    layout.sizes[d] = static_cast<Index>(d == inner ? inner_words : bytes.sizes[d]);
     layout.src_strides[d] =
-        static_cast<Index>(inner ? 1 : bytes.src_strides[d] / int64_t{sizeof(T)});
+        static_cast<Index>(d == inner ? 1 : bytes.src_strides[d] / int64_t{sizeof(T)});
     layout.dst_strides[d] =
-        static_cast<Index>(inner ? 1 : bytes.dst_strides[d] / int64_t{sizeof(T)});
+        static_cast<Index>(d == inner ? 1 : bytes.dst_strides[d] / int64_t{sizeof(T)});
   }
   int64_t blocks = (count + kThreads - 1) / kThreads;
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;

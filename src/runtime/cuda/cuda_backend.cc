@@ -200,7 +200,7 @@ DeviceInfo query_info(int device) {
   info.name = prop.name;
   info.vendor = "NVIDIA";
   info.arch = "sm_" + std::to_string(prop.major) + std::to_string(prop.minor);
-  info.driver_version = "driver " + version_text(driver) + ", runtime " + version_text(runtime);
+  info.driver_version = "CUDA " + version_text(driver) + " (runtime " + version_text(runtime) + ")";
   info.type = DeviceType::kGpu;
   info.memory_bytes = prop.totalGlobalMem;
   info.max_allocation_bytes = prop.totalGlobalMem;  // CUDA has no per-allocation cap

@@ -81,11 +81,11 @@ static inline fsBuf fsDeviceBuf(void* handle, size_t offset) {
 
 /* Options of fsCommInitRankConfig; fsConfigInit fills the defaults (and the env overrides). */
 typedef struct {
-  const char* device;   /* "cpu", "cuda:0", "opencl:0"; default $FLAGSTONE_DEVICE or "cpu" */
-  int64_t timeout_ms;   /* per operation; default $FLAGSTONE_COMM_TIMEOUT_MS or 60000 */
-  const char* algo;     /* "auto", "ring", "tree", "rhd", "direct"; default $FLAGSTONE_COMM_ALGO */
-  const char* engine;   /* "auto", "host", "mpi", "nccl"; default $FLAGSTONE_COMM_ENGINE */
-  int use_shm;          /* 1: shared memory between ranks of one host (default; FLAGSTONE_COMM_SHM=0) */
+  const char* device; /* "cpu", "cuda:0", "opencl:0"; default $FLAGSTONE_DEVICE or "cpu" */
+  int64_t timeout_ms; /* per operation; default $FLAGSTONE_COMM_TIMEOUT_MS or 60000 */
+  const char* algo;   /* "auto", "ring", "tree", "rhd", "direct"; default $FLAGSTONE_COMM_ALGO */
+  const char* engine; /* "auto", "host", "mpi", "nccl"; default $FLAGSTONE_COMM_ENGINE */
+  int use_shm; /* 1: shared memory between ranks of one host (default; FLAGSTONE_COMM_SHM=0) */
 } fsConfig;
 
 const char* fsGetErrorString(fsResult_t result);
@@ -125,19 +125,18 @@ fsResult_t fsCommDevice(fsComm_t comm, char* spec, size_t capacity);
 
 fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
                        fsRedOp_t op, fsComm_t comm, fsStream_t stream);
-fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
-                    fsRedOp_t op, int root, fsComm_t comm, fsStream_t stream);
-fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
-                       int root, fsComm_t comm, fsStream_t stream);
+fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, fsRedOp_t op,
+                    int root, fsComm_t comm, fsStream_t stream);
+fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, int root,
+                       fsComm_t comm, fsStream_t stream);
 /* recvbuf holds nranks * sendcount elements, rank r's at offset r * sendcount. */
 fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype,
                        fsComm_t comm, fsStream_t stream);
 /* sendbuf holds nranks * recvcount elements; rank r receives the reduction of block r. */
-fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount,
-                           fsDataType_t datatype, fsRedOp_t op, fsComm_t comm,
-                           fsStream_t stream);
-fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype,
-                    int root, fsComm_t comm, fsStream_t stream);
+fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
+                           fsRedOp_t op, fsComm_t comm, fsStream_t stream);
+fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype, int root,
+                    fsComm_t comm, fsStream_t stream);
 fsResult_t fsScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
                      int root, fsComm_t comm, fsStream_t stream);
 /* count elements go to each peer: block p of sendbuf to rank p, block p of recvbuf from p. */

@@ -14,21 +14,20 @@ namespace runtime = flagstone::runtime;
 namespace {
 
 std::string where(fsComm* comm, OpKind kind) {
-  return flagstone::detail::concat(op_name(kind), " (rank ", comm->rank, " of ", comm->nranks,
-                                   ")");
+  return flagstone::detail::concat(op_name(kind), " (rank ", comm->rank, " of ", comm->nranks, ")");
 }
 
 void check_common(fsComm* comm, OpKind kind, int dtype) {
   check_usable(comm, op_name(kind));
   if (!valid_dtype(dtype))
-    fail(fsInvalidArgument, where(comm, kind), ": datatype ", dtype,
-         " is not an fsDataType_t (0..", fsNumTypes - 1, ")");
+    fail(fsInvalidArgument, where(comm, kind), ": datatype ", dtype, " is not an fsDataType_t (0..",
+         fsNumTypes - 1, ")");
 }
 
 void check_redop(fsComm* comm, OpKind kind, int redop) {
   if (!valid_redop(redop))
-    fail(fsInvalidArgument, where(comm, kind), ": reduction ", redop,
-         " is not an fsRedOp_t (0..", fsNumOps - 1, ")");
+    fail(fsInvalidArgument, where(comm, kind), ": reduction ", redop, " is not an fsRedOp_t (0..",
+         fsNumOps - 1, ")");
 }
 
 void check_root(fsComm* comm, OpKind kind, int root, const char* what = "root") {
@@ -166,8 +165,8 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
   });
 }
 
-fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
-                    fsRedOp_t op, int root, fsComm_t comm, fsStream_t stream) {
+fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, fsRedOp_t op,
+                    int root, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
     check_common(comm, OpKind::kReduce, datatype);
     check_redop(comm, OpKind::kReduce, op);
@@ -179,8 +178,8 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
     Call call{OpKind::kReduce, sendbuf, recvbuf, count, datatype, op, root};
     run_op(comm, [&] {
       if (try_engines(comm, call, s)) return;
-      run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count,
-                      dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+      run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count, dtype_bytes(datatype),
+                      [&](const char* in, char* out, size_t n) {
                         HostOp host = make_host_op(comm, OpKind::kReduce);
                         host_reduce(host, in, out, n, datatype, op, root);
                       });
@@ -188,8 +187,8 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
   });
 }
 
-fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
-                       int root, fsComm_t comm, fsStream_t stream) {
+fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, int root,
+                       fsComm_t comm, fsStream_t stream) {
   return guard([&] {
     check_common(comm, OpKind::kBroadcast, datatype);
     check_root(comm, OpKind::kBroadcast, root);
@@ -200,8 +199,8 @@ fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     Call call{OpKind::kBroadcast, sendbuf, recvbuf, count, datatype, fsSum, root};
     run_op(comm, [&] {
       if (try_engines(comm, call, s)) return;
-      run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count,
-                      dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+      run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count, dtype_bytes(datatype),
+                      [&](const char* in, char* out, size_t n) {
                         HostOp host = make_host_op(comm, OpKind::kBroadcast);
                         host_broadcast(host, in, out, n, datatype, root);
                       });
@@ -229,9 +228,8 @@ fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataTyp
   });
 }
 
-fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount,
-                           fsDataType_t datatype, fsRedOp_t op, fsComm_t comm,
-                           fsStream_t stream) {
+fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
+                           fsRedOp_t op, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
     check_common(comm, OpKind::kReduceScatter, datatype);
     check_redop(comm, OpKind::kReduceScatter, op);
@@ -251,8 +249,8 @@ fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount,
   });
 }
 
-fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype,
-                    int root, fsComm_t comm, fsStream_t stream) {
+fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype, int root,
+                    fsComm_t comm, fsStream_t stream) {
   return guard([&] {
     check_common(comm, OpKind::kGather, datatype);
     check_root(comm, OpKind::kGather, root);
@@ -311,17 +309,18 @@ fsResult_t fsAllToAllv(fsBuf sendbuf, const size_t* sendcounts, const size_t* sd
     check_buf(comm, OpKind::kAllToAllv, sendbuf, send_extent, "sendbuf");
     check_buf(comm, OpKind::kAllToAllv, recvbuf, recv_extent, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsAllToAllv");
-    Call call{OpKind::kAllToAllv, sendbuf, recvbuf, 0, datatype, fsSum, 0,
-              sendcounts, sdispls, recvcounts, rdispls};
+    Call call{OpKind::kAllToAllv, sendbuf, recvbuf,    0,      datatype, fsSum, 0,
+              sendcounts,         sdispls, recvcounts, rdispls};
     size_t esize = dtype_bytes(datatype);
     run_op(comm, [&] {
       if (try_engines(comm, call, s)) return;
-      run_whole(comm, s, &sendbuf, send_extent * esize, &recvbuf, recv_extent * esize,
-                [&](const char* in, char* out) {
-                  HostOp host = make_host_op(comm, OpKind::kAllToAllv);
-                  host_all_to_allv(host, in, sendcounts, sdispls, out, recvcounts, rdispls,
-                                   datatype);
-                });
+      run_whole(
+          comm, s, &sendbuf, send_extent * esize, &recvbuf, recv_extent * esize,
+          [&](const char* in, char* out) {
+            HostOp host = make_host_op(comm, OpKind::kAllToAllv);
+            host_all_to_allv(host, in, sendcounts, sdispls, out, recvcounts, rdispls, datatype);
+          },
+          true);
     });
   });
 }
@@ -334,8 +333,8 @@ fsResult_t fsAllToAll(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t d
   }
   std::vector<size_t> counts(comm->nranks, count), displs(comm->nranks);
   for (int r = 0; r < comm->nranks; ++r) displs[r] = count * r;
-  return fsAllToAllv(sendbuf, counts.data(), displs.data(), recvbuf, counts.data(),
-                     displs.data(), datatype, comm, stream);
+  return fsAllToAllv(sendbuf, counts.data(), displs.data(), recvbuf, counts.data(), displs.data(),
+                     datatype, comm, stream);
 }
 
 fsResult_t fsSend(fsBuf sendbuf, size_t count, fsDataType_t datatype, int peer, fsComm_t comm,

@@ -42,7 +42,9 @@ fsResult_t code_of(ErrorCategory category) {
 }
 }  // namespace
 
-void set_last_error(const std::string& message) { t_last_error = message; }
+void set_last_error(const std::string& message) {
+  t_last_error = message;
+}
 
 fsResult_t map_exception() {
   try {
@@ -102,8 +104,8 @@ void check_usable(fsComm* comm, const char* op) {
   int error = comm->async_error.load();
   if (error != fsSuccess)
     fail(fsInvalidUsage, op, ": rank ", comm->rank,
-         " called on a communicator broken by an earlier error (", fsGetErrorString(
-             static_cast<fsResult_t>(error)), "); destroy it and create a new one");
+         " called on a communicator broken by an earlier error (",
+         fsGetErrorString(static_cast<fsResult_t>(error)), "); destroy it and create a new one");
 }
 
 HostOp make_host_op(fsComm* comm, OpKind kind) {
@@ -189,21 +191,34 @@ extern "C" {
 
 const char* fsGetErrorString(fsResult_t result) {
   switch (result) {
-    case fsSuccess: return "success";
-    case fsInvalidArgument: return "invalid argument";
-    case fsInvalidUsage: return "invalid usage";
-    case fsSystemError: return "system error";
-    case fsRemoteError: return "remote error (a peer died, aborted or failed)";
-    case fsTimeout: return "timeout";
-    case fsAborted: return "aborted";
-    case fsUnsupported: return "unsupported";
-    case fsInternalError: return "internal error";
-    case fsInProgress: return "in progress";
-    default: return "unknown status code";
+    case fsSuccess:
+      return "success";
+    case fsInvalidArgument:
+      return "invalid argument";
+    case fsInvalidUsage:
+      return "invalid usage";
+    case fsSystemError:
+      return "system error";
+    case fsRemoteError:
+      return "remote error (a peer died, aborted or failed)";
+    case fsTimeout:
+      return "timeout";
+    case fsAborted:
+      return "aborted";
+    case fsUnsupported:
+      return "unsupported";
+    case fsInternalError:
+      return "internal error";
+    case fsInProgress:
+      return "in progress";
+    default:
+      return "unknown status code";
   }
 }
 
-const char* fsGetLastError(void) { return t_last_error.c_str(); }
+const char* fsGetLastError(void) {
+  return t_last_error.c_str();
+}
 
 fsResult_t fsGetVersion(int* version) {
   if (!version) return fsInvalidArgument;
@@ -291,7 +306,8 @@ fsResult_t fsCommInitFromEnv(fsComm_t* comm, const fsConfig* config) {
       parts.port = static_cast<uint16_t>(std::atoi(root.c_str() + colon + 1));
       std::string job = env_string("SLURM_JOB_ID", env_string("OMPI_MCA_ess_base_jobid", "0"));
       parts.magic = std::hash<std::string>{}("flagstone:" + root + ":" + job) | 1;
-      if (rank == 0) start_rendezvous(parts.port, resolve_config(config).init_timeout_ms, parts.magic);
+      if (rank == 0)
+        start_rendezvous(parts.port, resolve_config(config).init_timeout_ms, parts.magic);
       id = make_unique_id(parts);
     } else {
 #ifdef FLAGSTONE_COMM_MPI

@@ -27,8 +27,8 @@ struct ResolvedConfig {
   std::string engine = "auto";
   bool use_shm = true;
   bool check = true;
-  size_t chunk_bytes = 256 << 10;   // ring pipelining unit
-  size_t stage_bytes = 4 << 20;     // device staging unit
+  size_t chunk_bytes = 256 << 10;  // ring pipelining unit
+  size_t stage_bytes = 4 << 20;    // device staging unit
 };
 
 ResolvedConfig resolve_config(const fsConfig* config);

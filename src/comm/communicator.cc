@@ -39,21 +39,29 @@ fsConfig make_config(const CommOptions& options) {
 
 void throw_on_error(fsResult_t result) {
   if (result == fsSuccess) return;
-  throw Error(category_of(result),
-              std::string(fsGetErrorString(result)) + ": " + fsGetLastError());
+  throw Error(category_of(result), std::string(fsGetErrorString(result)) + ": " + fsGetLastError());
 }
 
 fsDataType_t to_comm_dtype(DType dtype) {
   switch (dtype) {
-    case DType::kI8: return fsInt8;
-    case DType::kU8: return fsUint8;
-    case DType::kI32: return fsInt32;
-    case DType::kI64: return fsInt64;
-    case DType::kF16: return fsFloat16;
-    case DType::kBF16: return fsBfloat16;
-    case DType::kF32: return fsFloat32;
-    case DType::kF64: return fsFloat64;
-    case DType::kBool: return fsUint8;
+    case DType::kI8:
+      return fsInt8;
+    case DType::kU8:
+      return fsUint8;
+    case DType::kI32:
+      return fsInt32;
+    case DType::kI64:
+      return fsInt64;
+    case DType::kF16:
+      return fsFloat16;
+    case DType::kBF16:
+      return fsBfloat16;
+    case DType::kF32:
+      return fsFloat32;
+    case DType::kF64:
+      return fsFloat64;
+    case DType::kBool:
+      return fsUint8;
     default:
       throw_error(ErrorCategory::kUnsupported, "comm cannot reduce tensors of dtype ",
                   dtype_name(dtype));
@@ -118,7 +126,9 @@ Communicator Communicator::split(int color, int key) const {
   return Communicator(comm);
 }
 
-void Communicator::abort() const { throw_on_error(fsCommAbort(comm_)); }
+void Communicator::abort() const {
+  throw_on_error(fsCommAbort(comm_));
+}
 
 fsResult_t Communicator::async_error() const {
   fsResult_t error = fsSuccess;

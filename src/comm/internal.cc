@@ -66,8 +66,12 @@ const char* redop_name(fsRedOp_t op) {
   return valid_redop(op) ? kNames[op] : "invalid-redop";
 }
 
-bool valid_dtype(int dtype) { return dtype >= 0 && dtype < fsNumTypes; }
-bool valid_redop(int op) { return op >= 0 && op < fsNumOps; }
+bool valid_dtype(int dtype) {
+  return dtype >= 0 && dtype < fsNumTypes;
+}
+bool valid_redop(int op) {
+  return op >= 0 && op < fsNumOps;
+}
 
 std::string env_string(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);

@@ -33,7 +33,9 @@ using Clock = std::chrono::steady_clock;
 struct Deadline {
   Clock::time_point at;
   int64_t timeout_ms = 0;
-  static Deadline after_ms(int64_t ms) { return {Clock::now() + std::chrono::milliseconds(ms), ms}; }
+  static Deadline after_ms(int64_t ms) {
+    return {Clock::now() + std::chrono::milliseconds(ms), ms};
+  }
   // Milliseconds left, at least 0, at most `cap` (poll() takes an int).
   int remaining_ms(int cap = 1 << 30) const;
   bool expired() const { return Clock::now() >= at; }

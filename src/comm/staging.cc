@@ -76,7 +76,7 @@ void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* s
 }
 
 void run_whole(fsComm* comm, const runtime::Stream& stream, const fsBuf* send, size_t send_bytes,
-               const fsBuf* recv, size_t recv_bytes, const WholeBody& body) {
+               const fsBuf* recv, size_t recv_bytes, const WholeBody& body, bool preserve) {
   View in = send ? view_of(comm, *send) : View{};
   View out = recv ? view_of(comm, *recv) : View{};
   runtime::DeviceImpl& device = comm->device.impl();
@@ -84,10 +84,14 @@ void run_whole(fsComm* comm, const runtime::Stream& stream, const fsBuf* send, s
     in.host = stage_buffer(comm, comm->stage_in, send_bytes);
     device.copy_to_host(stream.impl(), in.host, send->ptr, send->offset, send_bytes);
   }
+  if (out.staged) {
+    out.host = stage_buffer(comm, comm->stage_out, recv_bytes);
+    if (preserve) device.copy_to_host(stream.impl(), out.host, recv->ptr, recv->offset, recv_bytes);
+  }
   stream.synchronize();
-  if (out.staged) out.host = stage_buffer(comm, comm->stage_out, recv_bytes);
   body(in.host, out.host);
-  if (out.staged) device.copy_to_device(stream.impl(), recv->ptr, recv->offset, out.host, recv_bytes);
+  if (out.staged)
+    device.copy_to_device(stream.impl(), recv->ptr, recv->offset, out.host, recv_bytes);
 }
 
 }  // namespace flagstone::comm

@@ -25,8 +25,10 @@ void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* s
                      const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body);
 
 // Other operations: the whole send buffer comes to the host first, the whole result goes back.
+// `preserve` first fetches the receive buffer too, for calls that leave parts of it untouched
+// (the gaps between all-to-all-v blocks).
 using WholeBody = std::function<void(const char* in, char* out)>;
 void run_whole(fsComm* comm, const runtime::Stream& stream, const fsBuf* send, size_t send_bytes,
-               const fsBuf* recv, size_t recv_bytes, const WholeBody& body);
+               const fsBuf* recv, size_t recv_bytes, const WholeBody& body, bool preserve = false);
 
 }  // namespace flagstone::comm

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "flagstone/base/dtype.h"
 #include "flagstone/base/error.h"
+#include "flagstone/base/half.h"
 #include "flagstone/comm.h"
 #include "flagstone/runtime/device.h"
 
@@ -23,7 +25,9 @@ fsDataType_t to_comm_dtype(DType dtype);
 inline fsBuf device_buf(const runtime::Buffer& buffer, size_t byte_offset = 0) {
   return fsDeviceBuf(buffer.handle(), byte_offset);
 }
-inline fsBuf host_buf(const void* data) { return fsHostBuf(data); }
+inline fsBuf host_buf(const void* data) {
+  return fsHostBuf(data);
+}
 
 struct CommOptions {
   std::string device;      // "" : $FLAGSTONE_DEVICE or cpu

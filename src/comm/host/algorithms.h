@@ -61,8 +61,8 @@ void host_reduce(HostOp& op, const void* send, void* recv, size_t count, fsDataT
 void host_broadcast(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,
                     int root);
 void host_all_gather(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype);
-void host_reduce_scatter(HostOp& op, const void* send, void* recv, size_t count,
-                         fsDataType_t dtype, fsRedOp_t redop);
+void host_reduce_scatter(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,
+                         fsRedOp_t redop);
 void host_gather(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,
                  int root);
 void host_scatter(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,

@@ -106,7 +106,8 @@ UniqueIdParts parse_unique_id(const fsUniqueId& id) {
   std::string text(id.internal, strnlen(id.internal, sizeof(id.internal)));
   UniqueIdParts parts;
   size_t last = text.rfind(':');
-  size_t mid = last == std::string::npos || last == 0 ? std::string::npos : text.rfind(':', last - 1);
+  size_t mid =
+      last == std::string::npos || last == 0 ? std::string::npos : text.rfind(':', last - 1);
   if (mid == std::string::npos)
     fail(fsInvalidArgument, "unique id '", text, "' is not of the form host:port:magic");
   parts.host = text.substr(0, mid);
@@ -170,8 +171,8 @@ std::vector<Fd> connect_mesh(const std::vector<PeerInfo>& peers, int rank, int l
     send_all(fds[peer].get(), &hello, sizeof(hello), deadline, abort_fd, what);
   }
   for (int accepted = 0; accepted < nranks - 1 - rank;) {
-    std::string what = detail::concat("rank ", rank, " waiting for connections from ranks > ",
-                                      rank);
+    std::string what =
+        detail::concat("rank ", rank, " waiting for connections from ranks > ", rank);
     Fd fd = accept_tcp(listener, deadline, abort_fd, nullptr, what);
     MeshHello hello;
     try {

@@ -18,10 +18,10 @@ struct PeerInfo {
   int32_t pid = 0;
   uint16_t port = 0;  // the rank's mesh listener
   uint16_t reserved = 0;
-  char ip[48] = {};       // filled by the server from the connection's source address
-  char host[64] = {};     // hostname: ranks with equal hosts may use shared memory
-  char device[32] = {};   // "cpu", "cuda:0", "opencl:0"
-  uint64_t host_hash = 0; // boot id + hostname, so containers with equal names stay apart
+  char ip[48] = {};        // filled by the server from the connection's source address
+  char host[64] = {};      // hostname: ranks with equal hosts may use shared memory
+  char device[32] = {};    // "cpu", "cuda:0", "opencl:0"
+  uint64_t host_hash = 0;  // boot id + hostname, so containers with equal names stay apart
 };
 
 struct UniqueIdParts {

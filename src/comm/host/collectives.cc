@@ -14,7 +14,9 @@ namespace flagstone::comm {
 
 namespace {
 
-int mod(int a, int n) { return ((a % n) + n) % n; }
+int mod(int a, int n) {
+  return ((a % n) + n) % n;
+}
 
 constexpr uint32_t kCallMagic = 0x46534f50;  // "FSOP"
 constexpr uint32_t kP2pMagic = 0x46535032;   // "FSP2"
@@ -39,21 +41,21 @@ void compare(HostOp& op, const CallHeader& mine, const CallHeader& theirs, int p
     fail(fsRemoteError, who, " are out of step: rank ", peer,
          " sent data where a call header was expected (a send/recv mismatch?)");
   if (theirs.kind != mine.kind)
-    fail(fsInvalidArgument, who, " called different collectives: ",
-         op_name(static_cast<OpKind>(mine.kind)), " vs ",
+    fail(fsInvalidArgument, who,
+         " called different collectives: ", op_name(static_cast<OpKind>(mine.kind)), " vs ",
          op_name(static_cast<OpKind>(theirs.kind)));
   if (theirs.seq != mine.seq)
     fail(fsInvalidArgument, who, " are at different collectives: call #", mine.seq, " vs #",
          theirs.seq, " (a rank skipped or repeated a call)");
   if (theirs.dtype != mine.dtype)
-    fail(fsInvalidArgument, who, " disagree on datatype: ",
-         dtype_name(static_cast<fsDataType_t>(mine.dtype)), " vs ",
+    fail(fsInvalidArgument, who,
+         " disagree on datatype: ", dtype_name(static_cast<fsDataType_t>(mine.dtype)), " vs ",
          dtype_name(static_cast<fsDataType_t>(theirs.dtype)));
   if (theirs.count != mine.count)
     fail(fsInvalidArgument, who, " disagree on count: ", mine.count, " vs ", theirs.count);
   if (theirs.redop != mine.redop)
-    fail(fsInvalidArgument, who, " disagree on reduction: ",
-         redop_name(static_cast<fsRedOp_t>(mine.redop)), " vs ",
+    fail(fsInvalidArgument, who,
+         " disagree on reduction: ", redop_name(static_cast<fsRedOp_t>(mine.redop)), " vs ",
          redop_name(static_cast<fsRedOp_t>(theirs.redop)));
   if (theirs.root != mine.root)
     fail(fsInvalidArgument, who, " disagree on root: ", mine.root, " vs ", theirs.root);
@@ -168,10 +170,10 @@ const char* algo_name(Algo algo) {
 }
 
 const char* op_name(OpKind kind) {
-  static const char* const kNames[] = {
-      "fsAllReduce", "fsReduce",   "fsBroadcast", "fsAllGather", "fsReduceScatter", "fsGather",
-      "fsScatter",   "fsAllToAll", "fsAllToAllv", "fsSend",      "fsBarrier",       "fsCommSplit",
-      "fsRecv"};
+  static const char* const kNames[] = {"fsAllReduce",     "fsReduce", "fsBroadcast", "fsAllGather",
+                                       "fsReduceScatter", "fsGather", "fsScatter",   "fsAllToAll",
+                                       "fsAllToAllv",     "fsSend",   "fsBarrier",   "fsCommSplit",
+                                       "fsRecv"};
   auto index = static_cast<size_t>(kind);
   return index < sizeof(kNames) / sizeof(kNames[0]) ? kNames[index] : "unknown-op";
 }
@@ -337,26 +339,26 @@ void host_p2p(HostOp& op, std::vector<P2p>& ops) {
   }
   // Chains: header k -> data k -> header k+1 for each peer.
   auto chain = std::make_shared<std::function<void(int, size_t)>>();
-  *chain = [&op, &ops, &in_headers, &recvs_by_peer, chain_weak = std::weak_ptr(chain)](
-               int peer, size_t k) {
+  *chain = [&op, &ops, &in_headers, &recvs_by_peer, chain_weak = std::weak_ptr(chain)](int peer,
+                                                                                       size_t k) {
     const std::vector<size_t>& list = recvs_by_peer[peer];
     if (k >= list.size()) return;
     size_t i = list[k];
-    op.transport.recv(peer, &in_headers[i], sizeof(P2pHeader), [&op, &ops, &in_headers, i, peer,
-                                                                k, chain_weak] {
-      const P2p& p = ops[i];
-      const P2pHeader& h = in_headers[i];
-      if (h.magic != kP2pMagic)
-        fail(fsRemoteError, op.name, ": rank ", op.rank(), " expected a send from rank ", peer,
-             " but got other traffic (a collective/send mismatch?)");
-      if (h.count != p.count || h.dtype != static_cast<uint32_t>(p.dtype))
-        fail(fsInvalidArgument, op.name, ": rank ", peer, " sends ", h.count, " x ",
-             dtype_name(static_cast<fsDataType_t>(h.dtype)), " but rank ", op.rank(),
-             " receives ", p.count, " x ", dtype_name(p.dtype));
-      op.transport.recv(peer, p.data, p.count * dtype_bytes(p.dtype), [peer, k, chain_weak] {
-        if (auto next = chain_weak.lock()) (*next)(peer, k + 1);
-      });
-    });
+    op.transport.recv(
+        peer, &in_headers[i], sizeof(P2pHeader), [&op, &ops, &in_headers, i, peer, k, chain_weak] {
+          const P2p& p = ops[i];
+          const P2pHeader& h = in_headers[i];
+          if (h.magic != kP2pMagic)
+            fail(fsRemoteError, op.name, ": rank ", op.rank(), " expected a send from rank ", peer,
+                 " but got other traffic (a collective/send mismatch?)");
+          if (h.count != p.count || h.dtype != static_cast<uint32_t>(p.dtype))
+            fail(fsInvalidArgument, op.name, ": rank ", peer, " sends ", h.count, " x ",
+                 dtype_name(static_cast<fsDataType_t>(h.dtype)), " but rank ", op.rank(),
+                 " receives ", p.count, " x ", dtype_name(p.dtype));
+          op.transport.recv(peer, p.data, p.count * dtype_bytes(p.dtype), [peer, k, chain_weak] {
+            if (auto next = chain_weak.lock()) (*next)(peer, k + 1);
+          });
+        });
   };
   for (auto& [peer, list] : recvs_by_peer) (*chain)(peer, 0);
   op.transport.wait(op.deadline, op.name);

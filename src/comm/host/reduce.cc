@@ -13,8 +13,16 @@ namespace flagstone::comm {
 namespace {
 
 // Signed integers reduce in their unsigned twin so that overflow wraps instead of being UB.
+template <typename T, bool = std::is_integral_v<T>>
+struct WrapOf {
+  using type = T;
+};
 template <typename T>
-using Wrap = std::conditional_t<std::is_integral_v<T>, std::make_unsigned_t<T>, T>;
+struct WrapOf<T, true> {
+  using type = std::make_unsigned_t<T>;
+};
+template <typename T>
+using Wrap = typename WrapOf<T>::type;
 
 template <typename T>
 T apply(fsRedOp_t op, T a, T b) {
@@ -66,10 +74,18 @@ void half_loop(uint16_t* out, const uint16_t* a, const uint16_t* b, size_t n, fs
   }
 }
 
-float load_bf16(uint16_t bits) { return bf16_bits_to_float(bits); }
-uint16_t store_bf16(float value) { return float_to_bf16_bits(value); }
-float load_f16(uint16_t bits) { return f16_bits_to_float(bits); }
-uint16_t store_f16(float value) { return float_to_f16_bits(value); }
+float load_bf16(uint16_t bits) {
+  return bf16_bits_to_float(bits);
+}
+uint16_t store_bf16(float value) {
+  return float_to_bf16_bits(value);
+}
+float load_f16(uint16_t bits) {
+  return f16_bits_to_float(bits);
+}
+uint16_t store_f16(float value) {
+  return float_to_f16_bits(value);
+}
 
 template <typename T>
 void average_loop(T* data, size_t n, int nranks) {
@@ -81,10 +97,10 @@ void average_loop(T* data, size_t n, int nranks) {
 void reduce_pair(void* out, const void* a, const void* b, size_t count, fsDataType_t dtype,
                  fsRedOp_t op) {
   switch (dtype) {
-#define FS_CASE(code, T)                                                                 \
-  case code:                                                                             \
-    pair_loop<T>(static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), \
-                 count, op);                                                             \
+#define FS_CASE(code, T)                                                                          \
+  case code:                                                                                      \
+    pair_loop<T>(static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), count, \
+                 op);                                                                             \
     return;
     FS_CASE(fsInt8, int8_t)
     FS_CASE(fsUint8, uint8_t)
@@ -100,8 +116,7 @@ void reduce_pair(void* out, const void* a, const void* b, size_t count, fsDataTy
                                      static_cast<const uint16_t*>(b), count, op);
       return;
     case fsBfloat16:
-      half_loop<load_bf16, store_bf16>(static_cast<uint16_t*>(out),
-                                       static_cast<const uint16_t*>(a),
+      half_loop<load_bf16, store_bf16>(static_cast<uint16_t*>(out), static_cast<const uint16_t*>(a),
                                        static_cast<const uint16_t*>(b), count, op);
       return;
     default:
@@ -115,14 +130,30 @@ void reduce_into(void* acc, const void* in, size_t count, fsDataType_t dtype, fs
 
 void finish_average(void* data, size_t count, fsDataType_t dtype, int nranks) {
   switch (dtype) {
-    case fsInt8: average_loop(static_cast<int8_t*>(data), count, nranks); return;
-    case fsUint8: average_loop(static_cast<uint8_t*>(data), count, nranks); return;
-    case fsInt32: average_loop(static_cast<int32_t*>(data), count, nranks); return;
-    case fsUint32: average_loop(static_cast<uint32_t*>(data), count, nranks); return;
-    case fsInt64: average_loop(static_cast<int64_t*>(data), count, nranks); return;
-    case fsUint64: average_loop(static_cast<uint64_t*>(data), count, nranks); return;
-    case fsFloat32: average_loop(static_cast<float*>(data), count, nranks); return;
-    case fsFloat64: average_loop(static_cast<double*>(data), count, nranks); return;
+    case fsInt8:
+      average_loop(static_cast<int8_t*>(data), count, nranks);
+      return;
+    case fsUint8:
+      average_loop(static_cast<uint8_t*>(data), count, nranks);
+      return;
+    case fsInt32:
+      average_loop(static_cast<int32_t*>(data), count, nranks);
+      return;
+    case fsUint32:
+      average_loop(static_cast<uint32_t*>(data), count, nranks);
+      return;
+    case fsInt64:
+      average_loop(static_cast<int64_t*>(data), count, nranks);
+      return;
+    case fsUint64:
+      average_loop(static_cast<uint64_t*>(data), count, nranks);
+      return;
+    case fsFloat32:
+      average_loop(static_cast<float*>(data), count, nranks);
+      return;
+    case fsFloat64:
+      average_loop(static_cast<double*>(data), count, nranks);
+      return;
     case fsFloat16:
     case fsBfloat16: {
       auto* bits = static_cast<uint16_t*>(data);

@@ -11,7 +11,9 @@ namespace flagstone::comm {
 
 namespace {
 
-int mod(int a, int n) { return ((a % n) + n) % n; }
+int mod(int a, int n) {
+  return ((a % n) + n) % n;
+}
 
 // Segments of the ring (in elements) and the chunking that every segment shares: all segments
 // have the same number of chunks, so "chunk c of step g feeds chunk c of step g+1" holds.
@@ -38,8 +40,14 @@ class Ring {
  public:
   Ring(HostOp& op, char* buf, const RingPlan& plan, size_t esize, fsDataType_t dtype,
        fsRedOp_t redop, bool reduce, bool gather, int owned)
-      : op_(op), buf_(buf), plan_(plan), esize_(esize), dtype_(dtype), redop_(redop),
-        n_(op.nranks()), owned_(owned) {
+      : op_(op),
+        buf_(buf),
+        plan_(plan),
+        esize_(esize),
+        dtype_(dtype),
+        redop_(redop),
+        n_(op.nranks()),
+        owned_(owned) {
     rs_steps_ = reduce ? n_ - 1 : 0;
     total_ = rs_steps_ + (gather ? n_ - 1 : 0);
     next_ = mod(op.rank() + 1, n_);
@@ -61,8 +69,7 @@ class Ring {
     return step < rs_steps_ ? mod(owned_ - 1 - step, n_) : mod(owned_ - (step - rs_steps_), n_);
   }
   int recv_seg(int step) const {
-    return step < rs_steps_ ? mod(owned_ - 2 - step, n_)
-                            : mod(owned_ - 1 - (step - rs_steps_), n_);
+    return step < rs_steps_ ? mod(owned_ - 2 - step, n_) : mod(owned_ - 1 - (step - rs_steps_), n_);
   }
 
   void queue(int step, int c) {
@@ -191,8 +198,8 @@ void host_all_reduce(HostOp& op, const void* send, void* recv, size_t count, fsD
   }
 }
 
-void host_reduce_scatter(HostOp& op, const void* send, void* recv, size_t count,
-                         fsDataType_t dtype, fsRedOp_t redop) {
+void host_reduce_scatter(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,
+                         fsRedOp_t redop) {
   size_t esize = dtype_bytes(dtype);
   int n = op.nranks();
   check_call(op, OpKind::kReduceScatter, count, dtype, redop, 0);
@@ -214,7 +221,8 @@ void host_all_gather(HostOp& op, const void* send, void* recv, size_t count, fsD
   int n = op.nranks(), rank = op.rank();
   check_call(op, OpKind::kAllGather, count, dtype, fsSum, 0);
   char* out = static_cast<char*>(recv);
-  if (send != out + count * rank * esize) std::memmove(out + count * rank * esize, send, count * esize);
+  if (send != out + count * rank * esize)
+    std::memmove(out + count * rank * esize, send, count * esize);
   if (n == 1 || count == 0) return;
   if (op.algo == Algo::kDirect) {
     for (int peer = 0; peer < n; ++peer) {

@@ -70,8 +70,7 @@ void wait_fd(int fd, short events, const Deadline& deadline, int abort_fd,
     }
     if (abort_fd >= 0 && (fds[1].revents & POLLIN)) fail(fsAborted, what, ": communicator aborted");
     if (n > 0 && fds[0].revents) return;  // errors surface in the following send/recv
-    if (deadline.expired())
-      fail(fsTimeout, what, ": timed out after ", deadline.timeout_ms, " ms");
+    if (deadline.expired()) fail(fsTimeout, what, ": timed out after ", deadline.timeout_ms, " ms");
   }
 }
 
@@ -107,8 +106,8 @@ Fd connect_tcp(const std::string& host, uint16_t port, const Deadline& deadline,
       sys_fail(what + " (" + host + ":" + std::to_string(port) + ")", "connect");
     }
     if (deadline.expired())
-      fail(fsTimeout, what, ": nobody listens at ", host, ":", port, " after ",
-           deadline.timeout_ms, " ms");
+      fail(fsTimeout, what, ": nobody listens at ", host, ":", port, " after ", deadline.timeout_ms,
+           " ms");
     // The listener may not be up yet: back off a little, capped so startup stays quick.
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 * (attempt + 1), 100)));
   }

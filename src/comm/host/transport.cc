@@ -121,8 +121,7 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
       }
       fds.push_back({abort_fd_, POLLIN, 0});
       int n = ::poll(fds.data(), fds.size(), deadline.remaining_ms());
-      if (n < 0 && errno != EINTR)
-        fail(fsSystemError, op, ": poll failed: ", std::strerror(errno));
+      if (n < 0 && errno != EINTR) fail(fsSystemError, op, ": poll failed: ", std::strerror(errno));
       if (fds.back().revents & POLLIN)
         fail(fsAborted, op, ": rank ", rank_, ": the communicator was aborted");
       if (n == 0 && deadline.expired()) {

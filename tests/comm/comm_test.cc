@@ -1,0 +1,214 @@
+// Multi-process tests of the comm library on loopback: every collective x dtype x reduction on
+// 2, 3 and 4 ranks against host references (in comm_worker), mixed cpu/OpenCL ranks, and faults:
+// a killed rank, a hung rank, abort from another thread, mismatched calls.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "flagstone/comm.h"
+#include "flagstone/runtime/device.h"
+#include "process_runner.h"
+
+using namespace flagstone::comm::testing;
+
+namespace {
+
+std::string describe(const std::vector<RankResult>& results) {
+  std::string text;
+  for (size_t r = 0; r < results.size(); ++r)
+    text += "--- rank " + std::to_string(r) + " exit " + std::to_string(results[r].exit_code) +
+            " signal " + std::to_string(results[r].signal) +
+            (results[r].timed_out ? " TIMED OUT" : "") + "\n" + results[r].output;
+  return text;
+}
+
+void expect_all_pass(const std::vector<RankResult>& results, int n) {
+  ASSERT_EQ(static_cast<int>(results.size()), n);
+  for (const RankResult& r : results) EXPECT_EQ(r.exit_code, 0) << describe(results);
+}
+
+struct CollectiveCase {
+  int ranks;
+  std::string algo;
+  std::string chunk_bytes;
+};
+
+class Collectives : public ::testing::TestWithParam<CollectiveCase> {};
+
+TEST_P(Collectives, MatchHostReference) {
+  const CollectiveCase& c = GetParam();
+  std::map<std::string, std::string> env = {{"FLAGSTONE_COMM_ALGO", c.algo},
+                                            {"FLAGSTONE_COMM_TIMEOUT_MS", "30000"}};
+  if (!c.chunk_bytes.empty()) env["FLAGSTONE_COMM_CHUNK_BYTES"] = c.chunk_bytes;
+  auto results = run_ranks(COMM_WORKER, "collectives", c.ranks, {}, env, 100);
+  expect_all_pass(results, c.ranks);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Loopback, Collectives,
+    ::testing::Values(CollectiveCase{2, "auto", ""}, CollectiveCase{3, "auto", ""},
+                      CollectiveCase{4, "auto", ""}, CollectiveCase{3, "ring", "512"},
+                      CollectiveCase{4, "ring", "4096"}, CollectiveCase{3, "rhd", ""},
+                      CollectiveCase{4, "rhd", ""}, CollectiveCase{3, "tree", ""},
+                      CollectiveCase{4, "direct", ""}),
+    [](const ::testing::TestParamInfo<CollectiveCase>& info) {
+      return std::to_string(info.param.ranks) + "ranks_" + info.param.algo +
+             (info.param.chunk_bytes.empty() ? "" : "_chunk" + info.param.chunk_bytes);
+    });
+
+TEST(CommDevices, CpuDeviceBuffers) {
+  auto results =
+      run_ranks(COMM_WORKER, "collectives", 2, {"cpu"}, {{"WORKER_DEVICE_BUFFERS", "1"}}, 100);
+  expect_all_pass(results, 2);
+}
+
+TEST(CommDevices, MixedCpuAndOpenCLRanks) {
+  if (flagstone::runtime::devices_of("opencl").empty()) GTEST_SKIP() << "no OpenCL device";
+  // Small staging chunks so the chunked, event-ordered staging path runs many chunks.
+  auto results =
+      run_ranks(COMM_WORKER, "collectives", 3, {"opencl:0", "cpu", "opencl:0"},
+                {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_STAGE_BYTES", "8192"}}, 110);
+  expect_all_pass(results, 3);
+}
+
+TEST(CommFaults, KilledRankMakesOthersFailWithinTimeout) {
+  auto results = run_ranks(COMM_WORKER, "kill", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "3000"}}, 30);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].signal, SIGKILL) << describe(results);
+  EXPECT_EQ(results[0].exit_code, 0) << describe(results);
+  EXPECT_EQ(results[1].exit_code, 0) << describe(results);
+}
+
+TEST(CommFaults, HungRankTimesOut) {
+  auto results = run_ranks(COMM_WORKER, "hang", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "1500"}}, 30);
+  expect_all_pass(results, 3);
+  EXPECT_NE(results[0].output.find("timeout"), std::string::npos) << describe(results);
+}
+
+TEST(CommFaults, AbortFromAnotherThread) {
+  auto results =
+      run_ranks(COMM_WORKER, "abort", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "4000"}}, 30);
+  expect_all_pass(results, 3);
+}
+
+TEST(CommFaults, MismatchedCountIsReported) {
+  auto results =
+      run_ranks(COMM_WORKER, "mismatch-count", 4, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "5000"}}, 30);
+  expect_all_pass(results, 4);
+}
+
+TEST(CommFaults, MismatchedDtypeIsReported) {
+  auto results =
+      run_ranks(COMM_WORKER, "mismatch-dtype", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "5000"}}, 30);
+  expect_all_pass(results, 3);
+}
+
+// In-process checks on a one-rank communicator.
+class SingleRank : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fsUniqueId id;
+    ASSERT_EQ(fsGetUniqueId(&id), fsSuccess) << fsGetLastError();
+    ASSERT_EQ(fsCommInitRank(&comm_, 1, id, 0), fsSuccess) << fsGetLastError();
+  }
+  void TearDown() override {
+    if (comm_) {
+      EXPECT_EQ(fsCommDestroy(comm_), fsSuccess);
+    }
+  }
+  fsComm_t comm_ = nullptr;
+};
+
+TEST_F(SingleRank, InvalidArgumentsNameTheCulprit) {
+  float data[4] = {1, 2, 3, 4};
+  EXPECT_EQ(fsAllReduce(fsHostBuf(nullptr), fsHostBuf(data), 4, fsFloat32, fsSum, comm_, nullptr),
+            fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "sendbuf"), nullptr) << fsGetLastError();
+  EXPECT_NE(std::strstr(fsGetLastError(), "rank 0"), nullptr) << fsGetLastError();
+  EXPECT_EQ(fsAllReduce(fsHostBuf(data), fsHostBuf(data), 4, static_cast<fsDataType_t>(42), fsSum,
+                        comm_, nullptr),
+            fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "datatype 42"), nullptr) << fsGetLastError();
+  EXPECT_EQ(fsAllReduce(fsHostBuf(data), fsHostBuf(data), 4, fsFloat32, static_cast<fsRedOp_t>(9),
+                        comm_, nullptr),
+            fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "reduction 9"), nullptr) << fsGetLastError();
+  EXPECT_EQ(fsBroadcast(fsHostBuf(data), fsHostBuf(data), 4, fsFloat32, 3, comm_, nullptr),
+            fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "root 3"), nullptr) << fsGetLastError();
+  EXPECT_EQ(fsSend(fsHostBuf(data), 4, fsFloat32, 0, comm_, nullptr), fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "peer 0"), nullptr) << fsGetLastError();
+  EXPECT_EQ(fsAllReduce(fsHostBuf(data), fsHostBuf(data), 4, fsFloat32, fsSum, nullptr, nullptr),
+            fsInvalidArgument);
+  EXPECT_EQ(fsGroupEnd(), fsInvalidUsage);
+  // Bad arguments do not break the communicator.
+  EXPECT_EQ(fsAllReduce(fsHostBuf(data), fsHostBuf(data), 4, fsFloat32, fsSum, comm_, nullptr),
+            fsSuccess)
+      << fsGetLastError();
+  EXPECT_EQ(data[2], 3.0f);
+}
+
+TEST_F(SingleRank, AverageOfOneRankIsIdentity) {
+  int32_t data[3] = {5, -7, 9};
+  int32_t out[3] = {};
+  ASSERT_EQ(fsAllReduce(fsHostBuf(data), fsHostBuf(out), 3, fsInt32, fsAvg, comm_, nullptr),
+            fsSuccess);
+  EXPECT_EQ(out[1], -7);
+}
+
+TEST_F(SingleRank, AbortedCommRefusesWork) {
+  ASSERT_EQ(fsCommAbort(comm_), fsSuccess);
+  fsResult_t async = fsSuccess;
+  ASSERT_EQ(fsCommGetAsyncError(comm_, &async), fsSuccess);
+  EXPECT_EQ(async, fsAborted);
+  float x = 1;
+  EXPECT_EQ(fsAllReduce(fsHostBuf(&x), fsHostBuf(&x), 1, fsFloat32, fsSum, comm_, nullptr),
+            fsInvalidUsage);
+}
+
+TEST(CommBootstrap, UniqueIdRoundTripsAndRejectsGarbage) {
+  fsUniqueId id, back;
+  ASSERT_EQ(fsGetUniqueId(&id), fsSuccess);
+  char text[FS_UNIQUE_ID_BYTES];
+  ASSERT_EQ(fsUniqueIdToString(&id, text, sizeof(text)), fsSuccess);
+  ASSERT_EQ(fsUniqueIdFromString(text, &back), fsSuccess);
+  EXPECT_EQ(std::memcmp(&id, &back, sizeof(id)), 0);
+  EXPECT_EQ(fsUniqueIdFromString("localhost", &back), fsInvalidArgument);
+  EXPECT_EQ(fsUniqueIdFromString("host:99999:abc", &back), fsInvalidArgument);
+  EXPECT_EQ(fsUniqueIdFromString("host:80:xyz", &back), fsInvalidArgument);
+  EXPECT_EQ(fsCommInitRank(nullptr, 2, id, 0), fsInvalidArgument);
+  fsComm_t comm = nullptr;
+  EXPECT_EQ(fsCommInitRank(&comm, 2, id, 5), fsInvalidArgument);
+  EXPECT_NE(std::strstr(fsGetLastError(), "rank 5"), nullptr) << fsGetLastError();
+}
+
+TEST(CommBootstrap, RanksThatDisagreeOnSizeAreTold) {
+  fsUniqueId id;
+  ASSERT_EQ(fsGetUniqueId(&id), fsSuccess);
+  fsResult_t results[2];
+  std::string messages[2];
+  fsConfig config;
+  fsConfigInit(&config);
+  config.timeout_ms = 5000;
+  auto body = [&](int i) {
+    fsComm_t comm = nullptr;
+    results[i] = fsCommInitRankConfig(&comm, i == 0 ? 2 : 3, id, i, &config);
+    messages[i] = fsGetLastError();
+    if (comm) fsCommDestroy(comm);
+  };
+  std::thread a(body, 0), b(body, 1);
+  a.join();
+  b.join();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(results[i], fsInvalidArgument) << messages[i];
+    EXPECT_NE(messages[i].find("nranks"), std::string::npos) << messages[i];
+  }
+}
+
+TEST(CommErrors, EveryCodeHasAString) {
+  for (int code = 0; code < fsNumResults; ++code)
+    EXPECT_STRNE(fsGetErrorString(static_cast<fsResult_t>(code)), "unknown status code");
+}
+
+}  // namespace

@@ -110,7 +110,9 @@ DeviceInfo query_device_info(int index, cl_platform_id platform, cl_device_id de
   info.caps.fp64 = has_extension(extensions, "cl_khr_fp64") || double_config != 0;
   info.caps.fp16 = has_extension(extensions, "cl_khr_fp16");
   info.caps.int8_dot = has_extension(extensions, "cl_khr_integer_dot_product");
-  info.caps.pinned_host = true;  // CL_MEM_ALLOC_HOST_PTR buffers, mapped once
+  // Drivers of discrete devices back mapped CL_MEM_ALLOC_HOST_PTR buffers with page-locked
+  // memory; on a CPU device that memory is no faster than any other.
+  info.caps.pinned_host = info.type != DeviceType::kCpu;
   info.caps.host_accessible = false;
   info.caps.async_copy = info.type != DeviceType::kCpu;
 

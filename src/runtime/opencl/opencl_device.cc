@@ -211,6 +211,10 @@ void OpenClDevice::deallocate(MemHandle handle) noexcept {
 }
 
 void* OpenClDevice::allocate_pinned_host(size_t bytes) {
+  return info_.caps.pinned_host ? allocate_mapped_host(bytes) : nullptr;
+}
+
+void* OpenClDevice::allocate_mapped_host(size_t bytes) {
   size_t size = std::max<size_t>(bytes, 1);
   cl_mem buffer = FS_CL_ALLOC(state_->label, clCreateBuffer, state_->context,
                               CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, size, nullptr);

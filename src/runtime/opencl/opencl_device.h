@@ -112,8 +112,13 @@ class OpenClDevice final : public DeviceImpl {
   const DeviceInfo& info() const override { return info_; }
   MemHandle allocate(size_t bytes) override;
   void deallocate(MemHandle handle) noexcept override;
+  // Page-locked memory on GPUs and accelerators; nullptr on CPU devices, whose "device" memory
+  // is ordinary host memory already, so pinning would promise a speed-up that does not exist.
   void* allocate_pinned_host(size_t bytes) override;
   void free_pinned_host(void* ptr) noexcept override;
+  // The mechanism behind allocate_pinned_host on any device: a CL_MEM_ALLOC_HOST_PTR buffer
+  // mapped for its lifetime. Released by free_pinned_host.
+  void* allocate_mapped_host(size_t bytes);
 
   StreamImpl& default_stream() override { return *default_stream_; }
   std::unique_ptr<StreamImpl> create_stream() override;

@@ -39,7 +39,9 @@ const ir::Type& Value::type() const {
   return builder_->function().type(id_);
 }
 
-Value Value::to(DType dtype) const { return builder_->cast(*this, dtype); }
+Value Value::to(DType dtype) const {
+  return builder_->cast(*this, dtype);
+}
 
 Value Value::reshape(std::vector<int64_t> shape) const {
   return builder_->shape_op(OpKind::kReshape, *this, std::move(shape), {});
@@ -51,8 +53,8 @@ Value Value::broadcast_to(std::vector<int64_t> shape) const {
 
 Value Value::expand_dims(int axis) const {
   std::vector<int64_t> shape = this->shape();
-  FS_CHECK(axis >= 0 && axis <= static_cast<int>(shape.size()), kInvalidArgument, "expand_dims: axis ",
-           axis, " out of range for ", type().str());
+  FS_CHECK(axis >= 0 && axis <= static_cast<int>(shape.size()), kInvalidArgument,
+           "expand_dims: axis ", axis, " out of range for ", type().str());
   shape.insert(shape.begin() + axis, 1);
   if (!is_tile()) return builder_->broadcast(*this, shape);
   return builder_->shape_op(OpKind::kExpandDims, *this, shape, {axis});
@@ -90,9 +92,8 @@ Value KernelBuilder::add_param(const std::string& name, Type type, ir::ParamRole
   FS_CHECK(!name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])), kInvalidArgument,
            "kernel '", fn_.name, "': parameter name '", name, "' must start with a letter");
   for (char c : name)
-    FS_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_', kInvalidArgument,
-             "kernel '", fn_.name, "': parameter name '", name,
-             "' may hold only letters, digits and '_'");
+    FS_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_', kInvalidArgument, "kernel '",
+             fn_.name, "': parameter name '", name, "' may hold only letters, digits and '_'");
   for (const ir::Param& p : fn_.params)
     FS_CHECK(p.name != name, kInvalidArgument, "kernel '", fn_.name, "': parameter '", name,
              "' declared twice");
@@ -113,10 +114,10 @@ Value KernelBuilder::pointer_arg(const std::string& name, DType dtype) {
 }
 
 Value KernelBuilder::scalar_arg(const std::string& name, DType dtype) {
-  FS_CHECK(dtype == DType::kI32 || dtype == DType::kI64 || dtype == DType::kF32 ||
-               dtype == DType::kF64,
-           kInvalidArgument, "kernel '", fn_.name, "': scalar parameter '", name,
-           "' must be i32, i64, f32 or f64, got ", dtype_name(dtype));
+  FS_CHECK(
+      dtype == DType::kI32 || dtype == DType::kI64 || dtype == DType::kF32 || dtype == DType::kF64,
+      kInvalidArgument, "kernel '", fn_.name, "': scalar parameter '", name,
+      "' must be i32, i64, f32 or f64, got ", dtype_name(dtype));
   return add_param(name, ir::scalar_type(dtype), ir::ParamRole::kScalar, -1, 0);
 }
 
@@ -171,7 +172,9 @@ Value KernelBuilder::full(std::vector<int64_t> shape, Literal value, DType dtype
   return emit(std::move(op), {Type{dtype, false, std::move(shape)}});
 }
 
-Value KernelBuilder::constant(Literal value, DType dtype) { return full({}, value, dtype); }
+Value KernelBuilder::constant(Literal value, DType dtype) {
+  return full({}, value, dtype);
+}
 
 Value KernelBuilder::literal_like(Literal value, const Value& like) {
   DType d = like.dtype();
@@ -209,17 +212,28 @@ namespace {
 
 int dtype_rank(DType d) {
   switch (d) {
-    case DType::kBool: return 0;
-    case DType::kU8: return 1;
-    case DType::kI8: return 1;
-    case DType::kI16: return 2;
-    case DType::kI32: return 3;
-    case DType::kI64: return 4;
-    case DType::kF16: return 5;
-    case DType::kBF16: return 5;
-    case DType::kF32: return 6;
-    case DType::kF64: return 7;
-    default: return -1;
+    case DType::kBool:
+      return 0;
+    case DType::kU8:
+      return 1;
+    case DType::kI8:
+      return 1;
+    case DType::kI16:
+      return 2;
+    case DType::kI32:
+      return 3;
+    case DType::kI64:
+      return 4;
+    case DType::kF16:
+      return 5;
+    case DType::kBF16:
+      return 5;
+    case DType::kF32:
+      return 6;
+    case DType::kF64:
+      return 7;
+    default:
+      return -1;
   }
 }
 
@@ -238,8 +252,8 @@ std::vector<int64_t> broadcast_shapes(const std::string& kernel, const Type& a, 
   for (size_t i = 0; i < rank; ++i) {
     int64_t da = i < rank - a.shape.size() ? 1 : a.shape[i - (rank - a.shape.size())];
     int64_t db = i < rank - b.shape.size() ? 1 : b.shape[i - (rank - b.shape.size())];
-    FS_CHECK(da == db || da == 1 || db == 1, kInvalidArgument, "kernel '", kernel,
-             "': shapes of ", a.str(), " and ", b.str(), " do not broadcast");
+    FS_CHECK(da == db || da == 1 || db == 1, kInvalidArgument, "kernel '", kernel, "': shapes of ",
+             a.str(), " and ", b.str(), " do not broadcast");
     out[i] = std::max(da, db);
   }
   return out;
@@ -268,8 +282,8 @@ Value KernelBuilder::unary(OpKind kind, Value x) {
 }
 
 Value KernelBuilder::binary(OpKind kind, Value a, Value b) {
-  FS_CHECK(a.valid() && b.valid(), kInvalidArgument, "kernel '", fn_.name, "': ",
-           ir::op_info(kind).name, " of an empty Value");
+  FS_CHECK(a.valid() && b.valid(), kInvalidArgument, "kernel '", fn_.name,
+           "': ", ir::op_info(kind).name, " of an empty Value");
   if (kind == OpKind::kAdd && (a.is_pointer() || b.is_pointer())) {
     if (b.is_pointer()) std::swap(a, b);
     std::vector<int64_t> shape = broadcast_shapes(fn_.name, a.type(), b.type());
@@ -407,8 +421,8 @@ void KernelBuilder::atomic_max(Value ptr, Value value, Value mask) {
   emit(std::move(op), {});
 }
 
-std::vector<Value> KernelBuilder::for_range(Value lo, Value hi, Value step,
-                                            std::vector<Value> init, const LoopBody& body) {
+std::vector<Value> KernelBuilder::for_range(Value lo, Value hi, Value step, std::vector<Value> init,
+                                            const LoopBody& body) {
   DType d = promote_dtypes(promote_dtypes(lo.dtype(), hi.dtype()), step.dtype());
   lo = promote(lo, d);
   hi = promote(hi, d);
@@ -443,7 +457,8 @@ std::vector<Value> KernelBuilder::for_range(Value lo, Value hi, Value step,
   for (const Value& v : init) types.push_back(v.type());
   Value first = emit(std::move(op), types);
   std::vector<Value> results;
-  for (size_t i = 0; i < init.size(); ++i) results.emplace_back(this, first.id() + static_cast<int>(i));
+  for (size_t i = 0; i < init.size(); ++i)
+    results.emplace_back(this, first.id() + static_cast<int>(i));
   return results;
 }
 

@@ -13,7 +13,9 @@
 namespace flagstone::compiler::ir {
 namespace {
 
-bool is_float_dtype(DType d) { return dtype_info(d).is_float; }
+bool is_float_dtype(DType d) {
+  return dtype_info(d).is_float;
+}
 
 // Shortest decimal text that reads back as the same double.
 std::string format_double(double v) {
@@ -36,10 +38,11 @@ class Printer {
   std::string name(ValueId id) {
     auto it = names_.find(id);
     if (it != names_.end()) return "%" + it->second;
-    if (!renumber_) return "%" + std::to_string(id);
-    std::string n = std::to_string(next_++);
-    names_[id] = n;
-    return "%" + n;
+    std::string n = std::to_string(renumber_ ? next_++ : id);
+    if (renumber_) names_[id] = n;
+    std::string out = "%";
+    out += n;
+    return out;
   }
 
   void function(std::string& out) {
@@ -50,8 +53,8 @@ class Printer {
       out += "%" + p.name + ": " + fn_.type(p.value).str();
       if (p.role == ParamRole::kSize || p.role == ParamRole::kStride)
         out += std::string(" = ") + (p.role == ParamRole::kSize ? "size" : "stride") + "(%" +
-               fn_.params[static_cast<size_t>(p.tensor_param)].name + ", " +
-               std::to_string(p.dim) + ")";
+               fn_.params[static_cast<size_t>(p.tensor_param)].name + ", " + std::to_string(p.dim) +
+               ")";
     }
     out += ")";
     if (!fn_.meta.empty()) {
@@ -184,8 +187,7 @@ class Lexer {
   }
 
   [[noreturn]] static void fail(const Token& t, const std::string& why) {
-    throw_error(ErrorCategory::kFormat, "kernel text line ", t.line, ", column ", t.col, ": ",
-                why);
+    throw_error(ErrorCategory::kFormat, "kernel text line ", t.line, ", column ", t.col, ": ", why);
   }
 
  private:
@@ -228,7 +230,8 @@ class Parser {
     fn_.name = take().text;
     expect_punct("(");
     if (!is_punct(")")) {
-      do param(); while (accept_punct(","));
+      do param();
+      while (accept_punct(","));
     }
     expect_punct(")");
     if (accept_punct("[")) {
@@ -276,16 +279,6 @@ class Parser {
     if (errno || *end) Lexer::fail(t, "'" + t.text + "' is not an integer");
     return v;
   }
-  double real() {
-    if (tok_.kind != Token::kNumber && tok_.kind != Token::kIdent)
-      fail("expected a number, found '" + tok_.text + "'");
-    Token t = take();
-    char* end = nullptr;
-    double v = std::strtod(t.text.c_str(), &end);
-    if (*end || t.text.empty()) Lexer::fail(t, "'" + t.text + "' is not a number");
-    return v;
-  }
-
   Type type() {
     Type t;
     if (accept_punct("*")) t.pointer = true;
@@ -385,12 +378,14 @@ class Parser {
       if (!accept_punct(",")) break;
     }
     if (accept_punct("[")) {
-      do op.attrs.push_back(integer()); while (accept_punct(","));
+      do op.attrs.push_back(integer());
+      while (accept_punct(","));
       expect_punct("]");
     }
     std::vector<Type> types;
     if (accept_punct(":")) {
-      do types.push_back(type()); while (accept_punct(","));
+      do types.push_back(type());
+      while (accept_punct(","));
     }
     if (types.size() != result_names.size())
       Lexer::fail(op_name, "op '" + op_name.text + "' names " +
@@ -405,14 +400,17 @@ class Parser {
     }
     if (op.kind == OpKind::kConstant) {
       if (types.size() != 1) Lexer::fail(op_name, "const has one result");
-      Token saved = tok_;
-      tok_ = const_tok;
-      if (is_float_dtype(types[0].dtype)) {
-        op.fvalue = real();
-      } else {
-        op.ivalue = integer();
-      }
-      tok_ = saved;
+      char* end = nullptr;
+      const std::string& text = const_tok.text;
+      errno = 0;
+      if (is_float_dtype(types[0].dtype))
+        op.fvalue = std::strtod(text.c_str(), &end);
+      else
+        op.ivalue = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end || errno == ERANGE ||
+          (const_tok.kind != Token::kNumber && const_tok.kind != Token::kIdent))
+        Lexer::fail(const_tok, "'" + text + "' is not a valid " +
+                                   std::string(dtype_name(types[0].dtype)) + " constant");
     }
     if (op.kind == OpKind::kFor) {
       op.body = std::make_unique<Block>();
@@ -422,10 +420,10 @@ class Parser {
       size_t index = 0;
       if (!is_punct(")")) {
         do {
-          Type t = index == 0 ? iv_type
-                              : (3 + index - 1 < op.operands.size()
-                                     ? fn_.type(op.operands[3 + index - 1])
-                                     : iv_type);
+          Type t = index == 0
+                       ? iv_type
+                       : (3 + index - 1 < op.operands.size() ? fn_.type(op.operands[3 + index - 1])
+                                                             : iv_type);
           op.body->args.push_back(define(t));
           ++index;
         } while (accept_punct(","));

@@ -63,8 +63,12 @@ class OpChecker {
   const Op& op_;
 };
 
-bool is_int(DType d) { return dtype_info(d).is_integer; }
-bool is_float(DType d) { return dtype_info(d).is_float; }
+bool is_int(DType d) {
+  return dtype_info(d).is_integer;
+}
+bool is_float(DType d) {
+  return dtype_info(d).is_float;
+}
 
 void OpChecker::run() {
   for (ValueId id : op_.operands)
@@ -123,15 +127,15 @@ void OpChecker::run() {
         }
         case OpKind::kReshape:
           attrs(0, 0);
-          expect(src.is_tile() && dst.is_tile() && src.numel() == dst.numel(),
-                 "reshape must keep the number of elements (" + src.str() + " to " + dst.str() +
-                     ")");
+          expect(
+              src.is_tile() && dst.is_tile() && src.numel() == dst.numel(),
+              "reshape must keep the number of elements (" + src.str() + " to " + dst.str() + ")");
           break;
         case OpKind::kExpandDims: {
           attrs(1, 1);
           int64_t axis = op_.attrs[0];
-          expect(axis >= 0 && axis <= src.rank(), "axis " + std::to_string(axis) +
-                                                      " out of range for " + src.str());
+          expect(axis >= 0 && axis <= src.rank(),
+                 "axis " + std::to_string(axis) + " out of range for " + src.str());
           std::vector<int64_t> shape = src.shape;
           shape.insert(shape.begin() + axis, 1);
           check_result(src.with_shape(shape));
@@ -251,8 +255,7 @@ void OpChecker::check_memory() {
   if (is_load && op_.operands.size() > 2)
     expect(operand(2) == value, "fill value must be " + value.str() + ", got " + operand(2).str());
   if (is_load) check_result(value);
-  if (!op_.attrs.empty())
-    expect(op_.attrs[0] >= 1, "vector width must be positive");
+  if (!op_.attrs.empty()) expect(op_.attrs[0] >= 1, "vector width must be positive");
 }
 
 void OpChecker::check_reduce() {
@@ -320,8 +323,8 @@ void OpChecker::check_for() {
          "yield must pass exactly " + std::to_string(carried) + " values");
   for (size_t i = 0; i < carried; ++i)
     expect(fn_.type(yield.operands[i]) == operand(3 + i),
-           "yielded value " + std::to_string(i) + " has type " +
-               fn_.type(yield.operands[i]).str() + " but the loop carries " + operand(3 + i).str());
+           "yielded value " + std::to_string(i) + " has type " + fn_.type(yield.operands[i]).str() +
+               " but the loop carries " + operand(3 + i).str());
 }
 
 // Walks blocks keeping the set of values in scope, so uses before definitions (or of values of
@@ -385,7 +388,9 @@ class ScopeChecker {
 
 }  // namespace
 
-void verify_op(const Function& fn, const Op& op) { OpChecker(fn, op).run(); }
+void verify_op(const Function& fn, const Op& op) {
+  OpChecker(fn, op).run();
+}
 
 void verify(const Function& fn) {
   FS_CHECK(!fn.name.empty(), kInvalidArgument, "kernel has no name");

@@ -135,11 +135,21 @@ class KernelBuilder {
   Value where(Value cond, Value a, Value b);
   Value cast(Value x, DType dtype);
 
-  Value sum(Value x, int axis, bool keepdims = false) { return reduce(ir::OpKind::kReduceSum, x, axis, keepdims); }
-  Value max(Value x, int axis, bool keepdims = false) { return reduce(ir::OpKind::kReduceMax, x, axis, keepdims); }
-  Value min(Value x, int axis, bool keepdims = false) { return reduce(ir::OpKind::kReduceMin, x, axis, keepdims); }
-  Value argmax(Value x, int axis, bool keepdims = false) { return reduce(ir::OpKind::kArgMax, x, axis, keepdims); }
-  Value argmin(Value x, int axis, bool keepdims = false) { return reduce(ir::OpKind::kArgMin, x, axis, keepdims); }
+  Value sum(Value x, int axis, bool keepdims = false) {
+    return reduce(ir::OpKind::kReduceSum, x, axis, keepdims);
+  }
+  Value max(Value x, int axis, bool keepdims = false) {
+    return reduce(ir::OpKind::kReduceMax, x, axis, keepdims);
+  }
+  Value min(Value x, int axis, bool keepdims = false) {
+    return reduce(ir::OpKind::kReduceMin, x, axis, keepdims);
+  }
+  Value argmax(Value x, int axis, bool keepdims = false) {
+    return reduce(ir::OpKind::kArgMax, x, axis, keepdims);
+  }
+  Value argmin(Value x, int axis, bool keepdims = false) {
+    return reduce(ir::OpKind::kArgMin, x, axis, keepdims);
+  }
   // a[M,K] @ b[K,N] (+ acc), accumulated in f32.
   Value dot(Value a, Value b, Value acc = {});
 
@@ -180,16 +190,19 @@ class KernelBuilder {
   std::vector<ir::Block*> blocks_;
 };
 
+// A kernel definition: fills a builder (reading meta-parameters with k.meta()).
+using BuildFn = std::function<void(KernelBuilder&)>;
+
 // Operators: Value with Value or with a C++ number. `ptr + offsets` builds addptr.
-#define FS_COMPILER_BINARY_OPERATOR(OP, KIND)                                                \
-  inline Value operator OP(const Value& a, const Value& b) {                                 \
-    return a.builder()->binary(ir::OpKind::KIND, a, b);                                      \
-  }                                                                                          \
-  inline Value operator OP(const Value& a, Literal b) {                                      \
-    return a.builder()->binary(ir::OpKind::KIND, a, b);                                      \
-  }                                                                                          \
-  inline Value operator OP(Literal a, const Value& b) {                                      \
-    return b.builder()->binary(ir::OpKind::KIND, a, b);                                      \
+#define FS_COMPILER_BINARY_OPERATOR(OP, KIND)                \
+  inline Value operator OP(const Value& a, const Value& b) { \
+    return a.builder()->binary(ir::OpKind::KIND, a, b);      \
+  }                                                          \
+  inline Value operator OP(const Value& a, Literal b) {      \
+    return a.builder()->binary(ir::OpKind::KIND, a, b);      \
+  }                                                          \
+  inline Value operator OP(Literal a, const Value& b) {      \
+    return b.builder()->binary(ir::OpKind::KIND, a, b);      \
   }
 FS_COMPILER_BINARY_OPERATOR(+, kAdd)
 FS_COMPILER_BINARY_OPERATOR(-, kSub)
@@ -209,10 +222,20 @@ FS_COMPILER_BINARY_OPERATOR(>, kGt)
 FS_COMPILER_BINARY_OPERATOR(>=, kGe)
 #undef FS_COMPILER_BINARY_OPERATOR
 
-inline Value operator-(const Value& a) { return a.builder()->neg(a); }
-inline Value operator!(const Value& a) { return a.builder()->logical_not(a); }
-inline Value operator~(const Value& a) { return a.builder()->logical_not(a); }
-inline Value operator&&(const Value& a, const Value& b) { return a & b; }
-inline Value operator||(const Value& a, const Value& b) { return a | b; }
+inline Value operator-(const Value& a) {
+  return a.builder()->neg(a);
+}
+inline Value operator!(const Value& a) {
+  return a.builder()->logical_not(a);
+}
+inline Value operator~(const Value& a) {
+  return a.builder()->logical_not(a);
+}
+inline Value operator&&(const Value& a, const Value& b) {
+  return a & b;
+}
+inline Value operator||(const Value& a, const Value& b) {
+  return a | b;
+}
 
 }  // namespace flagstone::compiler

@@ -35,7 +35,9 @@ struct Type {
   std::string str() const;
 };
 
-inline Type scalar_type(DType dtype) { return Type{dtype, false, {}}; }
+inline Type scalar_type(DType dtype) {
+  return Type{dtype, false, {}};
+}
 inline Type tile_type(DType dtype, std::vector<int64_t> shape) {
   return Type{dtype, false, std::move(shape)};
 }
@@ -59,23 +61,67 @@ enum class OpKind : uint8_t {
   kAtomicAdd,  // ptr, value [, mask]
   kAtomicMax,  // ptr, value [, mask]
   // Elementwise unary.
-  kNeg, kNot, kAbs, kExp, kExp2, kLog, kLog2, kSqrt, kRsqrt, kSin, kCos, kTanh, kErf, kFloor,
+  kNeg,
+  kNot,
+  kAbs,
+  kExp,
+  kExp2,
+  kLog,
+  kLog2,
+  kSqrt,
+  kRsqrt,
+  kSin,
+  kCos,
+  kTanh,
+  kErf,
+  kFloor,
   kCeil,
   // Elementwise binary.
-  kAdd, kSub, kMul, kDiv, kRem, kMin, kMax, kPow, kAnd, kOr, kXor, kShl, kShr,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kRem,
+  kMin,
+  kMax,
+  kPow,
+  kAnd,
+  kOr,
+  kXor,
+  kShl,
+  kShr,
   // Comparisons -> bool.
-  kEq, kNe, kLt, kLe, kGt, kGe,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
   kSelect,  // cond, a, b
   kCast,    // value -> result dtype
   // Reductions along one axis: [axis, keepdims]. argmax/argmin give i32 indices (first wins).
-  kReduceSum, kReduceMax, kReduceMin, kArgMax, kArgMin,
+  kReduceSum,
+  kReduceMax,
+  kReduceMin,
+  kArgMax,
+  kArgMin,
   kDot,    // a[M,K], b[K,N] [, acc f32[M,N]] -> f32[M,N]
   kFor,    // lo, hi, step, inits... ; body args (iv, carried...) ; results = final carried
   kYield,  // terminator of a for body: the next carried values
 };
 
 enum class OpClass : uint8_t {
-  kIndex, kConstant, kShape, kMemory, kUnary, kBinary, kCompare, kSelect, kCast, kReduce, kDot,
+  kIndex,
+  kConstant,
+  kShape,
+  kMemory,
+  kUnary,
+  kBinary,
+  kCompare,
+  kSelect,
+  kCast,
+  kReduce,
+  kDot,
   kControl
 };
 
@@ -128,7 +174,7 @@ struct Param {
 struct Function {
   std::string name;
   std::vector<Param> params;
-  std::vector<Type> value_types;        // by ValueId
+  std::vector<Type> value_types;  // by ValueId
   Block body;
   std::map<std::string, int64_t> meta;  // compile-time meta-parameters, incl. num_warps
 

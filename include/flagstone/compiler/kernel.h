@@ -32,7 +32,6 @@ class Arg {
   std::variant<Tensor, int64_t, double> value_;
 };
 
-using BuildFn = std::function<void(KernelBuilder&)>;
 using GridFn = std::function<Grid(const Config&)>;
 
 // Counts toolchain runs (g++, clBuildProgram, NVRTC) in this process, for tests and logs.

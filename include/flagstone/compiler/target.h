@@ -23,9 +23,9 @@ struct Grid {
 
 // What a target can run; the driver rejects kernels that exceed it before codegen.
 struct TargetLimits {
-  int warp_size = 1;                 // threads of one warp / sub-group (1 on the cpu)
+  int warp_size = 1;                    // threads of one warp / sub-group (1 on the cpu)
   int64_t max_threads_per_program = 1;  // threads one program (work-group, block) may use
-  int64_t local_memory_bytes = 0;    // shared/local memory per program (0: unlimited, cpu)
+  int64_t local_memory_bytes = 0;       // shared/local memory per program (0: unlimited, cpu)
   int64_t max_grid[3] = {INT32_MAX, 65535, 65535};
   bool fp64 = true;
 };

@@ -1,0 +1,757 @@
+// Lowering of the tile IR to C-family source. One emitter serves the cpu (C++), OpenCL C and
+// CUDA C++: they differ in types, qualifiers, builtins and barriers, not in structure.
+#include "codegen.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <unordered_map>
+
+#include "codegen_prelude.h"
+#include "flagstone/base/error.h"
+
+namespace flagstone::compiler {
+
+using ir::Op;
+using ir::OpKind;
+using ir::Type;
+using ir::ValueId;
+
+size_t storage_size(DType dtype) {
+  return dtype == DType::kBool ? 1 : dtype_size(dtype);
+}
+
+namespace {
+
+class Emitter {
+ public:
+  Emitter(const ir::Function& fn, Dialect dialect, int64_t threads)
+      : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads) {}
+
+  std::string run(int64_t* local_bytes);
+
+ private:
+  bool gpu() const { return d_ != Dialect::kCpu; }
+  std::string ct(DType t) const;  // compute type
+  std::string st(DType t) const;  // storage type
+  std::string index_t() const { return d_ == Dialect::kOpenCL ? "long" : "int64_t"; }
+  std::string vtype(const Type& t) const { return t.pointer ? index_t() : ct(t.dtype); }
+  int64_t elems(const Type& t) const { return (t.numel() + threads_ - 1) / threads_; }
+  std::string name(ValueId id) const { return names_.at(id); }
+  std::string ref(ValueId id) const { return fn_.type(id).is_tile() ? name(id) + "[j]" : name(id); }
+  std::string local_q() const {
+    return d_ == Dialect::kOpenCL ? "__local " : d_ == Dialect::kCuda ? "" : "";
+  }
+  void line(const std::string& s) {
+    body_.append(static_cast<size_t>(indent_) * 2, ' ');
+    body_ += s;
+    body_ += "\n";
+  }
+  void open(const std::string& s) {
+    line(s + " {");
+    ++indent_;
+  }
+  void close() {
+    --indent_;
+    line("}");
+  }
+  // Declares value `id` (tile array or scalar) with a fresh name.
+  std::string declare(ValueId id, const std::string& init = "");
+  // Loops over the elements this thread owns of a tile of `numel` elements: j is the slot,
+  // f the flat index.
+  void begin_elems(int64_t numel);
+  void end_elems(int64_t numel);
+  // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
+  std::string wrap(DType d, const std::string& e) const;
+  std::string literal(DType d, double fv, int64_t iv) const;
+  std::string math(const char* base, DType d) const;
+  std::string load_conv(DType d, const std::string& e) const;
+  std::string store_conv(DType d, const std::string& e) const;
+  // Makes the whole tile `id` readable by every thread at the returned array name.
+  std::string materialize(ValueId id, int64_t* cursor);
+  void barrier() {
+    if (d_ == Dialect::kOpenCL) line("barrier(CLK_LOCAL_MEM_FENCE);");
+    if (d_ == Dialect::kCuda) line("__syncthreads();");
+  }
+  std::string base_of(ValueId ptr) const { return "b" + std::to_string(roots_.at(ptr)); }
+
+  void block(const ir::Block& b);
+  void op(const Op& op);
+  void elementwise(const Op& op, const std::string& expr_j, const std::string& expr_scalar);
+  std::string expr(const Op& op, bool tile) const;
+  void memory(const Op& op);
+  void reduce(const Op& op);
+  void dot(const Op& op);
+  void loop(const Op& op);
+
+  const ir::Function& fn_;
+  Dialect d_;
+  int64_t threads_;
+  std::string body_;
+  int indent_ = 1;
+  int counter_ = 0;
+  int64_t scratch_max_ = 0;
+  std::unordered_map<ValueId, std::string> names_;
+  std::unordered_map<ValueId, int> roots_;  // pointer value -> pointer parameter index
+};
+
+std::string Emitter::ct(DType t) const {
+  bool ocl = d_ == Dialect::kOpenCL;
+  bool cuda = d_ == Dialect::kCuda;
+  switch (t) {
+    case DType::kF64:
+      return "double";
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+      return "float";
+    case DType::kI64:
+      return ocl ? "long" : "int64_t";
+    case DType::kI32:
+      return ocl || cuda ? "int" : "int32_t";
+    case DType::kI16:
+      return ocl || cuda ? "short" : "int16_t";
+    case DType::kI8:
+      return ocl ? "char" : cuda ? "signed char" : "int8_t";
+    case DType::kU8:
+    case DType::kBool:
+      return ocl ? "uchar" : cuda ? "unsigned char" : "uint8_t";
+    default:
+      throw_error(ErrorCategory::kUnsupported, "codegen: dtype ", dtype_name(t),
+                  " cannot be computed on");
+  }
+}
+
+std::string Emitter::st(DType t) const {
+  if (t == DType::kF16 || t == DType::kBF16)
+    return d_ == Dialect::kOpenCL ? "ushort" : d_ == Dialect::kCuda ? "unsigned short" : "uint16_t";
+  if (t == DType::kF32) return "float";
+  return ct(t);
+}
+
+std::string Emitter::declare(ValueId id, const std::string& init) {
+  const Type& t = fn_.type(id);
+  std::string n = "v" + std::to_string(id);
+  names_[id] = n;
+  if (t.is_tile()) {
+    std::string align = d_ == Dialect::kCpu ? "alignas(64) " : "";
+    line(align + vtype(t) + " " + n + "[" + std::to_string(elems(t)) + "];");
+  } else {
+    line(vtype(t) + " " + n + (init.empty() ? "" : " = " + init) + ";");
+  }
+  return n;
+}
+
+void Emitter::begin_elems(int64_t numel) {
+  if (!gpu()) {
+    open("for (int j = 0; j < " + std::to_string(numel) + "; ++j)");
+    line("const int f = j; (void)f;");
+    return;
+  }
+  int64_t e = (numel + threads_ - 1) / threads_;
+  open("for (int j = 0; j < " + std::to_string(e) + "; ++j)");
+  line("const int f = fs_tid + j * " + std::to_string(threads_) + ";");
+  if (numel % threads_ != 0) open("if (f < " + std::to_string(numel) + ")");
+}
+
+void Emitter::end_elems(int64_t numel) {
+  if (gpu() && numel % threads_ != 0) close();
+  close();
+}
+
+std::string Emitter::wrap(DType d, const std::string& e) const {
+  if (d == DType::kF16) return "fs_rh(" + e + ")";
+  if (d == DType::kBF16) return "fs_rbf(" + e + ")";
+  if (d == DType::kF32 || d == DType::kF64) return e;
+  return "(" + ct(d) + ")(" + e + ")";
+}
+
+std::string Emitter::literal(DType d, double fv, int64_t iv) const {
+  if (is_floating(d)) {
+    bool is_double = d == DType::kF64;
+    std::string s;
+    if (std::isnan(fv)) {
+      s = d_ == Dialect::kOpenCL ? "NAN"
+          : d_ == Dialect::kCuda ? "__int_as_float(0x7fc00000)"
+                                 : "__builtin_nanf(\"\")";
+      return is_double ? "(double)" + s : s;
+    }
+    if (std::isinf(fv)) {
+      s = d_ == Dialect::kOpenCL ? "INFINITY"
+          : d_ == Dialect::kCuda ? "__int_as_float(0x7f800000)"
+                                 : "__builtin_inff()";
+      s = is_double ? "(double)" + s : s;
+      return fv < 0 ? "(-" + s + ")" : s;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%a",
+                  is_double ? fv : static_cast<double>(static_cast<float>(fv)));
+    s = std::string("(") + buf + (is_double ? "" : "f") + ")";
+    return wrap(d, s);
+  }
+  if (iv == INT64_MIN) return "(" + ct(d) + ")(-9223372036854775807LL - 1)";
+  return "(" + ct(d) + ")(" + std::to_string(iv) + "LL)";
+}
+
+std::string Emitter::math(const char* base, DType d) const {
+  std::string b = base;
+  if (d_ == Dialect::kCpu) return b == "rsqrt" ? "fs_rsqrt" : "std::" + b;
+  if (d_ == Dialect::kOpenCL) return b;
+  return d == DType::kF64 ? b : b + "f";
+}
+
+std::string Emitter::load_conv(DType d, const std::string& e) const {
+  if (d == DType::kF16) return "fs_h2f(" + e + ")";
+  if (d == DType::kBF16) return "fs_bf2f(" + e + ")";
+  if (d == DType::kBool) return "(" + ct(d) + ")(" + e + " != 0)";
+  return e;
+}
+
+std::string Emitter::store_conv(DType d, const std::string& e) const {
+  if (d == DType::kF16) return "fs_f2h(" + e + ")";
+  if (d == DType::kBF16) return "fs_f2bf(" + e + ")";
+  return "(" + st(d) + ")(" + e + ")";
+}
+
+std::string Emitter::materialize(ValueId id, int64_t* cursor) {
+  if (!gpu()) return name(id);
+  const Type& t = fn_.type(id);
+  std::string type = vtype(t);
+  int64_t size = t.pointer || t.dtype == DType::kF64 || t.dtype == DType::kI64               ? 8
+                 : t.dtype == DType::kI16                                                    ? 2
+                 : t.dtype == DType::kI8 || t.dtype == DType::kU8 || t.dtype == DType::kBool ? 1
+                                                                                             : 4;
+  std::string s = "s" + std::to_string(counter_++);
+  line(local_q() + type + "* " + s + " = (" + local_q() + type + "*)(fs_scratch + " +
+       std::to_string(*cursor) + ");");
+  *cursor += (t.numel() * size + 15) / 16 * 16;
+  scratch_max_ = std::max(scratch_max_, *cursor);
+  begin_elems(t.numel());
+  line(s + "[f] = " + name(id) + "[j];");
+  end_elems(t.numel());
+  return s;
+}
+
+std::string Emitter::expr(const Op& op, bool tile) const {
+  auto arg = [&](size_t i) { return tile ? name(op.operands[i]) + "[j]" : name(op.operands[i]); };
+  DType d = fn_.type(op.operands[0]).dtype;
+  bool flt = is_floating(d);
+  std::string a = arg(0);
+  std::string b = op.operands.size() > 1 ? arg(1) : "";
+  switch (op.kind) {
+    case OpKind::kNeg:
+      return "(-" + a + ")";
+    case OpKind::kNot:
+      return d == DType::kBool ? "(!" + a + ")" : "(~" + a + ")";
+    case OpKind::kAbs:
+      return flt ? math("fabs", d) + "(" + a + ")" : "(" + a + " < 0 ? -" + a + " : " + a + ")";
+    case OpKind::kExp:
+      return math("exp", d) + "(" + a + ")";
+    case OpKind::kExp2:
+      return math("exp2", d) + "(" + a + ")";
+    case OpKind::kLog:
+      return math("log", d) + "(" + a + ")";
+    case OpKind::kLog2:
+      return math("log2", d) + "(" + a + ")";
+    case OpKind::kSqrt:
+      return math("sqrt", d) + "(" + a + ")";
+    case OpKind::kRsqrt:
+      return math("rsqrt", d) + "(" + a + ")";
+    case OpKind::kSin:
+      return math("sin", d) + "(" + a + ")";
+    case OpKind::kCos:
+      return math("cos", d) + "(" + a + ")";
+    case OpKind::kTanh:
+      return math("tanh", d) + "(" + a + ")";
+    case OpKind::kErf:
+      return math("erf", d) + "(" + a + ")";
+    case OpKind::kFloor:
+      return math("floor", d) + "(" + a + ")";
+    case OpKind::kCeil:
+      return math("ceil", d) + "(" + a + ")";
+    case OpKind::kAdd:
+      return "(" + a + " + " + b + ")";
+    case OpKind::kSub:
+      return "(" + a + " - " + b + ")";
+    case OpKind::kMul:
+      return "(" + a + " * " + b + ")";
+    case OpKind::kDiv:
+      return "(" + a + " / " + b + ")";
+    case OpKind::kRem:
+      return flt ? math("fmod", d) + "(" + a + ", " + b + ")" : "(" + a + " % " + b + ")";
+    case OpKind::kMin:
+      return "(" + b + " < " + a + " ? " + b + " : " + a + ")";
+    case OpKind::kMax:
+      return "(" + a + " < " + b + " ? " + b + " : " + a + ")";
+    case OpKind::kPow:
+      return math("pow", d) + "(" + a + ", " + b + ")";
+    case OpKind::kAnd:
+      return "(" + a + " & " + b + ")";
+    case OpKind::kOr:
+      return "(" + a + " | " + b + ")";
+    case OpKind::kXor:
+      return "(" + a + " ^ " + b + ")";
+    case OpKind::kShl:
+      return "(" + a + " << " + b + ")";
+    case OpKind::kShr:
+      return "(" + a + " >> " + b + ")";
+    case OpKind::kEq:
+      return "(" + a + " == " + b + ")";
+    case OpKind::kNe:
+      return "(" + a + " != " + b + ")";
+    case OpKind::kLt:
+      return "(" + a + " < " + b + ")";
+    case OpKind::kLe:
+      return "(" + a + " <= " + b + ")";
+    case OpKind::kGt:
+      return "(" + a + " > " + b + ")";
+    case OpKind::kGe:
+      return "(" + a + " >= " + b + ")";
+    case OpKind::kSelect:
+      return "(" + a + " ? " + b + " : " + arg(2) + ")";
+    case OpKind::kCast: {
+      DType to = fn_.type(op.results[0]).dtype;
+      if (to == DType::kBool) return "(" + a + " != 0)";
+      if (to == DType::kF16 || to == DType::kBF16) return "(float)(" + a + ")";
+      if (is_floating(d) && !is_floating(to) && d_ == Dialect::kOpenCL)
+        return "convert_" + ct(to) + "_rtz(" + a + ")";
+      return "(" + ct(to) + ")(" + a + ")";
+    }
+    default:
+      FS_ASSERT(false);
+  }
+}
+
+void Emitter::elementwise(const Op& op, const std::string& expr_j, const std::string& expr_scalar) {
+  ValueId r = op.results[0];
+  const Type& t = fn_.type(r);
+  // Pointer values are element offsets: never rounded or narrowed to the pointee dtype.
+  auto fit = [&](const std::string& e) { return t.pointer ? e : wrap(t.dtype, e); };
+  if (!t.is_tile()) {
+    declare(r, fit(expr_scalar));
+    return;
+  }
+  declare(r);
+  begin_elems(t.numel());
+  line(name(r) + "[j] = " + fit(expr_j) + ";");
+  end_elems(t.numel());
+}
+
+void Emitter::op(const Op& op) {
+  auto result_type = [&]() -> const Type& { return fn_.type(op.results[0]); };
+  switch (op.kind) {
+    case OpKind::kProgramId:
+    case OpKind::kNumPrograms: {
+      std::string axis = std::to_string(op.attrs[0]);
+      std::string xyz = op.attrs[0] == 0 ? "x" : op.attrs[0] == 1 ? "y" : "z";
+      std::string e;
+      if (op.kind == OpKind::kProgramId)
+        e = d_ == Dialect::kCpu      ? "fs_pid" + axis
+            : d_ == Dialect::kOpenCL ? "(int)get_group_id(" + axis + ")"
+                                     : "(int)blockIdx." + xyz;
+      else
+        e = d_ == Dialect::kCpu      ? "(int)g" + axis
+            : d_ == Dialect::kOpenCL ? "(int)get_num_groups(" + axis + ")"
+                                     : "(int)gridDim." + xyz;
+      declare(op.results[0], e);
+      return;
+    }
+    case OpKind::kArange:
+      elementwise(op, "(" + std::to_string(op.attrs[0]) + " + f)", "");
+      return;
+    case OpKind::kConstant: {
+      std::string lit = literal(result_type().dtype, op.fvalue, op.ivalue);
+      ValueId r = op.results[0];
+      if (!result_type().is_tile()) {
+        declare(r, lit);
+        return;
+      }
+      declare(r);
+      begin_elems(result_type().numel());
+      line(name(r) + "[j] = " + lit + ";");
+      end_elems(result_type().numel());
+      return;
+    }
+    case OpKind::kSplat:
+    case OpKind::kReshape:
+    case OpKind::kExpandDims: {
+      if (fn_.type(op.operands[0]).pointer) roots_[op.results[0]] = roots_.at(op.operands[0]);
+      ValueId r = op.results[0];
+      declare(r);
+      begin_elems(result_type().numel());
+      line(name(r) + "[j] = " + ref(op.operands[0]) + ";");
+      end_elems(result_type().numel());
+      return;
+    }
+    case OpKind::kBroadcast:
+    case OpKind::kTrans: {
+      if (fn_.type(op.operands[0]).pointer) roots_[op.results[0]] = roots_.at(op.operands[0]);
+      const Type& src = fn_.type(op.operands[0]);
+      const Type& dst = result_type();
+      int64_t cursor = 0;
+      barrier();
+      std::string s = materialize(op.operands[0], &cursor);
+      barrier();
+      std::string index;
+      if (op.kind == OpKind::kTrans) {
+        // dst[n][m] = src[m][n]; src is [M, N], dst flat f = n * M + m.
+        std::string m = std::to_string(src.shape[0]);
+        std::string n = std::to_string(src.shape[1]);
+        index = "(f % " + m + ") * " + n + " + f / " + m;
+      } else {
+        int64_t dst_stride = 1;
+        int64_t src_stride = 1;
+        index = "0";
+        for (int i = dst.rank() - 1; i >= 0; --i) {
+          if (src.shape[i] != 1)
+            index += " + ((f / " + std::to_string(dst_stride) + ") % " +
+                     std::to_string(dst.shape[i]) + ") * " + std::to_string(src_stride);
+          dst_stride *= dst.shape[i];
+          src_stride *= src.shape[i];
+        }
+      }
+      ValueId r = op.results[0];
+      declare(r);
+      begin_elems(dst.numel());
+      line(name(r) + "[j] = " + s + "[" + index + "];");
+      end_elems(dst.numel());
+      return;
+    }
+    case OpKind::kAddPtr:
+    case OpKind::kLoad:
+    case OpKind::kStore:
+    case OpKind::kAtomicAdd:
+    case OpKind::kAtomicMax:
+      memory(op);
+      return;
+    case OpKind::kReduceSum:
+    case OpKind::kReduceMax:
+    case OpKind::kReduceMin:
+    case OpKind::kArgMax:
+    case OpKind::kArgMin:
+      reduce(op);
+      return;
+    case OpKind::kDot:
+      dot(op);
+      return;
+    case OpKind::kFor:
+      loop(op);
+      return;
+    case OpKind::kYield:
+      FS_ASSERT(false);
+    default:
+      elementwise(op, expr(op, true), expr(op, false));
+      return;
+  }
+}
+
+void Emitter::memory(const Op& op) {
+  const Type& pt = fn_.type(op.operands[0]);
+  bool tile = pt.is_tile();
+  if (op.kind == OpKind::kAddPtr) {
+    roots_[op.results[0]] = roots_.at(op.operands[0]);
+    elementwise(op,
+                "(" + ref(op.operands[0]) + " + (" + index_t() + ")" + ref(op.operands[1]) + ")",
+                "(" + ref(op.operands[0]) + " + (" + index_t() + ")" + ref(op.operands[1]) + ")");
+    return;
+  }
+  std::string base = base_of(op.operands[0]);
+  DType d = pt.dtype;
+  std::string ptr = ref(op.operands[0]);
+  // The layout pass marks loads/stores whose pointer tile is one contiguous run; the cpu then
+  // addresses base + first offset + j, which the compiler turns into vector loads.
+  if (!gpu() && tile && !op.attrs.empty() && op.attrs[0] == pt.numel())
+    ptr = name(op.operands[0]) + "[0] + j";
+  std::string elem = base + "[" + ptr + "]";
+  if (op.kind == OpKind::kLoad) {
+    std::string e = load_conv(d, elem);
+    if (op.operands.size() > 1) {
+      std::string other = op.operands.size() > 2 ? ref(op.operands[2]) : literal(d, 0, 0);
+      e = "(" + ref(op.operands[1]) + " ? " + e + " : " + other + ")";
+    }
+    ValueId r = op.results[0];
+    if (!tile) {
+      declare(r, e);
+      return;
+    }
+    declare(r);
+    begin_elems(pt.numel());
+    line(name(r) + "[j] = " + e + ";");
+    end_elems(pt.numel());
+    return;
+  }
+  std::string value = ref(op.operands[1]);
+  std::string stmt;
+  if (op.kind == OpKind::kStore) {
+    stmt = elem + " = " + store_conv(d, value) + ";";
+  } else {
+    bool add = op.kind == OpKind::kAtomicAdd;
+    std::string fn = add ? "fs_atomic_add" : "fs_atomic_max";
+    if (d_ == Dialect::kOpenCL) fn += d == DType::kF32 ? "_f" : "_i";
+    stmt = fn + "(&" + elem + ", " + value + ");";
+  }
+  if (op.operands.size() > 2) stmt = "if (" + ref(op.operands[2]) + ") " + stmt;
+  if (!tile) {
+    line(gpu() ? "if (fs_tid == 0) " + stmt : stmt);
+    return;
+  }
+  begin_elems(pt.numel());
+  line(stmt);
+  end_elems(pt.numel());
+}
+
+void Emitter::reduce(const Op& op) {
+  const Type& src = fn_.type(op.operands[0]);
+  const Type& dst = fn_.type(op.results[0]);
+  int64_t axis = op.attrs[0];
+  int64_t r = src.shape[static_cast<size_t>(axis)];
+  int64_t inner = 1;
+  for (int i = static_cast<int>(axis) + 1; i < src.rank(); ++i) inner *= src.shape[i];
+  int64_t cursor = 0;
+  barrier();
+  std::string s = materialize(op.operands[0], &cursor);
+  barrier();
+  ValueId res = op.results[0];
+  bool arg = op.kind == OpKind::kArgMax || op.kind == OpKind::kArgMin;
+  std::string acc_t = ct(src.dtype);
+  auto body = [&](const std::string& out_index, const std::string& target) {
+    std::string in = std::to_string(inner);
+    line("const int o = " + out_index + ";");
+    line("const int base = (o / " + in + ") * " + std::to_string(r * inner) + " + o % " + in + ";");
+    line(acc_t + " acc = " + s + "[base];");
+    line("int idx = 0; (void)idx;");
+    open("for (int r = 1; r < " + std::to_string(r) + "; ++r)");
+    line(acc_t + " x = " + s + "[base + r * " + in + "];");
+    switch (op.kind) {
+      case OpKind::kReduceSum:
+        line("acc += x;");
+        break;
+      case OpKind::kReduceMax:
+        line("if (x > acc) acc = x;");
+        break;
+      case OpKind::kReduceMin:
+        line("if (x < acc) acc = x;");
+        break;
+      case OpKind::kArgMax:
+        line("if (x > acc) { acc = x; idx = r; }");
+        break;
+      default:
+        line("if (x < acc) { acc = x; idx = r; }");
+        break;
+    }
+    close();
+    line(target + " = " + (arg ? std::string("idx") : wrap(dst.dtype, "acc")) + ";");
+  };
+  if (!dst.is_tile()) {
+    declare(res);
+    open("");
+    body("0", name(res));
+    close();
+    return;
+  }
+  declare(res);
+  begin_elems(dst.numel());
+  body("f", name(res) + "[j]");
+  end_elems(dst.numel());
+}
+
+void Emitter::dot(const Op& op) {
+  const Type& a = fn_.type(op.operands[0]);
+  const Type& b = fn_.type(op.operands[1]);
+  std::string m = std::to_string(a.shape[0]);
+  std::string k = std::to_string(a.shape[1]);
+  std::string n = std::to_string(b.shape[1]);
+  ValueId res = op.results[0];
+  int64_t numel = a.shape[0] * b.shape[1];
+  int64_t cursor = 0;
+  barrier();
+  std::string sa = materialize(op.operands[0], &cursor);
+  std::string sb = materialize(op.operands[1], &cursor);
+  barrier();
+  declare(res);
+  std::string out = name(res);
+  std::string init = op.operands.size() > 2 ? name(op.operands[2]) + "[j]" : "0.0f";
+  if (!gpu()) {
+    // i-k-j order: the innermost loop runs along contiguous rows of b and of the result.
+    open("for (int j = 0; j < " + std::to_string(numel) + "; ++j)");
+    line(out + "[j] = " + init + ";");
+    close();
+    open("for (int i = 0; i < " + m + "; ++i)");
+    open("for (int kk = 0; kk < " + k + "; ++kk)");
+    line("const float av = " + sa + "[i * " + k + " + kk];");
+    open("for (int jj = 0; jj < " + n + "; ++jj)");
+    line(out + "[i * " + n + " + jj] += av * " + sb + "[kk * " + n + " + jj];");
+    close();
+    close();
+    close();
+    return;
+  }
+  begin_elems(numel);
+  line("const int i = f / " + n + ";");
+  line("const int jj = f % " + n + ";");
+  line("float acc = " + init + ";");
+  open("for (int kk = 0; kk < " + k + "; ++kk)");
+  line("acc += " + sa + "[i * " + k + " + kk] * " + sb + "[kk * " + n + " + jj];");
+  close();
+  line(out + "[j] = acc;");
+  end_elems(numel);
+}
+
+void Emitter::loop(const Op& op) {
+  size_t carried = op.operands.size() - 3;
+  // Results and body arguments share one variable per carried value.
+  for (size_t i = 0; i < carried; ++i) {
+    ValueId init = op.operands[3 + i];
+    ValueId res = op.results[i];
+    if (fn_.type(init).pointer) {
+      roots_[res] = roots_.at(init);
+      roots_[op.body->args[i + 1]] = roots_.at(init);
+    }
+    const Type& t = fn_.type(res);
+    if (t.is_tile()) {
+      declare(res);
+      begin_elems(t.numel());
+      line(name(res) + "[j] = " + name(init) + "[j];");
+      end_elems(t.numel());
+    } else {
+      declare(res, name(init));
+    }
+    names_[op.body->args[i + 1]] = name(res);
+  }
+  ValueId iv = op.body->args[0];
+  std::string ivn = "v" + std::to_string(iv);
+  names_[iv] = ivn;
+  std::string t = ct(fn_.type(iv).dtype);
+  open("for (" + t + " " + ivn + " = " + name(op.operands[0]) + "; " + ivn + " < " +
+       name(op.operands[1]) + "; " + ivn + " += " + name(op.operands[2]) + ")");
+  for (const Op& inner : op.body->ops) {
+    if (inner.kind != OpKind::kYield) {
+      this->op(inner);
+      continue;
+    }
+    // Copy through temporaries: a yield may pass carried values in another order.
+    std::vector<std::string> temps;
+    for (size_t i = 0; i < carried; ++i) {
+      ValueId y = inner.operands[i];
+      if (fn_.type(y).pointer && roots_.at(y) != roots_.at(op.results[i]))
+        throw_error(ErrorCategory::kUnsupported, "kernel '", fn_.name,
+                    "': a loop-carried pointer must keep pointing into the same tensor");
+      const Type& ty = fn_.type(y);
+      std::string tmp = "y" + std::to_string(counter_++);
+      temps.push_back(tmp);
+      if (ty.is_tile()) {
+        line(vtype(ty) + " " + tmp + "[" + std::to_string(elems(ty)) + "];");
+        begin_elems(ty.numel());
+        line(tmp + "[j] = " + name(y) + "[j];");
+        end_elems(ty.numel());
+      } else {
+        line(vtype(ty) + " " + tmp + " = " + name(y) + ";");
+      }
+    }
+    for (size_t i = 0; i < carried; ++i) {
+      const Type& ty = fn_.type(op.results[i]);
+      if (ty.is_tile()) {
+        begin_elems(ty.numel());
+        line(name(op.results[i]) + "[j] = " + temps[i] + "[j];");
+        end_elems(ty.numel());
+      } else {
+        line(name(op.results[i]) + " = " + temps[i] + ";");
+      }
+    }
+  }
+  close();
+}
+
+void Emitter::block(const ir::Block& b) {
+  for (const Op& o : b.ops) op(o);
+}
+
+std::string Emitter::run(int64_t* local_bytes) {
+  // Parameters.
+  std::string sig;
+  std::string setup;
+  bool uses_f64 = false;
+  for (const Type& t : fn_.value_types) uses_f64 |= t.dtype == DType::kF64;
+  for (size_t i = 0; i < fn_.params.size(); ++i) {
+    const ir::Param& p = fn_.params[i];
+    const Type& t = fn_.type(p.value);
+    std::string idx = std::to_string(i);
+    std::string v = "v" + std::to_string(p.value);
+    names_[p.value] = v;
+    if (!sig.empty()) sig += ", ";
+    if (t.pointer) {
+      roots_[p.value] = static_cast<int>(i);
+      std::string s = st(t.dtype);
+      if (d_ == Dialect::kCpu) {
+        setup += "  " + s + "* const b" + idx + " = *(" + s + "* const*)args[" + idx + "];\n";
+      } else if (d_ == Dialect::kOpenCL) {
+        sig += "__global " + s + "* a" + idx + ", long a" + idx + "_off";
+        setup += "  __global " + s + "* const b" + idx + " = a" + idx + " + a" + idx + "_off;\n";
+      } else {
+        sig += s + "* b" + idx;
+      }
+      setup += "  const " + index_t() + " " + v + " = 0;\n";
+    } else {
+      std::string c = ct(t.dtype);
+      if (d_ == Dialect::kCpu) {
+        setup += "  const " + c + " " + v + " = *(const " + c + "*)args[" + idx + "];\n";
+      } else {
+        sig += c + " a" + idx;
+        setup += "  const " + c + " " + v + " = a" + idx + ";\n";
+      }
+    }
+  }
+  if (d_ == Dialect::kCpu) indent_ = 2;
+  block(fn_.body);
+  *local_bytes = scratch_max_;
+
+  std::string out = "// Generated by flagstone from kernel '" + fn_.name + "'.\n";
+  if (d_ == Dialect::kOpenCL && uses_f64) out += "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n";
+  out += d_ == Dialect::kCpu ? kCpuPrelude : d_ == Dialect::kOpenCL ? kOpenCLPrelude : kCudaPrelude;
+  out += kHalfPrelude;
+  std::string scratch_words = std::to_string((scratch_max_ + 7) / 8);
+  if (d_ == Dialect::kCpu) {
+    out +=
+        "extern \"C\" void fs_kernel(void* const* args, int64_t begin, int64_t end, int64_t g0, "
+        "int64_t g1, int64_t g2) {\n";
+    out += setup;
+    out += "  (void)g2;\n  for (int64_t fs_p = begin; fs_p < end; ++fs_p) {\n";
+    out += "    const int fs_pid0 = (int)(fs_p % g0);\n";
+    out += "    const int fs_pid1 = (int)((fs_p / g0) % g1);\n";
+    out += "    const int fs_pid2 = (int)(fs_p / (g0 * g1));\n";
+    out += "    (void)fs_pid0; (void)fs_pid1; (void)fs_pid2;\n";
+    out += body_;
+    out += "  }\n}\n";
+    return out;
+  }
+  if (d_ == Dialect::kOpenCL) {
+    out += "__kernel __attribute__((reqd_work_group_size(" + std::to_string(threads_) +
+           ", 1, 1))) void fs_kernel(" + sig + ") {\n";
+    if (scratch_max_ > 0) {
+      out += "  __local long fs_scratch_words[" + scratch_words + "];\n";
+      out += "  __local uchar* fs_scratch = (__local uchar*)fs_scratch_words;\n";
+    }
+    out += "  const int fs_tid = (int)get_local_id(0);\n";
+  } else {
+    out += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads_) +
+           ") fs_kernel(" + sig + ") {\n";
+    if (scratch_max_ > 0) {
+      out += "  __shared__ long long fs_scratch_words[" + scratch_words + "];\n";
+      out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
+    }
+    out += "  const int fs_tid = (int)threadIdx.x;\n";
+  }
+  out += setup;
+  out += body_;
+  out += "}\n";
+  return out;
+}
+
+}  // namespace
+
+std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
+                        int64_t* local_bytes) {
+  return Emitter(fn, dialect, threads).run(local_bytes);
+}
+
+}  // namespace flagstone::compiler

@@ -1,0 +1,67 @@
+// The target registry: built-in targets plus any a vendor registers at run time.
+#include <mutex>
+#include <vector>
+
+#include "flagstone/base/error.h"
+#include "targets_internal.h"
+
+namespace flagstone::compiler {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Target>> targets;
+  bool builtins = false;
+
+  void ensure_builtins() {
+    if (builtins) return;
+    builtins = true;
+    targets.push_back(create_cpu_target());
+#ifdef FLAGSTONE_HAVE_OPENCL
+    targets.push_back(create_opencl_target());
+#endif
+#ifdef FLAGSTONE_HAVE_CUDA
+    targets.push_back(create_cuda_target());
+#endif
+  }
+};
+
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed: kernels may outlive statics
+  return *r;
+}
+
+}  // namespace
+
+void register_target(std::unique_ptr<Target> target) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.ensure_builtins();
+  for (const auto& t : r.targets)
+    FS_CHECK(t->name() != target->name(), kInvalidArgument, "compiler target '", target->name(),
+             "' is already registered");
+  r.targets.push_back(std::move(target));
+}
+
+const Target& target_for(std::string_view backend) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.ensure_builtins();
+  for (const auto& t : r.targets)
+    if (t->name() == backend) return *t;
+  std::string names;
+  for (const auto& t : r.targets) names += (names.empty() ? "" : ", ") + std::string(t->name());
+  throw_error(ErrorCategory::kUnsupported, "no compiler target for backend '", backend,
+              "' (targets in this build: ", names, ")");
+}
+
+std::vector<std::string> target_names() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.ensure_builtins();
+  std::vector<std::string> names;
+  for (const auto& t : r.targets) names.emplace_back(t->name());
+  return names;
+}
+
+}  // namespace flagstone::compiler

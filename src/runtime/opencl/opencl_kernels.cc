@@ -100,6 +100,31 @@ bool extent(const StridedCopy& copy, const int64_t* strides, int64_t offset, int
   return true;
 }
 
+// Drops size-1 dimensions and merges neighbours that are contiguous with each other on both
+// sides, so the kernel does fewer divisions per element; returns the new ndim.
+int merge_dims(const StridedCopy& copy, StridedArgs* args) {
+  int ndim = 0;
+  for (int k = 0; k < copy.ndim; ++k) {
+    int64_t size = copy.sizes[k];
+    if (size == 1) continue;
+    int64_t src_span = 0;
+    int64_t dst_span = 0;
+    bool mergeable = ndim > 0 && !__builtin_mul_overflow(copy.src_strides[k], size, &src_span) &&
+                     !__builtin_mul_overflow(copy.dst_strides[k], size, &dst_span) &&
+                     args->src_strides[ndim - 1] == src_span &&
+                     args->dst_strides[ndim - 1] == dst_span;
+    if (mergeable) {
+      args->sizes[ndim - 1] *= size;  // cannot overflow: bounded by the checked total
+    } else {
+      args->sizes[ndim] = size;
+      ++ndim;
+    }
+    args->src_strides[ndim - 1] = copy.src_strides[k];
+    args->dst_strides[ndim - 1] = copy.dst_strides[k];
+  }
+  return ndim;
+}
+
 size_t buffer_bytes(const DeviceState& state, cl_mem buffer) {
   size_t size = 0;
   FS_CL(state.label, clGetMemObjectInfo, buffer, CL_MEM_SIZE, sizeof(size), &size, nullptr);
@@ -178,9 +203,6 @@ void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy
              copy.sizes[k], " of dimension ", k, " is negative");
     FS_CHECK(!__builtin_mul_overflow(args.total, copy.sizes[k], &args.total), kInvalidArgument,
              "copy_strided on ", state_.label, ": element count overflows 64 bits");
-    args.sizes[k] = copy.sizes[k];
-    args.src_strides[k] = copy.src_strides[k];
-    args.dst_strides[k] = copy.dst_strides[k];
   }
   if (args.total == 0) return;
 
@@ -203,7 +225,21 @@ void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy
   check_side("destination", dst, copy.dst_strides, copy.dst_offset);
   args.src_offset = copy.src_offset;
   args.dst_offset = copy.dst_offset;
-  args.ndim = copy.ndim;
+  args.ndim = merge_dims(copy, &args);
+
+  // Contiguous on both sides (after merging): the driver's copy beats any kernel. Overlapping
+  // ranges of one buffer stay on the kernel, which clEnqueueCopyBuffer would refuse.
+  bool contiguous =
+      args.ndim == 0 || (args.ndim == 1 && args.src_strides[0] == 1 && args.dst_strides[0] == 1);
+  auto bytes = static_cast<size_t>(args.total) * copy.element_bytes;
+  auto src_byte = static_cast<size_t>(args.src_offset) * copy.element_bytes;
+  auto dst_byte = static_cast<size_t>(args.dst_offset) * copy.element_bytes;
+  bool overlap = src == dst && src_byte < dst_byte + bytes && dst_byte < src_byte + bytes;
+  if (contiguous && !overlap) {
+    FS_CL(state_.label, clEnqueueCopyBuffer, queue, src, dst, src_byte, dst_byte, bytes, 0, nullptr,
+          nullptr);
+    return;
+  }
 
   std::lock_guard lock(mutex_);
   build_locked();

@@ -324,6 +324,27 @@ TEST_P(OpenCl, StridedCopiesOfScalarsAndBroadcasts) {
   run_strided_case(device(), broadcast, 2, 60);
 }
 
+// Layouts the backend simplifies before launching: fully contiguous (one driver copy) and
+// partly mergeable dimensions, with size-1 dimensions in between.
+TEST_P(OpenCl, StridedCopiesOfMergeableLayouts) {
+  StridedCase contiguous;
+  contiguous.sizes = {4, 1, 5, 6};
+  contiguous.src_strides = {30, 999, 6, 1};
+  contiguous.dst_strides = {30, 7, 6, 1};
+  contiguous.src_offset = 11;
+  contiguous.dst_offset = 3;
+  contiguous.src_elements = 11 + 120 + 5;
+  contiguous.dst_elements = 3 + 120 + 2;
+  run_strided_case(device(), contiguous, 8, 70);
+  StridedCase rows;  // inner two dims merge on both sides; the outer one has a padded source
+  rows.sizes = {3, 4, 5};
+  rows.src_strides = {23, 5, 1};
+  rows.dst_strides = {20, 5, 1};
+  rows.src_elements = 3 * 23;
+  rows.dst_elements = 60;
+  run_strided_case(device(), rows, 2, 80);
+}
+
 TEST_P(OpenCl, StridedCopyOutOfBoundsIsRejected) {
   Buffer src = Buffer::allocate(device(), 64 * 4);
   Buffer dst = Buffer::allocate(device(), 64 * 4);

@@ -10,12 +10,18 @@ namespace {
 
 const char* kind_name(const AttrValue::Variant& v) {
   switch (v.index()) {
-    case 0: return "bool";
-    case 1: return "int";
-    case 2: return "float";
-    case 3: return "string";
-    case 4: return "int list";
-    default: return "float list";
+    case 0:
+      return "bool";
+    case 1:
+      return "int";
+    case 2:
+      return "float";
+    case 3:
+      return "string";
+    case 4:
+      return "int list";
+    default:
+      return "float list";
   }
 }
 

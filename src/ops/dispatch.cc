@@ -2,6 +2,7 @@
 // the policy, and take (and log once) any fallback: the next provider or a cpu round trip.
 #include <algorithm>
 #include <mutex>
+#include <sstream>
 #include <unordered_map>
 
 #include "flagstone/ops/log.h"
@@ -29,8 +30,8 @@ SelectionCache& selection_cache() {
 
 std::shared_ptr<const Candidates> candidates_for(std::string_view op, std::string_view backend,
                                                  DType dtype) {
-  std::string key = std::string(op) + '\n' + std::string(backend) + '\n' +
-                    std::string(dtype_name(dtype));
+  std::string key =
+      std::string(op) + '\n' + std::string(backend) + '\n' + std::string(dtype_name(dtype));
   auto& cache = selection_cache();
   uint64_t version = policy_version();
   {
@@ -73,7 +74,8 @@ std::string input_name(const OpSchema& schema, size_t i) {
   const std::string& last = schema.inputs.back();
   std::string name = i < schema.inputs.size() ? schema.inputs[i] : last;
   if (!name.empty() && name.back() == '?') name.pop_back();
-  if (name.size() > 3 && name.ends_with("...")) name = name.substr(0, name.size() - 3) + "[" + std::to_string(i) + "]";
+  if (name.size() > 3 && name.ends_with("..."))
+    name = name.substr(0, name.size() - 3) + "[" + std::to_string(i) + "]";
   return name;
 }
 
@@ -87,17 +89,19 @@ void check_arity(const OpSchema& schema, const std::vector<Tensor>& inputs) {
              "' takes at least ", required + 1, " tensors, got ", inputs.size());
     return;
   }
-  FS_CHECK(inputs.size() >= required && inputs.size() <= schema.inputs.size(), kInvalidArgument,
-           "op '", schema.name, "' takes ", required,
-           required == schema.inputs.size() ? "" : "-" + std::to_string(schema.inputs.size()),
-           " tensors, got ", inputs.size());
+  if (inputs.size() < required || inputs.size() > schema.inputs.size()) {
+    std::ostringstream range;
+    range << required;
+    if (required != schema.inputs.size()) range << '-' << schema.inputs.size();
+    throw_error(ErrorCategory::kInvalidArgument, "op '", schema.name, "' takes ", range.str(),
+                " tensors, got ", inputs.size());
+  }
   for (size_t i = 0; i < inputs.size(); ++i)
     FS_CHECK(inputs[i].defined() || schema.inputs[i].ends_with("?"), kInvalidArgument, "op '",
              schema.name, "': input '", input_name(schema, i), "' is undefined");
 }
 
-Device call_device(const OpSchema& schema, const std::vector<Tensor>& inputs,
-                   const Attrs& attrs) {
+Device call_device(const OpSchema& schema, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   const Tensor* first = nullptr;
   size_t first_index = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -108,8 +112,8 @@ Device call_device(const OpSchema& schema, const std::vector<Tensor>& inputs,
     }
     FS_CHECK(inputs[i].device() == first->device(), kInvalidArgument, "op '", schema.name,
              "': input '", input_name(schema, i), "' is on ", inputs[i].device().spec(),
-             " but input '", input_name(schema, first_index), "' is on ",
-             first->device().spec(), "; move them to one device with .to()");
+             " but input '", input_name(schema, first_index), "' is on ", first->device().spec(),
+             "; move them to one device with .to()");
   }
   if (first) return first->device();
   return Device::get(attrs.get_string("device", "cpu"));
@@ -176,8 +180,7 @@ void run_impl(const Implementation& impl, const std::vector<Tensor>& inputs, con
 }
 
 std::string call_key(const OpSchema& schema, const Device& device, DType dtype) {
-  return "op '" + schema.name + "' on " + device.spec() + " for " +
-         std::string(dtype_name(dtype));
+  return "op '" + schema.name + "' on " + device.spec() + " for " + std::string(dtype_name(dtype));
 }
 
 void dispatch(const OpSchema& schema, const std::vector<Tensor>& inputs, const Attrs& attrs,
@@ -197,13 +200,14 @@ void dispatch(const OpSchema& schema, const std::vector<Tensor>& inputs, const A
     if (!refusals.empty()) {
       FS_CHECK(!policy->strict, kUnsupported, call_key(schema, device, dtype),
                ": strict mode forbids falling back to ", impl->name, " (", refusals, ")");
-      log_once("provider:" + impl->name + ":" + std::string(dtype_name(dtype)), LogLevel::kInfo,
-               call_key(schema, device, dtype) + " falls back to " + impl->name + " (" +
-                   refusals + ")");
+      log_once(
+          "provider:" + impl->name + ":" + std::string(dtype_name(dtype)), LogLevel::kInfo,
+          call_key(schema, device, dtype) + " falls back to " + impl->name + " (" + refusals + ")");
     } else if (impl->provider == Provider::kReference) {
-      log_once("reference:" + schema.name + ":" + std::string(dtype_name(dtype)), LogLevel::kInfo,
-               call_key(schema, device, dtype) +
-                   " runs the float64 reference: no faster implementation is registered or allowed");
+      log_once(
+          "reference:" + schema.name + ":" + std::string(dtype_name(dtype)), LogLevel::kInfo,
+          call_key(schema, device, dtype) +
+              " runs the float64 reference: no faster implementation is registered or allowed");
     }
     try {
       run_impl(*impl, inputs, attrs, outputs, device);
@@ -217,8 +221,8 @@ void dispatch(const OpSchema& schema, const std::vector<Tensor>& inputs, const A
     }
   }
   FS_CHECK(!device.is_cpu(), kUnsupported, call_key(schema, device, dtype),
-           ": no implementation can run it (",
-           refusals.empty() ? candidates->skipped : refusals, ")");
+           ": no implementation can run it (", refusals.empty() ? candidates->skipped : refusals,
+           ")");
   FS_CHECK(!policy->strict, kUnsupported, call_key(schema, device, dtype),
            ": no implementation on ", device.backend(),
            " and strict mode forbids the cpu fallback (",

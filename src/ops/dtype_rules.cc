@@ -7,33 +7,46 @@ namespace {
 int float_rank(DType d) {
   switch (d) {
     case DType::kF16:
-    case DType::kBF16: return 1;
-    case DType::kF32: return 2;
-    default: return 3;  // f64
+    case DType::kBF16:
+      return 1;
+    case DType::kF32:
+      return 2;
+    default:
+      return 3;  // f64
   }
 }
 
 int int_bits(DType d) {
   switch (d) {
     case DType::kI8:
-    case DType::kU8: return 8;
-    case DType::kI16: return 16;
-    case DType::kI32: return 32;
-    default: return 64;
+    case DType::kU8:
+      return 8;
+    case DType::kI16:
+      return 16;
+    case DType::kI32:
+      return 32;
+    default:
+      return 64;
   }
 }
 
 DType signed_of_bits(int bits) {
   switch (bits) {
-    case 8: return DType::kI8;
-    case 16: return DType::kI16;
-    case 32: return DType::kI32;
-    default: return DType::kI64;
+    case 8:
+      return DType::kI8;
+    case 16:
+      return DType::kI16;
+    case 32:
+      return DType::kI32;
+    default:
+      return DType::kI64;
   }
 }
 
 // 0 bool, 1 integer, 2 float: the categories of torch's result_type.
-int category(DType d) { return d == DType::kBool ? 0 : (is_floating(d) ? 2 : 1); }
+int category(DType d) {
+  return d == DType::kBool ? 0 : (is_floating(d) ? 2 : 1);
+}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "flagstone/ops/policy.h"
 #include "flagstone/ops/registry.h"
@@ -24,16 +25,12 @@ void register_attention_ops(Registry& registry);
 void register_sort_sample_ops(Registry& registry);
 void register_linalg_ops(Registry& registry);
 void register_movement_ops(Registry& registry);
+void register_movement_ops_2(Registry& registry);  // pad, repeat, flip, roll, tril...
 void register_factory_ops(Registry& registry);
 
-// cpu implementations (src/ops/cpu/).
-void register_cpu_elementwise(Registry& registry);
-void register_cpu_reduction(Registry& registry);
-void register_cpu_norm(Registry& registry);
-void register_cpu_llm(Registry& registry);
-void register_cpu_attention(Registry& registry);
-void register_cpu_gemm(Registry& registry);
-void register_cpu_sample(Registry& registry);
-void register_cpu_movement(Registry& registry);
+}  // namespace flagstone::ops
 
+namespace flagstone::ops {
+// Inverse frequencies of rotary embedding for the scaling attrs of rope_cache (schema/llm.cc).
+std::vector<double> rope_inv_freq(const Attrs& attrs, int64_t rotary_dim);
 }  // namespace flagstone::ops

@@ -30,8 +30,7 @@ void set_log_sink(LogSink sink) {
 LogSink stderr_log_sink(LogLevel min_level) {
   return [min_level](LogLevel level, std::string_view message) {
     if (level < min_level) return;
-    std::fprintf(stderr, "flagstone ops: %.*s\n", static_cast<int>(message.size()),
-                 message.data());
+    std::fprintf(stderr, "flagstone ops: %.*s\n", static_cast<int>(message.size()), message.data());
   };
 }
 

@@ -2,9 +2,9 @@
 #include "flagstone/ops/policy.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -64,8 +64,8 @@ void add_deny(Policy& policy, const std::string& entry) {
 void apply_order_text(Policy& policy, std::string_view text, std::string_view origin) {
   for (const auto& item : split(text, ';')) {
     auto eq = item.find('=');
-    FS_CHECK(eq != std::string::npos && eq > 0, kInvalidArgument, origin, ": per-op order '",
-             item, "' is not of the form op=provider,provider");
+    FS_CHECK(eq != std::string::npos && eq > 0, kInvalidArgument, origin, ": per-op order '", item,
+             "' is not of the form op=provider,provider");
     policy.op_providers[item.substr(0, eq)] =
         parse_provider_list(split(std::string_view(item).substr(eq + 1), ','));
   }
@@ -90,7 +90,8 @@ PolicyState& policy_state() {
 
 Policy load_default_policy() {
   Policy base;
-  if (auto path = env("FLAGSTONE_OPS_CONFIG"); path && !path->empty()) base = Policy::from_file(*path);
+  if (auto path = env("FLAGSTONE_OPS_CONFIG"); path && !path->empty())
+    base = Policy::from_file(*path);
   return Policy::from_environment(base);
 }
 
@@ -98,10 +99,14 @@ Policy load_default_policy() {
 
 std::string_view provider_name(Provider provider) {
   switch (provider) {
-    case Provider::kNative: return "native";
-    case Provider::kVendor: return "vendor";
-    case Provider::kGenerated: return "generated";
-    case Provider::kReference: return "reference";
+    case Provider::kNative:
+      return "native";
+    case Provider::kVendor:
+      return "vendor";
+    case Provider::kGenerated:
+      return "generated";
+    case Provider::kReference:
+      return "reference";
   }
   return "?";
 }
@@ -135,7 +140,8 @@ std::vector<Provider> Policy::order_for(std::string_view op) const {
 std::string Policy::to_string() const {
   std::ostringstream out;
   out << "providers=";
-  for (size_t i = 0; i < providers.size(); ++i) out << (i ? "," : "") << provider_name(providers[i]);
+  for (size_t i = 0; i < providers.size(); ++i)
+    out << (i ? "," : "") << provider_name(providers[i]);
   for (const auto& [op, order] : op_providers) {
     out << " " << op << "=";
     for (size_t i = 0; i < order.size(); ++i) out << (i ? "," : "") << provider_name(order[i]);
@@ -226,9 +232,13 @@ std::shared_ptr<const Policy> current_policy() {
   return s.policy;
 }
 
-uint64_t policy_version() { return policy_state().version.load(std::memory_order_acquire); }
+uint64_t policy_version() {
+  return policy_state().version.load(std::memory_order_acquire);
+}
 
-Policy policy() { return *current_policy(); }
+Policy policy() {
+  return *current_policy();
+}
 
 void set_policy(Policy policy) {
   auto& s = policy_state();

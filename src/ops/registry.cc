@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 
 #include "internal.h"
@@ -42,14 +43,6 @@ void register_builtin_ops(Registry& r) {
   register_linalg_ops(r);
   register_movement_ops(r);
   register_factory_ops(r);
-  register_cpu_elementwise(r);
-  register_cpu_reduction(r);
-  register_cpu_norm(r);
-  register_cpu_llm(r);
-  register_cpu_attention(r);
-  register_cpu_gemm(r);
-  register_cpu_sample(r);
-  register_cpu_movement(r);
 }
 
 }  // namespace

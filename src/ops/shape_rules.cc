@@ -27,8 +27,8 @@ Shape broadcast_all(const std::vector<Tensor>& tensors) {
 
 int normalize_dim(int64_t dim, int ndim, std::string_view what) {
   int64_t n = std::max(ndim, 1);  // a 0-d tensor accepts dim 0 and -1, as in torch
-  FS_CHECK(dim >= -n && dim < n, kInvalidArgument, what, "=", dim, " is out of range for a ",
-           ndim, "-d tensor (expected ", -n, "..", n - 1, ")");
+  FS_CHECK(dim >= -n && dim < n, kInvalidArgument, what, "=", dim, " is out of range for a ", ndim,
+           "-d tensor (expected ", -n, "..", n - 1, ")");
   return static_cast<int>(dim < 0 ? dim + n : dim);
 }
 
@@ -53,8 +53,10 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& dims, bool keepd
   Shape out;
   for (int i = 0; i < static_cast<int>(shape.size()); ++i) {
     bool reduced = std::find(dims.begin(), dims.end(), i) != dims.end();
-    if (!reduced) out.push_back(shape[i]);
-    else if (keepdim) out.push_back(1);
+    if (!reduced)
+      out.push_back(shape[i]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }

@@ -36,9 +36,9 @@ DType attr_dtype(const Attrs& attrs, DType fallback);
 inline const std::vector<DType> kFloatTypes{DType::kF32, DType::kF16, DType::kBF16, DType::kF64};
 inline const std::vector<DType> kIntTypes{DType::kI64, DType::kI32, DType::kI16, DType::kI8,
                                           DType::kU8};
-std::vector<DType> all_plain_types();         // floats, ints and bool
-std::vector<DType> numeric_types();           // floats and ints
-std::vector<DType> int_and_bool_types();      // ints and bool
+std::vector<DType> all_plain_types();     // floats, ints and bool
+std::vector<DType> numeric_types();       // floats and ints
+std::vector<DType> int_and_bool_types();  // ints and bool
 
 }  // namespace flagstone::ops
 

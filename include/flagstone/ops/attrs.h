@@ -15,20 +15,21 @@ namespace flagstone::ops {
 
 class AttrValue {
  public:
-  using Variant = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>,
-                               std::vector<double>>;
+  using Variant =
+      std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
   AttrValue() : value_(int64_t{0}) {}
   AttrValue(bool v) : value_(v) {}  // NOLINT: implicit by design, attrs read like literals
-  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
-  AttrValue(T v) : value_(static_cast<int64_t>(v)) {}  // NOLINT
-  AttrValue(float v) : value_(static_cast<double>(v)) {}  // NOLINT
-  AttrValue(double v) : value_(v) {}                      // NOLINT
-  AttrValue(const char* v) : value_(std::string(v)) {}    // NOLINT
-  AttrValue(std::string v) : value_(std::move(v)) {}      // NOLINT
-  AttrValue(std::string_view v) : value_(std::string(v)) {}  // NOLINT
-  AttrValue(std::vector<int64_t> v) : value_(std::move(v)) {}  // NOLINT
+  template <typename T,
+            std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  AttrValue(T v) : value_(static_cast<int64_t>(v)) {}                               // NOLINT
+  AttrValue(float v) : value_(static_cast<double>(v)) {}                            // NOLINT
+  AttrValue(double v) : value_(v) {}                                                // NOLINT
+  AttrValue(const char* v) : value_(std::string(v)) {}                              // NOLINT
+  AttrValue(std::string v) : value_(std::move(v)) {}                                // NOLINT
+  AttrValue(std::string_view v) : value_(std::string(v)) {}                         // NOLINT
+  AttrValue(std::vector<int64_t> v) : value_(std::move(v)) {}                       // NOLINT
   AttrValue(std::initializer_list<int64_t> v) : value_(std::vector<int64_t>(v)) {}  // NOLINT
-  AttrValue(std::vector<double> v) : value_(std::move(v)) {}  // NOLINT
+  AttrValue(std::vector<double> v) : value_(std::move(v)) {}                        // NOLINT
 
   const Variant& value() const { return value_; }
   std::string to_string() const;

@@ -17,8 +17,8 @@ inline DType to_float_dtype(DType dtype) {
   return is_floating(dtype) ? dtype : DType::kF32;
 }
 // Plain (non-quantized) numeric dtypes, in a stable order for matrices and loops.
-inline constexpr DType kPlainDTypes[] = {DType::kF32, DType::kF16,  DType::kBF16, DType::kF64,
-                                         DType::kI64, DType::kI32,  DType::kI16,  DType::kI8,
+inline constexpr DType kPlainDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kF64,
+                                         DType::kI64, DType::kI32, DType::kI16,  DType::kI8,
                                          DType::kU8,  DType::kBool};
 
 }  // namespace flagstone::ops

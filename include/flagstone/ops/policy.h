@@ -33,8 +33,8 @@ struct Policy {
   std::vector<Provider> providers{Provider::kVendor, Provider::kGenerated, Provider::kNative,
                                   Provider::kReference};
   std::map<std::string, std::vector<Provider>> op_providers;  // per-op order, replaces providers
-  std::set<std::string> deny_ops;         // these ops use only the reference (when not denied)
-  std::set<Provider> deny_providers;      // never used
+  std::set<std::string> deny_ops;     // these ops use only the reference (when not denied)
+  std::set<Provider> deny_providers;  // never used
   std::set<std::pair<std::string, Provider>> deny_op_providers;
   // No fallback of any kind: no other provider after a runtime refusal, no cpu round trip for
   // a device without an implementation, no reference for a denied op. Errors name op, device,

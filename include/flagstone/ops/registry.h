@@ -34,16 +34,16 @@ struct KernelArgs {
 using KernelFn = std::function<void(KernelArgs& args)>;
 // Shape and dtype rules: checks inputs and attributes (throwing kInvalidArgument naming the op,
 // tensor, shape or dtype at fault) and returns the outputs' shapes and dtypes.
-using InferFn = std::function<std::vector<OutputSpec>(const std::vector<Tensor>& inputs,
-                                                      const Attrs& attrs)>;
+using InferFn =
+    std::function<std::vector<OutputSpec>(const std::vector<Tensor>& inputs, const Attrs& attrs)>;
 
 struct OpSchema {
   std::string name;
   std::string family;               // "unary", "binary", "reduction", "attention", ...
   std::vector<std::string> inputs;  // names; a trailing '?' marks an optional input
   std::vector<std::string> outputs;
-  std::vector<std::string> attrs;   // documented attribute names ("dim=-1", "eps=1e-6")
-  std::vector<DType> dtypes;        // dtypes of the dispatch input the op is defined for
+  std::vector<std::string> attrs;  // documented attribute names ("dim=-1", "eps=1e-6")
+  std::vector<DType> dtypes;       // dtypes of the dispatch input the op is defined for
   std::string doc;
   InferFn infer;
   KernelFn reference;  // float64 on the CPU, plain and obviously right
@@ -96,8 +96,8 @@ class Registry {
 // Which implementation dispatch would pick for `op` on `device` for inputs of `dtype`, and how.
 struct Selection {
   const Implementation* impl = nullptr;  // null: nothing allowed serves it (see `reason`)
-  bool cpu_fallback = false;  // the device has none: inputs go to the cpu and back
-  std::string reason;         // why earlier candidates were skipped, or why none was found
+  bool cpu_fallback = false;             // the device has none: inputs go to the cpu and back
+  std::string reason;  // why earlier candidates were skipped, or why none was found
 };
 Selection select(std::string_view op, const Device& device, DType dtype);
 

@@ -53,3 +53,41 @@ struct ReductionPlan {
 };
 
 }  // namespace flagstone::ops::ref
+
+namespace flagstone::ops::ref {
+// Raw element bytes in logical order, for data movement that must copy values exactly.
+std::vector<std::byte> load_raw(const Tensor& t);
+void store_raw(const Tensor& out, const std::vector<std::byte>& bytes);
+// The bytes of one element of `dtype` holding `value` (converted as store() does).
+std::vector<std::byte> encode(DType dtype, double value);
+// out[i] = src[map[i]] element-wise, or `fill` where map[i] < 0.
+std::vector<std::byte> gather_elements(const std::vector<std::byte>& src, size_t element_bytes,
+                                       const std::vector<int64_t>& map,
+                                       const std::vector<std::byte>& fill = {});
+}  // namespace flagstone::ops::ref
+
+namespace flagstone::ops::ref {
+inline Shape coords_of(int64_t index, const Shape& shape) {
+  Shape c(shape.size());
+  for (size_t i = shape.size(); i-- > 0;) {
+    c[i] = index % shape[i];
+    index /= shape[i];
+  }
+  return c;
+}
+
+inline int64_t index_of(const Shape& coords, const Shape& strides) {
+  int64_t i = 0;
+  for (size_t d = 0; d < coords.size(); ++d) i += coords[d] * strides[d];
+  return i;
+}
+
+// out[i] = x[src(coords of i)], or `fill` where src returns -1: exact for every dtype.
+template <typename F>
+void map_copy(const Tensor& x, const Tensor& out, F src, double fill = 0) {
+  auto raw = load_raw(x);
+  std::vector<int64_t> map(static_cast<size_t>(out.numel()));
+  for (int64_t i = 0; i < out.numel(); ++i) map[i] = src(coords_of(i, out.shape()));
+  store_raw(out, gather_elements(raw, dtype_size(x.dtype()), map, encode(x.dtype(), fill)));
+}
+}  // namespace flagstone::ops::ref

@@ -1,6 +1,8 @@
 // Attention: scaled_dot_product_attention (causal or masked, GQA/MQA, prefill and decode over
 // a KV cache) and paged attention over a block table; schemas and float64 references.
 #include <cmath>
+#include <functional>
+#include <memory>
 
 #include "internal.h"
 #include "reference/host.h"
@@ -55,19 +57,28 @@ void register_attention_ops(Registry& registry) {
     check_ndim(q, "query", 4);
     check_ndim(k, "key", 4);
     check_ndim(v, "value", 4);
-    FS_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0), kInvalidArgument, "batch sizes differ: query ", q.describe(), ", key ", k.describe(), ", value ", v.describe());
-    FS_CHECK(k.size(3) == q.size(3), kInvalidArgument, "key head_dim ", k.size(3), " differs from query head_dim ", q.size(3));
-    FS_CHECK(v.size(2) == k.size(2) && v.size(1) == k.size(1), kInvalidArgument, "value ", v.describe(), " must match key ", k.describe(), " in heads and length");
-    FS_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, kInvalidArgument, "query heads ", q.size(1), " are not a multiple of key/value heads ", k.size(1));
+    FS_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0), kInvalidArgument,
+             "batch sizes differ: query ", q.describe(), ", key ", k.describe(), ", value ",
+             v.describe());
+    FS_CHECK(k.size(3) == q.size(3), kInvalidArgument, "key head_dim ", k.size(3),
+             " differs from query head_dim ", q.size(3));
+    FS_CHECK(v.size(2) == k.size(2) && v.size(1) == k.size(1), kInvalidArgument, "value ",
+             v.describe(), " must match key ", k.describe(), " in heads and length");
+    FS_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, kInvalidArgument, "query heads ",
+             q.size(1), " are not a multiple of key/value heads ", k.size(1));
     if (in.size() > 3 && in[3].defined()) {
       const Tensor& m = in[3];
-      FS_CHECK(m.dtype() == DType::kBool || m.dtype() == q.dtype(), kInvalidArgument, "tensor 'mask' is ", m.describe(), "; expected bool or ", dtype_name(q.dtype()));
+      FS_CHECK(m.dtype() == DType::kBool || m.dtype() == q.dtype(), kInvalidArgument,
+               "tensor 'mask' is ", m.describe(), "; expected bool or ", dtype_name(q.dtype()));
       Shape full{q.size(0), q.size(1), q.size(2), k.size(2)};
-      FS_CHECK(broadcast_shapes(m.shape(), full) == full, kInvalidArgument, "mask ", m.describe(), " does not broadcast to ", shape_to_string(full));
-      FS_CHECK(!attrs.get_bool("causal", false), kInvalidArgument, "pass either a mask or causal=true, not both");
+      FS_CHECK(broadcast_shapes(m.shape(), full) == full, kInvalidArgument, "mask ", m.describe(),
+               " does not broadcast to ", shape_to_string(full));
+      FS_CHECK(!attrs.get_bool("causal", false), kInvalidArgument,
+               "pass either a mask or causal=true, not both");
     }
     std::string align = attrs.get_string("causal_alignment", "top_left");
-    FS_CHECK(align == "top_left" || align == "bottom_right", kInvalidArgument, "causal_alignment='", align, "' (expected top_left or bottom_right)");
+    FS_CHECK(align == "top_left" || align == "bottom_right", kInvalidArgument, "causal_alignment='",
+             align, "' (expected top_left or bottom_right)");
     return std::vector<OutputSpec>{{{q.size(0), q.size(1), q.size(2), v.size(3)}, q.dtype()}};
   };
   s.reference = [](KernelArgs& args) {
@@ -77,7 +88,8 @@ void register_attention_ops(Registry& registry) {
     int64_t hk = k.size(1), lk = k.size(2), dv = v.size(3);
     double scale = args.attrs.get_double("scale", 1.0 / std::sqrt(static_cast<double>(d)));
     bool causal = args.attrs.get_bool("causal", false);
-    int64_t shift = args.attrs.get_string("causal_alignment", "top_left") == "bottom_right" ? lk - lq : 0;
+    int64_t shift =
+        args.attrs.get_string("causal_alignment", "top_left") == "bottom_right" ? lk - lq : 0;
     auto qv = ref::load(q), kv = ref::load(k), vv = ref::load(v);
     std::vector<double> mask;
     Shape full{b, hq, lq, lk};
@@ -132,9 +144,12 @@ void register_attention_ops(Registry& registry) {
     check_index(sl, "seq_lens");
     check_ndim(bt, "block_tables", 2);
     check_shape(sl, "seq_lens", {q.size(0)});
-    FS_CHECK(bt.size(0) == q.size(0), kInvalidArgument, "block_tables ", bt.describe(), " must have one row per sequence (", q.size(0), ")");
-    FS_CHECK(kc.size(3) == q.size(2), kInvalidArgument, "key_cache head_dim ", kc.size(3), " differs from query head_dim ", q.size(2));
-    FS_CHECK(kc.size(2) > 0 && q.size(1) % kc.size(2) == 0, kInvalidArgument, "query heads ", q.size(1), " are not a multiple of kv heads ", kc.size(2));
+    FS_CHECK(bt.size(0) == q.size(0), kInvalidArgument, "block_tables ", bt.describe(),
+             " must have one row per sequence (", q.size(0), ")");
+    FS_CHECK(kc.size(3) == q.size(2), kInvalidArgument, "key_cache head_dim ", kc.size(3),
+             " differs from query head_dim ", q.size(2));
+    FS_CHECK(kc.size(2) > 0 && q.size(1) % kc.size(2) == 0, kInvalidArgument, "query heads ",
+             q.size(1), " are not a multiple of kv heads ", kc.size(2));
     return std::vector<OutputSpec>{{q.shape(), q.dtype()}};
   };
   p.reference = [](KernelArgs& args) {
@@ -149,17 +164,22 @@ void register_attention_ops(Registry& registry) {
     std::vector<double> out(qv.size());
     for (int64_t s = 0; s < seqs; ++s) {
       int64_t n = lens[s];
-      FS_CHECK(n >= 0 && n <= max_blocks * bs, kInvalidArgument, "op 'paged_attention': seq_lens[", s, "]=", n, " exceeds the block table's ", max_blocks, " blocks of ", bs);
+      FS_CHECK(n >= 0 && n <= max_blocks * bs, kInvalidArgument, "op 'paged_attention': seq_lens[",
+               s, "]=", n, " exceeds the block table's ", max_blocks, " blocks of ", bs);
       for (int64_t j = 0; j < n; j += bs) {
         int64_t blk = table[s * max_blocks + j / bs];
-        FS_CHECK(blk >= 0 && blk < blocks, kInvalidArgument, "op 'paged_attention': block_tables[", s, ", ", j / bs, "]=", blk, " is outside the cache's ", blocks, " blocks");
+        FS_CHECK(blk >= 0 && blk < blocks, kInvalidArgument, "op 'paged_attention': block_tables[",
+                 s, ", ", j / bs, "]=", blk, " is outside the cache's ", blocks, " blocks");
       }
       for (int64_t h = 0; h < hq; ++h) {
         int64_t kh = h / (hq / hk);
-        auto slot = [&](int64_t j) { return ((table[s * max_blocks + j / bs] * bs + j % bs) * hk + kh) * d; };
-        attend_row(&qv[(s * hq + h) * d], d, d, n, scale, [&](int64_t j) { return &kv[slot(j)]; },
-                   [&](int64_t j) { return &vv[slot(j)]; }, [](int64_t) { return 0.0; },
-                   &out[(s * hq + h) * d]);
+        auto slot = [&](int64_t j) {
+          return ((table[s * max_blocks + j / bs] * bs + j % bs) * hk + kh) * d;
+        };
+        attend_row(
+            &qv[(s * hq + h) * d], d, d, n, scale, [&](int64_t j) { return &kv[slot(j)]; },
+            [&](int64_t j) { return &vv[slot(j)]; }, [](int64_t) { return 0.0; },
+            &out[(s * hq + h) * d]);
       }
     }
     ref::store(args.outputs[0], out);

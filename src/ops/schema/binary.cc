@@ -24,7 +24,9 @@ struct BinaryOp {
   const char* doc;
 };
 
-int dtype_bits(DType d) { return static_cast<int>(dtype_size(d) * 8); }
+int dtype_bits(DType d) {
+  return static_cast<int>(dtype_size(d) * 8);
+}
 
 double floor_div(double a, double b) {
   if (b == 0) return a / b;
@@ -76,7 +78,9 @@ int64_t fmod_i(int64_t a, int64_t b, const Attrs&, DType) {
   FS_CHECK(b != 0, kInvalidArgument, "integer fmod by zero");
   return b == -1 ? 0 : a % b;
 }
-double pow_f(double a, double b, const Attrs&) { return std::pow(a, b); }
+double pow_f(double a, double b, const Attrs&) {
+  return std::pow(a, b);
+}
 int64_t pow_i(int64_t a, int64_t b, const Attrs&, DType) {
   FS_CHECK(b >= 0, kInvalidArgument, "integers to negative integer powers are not allowed");
   uint64_t result = 1, base = static_cast<uint64_t>(a);
@@ -94,8 +98,12 @@ double min_f(double a, double b, const Attrs&) {
   if (std::isnan(a) || std::isnan(b)) return std::nan("");
   return std::min(a, b);
 }
-uint64_t u(int64_t v) { return static_cast<uint64_t>(v); }
-int64_t s(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t u(int64_t v) {
+  return static_cast<uint64_t>(v);
+}
+int64_t s(uint64_t v) {
+  return static_cast<int64_t>(v);
+}
 // torch's shifts: out-of-range amounts give 0 (left) or the sign fill (right).
 int64_t shl_i(int64_t a, int64_t b, const Attrs&, DType d) {
   if (b < 0 || b >= dtype_bits(d)) return 0;
@@ -107,38 +115,79 @@ int64_t shr_i(int64_t a, int64_t b, const Attrs&, DType d) {
   return a >> b;  // arithmetic for signed values (a is already wrapped to the dtype)
 }
 
-std::vector<DType> numeric() { return numeric_types(); }
-std::vector<DType> all() { return all_plain_types(); }
+std::vector<DType> numeric() {
+  return numeric_types();
+}
+std::vector<DType> all() {
+  return all_plain_types();
+}
 
 const std::vector<BinaryOp>& binary_ops() {
   static const std::vector<BinaryOp> ops = {
-      {"add", all(), Out::kPromote, [](double a, double b, const Attrs& t) { return a + t.get_double("alpha", 1) * b; },
-       [](int64_t a, int64_t b, const Attrs& t, DType) { return s(u(a) + u(b) * u(t.get_int("alpha", 1))); }, "alpha=1", "a + alpha*b"},
-      {"sub", numeric(), Out::kPromote, [](double a, double b, const Attrs& t) { return a - t.get_double("alpha", 1) * b; },
-       [](int64_t a, int64_t b, const Attrs& t, DType) { return s(u(a) - u(b) * u(t.get_int("alpha", 1))); }, "alpha=1", "a - alpha*b"},
+      {"add", all(), Out::kPromote,
+       [](double a, double b, const Attrs& t) { return a + t.get_double("alpha", 1) * b; },
+       [](int64_t a, int64_t b, const Attrs& t, DType) {
+         return s(u(a) + u(b) * u(t.get_int("alpha", 1)));
+       },
+       "alpha=1", "a + alpha*b"},
+      {"sub", numeric(), Out::kPromote,
+       [](double a, double b, const Attrs& t) { return a - t.get_double("alpha", 1) * b; },
+       [](int64_t a, int64_t b, const Attrs& t, DType) {
+         return s(u(a) - u(b) * u(t.get_int("alpha", 1)));
+       },
+       "alpha=1", "a - alpha*b"},
       {"mul", all(), Out::kPromote, [](double a, double b, const Attrs&) { return a * b; },
        [](int64_t a, int64_t b, const Attrs&, DType) { return s(u(a) * u(b)); }, "", "a * b"},
-      {"div", all(), Out::kPromote, div_f, div_i, "rounding_mode=none|floor|trunc", "a / b (ints -> f32 unless rounded)"},
-      {"floor_divide", numeric(), Out::kPromote, [](double a, double b, const Attrs&) { return floor_div(a, b); },
-       [](int64_t a, int64_t b, const Attrs&, DType d) { return int_floor_div(ref::wrap_to(d, a), ref::wrap_to(d, b)); }, "", "floor(a / b)"},
+      {"div", all(), Out::kPromote, div_f, div_i, "rounding_mode=none|floor|trunc",
+       "a / b (ints -> f32 unless rounded)"},
+      {"floor_divide", numeric(), Out::kPromote,
+       [](double a, double b, const Attrs&) { return floor_div(a, b); },
+       [](int64_t a, int64_t b, const Attrs&, DType d) {
+         return int_floor_div(ref::wrap_to(d, a), ref::wrap_to(d, b));
+       },
+       "", "floor(a / b)"},
       {"pow", numeric(), Out::kPromote, pow_f, pow_i, "", "a ^ b"},
-      {"maximum", all(), Out::kPromote, max_f, [](int64_t a, int64_t b, const Attrs&, DType) { return std::max(a, b); }, "", "max, NaN propagates"},
-      {"minimum", all(), Out::kPromote, min_f, [](int64_t a, int64_t b, const Attrs&, DType) { return std::min(a, b); }, "", "min, NaN propagates"},
-      {"fmod", numeric(), Out::kPromote, [](double a, double b, const Attrs&) { return std::fmod(a, b); }, fmod_i, "", "C fmod (sign of a)"},
-      {"remainder", numeric(), Out::kPromote, remainder_f, remainder_i, "", "Python modulo (sign of b)"},
-      {"atan2", all(), Out::kFloat, [](double a, double b, const Attrs&) { return std::atan2(a, b); }, nullptr, "", "atan2(a, b)"},
-      {"eq", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a == b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a == b); }, "", "a == b"},
-      {"ne", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a != b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a != b); }, "", "a != b"},
-      {"lt", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a < b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a < b); }, "", "a < b"},
-      {"le", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a <= b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a <= b); }, "", "a <= b"},
-      {"gt", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a > b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a > b); }, "", "a > b"},
-      {"ge", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a >= b); }, [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a >= b); }, "", "a >= b"},
-      {"logical_and", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a != 0 && b != 0); }, nullptr, "", "a && b"},
-      {"logical_or", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a != 0 || b != 0); }, nullptr, "", "a || b"},
-      {"logical_xor", all(), Out::kBool, [](double a, double b, const Attrs&) { return double((a != 0) != (b != 0)); }, nullptr, "", "a != b as bools"},
-      {"bitwise_and", int_and_bool_types(), Out::kPromote, nullptr, [](int64_t a, int64_t b, const Attrs&, DType) { return a & b; }, "", "a & b"},
-      {"bitwise_or", int_and_bool_types(), Out::kPromote, nullptr, [](int64_t a, int64_t b, const Attrs&, DType) { return a | b; }, "", "a | b"},
-      {"bitwise_xor", int_and_bool_types(), Out::kPromote, nullptr, [](int64_t a, int64_t b, const Attrs&, DType) { return a ^ b; }, "", "a ^ b"},
+      {"maximum", all(), Out::kPromote, max_f,
+       [](int64_t a, int64_t b, const Attrs&, DType) { return std::max(a, b); }, "",
+       "max, NaN propagates"},
+      {"minimum", all(), Out::kPromote, min_f,
+       [](int64_t a, int64_t b, const Attrs&, DType) { return std::min(a, b); }, "",
+       "min, NaN propagates"},
+      {"fmod", numeric(), Out::kPromote,
+       [](double a, double b, const Attrs&) { return std::fmod(a, b); }, fmod_i, "",
+       "C fmod (sign of a)"},
+      {"remainder", numeric(), Out::kPromote, remainder_f, remainder_i, "",
+       "Python modulo (sign of b)"},
+      {"atan2", all(), Out::kFloat,
+       [](double a, double b, const Attrs&) { return std::atan2(a, b); }, nullptr, "",
+       "atan2(a, b)"},
+      {"eq", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a == b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a == b); }, "", "a == b"},
+      {"ne", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a != b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a != b); }, "", "a != b"},
+      {"lt", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a < b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a < b); }, "", "a < b"},
+      {"le", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a <= b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a <= b); }, "", "a <= b"},
+      {"gt", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a > b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a > b); }, "", "a > b"},
+      {"ge", all(), Out::kBool, [](double a, double b, const Attrs&) { return double(a >= b); },
+       [](int64_t a, int64_t b, const Attrs&, DType) { return int64_t(a >= b); }, "", "a >= b"},
+      {"logical_and", all(), Out::kBool,
+       [](double a, double b, const Attrs&) { return double(a != 0 && b != 0); }, nullptr, "",
+       "a && b"},
+      {"logical_or", all(), Out::kBool,
+       [](double a, double b, const Attrs&) { return double(a != 0 || b != 0); }, nullptr, "",
+       "a || b"},
+      {"logical_xor", all(), Out::kBool,
+       [](double a, double b, const Attrs&) { return double((a != 0) != (b != 0)); }, nullptr, "",
+       "a != b as bools"},
+      {"bitwise_and", int_and_bool_types(), Out::kPromote, nullptr,
+       [](int64_t a, int64_t b, const Attrs&, DType) { return a & b; }, "", "a & b"},
+      {"bitwise_or", int_and_bool_types(), Out::kPromote, nullptr,
+       [](int64_t a, int64_t b, const Attrs&, DType) { return a | b; }, "", "a | b"},
+      {"bitwise_xor", int_and_bool_types(), Out::kPromote, nullptr,
+       [](int64_t a, int64_t b, const Attrs&, DType) { return a ^ b; }, "", "a ^ b"},
       {"bitwise_left_shift", kIntTypes, Out::kPromote, nullptr, shl_i, "", "a << b"},
       {"bitwise_right_shift", kIntTypes, Out::kPromote, nullptr, shr_i, "", "a >> b (arithmetic)"},
   };
@@ -275,11 +324,11 @@ void register_binary_ops(Registry& registry) {
   };
   for (const Fma& fma : fmas) {
     std::string name = fma.name;
-    OpSchema s = ternary_schema(
-        fma.name,
-        name == "lerp" ? std::vector<std::string>{"input", "end", "weight"}
-                       : std::vector<std::string>{"input", "tensor1", "tensor2"},
-        fma.attrs, fma.doc);
+    OpSchema s =
+        ternary_schema(fma.name,
+                       name == "lerp" ? std::vector<std::string>{"input", "end", "weight"}
+                                      : std::vector<std::string>{"input", "tensor1", "tensor2"},
+                       fma.attrs, fma.doc);
     s.dtypes = kFloatTypes;
     s.infer = [](const std::vector<Tensor>& in, const Attrs&) {
       check_dtype_in(in[0], "input", kFloatTypes);

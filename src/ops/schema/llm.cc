@@ -104,10 +104,12 @@ void register_llm_ops(Registry& registry) {
   cache.dispatch_input = -1;
   cache.infer = [](const std::vector<Tensor>&, const Attrs& attrs) {
     int64_t p = attrs.int_at("max_positions"), r = attrs.int_at("rotary_dim");
-    FS_CHECK(p >= 0 && r > 0 && r % 2 == 0, kInvalidArgument, "rope_cache needs max_positions >= 0 and an even rotary_dim > 0, got ", p, " and ", r);
+    FS_CHECK(p >= 0 && r > 0 && r % 2 == 0, kInvalidArgument,
+             "rope_cache needs max_positions >= 0 and an even rotary_dim > 0, got ", p, " and ", r);
     rope_inv_freq(attrs, r);
     DType d = attr_dtype(attrs, DType::kF32);
-    FS_CHECK(is_floating(d), kInvalidArgument, "rope_cache dtype must be floating, got ", dtype_name(d));
+    FS_CHECK(is_floating(d), kInvalidArgument, "rope_cache dtype must be floating, got ",
+             dtype_name(d));
     return std::vector<OutputSpec>{{{p, r / 2}, d}, {{p, r / 2}, d}};
   };
   cache.reference = [](KernelArgs& args) {
@@ -132,7 +134,8 @@ void register_llm_ops(Registry& registry) {
                              "rotate the first 2*cos.size(1) features of each head by position");
   rope.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     check_dtype_in(in[0], "input", kFloatTypes);
-    FS_CHECK(in[0].dim() >= 3, kInvalidArgument, "tensor 'input' is ", in[0].describe(), "; expected [..., tokens, heads, head_dim]");
+    FS_CHECK(in[0].dim() >= 3, kInvalidArgument, "tensor 'input' is ", in[0].describe(),
+             "; expected [..., tokens, heads, head_dim]");
     check_index(in[1], "positions");
     Shape pos_shape(in[0].shape().begin(), in[0].shape().end() - 2);
     check_shape(in[1], "positions", pos_shape);
@@ -140,9 +143,11 @@ void register_llm_ops(Registry& registry) {
     check_shape(in[3], "sin", in[2].shape());
     check_floating(in[2], "cos");
     check_same_dtype(in[2], "cos", in[3], "sin");
-    FS_CHECK(2 * in[2].size(1) <= in[0].shape().back(), kInvalidArgument, "rotary dim 2*", in[2].size(1), " exceeds head_dim ", in[0].shape().back());
+    FS_CHECK(2 * in[2].size(1) <= in[0].shape().back(), kInvalidArgument, "rotary dim 2*",
+             in[2].size(1), " exceeds head_dim ", in[0].shape().back());
     std::string style = attrs.get_string("style", "neox");
-    FS_CHECK(style == "neox" || style == "gptj", kInvalidArgument, "rotary style '", style, "' (expected neox or gptj)");
+    FS_CHECK(style == "neox" || style == "gptj", kInvalidArgument, "rotary style '", style,
+             "' (expected neox or gptj)");
     return std::vector<OutputSpec>{{in[0].shape(), in[0].dtype()}};
   };
   rope.reference = [](KernelArgs& args) {
@@ -155,7 +160,9 @@ void register_llm_ops(Registry& registry) {
     bool neox = args.attrs.get_string("style", "neox") == "neox";
     std::vector<double> y = v;
     for (size_t t = 0; t < pos.size(); ++t) {
-      FS_CHECK(pos[t] >= 0 && pos[t] < max_pos, kInvalidArgument, "op 'rotary_embedding': position ", pos[t], " of token ", t, " is outside the cos/sin table of ", max_pos, " rows");
+      FS_CHECK(pos[t] >= 0 && pos[t] < max_pos, kInvalidArgument,
+               "op 'rotary_embedding': position ", pos[t], " of token ", t,
+               " is outside the cos/sin table of ", max_pos, " rows");
       for (int64_t h = 0; h < heads; ++h) {
         int64_t base = (static_cast<int64_t>(t) * heads + h) * hd;
         for (int64_t i = 0; i < half; ++i) {
@@ -172,11 +179,14 @@ void register_llm_ops(Registry& registry) {
 
   for (const char* name : {"silu_and_mul", "gelu_and_mul"}) {
     bool is_gelu = std::string_view(name) == "gelu_and_mul";
-    OpSchema s = llm_schema(name, {"input"}, {"out"}, is_gelu ? "approximate=none|tanh" : "",
-                            is_gelu ? "gelu(x[..., :d]) * x[..., d:]" : "silu(x[..., :d]) * x[..., d:]");
+    OpSchema s =
+        llm_schema(name, {"input"}, {"out"}, is_gelu ? "approximate=none|tanh" : "",
+                   is_gelu ? "gelu(x[..., :d]) * x[..., d:]" : "silu(x[..., :d]) * x[..., d:]");
     s.infer = [](const std::vector<Tensor>& in, const Attrs&) {
       check_dtype_in(in[0], "input", kFloatTypes);
-      FS_CHECK(in[0].dim() >= 1 && in[0].shape().back() % 2 == 0, kInvalidArgument, "tensor 'input' is ", in[0].describe(), "; the last dim must be even (gate and up halves)");
+      FS_CHECK(in[0].dim() >= 1 && in[0].shape().back() % 2 == 0, kInvalidArgument,
+               "tensor 'input' is ", in[0].describe(),
+               "; the last dim must be even (gate and up halves)");
       Shape shape = in[0].shape();
       shape.back() /= 2;
       return std::vector<OutputSpec>{{shape, in[0].dtype()}};
@@ -198,8 +208,8 @@ void register_llm_ops(Registry& registry) {
   }
 
   // add_rms_norm: residual_out = x + residual (rounded to the dtype), out = rms_norm(residual_out).
-  OpSchema arn = llm_schema("add_rms_norm", {"input", "residual", "weight"}, {"out", "residual_out"},
-                            "eps=1e-6", "fused residual add and rms_norm");
+  OpSchema arn = llm_schema("add_rms_norm", {"input", "residual", "weight"},
+                            {"out", "residual_out"}, "eps=1e-6", "fused residual add and rms_norm");
   arn.infer = [](const std::vector<Tensor>& in, const Attrs&) {
     check_dtype_in(in[0], "input", kFloatTypes);
     check_same_dtype(in[0], "input", in[1], "residual");
@@ -211,7 +221,8 @@ void register_llm_ops(Registry& registry) {
   };
   arn.reference = [](KernelArgs& args) {
     DType dt = args.inputs[0].dtype();
-    auto x = ref::load(args.inputs[0]), r = ref::load(args.inputs[1]), w = ref::load(args.inputs[2]);
+    auto x = ref::load(args.inputs[0]), r = ref::load(args.inputs[1]),
+         w = ref::load(args.inputs[2]);
     double eps = args.attrs.get_double("eps", 1e-6);
     int64_t d = args.inputs[0].shape().back();
     std::vector<double> sum(x.size()), y(x.size());
@@ -234,11 +245,13 @@ void register_llm_ops(Registry& registry) {
   ce.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     check_dtype_in(in[0], "input", kFloatTypes);
     check_index(in[1], "target");
-    FS_CHECK(in[0].dim() == 1 || in[0].dim() == 2, kInvalidArgument, "tensor 'input' is ", in[0].describe(), "; expected [N, C] or [C] logits");
+    FS_CHECK(in[0].dim() == 1 || in[0].dim() == 2, kInvalidArgument, "tensor 'input' is ",
+             in[0].describe(), "; expected [N, C] or [C] logits");
     Shape target = in[0].dim() == 2 ? Shape{in[0].size(0)} : Shape{};
     check_shape(in[1], "target", target);
     std::string red = attrs.get_string("reduction", "mean");
-    FS_CHECK(red == "mean" || red == "sum" || red == "none", kInvalidArgument, "reduction='", red, "' (expected mean, sum or none)");
+    FS_CHECK(red == "mean" || red == "sum" || red == "none", kInvalidArgument, "reduction='", red,
+             "' (expected mean, sum or none)");
     double ls = attrs.get_double("label_smoothing", 0);
     FS_CHECK(ls >= 0 && ls <= 1, kInvalidArgument, "label_smoothing=", ls, " is outside [0, 1]");
     return std::vector<OutputSpec>{{red == "none" ? target : Shape{}, in[0].dtype()}};
@@ -258,7 +271,8 @@ void register_llm_ops(Registry& registry) {
         losses[i] = 0;
         continue;
       }
-      FS_CHECK(t[i] >= 0 && t[i] < c, kInvalidArgument, "op 'cross_entropy': target ", t[i], " of sample ", i, " is outside [0, ", c, ")");
+      FS_CHECK(t[i] >= 0 && t[i] < c, kInvalidArgument, "op 'cross_entropy': target ", t[i],
+               " of sample ", i, " is outside [0, ", c, ")");
       double m = -INFINITY, s = 0, sum_logp = 0;
       for (int64_t j = 0; j < c; ++j) m = std::max(m, v[i * c + j]);
       for (int64_t j = 0; j < c; ++j) s += std::exp(v[i * c + j] - m);
@@ -269,8 +283,10 @@ void register_llm_ops(Registry& registry) {
       total += losses[i];
       count += 1;
     }
-    if (red == "none") ref::store(args.outputs[0], losses);
-    else ref::store(args.outputs[0], {red == "sum" ? total : total / count});
+    if (red == "none")
+      ref::store(args.outputs[0], losses);
+    else
+      ref::store(args.outputs[0], {red == "sum" ? total : total / count});
   };
   registry.add_schema(std::move(ce));
 
@@ -295,7 +311,8 @@ void register_llm_ops(Registry& registry) {
     int64_t classes = args.outputs[0].shape().back();
     std::vector<int64_t> out(v.size() * static_cast<size_t>(classes), 0);
     for (size_t i = 0; i < v.size(); ++i) {
-      FS_CHECK(v[i] >= 0 && v[i] < classes, kInvalidArgument, "op 'one_hot': index ", v[i], " is outside [0, ", classes, ")");
+      FS_CHECK(v[i] >= 0 && v[i] < classes, kInvalidArgument, "op 'one_hot': index ", v[i],
+               " is outside [0, ", classes, ")");
       out[i * classes + v[i]] = 1;
     }
     ref::store_i64(args.outputs[0], out);

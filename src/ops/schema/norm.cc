@@ -71,8 +71,8 @@ void register_norm_ops(Registry& registry) {
   ln.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     check_dtype_in(in[0], "input", kFloatTypes);
     int64_t k = attrs.get_int("normalized_ndim", 1);
-    FS_CHECK(k >= 1 && k <= in[0].dim(), kInvalidArgument, "normalized_ndim=", k,
-             " must be in 1..", in[0].dim(), " for ", in[0].describe());
+    FS_CHECK(k >= 1 && k <= in[0].dim(), kInvalidArgument, "normalized_ndim=", k, " must be in 1..",
+             in[0].dim(), " for ", in[0].describe());
     Shape norm(in[0].shape().end() - k, in[0].shape().end());
     check_param(in[0], in, 1, "weight", norm);
     check_param(in[0], in, 2, "bias", norm);
@@ -110,7 +110,8 @@ void register_norm_ops(Registry& registry) {
                              "x / sqrt(mean(x^2) + eps) * w over the last dim");
   rms.infer = [](const std::vector<Tensor>& in, const Attrs&) {
     check_dtype_in(in[0], "input", kFloatTypes);
-    FS_CHECK(in[0].dim() >= 1, kInvalidArgument, "rms_norm needs at least 1 dim, got ", in[0].describe());
+    FS_CHECK(in[0].dim() >= 1, kInvalidArgument, "rms_norm needs at least 1 dim, got ",
+             in[0].describe());
     check_param(in[0], in, 1, "weight", {in[0].shape().back()});
     return std::vector<OutputSpec>{{in[0].shape(), in[0].dtype()}};
   };
@@ -136,7 +137,8 @@ void register_norm_ops(Registry& registry) {
                             "layer norm over groups of channels of [N, C, *]");
   gn.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     check_dtype_in(in[0], "input", kFloatTypes);
-    FS_CHECK(in[0].dim() >= 2, kInvalidArgument, "group_norm needs [N, C, *], got ", in[0].describe());
+    FS_CHECK(in[0].dim() >= 2, kInvalidArgument, "group_norm needs [N, C, *], got ",
+             in[0].describe());
     int64_t g = attrs.int_at("num_groups");
     FS_CHECK(g > 0 && in[0].size(1) % g == 0, kInvalidArgument, "num_groups=", g,
              " must divide the channel count ", in[0].size(1));
@@ -173,11 +175,13 @@ void register_norm_ops(Registry& registry) {
   };
   registry.add_schema(std::move(gn));
 
-  OpSchema bn = norm_schema("batch_norm", {"input", "running_mean", "running_var", "weight?", "bias?"},
-                            "eps=1e-5", "inference batch norm of [N, C, *] with running statistics");
+  OpSchema bn =
+      norm_schema("batch_norm", {"input", "running_mean", "running_var", "weight?", "bias?"},
+                  "eps=1e-5", "inference batch norm of [N, C, *] with running statistics");
   bn.infer = [](const std::vector<Tensor>& in, const Attrs&) {
     check_dtype_in(in[0], "input", kFloatTypes);
-    FS_CHECK(in[0].dim() >= 2, kInvalidArgument, "batch_norm needs [N, C, *], got ", in[0].describe());
+    FS_CHECK(in[0].dim() >= 2, kInvalidArgument, "batch_norm needs [N, C, *], got ",
+             in[0].describe());
     Shape c{in[0].size(1)};
     check_param(in[0], in, 1, "running_mean", c);
     check_param(in[0], in, 2, "running_var", c);
@@ -205,8 +209,9 @@ void register_norm_ops(Registry& registry) {
   };
   registry.add_schema(std::move(bn));
 
-  OpSchema dropout = norm_schema("dropout", {"input"}, "p=0.5 seed=0 offset=0",
-                                 "zero each element with probability p (Philox stream), scale the rest by 1/(1-p)");
+  OpSchema dropout = norm_schema(
+      "dropout", {"input"}, "p=0.5 seed=0 offset=0",
+      "zero each element with probability p (Philox stream), scale the rest by 1/(1-p)");
   dropout.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     check_dtype_in(in[0], "input", kFloatTypes);
     double p = attrs.get_double("p", 0.5);

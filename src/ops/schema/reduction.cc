@@ -10,7 +10,20 @@
 namespace flagstone::ops {
 namespace {
 
-enum class Kind { kSum, kMean, kProd, kAmax, kAmin, kVar, kStd, kNorm, kLogsumexp, kAll, kAny, kCount };
+enum class Kind {
+  kSum,
+  kMean,
+  kProd,
+  kAmax,
+  kAmin,
+  kVar,
+  kStd,
+  kNorm,
+  kLogsumexp,
+  kAll,
+  kAny,
+  kCount
+};
 
 struct ReduceOp {
   const char* name;
@@ -22,18 +35,26 @@ struct ReduceOp {
 
 const std::vector<ReduceOp>& reduce_ops() {
   static const std::vector<ReduceOp> ops = {
-      {"sum", Kind::kSum, all_plain_types(), "dims=[] keepdim=false dtype?", "sum (ints and bool -> i64)"},
+      {"sum", Kind::kSum, all_plain_types(), "dims=[] keepdim=false dtype?",
+       "sum (ints and bool -> i64)"},
       {"mean", Kind::kMean, kFloatTypes, "dims=[] keepdim=false", "arithmetic mean"},
-      {"prod", Kind::kProd, all_plain_types(), "dims=[] keepdim=false dtype?", "product (ints and bool -> i64)"},
+      {"prod", Kind::kProd, all_plain_types(), "dims=[] keepdim=false dtype?",
+       "product (ints and bool -> i64)"},
       {"amax", Kind::kAmax, numeric_types(), "dims=[] keepdim=false", "maximum, NaN propagates"},
       {"amin", Kind::kAmin, numeric_types(), "dims=[] keepdim=false", "minimum, NaN propagates"},
-      {"var", Kind::kVar, kFloatTypes, "dims=[] correction=1 keepdim=false", "variance / max(0, N - correction)"},
+      {"var", Kind::kVar, kFloatTypes, "dims=[] correction=1 keepdim=false",
+       "variance / max(0, N - correction)"},
       {"std", Kind::kStd, kFloatTypes, "dims=[] correction=1 keepdim=false", "sqrt(var)"},
-      {"norm", Kind::kNorm, kFloatTypes, "p=2 (number, inf, -inf or \"fro\") dims=[] keepdim=false", "vector p-norm over dims"},
-      {"logsumexp", Kind::kLogsumexp, kFloatTypes, "dims=[] keepdim=false", "log(sum(exp(x))), stable"},
-      {"all", Kind::kAll, all_plain_types(), "dims=[] keepdim=false", "every element nonzero -> bool"},
-      {"any", Kind::kAny, all_plain_types(), "dims=[] keepdim=false", "some element nonzero -> bool"},
-      {"count_nonzero", Kind::kCount, all_plain_types(), "dims=[] keepdim=false", "number of nonzeros -> i64"},
+      {"norm", Kind::kNorm, kFloatTypes, "p=2 (number, inf, -inf or \"fro\") dims=[] keepdim=false",
+       "vector p-norm over dims"},
+      {"logsumexp", Kind::kLogsumexp, kFloatTypes, "dims=[] keepdim=false",
+       "log(sum(exp(x))), stable"},
+      {"all", Kind::kAll, all_plain_types(), "dims=[] keepdim=false",
+       "every element nonzero -> bool"},
+      {"any", Kind::kAny, all_plain_types(), "dims=[] keepdim=false",
+       "some element nonzero -> bool"},
+      {"count_nonzero", Kind::kCount, all_plain_types(), "dims=[] keepdim=false",
+       "number of nonzeros -> i64"},
   };
   return ops;
 }
@@ -45,9 +66,12 @@ DType reduce_out_dtype(Kind kind, DType in, const Attrs& attrs) {
       if (attrs.has("dtype")) return attr_dtype(attrs, in);
       return is_floating(in) ? in : DType::kI64;
     case Kind::kAll:
-    case Kind::kAny: return DType::kBool;
-    case Kind::kCount: return DType::kI64;
-    default: return in;
+    case Kind::kAny:
+      return DType::kBool;
+    case Kind::kCount:
+      return DType::kI64;
+    default:
+      return in;
   }
 }
 
@@ -59,7 +83,8 @@ double norm_p(const Attrs& attrs) {
     if (*s == "fro") return 2;
     if (*s == "inf") return INFINITY;
     if (*s == "-inf") return -INFINITY;
-    throw_error(ErrorCategory::kInvalidArgument, "norm p='", *s, "' (expected a number, fro, inf or -inf)");
+    throw_error(ErrorCategory::kInvalidArgument, "norm p='", *s,
+                "' (expected a number, fro, inf or -inf)");
   }
   return attrs.get_double("p", 2);
 }
@@ -67,9 +92,21 @@ double norm_p(const Attrs& attrs) {
 double reduce_values(Kind kind, const std::vector<double>& v, const Attrs& attrs) {
   double n = static_cast<double>(v.size());
   switch (kind) {
-    case Kind::kSum: { double s = 0; for (double x : v) s += x; return s; }
-    case Kind::kMean: { double s = 0; for (double x : v) s += x; return s / n; }
-    case Kind::kProd: { double p = 1; for (double x : v) p *= x; return p; }
+    case Kind::kSum: {
+      double s = 0;
+      for (double x : v) s += x;
+      return s;
+    }
+    case Kind::kMean: {
+      double s = 0;
+      for (double x : v) s += x;
+      return s / n;
+    }
+    case Kind::kProd: {
+      double p = 1;
+      for (double x : v) p *= x;
+      return p;
+    }
     case Kind::kAmax:
     case Kind::kAmin: {
       double r = v[0];
@@ -100,7 +137,11 @@ double reduce_values(Kind kind, const std::vector<double>& v, const Attrs& attrs
         }
         return r;
       }
-      if (p == 0) { double c = 0; for (double x : v) c += x != 0; return c; }
+      if (p == 0) {
+        double c = 0;
+        for (double x : v) c += x != 0;
+        return c;
+      }
       double s = 0;
       for (double x : v) s += std::pow(std::fabs(x), p);
       return p == 1 ? s : std::pow(s, 1.0 / p);
@@ -108,15 +149,28 @@ double reduce_values(Kind kind, const std::vector<double>& v, const Attrs& attrs
     case Kind::kLogsumexp: {
       double m = -INFINITY;
       for (double x : v) m = std::max(m, x);
-      for (double x : v) if (std::isnan(x)) return x;
+      for (double x : v)
+        if (std::isnan(x)) return x;
       if (std::isinf(m)) return m == -INFINITY ? m : (m > 0 ? m : m);
       double s = 0;
       for (double x : v) s += std::exp(x - m);
       return m + std::log(s);
     }
-    case Kind::kAll: { for (double x : v) if (x == 0) return 0; return 1; }
-    case Kind::kAny: { for (double x : v) if (x != 0) return 1; return 0; }
-    case Kind::kCount: { double c = 0; for (double x : v) c += x != 0; return c; }
+    case Kind::kAll: {
+      for (double x : v)
+        if (x == 0) return 0;
+      return 1;
+    }
+    case Kind::kAny: {
+      for (double x : v)
+        if (x != 0) return 1;
+      return 0;
+    }
+    case Kind::kCount: {
+      double c = 0;
+      for (double x : v) c += x != 0;
+      return c;
+    }
   }
   return 0;
 }
@@ -136,9 +190,12 @@ void reduce_reference(const ReduceOp& op, KernelArgs& args) {
       uint64_t acc = op.kind == Kind::kProd ? 1 : 0;
       int64_t best = idx.empty() ? 0 : v[idx[0]];
       for (int64_t i : idx) {
-        if (op.kind == Kind::kSum) acc += static_cast<uint64_t>(v[i]);
-        else if (op.kind == Kind::kProd) acc *= static_cast<uint64_t>(v[i]);
-        else best = op.kind == Kind::kAmax ? std::max(best, v[i]) : std::min(best, v[i]);
+        if (op.kind == Kind::kSum)
+          acc += static_cast<uint64_t>(v[i]);
+        else if (op.kind == Kind::kProd)
+          acc *= static_cast<uint64_t>(v[i]);
+        else
+          best = op.kind == Kind::kAmax ? std::max(best, v[i]) : std::min(best, v[i]);
       }
       r[o] = (op.kind == Kind::kAmax || op.kind == Kind::kAmin) ? best : static_cast<int64_t>(acc);
     }
@@ -156,8 +213,8 @@ void reduce_reference(const ReduceOp& op, KernelArgs& args) {
   ref::store(out, r);
 }
 
-OpSchema dim_schema(const char* name, std::vector<DType> dtypes, const char* attrs,
-                    const char* doc, std::vector<std::string> outputs) {
+OpSchema dim_schema(const char* name, std::vector<DType> dtypes, const char* attrs, const char* doc,
+                    std::vector<std::string> outputs) {
   OpSchema s;
   s.name = name;
   s.family = "reduction";
@@ -175,23 +232,27 @@ void register_arg_reductions(Registry& registry) {
     std::string n = name;
     bool is_max = n == "max" || n == "argmax";
     bool with_values = n == "max" || n == "min";
-    OpSchema s = dim_schema(name, numeric_types(), with_values ? "dim keepdim=false" : "dim? keepdim=false",
-                            with_values ? "values and first index of the extreme along dim; NaN propagates"
-                                        : "index of the first extreme (over all elements without dim)",
-                            with_values ? std::vector<std::string>{"values", "indices"}
-                                        : std::vector<std::string>{"indices"});
+    OpSchema s =
+        dim_schema(name, numeric_types(), with_values ? "dim keepdim=false" : "dim? keepdim=false",
+                   with_values ? "values and first index of the extreme along dim; NaN propagates"
+                               : "index of the first extreme (over all elements without dim)",
+                   with_values ? std::vector<std::string>{"values", "indices"}
+                               : std::vector<std::string>{"indices"});
     s.infer = [with_values](const std::vector<Tensor>& in, const Attrs& attrs) {
       check_dtype_in(in[0], "input", numeric_types());
       bool keepdim = attrs.get_bool("keepdim", false);
       std::vector<OutputSpec> out;
       if (!attrs.has("dim")) {
-        FS_CHECK(!with_values, kInvalidArgument, "missing required attribute 'dim' (use amax/amin to reduce everything)");
-        FS_CHECK(in[0].numel() > 0, kInvalidArgument, "cannot reduce an empty tensor ", in[0].describe());
+        FS_CHECK(!with_values, kInvalidArgument,
+                 "missing required attribute 'dim' (use amax/amin to reduce everything)");
+        FS_CHECK(in[0].numel() > 0, kInvalidArgument, "cannot reduce an empty tensor ",
+                 in[0].describe());
         out.push_back({keepdim ? Shape(in[0].dim(), 1) : Shape{}, DType::kI64});
         return out;
       }
       int d = normalize_dim(attrs.get_int("dim", 0), in[0].dim());
-      FS_CHECK(in[0].dim() == 0 || in[0].size(d) > 0, kInvalidArgument, "cannot reduce dim ", d, " of size 0 in ", in[0].describe());
+      FS_CHECK(in[0].dim() == 0 || in[0].size(d) > 0, kInvalidArgument, "cannot reduce dim ", d,
+               " of size 0 in ", in[0].describe());
       Shape shape = reduced_shape(in[0].shape(), {d}, keepdim);
       if (in[0].dim() == 0) shape = {};
       if (with_values) out.push_back({shape, in[0].dtype()});
@@ -201,8 +262,10 @@ void register_arg_reductions(Registry& registry) {
     s.reference = [is_max, with_values](KernelArgs& args) {
       const Tensor& x = args.inputs[0];
       std::vector<int> dims;
-      if (args.attrs.has("dim") && x.dim() > 0) dims = {normalize_dim(args.attrs.get_int("dim", 0), x.dim())};
-      else for (int i = 0; i < x.dim(); ++i) dims.push_back(i);
+      if (args.attrs.has("dim") && x.dim() > 0)
+        dims = {normalize_dim(args.attrs.get_int("dim", 0), x.dim())};
+      else
+        for (int i = 0; i < x.dim(); ++i) dims.push_back(i);
       ref::ReductionPlan plan(x.shape(), dims);
       auto v = ref::load(x);
       std::vector<double> values(static_cast<size_t>(plan.outer));
@@ -239,10 +302,11 @@ void register_scans(Registry& registry) {
   for (const char* name : {"cumsum", "cumprod", "cummax", "cummin"}) {
     std::string n = name;
     bool extreme = n == "cummax" || n == "cummin";
-    OpSchema s = dim_schema(name, extreme ? numeric_types() : all_plain_types(),
-                            extreme ? "dim" : "dim dtype?",
-                            extreme ? "running extreme and its index along dim" : "running sum/product along dim (ints -> i64)",
-                            extreme ? std::vector<std::string>{"values", "indices"} : std::vector<std::string>{"out"});
+    OpSchema s = dim_schema(
+        name, extreme ? numeric_types() : all_plain_types(), extreme ? "dim" : "dim dtype?",
+        extreme ? "running extreme and its index along dim"
+                : "running sum/product along dim (ints -> i64)",
+        extreme ? std::vector<std::string>{"values", "indices"} : std::vector<std::string>{"out"});
     s.family = "scan";
     std::vector<DType> allowed = s.dtypes;
     s.infer = [extreme, allowed](const std::vector<Tensor>& in, const Attrs& attrs) {
@@ -293,8 +357,10 @@ void register_scans(Registry& registry) {
           }
         }
       }
-      if (exact) ref::store_i64(out, ri);
-      else ref::store(out, r);
+      if (exact)
+        ref::store_i64(out, ri);
+      else
+        ref::store(out, r);
       if (extreme) ref::store_i64(args.outputs[1], rix);
     };
     registry.add_schema(std::move(s));
@@ -312,12 +378,15 @@ void register_reduction_ops(Registry& registry) {
       auto dims = normalize_dims(attrs.get_ints("dims", {}), in[0].dim());
       if (p->kind == Kind::kAmax || p->kind == Kind::kAmin) {
         for (int d : dims)
-          FS_CHECK(in[0].size(d) > 0, kInvalidArgument, "cannot reduce dim ", d, " of size 0 in ", in[0].describe());
-        FS_CHECK(in[0].numel() > 0, kInvalidArgument, "cannot reduce the empty tensor ", in[0].describe());
+          FS_CHECK(in[0].size(d) > 0, kInvalidArgument, "cannot reduce dim ", d, " of size 0 in ",
+                   in[0].describe());
+        FS_CHECK(in[0].numel() > 0, kInvalidArgument, "cannot reduce the empty tensor ",
+                 in[0].describe());
       }
       if (p->kind == Kind::kNorm) norm_p(attrs);
-      return std::vector<OutputSpec>{{reduced_shape(in[0].shape(), dims, attrs.get_bool("keepdim", false)),
-                                      reduce_out_dtype(p->kind, in[0].dtype(), attrs)}};
+      return std::vector<OutputSpec>{
+          {reduced_shape(in[0].shape(), dims, attrs.get_bool("keepdim", false)),
+           reduce_out_dtype(p->kind, in[0].dtype(), attrs)}};
     };
     s.reference = [p](KernelArgs& args) { reduce_reference(*p, args); };
     registry.add_schema(std::move(s));

@@ -26,7 +26,9 @@ struct UnaryOp {
   const char* doc;
 };
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 double softplus(double x, double beta, double threshold) {
   return x * beta > threshold ? x : std::log1p(std::exp(beta * x)) / beta;
 }
@@ -54,8 +56,10 @@ double clamp_f(double x, const Attrs& a) {
   return x;
 }
 int64_t clamp_i(int64_t x, const Attrs& a) {
-  if (a.has("min")) x = std::max<int64_t>(x, static_cast<int64_t>(std::ceil(a.get_double("min", 0))));
-  if (a.has("max")) x = std::min<int64_t>(x, static_cast<int64_t>(std::floor(a.get_double("max", 0))));
+  if (a.has("min"))
+    x = std::max<int64_t>(x, static_cast<int64_t>(std::ceil(a.get_double("min", 0))));
+  if (a.has("max"))
+    x = std::min<int64_t>(x, static_cast<int64_t>(std::floor(a.get_double("max", 0))));
   return x;
 }
 double round_f(double x, const Attrs& a) {
@@ -74,64 +78,127 @@ int64_t ipow(int64_t base, int64_t exp) {
   return static_cast<int64_t>(result);
 }
 
-std::vector<DType> floats_ints() { return numeric_types(); }
-std::vector<DType> floats_ints_bool() { return all_plain_types(); }
+std::vector<DType> floats_ints() {
+  return numeric_types();
+}
+std::vector<DType> floats_ints_bool() {
+  return all_plain_types();
+}
 
 const std::vector<UnaryOp>& unary_ops() {
   static const std::vector<UnaryOp> ops = {
       {"abs", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::fabs(x); },
-       [](int64_t x, const Attrs&) { return x < 0 ? static_cast<int64_t>(0 - static_cast<uint64_t>(x)) : x; }, "", "|x|"},
+       [](int64_t x, const Attrs&) {
+         return x < 0 ? static_cast<int64_t>(0 - static_cast<uint64_t>(x)) : x;
+       },
+       "", "|x|"},
       {"neg", floats_ints(), Out::kSame, [](double x, const Attrs&) { return -x; },
-       [](int64_t x, const Attrs&) { return static_cast<int64_t>(0 - static_cast<uint64_t>(x)); }, "", "-x"},
-      {"exp", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::exp(x); }, nullptr, "", "e^x"},
-      {"exp2", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::exp2(x); }, nullptr, "", "2^x"},
-      {"log", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::log(x); }, nullptr, "", "natural log"},
-      {"log2", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::log2(x); }, nullptr, "", "base-2 log"},
-      {"log1p", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::log1p(x); }, nullptr, "", "log(1+x)"},
-      {"expm1", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::expm1(x); }, nullptr, "", "e^x-1"},
-      {"sqrt", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::sqrt(x); }, nullptr, "", "square root"},
-      {"rsqrt", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return 1.0 / std::sqrt(x); }, nullptr, "", "1/sqrt(x)"},
-      {"reciprocal", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return 1.0 / x; }, nullptr, "", "1/x"},
-      {"sin", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::sin(x); }, nullptr, "", "sine"},
-      {"cos", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::cos(x); }, nullptr, "", "cosine"},
-      {"tan", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::tan(x); }, nullptr, "", "tangent"},
-      {"tanh", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::tanh(x); }, nullptr, "", "hyperbolic tangent"},
-      {"sigmoid", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return sigmoid(x); }, nullptr, "", "1/(1+e^-x)"},
-      {"erf", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::erf(x); }, nullptr, "", "error function"},
-      {"relu", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::isnan(x) ? x : std::max(x, 0.0); },
-       [](int64_t x, const Attrs&) { return std::max<int64_t>(x, 0); }, "", "max(x, 0); NaN stays NaN"},
-      {"leaky_relu", kFloatTypes, Out::kSame, [](double x, const Attrs& a) { return x > 0 ? x : x * a.get_double("negative_slope", 0.01); }, nullptr, "negative_slope=0.01", "x or slope*x"},
-      {"elu", kFloatTypes, Out::kSame, [](double x, const Attrs& a) { return x > 0 ? x : a.get_double("alpha", 1.0) * std::expm1(x); }, nullptr, "alpha=1", "x or alpha*(e^x-1)"},
-      {"gelu", kFloatTypes, Out::kSame, gelu, nullptr, "approximate=none|tanh", "Gaussian error linear unit"},
-      {"silu", kFloatTypes, Out::kSame, [](double x, const Attrs&) { return x * sigmoid(x); }, nullptr, "", "x*sigmoid(x)"},
-      {"mish", kFloatTypes, Out::kSame, [](double x, const Attrs&) { return x * std::tanh(softplus(x, 1, 20)); }, nullptr, "", "x*tanh(softplus(x))"},
-      {"softplus", kFloatTypes, Out::kSame, [](double x, const Attrs& a) { return softplus(x, a.get_double("beta", 1), a.get_double("threshold", 20)); }, nullptr, "beta=1 threshold=20", "log(1+e^(beta x))/beta"},
-      {"hardswish", kFloatTypes, Out::kSame, [](double x, const Attrs&) { return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0; }, nullptr, "", "x*relu6(x+3)/6"},
-      {"floor", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::floor(x); }, [](int64_t x, const Attrs&) { return x; }, "", "round down"},
-      {"ceil", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::ceil(x); }, [](int64_t x, const Attrs&) { return x; }, "", "round up"},
-      {"round", floats_ints(), Out::kSame, round_f, [](int64_t x, const Attrs&) { return x; }, "decimals=0", "round half to even"},
-      {"trunc", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::trunc(x); }, [](int64_t x, const Attrs&) { return x; }, "", "round toward zero"},
-      {"sign", floats_ints(), Out::kSame, [](double x, const Attrs&) { return static_cast<double>((0 < x) - (x < 0)); },
-       [](int64_t x, const Attrs&) { return static_cast<int64_t>((0 < x) - (x < 0)); }, "", "-1, 0 or 1 (0 for NaN)"},
+       [](int64_t x, const Attrs&) { return static_cast<int64_t>(0 - static_cast<uint64_t>(x)); },
+       "", "-x"},
+      {"exp", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::exp(x); },
+       nullptr, "", "e^x"},
+      {"exp2", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::exp2(x); },
+       nullptr, "", "2^x"},
+      {"log", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::log(x); },
+       nullptr, "", "natural log"},
+      {"log2", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::log2(x); },
+       nullptr, "", "base-2 log"},
+      {"log1p", floats_ints_bool(), Out::kFloat,
+       [](double x, const Attrs&) { return std::log1p(x); }, nullptr, "", "log(1+x)"},
+      {"expm1", floats_ints_bool(), Out::kFloat,
+       [](double x, const Attrs&) { return std::expm1(x); }, nullptr, "", "e^x-1"},
+      {"sqrt", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::sqrt(x); },
+       nullptr, "", "square root"},
+      {"rsqrt", floats_ints_bool(), Out::kFloat,
+       [](double x, const Attrs&) { return 1.0 / std::sqrt(x); }, nullptr, "", "1/sqrt(x)"},
+      {"reciprocal", floats_ints_bool(), Out::kFloat,
+       [](double x, const Attrs&) { return 1.0 / x; }, nullptr, "", "1/x"},
+      {"sin", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::sin(x); },
+       nullptr, "", "sine"},
+      {"cos", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::cos(x); },
+       nullptr, "", "cosine"},
+      {"tan", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::tan(x); },
+       nullptr, "", "tangent"},
+      {"tanh", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::tanh(x); },
+       nullptr, "", "hyperbolic tangent"},
+      {"sigmoid", floats_ints_bool(), Out::kFloat,
+       [](double x, const Attrs&) { return sigmoid(x); }, nullptr, "", "1/(1+e^-x)"},
+      {"erf", floats_ints_bool(), Out::kFloat, [](double x, const Attrs&) { return std::erf(x); },
+       nullptr, "", "error function"},
+      {"relu", floats_ints(), Out::kSame,
+       [](double x, const Attrs&) { return std::isnan(x) ? x : std::max(x, 0.0); },
+       [](int64_t x, const Attrs&) { return std::max<int64_t>(x, 0); }, "",
+       "max(x, 0); NaN stays NaN"},
+      {"leaky_relu", kFloatTypes, Out::kSame,
+       [](double x, const Attrs& a) {
+         return x > 0 ? x : x * a.get_double("negative_slope", 0.01);
+       },
+       nullptr, "negative_slope=0.01", "x or slope*x"},
+      {"elu", kFloatTypes, Out::kSame,
+       [](double x, const Attrs& a) {
+         return x > 0 ? x : a.get_double("alpha", 1.0) * std::expm1(x);
+       },
+       nullptr, "alpha=1", "x or alpha*(e^x-1)"},
+      {"gelu", kFloatTypes, Out::kSame, gelu, nullptr, "approximate=none|tanh",
+       "Gaussian error linear unit"},
+      {"silu", kFloatTypes, Out::kSame, [](double x, const Attrs&) { return x * sigmoid(x); },
+       nullptr, "", "x*sigmoid(x)"},
+      {"mish", kFloatTypes, Out::kSame,
+       [](double x, const Attrs&) { return x * std::tanh(softplus(x, 1, 20)); }, nullptr, "",
+       "x*tanh(softplus(x))"},
+      {"softplus", kFloatTypes, Out::kSame,
+       [](double x, const Attrs& a) {
+         return softplus(x, a.get_double("beta", 1), a.get_double("threshold", 20));
+       },
+       nullptr, "beta=1 threshold=20", "log(1+e^(beta x))/beta"},
+      {"hardswish", kFloatTypes, Out::kSame,
+       [](double x, const Attrs&) { return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0; },
+       nullptr, "", "x*relu6(x+3)/6"},
+      {"floor", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::floor(x); },
+       [](int64_t x, const Attrs&) { return x; }, "", "round down"},
+      {"ceil", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::ceil(x); },
+       [](int64_t x, const Attrs&) { return x; }, "", "round up"},
+      {"round", floats_ints(), Out::kSame, round_f, [](int64_t x, const Attrs&) { return x; },
+       "decimals=0", "round half to even"},
+      {"trunc", floats_ints(), Out::kSame, [](double x, const Attrs&) { return std::trunc(x); },
+       [](int64_t x, const Attrs&) { return x; }, "", "round toward zero"},
+      {"sign", floats_ints(), Out::kSame,
+       [](double x, const Attrs&) { return static_cast<double>((0 < x) - (x < 0)); },
+       [](int64_t x, const Attrs&) { return static_cast<int64_t>((0 < x) - (x < 0)); }, "",
+       "-1, 0 or 1 (0 for NaN)"},
       {"clamp", floats_ints(), Out::kSame, clamp_f, clamp_i, "min? max?", "min(max(x, min), max)"},
-      {"pow_scalar", floats_ints(), Out::kSame, [](double x, const Attrs& a) { return std::pow(x, a.double_at("exponent")); },
-       [](int64_t x, const Attrs& a) { return ipow(x, a.int_at("exponent")); }, "exponent", "x^exponent"},
-      {"nan_to_num", floats_ints_bool(), Out::kSame, nullptr, [](int64_t x, const Attrs&) { return x; }, "nan=0 posinf? neginf?", "replace NaN and infinities"},
-      {"isnan", floats_ints_bool(), Out::kBool, [](double x, const Attrs&) { return std::isnan(x) ? 1.0 : 0.0; }, nullptr, "", "x != x"},
-      {"isinf", floats_ints_bool(), Out::kBool, [](double x, const Attrs&) { return std::isinf(x) ? 1.0 : 0.0; }, nullptr, "", "|x| == inf"},
-      {"isfinite", floats_ints_bool(), Out::kBool, [](double x, const Attrs&) { return std::isfinite(x) ? 1.0 : 0.0; }, nullptr, "", "neither NaN nor inf"},
-      {"logical_not", floats_ints_bool(), Out::kBool, [](double x, const Attrs&) { return x == 0 ? 1.0 : 0.0; }, nullptr, "", "x == 0"},
-      {"bitwise_not", int_and_bool_types(), Out::kSame, nullptr, [](int64_t x, const Attrs&) { return ~x; }, "", "~x (not for bool)"},
+      {"pow_scalar", floats_ints(), Out::kSame,
+       [](double x, const Attrs& a) { return std::pow(x, a.double_at("exponent")); },
+       [](int64_t x, const Attrs& a) { return ipow(x, a.int_at("exponent")); }, "exponent",
+       "x^exponent"},
+      {"nan_to_num", floats_ints_bool(), Out::kSame, nullptr,
+       [](int64_t x, const Attrs&) { return x; }, "nan=0 posinf? neginf?",
+       "replace NaN and infinities"},
+      {"isnan", floats_ints_bool(), Out::kBool,
+       [](double x, const Attrs&) { return std::isnan(x) ? 1.0 : 0.0; }, nullptr, "", "x != x"},
+      {"isinf", floats_ints_bool(), Out::kBool,
+       [](double x, const Attrs&) { return std::isinf(x) ? 1.0 : 0.0; }, nullptr, "", "|x| == inf"},
+      {"isfinite", floats_ints_bool(), Out::kBool,
+       [](double x, const Attrs&) { return std::isfinite(x) ? 1.0 : 0.0; }, nullptr, "",
+       "neither NaN nor inf"},
+      {"logical_not", floats_ints_bool(), Out::kBool,
+       [](double x, const Attrs&) { return x == 0 ? 1.0 : 0.0; }, nullptr, "", "x == 0"},
+      {"bitwise_not", int_and_bool_types(), Out::kSame, nullptr,
+       [](int64_t x, const Attrs&) { return ~x; }, "", "~x (not for bool)"},
   };
   return ops;
 }
 
 double max_finite(DType d) {
   switch (d) {
-    case DType::kF16: return 65504.0;
-    case DType::kBF16: return 3.3895313892515355e38;
-    case DType::kF32: return std::numeric_limits<float>::max();
-    default: return std::numeric_limits<double>::max();
+    case DType::kF16:
+      return 65504.0;
+    case DType::kBF16:
+      return 3.3895313892515355e38;
+    case DType::kF32:
+      return std::numeric_limits<float>::max();
+    default:
+      return std::numeric_limits<double>::max();
   }
 }
 
@@ -217,8 +284,10 @@ void register_unary_ops(Registry& registry) {
   };
   cast.reference = [](KernelArgs& args) {
     const Tensor& x = args.inputs[0];
-    if (is_floating(x.dtype())) ref::store(args.outputs[0], ref::load(x));
-    else ref::store_i64(args.outputs[0], ref::load_i64(x));
+    if (is_floating(x.dtype()))
+      ref::store(args.outputs[0], ref::load(x));
+    else
+      ref::store_i64(args.outputs[0], ref::load_i64(x));
   };
   registry.add_schema(std::move(cast));
 }

@@ -15,7 +15,8 @@ constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 
 class Cursor {
  public:
-  explicit Cursor(const MappedFile& file) : path_(file.path()), data_(file.data()), size_(file.size()) {}
+  explicit Cursor(const MappedFile& file)
+      : path_(file.path()), data_(file.data()), size_(file.size()) {}
 
   uint64_t position() const { return pos_; }
   uint64_t left() const { return size_ - pos_; }
@@ -95,9 +96,8 @@ GgufValue read_value(Cursor& in, GgufValueType type) {
   }
   uint64_t element_bytes = gguf_scalar_size(element);
   if (count > in.left() / element_bytes) {
-    in.fail("array of " + std::to_string(count) + " " +
-            std::string(gguf_value_type_name(element)) + " does not fit in the " +
-            std::to_string(in.left()) + " bytes left");
+    in.fail("array of " + std::to_string(count) + " " + std::string(gguf_value_type_name(element)) +
+            " does not fit in the " + std::to_string(in.left()) + " bytes left");
   }
   return GgufValue::from_raw(type, element, static_cast<size_t>(count),
                              in.read_bytes(count * element_bytes, "array data"), {});
@@ -105,7 +105,9 @@ GgufValue read_value(Cursor& in, GgufValueType type) {
 
 }  // namespace
 
-GgufFile GgufFile::open(const std::string& path) { return parse(MappedFile::open(path)); }
+GgufFile GgufFile::open(const std::string& path) {
+  return parse(MappedFile::open(path));
+}
 
 GgufFile GgufFile::parse(std::shared_ptr<const MappedFile> file) {
   FS_ASSERT(file != nullptr);
@@ -203,8 +205,8 @@ GgufFile GgufFile::parse(std::shared_ptr<const MappedFile> file) {
     info.nbytes = blocks * type->block_bytes;
     info.offset = in.read<uint64_t>("tensor data offset");
     if (info.offset % result.alignment_ != 0) {
-      in.fail("data offset " + std::to_string(info.offset) + " is not a multiple of the alignment " +
-              std::to_string(result.alignment_));
+      in.fail("data offset " + std::to_string(info.offset) +
+              " is not a multiple of the alignment " + std::to_string(result.alignment_));
     }
     if (!result.tensor_index_.emplace(info.name, result.tensors_.size()).second) {
       in.fail("duplicate tensor name");

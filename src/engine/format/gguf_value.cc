@@ -12,17 +12,50 @@ namespace {
 
 template <typename T>
 struct GgufTypeOf;
-template <> struct GgufTypeOf<uint8_t> { static constexpr GgufValueType value = GgufValueType::kUint8; };
-template <> struct GgufTypeOf<int8_t> { static constexpr GgufValueType value = GgufValueType::kInt8; };
-template <> struct GgufTypeOf<uint16_t> { static constexpr GgufValueType value = GgufValueType::kUint16; };
-template <> struct GgufTypeOf<int16_t> { static constexpr GgufValueType value = GgufValueType::kInt16; };
-template <> struct GgufTypeOf<uint32_t> { static constexpr GgufValueType value = GgufValueType::kUint32; };
-template <> struct GgufTypeOf<int32_t> { static constexpr GgufValueType value = GgufValueType::kInt32; };
-template <> struct GgufTypeOf<float> { static constexpr GgufValueType value = GgufValueType::kFloat32; };
-template <> struct GgufTypeOf<bool> { static constexpr GgufValueType value = GgufValueType::kBool; };
-template <> struct GgufTypeOf<uint64_t> { static constexpr GgufValueType value = GgufValueType::kUint64; };
-template <> struct GgufTypeOf<int64_t> { static constexpr GgufValueType value = GgufValueType::kInt64; };
-template <> struct GgufTypeOf<double> { static constexpr GgufValueType value = GgufValueType::kFloat64; };
+template <>
+struct GgufTypeOf<uint8_t> {
+  static constexpr GgufValueType value = GgufValueType::kUint8;
+};
+template <>
+struct GgufTypeOf<int8_t> {
+  static constexpr GgufValueType value = GgufValueType::kInt8;
+};
+template <>
+struct GgufTypeOf<uint16_t> {
+  static constexpr GgufValueType value = GgufValueType::kUint16;
+};
+template <>
+struct GgufTypeOf<int16_t> {
+  static constexpr GgufValueType value = GgufValueType::kInt16;
+};
+template <>
+struct GgufTypeOf<uint32_t> {
+  static constexpr GgufValueType value = GgufValueType::kUint32;
+};
+template <>
+struct GgufTypeOf<int32_t> {
+  static constexpr GgufValueType value = GgufValueType::kInt32;
+};
+template <>
+struct GgufTypeOf<float> {
+  static constexpr GgufValueType value = GgufValueType::kFloat32;
+};
+template <>
+struct GgufTypeOf<bool> {
+  static constexpr GgufValueType value = GgufValueType::kBool;
+};
+template <>
+struct GgufTypeOf<uint64_t> {
+  static constexpr GgufValueType value = GgufValueType::kUint64;
+};
+template <>
+struct GgufTypeOf<int64_t> {
+  static constexpr GgufValueType value = GgufValueType::kInt64;
+};
+template <>
+struct GgufTypeOf<double> {
+  static constexpr GgufValueType value = GgufValueType::kFloat64;
+};
 
 template <typename T>
 void append_le(std::vector<std::byte>* out, T value) {
@@ -65,38 +98,22 @@ struct GgmlTypeRow {
   GgmlTypeInfo info;
 };
 const GgmlTypeRow kGgmlTypes[] = {
-    {0, {"F32", 1, 4, DType::kF32}},
-    {1, {"F16", 1, 2, DType::kF16}},
-    {2, {"Q4_0", 32, 18, DType::kQ4_0}},
-    {3, {"Q4_1", 32, 20, std::nullopt}},
-    {6, {"Q5_0", 32, 22, std::nullopt}},
-    {7, {"Q5_1", 32, 24, std::nullopt}},
-    {8, {"Q8_0", 32, 34, DType::kQ8_0}},
-    {9, {"Q8_1", 32, 36, std::nullopt}},
-    {10, {"Q2_K", 256, 84, std::nullopt}},
-    {11, {"Q3_K", 256, 110, std::nullopt}},
-    {12, {"Q4_K", 256, 144, DType::kQ4_K}},
-    {13, {"Q5_K", 256, 176, std::nullopt}},
-    {14, {"Q6_K", 256, 210, DType::kQ6_K}},
-    {15, {"Q8_K", 256, 292, std::nullopt}},
-    {16, {"IQ2_XXS", 256, 66, std::nullopt}},
-    {17, {"IQ2_XS", 256, 74, std::nullopt}},
-    {18, {"IQ3_XXS", 256, 98, std::nullopt}},
-    {19, {"IQ1_S", 256, 50, std::nullopt}},
-    {20, {"IQ4_NL", 32, 18, std::nullopt}},
-    {21, {"IQ3_S", 256, 110, std::nullopt}},
-    {22, {"IQ2_S", 256, 82, std::nullopt}},
-    {23, {"IQ4_XS", 256, 136, std::nullopt}},
-    {24, {"I8", 1, 1, DType::kI8}},
-    {25, {"I16", 1, 2, DType::kI16}},
-    {26, {"I32", 1, 4, DType::kI32}},
-    {27, {"I64", 1, 8, DType::kI64}},
-    {28, {"F64", 1, 8, DType::kF64}},
-    {29, {"IQ1_M", 256, 56, std::nullopt}},
-    {30, {"BF16", 1, 2, DType::kBF16}},
-    {34, {"TQ1_0", 256, 54, std::nullopt}},
-    {35, {"TQ2_0", 256, 66, std::nullopt}},
-    {39, {"MXFP4", 32, 17, std::nullopt}},
+    {0, {"F32", 1, 4, DType::kF32}},          {1, {"F16", 1, 2, DType::kF16}},
+    {2, {"Q4_0", 32, 18, DType::kQ4_0}},      {3, {"Q4_1", 32, 20, std::nullopt}},
+    {6, {"Q5_0", 32, 22, std::nullopt}},      {7, {"Q5_1", 32, 24, std::nullopt}},
+    {8, {"Q8_0", 32, 34, DType::kQ8_0}},      {9, {"Q8_1", 32, 36, std::nullopt}},
+    {10, {"Q2_K", 256, 84, std::nullopt}},    {11, {"Q3_K", 256, 110, std::nullopt}},
+    {12, {"Q4_K", 256, 144, DType::kQ4_K}},   {13, {"Q5_K", 256, 176, std::nullopt}},
+    {14, {"Q6_K", 256, 210, DType::kQ6_K}},   {15, {"Q8_K", 256, 292, std::nullopt}},
+    {16, {"IQ2_XXS", 256, 66, std::nullopt}}, {17, {"IQ2_XS", 256, 74, std::nullopt}},
+    {18, {"IQ3_XXS", 256, 98, std::nullopt}}, {19, {"IQ1_S", 256, 50, std::nullopt}},
+    {20, {"IQ4_NL", 32, 18, std::nullopt}},   {21, {"IQ3_S", 256, 110, std::nullopt}},
+    {22, {"IQ2_S", 256, 82, std::nullopt}},   {23, {"IQ4_XS", 256, 136, std::nullopt}},
+    {24, {"I8", 1, 1, DType::kI8}},           {25, {"I16", 1, 2, DType::kI16}},
+    {26, {"I32", 1, 4, DType::kI32}},         {27, {"I64", 1, 8, DType::kI64}},
+    {28, {"F64", 1, 8, DType::kF64}},         {29, {"IQ1_M", 256, 56, std::nullopt}},
+    {30, {"BF16", 1, 2, DType::kBF16}},       {34, {"TQ1_0", 256, 54, std::nullopt}},
+    {35, {"TQ2_0", 256, 66, std::nullopt}},   {39, {"MXFP4", 32, 17, std::nullopt}},
 };
 
 }  // namespace
@@ -125,23 +142,38 @@ size_t gguf_scalar_size(GgufValueType type) {
   return 0;
 }
 
-bool gguf_value_type_valid(uint32_t type) { return type <= 12; }
+bool gguf_value_type_valid(uint32_t type) {
+  return type <= 12;
+}
 
 std::string_view gguf_value_type_name(GgufValueType type) {
   switch (type) {
-    case GgufValueType::kUint8: return "u8";
-    case GgufValueType::kInt8: return "i8";
-    case GgufValueType::kUint16: return "u16";
-    case GgufValueType::kInt16: return "i16";
-    case GgufValueType::kUint32: return "u32";
-    case GgufValueType::kInt32: return "i32";
-    case GgufValueType::kFloat32: return "f32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "u64";
-    case GgufValueType::kInt64: return "i64";
-    case GgufValueType::kFloat64: return "f64";
+    case GgufValueType::kUint8:
+      return "u8";
+    case GgufValueType::kInt8:
+      return "i8";
+    case GgufValueType::kUint16:
+      return "u16";
+    case GgufValueType::kInt16:
+      return "i16";
+    case GgufValueType::kUint32:
+      return "u32";
+    case GgufValueType::kInt32:
+      return "i32";
+    case GgufValueType::kFloat32:
+      return "f32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "u64";
+    case GgufValueType::kInt64:
+      return "i64";
+    case GgufValueType::kFloat64:
+      return "f64";
   }
   return "unknown";
 }
@@ -181,7 +213,7 @@ GgufValue GgufValue::array(const std::vector<T>& values) {
   return result;
 }
 
-#define FS_GGUF_INSTANTIATE(T)                       \
+#define FS_GGUF_INSTANTIATE(T)                      \
   template GgufValue GgufValue::scalar<T>(T value); \
   template GgufValue GgufValue::array<T>(const std::vector<T>& values);
 FS_GGUF_INSTANTIATE(uint8_t)
@@ -236,14 +268,22 @@ std::string GgufValue::type_name() const {
 int64_t GgufValue::element_as_int(size_t index) const {
   const std::byte* p = raw_.data() + index * gguf_scalar_size(element_type_);
   switch (element_type_) {
-    case GgufValueType::kUint8: return read_le<uint8_t>(p);
-    case GgufValueType::kInt8: return read_le<int8_t>(p);
-    case GgufValueType::kUint16: return read_le<uint16_t>(p);
-    case GgufValueType::kInt16: return read_le<int16_t>(p);
-    case GgufValueType::kUint32: return read_le<uint32_t>(p);
-    case GgufValueType::kInt32: return read_le<int32_t>(p);
-    case GgufValueType::kBool: return read_le<uint8_t>(p) != 0;
-    case GgufValueType::kInt64: return read_le<int64_t>(p);
+    case GgufValueType::kUint8:
+      return read_le<uint8_t>(p);
+    case GgufValueType::kInt8:
+      return read_le<int8_t>(p);
+    case GgufValueType::kUint16:
+      return read_le<uint16_t>(p);
+    case GgufValueType::kInt16:
+      return read_le<int16_t>(p);
+    case GgufValueType::kUint32:
+      return read_le<uint32_t>(p);
+    case GgufValueType::kInt32:
+      return read_le<int32_t>(p);
+    case GgufValueType::kBool:
+      return read_le<uint8_t>(p) != 0;
+    case GgufValueType::kInt64:
+      return read_le<int64_t>(p);
     case GgufValueType::kUint64: {
       uint64_t value = read_le<uint64_t>(p);
       FS_CHECK(value <= static_cast<uint64_t>(INT64_MAX), kInvalidArgument, "GGUF u64 value ",
@@ -259,9 +299,12 @@ int64_t GgufValue::element_as_int(size_t index) const {
 double GgufValue::element_as_float(size_t index) const {
   const std::byte* p = raw_.data() + index * gguf_scalar_size(element_type_);
   switch (element_type_) {
-    case GgufValueType::kFloat32: return read_le<float>(p);
-    case GgufValueType::kFloat64: return read_le<double>(p);
-    case GgufValueType::kUint64: return static_cast<double>(read_le<uint64_t>(p));
+    case GgufValueType::kFloat32:
+      return read_le<float>(p);
+    case GgufValueType::kFloat64:
+      return read_le<double>(p);
+    case GgufValueType::kUint64:
+      return static_cast<double>(read_le<uint64_t>(p));
     default:
       if (is_integer_type(element_type_) && element_type_ != GgufValueType::kBool) {
         return static_cast<double>(element_as_int(index));

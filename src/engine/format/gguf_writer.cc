@@ -1,5 +1,6 @@
 // GGUF writing (version 3): metadata in insertion order, tensor infos, aligned tensor data.
 #include <cstring>
+#include <functional>
 
 #include "flagstone/base/error.h"
 #include "flagstone/engine/format/gguf.h"
@@ -9,16 +10,19 @@ namespace flagstone::engine::format {
 
 namespace {
 
+// resize + memcpy rather than insert: GCC 12 reports a false overflow for the latter.
 template <typename T>
 void put(std::vector<std::byte>* out, T value) {
-  const auto* bytes = reinterpret_cast<const std::byte*>(&value);
-  out->insert(out->end(), bytes, bytes + sizeof(T));
+  size_t at = out->size();
+  out->resize(at + sizeof(T));
+  std::memcpy(out->data() + at, &value, sizeof(T));
 }
 
 void put_string(std::vector<std::byte>* out, const std::string& text) {
   put<uint64_t>(out, text.size());
-  const auto* bytes = reinterpret_cast<const std::byte*>(text.data());
-  out->insert(out->end(), bytes, bytes + text.size());
+  size_t at = out->size();
+  out->resize(at + text.size());
+  if (!text.empty()) std::memcpy(out->data() + at, text.data(), text.size());
 }
 
 uint64_t align_up(uint64_t value, uint64_t alignment) {
@@ -58,16 +62,17 @@ void GgufWriter::add_entry(Entry entry) {
              shape_to_string(entry.shape));
     numel *= static_cast<uint64_t>(dim);
   }
-  FS_CHECK(static_cast<uint64_t>(entry.shape.back()) % type->block_elements == 0,
-           kInvalidArgument, "tensor '", entry.name, "' of shape ", shape_to_string(entry.shape),
+  FS_CHECK(static_cast<uint64_t>(entry.shape.back()) % type->block_elements == 0, kInvalidArgument,
+           "tensor '", entry.name, "' of shape ", shape_to_string(entry.shape),
            ": the last dimension must be a multiple of the ", type->name, " block of ",
            type->block_elements);
   uint64_t expected = numel / type->block_elements * type->block_bytes;
-  FS_CHECK(entry.bytes.size() == expected, kInvalidArgument, "tensor '", entry.name, "' of ",
-           type->name, shape_to_string(entry.shape), " needs ", expected, " bytes, got ",
-           entry.bytes.size());
-  FS_CHECK(tensor_index_.emplace(entry.name, tensors_.size()).second, kInvalidArgument,
-           "tensor '", entry.name, "' was added twice to the GGUF writer");
+  entry.nbytes = expected;
+  FS_CHECK(entry.produce || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
+           entry.name, "' of ", type->name, shape_to_string(entry.shape), " needs ", expected,
+           " bytes, got ", entry.bytes.size());
+  FS_CHECK(tensor_index_.emplace(entry.name, tensors_.size()).second, kInvalidArgument, "tensor '",
+           entry.name, "' was added twice to the GGUF writer");
   tensors_.push_back(std::move(entry));
 }
 
@@ -75,7 +80,7 @@ void GgufWriter::add_tensor(std::string name, uint32_t ggml_type, Shape shape,
                             std::span<const std::byte> bytes) {
   auto owned = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
   std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), ggml_type, std::move(shape), std::move(owned), view});
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), std::move(owned), view, {}});
 }
 
 void GgufWriter::add_tensor(std::string name, DType dtype, Shape shape,
@@ -85,7 +90,27 @@ void GgufWriter::add_tensor(std::string name, DType dtype, Shape shape,
 
 void GgufWriter::add_tensor_borrowed(std::string name, uint32_t ggml_type, Shape shape,
                                      std::span<const std::byte> bytes) {
-  add_entry(Entry{std::move(name), ggml_type, std::move(shape), nullptr, bytes});
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), nullptr, bytes, {}});
+}
+
+void GgufWriter::add_tensor_generated(std::string name, uint32_t ggml_type, Shape shape,
+                                      std::function<std::vector<std::byte>()> produce) {
+  FS_CHECK(produce != nullptr, kInvalidArgument, "tensor '", name, "': no producer given");
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), nullptr, {}, std::move(produce)});
+}
+
+void GgufWriter::for_each_tensor_bytes(
+    const std::function<void(const Entry&, std::span<const std::byte>)>& sink) const {
+  for (const Entry& entry : tensors_) {
+    if (!entry.produce) {
+      sink(entry, entry.bytes);
+      continue;
+    }
+    std::vector<std::byte> bytes = entry.produce();
+    FS_CHECK(bytes.size() == entry.nbytes, kInternal, "producer of tensor '", entry.name,
+             "' returned ", bytes.size(), " bytes, expected ", entry.nbytes);
+    sink(entry, bytes);
+  }
 }
 
 void GgufWriter::add_tensor(std::string name, const Tensor& tensor) {
@@ -95,7 +120,7 @@ void GgufWriter::add_tensor(std::string name, const Tensor& tensor) {
   auto owned = std::make_shared<std::vector<std::byte>>(tensor.nbytes());
   tensor.copy_to_host(owned->data(), owned->size());
   std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), type, tensor.shape(), std::move(owned), view});
+  add_entry(Entry{std::move(name), type, tensor.shape(), std::move(owned), view, {}});
 }
 
 std::vector<std::byte> GgufWriter::header_bytes() const {
@@ -126,7 +151,7 @@ std::vector<std::byte> GgufWriter::header_bytes() const {
     }
     put<uint32_t>(&out, entry.ggml_type);
     put<uint64_t>(&out, offset);
-    offset = align_up(offset + entry.bytes.size(), alignment_);
+    offset = align_up(offset + entry.nbytes, alignment_);
   }
   out.resize(align_up(out.size(), alignment_));
   return out;
@@ -134,10 +159,10 @@ std::vector<std::byte> GgufWriter::header_bytes() const {
 
 std::vector<std::byte> GgufWriter::serialize() const {
   std::vector<std::byte> out = header_bytes();
-  for (const Entry& entry : tensors_) {
-    out.insert(out.end(), entry.bytes.begin(), entry.bytes.end());
+  for_each_tensor_bytes([&](const Entry&, std::span<const std::byte> bytes) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
     out.resize(align_up(out.size(), alignment_));
-  }
+  });
   return out;
 }
 
@@ -145,10 +170,10 @@ void GgufWriter::write(const std::string& path) const {
   std::vector<std::byte> header = header_bytes();
   AtomicFileWriter out(path);
   out.write(header.data(), header.size());
-  for (const Entry& entry : tensors_) {
-    out.write(entry.bytes.data(), entry.bytes.size());
+  for_each_tensor_bytes([&](const Entry&, std::span<const std::byte> bytes) {
+    out.write(bytes.data(), bytes.size());
     out.write_zeros(align_up(out.position(), alignment_) - out.position());
-  }
+  });
   out.commit();
 }
 

@@ -16,7 +16,9 @@ namespace flagstone::engine::format {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 }  // namespace
 
@@ -125,8 +127,8 @@ void AtomicFileWriter::commit() {
   }
   if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     int err = errno;
-    throw_error(ErrorCategory::kIo, "cannot rename '", temp_path_, "' to '", path_, "': ",
-                errno_text(err));
+    throw_error(ErrorCategory::kIo, "cannot rename '", temp_path_, "' to '", path_,
+                "': ", errno_text(err));
   }
   committed_ = true;
 }

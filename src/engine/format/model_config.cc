@@ -113,8 +113,7 @@ void parse_rope_scaling(const json& object, const std::string& source, RopeScali
   rope->factor = fields.number("factor", 1.0);
   rope->low_freq_factor = fields.number("low_freq_factor", 1.0);
   rope->high_freq_factor = fields.number("high_freq_factor", 4.0);
-  rope->original_max_position_embeddings =
-      fields.integer("original_max_position_embeddings", 0);
+  rope->original_max_position_embeddings = fields.integer("original_max_position_embeddings", 0);
   rope->beta_fast = fields.number("beta_fast", 32.0);
   rope->beta_slow = fields.number("beta_slow", 1.0);
   rope->attention_factor = fields.optional_number("attention_factor");
@@ -214,8 +213,7 @@ ModelConfig load_hf_config(const std::string& folder) {
   ModelConfig config = parse_hf_config(read_text(config_path.string()), config_path.string());
   fs::path generation_path = fs::path(folder) / "generation_config.json";
   if (fs::exists(generation_path, ec)) {
-    apply_generation_config(&config, read_text(generation_path.string()),
-                            generation_path.string());
+    apply_generation_config(&config, read_text(generation_path.string()), generation_path.string());
   }
   config.validate();
   return config;
@@ -248,8 +246,8 @@ void ModelConfig::validate() const {
   }
   for (int64_t id : eos_token_ids) {
     if (id < 0 || id >= vocab_size) {
-      fail("eos_token_id", std::to_string(id) + " is outside the vocabulary of " +
-                               std::to_string(vocab_size));
+      fail("eos_token_id",
+           std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab_size));
     }
   }
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
@@ -324,15 +322,15 @@ ModelConfig model_config_from_gguf(const format::GgufFile& file) {
   config.num_hidden_layers = integer(p + "block_count");
   config.intermediate_size = integer(p + "feed_forward_length");
   config.num_attention_heads = integer(p + "attention.head_count");
-  config.num_key_value_heads = integer_or(p + "attention.head_count_kv", config.num_attention_heads);
-  config.head_dim = integer_or(p + "attention.key_length",
-                               config.num_attention_heads > 0
-                                   ? config.hidden_size / config.num_attention_heads
-                                   : 0);
+  config.num_key_value_heads =
+      integer_or(p + "attention.head_count_kv", config.num_attention_heads);
+  config.head_dim = integer_or(
+      p + "attention.key_length",
+      config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads : 0);
   config.max_position_embeddings = integer_or(p + "context_length", 0);
   config.rms_norm_eps = file.get_float(p + "attention.layer_norm_rms_epsilon");
-  config.rope_theta = file.find(p + "rope.freq_base") ? file.get_float(p + "rope.freq_base")
-                                                      : 10000.0;
+  config.rope_theta =
+      file.find(p + "rope.freq_base") ? file.get_float(p + "rope.freq_base") : 10000.0;
   if (file.find(p + "vocab_size")) {
     config.vocab_size = integer(p + "vocab_size");
   } else if (const format::GgufValue* tokens = file.find("tokenizer.ggml.tokens")) {

@@ -151,48 +151,76 @@ void dequantize(DType dtype, const void* src, float* dst, int64_t count) {
            "-value blocks");
   const int64_t n = count / info.block_elements;
   const auto* bytes = static_cast<const std::byte*>(src);
+  // Mapped files may place a tensor at any byte offset; decode from an aligned copy then.
+  std::vector<double> aligned;
+  if (reinterpret_cast<uintptr_t>(src) % alignof(double) != 0) {
+    size_t total = dtype_bytes(dtype, count);
+    aligned.resize((total + sizeof(double) - 1) / sizeof(double));
+    std::memcpy(aligned.data(), src, total);
+    bytes = reinterpret_cast<const std::byte*>(aligned.data());
+  }
   auto run = [&](auto kernel, int64_t per_block) {
-    for_blocks(n, per_block, [&](int64_t begin, int64_t end) {
-      kernel(begin, end);
-    });
+    for_blocks(n, per_block, [&](int64_t begin, int64_t end) { kernel(begin, end); });
   };
   switch (dtype) {
     case DType::kF32:
-      std::memcpy(dst, src, static_cast<size_t>(count) * sizeof(float));
+      std::memcpy(dst, bytes, static_cast<size_t>(count) * sizeof(float));
+      return;
+    case DType::kF64:
+      run(
+          [&](int64_t b, int64_t e) {
+            const auto* f = reinterpret_cast<const double*>(bytes);
+            for (int64_t i = b; i < e; ++i) dst[i] = static_cast<float>(f[i]);
+          },
+          1);
       return;
     case DType::kF16:
-      run([&](int64_t b, int64_t e) {
-        const auto* h = reinterpret_cast<const uint16_t*>(bytes);
-        for (int64_t i = b; i < e; ++i) dst[i] = f16_bits_to_float(h[i]);
-      }, 1);
+      run(
+          [&](int64_t b, int64_t e) {
+            const auto* h = reinterpret_cast<const uint16_t*>(bytes);
+            for (int64_t i = b; i < e; ++i) dst[i] = f16_bits_to_float(h[i]);
+          },
+          1);
       return;
     case DType::kBF16:
-      run([&](int64_t b, int64_t e) {
-        const auto* h = reinterpret_cast<const uint16_t*>(bytes);
-        for (int64_t i = b; i < e; ++i) dst[i] = bf16_bits_to_float(h[i]);
-      }, 1);
+      run(
+          [&](int64_t b, int64_t e) {
+            const auto* h = reinterpret_cast<const uint16_t*>(bytes);
+            for (int64_t i = b; i < e; ++i) dst[i] = bf16_bits_to_float(h[i]);
+          },
+          1);
       return;
     case DType::kQ8_0:
-      run([&](int64_t b, int64_t e) {
-        dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(bytes) + b, dst + b * kBlockQ8_0,
-                        e - b);
-      }, kBlockQ8_0);
+      run(
+          [&](int64_t b, int64_t e) {
+            dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(bytes) + b, dst + b * kBlockQ8_0,
+                            e - b);
+          },
+          kBlockQ8_0);
       return;
     case DType::kQ4_0:
-      run([&](int64_t b, int64_t e) {
-        dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(bytes) + b, dst + b * kBlockQ4_0,
-                        e - b);
-      }, kBlockQ4_0);
+      run(
+          [&](int64_t b, int64_t e) {
+            dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(bytes) + b, dst + b * kBlockQ4_0,
+                            e - b);
+          },
+          kBlockQ4_0);
       return;
     case DType::kQ4_K:
-      run([&](int64_t b, int64_t e) {
-        dequantize_q4_k(reinterpret_cast<const BlockQ4_K*>(bytes) + b, dst + b * kBlockK, e - b);
-      }, kBlockK);
+      run(
+          [&](int64_t b, int64_t e) {
+            dequantize_q4_k(reinterpret_cast<const BlockQ4_K*>(bytes) + b, dst + b * kBlockK,
+                            e - b);
+          },
+          kBlockK);
       return;
     case DType::kQ6_K:
-      run([&](int64_t b, int64_t e) {
-        dequantize_q6_k(reinterpret_cast<const BlockQ6_K*>(bytes) + b, dst + b * kBlockK, e - b);
-      }, kBlockK);
+      run(
+          [&](int64_t b, int64_t e) {
+            dequantize_q6_k(reinterpret_cast<const BlockQ6_K*>(bytes) + b, dst + b * kBlockK,
+                            e - b);
+          },
+          kBlockK);
       return;
     default:
       throw_error(ErrorCategory::kUnsupported, "dequantize to f32 from ", info.name,
@@ -202,8 +230,8 @@ void dequantize(DType dtype, const void* src, float* dst, int64_t count) {
 
 void quantize(DType dtype, const float* src, void* dst, int64_t count) {
   const DTypeInfo& info = dtype_info(dtype);
-  FS_CHECK(count >= 0 && count % info.block_elements == 0, kInvalidArgument, "quantize of ",
-           count, " values to ", info.name, ": not a whole number of ", info.block_elements,
+  FS_CHECK(count >= 0 && count % info.block_elements == 0, kInvalidArgument, "quantize of ", count,
+           " values to ", info.name, ": not a whole number of ", info.block_elements,
            "-value blocks");
   const int64_t n = count / info.block_elements;
   auto* bytes = static_cast<std::byte*>(dst);

@@ -25,8 +25,8 @@ struct DTypeName {
 };
 
 constexpr DTypeName kDTypeNames[] = {
-    {"F64", DType::kF64}, {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16},
-    {"I64", DType::kI64}, {"I32", DType::kI32}, {"I16", DType::kI16}, {"I8", DType::kI8},
+    {"F64", DType::kF64}, {"F32", DType::kF32},   {"F16", DType::kF16}, {"BF16", DType::kBF16},
+    {"I64", DType::kI64}, {"I32", DType::kI32},   {"I16", DType::kI16}, {"I8", DType::kI8},
     {"U8", DType::kU8},   {"BOOL", DType::kBool},
 };
 
@@ -47,7 +47,9 @@ bool read_uint_array(const json& value, std::vector<uint64_t>* out) {
 
 SafetensorsTensorInfo parse_entry(const std::string& path, const std::string& name,
                                   const json& entry, uint64_t data_size) {
-  auto fail = [&](const std::string& what) { format_error(path, "tensor '" + name + "': " + what); };
+  auto fail = [&](const std::string& what) {
+    format_error(path, "tensor '" + name + "': " + what);
+  };
   if (!entry.is_object()) fail("header entry is not a JSON object");
   SafetensorsTensorInfo info;
   info.name = name;
@@ -79,25 +81,23 @@ SafetensorsTensorInfo parse_entry(const std::string& path, const std::string& na
 
   auto offsets_it = entry.find("data_offsets");
   std::vector<uint64_t> offsets;
-  if (offsets_it == entry.end() || !read_uint_array(*offsets_it, &offsets) ||
-      offsets.size() != 2) {
+  if (offsets_it == entry.end() || !read_uint_array(*offsets_it, &offsets) || offsets.size() != 2) {
     fail("field \"data_offsets\" must be an array of two non-negative integers");
   }
   info.data_begin = offsets[0];
   info.data_end = offsets[1];
   if (info.data_begin > info.data_end) {
-    fail("data_offsets [" + std::to_string(info.data_begin) + ", " +
-         std::to_string(info.data_end) + "] end before they begin");
+    fail("data_offsets [" + std::to_string(info.data_begin) + ", " + std::to_string(info.data_end) +
+         "] end before they begin");
   }
   if (info.data_end > data_size) {
-    fail("data_offsets [" + std::to_string(info.data_begin) + ", " +
-         std::to_string(info.data_end) + "] run past the data section of " +
-         std::to_string(data_size) + " bytes (file truncated?)");
+    fail("data_offsets [" + std::to_string(info.data_begin) + ", " + std::to_string(info.data_end) +
+         "] run past the data section of " + std::to_string(data_size) +
+         " bytes (file truncated?)");
   }
   if (info.nbytes() != expected_bytes) {
-    fail("data_offsets span " + std::to_string(info.nbytes()) + " bytes but dtype " +
-         dtype_text + " x shape " + shape_to_string(info.shape) + " needs " +
-         std::to_string(expected_bytes));
+    fail("data_offsets span " + std::to_string(info.nbytes()) + " bytes but dtype " + dtype_text +
+         " x shape " + shape_to_string(info.shape) + " needs " + std::to_string(expected_bytes));
   }
   return info;
 }
@@ -131,8 +131,8 @@ SafetensorsFile SafetensorsFile::parse(std::shared_ptr<const MappedFile> file) {
   const std::string& path = file->path();
   const uint64_t size = file->size();
   if (size < 8) {
-    format_error(path, "file is " + std::to_string(size) +
-                           " bytes, too short for the 8-byte header length");
+    format_error(
+        path, "file is " + std::to_string(size) + " bytes, too short for the 8-byte header length");
   }
   uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) {
@@ -140,10 +140,12 @@ SafetensorsFile SafetensorsFile::parse(std::shared_ptr<const MappedFile> file) {
   }
   if (header_bytes > size - 8) {
     format_error(path, "header length " + std::to_string(header_bytes) + " exceeds the " +
-                           std::to_string(size - 8) + " bytes after it (truncated or not safetensors)");
+                           std::to_string(size - 8) +
+                           " bytes after it (truncated or not safetensors)");
   }
   if (header_bytes > kMaxHeaderBytes) {
-    format_error(path, "header length " + std::to_string(header_bytes) + " is above the 100 MB limit");
+    format_error(path,
+                 "header length " + std::to_string(header_bytes) + " is above the 100 MB limit");
   }
   const char* text = reinterpret_cast<const char*>(file->data() + 8);
   json header;
@@ -248,8 +250,8 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
              kFormat, "safetensors index '", index_name, "' has no \"weight_map\" object");
     std::map<std::string, size_t> shard_index;
     for (const auto& [tensor, shard] : index["weight_map"].items()) {
-      FS_CHECK(shard.is_string(), kFormat, "safetensors index '", index_name, "': tensor '",
-               tensor, "' maps to a non-string shard name");
+      FS_CHECK(shard.is_string(), kFormat, "safetensors index '", index_name, "': tensor '", tensor,
+               "' maps to a non-string shard name");
       const std::string& shard_name = shard.get_ref<const std::string&>();
       fs::path shard_rel(shard_name);
       bool safe = !shard_name.empty() && shard_rel.is_relative();
@@ -263,9 +265,8 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
         model.shards_.push_back(SafetensorsFile::open(shard_path.string()));
       }
       const SafetensorsFile& file = model.shards_[it->second];
-      FS_CHECK(file.contains(tensor), kFormat, "safetensors index '", index_name,
-               "' maps tensor '", tensor, "' to shard '", file.path(),
-               "', which does not contain it");
+      FS_CHECK(file.contains(tensor), kFormat, "safetensors index '", index_name, "' maps tensor '",
+               tensor, "' to shard '", file.path(), "', which does not contain it");
       model.shard_of_.emplace(tensor, it->second);
     }
   } else {
@@ -289,8 +290,7 @@ bool SafetensorsModel::contains(std::string_view name) const {
 
 const SafetensorsFile& SafetensorsModel::shard_of(std::string_view name) const {
   auto it = shard_of_.find(name);
-  FS_CHECK(it != shard_of_.end(), kNotFound, "tensor '", name, "' is not in model '", source_,
-           "'");
+  FS_CHECK(it != shard_of_.end(), kNotFound, "tensor '", name, "' is not in model '", source_, "'");
   return shards_[it->second];
 }
 

@@ -33,9 +33,10 @@ void SafetensorsWriter::add_entry(Entry entry) {
              shape_to_string(entry.shape));
   }
   size_t expected = dtype_bytes(entry.dtype, shape_numel(entry.shape));
-  FS_CHECK(entry.bytes.size() == expected, kInvalidArgument, "tensor '", entry.name, "' of ",
-           dtype_name(entry.dtype), shape_to_string(entry.shape), " needs ", expected,
-           " bytes, got ", entry.bytes.size());
+  entry.nbytes = expected;
+  FS_CHECK(entry.produce || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
+           entry.name, "' of ", dtype_name(entry.dtype), shape_to_string(entry.shape), " needs ",
+           expected, " bytes, got ", entry.bytes.size());
   names_.emplace(entry.name, entries_.size());
   entries_.push_back(std::move(entry));
 }
@@ -44,12 +45,33 @@ void SafetensorsWriter::add(std::string name, DType dtype, Shape shape,
                             std::span<const std::byte> bytes) {
   auto owned = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
   std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), dtype, std::move(shape), std::move(owned), view});
+  add_entry(Entry{std::move(name), dtype, std::move(shape), std::move(owned), view, {}});
 }
 
 void SafetensorsWriter::add_borrowed(std::string name, DType dtype, Shape shape,
                                      std::span<const std::byte> bytes) {
-  add_entry(Entry{std::move(name), dtype, std::move(shape), nullptr, bytes});
+  add_entry(Entry{std::move(name), dtype, std::move(shape), nullptr, bytes, {}});
+}
+
+void SafetensorsWriter::add_generated(std::string name, DType dtype, Shape shape,
+                                      std::function<std::vector<std::byte>()> produce) {
+  FS_CHECK(produce != nullptr, kInvalidArgument, "tensor '", name, "': no producer given");
+  add_entry(Entry{std::move(name), dtype, std::move(shape), nullptr, {}, std::move(produce)});
+}
+
+void SafetensorsWriter::for_each_tensor_bytes(
+    const std::function<void(std::span<const std::byte>)>& sink) const {
+  for (size_t i : write_order()) {
+    const Entry& entry = entries_[i];
+    if (!entry.produce) {
+      sink(entry.bytes);
+      continue;
+    }
+    std::vector<std::byte> bytes = entry.produce();
+    FS_CHECK(bytes.size() == entry.nbytes, kInternal, "producer of tensor '", entry.name,
+             "' returned ", bytes.size(), " bytes, expected ", entry.nbytes);
+    sink(bytes);
+  }
 }
 
 void SafetensorsWriter::add(std::string name, const Tensor& tensor) {
@@ -58,7 +80,7 @@ void SafetensorsWriter::add(std::string name, const Tensor& tensor) {
   auto owned = std::make_shared<std::vector<std::byte>>(tensor.nbytes());
   tensor.copy_to_host(owned->data(), owned->size());
   std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), tensor.dtype(), tensor.shape(), std::move(owned), view});
+  add_entry(Entry{std::move(name), tensor.dtype(), tensor.shape(), std::move(owned), view, {}});
 }
 
 // Tensors go in order of decreasing element size (stable otherwise) so that every tensor starts
@@ -79,7 +101,7 @@ std::string SafetensorsWriter::header() const {
   uint64_t offset = 0;
   for (size_t i : order) {
     const Entry& entry = entries_[i];
-    uint64_t end = offset + entry.bytes.size();
+    uint64_t end = offset + entry.nbytes;
     root[entry.name] = {{"dtype", safetensors_dtype_name(entry.dtype)},
                         {"shape", entry.shape},
                         {"data_offsets", {offset, end}}};
@@ -97,7 +119,8 @@ std::vector<std::byte> SafetensorsWriter::serialize() const {
   append_u64(&out, text.size());
   const auto* text_bytes = reinterpret_cast<const std::byte*>(text.data());
   out.insert(out.end(), text_bytes, text_bytes + text.size());
-  for (size_t i : write_order()) out.insert(out.end(), entries_[i].bytes.begin(), entries_[i].bytes.end());
+  for_each_tensor_bytes(
+      [&](std::span<const std::byte> bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); });
   return out;
 }
 
@@ -108,7 +131,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   AtomicFileWriter out(path);
   out.write(length.data(), length.size());
   out.write(text.data(), text.size());
-  for (size_t i : write_order()) out.write(entries_[i].bytes.data(), entries_[i].bytes.size());
+  for_each_tensor_bytes(
+      [&](std::span<const std::byte> bytes) { out.write(bytes.data(), bytes.size()); });
   out.commit();
 }
 

@@ -38,9 +38,20 @@ std::vector<std::byte> reference_file(uint32_t version) {
   b.gguf_string("k.u64").u32(U64).u64(1ull << 63);
   b.gguf_string("k.i64").u32(I64).put<int64_t>(-(1LL << 62));
   b.gguf_string("k.f64").u32(F64).put<double>(-1.5e300);
-  b.gguf_string("k.arr_i32").u32(ARR).u32(I32).u64(3).put<int32_t>(1).put<int32_t>(-2).put<int32_t>(3);
-  b.gguf_string("k.arr_str").u32(ARR).u32(STR).u64(3).gguf_string("a").gguf_string("").gguf_string(
-      "héllo");
+  b.gguf_string("k.arr_i32")
+      .u32(ARR)
+      .u32(I32)
+      .u64(3)
+      .put<int32_t>(1)
+      .put<int32_t>(-2)
+      .put<int32_t>(3);
+  b.gguf_string("k.arr_str")
+      .u32(ARR)
+      .u32(STR)
+      .u64(3)
+      .gguf_string("a")
+      .gguf_string("")
+      .gguf_string("héllo");
   b.gguf_string("k.arr_f32").u32(ARR).u32(F32).u64(2).put<float>(1.5f).put<float>(-0.5f);
   b.gguf_string("k.empty").u32(ARR).u32(U8).u64(0);
   // Tensor "a": f32, ne = [3, 2] (3 innermost), offset 0; "q": q8_0, ne = [32, 2], offset 32.
@@ -193,56 +204,91 @@ TEST(Gguf, CorruptionsNameFileAndProblem) {
     return b;
   };
   std::vector<Case> cases;
-  cases.push_back({"magic", Bytes().text("GGUX").u32(3).data, ErrorCategory::kFormat, {"not a GGUF"}});
-  cases.push_back({"v1", Bytes().text("GGUF").u32(1).u64(0).u64(0).data,
-                   ErrorCategory::kUnsupported, {"version 1"}});
-  cases.push_back({"big endian", Bytes().text("GGUF").u32(0x03000000).data,
-                   ErrorCategory::kUnsupported, {"big-endian"}});
-  cases.push_back({"version 9", Bytes().text("GGUF").u32(9).data, ErrorCategory::kFormat,
-                   {"version 9"}});
-  cases.push_back({"kv count", header(0, 1ull << 60).data, ErrorCategory::kFormat,
-                   {"metadata count"}});
-  cases.push_back({"tensor count", header(1ull << 60, 0).data, ErrorCategory::kFormat,
-                   {"tensor count"}});
-  cases.push_back({"key length", header(0, 1).u64(1ull << 40).text("abc").u32(0).data,
-                   ErrorCategory::kFormat, {"truncated", "metadata key"}});
-  cases.push_back({"value type", header(0, 1).gguf_string("k").u32(77).u8(0).data,
-                   ErrorCategory::kFormat, {"'k'", "value type 77"}});
-  cases.push_back({"string value", header(0, 1).gguf_string("k").u32(STR).u64(99).text("x").data,
-                   ErrorCategory::kFormat, {"'k'", "truncated"}});
-  cases.push_back({"array count", header(0, 1).gguf_string("k").u32(ARR).u32(U32).u64(1ull << 62).data,
-                   ErrorCategory::kFormat, {"'k'", "does not fit"}});
+  cases.push_back(
+      {"magic", Bytes().text("GGUX").u32(3).data, ErrorCategory::kFormat, {"not a GGUF"}});
+  cases.push_back({"v1",
+                   Bytes().text("GGUF").u32(1).u64(0).u64(0).data,
+                   ErrorCategory::kUnsupported,
+                   {"version 1"}});
+  cases.push_back({"big endian",
+                   Bytes().text("GGUF").u32(0x03000000).data,
+                   ErrorCategory::kUnsupported,
+                   {"big-endian"}});
+  cases.push_back(
+      {"version 9", Bytes().text("GGUF").u32(9).data, ErrorCategory::kFormat, {"version 9"}});
+  cases.push_back(
+      {"kv count", header(0, 1ull << 60).data, ErrorCategory::kFormat, {"metadata count"}});
+  cases.push_back(
+      {"tensor count", header(1ull << 60, 0).data, ErrorCategory::kFormat, {"tensor count"}});
+  cases.push_back({"key length",
+                   header(0, 1).u64(1ull << 40).text("abc").u32(0).data,
+                   ErrorCategory::kFormat,
+                   {"truncated", "metadata key"}});
+  cases.push_back({"value type",
+                   header(0, 1).gguf_string("k").u32(77).u8(0).data,
+                   ErrorCategory::kFormat,
+                   {"'k'", "value type 77"}});
+  cases.push_back({"string value",
+                   header(0, 1).gguf_string("k").u32(STR).u64(99).text("x").data,
+                   ErrorCategory::kFormat,
+                   {"'k'", "truncated"}});
+  cases.push_back({"array count",
+                   header(0, 1).gguf_string("k").u32(ARR).u32(U32).u64(1ull << 62).data,
+                   ErrorCategory::kFormat,
+                   {"'k'", "does not fit"}});
   cases.push_back({"string array count",
                    header(0, 1).gguf_string("k").u32(ARR).u32(STR).u64(1ull << 62).data,
-                   ErrorCategory::kFormat, {"'k'", "strings"}});
+                   ErrorCategory::kFormat,
+                   {"'k'", "strings"}});
   cases.push_back({"nested array",
                    header(0, 1).gguf_string("k").u32(ARR).u32(ARR).u64(1).u32(U8).u64(0).data,
-                   ErrorCategory::kFormat, {"'k'", "nested"}});
+                   ErrorCategory::kFormat,
+                   {"'k'", "nested"}});
   cases.push_back({"duplicate key",
                    header(0, 2).gguf_string("k").u32(U8).u8(1).gguf_string("k").u32(U8).u8(2).data,
-                   ErrorCategory::kFormat, {"'k'", "duplicate"}});
+                   ErrorCategory::kFormat,
+                   {"'k'", "duplicate"}});
   cases.push_back({"alignment type",
                    header(0, 1).gguf_string("general.alignment").u32(U64).u64(32).data,
-                   ErrorCategory::kFormat, {"general.alignment", "u64"}});
+                   ErrorCategory::kFormat,
+                   {"general.alignment", "u64"}});
   cases.push_back({"alignment value",
                    header(0, 1).gguf_string("general.alignment").u32(U32).u32(48).data,
-                   ErrorCategory::kFormat, {"general.alignment", "power of two"}});
-  cases.push_back({"dims", header(1, 0).gguf_string("t").u32(5).u64(0).u64(0).u64(0).data, ErrorCategory::kFormat,
+                   ErrorCategory::kFormat,
+                   {"general.alignment", "power of two"}});
+  cases.push_back({"dims",
+                   header(1, 0).gguf_string("t").u32(5).u64(0).u64(0).u64(0).data,
+                   ErrorCategory::kFormat,
                    {"'t'", "5 dimensions"}});
-  cases.push_back({"ggml type", header(1, 0).gguf_string("t").u32(1).u64(4).u32(4).u64(0).data,
-                   ErrorCategory::kFormat, {"'t'", "GGML type 4"}});
+  cases.push_back({"ggml type",
+                   header(1, 0).gguf_string("t").u32(1).u64(4).u32(4).u64(0).data,
+                   ErrorCategory::kFormat,
+                   {"'t'", "GGML type 4"}});
   cases.push_back({"block multiple",
                    header(1, 0).gguf_string("t").u32(1).u64(33).u32(kTypeQ8_0).u64(0).data,
-                   ErrorCategory::kFormat, {"'t'", "33", "Q8_0"}});
-  cases.push_back({"misaligned",
-                   header(1, 0).gguf_string("t").u32(1).u64(1).u32(kTypeF32).u64(4).pad_to(32).u32(0).data,
-                   ErrorCategory::kFormat, {"'t'", "alignment"}});
-  cases.push_back({"past end",
-                   header(1, 0).gguf_string("t").u32(1).u64(64).u32(kTypeF32).u64(0).pad_to(32).u64(0).data,
-                   ErrorCategory::kFormat, {"'t'", "runs past", "truncated"}});
+                   ErrorCategory::kFormat,
+                   {"'t'", "33", "Q8_0"}});
+  cases.push_back(
+      {"misaligned",
+       header(1, 0).gguf_string("t").u32(1).u64(1).u32(kTypeF32).u64(4).pad_to(32).u32(0).data,
+       ErrorCategory::kFormat,
+       {"'t'", "alignment"}});
+  cases.push_back(
+      {"past end",
+       header(1, 0).gguf_string("t").u32(1).u64(64).u32(kTypeF32).u64(0).pad_to(32).u64(0).data,
+       ErrorCategory::kFormat,
+       {"'t'", "runs past", "truncated"}});
   cases.push_back({"element overflow",
-                   header(1, 0).gguf_string("t").u32(2).u64(1ull << 40).u64(1ull << 40).u32(kTypeF32).u64(0).data,
-                   ErrorCategory::kFormat, {"'t'", "overflow"}});
+                   header(1, 0)
+                       .gguf_string("t")
+                       .u32(2)
+                       .u64(1ull << 40)
+                       .u64(1ull << 40)
+                       .u32(kTypeF32)
+                       .u64(0)
+                       .data,
+                   ErrorCategory::kFormat,
+                   {"'t'", "overflow"}});
   {
     Bytes b = header(2, 0);
     b.gguf_string("t").u32(1).u64(8).u32(kTypeF32).u64(0);

@@ -89,8 +89,8 @@ TEST(Safetensors, WriterOutputFollowsTheFormat) {
   uint64_t header_len = 0;
   std::memcpy(&header_len, image.data(), 8);
   EXPECT_EQ((8 + header_len) % 8, 0u) << "data section must start 8-byte aligned";
-  auto header = nlohmann::json::parse(std::string(
-      reinterpret_cast<const char*>(image.data() + 8), static_cast<size_t>(header_len)));
+  auto header = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(image.data() + 8),
+                                                  static_cast<size_t>(header_len)));
   EXPECT_EQ(header["__metadata__"]["format"], "pt");
   EXPECT_EQ(header["d"]["dtype"], "F64");
   EXPECT_EQ(header["b"]["dtype"], "BF16");
@@ -129,7 +129,8 @@ TEST(Safetensors, WritesTensorsFromEveryDevice) {
     Tensor t = Tensor::from_vector(values, {2, 3}, device).t();  // non-contiguous view
     SafetensorsWriter writer;
     writer.add("t", t);
-    SafetensorsFile file = SafetensorsFile::parse(MappedFile::from_bytes("mem", writer.serialize()));
+    SafetensorsFile file =
+        SafetensorsFile::parse(MappedFile::from_bytes("mem", writer.serialize()));
     EXPECT_EQ(file.info("t").shape, (Shape{3, 2}));
     EXPECT_EQ(file.load("t").to_vector<float>(), (std::vector<float>{1, 4, 2, 5, 3, 6}));
   }
@@ -143,10 +144,9 @@ TEST(Safetensors, ShardedFolder) {
   second.add("b", DType::kF32, {3}, std::as_bytes(std::span(b)));
   first.write(dir.file("model-00001-of-00002.safetensors"));
   second.write(dir.file("model-00002-of-00002.safetensors"));
-  write_safetensors_index(dir.file("model.safetensors.index.json"),
-                          {{"a", "model-00001-of-00002.safetensors"},
-                           {"b", "model-00002-of-00002.safetensors"}},
-                          20);
+  write_safetensors_index(
+      dir.file("model.safetensors.index.json"),
+      {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}, 20);
   SafetensorsModel model = SafetensorsModel::open(dir.path().string());
   EXPECT_EQ(model.shards().size(), 2u);
   EXPECT_EQ(model.tensor_names(), (std::vector<std::string>{"a", "b"}));
@@ -185,25 +185,40 @@ TEST(Safetensors, MalformedHeadersNameFileTensorAndProblem) {
   const std::vector<BadHeaderCase> cases = {
       {"not json", R"({"w":{"dtype":"F32",)", 0, {"not valid JSON"}},
       {"not object", R"([1,2,3])", 0, {"not a JSON object"}},
-      {"unknown dtype", R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2,
+      {"unknown dtype",
+       R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})",
+       2,
        {"'w'", "F8_E4M3"}},
       {"missing dtype", R"({"w":{"shape":[2],"data_offsets":[0,8]}})", 8, {"'w'", "dtype"}},
-      {"negative shape", R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8,
+      {"negative shape",
+       R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
+       8,
        {"'w'", "shape"}},
-      {"bad offsets", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8,
+      {"bad offsets",
+       R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}})",
+       8,
        {"'w'", "data_offsets"}},
-      {"past end", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8,
+      {"past end",
+       R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+       8,
        {"'w'", "run past", "truncated"}},
-      {"reversed", R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", 8,
+      {"reversed",
+       R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})",
+       8,
        {"'w'", "end before"}},
-      {"size mismatch", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 12,
+      {"size mismatch",
+       R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+       12,
        {"'w'", "8 bytes", "needs 12"}},
       {"overlap",
        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-       12, {"'a'", "'b'", "overlap"}},
-      {"overflow", R"({"w":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
-       8, {"'w'", "overflow"}},
+       12,
+       {"'a'", "'b'", "overlap"}},
+      {"overflow",
+       R"({"w":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
+       8,
+       {"'w'", "overflow"}},
       {"metadata not string", R"({"__metadata__":{"k":1}})", 0, {"__metadata__", "\"k\""}},
   };
   for (const BadHeaderCase& c : cases) {
@@ -252,9 +267,10 @@ double expected_value(const nlohmann::json& v) {
 
 DType dtype_from_torch(const std::string& name) {
   static const std::map<std::string, DType> kMap = {
-      {"float64", DType::kF64}, {"float32", DType::kF32}, {"float16", DType::kF16},
-      {"bfloat16", DType::kBF16}, {"int64", DType::kI64}, {"int32", DType::kI32},
-      {"int16", DType::kI16}, {"int8", DType::kI8}, {"uint8", DType::kU8}, {"bool", DType::kBool}};
+      {"float64", DType::kF64},   {"float32", DType::kF32}, {"float16", DType::kF16},
+      {"bfloat16", DType::kBF16}, {"int64", DType::kI64},   {"int32", DType::kI32},
+      {"int16", DType::kI16},     {"int8", DType::kI8},     {"uint8", DType::kU8},
+      {"bool", DType::kBool}};
   return kMap.at(name);
 }
 
@@ -289,9 +305,13 @@ void check_file_against_expected(const std::string& file_name) {
   }
 }
 
-TEST(SafetensorsFixtures, TorchDtypes) { check_file_against_expected("dtypes.safetensors"); }
+TEST(SafetensorsFixtures, TorchDtypes) {
+  check_file_against_expected("dtypes.safetensors");
+}
 
-TEST(SafetensorsFixtures, NumpyFrontEnd) { check_file_against_expected("numpy.safetensors"); }
+TEST(SafetensorsFixtures, NumpyFrontEnd) {
+  check_file_against_expected("numpy.safetensors");
+}
 
 TEST(SafetensorsFixtures, ShardedTransformersModel) {
   if (!std::filesystem::exists(fixture("llama_sharded/model.safetensors.index.json"))) {

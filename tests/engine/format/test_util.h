@@ -71,7 +71,8 @@ class Bytes {
 
 inline void write_file(const std::string& path, const std::vector<std::byte>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 inline void write_text(const std::string& path, const std::string& text) {
@@ -81,18 +82,18 @@ inline void write_text(const std::string& path, const std::string& text) {
 
 }  // namespace flagstone::engine::format::testing
 
-// Expects `statement` to throw flagstone::Error of `category` whose message contains every one
-// of the given substrings.
-#define EXPECT_FS_ERROR(statement, category, ...)                                       \
-  do {                                                                                  \
-    try {                                                                               \
-      statement;                                                                        \
-      ADD_FAILURE() << "expected flagstone::Error from " #statement;                    \
-    } catch (const ::flagstone::Error& e) {                                             \
-      EXPECT_EQ(e.category(), ::flagstone::ErrorCategory::category) << e.what();        \
-      for (const char* part : {__VA_ARGS__}) {                                          \
-        EXPECT_NE(e.message().find(part), std::string::npos)                            \
-            << "message lacks \"" << part << "\": " << e.message();                     \
-      }                                                                                 \
-    }                                                                                   \
+// Expects `statement` to throw flagstone::Error of `expected_category` whose message contains every
+// one of the given substrings.
+#define EXPECT_FS_ERROR(statement, expected_category, ...)                                \
+  do {                                                                                    \
+    try {                                                                                 \
+      statement;                                                                          \
+      ADD_FAILURE() << "expected flagstone::Error from " #statement;                      \
+    } catch (const ::flagstone::Error& e) {                                               \
+      EXPECT_EQ(e.category(), ::flagstone::ErrorCategory::expected_category) << e.what(); \
+      for (const char* part : {__VA_ARGS__}) {                                            \
+        EXPECT_NE(e.message().find(part), std::string::npos)                              \
+            << "message lacks \"" << part << "\": " << e.message();                       \
+      }                                                                                   \
+    }                                                                                     \
   } while (0)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -169,6 +170,11 @@ class GgufWriter {
   void add_tensor_borrowed(std::string name, uint32_t ggml_type, Shape shape,
                            std::span<const std::byte> bytes);
   void add_tensor(std::string name, const Tensor& tensor);  // copied to the host
+  // Produces the bytes only when the file is written, one tensor at a time, so a whole model
+  // never sits in memory; `produce` must return exactly the tensor's size.
+  void add_tensor_generated(std::string name, uint32_t ggml_type, Shape shape,
+                            std::function<std::vector<std::byte>()> produce);
+  size_t tensor_count() const { return tensors_.size(); }
   void write(const std::string& path) const;
   std::vector<std::byte> serialize() const;
 
@@ -179,8 +185,13 @@ class GgufWriter {
     Shape shape;
     std::shared_ptr<std::vector<std::byte>> owned;
     std::span<const std::byte> bytes;
+    std::function<std::vector<std::byte>()> produce;
+    uint64_t nbytes = 0;
   };
   void add_entry(Entry entry);
+  // Calls `sink` with each tensor's bytes in file order.
+  void for_each_tensor_bytes(
+      const std::function<void(const Entry&, std::span<const std::byte>)>& sink) const;
   std::vector<std::byte> header_bytes() const;  // up to the aligned start of the data section
   uint32_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> metadata_;

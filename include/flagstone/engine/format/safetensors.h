@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -100,6 +101,10 @@ class SafetensorsWriter {
   void add_borrowed(std::string name, DType dtype, Shape shape, std::span<const std::byte> bytes);
   // Copies a tensor of any device and layout to the host, in row-major order.
   void add(std::string name, const Tensor& tensor);
+  // Produces the bytes only when the file is written, one tensor at a time, so a whole model
+  // never sits in memory; `produce` must return exactly dtype x shape bytes.
+  void add_generated(std::string name, DType dtype, Shape shape,
+                     std::function<std::vector<std::byte>()> produce);
   size_t size() const { return entries_.size(); }
   // Writes atomically (temporary file, then rename). kIo on failure.
   void write(const std::string& path) const;
@@ -113,8 +118,11 @@ class SafetensorsWriter {
     Shape shape;
     std::shared_ptr<std::vector<std::byte>> owned;
     std::span<const std::byte> bytes;
+    std::function<std::vector<std::byte>()> produce;
+    uint64_t nbytes = 0;
   };
   void add_entry(Entry entry);
+  void for_each_tensor_bytes(const std::function<void(std::span<const std::byte>)>& sink) const;
   std::vector<size_t> write_order() const;
   std::string header() const;
   std::map<std::string, std::string> metadata_;

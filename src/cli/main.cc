@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   flagstone::cli::register_info_command(app);
   CLI::App& bench = flagstone::cli::register_bench_command(app);
   flagstone::cli::register_bench_devices_command(bench);
+#ifdef FLAGSTONE_HAVE_COMM
+  flagstone::cli::register_launch_command(app);
+  flagstone::cli::register_bench_comm_command(bench);
+#endif
 
   try {
     app.parse(argc, argv);

@@ -89,10 +89,14 @@ thread_local GroupState t_group;
 
 void run_p2p(fsComm* comm, std::vector<QueuedP2p>& items) {
   run_op(comm, [&] {
-    // NCCL groups its own send/recv; it takes all of them or none.
-    bool all_engine = true;
-    for (QueuedP2p& item : items) all_engine &= try_engines(comm, item.call, item.stream);
-    if (all_engine) return;
+#ifdef FLAGSTONE_COMM_NCCL
+    // NCCL groups its own send/recv (all-CUDA comms); it takes all of them or none.
+    if (comm->nccl) {
+      std::vector<Call> calls;
+      for (const QueuedP2p& item : items) calls.push_back(item.call);
+      if (nccl_p2p(*comm->nccl, comm, calls, items.front().stream)) return;
+    }
+#endif
     size_t n = items.size();
     std::vector<std::vector<char>> host(n);
     std::vector<P2p> ops(n);
@@ -155,6 +159,9 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     runtime::Stream s = resolve_stream(comm, stream, "fsAllReduce");
     Call call{OpKind::kAllReduce, sendbuf, recvbuf, count, datatype, op};
     run_op(comm, [&] {
+#ifdef FLAGSTONE_COMM_NCCL
+      if (hierarchical_all_reduce(comm, call, s)) return;
+#endif
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {

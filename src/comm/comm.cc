@@ -89,6 +89,14 @@ ResolvedConfig resolve_config(const fsConfig* config) {
   if (out.chunk_bytes < 64 || out.stage_bytes < 4096)
     fail(fsInvalidArgument, "FLAGSTONE_COMM_CHUNK_BYTES must be >= 64 and ",
          "FLAGSTONE_COMM_STAGE_BYTES >= 4096");
+#ifndef FLAGSTONE_COMM_MPI
+  if (out.engine == "mpi")
+    fail(fsUnsupported, "engine mpi: this build of Flagstone has no MPI (FLAGSTONE_MPI=OFF)");
+#endif
+#ifndef FLAGSTONE_COMM_NCCL
+  if (out.engine == "nccl")
+    fail(fsUnsupported, "engine nccl: this build of Flagstone has no CUDA/NCCL support");
+#endif
   if (out.engine != "auto" && out.engine != "host" && out.engine != "nccl" && out.engine != "mpi")
     fail(fsInvalidArgument, "unknown comm engine '", out.engine,
          "' (FLAGSTONE_COMM_ENGINE / fsConfig.engine): use auto, host, nccl or mpi");
@@ -329,10 +337,6 @@ fsResult_t fsCommSplit(fsComm_t comm, int color, int key, fsComm_t* newcomm,
     std::lock_guard<std::mutex> lock(comm->mutex);
     // Everyone learns every (color, key); the lowest old rank of each color serves its
     // rendezvous and publishes the id in the same all-gather round.
-    struct Entry {
-      int32_t color, key;
-      fsUniqueId id;
-    };
     std::vector<int32_t> mine = {color, key};
     std::vector<int32_t> all(2 * comm->nranks);
     HostOp op = make_host_op(comm, OpKind::kSplit);
@@ -391,6 +395,9 @@ fsResult_t fsCommAbort(fsComm_t comm) {
   uint64_t one = 1;
   if (comm->abort_fd.valid()) (void)!::write(comm->abort_fd.get(), &one, sizeof(one));
   if (comm->transport) comm->transport->shutdown_all();
+#ifdef FLAGSTONE_COMM_NCCL
+  if (comm->nccl) nccl_abort(*comm->nccl);
+#endif
   return fsSuccess;
 }
 
@@ -398,6 +405,9 @@ fsResult_t fsCommGetAsyncError(fsComm_t comm, fsResult_t* async_error) {
   return guard([&] {
     if (!comm || !async_error) fail(fsInvalidArgument, "fsCommGetAsyncError: NULL argument");
     *async_error = static_cast<fsResult_t>(comm->async_error.load());
+#ifdef FLAGSTONE_COMM_NCCL
+    if (*async_error == fsSuccess && comm->nccl) *async_error = nccl_async_error(*comm->nccl);
+#endif
   });
 }
 

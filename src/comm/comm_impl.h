@@ -51,6 +51,11 @@ struct fsComm {
   std::atomic<int> async_error{fsSuccess};
   std::atomic<bool> aborted{false};
   uint32_t seq = 0;
+  // Mixed CUDA and other ranks with NCCL: all-reduce runs cluster -> host -> cluster, the host
+  // part among the CUDA cluster's leader and the other ranks, with its own call counter.
+  bool hierarchical = false;
+  std::vector<int> cross_members;
+  uint32_t cross_seq = 0;
   std::mutex mutex;  // one operation at a time
   std::unique_ptr<flagstone::runtime::PinnedHostBuffer> stage_in, stage_out;
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "comm_impl.h"
 
@@ -30,6 +31,13 @@ std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm);
 // Serves the call when this engine can (every rank on CUDA, or the hierarchical all-reduce of a
 // mixed group); returns false to let the host path run.
 bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime::Stream& stream);
+// Grouped send/recv of an all-CUDA comm (host buffers go through device temporaries).
+bool nccl_p2p(NcclEngine& engine, fsComm* comm, const std::vector<Call>& calls,
+              const runtime::Stream& stream);
+// Mixed groups: every rank (CUDA or not) runs all-reduce through here; false when not mixed.
+bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stream& stream);
+void nccl_abort(NcclEngine& engine);  // ncclCommAbort: safe from another thread
+fsResult_t nccl_async_error(NcclEngine& engine);
 #endif
 
 #ifdef FLAGSTONE_COMM_MPI

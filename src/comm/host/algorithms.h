@@ -42,8 +42,23 @@ struct HostOp {
   Algo algo = Algo::kAuto;
   size_t chunk_bytes = 256 << 10;
   bool check = true;  // exchange a header with the ring neighbours to catch mismatched calls
-  int rank() const { return transport.rank(); }
-  int nranks() const { return transport.nranks(); }
+  // The ranks taking part, in order (empty: all of the transport's); ranks below are indices
+  // into this list, so an algorithm can run over a subset such as one rank per device cluster.
+  std::vector<int> members;
+  int member_index = 0;
+
+  int rank() const { return members.empty() ? transport.rank() : member_index; }
+  int nranks() const {
+    return members.empty() ? transport.nranks() : static_cast<int>(members.size());
+  }
+  int global(int index) const { return members.empty() ? index : members[index]; }
+  void send(int peer, const void* data, size_t bytes, Transport::Callback done = {}) {
+    transport.send(global(peer), data, bytes, std::move(done));
+  }
+  void recv(int peer, void* data, size_t bytes, Transport::Callback done = {}) {
+    transport.recv(global(peer), data, bytes, std::move(done));
+  }
+  void wait() { transport.wait(deadline, name); }
 };
 
 // Describes the call to the ring neighbours and compares theirs: count/dtype/op/root mismatches

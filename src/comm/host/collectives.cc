@@ -66,15 +66,15 @@ void tree_broadcast(HostOp& op, char* buf, size_t bytes, int root) {
   int mask = 1;
   while (mask < n) {
     if (v & mask) {
-      op.transport.recv(mod(v - mask + root, n), buf, bytes);
-      op.transport.wait(op.deadline, op.name);
+      op.recv(mod(v - mask + root, n), buf, bytes);
+      op.wait();
       break;
     }
     mask <<= 1;
   }
   for (mask >>= 1; mask > 0; mask >>= 1)
-    if (v + mask < n) op.transport.send(mod(v + mask + root, n), buf, bytes);
-  op.transport.wait(op.deadline, op.name);
+    if (v + mask < n) op.send(mod(v + mask + root, n), buf, bytes);
+  op.wait();
 }
 
 void tree_reduce(HostOp& op, char* acc, size_t count, fsDataType_t dtype, fsRedOp_t redop,
@@ -86,13 +86,13 @@ void tree_reduce(HostOp& op, char* acc, size_t count, fsDataType_t dtype, fsRedO
     if ((v & mask) == 0) {
       int src = v | mask;
       if (src < n) {
-        op.transport.recv(mod(src + root, n), tmp.data(), bytes);
-        op.transport.wait(op.deadline, op.name);
+        op.recv(mod(src + root, n), tmp.data(), bytes);
+        op.wait();
         reduce_into(acc, tmp.data(), count, dtype, redop);
       }
     } else {
-      op.transport.send(mod((v & ~mask) + root, n), acc, bytes);
-      op.transport.wait(op.deadline, op.name);
+      op.send(mod((v & ~mask) + root, n), acc, bytes);
+      op.wait();
       break;
     }
   }
@@ -112,14 +112,14 @@ void chain_broadcast(HostOp& op, char* buf, size_t count, size_t esize, int root
     size_t bytes = std::min(step, count - begin) * esize;
     char* chunk = buf + begin * esize;
     if (prev < 0) {
-      op.transport.send(next, chunk, bytes);
+      op.send(next, chunk, bytes);
     } else {
-      op.transport.recv(prev, chunk, bytes, [&op, next, chunk, bytes] {
-        if (next >= 0) op.transport.send(next, chunk, bytes);
+      op.recv(prev, chunk, bytes, [&op, next, chunk, bytes] {
+        if (next >= 0) op.send(next, chunk, bytes);
       });
     }
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 // The last rank of the chain starts; each rank adds its chunk and passes it towards the root.
@@ -135,15 +135,15 @@ void chain_reduce(HostOp& op, char* acc, size_t count, fsDataType_t dtype, fsRed
     size_t elems = std::min(step, count - begin);
     char* chunk = acc + begin * esize;
     if (upstream < 0) {
-      op.transport.send(downstream, chunk, elems * esize);
+      op.send(downstream, chunk, elems * esize);
     } else {
-      op.transport.recv(upstream, tmp.data(), elems * esize, [&, chunk, elems] {
+      op.recv(upstream, tmp.data(), elems * esize, [&, chunk, elems] {
         reduce_into(chunk, tmp.data(), elems, dtype, redop);
-        if (downstream >= 0) op.transport.send(downstream, chunk, elems * esize);
+        if (downstream >= 0) op.send(downstream, chunk, elems * esize);
       });
     }
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 bool use_tree(const HostOp& op, size_t bytes) {
@@ -191,13 +191,13 @@ void check_call(HostOp& op, OpKind kind, uint64_t count, fsDataType_t dtype, fsR
   mine.count = count;
   int next = mod(op.rank() + 1, n), prev = mod(op.rank() - 1, n);
   CallHeader from_prev, from_next;
-  op.transport.send(next, &mine, sizeof(mine));
-  op.transport.recv(prev, &from_prev, sizeof(from_prev));
+  op.send(next, &mine, sizeof(mine));
+  op.recv(prev, &from_prev, sizeof(from_prev));
   if (next != prev) {
-    op.transport.send(prev, &mine, sizeof(mine));
-    op.transport.recv(next, &from_next, sizeof(from_next));
+    op.send(prev, &mine, sizeof(mine));
+    op.recv(next, &from_next, sizeof(from_next));
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
   compare(op, mine, from_prev, prev);
   if (next != prev) compare(op, mine, from_next, next);
 }
@@ -245,11 +245,11 @@ void host_gather(HostOp& op, const void* send, void* recv, size_t count, fsDataT
     char* out = static_cast<char*>(recv);
     std::memmove(out + bytes * root, send, bytes);
     for (int peer = 0; peer < op.nranks(); ++peer)
-      if (peer != root) op.transport.recv(peer, out + bytes * peer, bytes);
+      if (peer != root) op.recv(peer, out + bytes * peer, bytes);
   } else {
-    op.transport.send(root, send, bytes);
+    op.send(root, send, bytes);
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 void host_scatter(HostOp& op, const void* send, void* recv, size_t count, fsDataType_t dtype,
@@ -260,11 +260,11 @@ void host_scatter(HostOp& op, const void* send, void* recv, size_t count, fsData
     const char* in = static_cast<const char*>(send);
     std::memmove(recv, in + bytes * root, bytes);
     for (int peer = 0; peer < op.nranks(); ++peer)
-      if (peer != root) op.transport.send(peer, in + bytes * peer, bytes);
+      if (peer != root) op.send(peer, in + bytes * peer, bytes);
   } else {
-    op.transport.recv(root, recv, bytes);
+    op.recv(root, recv, bytes);
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 void host_all_to_allv(HostOp& op, const void* send, const size_t* send_counts,
@@ -281,10 +281,10 @@ void host_all_to_allv(HostOp& op, const void* send, const size_t* send_counts,
     for (int peer = 0; peer < n; ++peer) {
       if (peer == rank) continue;
       mine[peer] = send_counts[peer];
-      op.transport.send(peer, &mine[peer], sizeof(uint64_t));
-      op.transport.recv(peer, &theirs[peer], sizeof(uint64_t));
+      op.send(peer, &mine[peer], sizeof(uint64_t));
+      op.recv(peer, &theirs[peer], sizeof(uint64_t));
     }
-    op.transport.wait(op.deadline, op.name);
+    op.wait();
     for (int peer = 0; peer < n; ++peer)
       if (peer != rank && theirs[peer] != recv_counts[peer])
         fail(fsInvalidArgument, op.name, ": rank ", peer, " sends ", theirs[peer],
@@ -299,10 +299,10 @@ void host_all_to_allv(HostOp& op, const void* send, const size_t* send_counts,
   // Start with the next rank and wrap, so not everyone talks to rank 0 first.
   for (int i = 1; i < n; ++i) {
     int to = mod(rank + i, n), from = mod(rank - i, n);
-    op.transport.send(to, in + send_displs[to] * esize, send_counts[to] * esize);
-    op.transport.recv(from, out + recv_displs[from] * esize, recv_counts[from] * esize);
+    op.send(to, in + send_displs[to] * esize, send_counts[to] * esize);
+    op.recv(from, out + recv_displs[from] * esize, recv_counts[from] * esize);
   }
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 void host_barrier(HostOp& op) {
@@ -311,9 +311,9 @@ void host_barrier(HostOp& op) {
   char token = 1, sink[32];
   int round = 0;
   for (int dist = 1; dist < n; dist <<= 1, ++round) {
-    op.transport.send(mod(op.rank() + dist, n), &token, 1);
-    op.transport.recv(mod(op.rank() - dist, n), &sink[round], 1);
-    op.transport.wait(op.deadline, op.name);
+    op.send(mod(op.rank() + dist, n), &token, 1);
+    op.recv(mod(op.rank() - dist, n), &sink[round], 1);
+    op.wait();
   }
 }
 
@@ -331,8 +331,8 @@ void host_p2p(HostOp& op, std::vector<P2p>& ops) {
     if (p.send) {
       out_headers[i].dtype = p.dtype;
       out_headers[i].count = p.count;
-      op.transport.send(p.peer, &out_headers[i], sizeof(P2pHeader));
-      op.transport.send(p.peer, p.data, bytes);
+      op.send(p.peer, &out_headers[i], sizeof(P2pHeader));
+      op.send(p.peer, p.data, bytes);
     } else {
       recvs_by_peer[p.peer].push_back(i);
     }
@@ -344,24 +344,24 @@ void host_p2p(HostOp& op, std::vector<P2p>& ops) {
     const std::vector<size_t>& list = recvs_by_peer[peer];
     if (k >= list.size()) return;
     size_t i = list[k];
-    op.transport.recv(
-        peer, &in_headers[i], sizeof(P2pHeader), [&op, &ops, &in_headers, i, peer, k, chain_weak] {
-          const P2p& p = ops[i];
-          const P2pHeader& h = in_headers[i];
-          if (h.magic != kP2pMagic)
-            fail(fsRemoteError, op.name, ": rank ", op.rank(), " expected a send from rank ", peer,
-                 " but got other traffic (a collective/send mismatch?)");
-          if (h.count != p.count || h.dtype != static_cast<uint32_t>(p.dtype))
-            fail(fsInvalidArgument, op.name, ": rank ", peer, " sends ", h.count, " x ",
-                 dtype_name(static_cast<fsDataType_t>(h.dtype)), " but rank ", op.rank(),
-                 " receives ", p.count, " x ", dtype_name(p.dtype));
-          op.transport.recv(peer, p.data, p.count * dtype_bytes(p.dtype), [peer, k, chain_weak] {
-            if (auto next = chain_weak.lock()) (*next)(peer, k + 1);
-          });
-        });
+    op.recv(peer, &in_headers[i], sizeof(P2pHeader),
+            [&op, &ops, &in_headers, i, peer, k, chain_weak] {
+              const P2p& p = ops[i];
+              const P2pHeader& h = in_headers[i];
+              if (h.magic != kP2pMagic)
+                fail(fsRemoteError, op.name, ": rank ", op.rank(), " expected a send from rank ",
+                     peer, " but got other traffic (a collective/send mismatch?)");
+              if (h.count != p.count || h.dtype != static_cast<uint32_t>(p.dtype))
+                fail(fsInvalidArgument, op.name, ": rank ", peer, " sends ", h.count, " x ",
+                     dtype_name(static_cast<fsDataType_t>(h.dtype)), " but rank ", op.rank(),
+                     " receives ", p.count, " x ", dtype_name(p.dtype));
+              op.recv(peer, p.data, p.count * dtype_bytes(p.dtype), [peer, k, chain_weak] {
+                if (auto next = chain_weak.lock()) (*next)(peer, k + 1);
+              });
+            });
   };
   for (auto& [peer, list] : recvs_by_peer) (*chain)(peer, 0);
-  op.transport.wait(op.deadline, op.name);
+  op.wait();
 }
 
 }  // namespace flagstone::comm

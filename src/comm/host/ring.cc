@@ -61,7 +61,7 @@ class Ring {
   void run() {
     if (total_ == 0) return;
     for (int c = 0; c < plan_.chunks; ++c) queue(0, c);
-    op_.transport.wait(op_.deadline, op_.name);
+    op_.wait();
   }
 
  private:
@@ -75,18 +75,18 @@ class Ring {
   void queue(int step, int c) {
     int s = send_seg(step);
     size_t sb = plan_.chunk_begin(s, c), se = plan_.chunk_end(s, c);
-    op_.transport.send(next_, buf_ + sb * esize_, (se - sb) * esize_);
+    op_.send(next_, buf_ + sb * esize_, (se - sb) * esize_);
     int r = recv_seg(step);
     size_t rb = plan_.chunk_begin(r, c), re = plan_.chunk_end(r, c);
     if (step < rs_steps_) {
-      op_.transport.recv(prev_, tmp_.data(), (re - rb) * esize_, [this, step, c, rb, re] {
+      op_.recv(prev_, tmp_.data(), (re - rb) * esize_, [this, step, c, rb, re] {
         reduce_into(buf_ + rb * esize_, tmp_.data(), re - rb, dtype_, redop_);
         if (step == rs_steps_ - 1 && redop_ == fsAvg)
           finish_average(buf_ + rb * esize_, re - rb, dtype_, n_);
         if (step + 1 < total_) queue(step + 1, c);
       });
     } else {
-      op_.transport.recv(prev_, buf_ + rb * esize_, (re - rb) * esize_, [this, step, c] {
+      op_.recv(prev_, buf_ + rb * esize_, (re - rb) * esize_, [this, step, c] {
         if (step + 1 < total_) queue(step + 1, c);
       });
     }
@@ -123,17 +123,16 @@ void rhd_all_reduce(HostOp& op, char* buf, size_t count, size_t esize, fsDataTyp
   int rem = n - pof2;
   size_t bytes = count * esize;
   std::vector<char> tmp(bytes + 1);
-  Transport& t = op.transport;
   int vrank;
   if (rank < 2 * rem) {
     if (rank % 2 == 0) {
-      t.send(rank + 1, buf, bytes);
-      t.recv(rank + 1, buf, bytes);
-      t.wait(op.deadline, op.name);
+      op.send(rank + 1, buf, bytes);
+      op.recv(rank + 1, buf, bytes);
+      op.wait();
       return;
     }
-    t.recv(rank - 1, tmp.data(), bytes);
-    t.wait(op.deadline, op.name);
+    op.recv(rank - 1, tmp.data(), bytes);
+    op.wait();
     reduce_into(buf, tmp.data(), count, dtype, redop);
     vrank = rank / 2;
   } else {
@@ -142,15 +141,15 @@ void rhd_all_reduce(HostOp& op, char* buf, size_t count, size_t esize, fsDataTyp
   for (int mask = 1; mask < pof2; mask <<= 1) {
     int vpeer = vrank ^ mask;
     int peer = vpeer < rem ? vpeer * 2 + 1 : vpeer + rem;
-    t.send(peer, buf, bytes);
-    t.recv(peer, tmp.data(), bytes);
-    t.wait(op.deadline, op.name);
+    op.send(peer, buf, bytes);
+    op.recv(peer, tmp.data(), bytes);
+    op.wait();
     reduce_into(buf, tmp.data(), count, dtype, redop);
   }
   if (redop == fsAvg) finish_average(buf, count, dtype, n);
   if (rank < 2 * rem) {
-    t.send(rank - 1, buf, bytes);
-    t.wait(op.deadline, op.name);
+    op.send(rank - 1, buf, bytes);
+    op.wait();
   }
 }
 
@@ -227,10 +226,10 @@ void host_all_gather(HostOp& op, const void* send, void* recv, size_t count, fsD
   if (op.algo == Algo::kDirect) {
     for (int peer = 0; peer < n; ++peer) {
       if (peer == rank) continue;
-      op.transport.send(peer, out + count * rank * esize, count * esize);
-      op.transport.recv(peer, out + count * peer * esize, count * esize);
+      op.send(peer, out + count * rank * esize, count * esize);
+      op.recv(peer, out + count * peer * esize, count * esize);
     }
-    op.transport.wait(op.deadline, op.name);
+    op.wait();
     return;
   }
   std::vector<size_t> offset(n), length(n, count);

@@ -1,0 +1,403 @@
+// The NCCL engine: CUDA ranks of a communicator form one NCCL communicator (its id travels over
+// the host transport). All-CUDA groups run every call on NCCL; mixed groups run all-reduce
+// hierarchically (NCCL reduce in the cluster, host all-reduce between the cluster's leader and
+// the other ranks with chunked staging, NCCL broadcast back) and the rest through host staging.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "../engines.h"
+#include "../host/reduce.h"
+#include "../staging.h"
+#include "nccl_loader.h"
+
+namespace flagstone::comm {
+
+class NcclEngine {
+ public:
+  const NcclApi* api = nullptr;
+  ncclComm_t comm = nullptr;
+  int cluster_rank = 0;
+  int cluster_size = 0;
+  bool covers_all = false;
+  std::vector<int> cluster;  // comm ranks of the CUDA cluster, in NCCL rank order
+
+  ~NcclEngine() {
+    if (comm) api->CommDestroy(comm);
+  }
+};
+
+namespace {
+
+bool is_cuda(const char* device) {
+  return std::strncmp(device, "cuda", 4) == 0;
+}
+
+void check_nccl(const NcclApi* api, ncclResult_t rc, const char* call, const fsComm* comm) {
+  if (rc == ncclSuccess || rc == ncclInProgress) return;
+  fsResult_t code = fsSystemError;
+  if (rc == ncclInvalidArgument || rc == ncclInvalidUsage) code = fsInvalidArgument;
+  if (rc == ncclRemoteError) code = fsRemoteError;
+  fail(code, call, " (rank ", comm->rank, " on ", comm->config.device, "): NCCL error ",
+       static_cast<int>(rc), ": ", api->GetErrorString(rc));
+}
+
+ncclDataType_t nccl_type(fsDataType_t dtype) {
+  switch (dtype) {
+    case fsInt8:
+      return ncclInt8;
+    case fsUint8:
+      return ncclUint8;
+    case fsInt32:
+      return ncclInt32;
+    case fsUint32:
+      return ncclUint32;
+    case fsInt64:
+      return ncclInt64;
+    case fsUint64:
+      return ncclUint64;
+    case fsFloat16:
+      return ncclFloat16;
+    case fsBfloat16:
+      return ncclBfloat16;
+    case fsFloat32:
+      return ncclFloat32;
+    default:
+      return ncclFloat64;
+  }
+}
+
+ncclRedOp_t nccl_op(fsRedOp_t op) {
+  switch (op) {
+    case fsProd:
+      return ncclProd;
+    case fsMax:
+      return ncclMax;
+    case fsMin:
+      return ncclMin;
+    case fsAvg:
+      return ncclAvg;
+    default:
+      return ncclSum;
+  }
+}
+
+// A device address for an argument: device buffers as they are, host memory through a
+// temporary device buffer (copied in for inputs, copied back by finish() for outputs).
+struct DeviceArg {
+  char* ptr = nullptr;
+  runtime::Buffer temp;
+  const fsBuf* host = nullptr;
+  size_t bytes = 0;
+
+  DeviceArg(fsComm* comm, const fsBuf* buf, size_t size, bool input, const runtime::Stream& s)
+      : bytes(size) {
+    if (!buf) return;
+    if (buf->on_device) {
+      ptr = static_cast<char*>(buf->ptr) + buf->offset;
+      return;
+    }
+    temp = runtime::Buffer::allocate(comm->device, std::max<size_t>(size, 1));
+    ptr = static_cast<char*>(temp.handle());
+    host = buf;
+    if (input && size) {
+      s.synchronize();  // the host data may come from earlier work on the stream
+      runtime::copy_host_to_device(s, temp, 0, static_cast<char*>(buf->ptr) + buf->offset, size);
+    }
+  }
+  void finish(const runtime::Stream& s) {
+    if (!host || !bytes) return;
+    runtime::copy_device_to_host(s, static_cast<char*>(host->ptr) + host->offset, temp, 0, bytes);
+    s.synchronize();
+  }
+};
+
+// Host all-reduce between the cluster leader and the non-CUDA ranks; its own sequence counter,
+// because the other CUDA ranks do not take part.
+ChunkBody cross_body(fsComm* comm, fsDataType_t dtype, fsRedOp_t redop) {
+  return [comm, dtype, redop](const char* in, char* out, size_t n) {
+    HostOp op{*comm->transport, Deadline::after_ms(comm->config.timeout_ms),
+              detail::concat("fsAllReduce (rank ", comm->rank, " of ", comm->nranks,
+                             ", between device clusters)")};
+    op.seq = comm->cross_seq++;
+    op.algo = comm->config.algo;
+    op.chunk_bytes = comm->config.chunk_bytes;
+    op.check = comm->config.check;
+    op.members = comm->cross_members;
+    op.member_index = static_cast<int>(std::find(op.members.begin(), op.members.end(), comm->rank) -
+                                       op.members.begin());
+    host_all_reduce(op, in, out, n, dtype, redop == fsAvg ? fsSum : redop);
+    if (redop == fsAvg) finish_average(out, n, dtype, comm->nranks);
+  };
+}
+
+}  // namespace
+
+std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm) {
+  const std::string& engine_name = comm->config.engine;
+  if (engine_name == "host" || engine_name == "mpi") return nullptr;
+  std::vector<int> cuda;
+  for (const PeerInfo& peer : comm->peers)
+    if (is_cuda(peer.device)) cuda.push_back(peer.rank);
+  if (cuda.empty()) {
+    if (engine_name == "nccl")
+      fail(fsUnsupported, "engine nccl (rank ", comm->rank, "): no rank is on a CUDA device");
+    return nullptr;
+  }
+  bool me_cuda = is_cuda(comm->config.device.c_str());
+  std::string why;
+  const NcclApi* api = me_cuda ? load_nccl(&why) : nullptr;
+  // Everyone learns whether every CUDA rank could load NCCL, so all take the same path.
+  int32_t ok = me_cuda ? (api != nullptr) : 1, all_ok = 0;
+  HostOp vote{*comm->transport, Deadline::after_ms(comm->config.init_timeout_ms),
+              detail::concat("NCCL setup (rank ", comm->rank, ")")};
+  vote.seq = comm->seq++;
+  host_all_reduce(vote, &ok, &all_ok, 1, fsInt32, fsMin);
+  if (!all_ok) {
+    if (engine_name == "nccl")
+      fail(fsUnsupported, "engine nccl (rank ", comm->rank,
+           "): NCCL is not usable on every CUDA rank", why.empty() ? "" : ": ", why);
+    return nullptr;  // CUDA ranks stage through the host transport instead
+  }
+  int leader = cuda.front();
+  comm->hierarchical = static_cast<int>(cuda.size()) < comm->nranks;
+  if (comm->hierarchical) {
+    comm->cross_members = {leader};
+    for (const PeerInfo& peer : comm->peers)
+      if (!is_cuda(peer.device)) comm->cross_members.push_back(peer.rank);
+    std::sort(comm->cross_members.begin(), comm->cross_members.end());
+  }
+  if (!me_cuda) return nullptr;
+
+  auto engine = std::make_shared<NcclEngine>();
+  engine->api = api;
+  engine->cluster = cuda;
+  engine->cluster_size = static_cast<int>(cuda.size());
+  engine->cluster_rank =
+      static_cast<int>(std::find(cuda.begin(), cuda.end(), comm->rank) - cuda.begin());
+  engine->covers_all = !comm->hierarchical;
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  HostOp share{*comm->transport, Deadline::after_ms(comm->config.init_timeout_ms),
+               detail::concat("NCCL id exchange (rank ", comm->rank, ")")};
+  std::vector<P2p> moves;
+  if (comm->rank == leader) {
+    check_nccl(api, api->GetUniqueId(&id), "ncclGetUniqueId", comm);
+    for (int r : cuda)
+      if (r != leader) moves.push_back({true, r, &id, sizeof(id), fsUint8});
+  } else {
+    moves.push_back({false, leader, &id, sizeof(id), fsUint8});
+  }
+  host_p2p(share, moves);
+  if (cudaSetDevice(comm->device.index()) != cudaSuccess)
+    fail(fsSystemError, "NCCL setup (rank ", comm->rank, "): cudaSetDevice(", comm->device.index(),
+         ") failed");
+  check_nccl(api, api->CommInitRank(&engine->comm, engine->cluster_size, id, engine->cluster_rank),
+             "ncclCommInitRank", comm);
+  return engine;
+}
+
+void nccl_abort(NcclEngine& engine) {
+  if (engine.comm) {
+    engine.api->CommAbort(engine.comm);
+    engine.comm = nullptr;
+  }
+}
+
+fsResult_t nccl_async_error(NcclEngine& engine) {
+  if (!engine.comm) return fsSuccess;
+  ncclResult_t state = ncclSuccess;
+  if (engine.api->CommGetAsyncError(engine.comm, &state) != ncclSuccess) return fsSystemError;
+  if (state == ncclSuccess || state == ncclInProgress) return fsSuccess;
+  return state == ncclRemoteError ? fsRemoteError : fsSystemError;
+}
+
+bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stream& stream) {
+  if (!comm->hierarchical || call.kind != OpKind::kAllReduce) return false;
+  size_t esize = dtype_bytes(call.dtype), bytes = call.count * esize;
+  if (!comm->nccl) {
+    // A non-CUDA rank: only the exchange between clusters, staged like any host call.
+    run_elementwise(comm, stream, &call.send, &call.recv, call.count, esize,
+                    cross_body(comm, call.dtype, call.redop));
+    return true;
+  }
+  NcclEngine& engine = *comm->nccl;
+  const NcclApi* api = engine.api;
+  auto native = static_cast<cudaStream_t>(stream.impl().native_handle());
+  DeviceArg send(comm, &call.send, bytes, true, stream);
+  DeviceArg recv(comm, &call.recv, bytes, false, stream);
+  ncclDataType_t type = nccl_type(call.dtype);
+  ncclRedOp_t inner = call.redop == fsAvg ? ncclSum : nccl_op(call.redop);
+  check_nccl(api, api->Reduce(send.ptr, recv.ptr, call.count, type, inner, 0, engine.comm, native),
+             "ncclReduce", comm);
+  if (engine.cluster_rank == 0) {
+    // The leader's reduced cluster result goes out and comes back through chunked staging.
+    fsBuf reduced = fsDeviceBuf(recv.ptr, 0);
+    run_elementwise(comm, stream, &reduced, &reduced, call.count, esize,
+                    cross_body(comm, call.dtype, call.redop));
+  }
+  check_nccl(api, api->Broadcast(recv.ptr, recv.ptr, call.count, type, 0, engine.comm, native),
+             "ncclBroadcast", comm);
+  recv.finish(stream);
+  return true;
+}
+
+bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime::Stream& stream) {
+  if (!engine.covers_all) return false;
+  const NcclApi* api = engine.api;
+  auto native = static_cast<cudaStream_t>(stream.impl().native_handle());
+  size_t esize = dtype_bytes(call.dtype);
+  int n = comm->nranks;
+  ncclDataType_t type = nccl_type(call.dtype);
+  ncclComm_t nc = engine.comm;
+  bool root = comm->rank == call.root;
+  switch (call.kind) {
+    case OpKind::kAllReduce: {
+      DeviceArg in(comm, &call.send, call.count * esize, true, stream);
+      DeviceArg out(comm, &call.recv, call.count * esize, false, stream);
+      check_nccl(api,
+                 api->AllReduce(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), nc, native),
+                 "ncclAllReduce", comm);
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kReduce: {
+      DeviceArg in(comm, &call.send, call.count * esize, true, stream);
+      DeviceArg out(comm, root ? &call.recv : nullptr, call.count * esize, false, stream);
+      check_nccl(api,
+                 api->Reduce(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), call.root, nc,
+                             native),
+                 "ncclReduce", comm);
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kBroadcast: {
+      DeviceArg in(comm, root ? &call.send : nullptr, call.count * esize, true, stream);
+      DeviceArg out(comm, &call.recv, call.count * esize, false, stream);
+      check_nccl(api, api->Broadcast(in.ptr, out.ptr, call.count, type, call.root, nc, native),
+                 "ncclBroadcast", comm);
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kAllGather: {
+      DeviceArg in(comm, &call.send, call.count * esize, true, stream);
+      DeviceArg out(comm, &call.recv, call.count * esize * n, false, stream);
+      check_nccl(api, api->AllGather(in.ptr, out.ptr, call.count, type, nc, native),
+                 "ncclAllGather", comm);
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kReduceScatter: {
+      DeviceArg in(comm, &call.send, call.count * esize * n, true, stream);
+      DeviceArg out(comm, &call.recv, call.count * esize, false, stream);
+      check_nccl(
+          api,
+          api->ReduceScatter(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), nc, native),
+          "ncclReduceScatter", comm);
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kGather:
+    case OpKind::kScatter:
+    case OpKind::kAllToAllv: {
+      // Built from grouped send/recv, as NCCL itself documents.
+      bool gather = call.kind == OpKind::kGather, scatter = call.kind == OpKind::kScatter;
+      size_t send_extent = 0, recv_extent = 0;
+      for (int r = 0; r < n; ++r) {
+        if (call.kind == OpKind::kAllToAllv) {
+          send_extent = std::max(send_extent, call.send_displs[r] + call.send_counts[r]);
+          recv_extent = std::max(recv_extent, call.recv_displs[r] + call.recv_counts[r]);
+        }
+      }
+      if (gather) send_extent = call.count, recv_extent = root ? call.count * n : 0;
+      if (scatter) send_extent = root ? call.count * n : 0, recv_extent = call.count;
+      DeviceArg in(comm, send_extent ? &call.send : nullptr, send_extent * esize, true, stream);
+      DeviceArg out(comm, recv_extent ? &call.recv : nullptr, recv_extent * esize,
+                    call.kind == OpKind::kAllToAllv, stream);
+      check_nccl(api, api->GroupStart(), "ncclGroupStart", comm);
+      for (int r = 0; r < n; ++r) {
+        if (gather) {
+          if (r == comm->rank) continue;
+          if (root)
+            check_nccl(api,
+                       api->Recv(out.ptr + r * call.count * esize, call.count, type, r, nc, native),
+                       "ncclRecv", comm);
+        } else if (scatter) {
+          if (r == comm->rank) continue;
+          if (root)
+            check_nccl(api,
+                       api->Send(in.ptr + r * call.count * esize, call.count, type, r, nc, native),
+                       "ncclSend", comm);
+        } else {
+          check_nccl(api,
+                     api->Send(in.ptr + call.send_displs[r] * esize, call.send_counts[r], type, r,
+                               nc, native),
+                     "ncclSend", comm);
+          check_nccl(api,
+                     api->Recv(out.ptr + call.recv_displs[r] * esize, call.recv_counts[r], type, r,
+                               nc, native),
+                     "ncclRecv", comm);
+        }
+      }
+      if (gather && !root)
+        check_nccl(api, api->Send(in.ptr, call.count, type, call.root, nc, native), "ncclSend",
+                   comm);
+      if (scatter && !root)
+        check_nccl(api, api->Recv(out.ptr, call.count, type, call.root, nc, native), "ncclRecv",
+                   comm);
+      check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
+      // The root's own block moves on the device.
+      if ((gather || scatter) && root && call.count) {
+        size_t bytes = call.count * esize;
+        char* src = gather ? in.ptr : in.ptr + comm->rank * bytes;
+        char* dst = gather ? out.ptr + comm->rank * bytes : out.ptr;
+        comm->device.impl().copy_on_device(stream.impl(), dst, 0, src, 0, bytes);
+      }
+      out.finish(stream);
+      return true;
+    }
+    case OpKind::kBarrier: {
+      // A one-element all-reduce on the stream, then wait for it: a barrier on the host.
+      runtime::Buffer flag = runtime::Buffer::allocate(comm->device, sizeof(int32_t));
+      check_nccl(api,
+                 api->AllReduce(flag.handle(), flag.handle(), 1, ncclInt32, ncclSum, nc, native),
+                 "ncclAllReduce (barrier)", comm);
+      stream.synchronize();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+bool nccl_p2p(NcclEngine& engine, fsComm* comm, const std::vector<Call>& calls,
+              const runtime::Stream& stream) {
+  if (!engine.covers_all) return false;
+  const NcclApi* api = engine.api;
+  auto native = static_cast<cudaStream_t>(stream.impl().native_handle());
+  std::vector<DeviceArg> args;
+  args.reserve(calls.size());
+  for (const Call& call : calls) {
+    bool is_send = call.kind == OpKind::kSend;
+    args.emplace_back(comm, is_send ? &call.send : &call.recv, call.count * dtype_bytes(call.dtype),
+                      is_send, stream);
+  }
+  check_nccl(api, api->GroupStart(), "ncclGroupStart", comm);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Call& call = calls[i];
+    ncclDataType_t type = nccl_type(call.dtype);
+    if (call.kind == OpKind::kSend)
+      check_nccl(api, api->Send(args[i].ptr, call.count, type, call.root, engine.comm, native),
+                 "ncclSend", comm);
+    else
+      check_nccl(api, api->Recv(args[i].ptr, call.count, type, call.root, engine.comm, native),
+                 "ncclRecv", comm);
+  }
+  check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
+  for (size_t i = 0; i < calls.size(); ++i)
+    if (calls[i].kind != OpKind::kSend) args[i].finish(stream);
+  return true;
+}
+
+}  // namespace flagstone::comm

@@ -392,6 +392,36 @@ TEST_P(OpenCl, FillKernelWritesExactlyTheRange) {
   EXPECT_EQ(back, data);
 }
 
+// A second context on the same OpenCL device stands in for a second device: its streams are
+// rejected by the first device, and waiting on its events works (on the host).
+TEST_P(OpenCl, SecondContextStreamsAndEvents) {
+  auto other = std::make_shared<opencl::OpenClDevice>(
+      7, opencl_platform_id(device()), opencl_device_id(device()), /*queue_properties=*/true);
+  const size_t bytes = 1 << 20;
+  auto data = random_bytes(bytes, 123);
+  Buffer buffer = Buffer::allocate(device(), bytes);
+  std::vector<uint8_t> host(16);
+  try {
+    device().impl().copy_to_device(other->default_stream(), buffer.handle(), 0, host.data(), 16);
+    FAIL() << "a stream of another context was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("opencl:7"), std::string::npos) << e.what();
+  }
+  copy_host_to_device(stream(), buffer, 0, data.data(), bytes);
+  std::unique_ptr<EventImpl> done = other->create_event();
+  done->record(stream().impl());  // an event of one context recorded on the other's stream
+  other->default_stream().wait(*done);
+  EXPECT_TRUE(done->query());
+  MemHandle copy = other->allocate(bytes);
+  other->copy_to_device(other->default_stream(), copy, 0, data.data(), bytes);
+  std::vector<uint8_t> back(bytes);
+  other->copy_to_host(other->default_stream(), back.data(), copy, 0, bytes);
+  other->synchronize();
+  EXPECT_EQ(back, data);
+  other->deallocate(copy);
+}
+
 std::string device_test_name(const ::testing::TestParamInfo<Device>& info) {
   std::string name = info.param.spec();
   for (char& c : name) {

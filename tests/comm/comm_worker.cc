@@ -337,6 +337,13 @@ int main(int argc, char** argv) {
     status = scenario_fault(scenario, timeout_s);
   } else if (scenario == "mismatch-count" || scenario == "mismatch-dtype") {
     status = scenario_mismatch(scenario.substr(9));
+  } else if (scenario == "hello" || scenario == "die") {
+    // For launch tests: report what the launcher passed, then one all-reduce of the ranks.
+    if (scenario == "die" && g_rank == 1) std::_Exit(3);
+    int64_t mine = g_rank, sum = -1;
+    CHECK_OK(fsAllReduce(fsHostBuf(&mine), fsHostBuf(&sum), 1, fsInt64, fsSum, g_comm, nullptr));
+    std::printf("hello rank %d of %d on %s sum %ld\n", g_rank, g_size, spec, long(sum));
+    std::fprintf(stderr, "stderr of rank %d\n", g_rank);
   } else {
     std::fprintf(stderr, "unknown scenario %s\n", scenario.c_str());
     status = 2;

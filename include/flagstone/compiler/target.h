@@ -51,7 +51,8 @@ class CompiledKernel {
 
 // Codegen options the driver picks from the limits and the kernel's meta-parameters.
 struct CodegenOptions {
-  int64_t threads = 1;  // threads per program that share one tile
+  int64_t threads = 1;             // threads per program that share one tile
+  int64_t local_memory_limit = 0;  // bytes of local/shared memory a program may use (0: any)
 };
 
 class Target {

@@ -34,7 +34,7 @@ class Emitter {
   bool gpu() const { return d_ != Dialect::kCpu; }
   std::string ct(DType t) const;  // compute type
   std::string st(DType t) const;  // storage type
-  std::string index_t() const { return d_ == Dialect::kOpenCL ? "long" : "int64_t"; }
+  std::string index_t() const { return ct(DType::kI64); }
   std::string vtype(const Type& t) const { return t.pointer ? index_t() : ct(t.dtype); }
   int64_t elems(const Type& t) const { return (t.numel() + threads_ - 1) / threads_; }
   std::string name(ValueId id) const { return names_.at(id); }
@@ -106,7 +106,7 @@ std::string Emitter::ct(DType t) const {
     case DType::kBF16:
       return "float";
     case DType::kI64:
-      return ocl ? "long" : "int64_t";
+      return ocl ? "long" : cuda ? "long long" : "int64_t";
     case DType::kI32:
       return ocl || cuda ? "int" : "int32_t";
     case DType::kI16:

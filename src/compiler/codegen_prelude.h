@@ -98,7 +98,6 @@ inline constexpr const char* kCudaPrelude = R"(#define FS_FN static __device__ _
 #define FS_U32 unsigned int
 #define FS_U16 unsigned short
 #define FS_RINTF(x) rintf(x)
-typedef long long int64_t;
 FS_FN float fs_bits2f(unsigned int b) { return __uint_as_float(b); }
 FS_FN unsigned int fs_f2bits(float f) { return __float_as_uint(f); }
 FS_FN void fs_atomic_add(int* p, int v) { atomicAdd(p, v); }

@@ -20,9 +20,7 @@ struct Registry {
 #ifdef FLAGSTONE_HAVE_OPENCL
     targets.push_back(create_opencl_target());
 #endif
-#ifdef FLAGSTONE_HAVE_CUDA
     targets.push_back(create_cuda_target());
-#endif
   }
 };
 

@@ -11,8 +11,6 @@ std::unique_ptr<Target> create_cpu_target();
 #ifdef FLAGSTONE_HAVE_OPENCL
 std::unique_ptr<Target> create_opencl_target();
 #endif
-#ifdef FLAGSTONE_HAVE_CUDA
 std::unique_ptr<Target> create_cuda_target();
-#endif
 
 }  // namespace flagstone::compiler

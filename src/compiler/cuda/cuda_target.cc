@@ -1,0 +1,229 @@
+// The cuda target: CUDA C++ compiled by NVRTC to a cubin for the device's sm_XX, loaded and
+// launched through the driver API (libcuda.so.1 opened with dlopen) in the device's primary
+// context, which the runtime's CUDA backend shares.
+#include <dlfcn.h>
+
+#include <mutex>
+
+#include "codegen.h"
+#include "cuda/nvrtc.h"
+#include "flagstone/base/error.h"
+#include "targets_internal.h"
+
+namespace flagstone::compiler {
+namespace {
+
+// The driver API's C ABI (cuda.h), declared here so the build needs no toolkit headers.
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = void*;
+using CUmodule = void*;
+using CUfunction = void*;
+using CUstream = void*;
+constexpr int kAttrMaxThreadsPerBlock = 1;
+constexpr int kAttrMaxGridDimX = 5;
+constexpr int kAttrMaxSharedPerBlock = 8;
+constexpr int kAttrCcMajor = 75;
+constexpr int kAttrCcMinor = 76;
+// Static __shared__ arrays are limited to 48 KiB whatever the device offers dynamically.
+constexpr int64_t kStaticSharedLimit = 48 * 1024;
+
+struct Driver {
+  std::string error;
+  CUresult (*init)(unsigned) = nullptr;
+  CUresult (*device_get)(CUdevice*, int) = nullptr;
+  CUresult (*attribute)(int*, int, CUdevice) = nullptr;
+  CUresult (*primary_retain)(CUcontext*, CUdevice) = nullptr;
+  CUresult (*push)(CUcontext) = nullptr;
+  CUresult (*pop)(CUcontext*) = nullptr;
+  CUresult (*load)(CUmodule*, const void*) = nullptr;
+  CUresult (*unload)(CUmodule) = nullptr;
+  CUresult (*function)(CUfunction*, CUmodule, const char*) = nullptr;
+  CUresult (*launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                     unsigned, CUstream, void**, void**) = nullptr;
+  CUresult (*error_string)(CUresult, const char**) = nullptr;
+};
+
+const Driver& driver() {
+  static Driver* d = [] {
+    auto* drv = new Driver();
+    void* h = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      drv->error = "libcuda.so.1 (the NVIDIA driver) not found";
+      return drv;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+      if (!fn && drv->error.empty()) drv->error = std::string("libcuda lacks ") + name;
+    };
+    sym(drv->init, "cuInit");
+    sym(drv->device_get, "cuDeviceGet");
+    sym(drv->attribute, "cuDeviceGetAttribute");
+    sym(drv->primary_retain, "cuDevicePrimaryCtxRetain");
+    sym(drv->push, "cuCtxPushCurrent_v2");
+    sym(drv->pop, "cuCtxPopCurrent_v2");
+    sym(drv->load, "cuModuleLoadData");
+    sym(drv->unload, "cuModuleUnload");
+    sym(drv->function, "cuModuleGetFunction");
+    sym(drv->launch, "cuLaunchKernel");
+    sym(drv->error_string, "cuGetErrorString");
+    if (drv->error.empty() && drv->init(0) != 0) drv->error = "cuInit failed";
+    return drv;
+  }();
+  FS_CHECK(d->error.empty(), kUnsupported, "cuda target: ", d->error);
+  return *d;
+}
+
+void check(CUresult r, const char* call, const std::string& kernel) {
+  if (r == 0) return;
+  const char* text = nullptr;
+  driver().error_string(r, &text);
+  throw_error(ErrorCategory::kBackend, "cuda target: ", call, " failed for kernel '", kernel,
+              "': ", text ? text : "unknown error", " (", r, ")");
+}
+
+CUdevice cu_device(const runtime::Device& device) {
+  CUdevice dev = 0;
+  check(driver().device_get(&dev, device.index()), "cuDeviceGet", device.spec());
+  return dev;
+}
+
+int attribute(const runtime::Device& device, int attr) {
+  int value = 0;
+  check(driver().attribute(&value, attr, cu_device(device)), "cuDeviceGetAttribute", device.spec());
+  return value;
+}
+
+int sm_of(const runtime::Device& device) {
+  return attribute(device, kAttrCcMajor) * 10 + attribute(device, kAttrCcMinor);
+}
+
+// Makes the device's primary context current for the scope (the runtime uses the same one).
+class ContextScope {
+ public:
+  explicit ContextScope(const runtime::Device& device) {
+    check(driver().primary_retain(&ctx_, cu_device(device)), "cuDevicePrimaryCtxRetain",
+          device.spec());
+    check(driver().push(ctx_), "cuCtxPushCurrent", device.spec());
+  }
+  ~ContextScope() {
+    CUcontext popped = nullptr;
+    driver().pop(&popped);
+  }
+
+ private:
+  CUcontext ctx_ = nullptr;
+};
+
+class CudaKernel final : public CompiledKernel {
+ public:
+  CudaKernel(runtime::Device device, CUmodule module, CUfunction fn, int64_t threads,
+             std::string name)
+      : device_(std::move(device)),
+        module_(module),
+        fn_(fn),
+        threads_(threads),
+        name_(std::move(name)) {}
+  ~CudaKernel() override {
+    try {
+      ContextScope scope(device_);
+      driver().unload(module_);
+    } catch (const Error&) {
+    }
+  }
+
+  void launch(const runtime::Stream& stream, const Grid& grid,
+              const std::vector<LaunchArg>& args) override {
+    union Slot {
+      unsigned long long ptr;
+      int i32;
+      long long i64;
+      float f32;
+      double f64;
+    };
+    std::vector<Slot> slots(args.size());
+    std::vector<void*> params(args.size());
+    for (size_t i = 0; i < args.size(); ++i) {
+      const LaunchArg& a = args[i];
+      if (a.kind == LaunchArg::Kind::kBuffer)
+        slots[i].ptr = reinterpret_cast<unsigned long long>(a.handle) + a.byte_offset;
+      else if (a.kind == LaunchArg::Kind::kInt && a.dtype == DType::kI32)
+        slots[i].i32 = static_cast<int>(a.i);
+      else if (a.kind == LaunchArg::Kind::kInt)
+        slots[i].i64 = a.i;
+      else if (a.dtype == DType::kF32)
+        slots[i].f32 = static_cast<float>(a.f);
+      else
+        slots[i].f64 = a.f;
+      params[i] = &slots[i];
+    }
+    ContextScope scope(device_);
+    auto queue = static_cast<CUstream>(stream.impl().native_handle());
+    check(driver().launch(fn_, static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y),
+                          static_cast<unsigned>(grid.z), static_cast<unsigned>(threads_), 1, 1, 0,
+                          queue, params.data(), nullptr),
+          "cuLaunchKernel", name_);
+  }
+
+ private:
+  runtime::Device device_;
+  CUmodule module_;
+  CUfunction fn_;
+  int64_t threads_;
+  std::string name_;
+};
+
+class CudaTarget final : public Target {
+ public:
+  std::string_view name() const override { return "cuda"; }
+
+  TargetLimits limits(const runtime::Device& device) const override {
+    TargetLimits l;
+    l.warp_size = 32;
+    l.max_threads_per_program = attribute(device, kAttrMaxThreadsPerBlock);
+    l.local_memory_bytes =
+        std::min<int64_t>(attribute(device, kAttrMaxSharedPerBlock), kStaticSharedLimit);
+    for (int i = 0; i < 3; ++i) l.max_grid[i] = attribute(device, kAttrMaxGridDimX + i);
+    return l;
+  }
+
+  std::string cache_tag(const runtime::Device& device) const override {
+    return "sm_" + std::to_string(sm_of(device)) + "|nvrtc " + cuda::nvrtc_version();
+  }
+
+  std::string codegen(const ir::Function& fn, const CodegenOptions& options) const override {
+    int64_t local = 0;
+    std::string source = emit_source(fn, Dialect::kCuda, options.threads, &local);
+    int64_t limit = options.local_memory_limit ? options.local_memory_limit : kStaticSharedLimit;
+    FS_CHECK(local <= limit, kUnsupported, "kernel '", fn.name, "' needs ", local,
+             " bytes of shared memory with ", options.threads,
+             " threads per program; the limit is ", limit, " (use smaller tiles)");
+    return source;
+  }
+
+  std::vector<uint8_t> compile(const std::string& source, const ir::Function& fn,
+                               const runtime::Device& device) const override {
+    return cuda::nvrtc_compile(source, fn.name, sm_of(device));
+  }
+
+  std::unique_ptr<CompiledKernel> load(const std::vector<uint8_t>& artifact, const std::string&,
+                                       const ir::Function& fn, const CodegenOptions& options,
+                                       const runtime::Device& device) const override {
+    ContextScope scope(device);
+    CUmodule module = nullptr;
+    check(driver().load(&module, artifact.data()), "cuModuleLoadData", fn.name);
+    CUfunction function = nullptr;
+    CUresult r = driver().function(&function, module, "fs_kernel");
+    if (r != 0) driver().unload(module);
+    check(r, "cuModuleGetFunction", fn.name);
+    return std::make_unique<CudaKernel>(device, module, function, options.threads, fn.name);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Target> create_cuda_target() {
+  return std::make_unique<CudaTarget>();
+}
+
+}  // namespace flagstone::compiler

@@ -1,0 +1,19 @@
+// NVRTC opened at run time with dlopen (libnvrtc.so.13, .12, ...), so the library starts on
+// machines without the CUDA toolkit; compiles CUDA C++ to a cubin for one architecture.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flagstone::compiler::cuda {
+
+// True when libnvrtc could be opened; otherwise `why` says what was tried.
+bool nvrtc_available(std::string* why = nullptr);
+// "13.0" (major.minor of the loaded NVRTC); throws kUnsupported when NVRTC is missing.
+std::string nvrtc_version();
+// Compiles `source` for sm_<arch> (e.g. 80, 90) and returns the cubin. Throws kBackend with
+// NVRTC's log naming `kernel` when compilation fails, kUnsupported when NVRTC is missing.
+std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch);
+
+}  // namespace flagstone::compiler::cuda

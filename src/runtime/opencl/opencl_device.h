@@ -87,11 +87,13 @@ class DeviceKernels {
   DeviceKernels(const DeviceKernels&) = delete;
   DeviceKernels& operator=(const DeviceKernels&) = delete;
 
-  void strided_copy(cl_command_queue queue, const StridedCopy& copy);
+  // allow_narrow=false forces 64-bit index math (tests use it to cover that path).
+  void strided_copy(cl_command_queue queue, const StridedCopy& copy, bool allow_narrow = true);
   void fill(cl_command_queue queue, cl_mem dst, size_t offset, size_t bytes, uint8_t value);
 
  private:
-  static constexpr int kKernelCount = 6;  // strided copies of 1/2/4/8/16 bytes, byte fill
+  // Strided copies of 1/2/4/8/16-byte elements with 64- and with 32-bit indexing; byte fill.
+  static constexpr int kKernelCount = 11;
   void build_locked();
   // Sets no arguments itself; picks a global size that covers `items` with a grid-stride loop.
   void launch_locked(cl_command_queue queue, cl_kernel kernel, uint64_t items);

@@ -1,6 +1,7 @@
 // The opencl backend's own OpenCL C kernels: n-d strided copies (elements of 1 to 16 bytes,
-// 64-bit indexing) and a byte fill for drivers whose clEnqueueFillBuffer refuses a request.
+// 32- or 64-bit indexing) and a byte fill for drivers whose clEnqueueFillBuffer refuses a request.
 #include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "flagstone/base/error.h"
@@ -11,6 +12,8 @@ namespace {
 
 // Each work item walks a grid-stride loop over the flat element index, decomposing it over the
 // sizes from the innermost dimension out. Offsets are signed: views may have negative strides.
+// U/S are the unsigned index and signed offset types: 64-bit division costs several times more
+// than 32-bit on GPUs, so copies whose every offset fits 31 bits use the narrow variant.
 constexpr const char* kSource = R"CLC(
 typedef struct {
   long sizes[8];
@@ -23,39 +26,49 @@ typedef struct {
   int unused;
 } fs_strided_args;
 
-#define FS_STRIDED_COPY(NAME, T)                                                     \
+#define FS_STRIDED_COPY(NAME, T, U, S)                                               \
   __kernel void NAME(__global const T* src, __global T* dst, fs_strided_args a) {  \
-    ulong total = (ulong)a.total;                                                   \
-    for (ulong i = get_global_id(0); i < total; i += get_global_size(0)) {           \
-      ulong rest = i;                                                               \
-      long s = a.src_offset;                                                        \
-      long d = a.dst_offset;                                                        \
+    U total = (U)a.total;                                                           \
+    U step = (U)get_global_size(0);                                                 \
+    for (U i = (U)get_global_id(0); i < total; i += step) {                         \
+      U rest = i;                                                                   \
+      S s = (S)a.src_offset;                                                        \
+      S d = (S)a.dst_offset;                                                        \
       for (int k = a.ndim - 1; k >= 0; --k) {                                       \
-        ulong size = (ulong)a.sizes[k];                                             \
-        long index = (long)(rest % size);                                           \
+        U size = (U)a.sizes[k];                                                     \
+        S index = (S)(rest % size);                                                 \
         rest /= size;                                                               \
-        s += index * a.src_strides[k];                                              \
-        d += index * a.dst_strides[k];                                              \
+        s += index * (S)a.src_strides[k];                                           \
+        d += index * (S)a.dst_strides[k];                                           \
       }                                                                             \
       dst[d] = src[s];                                                              \
     }                                                                               \
   }
 
-FS_STRIDED_COPY(fs_strided_copy_1, uchar)
-FS_STRIDED_COPY(fs_strided_copy_2, ushort)
-FS_STRIDED_COPY(fs_strided_copy_4, uint)
-FS_STRIDED_COPY(fs_strided_copy_8, ulong)
-FS_STRIDED_COPY(fs_strided_copy_16, uint4)
+FS_STRIDED_COPY(fs_strided_copy_1, uchar, ulong, long)
+FS_STRIDED_COPY(fs_strided_copy_2, ushort, ulong, long)
+FS_STRIDED_COPY(fs_strided_copy_4, uint, ulong, long)
+FS_STRIDED_COPY(fs_strided_copy_8, ulong, ulong, long)
+FS_STRIDED_COPY(fs_strided_copy_16, uint4, ulong, long)
+FS_STRIDED_COPY(fs_strided_copy32_1, uchar, uint, int)
+FS_STRIDED_COPY(fs_strided_copy32_2, ushort, uint, int)
+FS_STRIDED_COPY(fs_strided_copy32_4, uint, uint, int)
+FS_STRIDED_COPY(fs_strided_copy32_8, ulong, uint, int)
+FS_STRIDED_COPY(fs_strided_copy32_16, uint4, uint, int)
 
 __kernel void fs_fill_u8(__global uchar* dst, ulong offset, ulong count, uchar value) {
   for (ulong i = get_global_id(0); i < count; i += get_global_size(0)) dst[offset + i] = value;
 }
 )CLC";
 
-constexpr const char* kKernelNames[] = {"fs_strided_copy_1",  "fs_strided_copy_2",
-                                        "fs_strided_copy_4",  "fs_strided_copy_8",
-                                        "fs_strided_copy_16", "fs_fill_u8"};
-constexpr int kFillKernel = 5;
+// Wide (64-bit) copies first, then narrow (32-bit) ones, each by element size; then the fill.
+constexpr const char* kKernelNames[] = {
+    "fs_strided_copy_1",   "fs_strided_copy_2",    "fs_strided_copy_4",   "fs_strided_copy_8",
+    "fs_strided_copy_16",  "fs_strided_copy32_1",  "fs_strided_copy32_2", "fs_strided_copy32_4",
+    "fs_strided_copy32_8", "fs_strided_copy32_16", "fs_fill_u8"};
+constexpr int kNarrowKernels = 5;
+constexpr int kFillKernel = 10;
+static_assert(std::size(kKernelNames) == kFillKernel + 1);
 
 // Must match fs_strided_args in kSource field for field (all naturally aligned, no padding).
 struct StridedArgs {
@@ -190,7 +203,8 @@ void DeviceKernels::launch_locked(cl_command_queue queue, cl_kernel kernel, uint
         nullptr, nullptr);
 }
 
-void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy) {
+void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy,
+                                 bool allow_narrow) {
   FS_CHECK(copy.ndim >= 0 && copy.ndim <= kMaxDims, kInvalidArgument, "copy_strided on ",
            state_.label, ": ndim ", copy.ndim, " outside [0, ", kMaxDims, "]");
   int kernel_index = kernel_for_element(copy.element_bytes);
@@ -208,6 +222,7 @@ void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy
 
   // A kernel reading past a buffer corrupts memory silently (on PoCL, the host's), so both sides
   // are checked against the buffers' real sizes first.
+  int64_t highest = 0;  // the largest element index either side reaches
   auto check_side = [&](const char* side, cl_mem buffer, const int64_t* strides, int64_t offset) {
     FS_CHECK(buffer != nullptr, kInvalidArgument, "copy_strided on ", state_.label, ": ", side,
              " buffer is null");
@@ -218,6 +233,7 @@ void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy
     FS_CHECK(fits && low >= 0 && high < elements, kInvalidArgument, "copy_strided on ",
              state_.label, ": ", side, " elements [", low, ", ", high, "] outside the ", elements,
              "-element buffer");
+    highest = std::max(highest, high);
   };
   auto* src = static_cast<cl_mem>(copy.src);
   auto* dst = static_cast<cl_mem>(copy.dst);
@@ -241,6 +257,12 @@ void DeviceKernels::strided_copy(cl_command_queue queue, const StridedCopy& copy
     return;
   }
 
+  // Every partial sum of index * stride lies between the lowest and highest reached element,
+  // so 31 bits for those (and for the loop counter plus a grid step) make 32-bit math exact.
+  constexpr int64_t kNarrowLimit = int64_t{1} << 31;
+  if (allow_narrow && highest < kNarrowLimit && args.total <= kNarrowLimit / 2) {
+    kernel_index += kNarrowKernels;
+  }
   std::lock_guard lock(mutex_);
   build_locked();
   cl_kernel kernel = kernels_[kernel_index];

@@ -239,7 +239,9 @@ struct StridedCase {
   size_t src_elements = 0, dst_elements = 0;
 };
 
-void run_strided_case(const Device& device, const StridedCase& c, size_t elem, uint32_t seed) {
+// With `kernels`, the copy runs there with 64-bit indexing forced instead of through the device.
+void run_strided_case(const Device& device, const StridedCase& c, size_t elem, uint32_t seed,
+                      opencl::DeviceKernels* kernels = nullptr) {
   auto src_data = random_bytes(c.src_elements * elem, seed);
   auto dst_data = random_bytes(c.dst_elements * elem, seed + 1);
   auto expected = dst_data;
@@ -275,7 +277,11 @@ void run_strided_case(const Device& device, const StridedCase& c, size_t elem, u
   copy.src_offset = c.src_offset;
   copy.dst = dst.handle();
   copy.dst_offset = c.dst_offset;
-  device.impl().copy_strided(stream.impl(), copy);
+  if (kernels != nullptr) {
+    kernels->strided_copy(opencl_queue(stream), copy, /*allow_narrow=*/false);
+  } else {
+    device.impl().copy_strided(stream.impl(), copy);
+  }
   std::vector<uint8_t> back(dst_data.size());
   copy_device_to_host(stream, back.data(), dst, 0, back.size());
   stream.synchronize();
@@ -306,6 +312,11 @@ TEST_P(OpenCl, StridedCopiesOfEightDimsAndEveryElementSize) {
   c.dst_elements = static_cast<size_t>(stride) + 8;
   uint32_t seed = 1;
   for (size_t elem : {1, 2, 4, 8, 16}) run_strided_case(device(), c, elem, seed += 2);
+  // The same copies through the 64-bit kernels, which large tensors need.
+  auto* impl = dynamic_cast<opencl::OpenClDevice*>(&device().impl());
+  ASSERT_NE(impl, nullptr);
+  opencl::DeviceKernels wide(impl->state(), device().info().compute_units);
+  for (size_t elem : {1, 2, 4, 8, 16}) run_strided_case(device(), c, elem, seed += 2, &wide);
 }
 
 TEST_P(OpenCl, StridedCopiesOfScalarsAndBroadcasts) {

@@ -167,10 +167,18 @@ fsComm* init_comm(int nranks, const fsUniqueId& id, int rank, const fsConfig* co
   std::snprintf(self.host, sizeof(self.host), "%s", host_name().c_str());
   std::snprintf(self.device, sizeof(self.device), "%s", comm->config.device.c_str());
   self.host_hash = this_host_hash();
+  self.use_shm = comm->config.use_shm ? 1 : 0;
   comm->peers = rendezvous(id, self, deadline, comm->abort_fd.get());
   std::vector<Fd> fds = connect_mesh(comm->peers, rank, listener.get(), comm->peers[0].magic,
                                      deadline, comm->abort_fd.get());
   comm->transport = std::make_unique<Transport>(rank, std::move(fds), comm->abort_fd.get());
+  std::vector<bool> same_host(nranks, false);
+  for (int r = 0; r < nranks; ++r)
+    same_host[r] = r != rank && comm->peers[r].host_hash == self.host_hash &&
+                   comm->peers[r].use_shm && self.use_shm;
+  comm->shm_pairs = comm->transport->enable_shm(
+      same_host, comm->peers[0].magic,
+      static_cast<size_t>(env_int("FLAGSTONE_COMM_SHM_BYTES", 4 << 20)), deadline);
   for (const PeerInfo& peer : comm->peers)
     if (std::strncmp(peer.device, "cpu", 3) != 0) comm->any_staged = true;
 #ifdef FLAGSTONE_COMM_NCCL

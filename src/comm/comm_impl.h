@@ -51,6 +51,7 @@ struct fsComm {
   std::atomic<int> async_error{fsSuccess};
   std::atomic<bool> aborted{false};
   uint32_t seq = 0;
+  int shm_pairs = 0;  // peers reached through shared memory
   // Mixed CUDA and other ranks with NCCL: all-reduce runs cluster -> host -> cluster, the host
   // part among the CUDA cluster's leader and the other ranks, with its own call counter.
   bool hierarchical = false;

@@ -32,6 +32,7 @@ struct CollectiveCase {
   int ranks;
   std::string algo;
   std::string chunk_bytes;
+  bool tcp = false;  // FLAGSTONE_COMM_SHM=0: same-host pairs use TCP instead of shared memory
 };
 
 class Collectives : public ::testing::TestWithParam<CollectiveCase> {};
@@ -41,6 +42,7 @@ TEST_P(Collectives, MatchHostReference) {
   std::map<std::string, std::string> env = {{"FLAGSTONE_COMM_ALGO", c.algo},
                                             {"FLAGSTONE_COMM_TIMEOUT_MS", "30000"}};
   if (!c.chunk_bytes.empty()) env["FLAGSTONE_COMM_CHUNK_BYTES"] = c.chunk_bytes;
+  if (c.tcp) env["FLAGSTONE_COMM_SHM"] = "0";
   auto results = run_ranks(COMM_WORKER, "collectives", c.ranks, {}, env, 100);
   expect_all_pass(results, c.ranks);
 }
@@ -48,13 +50,14 @@ TEST_P(Collectives, MatchHostReference) {
 INSTANTIATE_TEST_SUITE_P(
     Loopback, Collectives,
     ::testing::Values(CollectiveCase{2, "auto", ""}, CollectiveCase{3, "auto", ""},
-                      CollectiveCase{4, "auto", ""}, CollectiveCase{3, "ring", "512"},
+                      CollectiveCase{4, "auto", ""}, CollectiveCase{3, "ring", "512", true},
                       CollectiveCase{4, "ring", "4096"}, CollectiveCase{3, "rhd", ""},
                       CollectiveCase{4, "rhd", ""}, CollectiveCase{3, "tree", ""},
-                      CollectiveCase{4, "direct", ""}),
+                      CollectiveCase{4, "direct", "", true}),
     [](const ::testing::TestParamInfo<CollectiveCase>& info) {
       return std::to_string(info.param.ranks) + "ranks_" + info.param.algo +
-             (info.param.chunk_bytes.empty() ? "" : "_chunk" + info.param.chunk_bytes);
+             (info.param.chunk_bytes.empty() ? "" : "_chunk" + info.param.chunk_bytes) +
+             (info.param.tcp ? "_tcp" : "_shm");
     });
 
 TEST(CommDevices, CpuDeviceBuffers) {

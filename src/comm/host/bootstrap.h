@@ -16,8 +16,8 @@ struct PeerInfo {
   int32_t rank = -1;
   int32_t nranks = 0;
   int32_t pid = 0;
-  uint16_t port = 0;  // the rank's mesh listener
-  uint16_t reserved = 0;
+  uint16_t port = 0;       // the rank's mesh listener
+  uint16_t use_shm = 0;    // both sides of a same-host pair must agree to use shared memory
   char ip[48] = {};        // filled by the server from the connection's source address
   char host[64] = {};      // hostname: ranks with equal hosts may use shared memory
   char device[32] = {};    // "cpu", "cuda:0", "opencl:0"

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace flagstone::comm {
@@ -32,6 +33,7 @@ void Transport::recv(int peer, void* data, size_t bytes, Callback done) {
 }
 
 bool Transport::progress_send(int peer, const std::string& op) {
+  if (peers_[peer].tx.valid()) return shm_send(peer);
   Peer& p = peers_[peer];
   bool moved = false;
   while (!p.sends.empty()) {
@@ -57,6 +59,7 @@ bool Transport::progress_send(int peer, const std::string& op) {
 }
 
 bool Transport::progress_recv(int peer, const std::string& op) {
+  if (peers_[peer].rx.valid()) return shm_recv(peer);
   Peer& p = peers_[peer];
   bool moved = false;
   while (!p.recvs.empty()) {
@@ -107,13 +110,28 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
         continue;
       }
       if (moved) continue;
+      bool ready = false;
+      for (int peer = 0; peer < nranks(); ++peer) {
+        if (peer == rank_ || !peers_[peer].tx.valid()) continue;
+        ready |= arm_shm(peer);
+        if (peers_[peer].eof && (!peers_[peer].sends.empty() || !peers_[peer].recvs.empty()) &&
+            !(peers_[peer].recvs.empty() ? false : peers_[peer].rx.can_read()))
+          fail(fsRemoteError, op, ": rank ", rank_, " lost its connection to rank ", peer,
+               ": that rank died, aborted or failed");
+      }
+      if (ready) continue;
       fds.clear();
       owners.clear();
       for (int peer = 0; peer < nranks(); ++peer) {
         if (peer == rank_) continue;
         short events = 0;
-        if (!peers_[peer].sends.empty()) events |= POLLOUT;
-        if (!peers_[peer].recvs.empty()) events |= POLLIN;
+        bool busy = !peers_[peer].sends.empty() || !peers_[peer].recvs.empty();
+        if (peers_[peer].tx.valid()) {
+          events = busy && !peers_[peer].eof ? POLLIN : 0;  // doorbells; EOF when it dies
+        } else {
+          if (!peers_[peer].sends.empty()) events |= POLLOUT;
+          if (!peers_[peer].recvs.empty()) events |= POLLIN;
+        }
         if (events) {
           fds.push_back({peers_[peer].fd.get(), events, 0});
           owners.push_back(peer);
@@ -124,6 +142,8 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
       if (n < 0 && errno != EINTR) fail(fsSystemError, op, ": poll failed: ", std::strerror(errno));
       if (fds.back().revents & POLLIN)
         fail(fsAborted, op, ": rank ", rank_, ": the communicator was aborted");
+      for (size_t i = 0; i + 1 < fds.size(); ++i)
+        if (fds[i].revents && peers_[owners[i]].tx.valid()) drain_doorbells(owners[i], op);
       if (n == 0 && deadline.expired()) {
         std::string waiting;
         for (int owner : owners) waiting += (waiting.empty() ? "" : ", ") + std::to_string(owner);
@@ -141,6 +161,136 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
     shutdown_all();
     throw;
   }
+}
+
+bool Transport::shm_send(int peer) {
+  Peer& p = peers_[peer];
+  bool moved = false;
+  while (!p.sends.empty()) {
+    Pending& item = p.sends.front();
+    if (item.done < item.bytes) {
+      size_t n = p.tx.write(item.data + item.done, item.bytes - item.done);
+      if (n > 0) {
+        item.done += n;
+        moved = true;
+        if (p.tx.header()->consumer_waiting.exchange(0)) doorbell(peer);
+      }
+      if (item.done < item.bytes) return moved;  // ring full
+    }
+    Callback callback = std::move(item.callback);
+    p.sends.pop_front();
+    moved = true;
+    if (callback) callback();
+  }
+  return moved;
+}
+
+bool Transport::shm_recv(int peer) {
+  Peer& p = peers_[peer];
+  bool moved = false;
+  while (!p.recvs.empty()) {
+    Pending& item = p.recvs.front();
+    if (item.done < item.bytes) {
+      size_t n = p.rx.read(item.data + item.done, item.bytes - item.done);
+      if (n > 0) {
+        item.done += n;
+        moved = true;
+        if (p.rx.header()->producer_waiting.exchange(0)) doorbell(peer);
+      }
+      if (item.done < item.bytes) return moved;  // ring empty
+    }
+    Callback callback = std::move(item.callback);
+    p.recvs.pop_front();
+    moved = true;
+    if (callback) callback();
+  }
+  return moved;
+}
+
+void Transport::doorbell(int peer) {
+  char byte = 1;
+  // A full socket buffer already holds doorbells, so a dropped one loses nothing.
+  (void)!::send(peers_[peer].fd.get(), &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool Transport::arm_shm(int peer) {
+  Peer& p = peers_[peer];
+  bool ready = false;
+  if (!p.sends.empty()) {
+    p.tx.header()->producer_waiting.store(1);
+    ready |= p.tx.can_write();
+  }
+  if (!p.recvs.empty()) {
+    p.rx.header()->consumer_waiting.store(1);
+    ready |= p.rx.can_read();
+  }
+  return ready;
+}
+
+void Transport::drain_doorbells(int peer, const std::string& op) {
+  char sink[256];
+  for (;;) {
+    ssize_t n = ::recv(peers_[peer].fd.get(), sink, sizeof(sink), MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n == 0) {
+      peers_[peer].eof = true;  // the rings may still hold its last words: read them first
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    fail(fsRemoteError, op, ": rank ", rank_, " lost its connection to rank ", peer, " (",
+         std::strerror(errno), ")");
+  }
+}
+
+int Transport::enable_shm(const std::vector<bool>& same_host, uint64_t magic, size_t ring_bytes,
+                          const Deadline& deadline) {
+  auto name = [magic](int low, int high) {
+    char text[96];
+    std::snprintf(text, sizeof(text), "/flagstone-%016llx-%d-%d",
+                  static_cast<unsigned long long>(magic), low, high);
+    return std::string(text);
+  };
+  std::string why;
+  // Lower rank creates and says whether it could; higher rank opens, unlinks and acknowledges.
+  for (int peer = rank_ + 1; peer < nranks(); ++peer) {
+    if (!same_host[peer]) continue;
+    auto pair = std::make_unique<ShmPair>();
+    char ok = pair->create(name(rank_, peer), ring_bytes, &why) ? 1 : 0;
+    if (ok) peers_[peer].shm = std::move(pair);
+    send_all(peers_[peer].fd.get(), &ok, 1, deadline, abort_fd_, "shared-memory setup");
+  }
+  for (int peer = 0; peer < rank_; ++peer) {
+    if (!same_host[peer]) continue;
+    char offered = 0, ok = 0;
+    recv_all(peers_[peer].fd.get(), &offered, 1, deadline, abort_fd_, "shared-memory setup");
+    if (offered) {
+      auto pair = std::make_unique<ShmPair>();
+      ok = pair->open(name(peer, rank_), ring_bytes, &why) ? 1 : 0;
+      pair->unlink_name();
+      if (ok) {
+        peers_[peer].tx = pair->ring(1);
+        peers_[peer].rx = pair->ring(0);
+        peers_[peer].shm = std::move(pair);
+      }
+    }
+    send_all(peers_[peer].fd.get(), &ok, 1, deadline, abort_fd_, "shared-memory setup");
+  }
+  int pairs = 0;
+  for (int peer = rank_ + 1; peer < nranks(); ++peer) {
+    if (!same_host[peer]) continue;
+    char ack = 0;
+    recv_all(peers_[peer].fd.get(), &ack, 1, deadline, abort_fd_, "shared-memory setup");
+    if (!peers_[peer].shm) continue;
+    peers_[peer].shm->unlink_name();
+    if (ack) {
+      peers_[peer].tx = peers_[peer].shm->ring(0);
+      peers_[peer].rx = peers_[peer].shm->ring(1);
+    } else {
+      peers_[peer].shm.reset();
+    }
+  }
+  for (int peer = 0; peer < nranks(); ++peer) pairs += peers_[peer].tx.valid() ? 1 : 0;
+  return pairs;
 }
 
 void Transport::shutdown_all() noexcept {

@@ -4,9 +4,11 @@
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "shm.h"
 #include "socket.h"
 
 namespace flagstone::comm {
@@ -27,6 +29,12 @@ class Transport {
   // Runs every queued transfer to completion. Throws CommError (remote, timeout, aborted) naming
   // `op` and the peer; the transport is then broken and drops all queued work.
   void wait(const Deadline& deadline, const std::string& op);
+  // Moves the data of peers on this host (same_host[r]) to shared-memory rings of `ring_bytes`
+  // per direction; their TCP sockets stay as doorbells and death detectors. Collective over
+  // the ranks; a pair whose segment cannot be made keeps TCP. Returns the pairs on shm.
+  int enable_shm(const std::vector<bool>& same_host, uint64_t magic, size_t ring_bytes,
+                 const Deadline& deadline);
+  bool uses_shm(int peer) const { return peers_[peer].tx.valid(); }
   // Shuts every connection down so blocked peers see the failure at once.
   void shutdown_all() noexcept;
   bool broken() const { return broken_; }
@@ -42,7 +50,16 @@ class Transport {
     Fd fd;
     std::deque<Pending> sends;
     std::deque<Pending> recvs;
+    std::unique_ptr<ShmPair> shm;
+    ShmRing tx, rx;    // valid when this peer's data goes through shared memory
+    bool eof = false;  // its socket closed: what is left in the rings is all there will be
   };
+  bool shm_send(int peer);
+  bool shm_recv(int peer);
+  void doorbell(int peer);
+  // Before sleeping: raise the waiting flags; true if the ring became ready meanwhile.
+  bool arm_shm(int peer);
+  void drain_doorbells(int peer, const std::string& op);
   // Moves as many bytes as the sockets take now; returns true if anything moved.
   bool progress_send(int peer, const std::string& op);
   bool progress_recv(int peer, const std::string& op);

@@ -28,6 +28,9 @@ void register_movement_ops(Registry& registry);
 void register_movement_ops_2(Registry& registry);  // pad, repeat, flip, roll, tril...
 void register_factory_ops(Registry& registry);
 
+// cpu implementations (src/ops/cpu/).
+void register_cpu_elementwise(Registry& registry);
+
 }  // namespace flagstone::ops
 
 namespace flagstone::ops {

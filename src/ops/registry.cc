@@ -43,6 +43,7 @@ void register_builtin_ops(Registry& r) {
   register_linalg_ops(r);
   register_movement_ops(r);
   register_factory_ops(r);
+  register_cpu_elementwise(r);
 }
 
 }  // namespace

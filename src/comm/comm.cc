@@ -373,7 +373,8 @@ fsResult_t fsCommSplit(fsComm_t comm, int color, int key, fsComm_t* newcomm,
       std::string device = comm->config.device;
       inherited.device = device.c_str();
       inherited.timeout_ms = comm->config.timeout_ms;
-      inherited.engine = comm->config.engine.c_str();
+      // The MPI engine spans MPI_COMM_WORLD only, so a split of it runs on the host engine.
+      inherited.engine = comm->config.engine == "mpi" ? "host" : comm->config.engine.c_str();
       inherited.algo = algo_name(comm->config.algo);
       *newcomm = init_comm(static_cast<int>(members.size()), ids[leader], new_rank,
                            config ? config : &inherited);

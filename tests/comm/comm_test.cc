@@ -3,6 +3,9 @@
 // a killed rank, a hung rank, abort from another thread, mismatched calls.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -106,6 +109,27 @@ TEST(CommFaults, MismatchedDtypeIsReported) {
       run_ranks(COMM_WORKER, "mismatch-dtype", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "5000"}}, 30);
   expect_all_pass(results, 3);
 }
+
+#ifdef COMM_TEST_MPIRUN
+// The Open MPI engine under a real mpirun: the same collective checks, run by MPI's collectives
+// (f16/bf16 through MPI user ops), with the unique id shared by MPI_Bcast.
+TEST(CommMpi, EngineMatchesHostReference) {
+  std::string command = std::string(COMM_TEST_MPIRUN) + " -n 3 --oversubscribe --bind-to none " +
+                        (::geteuid() == 0 ? "--allow-run-as-root " : "") +
+                        "-x FLAGSTONE_COMM_ENGINE=mpi -x FLAGSTONE_NUM_THREADS=1 " + COMM_WORKER +
+                        " collectives 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char chunk[4096];
+  while (size_t got = std::fread(chunk, 1, sizeof(chunk), pipe)) output.append(chunk, got);
+  int status = ::pclose(pipe);
+  EXPECT_EQ(status, 0) << output;
+  for (int rank = 0; rank < 3; ++rank)
+    EXPECT_NE(output.find("rank " + std::to_string(rank) + " on cpu:0: ok"), std::string::npos)
+        << output;
+}
+#endif
 
 // In-process checks on a one-rank communicator.
 class SingleRank : public ::testing::Test {

@@ -150,14 +150,37 @@ float OpenClEvent::elapsed_ms(EventImpl& end) {
 
 OpenClDevice::OpenClDevice(int index, cl_platform_id platform, cl_device_id device,
                            bool queue_properties)
-    : state_(std::make_shared<DeviceState>(platform, device, device_label(index, device),
-                                           queue_properties)),
-      info_(query_device_info(index, platform, device)),
-      default_stream_(std::make_unique<OpenClStream>(state_)),
-      service_queue_(state_->create_queue()),
-      kernels_(*state_, info_.compute_units) {}
+    : platform_(platform),
+      device_(device),
+      queue_properties_(queue_properties),
+      label_(device_label(index, device)),
+      info_(query_device_info(index, platform, device)) {}
+
+DeviceState& OpenClDevice::ready() {
+  // call_once retries after an exception, so a transient failure is not remembered forever.
+  std::call_once(ready_once_, [this] {
+    auto state = std::make_shared<DeviceState>(platform_, device_, label_, queue_properties_);
+    auto stream = std::make_unique<OpenClStream>(state);
+    service_queue_ = state->create_queue();
+    kernels_ = std::make_unique<DeviceKernels>(*state, info_.compute_units);
+    default_stream_ = std::move(stream);
+    state_ = std::move(state);
+    is_ready_.store(true, std::memory_order_release);
+  });
+  return *state_;
+}
+
+StreamImpl& OpenClDevice::default_stream() {
+  ready();
+  return *default_stream_;
+}
+
+void OpenClDevice::synchronize() {
+  if (is_ready_.load(std::memory_order_acquire)) state_->synchronize_all();
+}
 
 OpenClDevice::~OpenClDevice() {
+  if (!is_ready_) return;
   for (auto& [ptr, block] : pinned_) {
     clEnqueueUnmapMemObject(service_queue_, block.buffer, const_cast<std::byte*>(ptr), 0, nullptr,
                             nullptr);
@@ -187,13 +210,14 @@ cl_int wait_and_release(cl_event event) {
 }  // namespace
 
 MemHandle OpenClDevice::allocate(size_t bytes) {
+  ready();
   // A zero-byte cl_mem is invalid; one byte gives every allocation a distinct handle.
   size_t size = std::max<size_t>(bytes, 1);
   FS_CHECK(size <= info_.max_allocation_bytes, kOutOfMemory, "allocate of ", bytes, " bytes on ",
-           state_->label, " exceeds the device's largest allocation of ",
-           info_.max_allocation_bytes, " bytes (CL_DEVICE_MAX_MEM_ALLOC_SIZE)");
+           label_, " exceeds the device's largest allocation of ", info_.max_allocation_bytes,
+           " bytes (CL_DEVICE_MAX_MEM_ALLOC_SIZE)");
   cl_mem buffer =
-      FS_CL_ALLOC(state_->label, clCreateBuffer, state_->context, CL_MEM_READ_WRITE, size, nullptr);
+      FS_CL_ALLOC(label_, clCreateBuffer, state_->context, CL_MEM_READ_WRITE, size, nullptr);
   // Drivers back buffers lazily; migrating now makes a full device fail here, as kOutOfMemory
   // the caching allocator can handle, instead of inside some later copy or kernel.
   cl_event migrated = nullptr;
@@ -201,7 +225,7 @@ MemHandle OpenClDevice::allocate(size_t bytes) {
       service_queue_, 1, &buffer, CL_MIGRATE_MEM_OBJECT_CONTENT_UNDEFINED, 0, nullptr, &migrated);
   if (code == CL_SUCCESS) code = wait_and_release(migrated);
   if (code != CL_SUCCESS) clReleaseMemObject(buffer);
-  FS_CL_CHECK_CODE(code, "clEnqueueMigrateMemObjects", state_->label, kAllocation);
+  FS_CL_CHECK_CODE(code, "clEnqueueMigrateMemObjects", label_, kAllocation);
   return buffer;
 }
 
@@ -215,12 +239,13 @@ void* OpenClDevice::allocate_pinned_host(size_t bytes) {
 }
 
 void* OpenClDevice::allocate_mapped_host(size_t bytes) {
+  ready();
   size_t size = std::max<size_t>(bytes, 1);
-  cl_mem buffer = FS_CL_ALLOC(state_->label, clCreateBuffer, state_->context,
+  cl_mem buffer = FS_CL_ALLOC(label_, clCreateBuffer, state_->context,
                               CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, size, nullptr);
   void* host = nullptr;
   try {
-    host = FS_CL_ALLOC(state_->label, clEnqueueMapBuffer, service_queue_, buffer, CL_TRUE,
+    host = FS_CL_ALLOC(label_, clEnqueueMapBuffer, service_queue_, buffer, CL_TRUE,
                        CL_MAP_READ | CL_MAP_WRITE, 0, size, 0, nullptr, nullptr);
   } catch (...) {
     clReleaseMemObject(buffer);
@@ -246,18 +271,21 @@ void OpenClDevice::free_pinned_host(void* ptr) noexcept {
 }
 
 std::unique_ptr<StreamImpl> OpenClDevice::create_stream() {
+  ready();
   return std::make_unique<OpenClStream>(state_);
 }
 
 std::unique_ptr<EventImpl> OpenClDevice::create_event() {
+  ready();
   return std::make_unique<OpenClEvent>(state_);
 }
 
-cl_command_queue OpenClDevice::queue_of(StreamImpl& stream, const char* op) const {
+cl_command_queue OpenClDevice::queue_of(StreamImpl& stream, const char* op) {
+  ready();
   auto* cl_stream = dynamic_cast<OpenClStream*>(&stream);
-  FS_CHECK(cl_stream != nullptr, kInvalidArgument, op, " on ", state_->label,
+  FS_CHECK(cl_stream != nullptr, kInvalidArgument, op, " on ", label_,
            ": the stream belongs to another backend");
-  FS_CHECK(&cl_stream->state() == state_.get(), kInvalidArgument, op, " on ", state_->label,
+  FS_CHECK(&cl_stream->state() == state_.get(), kInvalidArgument, op, " on ", label_,
            ": the stream belongs to ", cl_stream->state().label);
   return cl_stream->queue();
 }
@@ -268,16 +296,16 @@ void OpenClDevice::copy_to_device(StreamImpl& stream, MemHandle dst, size_t dst_
   if (bytes == 0) return;
   // Blocking even from pinned memory: the contract lets the caller reuse `src` on return.
   // Pinned sources still gain, since the driver can DMA from them without a staging copy.
-  FS_CL(state_->label, clEnqueueWriteBuffer, queue, static_cast<cl_mem>(dst), CL_TRUE, dst_offset,
-        bytes, src, 0, nullptr, nullptr);
+  FS_CL(label_, clEnqueueWriteBuffer, queue, static_cast<cl_mem>(dst), CL_TRUE, dst_offset, bytes,
+        src, 0, nullptr, nullptr);
 }
 
 void OpenClDevice::copy_to_host(StreamImpl& stream, void* dst, MemHandle src, size_t src_offset,
                                 size_t bytes) {
   cl_command_queue queue = queue_of(stream, "copy_to_host");
   if (bytes == 0) return;
-  FS_CL(state_->label, clEnqueueReadBuffer, queue, static_cast<cl_mem>(src), CL_FALSE, src_offset,
-        bytes, dst, 0, nullptr, nullptr);
+  FS_CL(label_, clEnqueueReadBuffer, queue, static_cast<cl_mem>(src), CL_FALSE, src_offset, bytes,
+        dst, 0, nullptr, nullptr);
 }
 
 void OpenClDevice::copy_on_device(StreamImpl& stream, MemHandle dst, size_t dst_offset,
@@ -288,8 +316,8 @@ void OpenClDevice::copy_on_device(StreamImpl& stream, MemHandle dst, size_t dst_
   auto* src_mem = static_cast<cl_mem>(src);
   bool overlap = dst == src && dst_offset < src_offset + bytes && src_offset < dst_offset + bytes;
   if (!overlap) {
-    FS_CL(state_->label, clEnqueueCopyBuffer, queue, src_mem, dst_mem, src_offset, dst_offset,
-          bytes, 0, nullptr, nullptr);
+    FS_CL(label_, clEnqueueCopyBuffer, queue, src_mem, dst_mem, src_offset, dst_offset, bytes, 0,
+          nullptr, nullptr);
     return;
   }
   if (dst_offset == src_offset) return;
@@ -297,10 +325,10 @@ void OpenClDevice::copy_on_device(StreamImpl& stream, MemHandle dst, size_t dst_
   // through a scratch buffer, released at once since OpenCL keeps it alive for the queue.
   cl_mem scratch = static_cast<cl_mem>(allocate(bytes));
   try {
-    FS_CL(state_->label, clEnqueueCopyBuffer, queue, src_mem, scratch, src_offset, 0, bytes, 0,
-          nullptr, nullptr);
-    FS_CL(state_->label, clEnqueueCopyBuffer, queue, scratch, dst_mem, 0, dst_offset, bytes, 0,
-          nullptr, nullptr);
+    FS_CL(label_, clEnqueueCopyBuffer, queue, src_mem, scratch, src_offset, 0, bytes, 0, nullptr,
+          nullptr);
+    FS_CL(label_, clEnqueueCopyBuffer, queue, scratch, dst_mem, 0, dst_offset, bytes, 0, nullptr,
+          nullptr);
   } catch (...) {
     clReleaseMemObject(scratch);
     throw;
@@ -318,20 +346,19 @@ void OpenClDevice::fill_bytes(StreamImpl& stream, MemHandle dst, size_t offset, 
   // Some drivers reject small patterns or odd offsets; the byte kernel has no such limits.
   if (code == CL_INVALID_VALUE || code == CL_INVALID_OPERATION) {
     size_t size = 0;
-    FS_CL(state_->label, clGetMemObjectInfo, static_cast<cl_mem>(dst), CL_MEM_SIZE, sizeof(size),
-          &size, nullptr);
-    FS_CHECK(offset <= size && bytes <= size - offset, kInvalidArgument, "fill_bytes on ",
-             state_->label, ": bytes [", offset, ", ", offset + bytes, ") outside the ", size,
-             "-byte buffer");
-    kernels_.fill(queue, static_cast<cl_mem>(dst), offset, bytes, value);
+    FS_CL(label_, clGetMemObjectInfo, static_cast<cl_mem>(dst), CL_MEM_SIZE, sizeof(size), &size,
+          nullptr);
+    FS_CHECK(offset <= size && bytes <= size - offset, kInvalidArgument, "fill_bytes on ", label_,
+             ": bytes [", offset, ", ", offset + bytes, ") outside the ", size, "-byte buffer");
+    kernels_->fill(queue, static_cast<cl_mem>(dst), offset, bytes, value);
     return;
   }
-  FS_CL_CHECK_CODE(code, "clEnqueueFillBuffer", state_->label, kOrdinary);
+  FS_CL_CHECK_CODE(code, "clEnqueueFillBuffer", label_, kOrdinary);
 }
 
 void OpenClDevice::copy_strided(StreamImpl& stream, const StridedCopy& copy) {
   cl_command_queue queue = queue_of(stream, "copy_strided");
-  kernels_.strided_copy(queue, copy);
+  kernels_->strided_copy(queue, copy);
 }
 
 }  // namespace flagstone::runtime::opencl

@@ -2,6 +2,7 @@
 // command queues, events as markers, and the device's lazily built helper kernels.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -122,10 +123,10 @@ class OpenClDevice final : public DeviceImpl {
   // mapped for its lifetime. Released by free_pinned_host.
   void* allocate_mapped_host(size_t bytes);
 
-  StreamImpl& default_stream() override { return *default_stream_; }
+  StreamImpl& default_stream() override;
   std::unique_ptr<StreamImpl> create_stream() override;
   std::unique_ptr<EventImpl> create_event() override;
-  void synchronize() override { state_->synchronize_all(); }
+  void synchronize() override;
 
   void copy_to_device(StreamImpl& stream, MemHandle dst, size_t dst_offset, const void* src,
                       size_t bytes) override;
@@ -137,19 +138,30 @@ class OpenClDevice final : public DeviceImpl {
                   uint8_t value) override;
   void copy_strided(StreamImpl& stream, const StridedCopy& copy) override;
 
-  DeviceState& state() const { return *state_; }
+  // The context and queues, created on first use.
+  DeviceState& state() { return ready(); }
+  bool has_context() const { return is_ready_.load(std::memory_order_acquire); }
 
  private:
+  // Creates the context, default stream, service queue and kernel cache once. Listing devices
+  // (`flagstone info`) must not create contexts: on a GPU each costs memory and time.
+  DeviceState& ready();
   // The stream as this device's queue; kInvalidArgument for another backend's or device's.
-  cl_command_queue queue_of(StreamImpl& stream, const char* op) const;
+  cl_command_queue queue_of(StreamImpl& stream, const char* op);
 
-  std::shared_ptr<DeviceState> state_;
+  cl_platform_id platform_;
+  cl_device_id device_;
+  bool queue_properties_;
+  std::string label_;
   DeviceInfo info_;
+  std::once_flag ready_once_;
+  std::atomic<bool> is_ready_{false};
+  std::shared_ptr<DeviceState> state_;
   std::unique_ptr<OpenClStream> default_stream_;
   // Private queue for allocation residency and pinned map/unmap, so they never wait behind
   // user work on the default stream.
   cl_command_queue service_queue_ = nullptr;
-  DeviceKernels kernels_;
+  std::unique_ptr<DeviceKernels> kernels_;
   std::mutex pinned_mutex_;
   struct PinnedBlock {
     cl_mem buffer;

@@ -8,8 +8,8 @@
 namespace flagstone::runtime {
 namespace {
 
-const opencl::DeviceState& state_of(const Device& device, const char* function) {
-  auto* cl_device = dynamic_cast<const opencl::OpenClDevice*>(&device.impl());
+opencl::DeviceState& state_of(const Device& device, const char* function) {
+  auto* cl_device = dynamic_cast<opencl::OpenClDevice*>(&device.impl());
   FS_CHECK(cl_device != nullptr, kInvalidArgument, function, ": device ", device.spec(),
            " is not an opencl device");
   return cl_device->state();

@@ -408,6 +408,9 @@ TEST_P(OpenCl, FillKernelWritesExactlyTheRange) {
 TEST_P(OpenCl, SecondContextStreamsAndEvents) {
   auto other = std::make_shared<opencl::OpenClDevice>(
       7, opencl_platform_id(device()), opencl_device_id(device()), /*queue_properties=*/true);
+  EXPECT_EQ(other->info().name, device().info().name);
+  other->synchronize();  // nothing issued yet: must not need (or create) a context
+  EXPECT_FALSE(other->has_context()) << "describing a device must not create its context";
   const size_t bytes = 1 << 20;
   auto data = random_bytes(bytes, 123);
   Buffer buffer = Buffer::allocate(device(), bytes);

@@ -4,6 +4,7 @@
 #include "flagstone/compiler/builder.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "flagstone/base/error.h"
 
@@ -164,8 +165,13 @@ Value KernelBuilder::full(std::vector<int64_t> shape, Literal value, DType dtype
     op.fvalue = value.value;
   else if (dtype == DType::kBool)
     op.ivalue = value.value != 0;
-  else
+  else {
+    // Out-of-range float-to-integer conversion is undefined: reject it with the culprit.
+    FS_CHECK(std::isfinite(value.value) && std::fabs(value.value) < 9.2e18, kInvalidArgument,
+             "kernel '", fn_.name, "': constant ", value.value, " does not fit in ",
+             dtype_name(dtype));
     op.ivalue = static_cast<int64_t>(value.value);
+  }
   for (int64_t d : shape)
     FS_CHECK(d > 0, kInvalidArgument, "kernel '", fn_.name, "': tile dims must be positive, got ",
              d);

@@ -290,10 +290,15 @@ class Parser {
       Lexer::fail(d, e.message());
     }
     if (accept_punct("[")) {
+      int64_t numel = 1;
       do {
         int64_t n = integer();
         if (n <= 0) fail("tile dims must be positive");
+        if (n > kMaxTileElements || numel * n > kMaxTileElements)
+          fail("tile of more than " + std::to_string(kMaxTileElements) + " elements");
+        numel *= n;
         t.shape.push_back(n);
+        if (t.shape.size() > 8) fail("tiles have at most 8 dims");
       } while (accept_punct(","));
       expect_punct("]");
     }
@@ -350,10 +355,12 @@ class Parser {
   }
 
   void block(Block& b) {
+    if (++depth_ > 64) fail("loops nested more than 64 deep");
     while (!accept_punct("}")) {
       if (tok_.kind == Token::kEnd) fail("missing '}'");
       b.ops.push_back(op());
     }
+    --depth_;
   }
 
   Op op() {
@@ -439,6 +446,7 @@ class Parser {
   Token tok_;
   Function fn_;
   std::unordered_map<std::string, ValueId> names_;
+  int depth_ = 0;
 };
 
 }  // namespace

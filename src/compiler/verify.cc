@@ -1,6 +1,7 @@
 // The verifier: the one place that states what a well-formed op is. The builder calls
 // verify_op() on every op it creates and parse() calls verify(), so a malformed kernel is
 // rejected here with a message naming the op and the fault, never later in a target compiler.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -80,8 +81,18 @@ void OpChecker::run() {
   for (ValueId id : op_.operands)
     expect(!is_quantized(fn_.type(id).dtype), "quantized dtype " + fn_.type(id).str() +
                                                   " cannot be computed on; load its blocks as u8");
-  for (ValueId id : op_.results)
-    expect(!is_quantized(fn_.type(id).dtype), "quantized result dtype " + fn_.type(id).str());
+  for (ValueId id : op_.results) {
+    const Type& t = fn_.type(id);
+    expect(!is_quantized(t.dtype), "quantized result dtype " + t.str());
+    expect(t.rank() <= 8, "tiles have at most 8 dims, got " + t.str());
+    int64_t numel = 1;
+    for (int64_t d : t.shape) {
+      expect(d > 0 && d <= kMaxTileElements && numel * d <= kMaxTileElements,
+             "tile " + t.str() + " must have positive dims and at most " +
+                 std::to_string(kMaxTileElements) + " elements");
+      numel *= d;
+    }
+  }
   expect(op_.kind == OpKind::kFor || op_.body == nullptr, "only a for loop has a body");
   const OpInfo& info = op_info(op_.kind);
   switch (info.op_class) {
@@ -89,6 +100,9 @@ void OpChecker::run() {
       counts(0, 0, 1);
       if (op_.kind == OpKind::kArange) {
         attrs(2, 2);
+        expect(op_.attrs[0] >= INT32_MIN && op_.attrs[0] <= INT32_MAX &&
+                   op_.attrs[1] >= INT32_MIN && op_.attrs[1] <= INT32_MAX,
+               "arange bounds must fit in i32");
         expect(op_.attrs[1] > op_.attrs[0], "arange end must exceed start");
         check_result(tile_type(DType::kI32, {op_.attrs[1] - op_.attrs[0]}));
       } else {

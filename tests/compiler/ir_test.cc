@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "compiler/test_kernels.h"
 #include "flagstone/base/error.h"
 #include "flagstone/compiler/ir.h"
@@ -80,6 +82,49 @@ TEST(CompilerIr, ParserNamesTheFaultyPlace) {
   EXPECT_THAT(error_of([] { ir::parse("kernel @k() {\n  %0 = const 1 : f33\n}\n"); }),
               HasSubstr("f33"));
   EXPECT_THAT(error_of([] { ir::parse("kernel @k() {\n"); }), HasSubstr("missing '}'"));
+}
+
+// Corrupted kernel text (random edits of every test kernel) must either parse into a kernel that
+// round-trips or fail with a flagstone::Error: never crash, hang or throw anything else.
+TEST(CompilerIr, CorruptedTextFailsCleanly) {
+  std::mt19937 rng(std::random_device{}());
+  const std::string alphabet = "%@[]{}(),:=*-+.0123456789 \nfiabxyz_";
+  int parsed = 0, rejected = 0;
+  for (const auto& tk : testing::all_test_kernels()) {
+    std::string text = ir::print(build(tk.build, tk.configs[0], tk.name));
+    for (int round = 0; round < 300; ++round) {
+      std::string t = text;
+      int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits; ++e) {
+        size_t pos = rng() % t.size();
+        switch (rng() % 4) {
+          case 0:
+            t.erase(pos, 1 + rng() % 8);
+            break;
+          case 1:
+            t[pos] = alphabet[rng() % alphabet.size()];
+            break;
+          case 2:
+            t.insert(pos, t.substr(rng() % t.size(), 1 + rng() % 12));
+            break;
+          default:
+            t.insert(pos, std::to_string(static_cast<int64_t>(rng()) * 1000003));
+            break;
+        }
+        if (t.empty()) t = "k";
+      }
+      try {
+        ir::Function fn = ir::parse(t);
+        std::string printed = ir::print(fn);
+        ASSERT_EQ(ir::print(ir::parse(printed)), printed);
+        ++parsed;
+      } catch (const Error&) {
+        ++rejected;
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(parsed + rejected, 300 * static_cast<int>(testing::all_test_kernels().size()));
 }
 
 TEST(CompilerVerifier, RejectsMalformedKernelsWithTheFault) {

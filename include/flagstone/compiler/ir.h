@@ -16,6 +16,9 @@ namespace flagstone::compiler::ir {
 
 using ValueId = int32_t;
 inline constexpr ValueId kNoValue = -1;
+// Tiles live in registers or on the stack of one program: 16 Mi elements is far beyond any
+// useful block and keeps every size computation far from overflow.
+inline constexpr int64_t kMaxTileElements = int64_t{1} << 24;
 
 // A value's type: element dtype, whether it is a pointer to that dtype, and a static shape
 // (empty for scalars). A pointer tile is a tile of addresses, as in Triton.

@@ -44,9 +44,23 @@ Kernel::Kernel(std::string name, BuildFn build, std::vector<Config> configs)
   if (configs_.empty()) configs_.push_back(Config{});
 }
 
+Kernel::Kernel(ir::Function fn) : name_(fn.name), state_(std::make_unique<State>()) {
+  ir::verify(fn);
+  Config config;
+  for (const auto& [key, value] : fn.meta) config.set(key, value);
+  configs_ = {config};
+  ir_ = std::make_shared<const ir::Function>(std::move(fn));
+}
+
 Kernel::~Kernel() = default;
 
 ir::Function Kernel::build(const Config& config) const {
+  if (ir_) {
+    FS_CHECK(config.values().empty() || config == configs_.front(), kInvalidArgument, "kernel '",
+             name_, "' was made from IR with config {", configs_.front().str(),
+             "} and cannot be rebuilt with {", config.str(), "}");
+    return ir_->clone();
+  }
   KernelBuilder builder(name_, config.values().empty() ? configs_.front() : config);
   build_(builder);
   return builder.finish();

@@ -9,6 +9,7 @@
 #include "compiler/test_kernels.h"
 #include "compiler/test_util.h"
 #include "flagstone/base/half.h"
+#include "flagstone/compiler/ir.h"
 #include "flagstone/compiler/kernel.h"
 #include "flagstone/runtime/tensor.h"
 
@@ -331,6 +332,20 @@ TEST_P(CompilerKernels, LaunchChecksArguments) {
   } catch (const Error& e) {
     EXPECT_THAT(e.message(), ::testing::HasSubstr("argument 'x' must have rank 1"));
   }
+}
+
+TEST_P(CompilerKernels, KernelReadFromTextRunsLikeTheBuiltOne) {
+  const Kernel& built = kernel("softmax");
+  Kernel from_text(ir::parse(ir::print(built.build(built.configs()[0]))));
+  EXPECT_EQ(from_text.name(), "softmax");
+  int64_t rows = 3, n = random_size(70, 200);
+  Tensor x = upload(random_floats(static_cast<size_t>(rows * n), -4, 4), {rows, n});
+  Tensor y1 = poisoned({rows, n}, DType::kF32);
+  Tensor y2 = poisoned({rows, n}, DType::kF32);
+  built.launch(stream(), rows, {x, y1});
+  from_text.launch(stream(), rows, {x, y2});
+  EXPECT_EQ(y1.to_vector<float>(), y2.to_vector<float>());
+  EXPECT_THROW(from_text.launch(stream(), rows, {x, y2}, Config{{"BLOCK", 32}}), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, CompilerKernels, ::testing::ValuesIn(target_devices()),

@@ -43,6 +43,9 @@ class Kernel {
  public:
   // `configs` are the autotuner's candidates; the first is the default config.
   Kernel(std::string name, BuildFn build, std::vector<Config> configs = {Config{}});
+  // A kernel read back from its text form (ir::parse): its one config is the meta-parameters
+  // the text records.
+  explicit Kernel(ir::Function fn);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -77,6 +80,7 @@ class Kernel {
   std::string name_;
   BuildFn build_;
   std::vector<Config> configs_;
+  std::shared_ptr<const ir::Function> ir_;  // set for kernels made from IR
   std::unique_ptr<State> state_;
 };
 

@@ -30,6 +30,9 @@ void register_factory_ops(Registry& registry);
 
 // cpu implementations (src/ops/cpu/).
 void register_cpu_elementwise(Registry& registry);
+void register_cpu_norm(Registry& registry);
+void register_cpu_llm(Registry& registry);
+void register_cpu_gemm(Registry& registry);
 
 }  // namespace flagstone::ops
 

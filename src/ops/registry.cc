@@ -44,6 +44,9 @@ void register_builtin_ops(Registry& r) {
   register_movement_ops(r);
   register_factory_ops(r);
   register_cpu_elementwise(r);
+  register_cpu_norm(r);
+  register_cpu_llm(r);
+  register_cpu_gemm(r);
 }
 
 }  // namespace

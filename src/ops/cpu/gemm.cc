@@ -1,0 +1,195 @@
+// cpu GEMM for mm, bmm, addmm, linear and matmul: OpenBLAS cblas_sgemm as the "vendor" f32
+// provider, and a native blocked kernel for f32/f16/bf16 (panels widened to f32, f32
+// accumulation, one rounding at the end) parallel over output tiles.
+#include <cmath>
+
+#include "cpu/cpu_common.h"
+#include "internal.h"
+
+#ifdef FLAGSTONE_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+namespace flagstone::ops {
+namespace cpu {
+namespace {
+
+// One product C[M,N] = alpha * A[M,K] @ op(B) + beta * bias, per batch entry. Operands are
+// dense; B is [K,N] or, when b_trans, [N,K]. bias (optional) is addressed with strides so a
+// vector or a broadcast matrix both work.
+struct GemmCall {
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  std::vector<int64_t> a_off, b_off;  // element offsets per batch entry
+  bool b_trans = false;
+  double alpha = 1, beta = 1;
+  const void* bias = nullptr;
+  int64_t bias_rs = 0, bias_cs = 0;
+};
+
+constexpr int64_t kMB = 32, kNB = 64, kKB = 256;
+
+template <typename T>
+void native_gemm(const GemmCall& g, const T* a, const T* b, const T* bias, T* c) {
+  int64_t mt = (g.m + kMB - 1) / kMB, nt = (g.n + kNB - 1) / kNB;
+  parallel(g.batch * mt * nt, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> ap(static_cast<size_t>(kMB * kKB)), bp(static_cast<size_t>(kKB * kNB));
+    float acc[kMB][kNB];
+    for (int64_t task = begin; task < end; ++task) {
+      int64_t p = task / (mt * nt), rem = task % (mt * nt);
+      int64_t i0 = (rem / nt) * kMB, j0 = (rem % nt) * kNB;
+      int64_t mb = std::min(kMB, g.m - i0), nb = std::min(kNB, g.n - j0);
+      const T* A = a + g.a_off[p];
+      const T* B = b + g.b_off[p];
+      for (int64_t i = 0; i < mb; ++i)
+        for (int64_t j = 0; j < kNB; ++j) acc[i][j] = 0;
+      for (int64_t k0 = 0; k0 < g.k; k0 += kKB) {
+        int64_t kb = std::min(kKB, g.k - k0);
+        for (int64_t i = 0; i < mb; ++i)
+          for (int64_t kk = 0; kk < kb; ++kk)
+            ap[i * kKB + kk] = load_f(A[(i0 + i) * g.k + k0 + kk]);
+        for (int64_t kk = 0; kk < kb; ++kk)
+          for (int64_t j = 0; j < kNB; ++j) {
+            bool in = j < nb;
+            int64_t jj = in ? j0 + j : j0;
+            float v = g.b_trans ? load_f(B[jj * g.k + k0 + kk]) : load_f(B[(k0 + kk) * g.n + jj]);
+            bp[kk * kNB + j] = in ? v : 0.0f;
+          }
+        for (int64_t i = 0; i < mb; ++i) {
+          float* row = acc[i];
+          for (int64_t kk = 0; kk < kb; ++kk) {
+            float av = ap[i * kKB + kk];
+            const float* brow = &bp[kk * kNB];
+            for (int64_t j = 0; j < kNB; ++j) row[j] += av * brow[j];
+          }
+        }
+      }
+      float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
+      for (int64_t i = 0; i < mb; ++i)
+        for (int64_t j = 0; j < nb; ++j) {
+          float v = alpha * acc[i][j];
+          if (bias) v += beta * load_f(bias[(i0 + i) * g.bias_rs + (j0 + j) * g.bias_cs]);
+          c[p * g.m * g.n + (i0 + i) * g.n + j0 + j] = store_f<T>(v);
+        }
+    }
+  });
+}
+
+#ifdef FLAGSTONE_HAVE_CBLAS
+void blas_gemm(const GemmCall& g, const float* a, const float* b, const float* bias, float* c) {
+  for (int64_t p = 0; p < g.batch; ++p) {
+    float* C = c + p * g.m * g.n;
+    float beta = 0;
+    if (bias) {
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.n; ++j)
+          C[i * g.n + j] = static_cast<float>(g.beta) * bias[i * g.bias_rs + j * g.bias_cs];
+      beta = 1;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, g.b_trans ? CblasTrans : CblasNoTrans,
+                static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k),
+                static_cast<float>(g.alpha), a + g.a_off[p], static_cast<int>(g.k), b + g.b_off[p],
+                static_cast<int>(g.b_trans ? g.k : g.n), beta, C, static_cast<int>(g.n));
+  }
+}
+#endif
+
+// Plans the product of an op on dense inputs.
+GemmCall plan(const KernelArgs& args, Tensor& bias_keep) {
+  std::string_view op = args.op;
+  const Tensor& out = args.outputs[0];
+  GemmCall g;
+  if (op == "mm" || op == "addmm") {
+    const Tensor& a = args.inputs[op == "mm" ? 0 : 1];
+    const Tensor& b = args.inputs[op == "mm" ? 1 : 2];
+    g.m = a.size(0), g.k = a.size(1), g.n = b.size(1);
+    g.a_off = {0}, g.b_off = {0};
+    if (op == "addmm") {
+      bias_keep = args.inputs[0].expand(out.shape()).contiguous();
+      g.bias = bias_keep.host_data();
+      g.bias_rs = g.n, g.bias_cs = 1;
+      g.alpha = args.attrs.get_double("alpha", 1), g.beta = args.attrs.get_double("beta", 1);
+      if (g.beta == 0) g.bias = nullptr;
+    }
+  } else if (op == "bmm") {
+    const Tensor &a = args.inputs[0], &b = args.inputs[1];
+    g.batch = a.size(0), g.m = a.size(1), g.k = a.size(2), g.n = b.size(2);
+    for (int64_t p = 0; p < g.batch; ++p)
+      g.a_off.push_back(p * g.m * g.k), g.b_off.push_back(p * g.k * g.n);
+  } else if (op == "linear") {
+    const Tensor &x = args.inputs[0], &w = args.inputs[1];
+    g.k = w.size(1), g.n = w.size(0), g.m = g.n ? out.numel() / g.n : 0;
+    g.b_trans = true;
+    g.a_off = {0}, g.b_off = {0};
+    if (args.inputs.size() > 2 && args.inputs[2].defined()) {
+      g.bias = args.inputs[2].host_data();
+      g.bias_rs = 0, g.bias_cs = 1;
+    }
+    (void)x;
+  } else {  // matmul: 1-d operands become a row / column; batch dims broadcast
+    Tensor a = args.inputs[0], b = args.inputs[1];
+    if (a.dim() == 1) a = a.unsqueeze(0);
+    if (b.dim() == 1) b = b.unsqueeze(1);
+    g.m = a.size(a.dim() - 2), g.k = a.size(a.dim() - 1), g.n = b.size(b.dim() - 1);
+    Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+    size_t nd = std::max(ab.size(), bb.size());
+    ab.insert(ab.begin(), nd - ab.size(), 1), bb.insert(bb.begin(), nd - bb.size(), 1);
+    Shape batch(nd);
+    for (size_t i = 0; i < nd; ++i) batch[i] = std::max(ab[i], bb[i]);
+    g.batch = shape_numel(batch);
+    for (int64_t p = 0; p < g.batch; ++p) {
+      int64_t rem = p, ia = 0, ib = 0, sa = 1, sb = 1;
+      for (size_t d = nd; d-- > 0;) {
+        int64_t c = rem % batch[d];
+        rem /= batch[d];
+        ia += (ab[d] == 1 ? 0 : c) * sa, ib += (bb[d] == 1 ? 0 : c) * sb;
+        sa *= ab[d], sb *= bb[d];
+      }
+      g.a_off.push_back(ia * g.m * g.k), g.b_off.push_back(ib * g.k * g.n);
+    }
+  }
+  return g;
+}
+
+std::pair<const Tensor*, const Tensor*> operands(const KernelArgs& args) {
+  if (args.op == "addmm") return {&args.inputs[1], &args.inputs[2]};
+  return {&args.inputs[0], &args.inputs[1]};
+}
+
+void native_kernel(KernelArgs& args) {
+  Tensor bias_keep;
+  GemmCall g = plan(args, bias_keep);
+  auto [a, b] = operands(args);
+  dispatch_float(a->dtype(), [&]<typename T>() {
+    if constexpr (std::is_same_v<T, double>) {
+      throw_error(ErrorCategory::kUnsupported, "f64 GEMM runs in the reference");
+    } else {
+      native_gemm<T>(g, ptr<const T>(*a), ptr<const T>(*b), static_cast<const T*>(g.bias),
+                     ptr<T>(args.outputs[0]));
+    }
+  });
+}
+
+#ifdef FLAGSTONE_HAVE_CBLAS
+void vendor_kernel(KernelArgs& args) {
+  Tensor bias_keep;
+  GemmCall g = plan(args, bias_keep);
+  auto [a, b] = operands(args);
+  blas_gemm(g, ptr<const float>(*a), ptr<const float>(*b), static_cast<const float*>(g.bias),
+            ptr<float>(args.outputs[0]));
+}
+#endif
+
+}  // namespace
+}  // namespace cpu
+
+void register_cpu_gemm(Registry& r) {
+  using namespace cpu;
+  for (const char* op : {"mm", "bmm", "addmm", "linear", "matmul"}) {
+    add_native(r, op, {DType::kF32, DType::kF16, DType::kBF16}, native_kernel, false);
+#ifdef FLAGSTONE_HAVE_CBLAS
+    add_native(r, op, {DType::kF32}, vendor_kernel, false, nullptr, Provider::kVendor);
+#endif
+  }
+}
+
+}  // namespace flagstone::ops

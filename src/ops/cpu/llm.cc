@@ -1,0 +1,153 @@
+// cpu native large-model kernels: silu_and_mul / gelu_and_mul, rotary embedding (neox and
+// gpt-j, partial rotary) and embedding lookup. Rows are contiguous (dispatch densifies views).
+#include <cmath>
+
+#include "cpu/cpu_common.h"
+#include "internal.h"
+
+namespace flagstone::ops {
+namespace cpu {
+namespace {
+
+const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
+
+template <typename F>
+void half_or_f32(DType d, F&& f) {
+  dispatch_float(d, [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
+  });
+}
+
+template <typename T, typename Act>
+void act_and_mul(const Tensor& x, const Tensor& out, Act act) {
+  int64_t d = out.shape().back(), rows = d == 0 ? 0 : out.numel() / d;
+  const T* px = ptr<const T>(x);
+  T* po = ptr<T>(out);
+  parallel(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* g = px + r * 2 * d;
+      const T* u = g + d;
+      T* o = po + r * d;
+      for (int64_t i = 0; i < d; ++i) o[i] = store_f<T>(act(load_f(g[i])) * load_f(u[i]));
+    }
+  });
+}
+
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+float gelu_erf(float x) {
+  return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+}
+float gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+int64_t load_index(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::kI64 ? ptr<const int64_t>(t)[i] : ptr<const int32_t>(t)[i];
+}
+
+template <typename T, typename C>
+void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin,
+            const Tensor& out, bool neox) {
+  int64_t heads = x.size(x.dim() - 2), hd = x.shape().back();
+  int64_t tokens = positions.numel(), half = cos.size(1), max_pos = cos.size(0);
+  const T* px = ptr<const T>(x);
+  T* po = ptr<T>(out);
+  const C* pc = ptr<const C>(cos);
+  const C* ps = ptr<const C>(sin);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int64_t p = load_index(positions, t);
+    FS_CHECK(p >= 0 && p < max_pos, kInvalidArgument, "op 'rotary_embedding': position ", p,
+             " of token ", t, " is outside the cos/sin table of ", max_pos, " rows");
+  }
+  parallel(tokens, 16, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      int64_t p = load_index(positions, t);
+      const C* c = pc + p * half;
+      const C* s = ps + p * half;
+      for (int64_t h = 0; h < heads; ++h) {
+        const T* xi = px + (t * heads + h) * hd;
+        T* o = po + (t * heads + h) * hd;
+        if (neox) {
+          for (int64_t i = 0; i < half; ++i) {
+            float x1 = load_f(xi[i]), x2 = load_f(xi[i + half]);
+            float cv = load_f(c[i]), sv = load_f(s[i]);
+            o[i] = store_f<T>(x1 * cv - x2 * sv);
+            o[i + half] = store_f<T>(x2 * cv + x1 * sv);
+          }
+        } else {
+          for (int64_t i = 0; i < half; ++i) {
+            float x1 = load_f(xi[2 * i]), x2 = load_f(xi[2 * i + 1]);
+            float cv = load_f(c[i]), sv = load_f(s[i]);
+            o[2 * i] = store_f<T>(x1 * cv - x2 * sv);
+            o[2 * i + 1] = store_f<T>(x2 * cv + x1 * sv);
+          }
+        }
+        for (int64_t i = 2 * half; i < hd; ++i) o[i] = xi[i];
+      }
+    }
+  });
+}
+
+void embedding(KernelArgs& args) {
+  const Tensor &idx = args.inputs[0], &w = args.inputs[1];
+  int64_t rows = w.size(0), n = idx.numel();
+  size_t row_bytes = dtype_size(w.dtype()) * static_cast<size_t>(w.size(1));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t k = load_index(idx, i);
+    FS_CHECK(k >= 0 && k < rows, kInvalidArgument, "op 'embedding': index ", k, " at position ", i,
+             " is out of range for a table of ", rows, " rows");
+  }
+  const auto* src = static_cast<const std::byte*>(w.host_data());
+  auto* dst = static_cast<std::byte*>(args.outputs[0].host_data());
+  parallel(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      std::memcpy(dst + i * row_bytes, src + load_index(idx, i) * row_bytes, row_bytes);
+  });
+}
+
+}  // namespace
+}  // namespace cpu
+
+void register_cpu_llm(Registry& r) {
+  using namespace cpu;
+  add_native(
+      r, "silu_and_mul", kHalfAndF32,
+      [](KernelArgs& args) {
+        half_or_f32(args.inputs[0].dtype(),
+                    [&]<typename T>() { act_and_mul<T>(args.inputs[0], args.outputs[0], silu); });
+      },
+      false);
+  add_native(
+      r, "gelu_and_mul", kHalfAndF32,
+      [](KernelArgs& args) {
+        bool tanh_approx = args.attrs.get_string("approximate", "none") == "tanh";
+        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() {
+          act_and_mul<T>(args.inputs[0], args.outputs[0], tanh_approx ? gelu_tanh : gelu_erf);
+        });
+      },
+      false);
+  add_native(
+      r, "rotary_embedding", kHalfAndF32,
+      [](KernelArgs& args) {
+        bool neox = args.attrs.get_string("style", "neox") == "neox";
+        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() {
+          half_or_f32(args.inputs[2].dtype(), [&]<typename C>() {
+            rotary<T, C>(args.inputs[0], args.inputs[1], args.inputs[2], args.inputs[3],
+                         args.outputs[0], neox);
+          });
+        });
+      },
+      false,
+      [](const KernelArgs& args) {
+        return args.inputs[2].dtype() == DType::kF64
+                   ? std::string("f64 tables run in the reference")
+                   : std::string();
+      });
+  std::vector<DType> all{DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI64,
+                         DType::kI32, DType::kI16, DType::kI8,   DType::kU8,  DType::kBool};
+  add_native(r, "embedding", all, embedding, false);
+}
+
+}  // namespace flagstone::ops

@@ -149,6 +149,7 @@ void dequantize(DType dtype, const void* src, float* dst, int64_t count) {
   FS_CHECK(count >= 0 && count % info.block_elements == 0, kInvalidArgument, "dequantize of ",
            count, " values of ", info.name, ": not a whole number of ", info.block_elements,
            "-value blocks");
+  if (count == 0) return;  // empty tensors may come with null pointers
   const int64_t n = count / info.block_elements;
   const auto* bytes = static_cast<const std::byte*>(src);
   // Mapped files may place a tensor at any byte offset; decode from an aligned copy then.
@@ -233,6 +234,7 @@ void quantize(DType dtype, const float* src, void* dst, int64_t count) {
   FS_CHECK(count >= 0 && count % info.block_elements == 0, kInvalidArgument, "quantize of ", count,
            " values to ", info.name, ": not a whole number of ", info.block_elements,
            "-value blocks");
+  if (count == 0) return;
   const int64_t n = count / info.block_elements;
   auto* bytes = static_cast<std::byte*>(dst);
   switch (dtype) {

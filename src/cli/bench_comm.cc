@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "flagstone/comm/communicator.h"
 #include "flagstone/comm/launch.h"
+#include "flagstone/runtime/device.h"
 
 namespace flagstone::cli {
 namespace {
@@ -33,6 +34,7 @@ struct BenchArgs {
   int nranks = 4;
   bool json = false;
   bool no_mpi = false;
+  bool device_buffers = false;
 };
 
 size_t parse_size(const std::string& text) {
@@ -100,12 +102,17 @@ std::vector<std::string> own_arguments() {
 }
 
 // Average seconds per call of `body` over iters, after warmup; the slowest rank's figure.
+// The stream is synchronized before the clock stops, so queued device copies (staging) and
+// asynchronous engines (NCCL) are inside the measurement.
 template <typename Body>
-double time_op(const comm::Communicator& comm, int warmup, int iters, Body&& body) {
+double time_op(const comm::Communicator& comm, const runtime::Stream& stream, int warmup, int iters,
+               Body&& body) {
   for (int i = 0; i < warmup; ++i) body();
+  stream.synchronize();
   comm.barrier();
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) body();
+  stream.synchronize();
   double mine =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iters;
   double slowest = 0;
@@ -127,6 +134,8 @@ void run_ranks(const BenchArgs& args) {
     mpi = comm::Communicator::from_env(options);
   }
   int n = comm.size(), rank = comm.rank();
+  runtime::Device device = runtime::Device::get(comm.device());
+  runtime::Stream stream = runtime::Stream::default_stream(device);
   std::vector<std::string> ops;
   if (args.op == "all")
     ops = {"allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall"};
@@ -137,8 +146,10 @@ void run_ranks(const BenchArgs& args) {
   nlohmann::json rows = nlohmann::json::array();
   if (rank == 0 && !args.json) {
     std::printf(
-        "# flagstone bench comm: %d ranks, device of rank 0 %s, dtype %s, redop %s, %d iters\n", n,
-        comm.device().c_str(), args.dtype.c_str(), args.redop.c_str(), args.iters);
+        "# flagstone bench comm: %d ranks, rank 0 on %s, %s buffers, dtype %s, redop %s, "
+        "%d iters\n",
+        n, comm.device().c_str(), args.device_buffers ? "device" : "host", args.dtype.c_str(),
+        args.redop.c_str(), args.iters);
     std::printf("# %-13s %12s %12s %6s %6s %11s %9s %9s", "op", "size(B)", "count", "type", "redop",
                 "time(us)", "algbw", "busbw");
     if (with_mpi) std::printf(" %11s %9s %7s", "mpi(us)", "mpi-bus", "ratio");
@@ -157,6 +168,15 @@ void run_ranks(const BenchArgs& args) {
       size_t total = blocked ? count * n : count;
       std::vector<char> send(total * esize + 1, 1), recv(total * esize + 1);
       fsBuf s = comm::host_buf(send.data()), r = comm::host_buf(recv.data());
+      runtime::Buffer dsend, drecv;
+      if (args.device_buffers) {
+        // Buffers in the rank's device memory: staging or the native engine is then measured.
+        dsend = runtime::Buffer::allocate(device, send.size());
+        drecv = runtime::Buffer::allocate(device, recv.size());
+        runtime::copy_host_to_device(stream, dsend, 0, send.data(), send.size());
+        s = comm::device_buf(dsend);
+        r = comm::device_buf(drecv);
+      }
       auto body = [&] {
         if (op == "allreduce")
           comm.all_reduce(s, r, count, dtype, redop);
@@ -171,7 +191,7 @@ void run_ranks(const BenchArgs& args) {
         else
           comm.all_to_all(s, r, count, dtype);
       };
-      double t = time_op(comm, args.warmup, args.iters, body);
+      double t = time_op(comm, stream, args.warmup, args.iters, body);
       double size = static_cast<double>(total * esize);
       double algbw = size / t / 1e9, busbw = algbw * bus_factor(op, n);
       nlohmann::json row = {{"op", op},
@@ -185,7 +205,7 @@ void run_ranks(const BenchArgs& args) {
                             {"nranks", n}};
       double tm = 0, mpi_bus = 0;
       if (with_mpi) {
-        tm = time_op(comm, args.warmup, args.iters,
+        tm = time_op(comm, stream, args.warmup, args.iters,
                      [&] { mpi.all_reduce(s, r, count, dtype, redop); });
         mpi_bus = size / tm / 1e9 * bus_factor(op, n);
         row["mpi_time_us"] = tm * 1e6;
@@ -261,6 +281,8 @@ void register_bench_comm_command(CLI::App& bench) {
       ->default_val(4)
       ->check(CLI::Range(1, 256));
   cmd->add_flag("--no-mpi", args->no_mpi, "Skip the Open MPI peer (and do not use mpirun)");
+  cmd->add_flag("--device-buffers", args->device_buffers,
+                "Put the buffers in each rank's device memory (FLAGSTONE_DEVICE) instead of host");
   cmd->add_flag("--json", args->json, "Print JSON rows (rank 0)");
   cmd->footer(
       "time is the slowest rank's average per call; algbw = size / time; busbw = algbw x\n"

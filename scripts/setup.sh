@@ -9,7 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libopenblas-dev libclblast-dev
-  libpcre2-dev
+  libpcre2-dev libutf8proc-dev
   libopenmpi-dev openmpi-bin
   clang clang-format
 )

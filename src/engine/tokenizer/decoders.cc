@@ -173,7 +173,8 @@ class MetaspaceDecoder final : public Decoder {
 
 class SequenceDecoder final : public Decoder {
  public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> items) : items_(std::move(items)) {}
+  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> items)
+      : items_(std::move(items)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& d : items_) d->decode_chain(tokens);
   }
@@ -204,7 +205,8 @@ std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string
   }
   if (type == "Strip")
     return std::make_unique<StripDecoder>(json_string(j, "content", where),
-                                          json_count(j, "start", where), json_count(j, "stop", where));
+                                          json_count(j, "start", where),
+                                          json_count(j, "stop", where));
   if (type == "Metaspace") {
     std::string replacement =
         j.contains("replacement") ? json_string(j, "replacement", where) : std::string(kMetaspace);
@@ -239,6 +241,8 @@ std::unique_ptr<Decoder> make_spm_decoder(bool strip_leading_space) {
   return std::make_unique<SequenceDecoder>(std::move(items));
 }
 
-std::unique_ptr<Decoder> make_byte_level_decoder() { return std::make_unique<ByteLevelDecoder>(); }
+std::unique_ptr<Decoder> make_byte_level_decoder() {
+  return std::make_unique<ByteLevelDecoder>();
+}
 
 }  // namespace flagstone::engine::tok

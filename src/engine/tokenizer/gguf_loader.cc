@@ -8,15 +8,24 @@ namespace flagstone::engine {
 namespace {
 
 // llama.cpp's token types.
-enum : std::int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum : std::int32_t {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
-std::unique_ptr<tok::PreTokenizer> gguf_pre_tokenizer(const std::string& pre, const std::string& where) {
+std::unique_ptr<tok::PreTokenizer> gguf_pre_tokenizer(const std::string& pre,
+                                                      const std::string& where) {
   if (pre.empty() || pre == "default") {
     // llama.cpp's fallback for BPE vocabularies: four splits applied one after the other.
     std::vector<nlohmann::json> splits;
-    for (const char* p : {R"([\p{P}\$\+<=>\^~\|]+)",
-                          R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))",
-                          R"(\p{N}+)", R"([0-9][0-9][0-9])"})
+    for (const char* p :
+         {R"([\p{P}\$\+<=>\^~\|]+)",
+          R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))", R"(\p{N}+)",
+          R"([0-9][0-9][0-9])"})
       splits.push_back({{"type", "Split"}, {"pattern", {{"Regex", p}}}, {"behavior", "Isolated"}});
     splits.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
     return tok::make_pre_tokenizer({{"type", "Sequence"}, {"pretokenizers", splits}}, where);

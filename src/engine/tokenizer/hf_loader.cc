@@ -189,8 +189,10 @@ Tokenizer TokenizerBuilder::from_hf(std::string_view tokenizer_json, std::string
     if (has_bos_flag || has_eos_flag) {
       bool add_bos = has_bos_flag && config["add_bos_token"].get<bool>();
       bool add_eos = has_eos_flag && config["add_eos_token"].get<bool>();
-      FS_CHECK(!add_bos || impl->bos, kFormat, where, ": add_bos_token is true but there is no bos_token");
-      FS_CHECK(!add_eos || impl->eos, kFormat, where, ": add_eos_token is true but there is no eos_token");
+      FS_CHECK(!add_bos || impl->bos, kFormat, where,
+               ": add_bos_token is true but there is no bos_token");
+      FS_CHECK(!add_eos || impl->eos, kFormat, where,
+               ": add_eos_token is true but there is no eos_token");
       impl->post.prefix.clear();
       impl->post.suffix.clear();
       if (add_bos) impl->post.prefix.push_back(*impl->bos);

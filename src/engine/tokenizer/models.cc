@@ -37,7 +37,8 @@ void PieceCache::put(std::string_view piece, const std::vector<TokenId>& ids,
                      std::size_t from) const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (map_.size() >= capacity_) return;  // as HF: a full cache stops growing
-  map_.emplace(std::string(piece), std::vector<TokenId>(ids.begin() + static_cast<long>(from), ids.end()));
+  map_.emplace(std::string(piece),
+               std::vector<TokenId>(ids.begin() + static_cast<long>(from), ids.end()));
 }
 
 std::string byte_token_name(std::uint8_t byte) {
@@ -59,7 +60,7 @@ bool find_byte_tokens(const Vocab& vocab, TokenId (&ids)[256]) {
 
 struct Symbol {
   TokenId id;
-  int prev, next;  // -1 at the ends
+  int prev, next;     // -1 at the ends
   std::uint32_t len;  // bytes of the piece covered; 0 once merged away
 };
 }  // namespace
@@ -110,16 +111,18 @@ void BpeModel::merge_word(std::string_view piece, std::vector<TokenId>& out) con
   };
   // Initial symbols, one per character, with HF's unknown handling: byte fallback when every
   // byte token exists, else the unknown token (consecutive ones fused if asked), else dropped.
-  std::optional<std::pair<TokenId, std::size_t>> unk;
+  // A pending run of unknown characters: its byte length (0 = none).
+  std::size_t unk_len = 0;
+  auto flush_unk = [&] {
+    if (unk_len > 0) push(*unk_id_, unk_len);
+    unk_len = 0;
+  };
   for (std::size_t i = 0; i < piece.size();) {
     std::size_t n = utf8_unit_length(piece, i);
     std::string_view ch = piece.substr(i, n);
     i += n;
     if (auto id = vocab_.find(ch)) {
-      if (unk) {
-        push(unk->first, unk->second);
-        unk.reset();
-      }
+      flush_unk();
       push(*id, n);
       continue;
     }
@@ -128,15 +131,11 @@ void BpeModel::merge_word(std::string_view piece, std::vector<TokenId>& out) con
       continue;
     }
     if (unk_id_) {
-      if (unk && options_.fuse_unk) {
-        unk->second += n;
-      } else {
-        if (unk) push(unk->first, unk->second);
-        unk = std::make_pair(*unk_id_, n);
-      }
+      if (!options_.fuse_unk) flush_unk();
+      unk_len += n;
     }
   }
-  if (unk) push(unk->first, unk->second);
+  flush_unk();
 
   struct Cand {
     std::uint32_t rank;
@@ -175,8 +174,8 @@ void BpeModel::merge_word(std::string_view piece, std::vector<TokenId>& out) con
 SpmModel::SpmModel(Vocab vocab, std::vector<float> scores, std::optional<TokenId> unk_id,
                    const std::string& where)
     : vocab_(std::move(vocab)), scores_(std::move(scores)), unk_id_(unk_id) {
-  FS_CHECK(scores_.empty() || scores_.size() >= vocab_.size(), kFormat, where, ": ",
-           scores_.size(), " scores for ", vocab_.size(), " tokens");
+  FS_CHECK(scores_.empty() || scores_.size() >= vocab_.size(), kFormat, where, ": ", scores_.size(),
+           " scores for ", vocab_.size(), " tokens");
   have_byte_ids_ = find_byte_tokens(vocab_, byte_ids_);
 }
 

@@ -11,7 +11,8 @@
 
 namespace flagstone::engine::tok {
 
-const nlohmann::json& json_field(const nlohmann::json& j, const char* key, const std::string& where) {
+const nlohmann::json& json_field(const nlohmann::json& j, const char* key,
+                                 const std::string& where) {
   FS_CHECK(j.is_object(), kFormat, where, ": expected a JSON object");
   auto it = j.find(key);
   FS_CHECK(it != j.end(), kFormat, where, ": missing field \"", key, "\"");
@@ -97,7 +98,7 @@ class PrependNormalizer final : public Normalizer {
   explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
   void normalize(std::string& text) const override {
     // HF prepends only to non-empty text.
-    if (!text.empty()) text.insert(0, prefix_);
+    if (!text.empty()) text = prefix_ + text;
   }
 
  private:
@@ -134,9 +135,11 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::
   if (j.is_null()) return nullptr;
   std::string type = json_string(j, "type", where);
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-  if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
+  if (type == "NFD")
+    return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
   if (type == "NFKC")
-    return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+    return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_COMPOSE |
+                                               UTF8PROC_COMPAT);
   if (type == "NFKD")
     return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE |
                                                UTF8PROC_COMPAT);
@@ -145,7 +148,8 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::
     return std::make_unique<ReplaceNormalizer>(std::move(literal), std::move(regex),
                                                json_string(j, "content", where + ".Replace"));
   }
-  if (type == "Prepend") return std::make_unique<PrependNormalizer>(json_string(j, "prepend", where));
+  if (type == "Prepend")
+    return std::make_unique<PrependNormalizer>(json_string(j, "prepend", where));
   if (type == "Sequence") {
     const auto& list = json_field(j, "normalizers", where);
     FS_CHECK(list.is_array(), kFormat, where, ".normalizers must be an array");

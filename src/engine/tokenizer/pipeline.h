@@ -62,7 +62,8 @@ std::unique_ptr<Decoder> make_spm_decoder(bool strip_leading_space);
 std::unique_ptr<Decoder> make_byte_level_decoder();
 
 // Accessors that turn a missing or mistyped field into a kFormat error naming `where`.
-const nlohmann::json& json_field(const nlohmann::json& j, const char* key, const std::string& where);
+const nlohmann::json& json_field(const nlohmann::json& j, const char* key,
+                                 const std::string& where);
 std::string json_string(const nlohmann::json& j, const char* key, const std::string& where);
 // The {"String": s} or {"Regex": r} pattern of Replace and Split: a literal or a compiled regex.
 std::pair<std::string, std::unique_ptr<Regex>> parse_pattern(const nlohmann::json& j,

@@ -89,7 +89,9 @@ class SplitPreTokenizer final : public PreTokenizer {
  public:
   SplitPreTokenizer(std::string literal, std::unique_ptr<Regex> regex, Behavior behavior,
                     bool invert)
-      : literal_(std::move(literal)), regex_(std::move(regex)), behavior_(behavior),
+      : literal_(std::move(literal)),
+        regex_(std::move(regex)),
+        behavior_(behavior),
         invert_(invert) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     std::vector<Piece> out;
@@ -124,7 +126,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     std::vector<Piece> split;
     for (auto& p : pieces) {
-      if (add_prefix_space_ && (p.text.empty() || p.text[0] != ' ')) p.text.insert(0, " ");
+      if (add_prefix_space_ && (p.text.empty() || p.text[0] != ' ')) p.text = " " + p.text;
       if (regex_)
         split_piece(p, regex_->find_all(p.text), Behavior::kIsolated, false, split);
       else
@@ -179,8 +181,9 @@ class MetaspacePreTokenizer final : public PreTokenizer {
           text.push_back(c);
       }
       bool needs_prefix = text.compare(0, replacement_.size(), replacement_) != 0;
-      if (needs_prefix && (prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_start)))
-        text.insert(0, replacement_);
+      if (needs_prefix &&
+          (prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_start)))
+        text = replacement_ + text;
       Piece q{std::move(text), p.at_start};
       if (!split_) {
         out.push_back(std::move(q));
@@ -237,14 +240,16 @@ MetaspacePreTokenizer::Prepend parse_prepend_scheme(const nlohmann::json& j,
                                                        : MetaspacePreTokenizer::Prepend::kNever;
 }
 
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& where) {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j,
+                                                 const std::string& where) {
   if (j.is_null()) return nullptr;
   std::string type = json_string(j, "type", where);
   if (type == "Split") {
     auto [literal, regex] = parse_pattern(j, where + ".Split");
     return std::make_unique<SplitPreTokenizer>(
         std::move(literal), std::move(regex),
-        parse_behavior(json_string(j, "behavior", where), where), json_bool(j, "invert", false, where));
+        parse_behavior(json_string(j, "behavior", where), where),
+        json_bool(j, "invert", false, where));
   }
   if (type == "ByteLevel")
     return std::make_unique<ByteLevelPreTokenizer>(json_bool(j, "add_prefix_space", false, where),
@@ -252,8 +257,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const 
   if (type == "Digits")
     return std::make_unique<DigitsPreTokenizer>(json_bool(j, "individual_digits", false, where));
   if (type == "Metaspace") {
-    std::string replacement = j.contains("replacement") ? json_string(j, "replacement", where)
-                                                        : std::string(kMetaspace);
+    std::string replacement =
+        j.contains("replacement") ? json_string(j, "replacement", where) : std::string(kMetaspace);
     return std::make_unique<MetaspacePreTokenizer>(replacement, parse_prepend_scheme(j, where),
                                                    json_bool(j, "split", true, where));
   }

@@ -23,8 +23,8 @@ Regex::Regex(std::string_view pattern, std::string_view what)
   if (code_->code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    throw_error(ErrorCategory::kFormat, what, ": cannot compile regex \"", pattern,
-                "\" at offset ", offset, ": ", reinterpret_cast<const char*>(message));
+    throw_error(ErrorCategory::kFormat, what, ": cannot compile regex \"", pattern, "\" at offset ",
+                offset, ": ", reinterpret_cast<const char*>(message));
   }
   // JIT makes the split patterns several times faster; fall back silently where unavailable.
   pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);
@@ -40,15 +40,15 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::find_all(std::string_vie
   // The text was validated as UTF-8 by the caller's pipeline; skipping the check saves a pass.
   uint32_t options = 0;
   while (start <= text.size()) {
-    int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
-                         start, options, data, nullptr);
+    int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start,
+                         options, data, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       pcre2_match_data_free(data);
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof(message));
-      throw_error(ErrorCategory::kInvalidArgument, "regex \"", pattern_, "\" failed on input: ",
-                  reinterpret_cast<const char*>(message));
+      throw_error(ErrorCategory::kInvalidArgument, "regex \"", pattern_,
+                  "\" failed on input: ", reinterpret_cast<const char*>(message));
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data);
     std::size_t b = ov[0], e = ov[1];

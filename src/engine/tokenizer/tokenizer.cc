@@ -50,8 +50,8 @@ char32_t last_code_point(std::string_view text, std::size_t end) {
 }
 }  // namespace
 
-std::vector<AddedMatcher::Match> AddedMatcher::find_all(std::string_view text,
-                                                        const std::vector<AddedToken>& tokens) const {
+std::vector<AddedMatcher::Match> AddedMatcher::find_all(
+    std::string_view text, const std::vector<AddedToken>& tokens) const {
   std::vector<Match> out;
   if (empty()) return out;
   std::size_t done = 0;  // end of the last accepted match, after rstrip
@@ -136,7 +136,7 @@ void split_added(std::string_view text, const tok::AddedMatcher& matcher,
 // punctuation and English contractions.
 std::string clean_up_tokenization(std::string s) {
   static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
       {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (auto [from, to] : kRules) {
     std::string out;
@@ -310,14 +310,32 @@ bool Tokenizer::is_special(TokenId id) const {
   return it != impl_->added_by_id.end() && impl_->added[it->second].special;
 }
 
-const std::vector<AddedToken>& Tokenizer::added_tokens() const { return impl_->added; }
-std::optional<TokenId> Tokenizer::bos_id() const { return impl_->bos; }
-std::optional<TokenId> Tokenizer::eos_id() const { return impl_->eos; }
-std::optional<TokenId> Tokenizer::pad_id() const { return impl_->pad; }
-std::optional<TokenId> Tokenizer::unk_id() const { return impl_->unk; }
-const std::vector<TokenId>& Tokenizer::stop_ids() const { return impl_->stop_ids; }
-const std::string& Tokenizer::bos_token() const { return impl_->bos_token; }
-const std::string& Tokenizer::eos_token() const { return impl_->eos_token; }
-const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
+const std::vector<AddedToken>& Tokenizer::added_tokens() const {
+  return impl_->added;
+}
+std::optional<TokenId> Tokenizer::bos_id() const {
+  return impl_->bos;
+}
+std::optional<TokenId> Tokenizer::eos_id() const {
+  return impl_->eos;
+}
+std::optional<TokenId> Tokenizer::pad_id() const {
+  return impl_->pad;
+}
+std::optional<TokenId> Tokenizer::unk_id() const {
+  return impl_->unk;
+}
+const std::vector<TokenId>& Tokenizer::stop_ids() const {
+  return impl_->stop_ids;
+}
+const std::string& Tokenizer::bos_token() const {
+  return impl_->bos_token;
+}
+const std::string& Tokenizer::eos_token() const {
+  return impl_->eos_token;
+}
+const std::string& Tokenizer::chat_template() const {
+  return impl_->chat_template;
+}
 
 }  // namespace flagstone::engine

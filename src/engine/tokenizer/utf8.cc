@@ -168,9 +168,13 @@ const ByteLevelTables& tables() {
 }
 }  // namespace
 
-const std::string& byte_to_unicode(std::uint8_t byte) { return tables().to_unicode[byte]; }
+const std::string& byte_to_unicode(std::uint8_t byte) {
+  return tables().to_unicode[byte];
+}
 
-int unicode_to_byte(char32_t cp) { return cp < 324 ? tables().to_byte[cp] : -1; }
+int unicode_to_byte(char32_t cp) {
+  return cp < 324 ? tables().to_byte[cp] : -1;
+}
 
 std::string byte_level_encode(std::string_view text) {
   std::string out;
@@ -190,10 +194,10 @@ std::string nfc(std::string_view text) {
   }
   if (ascii || !is_valid_utf8(text)) return std::string(text);
   utf8proc_uint8_t* result = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                    static_cast<utf8proc_ssize_t>(text.size()), &result,
-                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE |
-                                                                   UTF8PROC_COMPOSE));
+  utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &result,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   FS_CHECK(n >= 0, kInvalidArgument, "NFC normalization failed: ", utf8proc_errmsg(n));
   std::string out(reinterpret_cast<char*>(result), static_cast<std::size_t>(n));
   std::free(result);
@@ -203,8 +207,20 @@ std::string nfc(std::string_view text) {
 bool is_unicode_whitespace(char32_t cp) {
   // Rust's char::is_whitespace (White_Space property), used by lstrip/rstrip of added tokens.
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;

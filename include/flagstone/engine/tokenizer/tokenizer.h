@@ -18,11 +18,11 @@ using TokenId = std::int32_t;
 // The tokenizer.ggml.* metadata of a GGUF file, as plain values. The GGUF reader fills it; an
 // empty vector or unset optional means the key was absent.
 struct GgufTokenizerData {
-  std::string source;            // the file, for error messages
-  std::string model;             // tokenizer.ggml.model: "gpt2" or "llama"
-  std::string pre;               // tokenizer.ggml.pre: "default", "llama-bpe", "qwen2", ...
-  std::vector<std::string> tokens;        // tokenizer.ggml.tokens
-  std::vector<float> scores;              // tokenizer.ggml.scores
+  std::string source;               // the file, for error messages
+  std::string model;                // tokenizer.ggml.model: "gpt2" or "llama"
+  std::string pre;                  // tokenizer.ggml.pre: "default", "llama-bpe", "qwen2", ...
+  std::vector<std::string> tokens;  // tokenizer.ggml.tokens
+  std::vector<float> scores;        // tokenizer.ggml.scores
   std::vector<std::int32_t> token_types;  // tokenizer.ggml.token_type (1 normal .. 6 byte)
   std::vector<std::string> merges;        // tokenizer.ggml.merges, "left right"
   std::optional<std::int64_t> bos_id, eos_id, unk_id, pad_id, eot_id;

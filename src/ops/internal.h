@@ -33,6 +33,10 @@ void register_cpu_elementwise(Registry& registry);
 void register_cpu_norm(Registry& registry);
 void register_cpu_llm(Registry& registry);
 void register_cpu_gemm(Registry& registry);
+void register_cpu_attention(Registry& registry);
+void register_cpu_reduction(Registry& registry);
+void register_cpu_sample(Registry& registry);
+void register_cpu_movement(Registry& registry);
 
 }  // namespace flagstone::ops
 

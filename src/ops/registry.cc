@@ -47,6 +47,10 @@ void register_builtin_ops(Registry& r) {
   register_cpu_norm(r);
   register_cpu_llm(r);
   register_cpu_gemm(r);
+  register_cpu_attention(r);
+  register_cpu_reduction(r);
+  register_cpu_sample(r);
+  register_cpu_movement(r);
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ typedef enum {
   fsUnsupported = 7,     /* valid request this build or device cannot serve */
   fsInternalError = 8,   /* a Flagstone bug */
   fsInProgress = 9,      /* async error query: nothing failed yet */
-  fsNumResults = 10
+  fsNumResults = 10,
+  fsResultMaxEnum = 0x7fffffff /* not a status: see fsDataTypeMaxEnum */
 } fsResult_t;
 
 typedef enum {
@@ -36,11 +37,22 @@ typedef enum {
   fsBfloat16 = 7,
   fsFloat32 = 8,
   fsFloat64 = 9,
-  fsNumTypes = 10
+  fsNumTypes = 10,
+  /* Makes every int a valid value of the type, so a bad value from a caller can be checked and
+   * reported instead of being undefined behaviour in C++. Not a datatype. */
+  fsDataTypeMaxEnum = 0x7fffffff
 } fsDataType_t;
 
 /* f16 and bf16 are reduced in f32 and rounded once per hop. */
-typedef enum { fsSum = 0, fsProd = 1, fsMax = 2, fsMin = 3, fsAvg = 4, fsNumOps = 5 } fsRedOp_t;
+typedef enum {
+  fsSum = 0,
+  fsProd = 1,
+  fsMax = 2,
+  fsMin = 3,
+  fsAvg = 4,
+  fsNumOps = 5,
+  fsRedOpMaxEnum = 0x7fffffff /* not an operation: see fsDataTypeMaxEnum */
+} fsRedOp_t;
 
 /* The rendezvous: the root's TCP address plus a random magic. Opaque; copy it by value to the
  * other ranks (any channel) or pass it as text with fsUniqueIdToString/FromString. */

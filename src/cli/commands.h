@@ -14,5 +14,8 @@ void register_bench_devices_command(CLI::App& bench);
 void register_launch_command(CLI::App& app);       // src/cli/launch_command.cc
 void register_bench_comm_command(CLI::App& bench);  // src/cli/bench_comm.cc
 #endif
+#ifdef FLAGSTONE_HAVE_OPS
+void register_ops_command(CLI::App& app);  // src/cli/ops_command.cc
+#endif
 
 }  // namespace flagstone::cli

@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   flagstone::cli::register_launch_command(app);
   flagstone::cli::register_bench_comm_command(bench);
 #endif
+#ifdef FLAGSTONE_HAVE_OPS
+  flagstone::cli::register_ops_command(app);
+#endif
 
   try {
     app.parse(argc, argv);

@@ -17,5 +17,8 @@ void register_bench_comm_command(CLI::App& bench);  // src/cli/bench_comm.cc
 #ifdef FLAGSTONE_HAVE_OPS
 void register_ops_command(CLI::App& app);  // src/cli/ops_command.cc
 #endif
+#ifdef FLAGSTONE_HAVE_RUN
+void register_run_command(CLI::App& app);  // src/cli/run_command.cc
+#endif
 
 }  // namespace flagstone::cli

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
 #ifdef FLAGSTONE_HAVE_OPS
   flagstone::cli::register_ops_command(app);
 #endif
+#ifdef FLAGSTONE_HAVE_RUN
+  flagstone::cli::register_run_command(app);
+#endif
 
   try {
     app.parse(argc, argv);

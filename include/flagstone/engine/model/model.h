@@ -1,0 +1,81 @@
+// Models for inference: load a Hugging Face folder or a GGUF file onto a device and run the
+// forward pass over a KV cache; a float64 reference mode checks every other path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "flagstone/engine/model/architecture.h"
+#include "flagstone/engine/model/kv_cache.h"
+#include "flagstone/engine/model_config.h"
+#include "flagstone/engine/tokenizer/tokenizer.h"
+#include "flagstone/runtime/tensor.h"
+
+namespace flagstone::engine {
+
+struct LoadProgress {
+  std::string tensor;  // the tensor just moved to the device
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  size_t tensors_done = 0;
+  size_t tensors_total = 0;
+};
+
+struct ModelOptions {
+  Device device;  // cpu by default
+  // Activations and plain weights; default: f32 on cpu and OpenCL, the checkpoint's 16-bit type
+  // (bf16 when it says nothing) on other accelerators.
+  std::optional<DType> dtype;
+  // The float64 reference: every weight upcast to f64 on the cpu and every op run by its
+  // reference implementation. `device`, `dtype` and `keep_quantized` are ignored.
+  bool reference = false;
+  // GGUF q8_0/q4_0 matrices stay quantized (linear_quantized); false dequantizes at load.
+  bool keep_quantized = true;
+  // Longest sequence (rope tables, default cache size); 0: the config's
+  // max_position_embeddings, capped at 8192 to keep caches small.
+  int64_t max_context = 0;
+  std::function<void(const LoadProgress&)> progress;
+};
+
+struct ModelInfo {
+  std::string path;
+  std::string format;        // "safetensors" or "gguf"
+  std::string architecture;  // registry name
+  Device device;
+  DType dtype = DType::kF32;  // activations
+  bool reference = false;
+  int64_t parameters = 0;
+  uint64_t weight_bytes = 0;  // on the device
+  int64_t max_context = 0;
+  std::string weight_types;  // "q8_0 x 14, f32 x 9"
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual const ModelInfo& info() const = 0;
+
+  // A cache for `batch` sequences of up to `capacity` positions (0: max_context) on the
+  // model's device in its dtype.
+  virtual KvCache new_cache(int64_t batch = 1, int64_t capacity = 0) const = 0;
+
+  // Runs `tokens` [batch, count] (i64 or i32, any device) at positions cache.length() ..
+  // cache.length() + count - 1 of every sequence, appending their keys and values to `cache`.
+  // Returns logits [batch, count, vocab] when `all_logits`, else [batch, 1, vocab] of the last
+  // position; in the model's dtype, on its device.
+  virtual Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits = false) = 0;
+};
+
+// Loads a model folder (config.json + safetensors) or a .gguf file. Errors name the file and
+// the tensor or key at fault.
+std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& options = {});
+// True when `path` names a GGUF file (by its magic, whatever its extension).
+bool is_gguf_file(const std::string& path);
+// The tokenizer of a model folder (tokenizer.json) or of a GGUF file's vocabulary.
+Tokenizer load_model_tokenizer(const std::string& path);
+
+}  // namespace flagstone::engine

@@ -1,0 +1,56 @@
+// The decoder-only transformer every registered architecture builds on: token embedding,
+// pre-norm attention with rope and GQA over a KV cache, gated SiLU MLP, final norm and head.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flagstone/engine/model/model.h"
+#include "op_runner.h"
+#include "weights.h"
+
+namespace flagstone::engine::detail {
+
+class DecoderModel : public Model {
+ public:
+  // Loads every weight from `source` as the architecture's traits and `options` ask.
+  DecoderModel(const WeightSource& source, ModelConfig config, const Architecture& arch,
+               const ModelOptions& options);
+
+  const ModelConfig& config() const override { return config_; }
+  const ModelInfo& info() const override { return info_; }
+  KvCache new_cache(int64_t batch, int64_t capacity) const override;
+  Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits) override;
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_norm;
+    Tensor qkv, qkv_bias;  // q, k and v projections stacked: [(hq + 2 hk) * head_dim, hidden]
+    Tensor q_norm, k_norm;
+    Tensor o;
+    Tensor gate_up;  // gate and up projections stacked: [2 * intermediate, hidden]
+    Tensor down;
+  };
+
+  void load_weights(const WeightSource& source, const ModelOptions& options);
+  void build_rope(WeightLoader& loader);
+  DType matrix_dtype(const WeightLoader& loader, const std::vector<std::string>& names,
+                     bool keep_quantized) const;
+  Tensor attention(int64_t layer, const Tensor& h, const Tensor& positions, const Tensor& mask,
+                   KvCache& cache, int64_t start);
+  void describe_weights();
+
+  ModelConfig config_;
+  DecoderTraits traits_;
+  ModelInfo info_;
+  OpRunner ops_;
+  Device device_;
+  DType dtype_;
+  int64_t hidden_, heads_, kv_heads_, head_dim_, intermediate_, vocab_;
+  Tensor embed_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+  Tensor rope_cos_, rope_sin_;  // [max_context, head_dim / 2]
+};
+
+}  // namespace flagstone::engine::detail

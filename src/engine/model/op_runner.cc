@@ -1,0 +1,49 @@
+// Both paths call ops by name with the attributes of their schemas; only the runner differs.
+#include "op_runner.h"
+
+namespace flagstone::engine::detail {
+
+std::vector<Tensor> OpRunner::call(std::string_view op, const std::vector<Tensor>& inputs,
+                                   const ops::Attrs& attrs) const {
+  return reference_ ? ops::call_reference(op, inputs, attrs) : ops::call(op, inputs, attrs);
+}
+
+Tensor OpRunner::embedding(const Tensor& tokens, const Tensor& table) const {
+  return call("embedding", {tokens, table})[0];
+}
+
+Tensor OpRunner::rms_norm(const Tensor& x, const Tensor& weight, double eps) const {
+  return call("rms_norm", {x, weight}, {{"eps", eps}})[0];
+}
+
+ops::TensorPair OpRunner::add_rms_norm(const Tensor& x, const Tensor& residual,
+                                       const Tensor& weight, double eps) const {
+  auto out = call("add_rms_norm", {x, residual, weight}, {{"eps", eps}});
+  return {out[0], out[1]};
+}
+
+Tensor OpRunner::linear(const Tensor& x, const Tensor& weight, const Tensor& bias) const {
+  if (is_quantized(weight.dtype())) return call("linear_quantized", {x, weight, bias})[0];
+  return call("linear", {x, weight, bias})[0];
+}
+
+Tensor OpRunner::rotary(const Tensor& x, const Tensor& positions, const Tensor& cos,
+                        const Tensor& sin, const std::string& style) const {
+  return call("rotary_embedding", {x, positions, cos, sin}, {{"style", style}})[0];
+}
+
+Tensor OpRunner::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                           bool causal) const {
+  ops::Attrs attrs{{"causal", causal}, {"causal_alignment", "bottom_right"}};
+  return call("scaled_dot_product_attention", {q, k, v, mask}, attrs)[0];
+}
+
+Tensor OpRunner::silu_and_mul(const Tensor& x) const {
+  return call("silu_and_mul", {x})[0];
+}
+
+Tensor OpRunner::add(const Tensor& a, const Tensor& b) const {
+  return call("add", {a, b})[0];
+}
+
+}  // namespace flagstone::engine::detail

@@ -1,0 +1,38 @@
+// The ops a model's forward pass uses, run either through dispatch (the optimized path on the
+// model's device) or by each op's float64 reference on the cpu (the reference model).
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "flagstone/ops/ops.h"
+
+namespace flagstone::engine::detail {
+
+class OpRunner {
+ public:
+  explicit OpRunner(bool reference) : reference_(reference) {}
+  bool reference() const { return reference_; }
+
+  Tensor embedding(const Tensor& tokens, const Tensor& table) const;
+  Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) const;
+  // Returns (rms_norm(x + residual) * weight, x + residual).
+  ops::TensorPair add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                               double eps) const;
+  // Plain or GGUF-quantized weights [out, in]; `bias` may be undefined.
+  Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {}) const;
+  Tensor rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin,
+                const std::string& style) const;
+  // q [b, hq, t, d] over k, v [b, hk, n, d]; causal aligned bottom-right when `causal`.
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                   bool causal) const;
+  Tensor silu_and_mul(const Tensor& x) const;
+  Tensor add(const Tensor& a, const Tensor& b) const;
+
+ private:
+  std::vector<Tensor> call(std::string_view op, const std::vector<Tensor>& inputs,
+                           const ops::Attrs& attrs = {}) const;
+  bool reference_;
+};
+
+}  // namespace flagstone::engine::detail

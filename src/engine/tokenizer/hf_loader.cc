@@ -125,6 +125,18 @@ void add_post_processor(const json& j, const std::string& where, tok::PostProces
 
 Tokenizer TokenizerBuilder::from_hf(std::string_view tokenizer_json, std::string_view config_json,
                                     std::string_view chat_template_file, std::string_view source) {
+  try {
+    return from_hf_checked(tokenizer_json, config_json, chat_template_file, source);
+  } catch (const nlohmann::json::exception& e) {
+    // A value of the wrong JSON type somewhere the checks above did not look.
+    throw_error(ErrorCategory::kFormat, "tokenizer file ", source, ": ", e.what());
+  }
+}
+
+Tokenizer TokenizerBuilder::from_hf_checked(std::string_view tokenizer_json,
+                                            std::string_view config_json,
+                                            std::string_view chat_template_file,
+                                            std::string_view source) {
   auto impl = std::make_shared<Tokenizer::Impl>();
   impl->source = std::string(source);
   const std::string& src = impl->source;

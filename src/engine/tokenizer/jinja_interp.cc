@@ -2,6 +2,7 @@
 // scope; if does not) and Python operator semantics.
 #include "jinja_interp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -57,13 +58,18 @@ Value arithmetic(const std::string& op, const Value& l, const Value& r) {
   if (op == "*") {
     if ((b.is_string() || b.is_array()) && a.is_number_integer()) return arithmetic(op, r, l);
     if ((a.is_string() || a.is_array()) && b.is_number_integer()) {
-      Json out = a.is_string() ? Json("") : Json::array();
-      for (std::int64_t i = 0; i < b.get<std::int64_t>(); ++i) {
-        if (a.is_string())
-          out = out.get<std::string>() + a.get<std::string>();
-        else
-          for (const auto& e : a) out.push_back(e);
+      std::int64_t times = std::max<std::int64_t>(0, b.get<std::int64_t>());
+      std::size_t unit = a.is_string() ? a.get_ref<const std::string&>().size() : a.size();
+      if (unit > 0 && static_cast<std::size_t>(times) > (std::size_t{1} << 24) / unit)
+        eval_fail("repetition result too large");
+      if (a.is_string()) {
+        std::string out;
+        for (std::int64_t i = 0; i < times; ++i) out += a.get_ref<const std::string&>();
+        return Json(out);
       }
+      Json out = Json::array();
+      for (std::int64_t i = 0; i < times; ++i)
+        for (const auto& e : a) out.push_back(e);
       return out;
     }
     if (ints) return Json(as_int(a) * as_int(b));
@@ -164,7 +170,14 @@ class Interpreter {
     return nullptr;
   }
 
+  // Templates cannot loop forever, but nested loops over range() can take very long; a budget
+  // turns that into an error.
+  void step(SourcePos pos) {
+    if (++steps_ > 1'000'000) fail(pos, "template evaluation exceeded 1 million steps");
+  }
+
   Value eval(const Expr& e) {
+    step(e.pos);
     try {
       return eval_inner(e);
     } catch (const EvalError& err) {
@@ -391,6 +404,7 @@ class Interpreter {
     if (items.empty()) return exec(n.else_body, out);
     std::size_t len = items.size();
     for (std::size_t i = 0; i < len; ++i) {
+      step(n.pos);
       scopes_.emplace_back();
       Json loop = {{"index", i + 1},      {"index0", i},
                    {"revindex", len - i}, {"revindex0", len - i - 1},
@@ -426,6 +440,8 @@ class Interpreter {
   Flow exec(const Body& body, std::string& out) {
     for (const auto& node : body) {
       const Node& n = *node;
+      step(n.pos);
+      if (out.size() > (std::size_t{1} << 28)) fail(n.pos, "template output exceeds 256 MiB");
       switch (n.kind) {
         case Node::Kind::kText:
           out += n.text;
@@ -477,6 +493,7 @@ class Interpreter {
 
   const Program& p_;
   std::vector<std::unordered_map<std::string, Value>> scopes_;
+  std::size_t steps_ = 0;
 };
 
 }  // namespace

@@ -58,6 +58,8 @@ struct Tokenizer::Impl {
 struct TokenizerBuilder {
   static Tokenizer from_hf(std::string_view tokenizer_json, std::string_view config_json,
                            std::string_view chat_template_file, std::string_view source);
+  static Tokenizer from_hf_checked(std::string_view tokenizer_json, std::string_view config_json,
+                                   std::string_view chat_template_file, std::string_view source);
   static Tokenizer from_gguf(const GgufTokenizerData& data);
   // Builds the matchers and lookup tables once `added` and the stages are set.
   static Tokenizer finish(std::shared_ptr<Tokenizer::Impl> impl);

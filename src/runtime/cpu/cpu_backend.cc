@@ -105,6 +105,9 @@ class CpuDevice final : public DeviceImpl {
   const DeviceInfo& info() const override { return info_; }
 
   MemHandle allocate(size_t bytes) override {
+    // Refuse what cannot exist before asking malloc (and before the rounding could wrap).
+    FS_CHECK(bytes <= info_.memory_bytes, kOutOfMemory, "cpu:0 cannot allocate ", bytes,
+             " bytes: the machine has ", info_.memory_bytes);
     size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     void* ptr = std::aligned_alloc(64, rounded);
     FS_CHECK(ptr != nullptr, kOutOfMemory, "cpu:0 cannot allocate ", bytes, " bytes");

@@ -13,7 +13,8 @@ endfunction()
 
 run_step("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 run_step("configure consumer" ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/consumer
-         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
+         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX}
+         "-DCMAKE_CXX_FLAGS=${CONSUMER_FLAGS}")
 run_step("build consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/consumer)
 run_step("run consumer" ${WORK_DIR}/consumer/consumer)
 if(NOT step_output MATCHES "consumer ok: 6 elements")
@@ -28,7 +29,8 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "pkg-config does not know flagstone")
 endif()
 separate_arguments(flags UNIX_COMMAND "${flags}")
-run_step("compile with pkg-config flags" ${CXX} ${SOURCE_DIR}/main.cc ${flags}
+separate_arguments(consumer_flags UNIX_COMMAND "${CONSUMER_FLAGS}")
+run_step("compile with pkg-config flags" ${CXX} ${SOURCE_DIR}/main.cc ${flags} ${consumer_flags}
          -Wl,-rpath,${prefix}/lib -o ${WORK_DIR}/consumer_pc)
 run_step("run pkg-config consumer" ${WORK_DIR}/consumer_pc)
 if(NOT step_output MATCHES "consumer ok: 6 elements")

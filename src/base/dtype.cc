@@ -36,11 +36,11 @@ struct Alias {
 };
 
 constexpr Alias kAliases[] = {
-    {"float64", DType::kF64}, {"double", DType::kF64},   {"float32", DType::kF32},
-    {"float", DType::kF32},   {"float16", DType::kF16},  {"half", DType::kF16},
-    {"bfloat16", DType::kBF16}, {"int64", DType::kI64}, {"long", DType::kI64},
-    {"int32", DType::kI32},   {"int", DType::kI32},      {"int16", DType::kI16},
-    {"int8", DType::kI8},     {"uint8", DType::kU8},     {"boolean", DType::kBool},
+    {"float64", DType::kF64},   {"double", DType::kF64},  {"float32", DType::kF32},
+    {"float", DType::kF32},     {"float16", DType::kF16}, {"half", DType::kF16},
+    {"bfloat16", DType::kBF16}, {"int64", DType::kI64},   {"long", DType::kI64},
+    {"int32", DType::kI32},     {"int", DType::kI32},     {"int16", DType::kI16},
+    {"int8", DType::kI8},       {"uint8", DType::kU8},    {"boolean", DType::kBool},
 };
 
 }  // namespace

@@ -78,17 +78,28 @@ void write(void* data, int64_t index, T value) {
 
 double load_as_double(const void* data, DType dtype, int64_t index) {
   switch (dtype) {
-    case DType::kF64: return read<double>(data, index);
-    case DType::kF32: return read<float>(data, index);
-    case DType::kF16: return f16_bits_to_float(read<uint16_t>(data, index));
-    case DType::kBF16: return bf16_bits_to_float(read<uint16_t>(data, index));
-    case DType::kI64: return static_cast<double>(read<int64_t>(data, index));
-    case DType::kI32: return read<int32_t>(data, index);
-    case DType::kI16: return read<int16_t>(data, index);
-    case DType::kI8: return read<int8_t>(data, index);
-    case DType::kU8: return read<uint8_t>(data, index);
-    case DType::kBool: return read<uint8_t>(data, index) != 0 ? 1.0 : 0.0;
-    default: break;
+    case DType::kF64:
+      return read<double>(data, index);
+    case DType::kF32:
+      return read<float>(data, index);
+    case DType::kF16:
+      return f16_bits_to_float(read<uint16_t>(data, index));
+    case DType::kBF16:
+      return bf16_bits_to_float(read<uint16_t>(data, index));
+    case DType::kI64:
+      return static_cast<double>(read<int64_t>(data, index));
+    case DType::kI32:
+      return read<int32_t>(data, index);
+    case DType::kI16:
+      return read<int16_t>(data, index);
+    case DType::kI8:
+      return read<int8_t>(data, index);
+    case DType::kU8:
+      return read<uint8_t>(data, index);
+    case DType::kBool:
+      return read<uint8_t>(data, index) != 0 ? 1.0 : 0.0;
+    default:
+      break;
   }
   throw_error(ErrorCategory::kInvalidArgument, "cannot read elements of dtype ", dtype_name(dtype),
               " one at a time");
@@ -96,22 +107,31 @@ double load_as_double(const void* data, DType dtype, int64_t index) {
 
 void store_from_double(void* data, DType dtype, int64_t index, double value) {
   switch (dtype) {
-    case DType::kF64: return write<double>(data, index, value);
-    case DType::kF32: return write<float>(data, index, static_cast<float>(value));
+    case DType::kF64:
+      return write<double>(data, index, value);
+    case DType::kF32:
+      return write<float>(data, index, static_cast<float>(value));
     case DType::kF16:
       return write<uint16_t>(data, index, float_to_f16_bits(static_cast<float>(value)));
     case DType::kBF16:
       return write<uint16_t>(data, index, float_to_bf16_bits(static_cast<float>(value)));
-    case DType::kI64: return write<int64_t>(data, index, saturate<int64_t>(value));
-    case DType::kI32: return write<int32_t>(data, index, saturate<int32_t>(value));
-    case DType::kI16: return write<int16_t>(data, index, saturate<int16_t>(value));
-    case DType::kI8: return write<int8_t>(data, index, saturate<int8_t>(value));
-    case DType::kU8: return write<uint8_t>(data, index, saturate<uint8_t>(value));
-    case DType::kBool: return write<uint8_t>(data, index, value != 0.0 ? 1 : 0);
-    default: break;
+    case DType::kI64:
+      return write<int64_t>(data, index, saturate<int64_t>(value));
+    case DType::kI32:
+      return write<int32_t>(data, index, saturate<int32_t>(value));
+    case DType::kI16:
+      return write<int16_t>(data, index, saturate<int16_t>(value));
+    case DType::kI8:
+      return write<int8_t>(data, index, saturate<int8_t>(value));
+    case DType::kU8:
+      return write<uint8_t>(data, index, saturate<uint8_t>(value));
+    case DType::kBool:
+      return write<uint8_t>(data, index, value != 0.0 ? 1 : 0);
+    default:
+      break;
   }
-  throw_error(ErrorCategory::kInvalidArgument, "cannot write elements of dtype ",
-              dtype_name(dtype), " one at a time");
+  throw_error(ErrorCategory::kInvalidArgument, "cannot write elements of dtype ", dtype_name(dtype),
+              " one at a time");
 }
 
 }  // namespace flagstone

@@ -109,7 +109,8 @@ void register_bench_devices_command(CLI::App& bench) {
   cmd->add_option("--repeat", options->repeat, "Timed repetitions (median reported)")
       ->default_val(10)
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("-d,--device", options->devices, "Devices to measure (default: all), e.g. cuda:0");
+  cmd->add_option("-d,--device", options->devices,
+                  "Devices to measure (default: all), e.g. cuda:0");
   cmd->add_flag("--json", options->json, "Print JSON");
   cmd->callback([options] { run(*options); });
 }

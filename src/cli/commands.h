@@ -11,7 +11,7 @@ void register_info_command(CLI::App& app);
 CLI::App& register_bench_command(CLI::App& app);
 void register_bench_devices_command(CLI::App& bench);
 #ifdef FLAGSTONE_HAVE_COMM
-void register_launch_command(CLI::App& app);       // src/cli/launch_command.cc
+void register_launch_command(CLI::App& app);        // src/cli/launch_command.cc
 void register_bench_comm_command(CLI::App& bench);  // src/cli/bench_comm.cc
 #endif
 #ifdef FLAGSTONE_HAVE_OPS

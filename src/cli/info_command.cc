@@ -17,9 +17,12 @@ using runtime::DeviceInfo;
 
 const char* type_name(runtime::DeviceType type) {
   switch (type) {
-    case runtime::DeviceType::kCpu: return "cpu";
-    case runtime::DeviceType::kGpu: return "gpu";
-    case runtime::DeviceType::kAccelerator: return "accelerator";
+    case runtime::DeviceType::kCpu:
+      return "cpu";
+    case runtime::DeviceType::kGpu:
+      return "gpu";
+    case runtime::DeviceType::kAccelerator:
+      return "accelerator";
   }
   return "unknown";
 }

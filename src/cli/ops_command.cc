@@ -1,9 +1,9 @@
 // `flagstone ops`: the operator coverage matrix (op x backend x dtype x provider) and what the
 // dispatch policy picks on each device of this machine, as text or JSON.
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <map>
 #include <string>
 
 #include "commands.h"

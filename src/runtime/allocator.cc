@@ -8,7 +8,9 @@ namespace flagstone::runtime {
 CachingAllocator::CachingAllocator(std::shared_ptr<DeviceImpl> device)
     : device_(std::move(device)) {}
 
-CachingAllocator::~CachingAllocator() { empty_cache(); }
+CachingAllocator::~CachingAllocator() {
+  empty_cache();
+}
 
 size_t CachingAllocator::round_size(size_t bytes) {
   constexpr size_t kKiB = 1024;

@@ -16,16 +16,23 @@ namespace flagstone::runtime {
 
 Device::Device(std::shared_ptr<DeviceImpl> impl) : impl_(std::move(impl)) {}
 
-const DeviceInfo& Device::info() const { return impl_->info(); }
+const DeviceInfo& Device::info() const {
+  return impl_->info();
+}
 
-std::string Device::spec() const { return info().backend + ":" + std::to_string(info().index); }
+std::string Device::spec() const {
+  return info().backend + ":" + std::to_string(info().index);
+}
 
-void Device::synchronize() const { impl_->synchronize(); }
+void Device::synchronize() const {
+  impl_->synchronize();
+}
 
 CachingAllocator& Device::allocator() const {
   // One allocator per device for the life of the process (never destroyed, like devices).
   static auto* mutex = new std::mutex();
-  static auto* allocators = new std::unordered_map<DeviceImpl*, std::unique_ptr<CachingAllocator>>();
+  static auto* allocators =
+      new std::unordered_map<DeviceImpl*, std::unique_ptr<CachingAllocator>>();
   std::lock_guard lock(*mutex);
   auto& slot = (*allocators)[impl_.get()];
   if (!slot) slot = std::make_unique<CachingAllocator>(impl_);
@@ -52,7 +59,9 @@ Buffer Buffer::allocate(const Device& device, size_t bytes) {
   return buffer;
 }
 
-size_t Buffer::size() const { return block_ ? block_->size : 0; }
+size_t Buffer::size() const {
+  return block_ ? block_->size : 0;
+}
 
 MemHandle Buffer::handle() const {
   FS_CHECK(block_, kInvalidArgument, "use of an undefined Buffer");
@@ -76,7 +85,8 @@ Stream Stream::default_stream(const Device& device) {
   stream.device_ = device;
   // Aliasing constructor: a non-owning handle to the device-owned default stream that keeps the
   // device alive.
-  stream.impl_ = std::shared_ptr<StreamImpl>(std::shared_ptr<void>(), &device.impl().default_stream());
+  stream.impl_ =
+      std::shared_ptr<StreamImpl>(std::shared_ptr<void>(), &device.impl().default_stream());
   return stream;
 }
 
@@ -105,11 +115,17 @@ void Event::record(const Stream& stream) {
   impl_->record(stream.impl());
 }
 
-void Event::synchronize() const { impl_->synchronize(); }
+void Event::synchronize() const {
+  impl_->synchronize();
+}
 
-bool Event::query() const { return impl_->query(); }
+bool Event::query() const {
+  return impl_->query();
+}
 
-float Event::elapsed_ms(const Event& end) const { return impl_->elapsed_ms(end.impl()); }
+float Event::elapsed_ms(const Event& end) const {
+  return impl_->elapsed_ms(end.impl());
+}
 
 // ---- Copies ----
 
@@ -189,9 +205,13 @@ PinnedHostBuffer::PinnedHostBuffer(const Device& device, size_t bytes)
   }
 }
 
-PinnedHostBuffer::~PinnedHostBuffer() { release(); }
+PinnedHostBuffer::~PinnedHostBuffer() {
+  release();
+}
 
-PinnedHostBuffer::PinnedHostBuffer(PinnedHostBuffer&& other) noexcept { *this = std::move(other); }
+PinnedHostBuffer::PinnedHostBuffer(PinnedHostBuffer&& other) noexcept {
+  *this = std::move(other);
+}
 
 PinnedHostBuffer& PinnedHostBuffer::operator=(PinnedHostBuffer&& other) noexcept {
   if (this != &other) {

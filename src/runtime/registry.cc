@@ -42,7 +42,9 @@ struct Registry {
     return nullptr;
   }
 
-  static Device make_device(std::shared_ptr<DeviceImpl> impl) { return Device(std::move(impl)); }
+  static Device make_device(std::shared_ptr<DeviceImpl> impl) {
+    return Device(std::move(impl));
+  }
 };
 
 void register_backend(std::unique_ptr<Backend> backend) {

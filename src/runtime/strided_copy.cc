@@ -9,8 +9,8 @@
 namespace flagstone::runtime {
 
 void strided_copy_host(const StridedCopy& copy, const std::byte* src_base, std::byte* dst_base) {
-  FS_CHECK(copy.ndim >= 0 && copy.ndim <= kMaxDims, kInvalidArgument, "strided copy of ",
-           copy.ndim, " dims (at most ", kMaxDims, ")");
+  FS_CHECK(copy.ndim >= 0 && copy.ndim <= kMaxDims, kInvalidArgument, "strided copy of ", copy.ndim,
+           " dims (at most ", kMaxDims, ")");
   const int64_t elem = static_cast<int64_t>(copy.element_bytes);
   int64_t total = 1;
   for (int d = 0; d < copy.ndim; ++d) total *= copy.sizes[d];
@@ -47,8 +47,10 @@ void touched_range(const StridedCopy& copy, const int64_t* strides, int64_t offs
   *hi = offset;
   for (int d = 0; d < copy.ndim; ++d) {
     int64_t span = strides[d] * (copy.sizes[d] - 1);
-    if (span < 0) *lo += span;
-    else *hi += span;
+    if (span < 0)
+      *lo += span;
+    else
+      *hi += span;
   }
 }
 

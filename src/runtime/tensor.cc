@@ -38,8 +38,7 @@ namespace {
 void check_shape(const Shape& shape) {
   int64_t total = 1;
   for (int64_t size : shape) {
-    FS_CHECK(size >= 0, kInvalidArgument, "shape ", shape_to_string(shape),
-             " has a negative size");
+    FS_CHECK(size >= 0, kInvalidArgument, "shape ", shape_to_string(shape), " has a negative size");
     FS_CHECK(size == 0 || total <= INT64_MAX / size, kInvalidArgument, "shape ",
              shape_to_string(shape), " has more elements than fit in 64 bits");
     total *= size;
@@ -72,8 +71,7 @@ Tensor Tensor::from_buffer(Buffer buffer, const Shape& shape, const Shape& strid
   FS_CHECK(buffer.defined(), kInvalidArgument, "from_buffer: undefined buffer");
   check_shape(shape);
   FS_CHECK(strides.size() == shape.size(), kInvalidArgument, "from_buffer: shape ",
-           shape_to_string(shape), " and strides ", shape_to_string(strides),
-           " differ in rank");
+           shape_to_string(shape), " and strides ", shape_to_string(strides), " differ in rank");
   FS_CHECK(offset >= 0, kInvalidArgument, "from_buffer: negative offset ", offset);
   int64_t last = offset;
   bool empty = shape_numel(shape) == 0;
@@ -85,17 +83,17 @@ Tensor Tensor::from_buffer(Buffer buffer, const Shape& shape, const Shape& strid
   if (is_quantized(dtype)) {
     check_block_layout(shape, dtype);
     int block = dtype_info(dtype).block_elements;
-    FS_CHECK(strides.back() == 1 && offset % block == 0, kInvalidArgument, "a ",
-             dtype_name(dtype), " view must keep whole blocks contiguous in the last dim");
+    FS_CHECK(strides.back() == 1 && offset % block == 0, kInvalidArgument, "a ", dtype_name(dtype),
+             " view must keep whole blocks contiguous in the last dim");
     last = last - (last % block) + block - 1;
   }
   if (!empty) {
-    size_t needed = dtype_bytes(dtype, (last / dtype_info(dtype).block_elements + 1) *
-                                           dtype_info(dtype).block_elements);
+    size_t needed = dtype_bytes(
+        dtype, (last / dtype_info(dtype).block_elements + 1) * dtype_info(dtype).block_elements);
     FS_CHECK(needed <= buffer.size(), kInvalidArgument, "from_buffer: a ", dtype_name(dtype),
-             shape_to_string(shape), " view with strides ", shape_to_string(strides),
-             " at offset ", offset, " needs ", needed, " bytes but the buffer on ",
-             buffer.device().spec(), " has ", buffer.size());
+             shape_to_string(shape), " view with strides ", shape_to_string(strides), " at offset ",
+             offset, " needs ", needed, " bytes but the buffer on ", buffer.device().spec(),
+             " has ", buffer.size());
   }
   Tensor t;
   t.buffer_ = std::move(buffer);
@@ -263,8 +261,8 @@ void Tensor::fill_bytes_(uint8_t value) {
 
 void Tensor::copy_to_host(void* dst, size_t bytes) const {
   FS_CHECK(defined(), kInvalidArgument, "copy_to_host of an undefined tensor");
-  FS_CHECK(bytes == nbytes(), kInvalidArgument, "copy_to_host of ", describe(), " needs ",
-           nbytes(), " bytes, got ", bytes);
+  FS_CHECK(bytes == nbytes(), kInvalidArgument, "copy_to_host of ", describe(), " needs ", nbytes(),
+           " bytes, got ", bytes);
   if (bytes == 0) return;
   Tensor source = contiguous();
   Stream stream = Stream::default_stream(device());

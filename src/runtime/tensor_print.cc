@@ -33,8 +33,9 @@ Format choose_format(const std::vector<double>& values, DType dtype) {
     if (v != std::floor(v)) integral = false;
   }
   f.integral_floats = integral && max_abs < 1e8;
-  f.scientific = !f.integral_floats && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs > 0) ||
-                                        (max_abs / std::max(min_abs, 1e-300) > 1e3 && max_abs >= 1e3));
+  f.scientific =
+      !f.integral_floats && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs > 0) ||
+                             (max_abs / std::max(min_abs, 1e-300) > 1e3 && max_abs >= 1e3));
   return f;
 }
 
@@ -106,8 +107,8 @@ void print_dim(std::ostringstream& out, const Tensor& host, const Format& f, int
 std::string Tensor::to_string(int64_t max_elements) const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream out;
-  std::string suffix = ", dtype=" + std::string(dtype_name(dtype_)) + ", device=" +
-                       device().spec() + ")";
+  std::string suffix =
+      ", dtype=" + std::string(dtype_name(dtype_)) + ", device=" + device().spec() + ")";
   if (is_quantized(dtype_)) {
     out << "tensor(<" << numel() << " block-quantized values, shape=" << shape_to_string(shape_)
         << ">" << suffix;

@@ -20,8 +20,7 @@ int wrap_dim(int dim, int rank, const Tensor& t, const char* op) {
 Tensor Tensor::slice(int dim, int64_t start, int64_t end, int64_t step) const {
   FS_CHECK(defined(), kInvalidArgument, "slice of an undefined tensor");
   int d = wrap_dim(dim, this->dim(), *this, "slice");
-  FS_CHECK(step >= 1, kInvalidArgument, "slice of ", describe(), ": step must be >= 1, got ",
-           step);
+  FS_CHECK(step >= 1, kInvalidArgument, "slice of ", describe(), ": step must be >= 1, got ", step);
   int64_t size = shape_[d];
   // Python rules: negative indices count from the end; out-of-range bounds clamp.
   if (start < 0) start += size;
@@ -44,16 +43,18 @@ Tensor Tensor::slice(int dim, int64_t start, int64_t end, int64_t step) const {
 Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
   int d = wrap_dim(dim, this->dim(), *this, "narrow");
   if (start < 0) start += shape_[d];
-  FS_CHECK(start >= 0 && length >= 0 && start + length <= shape_[d], kInvalidArgument,
-           "narrow of ", describe(), ": [", start, ", ", start + length, ") is outside dim ", dim,
-           " of size ", shape_[d]);
+  FS_CHECK(start >= 0 && length >= 0 && start + length <= shape_[d], kInvalidArgument, "narrow of ",
+           describe(), ": [", start, ", ", start + length, ") is outside dim ", dim, " of size ",
+           shape_[d]);
   return slice(d, start, start + length);
 }
 
 Tensor Tensor::select(int dim, int64_t index) const {
   int d = wrap_dim(dim, this->dim(), *this, "select");
-  FS_CHECK(!is_quantized(dtype_) || d != this->dim() - 1, kInvalidArgument, "select along the "
-           "last dim of block-quantized ", describe());
+  FS_CHECK(!is_quantized(dtype_) || d != this->dim() - 1, kInvalidArgument,
+           "select along the "
+           "last dim of block-quantized ",
+           describe());
   int64_t i = index < 0 ? index + shape_[d] : index;
   FS_CHECK(i >= 0 && i < shape_[d], kInvalidArgument, "select of ", describe(), ": index ", index,
            " out of range for dim ", dim, " of size ", shape_[d]);
@@ -71,14 +72,15 @@ Tensor Tensor::permute(const std::vector<int>& dims) const {
   Tensor out = *this;
   for (size_t i = 0; i < dims.size(); ++i) {
     int d = wrap_dim(dims[i], dim(), *this, "permute");
-    FS_CHECK(!seen[d], kInvalidArgument, "permute of ", describe(), ": dim ", dims[i],
-             " repeated");
+    FS_CHECK(!seen[d], kInvalidArgument, "permute of ", describe(), ": dim ", dims[i], " repeated");
     seen[d] = true;
     out.shape_[i] = shape_[d];
     out.strides_[i] = strides_[d];
   }
-  FS_CHECK(!is_quantized(dtype_) || out.strides_.back() == 1, kInvalidArgument, "permute of "
-           "block-quantized ", describe(), " must keep the last dim last");
+  FS_CHECK(!is_quantized(dtype_) || out.strides_.back() == 1, kInvalidArgument,
+           "permute of "
+           "block-quantized ",
+           describe(), " must keep the last dim last");
   return out;
 }
 
@@ -133,8 +135,8 @@ bool compute_view_strides(const Shape& old_shape, const Shape& old_strides, cons
   for (int d = static_cast<int>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
     // End of a contiguous chunk of old dims: lay the new dims of the same product over it.
-    if (d == 0 || (old_shape[d - 1] != 1 &&
-                   old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    if (d == 0 ||
+        (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
         (*strides)[view_d] = view_numel * chunk_base_stride;
         view_numel *= shape[view_d];
@@ -158,8 +160,8 @@ Tensor Tensor::view(const Shape& requested) const {
   Shape shape = infer_shape(requested, numel(), *this);
   Shape strides;
   FS_CHECK(compute_view_strides(shape_, strides_, shape, &strides), kInvalidArgument, "view of ",
-           describe(), " with strides ", shape_to_string(strides_), " as ",
-           shape_to_string(shape), " is impossible without a copy; use reshape()");
+           describe(), " with strides ", shape_to_string(strides_), " as ", shape_to_string(shape),
+           " is impossible without a copy; use reshape()");
   Tensor out = *this;
   out.shape_ = shape;
   out.strides_ = strides;
@@ -182,8 +184,8 @@ Tensor Tensor::reshape(const Shape& requested) const {
 
 Tensor Tensor::unsqueeze(int dim) const {
   int d = dim < 0 ? dim + this->dim() + 1 : dim;
-  FS_CHECK(d >= 0 && d <= this->dim(), kInvalidArgument, "unsqueeze of ", describe(), ": dim ",
-           dim, " out of range");
+  FS_CHECK(d >= 0 && d <= this->dim(), kInvalidArgument, "unsqueeze of ", describe(), ": dim ", dim,
+           " out of range");
   Tensor out = *this;
   int64_t stride = d < this->dim() ? strides_[d] * shape_[d] : 1;
   out.shape_.insert(out.shape_.begin() + d, 1);

@@ -129,6 +129,8 @@ void set_cpu_threads(int num_threads) {
   pool_slot() = std::make_unique<ThreadPool>(num_threads);
 }
 
-int cpu_threads() { return cpu_thread_pool().num_threads(); }
+int cpu_threads() {
+  return cpu_thread_pool().num_threads();
+}
 
 }  // namespace flagstone::runtime

@@ -33,10 +33,10 @@ TEST(Half, KnownBitPatterns) {
   EXPECT_EQ(float_to_f16_bits(INFINITY), 0x7C00);
   EXPECT_EQ(float_to_f16_bits(-INFINITY), 0xFC00);
   EXPECT_EQ(float_to_f16_bits(-0.0f), 0x8000);
-  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (zero)
-  EXPECT_EQ(float_to_f16_bits(std::ldexp(3.0f, -25)), 0x0002);  // tie -> even (two)
-  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -24)), 0x0001);             // smallest subnormal
+  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -25)), 0x0000);             // tie -> even (zero)
+  EXPECT_EQ(float_to_f16_bits(std::ldexp(3.0f, -25)), 0x0002);             // tie -> even (two)
+  EXPECT_EQ(float_to_f16_bits(std::ldexp(1.0f, -14)), 0x0400);             // smallest normal
   EXPECT_EQ(float_to_f16_bits(1.0f + std::ldexp(1.0f, -11)), 0x3C00);      // tie -> even
   EXPECT_EQ(float_to_f16_bits(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);  // tie -> even
   uint16_t nan = float_to_f16_bits(NAN);
@@ -82,7 +82,9 @@ TEST(Half, RandomFloatsRoundToNearestEven) {
     } else {
       auto lower = upper - 1;
       double down = x - *lower, up = *upper - x;
-      auto pick = down < up ? lower : (up < down ? upper : ((lower - halves.begin()) % 2 == 0 ? lower : upper));
+      auto pick = down < up
+                      ? lower
+                      : (up < down ? upper : ((lower - halves.begin()) % 2 == 0 ? lower : upper));
       expected = static_cast<uint16_t>(pick - halves.begin());
     }
     ASSERT_EQ(got, expected) << "x=" << x;

@@ -38,8 +38,8 @@ TEST_P(Conformance, ReportsSaneInfo) {
 }
 
 TEST_P(Conformance, AllocatesAnySizeIncludingZero) {
-  for (size_t bytes : {size_t{0}, size_t{1}, size_t{3}, size_t{4096}, size_t{1} << 20,
-                       (size_t{1} << 20) + 13}) {
+  for (size_t bytes :
+       {size_t{0}, size_t{1}, size_t{3}, size_t{4096}, size_t{1} << 20, (size_t{1} << 20) + 13}) {
     Buffer buffer = Buffer::allocate(device(), bytes);
     EXPECT_EQ(buffer.size(), bytes);
     EXPECT_EQ(buffer.device(), device());
@@ -175,8 +175,7 @@ TEST_P(Conformance, StridedCopyIntoNonContiguousDestinationKeepsGaps) {
 TEST_P(Conformance, BroadcastSourceExpandsOnDevice) {
   Tensor row = Tensor::from_vector(std::vector<int32_t>{1, 2, 3}, {1, 3}, device());
   Tensor full = row.expand({4, 3}).contiguous();
-  EXPECT_EQ(full.to_vector<int32_t>(),
-            (std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3}));
+  EXPECT_EQ(full.to_vector<int32_t>(), (std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3}));
 }
 
 TEST_P(Conformance, StreamRunsWorkInIssueOrder) {

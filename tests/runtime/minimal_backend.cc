@@ -39,7 +39,9 @@ class MinimalEvent final : public EventImpl {
   std::chrono::steady_clock::time_point time_{};
 };
 
-std::byte* bytes_of(MemHandle handle) { return static_cast<Allocation*>(handle)->bytes; }
+std::byte* bytes_of(MemHandle handle) {
+  return static_cast<Allocation*>(handle)->bytes;
+}
 
 class MinimalDevice final : public DeviceImpl {
  public:
@@ -53,8 +55,8 @@ class MinimalDevice final : public DeviceImpl {
   }
   const DeviceInfo& info() const override { return info_; }
   MemHandle allocate(size_t bytes) override {
-    FS_CHECK(bytes <= info_.max_allocation_bytes, kOutOfMemory, "minimal:0 cannot allocate ",
-             bytes, " bytes");
+    FS_CHECK(bytes <= info_.max_allocation_bytes, kOutOfMemory, "minimal:0 cannot allocate ", bytes,
+             " bytes");
     auto* allocation = new Allocation{static_cast<std::byte*>(std::malloc(bytes + 1))};
     return allocation;
   }
@@ -78,8 +80,7 @@ class MinimalDevice final : public DeviceImpl {
                       size_t src_offset, size_t bytes) override {
     std::memmove(bytes_of(dst) + dst_offset, bytes_of(src) + src_offset, bytes);
   }
-  void fill_bytes(StreamImpl&, MemHandle dst, size_t offset, size_t bytes,
-                  uint8_t value) override {
+  void fill_bytes(StreamImpl&, MemHandle dst, size_t offset, size_t bytes, uint8_t value) override {
     std::memset(bytes_of(dst) + offset, value, bytes);
   }
 

@@ -95,15 +95,17 @@ FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(TensorOnDevice);
 
 TEST(Tensor, PrintsLikePyTorch) {
   Tensor t = Tensor::from_vector(std::vector<float>{1.5f, -2.25f, 3.0f, 0.125f}, {2, 2});
-  EXPECT_EQ(t.to_string(), "tensor([[1.5000, -2.2500],\n        [3.0000, 0.1250]], dtype=f32, "
-                           "device=cpu:0)");
+  EXPECT_EQ(t.to_string(),
+            "tensor([[1.5000, -2.2500],\n        [3.0000, 0.1250]], dtype=f32, "
+            "device=cpu:0)");
   Tensor i = Tensor::from_vector(std::vector<int32_t>{1, 2, 3}, {3});
   EXPECT_EQ(i.to_string(), "tensor([1, 2, 3], dtype=i32, device=cpu:0)");
   Tensor whole = Tensor::from_vector(std::vector<float>{1, 2}, {2});
   EXPECT_EQ(whole.to_string(), "tensor([1., 2.], dtype=f32, device=cpu:0)");
   Tensor big = Tensor::from_vector(iota_floats(2000), {2000});
-  EXPECT_EQ(big.to_string(), "tensor([0., 1., 2., ..., 1997., 1998., 1999.], dtype=f32, "
-                             "device=cpu:0)");
+  EXPECT_EQ(big.to_string(),
+            "tensor([0., 1., 2., ..., 1997., 1998., 1999.], dtype=f32, "
+            "device=cpu:0)");
   Tensor b = Tensor::from_vector(std::vector<uint8_t>{1, 0}, {2}).view_as_dtype(DType::kBool);
   EXPECT_EQ(b.to_string(), "tensor([True, False], dtype=bool, device=cpu:0)");
 }

@@ -12,7 +12,9 @@
 
 namespace flagstone::runtime {
 
-inline void PrintTo(const Device& device, std::ostream* out) { *out << device.spec(); }
+inline void PrintTo(const Device& device, std::ostream* out) {
+  *out << device.spec();
+}
 
 inline std::string device_test_name(const ::testing::TestParamInfo<Device>& info) {
   std::string name = info.param.spec();
@@ -25,7 +27,7 @@ inline std::string device_test_name(const ::testing::TestParamInfo<Device>& info
 }  // namespace flagstone::runtime
 
 // Instantiates a TEST_P suite once per device: FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(MySuite).
-#define FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(suite)                                       \
-  INSTANTIATE_TEST_SUITE_P(AllDevices, suite,                                            \
-                           ::testing::ValuesIn(::flagstone::runtime::all_devices()),     \
+#define FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(suite)                                  \
+  INSTANTIATE_TEST_SUITE_P(AllDevices, suite,                                        \
+                           ::testing::ValuesIn(::flagstone::runtime::all_devices()), \
                            ::flagstone::runtime::device_test_name)

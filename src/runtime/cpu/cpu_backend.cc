@@ -32,7 +32,8 @@ class CpuEvent final : public EventImpl {
   bool query() override { return true; }
   float elapsed_ms(EventImpl& end) override {
     auto* other = dynamic_cast<CpuEvent*>(&end);
-    FS_CHECK(other != nullptr, kInvalidArgument, "elapsed_ms between a cpu event and an event of "
+    FS_CHECK(other != nullptr, kInvalidArgument,
+             "elapsed_ms between a cpu event and an event of "
              "another backend");
     FS_CHECK(recorded_ && other->recorded_, kInvalidArgument,
              "elapsed_ms on a cpu event that was never recorded");
@@ -102,7 +103,9 @@ class CpuDevice final : public DeviceImpl {
 #endif
   }
 
-  const DeviceInfo& info() const override { return info_; }
+  const DeviceInfo& info() const override {
+    return info_;
+  }
 
   MemHandle allocate(size_t bytes) override {
     // Refuse what cannot exist before asking malloc (and before the rounding could wrap).
@@ -113,14 +116,22 @@ class CpuDevice final : public DeviceImpl {
     FS_CHECK(ptr != nullptr, kOutOfMemory, "cpu:0 cannot allocate ", bytes, " bytes");
     return ptr;
   }
-  void deallocate(MemHandle handle) noexcept override { std::free(handle); }
+  void deallocate(MemHandle handle) noexcept override {
+    std::free(handle);
+  }
   void* host_address(MemHandle handle, size_t offset) override {
     return static_cast<std::byte*>(handle) + offset;
   }
 
-  StreamImpl& default_stream() override { return stream_; }
-  std::unique_ptr<StreamImpl> create_stream() override { return std::make_unique<CpuStream>(); }
-  std::unique_ptr<EventImpl> create_event() override { return std::make_unique<CpuEvent>(); }
+  StreamImpl& default_stream() override {
+    return stream_;
+  }
+  std::unique_ptr<StreamImpl> create_stream() override {
+    return std::make_unique<CpuStream>();
+  }
+  std::unique_ptr<EventImpl> create_event() override {
+    return std::make_unique<CpuEvent>();
+  }
   void synchronize() override {}
 
   void copy_to_device(StreamImpl&, MemHandle dst, size_t dst_offset, const void* src,
@@ -136,8 +147,7 @@ class CpuDevice final : public DeviceImpl {
     std::memmove(static_cast<std::byte*>(dst) + dst_offset,
                  static_cast<const std::byte*>(src) + src_offset, bytes);
   }
-  void fill_bytes(StreamImpl&, MemHandle dst, size_t offset, size_t bytes,
-                  uint8_t value) override {
+  void fill_bytes(StreamImpl&, MemHandle dst, size_t offset, size_t bytes, uint8_t value) override {
     std::memset(static_cast<std::byte*>(dst) + offset, value, bytes);
   }
   void copy_strided(StreamImpl&, const StridedCopy& copy) override {
@@ -167,6 +177,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> create_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> create_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace flagstone::runtime

@@ -17,8 +17,16 @@ void register_bench_comm_command(CLI::App& bench);  // src/cli/bench_comm.cc
 #ifdef FLAGSTONE_HAVE_OPS
 void register_ops_command(CLI::App& app);  // src/cli/ops_command.cc
 #endif
+#ifdef FLAGSTONE_HAVE_BENCH_OPS
+void register_bench_ops_command(CLI::App& bench);  // src/cli/bench_ops.cc
+#endif
+#ifdef FLAGSTONE_HAVE_COMPILER
+void register_bench_compiler_command(CLI::App& bench);  // src/cli/bench_compiler.cc
+#endif
 #ifdef FLAGSTONE_HAVE_RUN
 void register_run_command(CLI::App& app);  // src/cli/run_command.cc
+void register_bench_model_command(CLI::App& bench);  // src/cli/bench_model.cc
+void register_convert_command(CLI::App& app);        // src/cli/convert_command.cc
 #endif
 
 }  // namespace flagstone::cli

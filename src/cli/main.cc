@@ -31,8 +31,16 @@ int main(int argc, char** argv) {
 #ifdef FLAGSTONE_HAVE_OPS
   flagstone::cli::register_ops_command(app);
 #endif
+#ifdef FLAGSTONE_HAVE_BENCH_OPS
+  flagstone::cli::register_bench_ops_command(bench);
+#endif
+#ifdef FLAGSTONE_HAVE_COMPILER
+  flagstone::cli::register_bench_compiler_command(bench);
+#endif
 #ifdef FLAGSTONE_HAVE_RUN
   flagstone::cli::register_run_command(app);
+  flagstone::cli::register_convert_command(app);
+  flagstone::cli::register_bench_model_command(bench);
 #endif
 
   try {

@@ -1,0 +1,562 @@
+// `flagstone bench compiler`: generated kernels against the device's own limits and vendor
+// peers measured in the same run: memory-bound kernels vs device copy bandwidth, a bf16 GEMM vs
+// cuBLAS, first-compile time and the launch time of an already-cached kernel in a new process.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <vector>
+
+#include "commands.h"
+#include "flagstone/base/error.h"
+#include "flagstone/base/half.h"
+#include "flagstone/compiler/kernel.h"
+#include "flagstone/runtime/device.h"
+#include "flagstone/runtime/tensor.h"
+
+namespace flagstone::cli {
+namespace {
+
+using compiler::Config;
+using compiler::Grid;
+using compiler::Kernel;
+using compiler::KernelBuilder;
+using compiler::Value;
+using runtime::Device;
+using runtime::Event;
+using runtime::Stream;
+
+struct Options {
+  std::vector<std::string> devices;
+  double size_mib = 0;  // 0: 256 on GPUs, 16 elsewhere
+  int64_t gemm = 0;     // 0: 4096 on GPUs, 256 elsewhere
+  int repeat = 10;
+  bool json = false;
+  bool probe = false;  // internal: one cached-launch measurement in this fresh process
+};
+
+// ---- the benchmarked kernels, written as a user would write them ----
+
+void build_copy(KernelBuilder& k) {
+  int64_t block = k.meta("BLOCK");
+  Value x = k.pointer_arg("x", DType::kF32);
+  Value y = k.pointer_arg("y", DType::kF32);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value offs = k.program_id(0) * block + k.arange(0, block);
+  Value mask = offs < n;
+  k.store(y + offs, k.load(x + offs, mask, 0.0f), mask);
+}
+
+void build_add(KernelBuilder& k) {
+  int64_t block = k.meta("BLOCK");
+  Value x = k.pointer_arg("x", DType::kF32);
+  Value y = k.pointer_arg("y", DType::kF32);
+  Value z = k.pointer_arg("z", DType::kF32);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value offs = k.program_id(0) * block + k.arange(0, block);
+  Value mask = offs < n;
+  k.store(z + offs, k.load(x + offs, mask, 0.0f) + k.load(y + offs, mask, 0.0f), mask);
+}
+
+// One program per row of a contiguous [rows, n] matrix; N (>= n) is the tile width.
+void build_softmax(KernelBuilder& k) {
+  int64_t width = k.meta("N");
+  Value x = k.pointer_arg("x", DType::kF32);
+  Value y = k.pointer_arg("y", DType::kF32);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value cols = k.arange(0, width);
+  Value mask = cols < n;
+  Value row = k.program_id(0).to(DType::kI64) * n.to(DType::kI64);
+  Value v = k.load(x + row + cols, mask, -INFINITY);
+  Value e = k.exp(v - k.max(v, 0));
+  k.store(y + row + cols, e / k.sum(e, 0), mask);
+}
+
+void build_rms_norm(KernelBuilder& k) {
+  int64_t width = k.meta("N");
+  Value x = k.pointer_arg("x", DType::kF32);
+  Value w = k.pointer_arg("w", DType::kF32);
+  Value y = k.pointer_arg("y", DType::kF32);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value eps = k.scalar_arg("eps", DType::kF32);
+  Value cols = k.arange(0, width);
+  Value mask = cols < n;
+  Value row = k.program_id(0).to(DType::kI64) * n.to(DType::kI64);
+  Value v = k.load(x + row + cols, mask, 0.0f);
+  Value scale = k.rsqrt(k.sum(v * v, 0) / n.to(DType::kF32) + eps);
+  k.store(y + row + cols, v * scale * k.load(w + cols, mask, 0.0f), mask);
+}
+
+// C[M,N] (f32) = A[M,K] @ B[K,N], bf16 row-major inputs, f32 accumulation.
+void build_gemm(KernelBuilder& k) {
+  int64_t bm = k.meta("BM"), bn = k.meta("BN"), bk = k.meta("BK");
+  compiler::TensorArg a = k.tensor_arg("a", DType::kBF16, 2);
+  compiler::TensorArg b = k.tensor_arg("b", DType::kBF16, 2);
+  compiler::TensorArg c = k.tensor_arg("c", DType::kF32, 2);
+  Value m = a.size(0), kk = a.size(1), n = b.size(1);
+  Value rm = k.program_id(0) * bm + k.arange(0, bm);
+  Value rn = k.program_id(1) * bn + k.arange(0, bn);
+  auto acc = k.for_range(0, kk, bk, {k.zeros({bm, bn}, DType::kF32)},
+                         [&](Value k0, std::vector<Value> carried) {
+                           Value rk = k0 + k.arange(0, bk);
+                           Value ta = k.load(a.ptr + rm.col() * a.stride(0) + rk.row(),
+                                             (rm.col() < m) & (rk.row() < kk), 0.0f);
+                           Value tb = k.load(b.ptr + rk.col() * b.stride(0) + rn.row(),
+                                             (rk.col() < kk) & (rn.row() < n), 0.0f);
+                           return std::vector<Value>{k.dot(ta, tb, carried[0])};
+                         });
+  k.store(c.ptr + rm.col() * c.stride(0) + rn.row(), acc[0], (rm.col() < m) & (rn.row() < n));
+}
+
+const Kernel& copy_kernel() {
+  static Kernel k(
+      "bench_copy", build_copy,
+      {Config{{"BLOCK", 4096}, {"num_warps", 8}}, Config{{"BLOCK", 2048}, {"num_warps", 4}},
+       Config{{"BLOCK", 8192}, {"num_warps", 8}}});
+  return k;
+}
+const Kernel& add_kernel() {
+  static Kernel k(
+      "bench_add", build_add,
+      {Config{{"BLOCK", 4096}, {"num_warps", 8}}, Config{{"BLOCK", 2048}, {"num_warps", 4}},
+       Config{{"BLOCK", 8192}, {"num_warps", 8}}});
+  return k;
+}
+std::vector<Config> row_configs(int64_t width) {
+  return {Config{{"N", width}, {"num_warps", 4}}, Config{{"N", width}, {"num_warps", 8}},
+          Config{{"N", width}, {"num_warps", 16}}};
+}
+std::vector<Config> gemm_configs() {
+  return {Config{{"BM", 128}, {"BN", 128}, {"BK", 32}, {"num_warps", 8}},
+          Config{{"BM", 64}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}},
+          Config{{"BM", 128}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}}};
+}
+
+// ---- timing ----
+
+template <typename Fn>
+double median_ms(const Device& device, const Stream& stream, int repeat, Fn&& fn) {
+  fn();  // warm-up: compiles, loads and first-touches outside the numbers
+  stream.synchronize();
+  std::vector<double> times;
+  for (int i = 0; i < repeat; ++i) {
+    Event start(device), end(device);
+    start.record(stream);
+    fn();
+    end.record(stream);
+    end.synchronize();
+    times.push_back(start.elapsed_ms(end));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Times every config of `kernel` and keeps the fastest (the result is the best config's).
+template <typename LaunchFn>
+std::pair<double, Config> best_config(const Device& device, const Stream& stream, int repeat,
+                                      const std::vector<Config>& configs, LaunchFn&& launch) {
+  double best = INFINITY;
+  Config chosen;
+  for (const Config& c : configs) {
+    double ms = INFINITY;
+    try {
+      ms = median_ms(device, stream, repeat, [&] { launch(c); });
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kUnsupported) throw;  // too big for this device
+    }
+    if (ms < best) best = ms, chosen = c;
+  }
+  FS_CHECK(std::isfinite(best), kUnsupported, "bench compiler: no config runs on ", device.spec());
+  return {best, chosen};
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+double max_rel_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1e-6, std::abs(want[i])));
+  return worst;
+}
+
+// ---- cuBLAS, the GEMM peer, opened with dlopen like every vendor library ----
+
+struct Cublas {
+  using Handle = void*;
+  int (*create)(Handle*) = nullptr;
+  int (*destroy)(Handle) = nullptr;
+  int (*set_stream)(Handle, void*) = nullptr;
+  int (*gemm_ex)(Handle, int, int, int, int, int, const void*, const void*, int, int, const void*,
+                 int, int, const void*, void*, int, int, int, int) = nullptr;
+  std::string error;
+};
+
+const Cublas& cublas() {
+  static Cublas* lib = [] {
+    auto* c = new Cublas();
+    void* h = nullptr;
+    for (const char* name :
+         {"libcublas.so.13", "libcublas.so.12", "libcublas.so",
+          "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.12"}) {
+      if ((h = ::dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    }
+    if (!h) {
+      c->error = "libcublas.so.13/.12 not found";
+      return c;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+      if (!fn && c->error.empty()) c->error = std::string("libcublas lacks ") + name;
+    };
+    sym(c->create, "cublasCreate_v2");
+    sym(c->destroy, "cublasDestroy_v2");
+    sym(c->set_stream, "cublasSetStream_v2");
+    sym(c->gemm_ex, "cublasGemmEx");
+    return c;
+  }();
+  return *lib;
+}
+
+// Row-major C = A @ B is column-major C^T = B^T A^T: cuBLAS gets B first.
+void cublas_gemm(void* handle, const Tensor& a, const Tensor& b, Tensor& c) {
+  constexpr int kOpN = 0, kBF16 = 14, kF32 = 0, kCompute32F = 68, kAlgoDefault = -1;
+  int m = static_cast<int>(a.shape()[0]), k = static_cast<int>(a.shape()[1]);
+  int n = static_cast<int>(b.shape()[1]);
+  float alpha = 1, beta = 0;
+  int r = cublas().gemm_ex(handle, kOpN, kOpN, n, m, k, &alpha, b.buffer().handle(), kBF16, n,
+                           a.buffer().handle(), kBF16, k, &beta, c.buffer().handle(), kF32, n,
+                           kCompute32F, kAlgoDefault);
+  FS_CHECK(r == 0, kBackend, "bench compiler: cublasGemmEx failed with status ", r);
+}
+
+// ---- the measurements ----
+
+bool is_gpu(const Device& d) {
+  return d.info().type == runtime::DeviceType::kGpu;
+}
+
+nlohmann::json bench_memory(const Device& device, const Options& o) {
+  Stream stream = Stream::default_stream(device);
+  double mib = o.size_mib > 0 ? o.size_mib : is_gpu(device) ? 256 : 16;
+  const int64_t width = 4096;  // row length of softmax / rms_norm
+  int64_t n = static_cast<int64_t>(mib * 1024 * 1024 / 4) / width * width;
+  FS_CHECK(n > 0 && n < INT32_MAX, kInvalidArgument, "bench compiler: --size-mib ", mib, " gives ",
+           n, " f32 elements; use 0.02 to 8191");
+  int64_t rows = n / width;
+  size_t bytes = static_cast<size_t>(n) * 4;
+  std::vector<float> hx = random_floats(static_cast<size_t>(n), 1);
+  std::vector<float> hw = random_floats(width, 2);
+  Tensor x = Tensor::from_vector(hx, {n}, device);
+  Tensor y = Tensor::from_vector(random_floats(static_cast<size_t>(n), 3), {n}, device);
+  Tensor w = Tensor::from_vector(hw, {width}, device);
+  Tensor z = Tensor::empty({n}, DType::kF32, device);
+
+  double copy_ms = median_ms(device, stream, o.repeat, [&] {
+    runtime::copy_device_to_device(stream, z.buffer(), 0, x.buffer(), 0, bytes);
+  });
+  double copy_gbps = 2.0 * bytes / (copy_ms * 1e-3) / 1e9;
+  nlohmann::json out = {{"device", device.spec()},
+                        {"name", device.info().name},
+                        {"bytes_per_tensor", bytes},
+                        {"device_copy_gbps", copy_gbps},
+                        {"kernels", nlohmann::json::array()}};
+  // Bytes moved per run (reads + writes), as the copy figure counts them.
+  auto record = [&](const std::string& name, std::pair<double, Config> best, double moved,
+                    double error) {
+    double gbps = moved / (best.first * 1e-3) / 1e9;
+    out["kernels"].push_back({{"kernel", name},
+                              {"config", best.second.str()},
+                              {"ms", best.first},
+                              {"gbps", gbps},
+                              {"fraction_of_copy", gbps / copy_gbps},
+                              {"max_rel_error", error}});
+  };
+  int blocks_of = 0;
+  (void)blocks_of;
+  auto grid1 = [&](const Config& c) { return Grid((n + c.get("BLOCK") - 1) / c.get("BLOCK")); };
+
+  auto best = best_config(device, stream, o.repeat, copy_kernel().configs(), [&](const Config& c) {
+    copy_kernel().launch(stream, grid1(c), {x, z, n}, c);
+  });
+  std::vector<float> got = z.to_vector<float>();
+  record("copy", best, 2.0 * bytes, got == hx ? 0.0 : 1.0);
+
+  best = best_config(device, stream, o.repeat, add_kernel().configs(), [&](const Config& c) {
+    add_kernel().launch(stream, grid1(c), {x, y, z, n}, c);
+  });
+  {
+    std::vector<float> hy = y.to_vector<float>();
+    got = z.to_vector<float>();
+    double err = 0;
+    for (size_t i = 0; i < got.size(); ++i) err = std::max<double>(err, got[i] != hx[i] + hy[i]);
+    record("add", best, 3.0 * bytes, err);
+  }
+
+  // Row kernels: the error is checked on a sample of rows against a float64 reference.
+  auto check_rows = [&](bool softmax) {
+    got = z.to_vector<float>();
+    std::vector<float> g;
+    std::vector<double> want;
+    for (int64_t r = 0; r < rows; r += std::max<int64_t>(1, rows / 16)) {
+      const float* xr = hx.data() + r * width;
+      double mx = -INFINITY, sum = 0, sq = 0;
+      for (int64_t i = 0; i < width; ++i) mx = std::max<double>(mx, xr[i]);
+      for (int64_t i = 0; i < width; ++i)
+        sum += std::exp(double(xr[i]) - mx), sq += double(xr[i]) * xr[i];
+      for (int64_t i = 0; i < width; ++i) {
+        g.push_back(got[static_cast<size_t>(r * width + i)]);
+        want.push_back(softmax ? std::exp(double(xr[i]) - mx) / sum
+                               : xr[i] / std::sqrt(sq / width + 1e-6) * hw[i]);
+      }
+    }
+    return max_rel_error(g, want);
+  };
+  static Kernel softmax("bench_softmax", build_softmax, row_configs(width));
+  best = best_config(device, stream, o.repeat, softmax.configs(), [&](const Config& c) {
+    softmax.launch(stream, Grid(rows), {x, z, width}, c);
+  });
+  record("softmax", best, 2.0 * bytes, check_rows(true));
+  static Kernel rms("bench_rms_norm", build_rms_norm, row_configs(width));
+  best = best_config(device, stream, o.repeat, rms.configs(), [&](const Config& c) {
+    rms.launch(stream, Grid(rows), {x, w, z, width, 1e-6f}, c);
+  });
+  record("rms_norm", best, 2.0 * bytes, check_rows(false));
+  return out;
+}
+
+nlohmann::json bench_gemm(const Device& device, const Options& o) {
+  Stream stream = Stream::default_stream(device);
+  int64_t s = o.gemm > 0 ? o.gemm : is_gpu(device) ? 4096 : 256;
+  std::vector<float> fa = random_floats(static_cast<size_t>(s * s), 4);
+  std::vector<float> fb = random_floats(static_cast<size_t>(s * s), 5);
+  std::vector<uint16_t> ha(fa.size()), hb(fb.size());
+  for (size_t i = 0; i < fa.size(); ++i) {
+    ha[i] = float_to_bf16_bits(fa[i]);
+    hb[i] = float_to_bf16_bits(fb[i]);
+  }
+  Tensor a = Tensor::from_host(ha.data(), ha.size() * 2, {s, s}, DType::kBF16, device);
+  Tensor b = Tensor::from_host(hb.data(), hb.size() * 2, {s, s}, DType::kBF16, device);
+  Tensor c = Tensor::empty({s, s}, DType::kF32, device);
+  static Kernel gemm("bench_gemm_bf16", build_gemm, gemm_configs());
+  int repeat = std::max(3, o.repeat / 2);
+  auto best = best_config(device, stream, repeat, gemm.configs(), [&](const Config& cfg) {
+    gemm.launch(
+        stream,
+        Grid((s + cfg.get("BM") - 1) / cfg.get("BM"), (s + cfg.get("BN") - 1) / cfg.get("BN")),
+        {a, b, c}, cfg);
+  });
+  gemm.launch(stream,
+              Grid((s + best.second.get("BM") - 1) / best.second.get("BM"),
+                   (s + best.second.get("BN") - 1) / best.second.get("BN")),
+              {a, b, c}, best.second);
+  std::vector<float> got = c.to_vector<float>();
+  double flops = 2.0 * s * s * s;
+  nlohmann::json out = {{"device", device.spec()},
+                        {"shape", {s, s, s}},
+                        {"config", best.second.str()},
+                        {"ms", best.first},
+                        {"tflops", flops / (best.first * 1e-3) / 1e12}};
+  // Spot-check 64 entries against a float64 dot of the bf16 inputs.
+  std::vector<float> g;
+  std::vector<double> want;
+  std::mt19937 rng(6);
+  for (int t = 0; t < 64; ++t) {
+    int64_t i = rng() % s, j = rng() % s;
+    double acc = 0;
+    for (int64_t p = 0; p < s; ++p)
+      acc += double(bf16_bits_to_float(ha[i * s + p])) * bf16_bits_to_float(hb[p * s + j]);
+    g.push_back(got[static_cast<size_t>(i * s + j)]);
+    want.push_back(acc);
+  }
+  // Relative to the row scale: single entries of a random product can be near zero.
+  double worst = 0;
+  for (size_t t = 0; t < g.size(); ++t)
+    worst = std::max(worst, std::abs(g[t] - want[t]) / std::sqrt(double(s)));
+  out["max_abs_error_over_sqrt_k"] = worst;
+  if (device.backend() != "cuda") return out;
+  if (!cublas().error.empty()) {
+    out["cublas"] = cublas().error;
+    return out;
+  }
+  void* handle = nullptr;
+  FS_CHECK(cublas().create(&handle) == 0, kBackend, "bench compiler: cublasCreate failed");
+  cublas().set_stream(handle, stream.impl().native_handle());
+  Tensor ref = Tensor::empty({s, s}, DType::kF32, device);
+  double peer_ms = median_ms(device, stream, repeat, [&] { cublas_gemm(handle, a, b, ref); });
+  std::vector<float> want_all = ref.to_vector<float>();
+  cublas().destroy(handle);
+  double diff = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    diff = std::max<double>(diff, std::abs(got[i] - want_all[i]));
+  out["cublas_ms"] = peer_ms;
+  out["cublas_tflops"] = flops / (peer_ms * 1e-3) / 1e12;
+  out["ratio_vs_cublas"] = peer_ms / best.first;
+  out["max_abs_diff_vs_cublas"] = diff;
+  return out;
+}
+
+// The probe kernel: the row softmax, a typical fused kernel.
+const Kernel& probe_kernel() {
+  static Kernel k("bench_probe_softmax", build_softmax, {Config{{"N", 1024}, {"num_warps", 4}}});
+  return k;
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// In a fresh process: device set-up, then one launch of the probe kernel through the caches.
+void run_probe(const Options& o) {
+  double t0 = now_ms();
+  Device device = Device::get(o.devices.empty() ? "cpu" : o.devices[0]);
+  Stream stream = Stream::default_stream(device);
+  Tensor x = Tensor::from_vector(random_floats(4 * 1024, 7), {4 * 1024}, device);
+  Tensor y = Tensor::empty({4 * 1024}, DType::kF32, device);
+  stream.synchronize();
+  double t1 = now_ms();
+  probe_kernel().launch(stream, Grid(4), {x, y, 1024});
+  stream.synchronize();
+  double t2 = now_ms();
+  std::cout << nlohmann::json{{"device_setup_ms", t1 - t0},
+                              {"launch_ms", t2 - t1},
+                              {"compiler_invocations", compiler::compiler_invocations()}}
+                   .dump()
+            << "\n";
+}
+
+// Runs the probe twice in new processes sharing one empty cache folder: the first compiles,
+// the second must find the kernel on disk.
+nlohmann::json bench_launch(const Device& device) {
+  namespace fs = std::filesystem;
+  fs::path dir =
+      fs::temp_directory_path() / ("flagstone-bench-cache-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::string cmd = "FLAGSTONE_CACHE_DIR='" + dir.string() + "' '" + self +
+                    "' bench compiler --cached-launch-probe --device " + device.spec();
+  auto spawn = [&] {
+    double t0 = now_ms();
+    FILE* p = ::popen(cmd.c_str(), "r");
+    FS_CHECK(p, kBackend, "bench compiler: cannot start ", cmd);
+    std::string text;
+    char buf[512];
+    while (size_t got = std::fread(buf, 1, sizeof(buf), p)) text.append(buf, got);
+    int rc = ::pclose(p);
+    double wall = now_ms() - t0;
+    FS_CHECK(rc == 0, kBackend, "bench compiler: probe process failed (", rc, "): ", cmd);
+    nlohmann::json j = nlohmann::json::parse(text);
+    j["process_wall_ms"] = wall;
+    return j;
+  };
+  nlohmann::json first = spawn();
+  nlohmann::json second = spawn();
+  fs::remove_all(dir);
+  return {{"device", device.spec()},
+          {"first_compile_ms", first["launch_ms"]},
+          {"first_compiler_invocations", first["compiler_invocations"]},
+          {"cached_launch_ms", second["launch_ms"]},
+          {"cached_compiler_invocations", second["compiler_invocations"]},
+          {"cached_process_wall_ms", second["process_wall_ms"]},
+          {"cached_device_setup_ms", second["device_setup_ms"]}};
+}
+
+void print_text(const nlohmann::json& r) {
+  const auto& m = r["memory"];
+  std::printf("%s (%s): device copy %.1f GB/s (read+write), %.0f MiB per tensor\n",
+              m["device"].get<std::string>().c_str(), m["name"].get<std::string>().c_str(),
+              m["device_copy_gbps"].get<double>(), m["bytes_per_tensor"].get<double>() / 1048576.0);
+  std::printf("  %-10s %10s %10s %9s %10s  %s\n", "kernel", "ms", "GB/s", "of copy", "max err",
+              "config");
+  for (const auto& k : m["kernels"])
+    std::printf("  %-10s %10.3f %10.1f %8.1f%% %10.2e  %s\n",
+                k["kernel"].get<std::string>().c_str(), k["ms"].get<double>(),
+                k["gbps"].get<double>(), 100 * k["fraction_of_copy"].get<double>(),
+                k["max_rel_error"].get<double>(), k["config"].get<std::string>().c_str());
+  const auto& g = r["gemm"];
+  std::printf("  gemm bf16 %lldx%lldx%lld: %.3f ms, %.1f TFLOP/s  (%s)",
+              g["shape"][0].get<long long>(), g["shape"][1].get<long long>(),
+              g["shape"][2].get<long long>(), g["ms"].get<double>(), g["tflops"].get<double>(),
+              g["config"].get<std::string>().c_str());
+  if (g.contains("cublas_ms"))
+    std::printf("; cuBLAS %.3f ms, %.1f TFLOP/s; ratio %.3f; max |diff| %.2e",
+                g["cublas_ms"].get<double>(), g["cublas_tflops"].get<double>(),
+                g["ratio_vs_cublas"].get<double>(), g["max_abs_diff_vs_cublas"].get<double>());
+  else if (g.contains("cublas"))
+    std::printf("; cuBLAS: %s", g["cublas"].get<std::string>().c_str());
+  std::printf("\n");
+  const auto& l = r["launch"];
+  std::printf(
+      "  first compile+launch %.1f ms (%d toolchain runs); cached launch in a new process %.2f ms "
+      "(%d toolchain runs; process wall %.0f ms incl. device setup %.0f ms)\n",
+      l["first_compile_ms"].get<double>(), l["first_compiler_invocations"].get<int>(),
+      l["cached_launch_ms"].get<double>(), l["cached_compiler_invocations"].get<int>(),
+      l["cached_process_wall_ms"].get<double>(), l["cached_device_setup_ms"].get<double>());
+  std::fflush(stdout);
+}
+
+void run(const Options& o) {
+  if (o.probe) return run_probe(o);
+  std::vector<Device> devices;
+  if (o.devices.empty()) {
+    devices = runtime::all_devices();
+  } else {
+    for (const auto& spec : o.devices) devices.push_back(Device::get(spec));
+  }
+  nlohmann::json results = nlohmann::json::array();
+  for (const Device& device : devices) {
+    nlohmann::json r = {{"memory", bench_memory(device, o)},
+                        {"gemm", bench_gemm(device, o)},
+                        {"launch", bench_launch(device)}};
+    if (!o.json) print_text(r);
+    results.push_back(std::move(r));
+  }
+  if (o.json) std::cout << results.dump(2) << "\n";
+}
+
+}  // namespace
+
+void register_bench_compiler_command(CLI::App& bench) {
+  auto options = std::make_shared<Options>();
+  CLI::App* cmd = bench.add_subcommand(
+      "compiler",
+      "Kernels generated by the tile compiler vs the device's copy bandwidth and vendor peers.");
+  cmd->add_option("-d,--device", options->devices,
+                  "Devices to measure (default: all), e.g. cuda:0, opencl:0, cpu");
+  cmd->add_option("--size-mib", options->size_mib,
+                  "MiB per tensor for copy/add/softmax/rms_norm (default 256 on GPUs, 16 else)")
+      ->check(CLI::Range(0.0, 8191.0));
+  cmd->add_option("--gemm", options->gemm, "GEMM size M=N=K (default 4096 on GPUs, 256 else)")
+      ->check(CLI::Range(int64_t{0}, int64_t{16384}));
+  cmd->add_option("--repeat", options->repeat, "Timed repetitions per config (median)")
+      ->default_val(10)
+      ->check(CLI::Range(1, 10000));
+  cmd->add_flag("--json", options->json, "Print JSON");
+  cmd->add_flag("--cached-launch-probe", options->probe,
+                "Internal: launch one kernel through the caches and print the time as JSON");
+  cmd->footer(
+      "Each kernel runs with each of its candidate configs (median of --repeat runs); the best\n"
+      "is reported. Memory-bound kernels count bytes read + written, like the device copy that\n"
+      "is measured in the same run. The GEMM (bf16 in, f32 out) is compared with cuBLAS\n"
+      "cublasGemmEx (f32 compute) on cuda devices. Launch times come from two new processes\n"
+      "sharing an empty FLAGSTONE_CACHE_DIR: the first compiles, the second loads from disk.\n"
+      "Example: flagstone bench compiler --device cuda:0 --json");
+  cmd->callback([options] { run(*options); });
+}
+
+}  // namespace flagstone::cli

@@ -37,6 +37,8 @@ void register_cpu_attention(Registry& registry);
 void register_cpu_reduction(Registry& registry);
 void register_cpu_sample(Registry& registry);
 void register_cpu_movement(Registry& registry);
+// Native kernels and cuBLAS on cuda (src/ops/cuda/), when built with CUDA.
+void register_cuda_ops(Registry& registry);
 
 }  // namespace flagstone::ops
 

@@ -51,6 +51,9 @@ void register_builtin_ops(Registry& r) {
   register_cpu_reduction(r);
   register_cpu_sample(r);
   register_cpu_movement(r);
+#ifdef FLAGSTONE_HAVE_CUDA
+  register_cuda_ops(r);  // src/ops/cuda/
+#endif
 }
 
 }  // namespace

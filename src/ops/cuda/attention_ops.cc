@@ -1,0 +1,88 @@
+// cuda native attention: scaled_dot_product_attention (tensor-core flash kernel for f16/bf16
+// prefill, the row kernel for decode, f32 and everything else) and paged decode attention.
+// Inputs are read through their strides, so K/V views of a cache need no copy.
+#include <cmath>
+
+#include "cuda/cuda_common.h"
+#include "internal.h"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+void strides4(const Tensor& t, int64_t (&s)[4]) {
+  for (int d = 0; d < 4; ++d) s[d] = t.size(d) == 1 ? 0 : t.stride(d);
+}
+
+void sdpa(KernelArgs& args) {
+  const Tensor &q = args.inputs[0], &k = args.inputs[1], &v = args.inputs[2];
+  Tensor mask = optional_input(args, 3);
+  Tensor& out = args.outputs[0];
+  AttentionArgs a;
+  a.out = data_of(out);
+  a.q = data_of(q), a.k = data_of(k), a.v = data_of(v);
+  a.batch = q.size(0), a.q_heads = q.size(1), a.q_len = q.size(2), a.head_dim = q.size(3);
+  a.kv_heads = k.size(1), a.kv_len = k.size(2), a.v_dim = v.size(3);
+  strides4(q, a.q_stride), strides4(k, a.k_stride), strides4(v, a.v_stride);
+  strides4(out, a.o_stride);
+  a.scale = static_cast<float>(
+      args.attrs.get_double("scale", 1.0 / std::sqrt(static_cast<double>(a.head_dim))));
+  a.causal = args.attrs.get_bool("causal", false);
+  a.causal_shift = args.attrs.get_string("causal_alignment", "top_left") == "bottom_right"
+                       ? a.kv_len - a.q_len
+                       : 0;
+  if (mask.defined()) {
+    a.mask = data_of(mask);
+    a.mask_dtype = mask.dtype();
+    Shape full{a.batch, a.q_heads, a.q_len, a.kv_len};
+    Shape ms = broadcast_strides_of(mask, full);
+    for (int d = 0; d < 4; ++d) a.mask_stride[d] = ms[d];
+  }
+  cudaStream_t stream = stream_for(args.device);
+  cudaError_t status = flash_attention_supported(q.dtype(), a)
+                           ? launch_flash_attention(q.dtype(), a, stream)
+                           : launch_attention(q.dtype(), a, stream);
+  check_launch(status, args.op, args.device);
+}
+
+void paged(KernelArgs& args) {
+  const Tensor &q = args.inputs[0], &kc = args.inputs[1], &vc = args.inputs[2];
+  const Tensor &bt = args.inputs[3], &sl = args.inputs[4];
+  Tensor& out = args.outputs[0];
+  AttentionArgs a;
+  a.out = data_of(out);
+  a.q = data_of(q), a.k = data_of(kc), a.v = data_of(vc);
+  a.batch = q.size(0), a.q_heads = q.size(1), a.q_len = 1, a.head_dim = q.size(2);
+  a.kv_heads = kc.size(2), a.v_dim = q.size(2);
+  a.q_stride[0] = q.stride(0), a.q_stride[1] = q.stride(1), a.q_stride[3] = q.stride(2);
+  a.o_stride[0] = out.stride(0), a.o_stride[1] = out.stride(1), a.o_stride[3] = out.stride(2);
+  for (int d = 0; d < 4; ++d) a.k_stride[d] = kc.stride(d);
+  a.scale = static_cast<float>(
+      args.attrs.get_double("scale", 1.0 / std::sqrt(static_cast<double>(a.head_dim))));
+  a.block_table = data_of(bt), a.table_i64 = bt.dtype() == DType::kI64;
+  a.seq_lens = data_of(sl), a.lens_i64 = sl.dtype() == DType::kI64;
+  a.block_size = kc.size(1), a.max_blocks = bt.size(1), a.num_blocks = kc.size(0);
+  check_launch(launch_attention(q.dtype(), a, stream_for(args.device)), args.op, args.device);
+}
+
+std::string sdpa_supports(const KernelArgs& args) {
+  const Tensor &q = args.inputs[0], &v = args.inputs[2];
+  if (q.size(3) > 256 || v.size(3) > 256) return "head dims above 256";
+  if (q.size(0) > 65535 || q.size(1) > 65535) return "more than 65535 batches or heads";
+  if (q.size(2) >= (int64_t{1} << 31)) return "2^31 or more queries";
+  return "";
+}
+
+}  // namespace
+
+void register_cuda_attention(Registry& r) {
+  add_cuda(r, "scaled_dot_product_attention", kHalfAndF32, sdpa, true, sdpa_supports);
+  add_cuda(r, "paged_attention", kHalfAndF32, paged, false, [](const KernelArgs& args) {
+    const Tensor& q = args.inputs[0];
+    if (q.size(2) > 256) return std::string("head dims above 256");
+    if (q.size(0) > 65535 || q.size(1) > 65535)
+      return std::string("more than 65535 sequences or heads");
+    return std::string();
+  });
+}
+
+}  // namespace flagstone::ops::cuda

@@ -1,0 +1,87 @@
+// Host-side helpers of the cuda provider and its registration entry point.
+#include "cuda/cuda_common.h"
+
+#include <algorithm>
+
+#include "internal.h"
+
+namespace flagstone::ops {
+namespace cuda {
+
+cudaStream_t stream_for(const Device& device) {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device.index()) {
+    cudaError_t status = cudaSetDevice(device.index());
+    FS_CHECK(status == cudaSuccess, kBackend, "cudaSetDevice(", device.index(), ") failed for ",
+             device.spec(), ": ", cudaGetErrorString(status));
+  }
+  return static_cast<cudaStream_t>(device.impl().default_stream().native_handle());
+}
+
+void check_launch(cudaError_t status, std::string_view op, const Device& device) {
+  if (status == cudaSuccess) return;
+  throw_error(ErrorCategory::kBackend, "op '", op, "' on ", device.spec(),
+              ": kernel launch failed: ", cudaGetErrorName(status), ": ",
+              cudaGetErrorString(status));
+}
+
+void add_cuda(Registry& r, const std::string& op, std::vector<DType> dtypes, KernelFn fn,
+              bool strided, std::function<std::string(const KernelArgs&)> supports,
+              Provider provider) {
+  Implementation impl;
+  impl.op = op;
+  impl.backend = "cuda";
+  impl.provider = provider;
+  impl.dtypes = std::move(dtypes);
+  impl.fn = std::move(fn);
+  impl.strided = strided;
+  impl.supports = std::move(supports);
+  r.add_implementation(std::move(impl));
+}
+
+Shape broadcast_strides_of(const Tensor& t, const Shape& shape) {
+  Shape s(shape.size(), 0);
+  size_t lead = shape.size() - static_cast<size_t>(t.dim());
+  for (int d = 0; d < t.dim(); ++d) s[lead + d] = t.size(d) == 1 ? 0 : t.stride(d);
+  return s;
+}
+
+NdLayout collapse_layout(const Shape& shape, const std::vector<Shape>& strides) {
+  // Drop size-1 dims, then merge dim d into d+1 when every operand steps over d+1 exactly.
+  std::vector<int64_t> sizes;
+  std::vector<std::vector<int64_t>> st(strides.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    sizes.push_back(shape[d]);
+    for (size_t k = 0; k < strides.size(); ++k) st[k].push_back(strides[k][d]);
+  }
+  for (size_t d = sizes.size(); d-- > 1;) {
+    bool merge = true;
+    for (size_t k = 0; k < st.size(); ++k) merge = merge && st[k][d - 1] == st[k][d] * sizes[d];
+    if (!merge) continue;
+    sizes[d - 1] *= sizes[d];
+    for (size_t k = 0; k < st.size(); ++k) st[k][d - 1] = st[k][d];
+    sizes.erase(sizes.begin() + static_cast<int64_t>(d));
+    for (auto& s : st) s.erase(s.begin() + static_cast<int64_t>(d));
+  }
+  FS_CHECK(sizes.size() <= static_cast<size_t>(kMaxLayoutDims), kUnsupported, "more than ",
+           kMaxLayoutDims, " non-mergeable dims");
+  NdLayout layout;
+  layout.ndim = static_cast<int>(sizes.size());
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    layout.sizes[d] = sizes[d];
+    for (size_t k = 0; k < st.size() && k < 3; ++k) layout.strides[k][d] = st[k][d];
+  }
+  return layout;
+}
+
+}  // namespace cuda
+
+void register_cuda_ops(Registry& registry) {
+  cuda::register_cuda_blas(registry);
+  cuda::register_cuda_elementwise(registry);
+  cuda::register_cuda_norm(registry);
+  cuda::register_cuda_attention(registry);
+}
+
+}  // namespace flagstone::ops

@@ -1,0 +1,232 @@
+// cuda native elementwise kernels: add/mul (contiguous 128-bit path and an n-d strided path for
+// broadcast and views), f32/f16/bf16 casts, and the fused gated activations of MLP blocks.
+#include "cuda/device_utils.cuh"
+#include "cuda/kernels.h"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <BinaryKind K>
+__device__ __forceinline__ float apply(float a, float b, float alpha) {
+  if constexpr (K == BinaryKind::kAdd)
+    return a + alpha * b;
+  else
+    return a * b;
+}
+
+// All contiguous: packs of 16 bytes per thread, grid-stride, 64-bit indices.
+template <typename T, BinaryKind K>
+__global__ void binary_packed(T* out, const T* a, const T* b, float alpha, int64_t packs) {
+  constexpr int N = Pack<T>::kCount;
+  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < packs;
+       p += int64_t{gridDim.x} * blockDim.x) {
+    float x[N], y[N], r[N];
+    load_pack(a + p * N, x);
+    load_pack(b + p * N, y);
+#pragma unroll
+    for (int i = 0; i < N; ++i) r[i] = apply<K>(x[i], y[i], alpha);
+    store_pack(out + p * N, r);
+  }
+}
+
+template <typename T, BinaryKind K>
+__global__ void binary_tail(T* out, const T* a, const T* b, float alpha, int64_t begin, int64_t n) {
+  for (int64_t i = begin + blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = from_f<T>(apply<K>(to_f(a[i]), to_f(b[i]), alpha));
+}
+
+// Any strides (0 for broadcast dims): the linear index is split into coordinates per element.
+template <typename T, BinaryKind K>
+__global__ void binary_strided(T* out, const T* a, const T* b, float alpha, int64_t n,
+                               NdLayout layout) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rem = i, oo = 0, oa = 0, ob = 0;
+    for (int d = layout.ndim - 1; d >= 0; --d) {
+      int64_t size = layout.sizes[d];
+      int64_t c = rem % size;
+      rem /= size;
+      oo += c * layout.strides[0][d];
+      oa += c * layout.strides[1][d];
+      ob += c * layout.strides[2][d];
+    }
+    out[oo] = from_f<T>(apply<K>(to_f(a[oa]), to_f(b[ob]), alpha));
+  }
+}
+
+template <typename T, BinaryKind K>
+cudaError_t binary_typed(void* out, const void* a, const void* b, float alpha, int64_t n,
+                         const NdLayout* layout, cudaStream_t stream) {
+  auto* o = static_cast<T*>(out);
+  auto* x = static_cast<const T*>(a);
+  auto* y = static_cast<const T*>(b);
+  if (n == 0) return cudaSuccess;
+  if (layout) {
+    binary_strided<T, K>
+        <<<grid_for(n, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, n, *layout);
+    return cudaGetLastError();
+  }
+  constexpr int N = Pack<T>::kCount;
+  bool aligned = ((reinterpret_cast<uintptr_t>(o) | reinterpret_cast<uintptr_t>(x) |
+                   reinterpret_cast<uintptr_t>(y)) &
+                  15u) == 0;
+  int64_t packs = aligned ? n / N : 0;
+  if (packs > 0)
+    binary_packed<T, K><<<grid_for(packs, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs);
+  if (packs * N < n)
+    binary_tail<T, K>
+        <<<grid_for(n - packs * N, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs * N, n);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t binary_kind(BinaryKind kind, void* out, const void* a, const void* b, float alpha,
+                        int64_t n, const NdLayout* layout, cudaStream_t stream) {
+  if (kind == BinaryKind::kAdd)
+    return binary_typed<T, BinaryKind::kAdd>(out, a, b, alpha, n, layout, stream);
+  return binary_typed<T, BinaryKind::kMul>(out, a, b, alpha, n, layout, stream);
+}
+
+template <typename From, typename To>
+__global__ void cast_kernel(To* out, const From* in, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = from_f<To>(to_f(in[i]));
+}
+
+template <typename From>
+cudaError_t cast_from(DType to, void* out, const void* in, int64_t n, cudaStream_t stream) {
+  auto* src = static_cast<const From*>(in);
+  unsigned grid = grid_for(n, kThreads);
+  switch (to) {
+    case DType::kF32:
+      cast_kernel<<<grid, kThreads, 0, stream>>>(static_cast<float*>(out), src, n);
+      break;
+    case DType::kF16:
+      cast_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__half*>(out), src, n);
+      break;
+    case DType::kBF16:
+      cast_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(out), src, n);
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+template <ActKind A>
+__device__ __forceinline__ float activate(float x) {
+  if constexpr (A == ActKind::kSilu) {
+    return x / (1.0f + expf(-x));
+  } else if constexpr (A == ActKind::kGeluErf) {
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  } else {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+}
+
+// d a multiple of the pack size and every row 16-byte aligned: one pack of outputs per step.
+template <typename T, ActKind A>
+__global__ void act_mul_packed(T* out, const T* x, int64_t rows, int64_t d) {
+  constexpr int N = Pack<T>::kCount;
+  int64_t per_row = d / N, packs = rows * per_row;
+  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < packs;
+       p += int64_t{gridDim.x} * blockDim.x) {
+    int64_t r = p / per_row, c = (p - r * per_row) * N;
+    float g[N], u[N], o[N];
+    load_pack(x + r * 2 * d + c, g);
+    load_pack(x + r * 2 * d + d + c, u);
+#pragma unroll
+    for (int i = 0; i < N; ++i) o[i] = activate<A>(g[i]) * u[i];
+    store_pack(out + r * d + c, o);
+  }
+}
+
+template <typename T, ActKind A>
+__global__ void act_mul_scalar(T* out, const T* x, int64_t rows, int64_t d) {
+  int64_t n = rows * d;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t r = i / d, c = i - r * d;
+    out[i] = from_f<T>(activate<A>(to_f(x[r * 2 * d + c])) * to_f(x[r * 2 * d + d + c]));
+  }
+}
+
+template <typename T, ActKind A>
+cudaError_t act_typed(void* out, const void* x, int64_t rows, int64_t d, cudaStream_t stream) {
+  if (rows == 0 || d == 0) return cudaSuccess;
+  auto* o = static_cast<T*>(out);
+  auto* in = static_cast<const T*>(x);
+  constexpr int N = Pack<T>::kCount;
+  bool packed =
+      d % N == 0 && ((reinterpret_cast<uintptr_t>(o) | reinterpret_cast<uintptr_t>(in)) & 15u) == 0;
+  if (packed)
+    act_mul_packed<T, A>
+        <<<grid_for(rows * (d / N), kThreads), kThreads, 0, stream>>>(o, in, rows, d);
+  else
+    act_mul_scalar<T, A><<<grid_for(rows * d, kThreads), kThreads, 0, stream>>>(o, in, rows, d);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t act_kind(ActKind act, void* out, const void* x, int64_t rows, int64_t d,
+                     cudaStream_t stream) {
+  switch (act) {
+    case ActKind::kSilu:
+      return act_typed<T, ActKind::kSilu>(out, x, rows, d, stream);
+    case ActKind::kGeluErf:
+      return act_typed<T, ActKind::kGeluErf>(out, x, rows, d, stream);
+    default:
+      return act_typed<T, ActKind::kGeluTanh>(out, x, rows, d, stream);
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_binary(BinaryKind kind, DType dtype, void* out, const void* a, const void* b,
+                          float alpha, int64_t n, const NdLayout* layout, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return binary_kind<float>(kind, out, a, b, alpha, n, layout, stream);
+    case DType::kF16:
+      return binary_kind<__half>(kind, out, a, b, alpha, n, layout, stream);
+    case DType::kBF16:
+      return binary_kind<__nv_bfloat16>(kind, out, a, b, alpha, n, layout, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_cast(DType from, DType to, void* out, const void* in, int64_t n,
+                        cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  switch (from) {
+    case DType::kF32:
+      return cast_from<float>(to, out, in, n, stream);
+    case DType::kF16:
+      return cast_from<__half>(to, out, in, n, stream);
+    case DType::kBF16:
+      return cast_from<__nv_bfloat16>(to, out, in, n, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_act_and_mul(ActKind act, DType dtype, void* out, const void* x, int64_t rows,
+                               int64_t d, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return act_kind<float>(act, out, x, rows, d, stream);
+    case DType::kF16:
+      return act_kind<__half>(act, out, x, rows, d, stream);
+    case DType::kBF16:
+      return act_kind<__nv_bfloat16>(act, out, x, rows, d, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace flagstone::ops::cuda

@@ -1,0 +1,189 @@
+// cuda native large-model kernels: rotary embedding (neox and gpt-j, partial rotary, any table
+// dtype), embedding row gather, and softmax cross entropy with ignore_index and label smoothing.
+// Indices that are out of range cannot raise on the device: their outputs become NaN (0xff bytes
+// for embedding rows), so a bad position or token is visible rather than a silent wrong value.
+#include "cuda/device_utils.cuh"
+#include "cuda/kernels.h"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+__global__ void rotary_kernel(T* out, const T* x, RotaryArgs a) {
+  int64_t n = a.tokens * a.heads * a.head_dim;
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < n;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    int64_t c = e % a.head_dim, row = e / a.head_dim, t = row / a.heads;
+    const T* xi = x + row * a.head_dim;
+    if (c >= 2 * a.half) {
+      out[e] = xi[c];
+      continue;
+    }
+    int64_t p = load_index(a.positions, a.positions_i64, t);
+    if (p < 0 || p >= a.max_positions) {
+      out[e] = from_f<T>(NAN);
+      continue;
+    }
+    int64_t i;
+    float x1, x2;
+    bool first;
+    if (a.neox) {
+      first = c < a.half;
+      i = first ? c : c - a.half;
+      x1 = to_f(xi[i]), x2 = to_f(xi[i + a.half]);
+    } else {
+      first = (c & 1) == 0;
+      i = c / 2;
+      x1 = to_f(xi[2 * i]), x2 = to_f(xi[2 * i + 1]);
+    }
+    float cv = load_any(a.cos, a.table_dtype, p * a.half + i);
+    float sv = load_any(a.sin, a.table_dtype, p * a.half + i);
+    out[e] = from_f<T>(first ? x1 * cv - x2 * sv : x2 * cv + x1 * sv);
+  }
+}
+
+// One block per output row; words of W bytes.
+template <typename W>
+__global__ void embedding_kernel(char* out, const char* weight, const void* index, bool i64,
+                                 int64_t table_rows, int64_t row_bytes) {
+  int64_t r = blockIdx.x;
+  int64_t k = load_index(index, i64, r);
+  auto* dst = reinterpret_cast<W*>(out + r * row_bytes);
+  int64_t words = row_bytes / static_cast<int64_t>(sizeof(W));
+  if (k < 0 || k >= table_rows) {
+    W bad;
+    memset(&bad, 0xff, sizeof(W));
+    for (int64_t w = threadIdx.x; w < words; w += blockDim.x) dst[w] = bad;
+    return;
+  }
+  auto* src = reinterpret_cast<const W*>(weight + k * row_bytes);
+  for (int64_t w = threadIdx.x; w < words; w += blockDim.x) dst[w] = src[w];
+}
+
+template <typename T>
+__global__ void cross_entropy_rows(CrossEntropyArgs a) {
+  __shared__ float scratch[32];
+  const T* row = static_cast<const T*>(a.logits) + blockIdx.x * a.classes;
+  int64_t target = load_index(a.target, a.target_i64, blockIdx.x);
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) m = fmaxf(m, to_f(row[j]));
+  m = block_reduce<true>(m, scratch);
+  float s = 0, sum = 0;
+  for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) {
+    float v = to_f(row[j]);
+    s += expf(v - m);
+    sum += v;
+  }
+  s = block_reduce<false>(s, scratch);
+  sum = block_reduce<false>(sum, scratch);
+  if (threadIdx.x != 0) return;
+  float loss, count = 1;
+  if (target == a.ignore_index) {
+    loss = 0, count = 0;
+  } else if (target < 0 || target >= a.classes) {
+    loss = NAN;
+  } else {
+    float lse = m + logf(s);
+    float nll = lse - to_f(row[target]);
+    float sum_logp = sum - static_cast<float>(a.classes) * lse;
+    loss = (1 - a.label_smoothing) * nll -
+           a.label_smoothing * sum_logp / static_cast<float>(a.classes);
+  }
+  if (a.reduction == 0) {
+    static_cast<T*>(a.out)[blockIdx.x] = from_f<T>(loss);
+  } else {
+    a.losses[blockIdx.x] = loss;
+    a.losses[a.rows + blockIdx.x] = count;
+  }
+}
+
+template <typename T>
+__global__ void cross_entropy_reduce(CrossEntropyArgs a) {
+  __shared__ float scratch[32];
+  float total = 0, count = 0;
+  for (int64_t i = threadIdx.x; i < a.rows; i += blockDim.x) {
+    total += a.losses[i];
+    count += a.losses[a.rows + i];
+  }
+  total = block_reduce<false>(total, scratch);
+  count = block_reduce<false>(count, scratch);
+  if (threadIdx.x == 0)
+    static_cast<T*>(a.out)[0] = from_f<T>(a.reduction == 2 ? total : total / count);
+}
+
+template <typename T>
+cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) {
+  if (a.rows == 0) {
+    if (a.reduction != 0) {
+      // torch: the mean of nothing is NaN, the sum is 0.
+      cross_entropy_reduce<T><<<1, 32, 0, stream>>>(a);
+    }
+    return cudaGetLastError();
+  }
+  int threads = a.classes >= 4096 ? 1024 : a.classes >= 512 ? 256 : 64;
+  cross_entropy_rows<T><<<static_cast<unsigned>(a.rows), threads, 0, stream>>>(a);
+  if (a.reduction != 0) cross_entropy_reduce<T><<<1, 1024, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
+  int64_t n = a.tokens * a.heads * a.head_dim;
+  if (n == 0) return cudaSuccess;
+  rotary_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<T*>(a.out),
+                                                                   static_cast<const T*>(a.x), a);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_rotary(DType dtype, const RotaryArgs& args, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return rotary_typed<float>(args, stream);
+    case DType::kF16:
+      return rotary_typed<__half>(args, stream);
+    case DType::kBF16:
+      return rotary_typed<__nv_bfloat16>(args, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_embedding(void* out, const void* weight, const void* index, bool index_i64,
+                             int64_t count, int64_t table_rows, int64_t row_bytes,
+                             cudaStream_t stream) {
+  if (count == 0 || row_bytes == 0) return cudaSuccess;
+  auto* o = static_cast<char*>(out);
+  auto* w = static_cast<const char*>(weight);
+  uintptr_t bits = reinterpret_cast<uintptr_t>(o) | reinterpret_cast<uintptr_t>(w) |
+                   static_cast<uintptr_t>(row_bytes);
+  auto grid = static_cast<unsigned>(count);
+  if ((bits & 15u) == 0)
+    embedding_kernel<uint4>
+        <<<grid, 128, 0, stream>>>(o, w, index, index_i64, table_rows, row_bytes);
+  else if ((bits & 3u) == 0)
+    embedding_kernel<uint32_t>
+        <<<grid, 128, 0, stream>>>(o, w, index, index_i64, table_rows, row_bytes);
+  else
+    embedding_kernel<uint8_t>
+        <<<grid, 128, 0, stream>>>(o, w, index, index_i64, table_rows, row_bytes);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_cross_entropy(DType dtype, const CrossEntropyArgs& args, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return cross_entropy_typed<float>(args, stream);
+    case DType::kF16:
+      return cross_entropy_typed<__half>(args, stream);
+    case DType::kBF16:
+      return cross_entropy_typed<__nv_bfloat16>(args, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace flagstone::ops::cuda

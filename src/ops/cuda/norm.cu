@@ -1,0 +1,245 @@
+// cuda native row kernels: softmax / log_softmax, rms_norm (optionally fused with the residual
+// add) and layer_norm. One block per row; the row is read from global memory once into a shared
+// f32 cache when it fits (12k elements), with 128-bit loads when the row allows them.
+#include "cuda/device_utils.cuh"
+#include "cuda/kernels.h"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+constexpr int64_t kCacheElements = 12288;  // 48 KiB of f32: the default dynamic smem limit
+
+// Calls f(i, value) for every element of the row that this thread owns. The split between
+// threads is the same on every call, so a thread re-reads only what it cached itself.
+template <typename T, typename F>
+__device__ __forceinline__ void for_row(const T* row, int64_t n, bool packed, F f) {
+  constexpr int N = Pack<T>::kCount;
+  if (packed) {
+    for (int64_t p = threadIdx.x; p < n / N; p += blockDim.x) {
+      float v[N];
+      load_pack(row + p * N, v);
+#pragma unroll
+      for (int j = 0; j < N; ++j) f(p * N + j, v[j]);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) f(i, to_f(row[i]));
+  }
+}
+
+// Same ownership as for_row, for a pass that produces one output per element.
+template <typename T, typename F>
+__device__ __forceinline__ void write_row(T* row, int64_t n, bool packed, F f) {
+  constexpr int N = Pack<T>::kCount;
+  if (packed) {
+    for (int64_t p = threadIdx.x; p < n / N; p += blockDim.x) {
+      float v[N];
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] = f(p * N + j);
+      store_pack(row + p * N, v);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) row[i] = from_f<T>(f(i));
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ bool row_packed(const T* a, const T* b, int64_t n) {
+  return n % Pack<T>::kCount == 0 && aligned16(a) && aligned16(b);
+}
+
+template <typename T>
+__global__ void softmax_kernel(T* out, const T* x, int64_t n, bool log, bool cached) {
+  extern __shared__ float cache[];
+  __shared__ float scratch[32];
+  const T* xr = x + blockIdx.x * n;
+  T* orow = out + blockIdx.x * n;
+  bool packed = row_packed(xr, orow, n);
+  float m = -INFINITY;
+  for_row(xr, n, packed, [&](int64_t i, float v) {
+    if (cached) cache[i] = v;
+    m = fmaxf(m, v);
+  });
+  m = block_reduce<true>(m, scratch);
+  float s = 0;
+  auto value = [&](int64_t i) { return cached ? cache[i] : to_f(xr[i]); };
+  if (packed) {
+    constexpr int N = Pack<T>::kCount;
+    for (int64_t p = threadIdx.x; p < n / N; p += blockDim.x)
+      for (int j = 0; j < N; ++j) s += expf(value(p * N + j) - m);
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += expf(value(i) - m);
+  }
+  s = block_reduce<false>(s, scratch);
+  if (log) {
+    float lse = m + logf(s);
+    write_row(orow, n, packed, [&](int64_t i) { return value(i) - lse; });
+  } else {
+    float inv = 1.0f / s;
+    write_row(orow, n, packed, [&](int64_t i) { return expf(value(i) - m) * inv; });
+  }
+}
+
+template <typename T>
+__global__ void rms_kernel(T* out, T* residual_out, const T* x, const T* residual, const T* w,
+                           int64_t n, float eps, bool cached) {
+  extern __shared__ float cache[];
+  __shared__ float scratch[32];
+  const T* xr = x + blockIdx.x * n;
+  T* orow = out + blockIdx.x * n;
+  bool packed = row_packed(xr, orow, n) && (!w || aligned16(w));
+  const T* rr = residual ? residual + blockIdx.x * n : nullptr;
+  T* ro = residual_out ? residual_out + blockIdx.x * n : nullptr;
+  if (rr) packed = packed && aligned16(rr) && aligned16(ro);
+  float ss = 0;
+  auto value = [&](int64_t i) {
+    if (cached) return cache[i];
+    float v = to_f(xr[i]);
+    // The fused path reads back what it stored, so the sum is rounded to T as in eager code.
+    return rr ? to_f(ro[i]) : v;
+  };
+  if (rr) {
+    // Writes x + residual (rounded to T) and accumulates from the rounded values.
+    write_row(ro, n, packed, [&](int64_t i) {
+      float v = to_f(from_f<T>(to_f(xr[i]) + to_f(rr[i])));
+      if (cached) cache[i] = v;
+      ss += v * v;
+      return v;
+    });
+  } else {
+    for_row(xr, n, packed, [&](int64_t i, float v) {
+      if (cached) cache[i] = v;
+      ss += v * v;
+    });
+  }
+  ss = block_reduce<false>(ss, scratch);
+  float scale = rsqrtf(ss / static_cast<float>(n) + eps);
+  write_row(orow, n, packed, [&](int64_t i) { return value(i) * scale * (w ? to_f(w[i]) : 1.0f); });
+}
+
+template <typename T>
+__global__ void layer_norm_kernel(T* out, const T* x, const T* w, const T* b, int64_t n, float eps,
+                                  bool cached) {
+  extern __shared__ float cache[];
+  __shared__ float scratch[32];
+  const T* xr = x + blockIdx.x * n;
+  T* orow = out + blockIdx.x * n;
+  bool packed = row_packed(xr, orow, n) && (!w || aligned16(w)) && (!b || aligned16(b));
+  float s = 0;
+  for_row(xr, n, packed, [&](int64_t i, float v) {
+    if (cached) cache[i] = v;
+    s += v;
+  });
+  float mean = block_reduce<false>(s, scratch) / static_cast<float>(n);
+  auto value = [&](int64_t i) { return cached ? cache[i] : to_f(xr[i]); };
+  float var = 0;
+  if (packed) {
+    constexpr int N = Pack<T>::kCount;
+    for (int64_t p = threadIdx.x; p < n / N; p += blockDim.x)
+      for (int j = 0; j < N; ++j) {
+        float d = value(p * N + j) - mean;
+        var += d * d;
+      }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      float d = value(i) - mean;
+      var += d * d;
+    }
+  }
+  var = block_reduce<false>(var, scratch) / static_cast<float>(n);
+  float rstd = rsqrtf(var + eps);
+  write_row(orow, n, packed, [&](int64_t i) {
+    return (value(i) - mean) * rstd * (w ? to_f(w[i]) : 1.0f) + (b ? to_f(b[i]) : 0.0f);
+  });
+}
+
+// Threads per row: enough that each owns about four 16-byte packs, 32..1024.
+template <typename T>
+int row_threads(int64_t n) {
+  int threads = 32;
+  while (threads < 1024 && int64_t{threads} * Pack<T>::kCount * 4 < n) threads *= 2;
+  return threads;
+}
+
+size_t cache_bytes(int64_t n) {
+  return n <= kCacheElements ? static_cast<size_t>(n) * sizeof(float) : 0;
+}
+
+template <typename T>
+cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, bool log,
+                          cudaStream_t stream) {
+  if (rows == 0 || n == 0) return cudaSuccess;
+  size_t smem = cache_bytes(n);
+  softmax_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
+      static_cast<T*>(out), static_cast<const T*>(x), n, log, smem > 0);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* residual,
+                      const void* weight, int64_t rows, int64_t n, float eps, cudaStream_t stream) {
+  if (rows == 0 || n == 0) return cudaSuccess;
+  size_t smem = cache_bytes(n);
+  rms_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
+      static_cast<T*>(out), static_cast<T*>(residual_out), static_cast<const T*>(x),
+      static_cast<const T*>(residual), static_cast<const T*>(weight), n, eps, smem > 0);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const void* bias,
+                             int64_t rows, int64_t n, float eps, cudaStream_t stream) {
+  if (rows == 0 || n == 0) return cudaSuccess;
+  size_t smem = cache_bytes(n);
+  layer_norm_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
+      static_cast<T*>(out), static_cast<const T*>(x), static_cast<const T*>(weight),
+      static_cast<const T*>(bias), n, eps, smem > 0);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_softmax(DType dtype, void* out, const void* x, int64_t rows, int64_t n, bool log,
+                           cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return softmax_typed<float>(out, x, rows, n, log, stream);
+    case DType::kF16:
+      return softmax_typed<__half>(out, x, rows, n, log, stream);
+    case DType::kBF16:
+      return softmax_typed<__nv_bfloat16>(out, x, rows, n, log, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_rms_norm(DType dtype, void* out, void* residual_out, const void* x,
+                            const void* residual, const void* weight, int64_t rows, int64_t n,
+                            float eps, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return rms_typed<float>(out, residual_out, x, residual, weight, rows, n, eps, stream);
+    case DType::kF16:
+      return rms_typed<__half>(out, residual_out, x, residual, weight, rows, n, eps, stream);
+    case DType::kBF16:
+      return rms_typed<__nv_bfloat16>(out, residual_out, x, residual, weight, rows, n, eps, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_layer_norm(DType dtype, void* out, const void* x, const void* weight,
+                              const void* bias, int64_t rows, int64_t n, float eps,
+                              cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kF32:
+      return layer_norm_typed<float>(out, x, weight, bias, rows, n, eps, stream);
+    case DType::kF16:
+      return layer_norm_typed<__half>(out, x, weight, bias, rows, n, eps, stream);
+    case DType::kBF16:
+      return layer_norm_typed<__nv_bfloat16>(out, x, weight, bias, rows, n, eps, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace flagstone::ops::cuda

@@ -1,6 +1,7 @@
 // Lowering of the tile IR to C-family source. One emitter serves the cpu (C++), OpenCL C and
 // CUDA C++: they differ in types, qualifiers, builtins and barriers, not in structure.
 #include "codegen.h"
+#include "codegen_emitter.h"
 
 #include <cinttypes>
 #include <cmath>
@@ -20,80 +21,6 @@ using ir::ValueId;
 size_t storage_size(DType dtype) {
   return dtype == DType::kBool ? 1 : dtype_size(dtype);
 }
-
-namespace {
-
-class Emitter {
- public:
-  Emitter(const ir::Function& fn, Dialect dialect, int64_t threads)
-      : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads) {}
-
-  std::string run(int64_t* local_bytes);
-
- private:
-  bool gpu() const { return d_ != Dialect::kCpu; }
-  std::string ct(DType t) const;  // compute type
-  std::string st(DType t) const;  // storage type
-  std::string index_t() const { return ct(DType::kI64); }
-  std::string vtype(const Type& t) const { return t.pointer ? index_t() : ct(t.dtype); }
-  int64_t elems(const Type& t) const { return (t.numel() + threads_ - 1) / threads_; }
-  std::string name(ValueId id) const { return names_.at(id); }
-  std::string ref(ValueId id) const { return fn_.type(id).is_tile() ? name(id) + "[j]" : name(id); }
-  std::string local_q() const {
-    return d_ == Dialect::kOpenCL ? "__local " : d_ == Dialect::kCuda ? "" : "";
-  }
-  void line(const std::string& s) {
-    body_.append(static_cast<size_t>(indent_) * 2, ' ');
-    body_ += s;
-    body_ += "\n";
-  }
-  void open(const std::string& s) {
-    line(s + " {");
-    ++indent_;
-  }
-  void close() {
-    --indent_;
-    line("}");
-  }
-  // Declares value `id` (tile array or scalar) with a fresh name.
-  std::string declare(ValueId id, const std::string& init = "");
-  // Loops over the elements this thread owns of a tile of `numel` elements: j is the slot,
-  // f the flat index.
-  void begin_elems(int64_t numel);
-  void end_elems(int64_t numel);
-  // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
-  std::string wrap(DType d, const std::string& e) const;
-  std::string literal(DType d, double fv, int64_t iv) const;
-  std::string math(const char* base, DType d) const;
-  std::string load_conv(DType d, const std::string& e) const;
-  std::string store_conv(DType d, const std::string& e) const;
-  // Makes the whole tile `id` readable by every thread at the returned array name.
-  std::string materialize(ValueId id, int64_t* cursor);
-  void barrier() {
-    if (d_ == Dialect::kOpenCL) line("barrier(CLK_LOCAL_MEM_FENCE);");
-    if (d_ == Dialect::kCuda) line("__syncthreads();");
-  }
-  std::string base_of(ValueId ptr) const { return "b" + std::to_string(roots_.at(ptr)); }
-
-  void block(const ir::Block& b);
-  void op(const Op& op);
-  void elementwise(const Op& op, const std::string& expr_j, const std::string& expr_scalar);
-  std::string expr(const Op& op, bool tile) const;
-  void memory(const Op& op);
-  void reduce(const Op& op);
-  void dot(const Op& op);
-  void loop(const Op& op);
-
-  const ir::Function& fn_;
-  Dialect d_;
-  int64_t threads_;
-  std::string body_;
-  int indent_ = 1;
-  int counter_ = 0;
-  int64_t scratch_max_ = 0;
-  std::unordered_map<ValueId, std::string> names_;
-  std::unordered_map<ValueId, int> roots_;  // pointer value -> pointer parameter index
-};
 
 std::string Emitter::ct(DType t) const {
   bool ocl = d_ == Dialect::kOpenCL;
@@ -500,103 +427,6 @@ void Emitter::memory(const Op& op) {
   end_elems(pt.numel());
 }
 
-void Emitter::reduce(const Op& op) {
-  const Type& src = fn_.type(op.operands[0]);
-  const Type& dst = fn_.type(op.results[0]);
-  int64_t axis = op.attrs[0];
-  int64_t r = src.shape[static_cast<size_t>(axis)];
-  int64_t inner = 1;
-  for (int i = static_cast<int>(axis) + 1; i < src.rank(); ++i) inner *= src.shape[i];
-  int64_t cursor = 0;
-  barrier();
-  std::string s = materialize(op.operands[0], &cursor);
-  barrier();
-  ValueId res = op.results[0];
-  bool arg = op.kind == OpKind::kArgMax || op.kind == OpKind::kArgMin;
-  std::string acc_t = ct(src.dtype);
-  auto body = [&](const std::string& out_index, const std::string& target) {
-    std::string in = std::to_string(inner);
-    line("const int o = " + out_index + ";");
-    line("const int base = (o / " + in + ") * " + std::to_string(r * inner) + " + o % " + in + ";");
-    line(acc_t + " acc = " + s + "[base];");
-    line("int idx = 0; (void)idx;");
-    open("for (int r = 1; r < " + std::to_string(r) + "; ++r)");
-    line(acc_t + " x = " + s + "[base + r * " + in + "];");
-    switch (op.kind) {
-      case OpKind::kReduceSum:
-        line("acc += x;");
-        break;
-      case OpKind::kReduceMax:
-        line("if (x > acc) acc = x;");
-        break;
-      case OpKind::kReduceMin:
-        line("if (x < acc) acc = x;");
-        break;
-      case OpKind::kArgMax:
-        line("if (x > acc) { acc = x; idx = r; }");
-        break;
-      default:
-        line("if (x < acc) { acc = x; idx = r; }");
-        break;
-    }
-    close();
-    line(target + " = " + (arg ? std::string("idx") : wrap(dst.dtype, "acc")) + ";");
-  };
-  if (!dst.is_tile()) {
-    declare(res);
-    open("");
-    body("0", name(res));
-    close();
-    return;
-  }
-  declare(res);
-  begin_elems(dst.numel());
-  body("f", name(res) + "[j]");
-  end_elems(dst.numel());
-}
-
-void Emitter::dot(const Op& op) {
-  const Type& a = fn_.type(op.operands[0]);
-  const Type& b = fn_.type(op.operands[1]);
-  std::string m = std::to_string(a.shape[0]);
-  std::string k = std::to_string(a.shape[1]);
-  std::string n = std::to_string(b.shape[1]);
-  ValueId res = op.results[0];
-  int64_t numel = a.shape[0] * b.shape[1];
-  int64_t cursor = 0;
-  barrier();
-  std::string sa = materialize(op.operands[0], &cursor);
-  std::string sb = materialize(op.operands[1], &cursor);
-  barrier();
-  declare(res);
-  std::string out = name(res);
-  std::string init = op.operands.size() > 2 ? name(op.operands[2]) + "[j]" : "0.0f";
-  if (!gpu()) {
-    // i-k-j order: the innermost loop runs along contiguous rows of b and of the result.
-    open("for (int j = 0; j < " + std::to_string(numel) + "; ++j)");
-    line(out + "[j] = " + init + ";");
-    close();
-    open("for (int i = 0; i < " + m + "; ++i)");
-    open("for (int kk = 0; kk < " + k + "; ++kk)");
-    line("const float av = " + sa + "[i * " + k + " + kk];");
-    open("for (int jj = 0; jj < " + n + "; ++jj)");
-    line(out + "[i * " + n + " + jj] += av * " + sb + "[kk * " + n + " + jj];");
-    close();
-    close();
-    close();
-    return;
-  }
-  begin_elems(numel);
-  line("const int i = f / " + n + ";");
-  line("const int jj = f % " + n + ";");
-  line("float acc = " + init + ";");
-  open("for (int kk = 0; kk < " + k + "; ++kk)");
-  line("acc += " + sa + "[i * " + k + " + kk] * " + sb + "[kk * " + n + " + jj];");
-  close();
-  line(out + "[j] = acc;");
-  end_elems(numel);
-}
-
 void Emitter::loop(const Op& op) {
   size_t carried = op.operands.size() - 3;
   // Results and body arguments share one variable per carried value.
@@ -746,8 +576,6 @@ std::string Emitter::run(int64_t* local_bytes) {
   out += "}\n";
   return out;
 }
-
-}  // namespace
 
 std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
                         int64_t* local_bytes) {

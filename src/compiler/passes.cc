@@ -198,24 +198,10 @@ int64_t int_op(OpKind k, DType d, int64_t a, int64_t b, bool* ok) {
   return 0;
 }
 
-bool compare(OpKind k, double a, double b) {
-  switch (k) {
-    case OpKind::kEq:
-      return a == b;
-    case OpKind::kNe:
-      return a != b;
-    case OpKind::kLt:
-      return a < b;
-    case OpKind::kLe:
-      return a <= b;
-    case OpKind::kGt:
-      return a > b;
-    default:
-      return a >= b;
-  }
-}
-
-bool icompare(OpKind k, int64_t a, int64_t b) {
+// One comparison for both kinds of constants: doubles compare as IEEE (NaN unordered) and
+// integers exactly, as the generated code does.
+template <typename T>
+bool compare(OpKind k, T a, T b) {
   switch (k) {
     case OpKind::kEq:
       return a == b;
@@ -315,7 +301,7 @@ class Folder {
         break;
       }
       case ir::OpClass::kCompare:
-        out.i = flt ? compare(op.kind, c[0]->f, c[1]->f) : icompare(op.kind, c[0]->i, c[1]->i);
+        out.i = flt ? compare(op.kind, c[0]->f, c[1]->f) : compare(op.kind, c[0]->i, c[1]->i);
         break;
       case ir::OpClass::kSelect:
         out = c[0]->i ? *c[1] : *c[2];

@@ -46,6 +46,8 @@ class CompilerKernels : public ::testing::TestWithParam<Device> {
     t.fill_bytes_(0x7f);
     return t;
   }
+  void run_reduce(const Config& config) const;
+  void run_softmax(const Config& config) const;
 };
 
 TEST_P(CompilerKernels, UnaryMathOnStridedTensors) {
@@ -161,13 +163,20 @@ TEST_P(CompilerKernels, CastsBetweenFloatAndIntegerTypes) {
 }
 
 TEST_P(CompilerKernels, ReductionsAlongBothAxes) {
+  for (const Config& config : kernel("reduce").configs()) {
+    SCOPED_TRACE(config.str());
+    run_reduce(config);
+  }
+}
+
+void CompilerKernels::run_reduce(const Config& config) const {
   int64_t m = random_size(20, 40), n = random_size(17, 31);
   auto raw = random_floats(static_cast<size_t>(m * n), -5, 5);
   Tensor x = upload(raw, {n, m}).t();  // [m, n], strides (1, m); x[i][j] = raw[j*m + i]
   Tensor out = poisoned({5, m}, DType::kF32);
   Tensor idx = poisoned({2, m}, DType::kI32);
   Tensor colsum = upload(std::vector<float>(static_cast<size_t>(n), 0.0f), {n});
-  kernel("reduce").launch(stream(), cdiv(m, 4), {x, out, idx, colsum});
+  kernel("reduce").launch(stream(), cdiv(m, 4), {x, out, idx, colsum}, config);
   auto go = out.to_vector<float>();
   auto gi = idx.to_vector<int32_t>();
   auto gc = colsum.to_vector<float>();
@@ -197,11 +206,18 @@ TEST_P(CompilerKernels, ReductionsAlongBothAxes) {
 }
 
 TEST_P(CompilerKernels, OnlineSoftmaxWithLoopCarriedTiles) {
+  for (const Config& config : kernel("softmax").configs()) {
+    SCOPED_TRACE(config.str());
+    run_softmax(config);
+  }
+}
+
+void CompilerKernels::run_softmax(const Config& config) const {
   int64_t rows = random_size(3, 6), n = random_size(150, 330);
   auto raw = random_floats(static_cast<size_t>(rows * 2 * n), -8, 8);
   Tensor x = upload(raw, {rows, 2 * n}).slice(1, 0, 2 * n, 2);  // strides (2n, 2)
   Tensor y = poisoned({rows, n}, DType::kF32);
-  kernel("softmax").launch(stream(), rows, {x, y});
+  kernel("softmax").launch(stream(), rows, {x, y}, config);
   auto got = y.to_vector<float>();
   std::vector<double> want(got.size());
   for (int64_t r = 0; r < rows; ++r) {

@@ -1,0 +1,101 @@
+// The source emitter shared by codegen.cc (elementwise, memory, loops, entry point) and
+// codegen_reduce.cc (reductions and tile dot). Internal to the compiler.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "codegen.h"
+#include "flagstone/compiler/ir.h"
+
+namespace flagstone::compiler {
+
+using ir::Op;
+using ir::OpKind;
+using ir::Type;
+using ir::ValueId;
+
+// Emits one kernel; see emit_source in codegen.h for the thread/tile model.
+class Emitter {
+ public:
+  Emitter(const ir::Function& fn, Dialect dialect, int64_t threads)
+      : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads) {}
+
+  std::string run(int64_t* local_bytes);
+
+ private:
+  bool gpu() const { return d_ != Dialect::kCpu; }
+  std::string ct(DType t) const;  // compute type
+  std::string st(DType t) const;  // storage type
+  std::string index_t() const { return ct(DType::kI64); }
+  std::string vtype(const Type& t) const { return t.pointer ? index_t() : ct(t.dtype); }
+  int64_t elems(const Type& t) const { return (t.numel() + threads_ - 1) / threads_; }
+  std::string name(ValueId id) const { return names_.at(id); }
+  std::string ref(ValueId id) const { return fn_.type(id).is_tile() ? name(id) + "[j]" : name(id); }
+  std::string local_q() const {
+    return d_ == Dialect::kOpenCL ? "__local " : d_ == Dialect::kCuda ? "" : "";
+  }
+  void line(const std::string& s) {
+    body_.append(static_cast<size_t>(indent_) * 2, ' ');
+    body_ += s;
+    body_ += "\n";
+  }
+  void open(const std::string& s) {
+    line(s + " {");
+    ++indent_;
+  }
+  void close() {
+    --indent_;
+    line("}");
+  }
+  // Declares value `id` (tile array or scalar) with a fresh name.
+  std::string declare(ValueId id, const std::string& init = "");
+  // Loops over the elements this thread owns of a tile of `numel` elements: j is the slot,
+  // f the flat index.
+  void begin_elems(int64_t numel);
+  void end_elems(int64_t numel);
+  // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
+  std::string wrap(DType d, const std::string& e) const;
+  std::string literal(DType d, double fv, int64_t iv) const;
+  std::string math(const char* base, DType d) const;
+  std::string load_conv(DType d, const std::string& e) const;
+  std::string store_conv(DType d, const std::string& e) const;
+  // Makes the whole tile `id` readable by every thread at the returned array name.
+  std::string materialize(ValueId id, int64_t* cursor);
+  void barrier() {
+    if (d_ == Dialect::kOpenCL) line("barrier(CLK_LOCAL_MEM_FENCE);");
+    if (d_ == Dialect::kCuda) line("__syncthreads();");
+  }
+  std::string base_of(ValueId ptr) const { return "b" + std::to_string(roots_.at(ptr)); }
+
+  void block(const ir::Block& b);
+  void op(const Op& op);
+  void elementwise(const Op& op, const std::string& expr_j, const std::string& expr_scalar);
+  std::string expr(const Op& op, bool tile) const;
+  void memory(const Op& op);
+  void reduce(const Op& op);
+  void reduce_all(const Op& op);
+  void reduce_grouped(const Op& op, int64_t group);
+  void reduce_serial(const Op& op);
+  std::string reduce_identity(OpKind kind, DType d) const;
+  std::string reduce_step(OpKind kind, const std::string& x, const std::string& xi) const;
+  void shuffle_combine(OpKind kind, DType d, int64_t from);
+  // Declares a `count`-element array of `type` in local/shared scratch at *cursor.
+  std::string scratch_array(const std::string& type, int64_t count, int64_t elem_size,
+                            int64_t* cursor);
+  void dot(const Op& op);
+  void loop(const Op& op);
+
+  const ir::Function& fn_;
+  Dialect d_;
+  int64_t threads_;
+  std::string body_;
+  int indent_ = 1;
+  int counter_ = 0;
+  int64_t scratch_max_ = 0;
+  std::unordered_map<ValueId, std::string> names_;
+  std::unordered_map<ValueId, int> roots_;  // pointer value -> pointer parameter index
+};
+
+}  // namespace flagstone::compiler

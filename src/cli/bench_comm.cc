@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "flagstone/comm/communicator.h"
 #include "flagstone/comm/launch.h"
+#include "flagstone/comm/nccl_peer.h"
 #include "flagstone/runtime/device.h"
 
 namespace flagstone::cli {
@@ -35,6 +36,7 @@ struct BenchArgs {
   bool json = false;
   bool no_mpi = false;
   bool device_buffers = false;
+  bool nccl_peer = false;
 };
 
 size_t parse_size(const std::string& text) {
@@ -120,6 +122,45 @@ double time_op(const comm::Communicator& comm, const runtime::Stream& stream, in
   return slowest;
 }
 
+// Host<->device copy bandwidth of this rank's device for `bytes` through page-locked memory, in
+// GB/s, slowest rank's figure (0 when no rank stages): the bound of a staged collective, since
+// its data must cross the link down and back up.
+struct CopyBound {
+  double h2d_gbps = 0, d2h_gbps = 0;
+};
+
+CopyBound measure_copy_bound(const comm::Communicator& comm, const runtime::Device& device,
+                             const runtime::Stream& stream, size_t bytes, int iters) {
+  double mine[2] = {0, 0};  // seconds per copy, h2d then d2h
+  bool staged = !device.is_cpu() && !device.info().caps.host_accessible;
+  if (staged) {
+    runtime::PinnedHostBuffer host(device, bytes);
+    runtime::Buffer dev = runtime::Buffer::allocate(device, bytes);
+    std::memset(host.data(), 1, bytes);
+    for (int direction = 0; direction < 2; ++direction) {
+      auto copy = [&] {
+        if (direction == 0)
+          runtime::copy_host_to_device(stream, dev, 0, host.data(), bytes);
+        else
+          runtime::copy_device_to_host(stream, host.data(), dev, 0, bytes);
+      };
+      copy();
+      stream.synchronize();
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) copy();
+      stream.synchronize();
+      mine[direction] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iters;
+    }
+  }
+  double slowest[2] = {0, 0};
+  comm.all_reduce(comm::host_buf(mine), comm::host_buf(slowest), 2, fsFloat64, fsMax);
+  CopyBound bound;
+  if (slowest[0] > 0) bound.h2d_gbps = bytes / slowest[0] / 1e9;
+  if (slowest[1] > 0) bound.d2h_gbps = bytes / slowest[1] / 1e9;
+  return bound;
+}
+
 void run_ranks(const BenchArgs& args) {
   fsDataType_t dtype = parse_comm_dtype(args.dtype);
   fsRedOp_t redop = parse_redop(args.redop);
@@ -134,7 +175,21 @@ void run_ranks(const BenchArgs& args) {
     mpi = comm::Communicator::from_env(options);
   }
   int n = comm.size(), rank = comm.rank();
+  bool with_nccl = false;
+  if (args.nccl_peer) {
+    FS_CHECK(args.device_buffers, kInvalidArgument,
+             "bench comm: --nccl-peer needs --device-buffers (NCCL works on device memory)");
+    with_nccl = comm::nccl_serves_all(comm);
+    FS_CHECK(with_nccl, kUnsupported,
+             "bench comm: --nccl-peer: not every rank runs on NCCL (each rank needs its own CUDA "
+             "GPU, e.g. flagstone launch -n 2 --devices cuda:0,cuda:1, and libnccl.so.2)");
+  }
   runtime::Device device = runtime::Device::get(comm.device());
+  // Ranks whose device memory is not host memory stage through the host: report the fraction of
+  // the copy bound the all-reduce reaches.
+  int32_t stages = !device.is_cpu() && !device.info().caps.host_accessible ? 1 : 0, any_stage = 0;
+  comm.all_reduce(comm::host_buf(&stages), comm::host_buf(&any_stage), 1, fsInt32, fsMax);
+  bool with_bound = args.device_buffers && any_stage && !with_nccl;
   runtime::Stream stream = runtime::Stream::default_stream(device);
   std::vector<std::string> ops;
   if (args.op == "all")
@@ -153,6 +208,8 @@ void run_ranks(const BenchArgs& args) {
     std::printf("# %-13s %12s %12s %6s %6s %11s %9s %9s", "op", "size(B)", "count", "type", "redop",
                 "time(us)", "algbw", "busbw");
     if (with_mpi) std::printf(" %11s %9s %7s", "mpi(us)", "mpi-bus", "ratio");
+    if (with_nccl) std::printf(" %11s %9s %7s", "nccl(us)", "nccl-bus", "ratio");
+    if (with_bound) std::printf(" %8s %8s %7s %7s", "h2d", "d2h", "dup%", "ser%");
     std::printf("\n");
   }
   for (const std::string& op : ops) {
@@ -212,11 +269,41 @@ void run_ranks(const BenchArgs& args) {
         row["mpi_busbw_gbps"] = mpi_bus;
         row["busbw_ratio_vs_mpi"] = busbw / mpi_bus;
       }
+      double tn = 0, nccl_bus = 0;
+      if (with_nccl) {
+        const void* ds = static_cast<char*>(dsend.handle());
+        void* dr = drecv.handle();
+        tn = time_op(comm, stream, args.warmup, args.iters,
+                     [&] { comm::nccl_direct(comm, op, ds, dr, count, dtype, redop, stream); });
+        nccl_bus = size / tn / 1e9 * bus_factor(op, n);
+        row["nccl_time_us"] = tn * 1e6;
+        row["nccl_busbw_gbps"] = nccl_bus;
+        row["busbw_ratio_vs_nccl"] = busbw / nccl_bus;
+      }
+      CopyBound bound;
+      double dup = 0, ser = 0;
+      if (with_bound && op == "allreduce") {
+        bound = measure_copy_bound(comm, device, stream, total * esize, std::min(args.iters, 10));
+        // Duplex bound: down and up overlap, so the slower direction limits; serial bound: one
+        // after the other.
+        double dup_gbps = std::min(bound.h2d_gbps, bound.d2h_gbps);
+        double ser_gbps = 1.0 / (1.0 / bound.h2d_gbps + 1.0 / bound.d2h_gbps);
+        dup = algbw / dup_gbps;
+        ser = algbw / ser_gbps;
+        row["h2d_gbps"] = bound.h2d_gbps;
+        row["d2h_gbps"] = bound.d2h_gbps;
+        row["fraction_of_duplex_copy_bound"] = dup;
+        row["fraction_of_serial_copy_bound"] = ser;
+      }
       if (rank == 0 && !args.json) {
         std::printf("  %-13s %12zu %12zu %6s %6s %11.2f %9.3f %9.3f", op.c_str(), total * esize,
                     count, args.dtype.c_str(),
                     blocked || op == "broadcast" ? "-" : args.redop.c_str(), t * 1e6, algbw, busbw);
         if (with_mpi) std::printf(" %11.2f %9.3f %7.2f", tm * 1e6, mpi_bus, busbw / mpi_bus);
+        if (with_nccl) std::printf(" %11.2f %9.3f %7.3f", tn * 1e6, nccl_bus, busbw / nccl_bus);
+        if (with_bound && op == "allreduce")
+          std::printf(" %8.2f %8.2f %6.1f%% %6.1f%%", bound.h2d_gbps, bound.d2h_gbps, 100 * dup,
+                      100 * ser);
         std::printf("\n");
         std::fflush(stdout);
       }
@@ -283,6 +370,9 @@ void register_bench_comm_command(CLI::App& bench) {
   cmd->add_flag("--no-mpi", args->no_mpi, "Skip the Open MPI peer (and do not use mpirun)");
   cmd->add_flag("--device-buffers", args->device_buffers,
                 "Put the buffers in each rank's device memory (FLAGSTONE_DEVICE) instead of host");
+  cmd->add_flag("--nccl-peer", args->nccl_peer,
+                "Also time the same collective called straight into NCCL on the same communicator "
+                "(every rank on its own CUDA GPU; needs --device-buffers) and print our ratio");
   cmd->add_flag("--json", args->json, "Print JSON rows (rank 0)");
   cmd->footer(
       "time is the slowest rank's average per call; algbw = size / time; busbw = algbw x\n"
@@ -291,6 +381,12 @@ void register_bench_comm_command(CLI::App& bench) {
       "same ranks as the peer) or, without mpirun, under flagstone launch. Examples:\n"
       "  flagstone bench comm --nranks 4 -e 256M\n"
       "  flagstone launch -n 3 --devices cpu,opencl:0 -- flagstone bench comm --op all\n"
+      "  flagstone launch -n 2 --devices cuda:0,cuda:1 -- flagstone bench comm --op all \\\n"
+      "      --device-buffers --nccl-peer -e 1G\n"
+      "  flagstone launch -n 2 --devices cuda:0,cpu -- flagstone bench comm --device-buffers\n"
+      "With --device-buffers and a rank whose memory is not host memory, all-reduce rows add the\n"
+      "host<->device copy bandwidth measured in the same run (h2d, d2h GB/s) and algbw as a\n"
+      "fraction of the duplex bound min(h2d, d2h) and the serial bound 1/(1/h2d + 1/d2h).\n"
       "Environment: FLAGSTONE_COMM_ALGO=ring|rhd|tree forces an algorithm.");
   cmd->callback([args] {
     if (under_launcher())

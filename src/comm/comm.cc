@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <numeric>
 
@@ -167,6 +168,9 @@ fsComm* init_comm(int nranks, const fsUniqueId& id, int rank, const fsConfig* co
   std::snprintf(self.host, sizeof(self.host), "%s", host_name().c_str());
   std::snprintf(self.device, sizeof(self.device), "%s", comm->config.device.c_str());
   self.host_hash = this_host_hash();
+  auto pci = comm->device.info().extra.find("pci_bus_id");
+  if (pci != comm->device.info().extra.end() && !pci->second.empty())
+    self.device_uid = std::hash<std::string>{}(comm->device.backend() + ":" + pci->second) | 1;
   self.use_shm = comm->config.use_shm ? 1 : 0;
   comm->peers = rendezvous(id, self, deadline, comm->abort_fd.get());
   std::vector<Fd> fds = connect_mesh(comm->peers, rank, listener.get(), comm->peers[0].magic,

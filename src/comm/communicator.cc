@@ -1,26 +1,11 @@
 // The C++ wrapper: each method forwards to the C API and turns a failed status into Error.
 #include "flagstone/comm/communicator.h"
 
+#include "internal.h"
+
 namespace flagstone::comm {
 
 namespace {
-ErrorCategory category_of(fsResult_t result) {
-  switch (result) {
-    case fsInvalidArgument:
-    case fsInvalidUsage:
-      return ErrorCategory::kInvalidArgument;
-    case fsTimeout:
-      return ErrorCategory::kTimeout;
-    case fsUnsupported:
-      return ErrorCategory::kUnsupported;
-    case fsSystemError:
-    case fsRemoteError:
-    case fsAborted:
-      return ErrorCategory::kIo;
-    default:
-      return ErrorCategory::kInternal;
-  }
-}
 
 void* stream_handle(const runtime::Stream* stream) {
   return const_cast<runtime::Stream*>(stream);
@@ -39,7 +24,8 @@ fsConfig make_config(const CommOptions& options) {
 
 void throw_on_error(fsResult_t result) {
   if (result == fsSuccess) return;
-  throw Error(category_of(result), std::string(fsGetErrorString(result)) + ": " + fsGetLastError());
+  throw Error(error_category(result),
+              std::string(fsGetErrorString(result)) + ": " + fsGetLastError());
 }
 
 fsDataType_t to_comm_dtype(DType dtype) {

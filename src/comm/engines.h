@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm_impl.h"
@@ -36,6 +37,11 @@ bool nccl_p2p(NcclEngine& engine, fsComm* comm, const std::vector<Call>& calls,
               const runtime::Stream& stream);
 // Mixed groups: every rank (CUDA or not) runs all-reduce through here; false when not mixed.
 bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stream& stream);
+// The raw NCCL call behind flagstone::comm::nccl_direct (nccl_peer.h): false when the engine
+// does not cover every rank.
+bool nccl_direct_call(NcclEngine& engine, fsComm* comm, const std::string& op, const void* send,
+                      void* recv, size_t count, fsDataType_t dtype, fsRedOp_t redop,
+                      const runtime::Stream& stream);
 void nccl_abort(NcclEngine& engine);  // ncclCommAbort: safe from another thread
 fsResult_t nccl_async_error(NcclEngine& engine);
 #endif

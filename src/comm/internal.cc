@@ -6,8 +6,7 @@
 
 namespace flagstone::comm {
 
-namespace {
-ErrorCategory category_of(fsResult_t code) {
+ErrorCategory error_category(fsResult_t code) {
   switch (code) {
     case fsInvalidArgument:
     case fsInvalidUsage:
@@ -24,10 +23,9 @@ ErrorCategory category_of(fsResult_t code) {
       return ErrorCategory::kInternal;
   }
 }
-}  // namespace
 
 CommError::CommError(fsResult_t code, const std::string& message)
-    : Error(category_of(code), message), code_(code) {}
+    : Error(error_category(code), message), code_(code) {}
 
 int Deadline::remaining_ms(int cap) const {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count();

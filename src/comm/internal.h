@@ -12,6 +12,9 @@
 
 namespace flagstone::comm {
 
+// The flagstone::Error category that matches a comm status (C++ wrapper and CommError alike).
+ErrorCategory error_category(fsResult_t code);
+
 // Thrown inside the library only; api.cc catches it and returns `code`.
 class CommError : public Error {
  public:

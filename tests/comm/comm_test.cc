@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -76,6 +77,51 @@ TEST(CommDevices, MixedCpuAndOpenCLRanks) {
       run_ranks(COMM_WORKER, "collectives", 3, {"opencl:0", "cpu", "opencl:0"},
                 {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_STAGE_BYTES", "8192"}}, 110);
   expect_all_pass(results, 3);
+}
+
+// Device mixes chosen by whoever runs the suite: FLAGSTONE_COMM_TEST_DEVICES holds lists
+// separated by ';', each a comma-separated device per rank, e.g. on the one-GPU machine
+// "cuda:0,cpu;cpu,cuda:0,opencl:0;cuda:0,cpu,opencl:0,cpu" (NCCL takes one rank per GPU; two
+// CUDA ranks on one GPU run through host staging). Each list is one run of every collective.
+std::vector<std::vector<std::string>> configured_device_lists() {
+  std::vector<std::vector<std::string>> lists;
+  const char* text = std::getenv("FLAGSTONE_COMM_TEST_DEVICES");
+  std::string all = text ? text : "";
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find(';', start);
+    if (end == std::string::npos) end = all.size();
+    std::vector<std::string> devices;
+    std::string list = all.substr(start, end - start);
+    for (size_t p = 0; p < list.size();) {
+      size_t comma = list.find(',', p);
+      if (comma == std::string::npos) comma = list.size();
+      if (comma > p) devices.push_back(list.substr(p, comma - p));
+      p = comma + 1;
+    }
+    if (!devices.empty()) lists.push_back(devices);
+    start = end + 1;
+  }
+  return lists;
+}
+
+TEST(CommDevices, ConfiguredDeviceMixes) {
+  auto lists = configured_device_lists();
+  if (lists.empty()) GTEST_SKIP() << "FLAGSTONE_COMM_TEST_DEVICES is not set";
+  for (const auto& devices : lists) {
+    std::string name;
+    for (const std::string& d : devices) name += (name.empty() ? "" : ",") + d;
+    for (const char* stage : {"8192", "4194304"}) {
+      SCOPED_TRACE("devices " + name + " stage bytes " + stage);
+      int n = static_cast<int>(devices.size());
+      auto results =
+          run_ranks(COMM_WORKER, "collectives", n, devices,
+                    {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_STAGE_BYTES", stage}}, 150);
+      expect_all_pass(results, n);
+      if (!HasFailure())
+        std::printf("[ devices %s, stage %s B: %d ranks pass ]\n", name.c_str(), stage, n);
+    }
+  }
 }
 
 TEST(CommFaults, KilledRankMakesOthersFailWithinTimeout) {

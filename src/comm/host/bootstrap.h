@@ -22,6 +22,9 @@ struct PeerInfo {
   char host[64] = {};      // hostname: ranks with equal hosts may use shared memory
   char device[32] = {};    // "cpu", "cuda:0", "opencl:0"
   uint64_t host_hash = 0;  // boot id + hostname, so containers with equal names stay apart
+  // Hash of the physical device (the PCI bus id of a GPU), 0 when unknown: "cuda:0" in two
+  // processes with different CUDA_VISIBLE_DEVICES may be two GPUs, or one under two names.
+  uint64_t device_uid = 0;
 };
 
 struct UniqueIdParts {

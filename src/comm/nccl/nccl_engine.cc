@@ -2,36 +2,35 @@
 // the host transport). All-CUDA groups run every call on NCCL; mixed groups run all-reduce
 // hierarchically (NCCL reduce in the cluster, host all-reduce between the cluster's leader and
 // the other ranks with chunked staging, NCCL broadcast back) and the rest through host staging.
-#include <cuda_runtime.h>
+#include "nccl_engine.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "../engines.h"
-#include "../host/reduce.h"
-#include "../staging.h"
-#include "nccl_loader.h"
-
 namespace flagstone::comm {
 
-class NcclEngine {
- public:
-  const NcclApi* api = nullptr;
-  ncclComm_t comm = nullptr;
-  int cluster_rank = 0;
-  int cluster_size = 0;
-  bool covers_all = false;
-  std::vector<int> cluster;  // comm ranks of the CUDA cluster, in NCCL rank order
-
-  ~NcclEngine() {
-    if (comm) api->CommDestroy(comm);
-  }
-};
+NcclEngine::~NcclEngine() {
+  for (cudaEvent_t event : copied_out) cudaEventDestroy(event);
+  for (cudaEvent_t event : copied_in) cudaEventDestroy(event);
+  if (start) cudaEventDestroy(start);
+  if (done) cudaEventDestroy(done);
+  if (d2h) cudaStreamDestroy(d2h);
+  if (h2d) cudaStreamDestroy(h2d);
+  if (comm) api->CommDestroy(comm);
+}
 
 namespace {
 
 bool is_cuda(const char* device) {
   return std::strncmp(device, "cuda", 4) == 0;
+}
+
+}  // namespace
+
+void check_cuda(cudaError_t status, const char* call, const fsComm* comm) {
+  if (status == cudaSuccess) return;
+  fail(fsSystemError, call, " (rank ", comm->rank, " on ", comm->config.device, "): CUDA error ",
+       static_cast<int>(status), ": ", cudaGetErrorString(status));
 }
 
 void check_nccl(const NcclApi* api, ncclResult_t rc, const char* call, const fsComm* comm) {
@@ -83,56 +82,28 @@ ncclRedOp_t nccl_op(fsRedOp_t op) {
   }
 }
 
-// A device address for an argument: device buffers as they are, host memory through a
-// temporary device buffer (copied in for inputs, copied back by finish() for outputs).
-struct DeviceArg {
-  char* ptr = nullptr;
-  runtime::Buffer temp;
-  const fsBuf* host = nullptr;
-  size_t bytes = 0;
-
-  DeviceArg(fsComm* comm, const fsBuf* buf, size_t size, bool input, const runtime::Stream& s)
-      : bytes(size) {
-    if (!buf) return;
-    if (buf->on_device) {
-      ptr = static_cast<char*>(buf->ptr) + buf->offset;
-      return;
-    }
-    temp = runtime::Buffer::allocate(comm->device, std::max<size_t>(size, 1));
-    ptr = static_cast<char*>(temp.handle());
-    host = buf;
-    if (input && size) {
-      s.synchronize();  // the host data may come from earlier work on the stream
-      runtime::copy_host_to_device(s, temp, 0, static_cast<char*>(buf->ptr) + buf->offset, size);
-    }
+DeviceArg::DeviceArg(fsComm* comm, const fsBuf* buf, size_t size, bool input,
+                     const runtime::Stream& s)
+    : bytes(size) {
+  if (!buf) return;
+  if (buf->on_device) {
+    ptr = static_cast<char*>(buf->ptr) + buf->offset;
+    return;
   }
-  void finish(const runtime::Stream& s) {
-    if (!host || !bytes) return;
-    runtime::copy_device_to_host(s, static_cast<char*>(host->ptr) + host->offset, temp, 0, bytes);
-    s.synchronize();
+  temp = runtime::Buffer::allocate(comm->device, std::max<size_t>(size, 1));
+  ptr = static_cast<char*>(temp.handle());
+  host = buf;
+  if (input && size) {
+    s.synchronize();  // the host data may come from earlier work on the stream
+    runtime::copy_host_to_device(s, temp, 0, static_cast<char*>(buf->ptr) + buf->offset, size);
   }
-};
-
-// Host all-reduce between the cluster leader and the non-CUDA ranks; its own sequence counter,
-// because the other CUDA ranks do not take part.
-ChunkBody cross_body(fsComm* comm, fsDataType_t dtype, fsRedOp_t redop) {
-  return [comm, dtype, redop](const char* in, char* out, size_t n) {
-    HostOp op{*comm->transport, Deadline::after_ms(comm->config.timeout_ms),
-              detail::concat("fsAllReduce (rank ", comm->rank, " of ", comm->nranks,
-                             ", between device clusters)")};
-    op.seq = comm->cross_seq++;
-    op.algo = comm->config.algo;
-    op.chunk_bytes = comm->config.chunk_bytes;
-    op.check = comm->config.check;
-    op.members = comm->cross_members;
-    op.member_index = static_cast<int>(std::find(op.members.begin(), op.members.end(), comm->rank) -
-                                       op.members.begin());
-    host_all_reduce(op, in, out, n, dtype, redop == fsAvg ? fsSum : redop);
-    if (redop == fsAvg) finish_average(out, n, dtype, comm->nranks);
-  };
 }
 
-}  // namespace
+void DeviceArg::finish(const runtime::Stream& s) {
+  if (!host || !bytes) return;
+  runtime::copy_device_to_host(s, static_cast<char*>(host->ptr) + host->offset, temp, 0, bytes);
+  s.synchronize();
+}
 
 std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm) {
   const std::string& engine_name = comm->config.engine;
@@ -145,6 +116,22 @@ std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm) {
       fail(fsUnsupported, "engine nccl (rank ", comm->rank, "): no rank is on a CUDA device");
     return nullptr;
   }
+  // NCCL refuses two ranks on one GPU ("duplicate GPU"); such groups stage through the host
+  // transport instead. Every rank sees the same table, so all decide alike without a vote.
+  for (size_t i = 0; i < cuda.size(); ++i)
+    for (size_t j = i + 1; j < cuda.size(); ++j) {
+      const PeerInfo& a = comm->peers[cuda[i]];
+      const PeerInfo& b = comm->peers[cuda[j]];
+      bool same_gpu = a.host_hash == b.host_hash &&
+                      (a.device_uid && b.device_uid ? a.device_uid == b.device_uid
+                                                    : std::strcmp(a.device, b.device) == 0);
+      if (!same_gpu) continue;
+      if (engine_name == "nccl")
+        fail(fsUnsupported, "engine nccl (rank ", comm->rank, "): ranks ", cuda[i], " and ",
+             cuda[j], " are on the same GPU (", a.device, "), which NCCL does not allow; ",
+             "give each CUDA rank its own GPU or use engine auto/host");
+      return nullptr;
+    }
   bool me_cuda = is_cuda(comm->config.device.c_str());
   std::string why;
   const NcclApi* api = me_cuda ? load_nccl(&why) : nullptr;
@@ -172,6 +159,7 @@ std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm) {
 
   auto engine = std::make_shared<NcclEngine>();
   engine->api = api;
+  engine->device_index = comm->device.index();
   engine->cluster = cuda;
   engine->cluster_size = static_cast<int>(cuda.size());
   engine->cluster_rank =
@@ -211,36 +199,6 @@ fsResult_t nccl_async_error(NcclEngine& engine) {
   if (engine.api->CommGetAsyncError(engine.comm, &state) != ncclSuccess) return fsSystemError;
   if (state == ncclSuccess || state == ncclInProgress) return fsSuccess;
   return state == ncclRemoteError ? fsRemoteError : fsSystemError;
-}
-
-bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stream& stream) {
-  if (!comm->hierarchical || call.kind != OpKind::kAllReduce) return false;
-  size_t esize = dtype_bytes(call.dtype), bytes = call.count * esize;
-  if (!comm->nccl) {
-    // A non-CUDA rank: only the exchange between clusters, staged like any host call.
-    run_elementwise(comm, stream, &call.send, &call.recv, call.count, esize,
-                    cross_body(comm, call.dtype, call.redop));
-    return true;
-  }
-  NcclEngine& engine = *comm->nccl;
-  const NcclApi* api = engine.api;
-  auto native = static_cast<cudaStream_t>(stream.impl().native_handle());
-  DeviceArg send(comm, &call.send, bytes, true, stream);
-  DeviceArg recv(comm, &call.recv, bytes, false, stream);
-  ncclDataType_t type = nccl_type(call.dtype);
-  ncclRedOp_t inner = call.redop == fsAvg ? ncclSum : nccl_op(call.redop);
-  check_nccl(api, api->Reduce(send.ptr, recv.ptr, call.count, type, inner, 0, engine.comm, native),
-             "ncclReduce", comm);
-  if (engine.cluster_rank == 0) {
-    // The leader's reduced cluster result goes out and comes back through chunked staging.
-    fsBuf reduced = fsDeviceBuf(recv.ptr, 0);
-    run_elementwise(comm, stream, &reduced, &reduced, call.count, esize,
-                    cross_body(comm, call.dtype, call.redop));
-  }
-  check_nccl(api, api->Broadcast(recv.ptr, recv.ptr, call.count, type, 0, engine.comm, native),
-             "ncclBroadcast", comm);
-  recv.finish(stream);
-  return true;
 }
 
 bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime::Stream& stream) {
@@ -397,6 +355,45 @@ bool nccl_p2p(NcclEngine& engine, fsComm* comm, const std::vector<Call>& calls,
   check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
   for (size_t i = 0; i < calls.size(); ++i)
     if (calls[i].kind != OpKind::kSend) args[i].finish(stream);
+  return true;
+}
+
+bool nccl_direct_call(NcclEngine& engine, fsComm* comm, const std::string& op, const void* send,
+                      void* recv, size_t count, fsDataType_t dtype, fsRedOp_t redop,
+                      const runtime::Stream& stream) {
+  if (!engine.covers_all) return false;
+  const NcclApi* api = engine.api;
+  auto native = static_cast<cudaStream_t>(stream.impl().native_handle());
+  ncclDataType_t type = nccl_type(dtype);
+  ncclComm_t nc = engine.comm;
+  if (op == "allreduce") {
+    check_nccl(api, api->AllReduce(send, recv, count, type, nccl_op(redop), nc, native),
+               "ncclAllReduce", comm);
+  } else if (op == "allgather") {
+    check_nccl(api, api->AllGather(send, recv, count, type, nc, native), "ncclAllGather", comm);
+  } else if (op == "reducescatter") {
+    check_nccl(api, api->ReduceScatter(send, recv, count, type, nccl_op(redop), nc, native),
+               "ncclReduceScatter", comm);
+  } else if (op == "broadcast") {
+    check_nccl(api, api->Broadcast(send, recv, count, type, 0, nc, native), "ncclBroadcast", comm);
+  } else if (op == "reduce") {
+    check_nccl(api, api->Reduce(send, recv, count, type, nccl_op(redop), 0, nc, native),
+               "ncclReduce", comm);
+  } else if (op == "alltoall") {
+    // What nccl-tests does: one grouped send and receive per peer.
+    size_t block = count * dtype_bytes(dtype);
+    check_nccl(api, api->GroupStart(), "ncclGroupStart", comm);
+    for (int r = 0; r < comm->nranks; ++r) {
+      check_nccl(api,
+                 api->Send(static_cast<const char*>(send) + r * block, count, type, r, nc, native),
+                 "ncclSend", comm);
+      check_nccl(api, api->Recv(static_cast<char*>(recv) + r * block, count, type, r, nc, native),
+                 "ncclRecv", comm);
+    }
+    check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
+  } else {
+    fail(fsInvalidArgument, "nccl_direct: unknown op '", op, "'");
+  }
   return true;
 }
 

@@ -69,20 +69,27 @@ std::string Emitter::declare(ValueId id, const std::string& init) {
   return n;
 }
 
-void Emitter::begin_elems(int64_t numel) {
+void Emitter::begin_elems(const Type& t) {
+  int64_t numel = t.numel();
   if (!gpu()) {
     open("for (int j = 0; j < " + std::to_string(numel) + "; ++j)");
     line("const int f = j; (void)f;");
     return;
   }
   int64_t e = (numel + threads_ - 1) / threads_;
+  // Unrolled, so that tile arrays are indexed by constants and stay in registers.
+  if (d_ == Dialect::kCuda) line("#pragma unroll");
   open("for (int j = 0; j < " + std::to_string(e) + "; ++j)");
+  if (const MmaLayout* mma = mma_layout(t)) {
+    line("const int f = " + mma_flat_index(*mma, "j") + ";");
+    return;
+  }
   line("const int f = fs_tid + j * " + std::to_string(threads_) + ";");
   if (numel % threads_ != 0) open("if (f < " + std::to_string(numel) + ")");
 }
 
-void Emitter::end_elems(int64_t numel) {
-  if (gpu() && numel % threads_ != 0) close();
+void Emitter::end_elems(const Type& t) {
+  if (gpu() && !mma_layout(t) && t.numel() % threads_ != 0) close();
   close();
 }
 
@@ -153,9 +160,9 @@ std::string Emitter::materialize(ValueId id, int64_t* cursor) {
        std::to_string(*cursor) + ");");
   *cursor += (t.numel() * size + 15) / 16 * 16;
   scratch_max_ = std::max(scratch_max_, *cursor);
-  begin_elems(t.numel());
+  begin_elems(t);
   line(s + "[f] = " + name(id) + "[j];");
-  end_elems(t.numel());
+  end_elems(t);
   return s;
 }
 
@@ -259,9 +266,9 @@ void Emitter::elementwise(const Op& op, const std::string& expr_j, const std::st
     return;
   }
   declare(r);
-  begin_elems(t.numel());
+  begin_elems(t);
   line(name(r) + "[j] = " + fit(expr_j) + ";");
-  end_elems(t.numel());
+  end_elems(t);
 }
 
 void Emitter::op(const Op& op) {
@@ -294,9 +301,9 @@ void Emitter::op(const Op& op) {
         return;
       }
       declare(r);
-      begin_elems(result_type().numel());
+      begin_elems(result_type());
       line(name(r) + "[j] = " + lit + ";");
-      end_elems(result_type().numel());
+      end_elems(result_type());
       return;
     }
     case OpKind::kSplat:
@@ -304,10 +311,23 @@ void Emitter::op(const Op& op) {
     case OpKind::kExpandDims: {
       if (fn_.type(op.operands[0]).pointer) roots_[op.results[0]] = roots_.at(op.operands[0]);
       ValueId r = op.results[0];
+      const Type& src = fn_.type(op.operands[0]);
+      if (src.is_tile() && mma_layout(src) != mma_layout(result_type())) {
+        // Same flat order, different owners: move the elements through scratch memory.
+        int64_t cursor = 0;
+        barrier();
+        std::string s = materialize(op.operands[0], &cursor);
+        barrier();
+        declare(r);
+        begin_elems(result_type());
+        line(name(r) + "[j] = " + s + "[f];");
+        end_elems(result_type());
+        return;
+      }
       declare(r);
-      begin_elems(result_type().numel());
+      begin_elems(result_type());
       line(name(r) + "[j] = " + ref(op.operands[0]) + ";");
-      end_elems(result_type().numel());
+      end_elems(result_type());
       return;
     }
     case OpKind::kBroadcast:
@@ -339,9 +359,9 @@ void Emitter::op(const Op& op) {
       }
       ValueId r = op.results[0];
       declare(r);
-      begin_elems(dst.numel());
+      begin_elems(dst);
       line(name(r) + "[j] = " + s + "[" + index + "];");
-      end_elems(dst.numel());
+      end_elems(dst);
       return;
     }
     case OpKind::kAddPtr:
@@ -402,9 +422,9 @@ void Emitter::memory(const Op& op) {
       return;
     }
     declare(r);
-    begin_elems(pt.numel());
+    begin_elems(pt);
     line(name(r) + "[j] = " + e + ";");
-    end_elems(pt.numel());
+    end_elems(pt);
     return;
   }
   std::string value = ref(op.operands[1]);
@@ -422,9 +442,9 @@ void Emitter::memory(const Op& op) {
     line(gpu() ? "if (fs_tid == 0) " + stmt : stmt);
     return;
   }
-  begin_elems(pt.numel());
+  begin_elems(pt);
   line(stmt);
-  end_elems(pt.numel());
+  end_elems(pt);
 }
 
 void Emitter::loop(const Op& op) {
@@ -440,9 +460,9 @@ void Emitter::loop(const Op& op) {
     const Type& t = fn_.type(res);
     if (t.is_tile()) {
       declare(res);
-      begin_elems(t.numel());
+      begin_elems(t);
       line(name(res) + "[j] = " + name(init) + "[j];");
-      end_elems(t.numel());
+      end_elems(t);
     } else {
       declare(res, name(init));
     }
@@ -471,9 +491,9 @@ void Emitter::loop(const Op& op) {
       temps.push_back(tmp);
       if (ty.is_tile()) {
         line(vtype(ty) + " " + tmp + "[" + std::to_string(elems(ty)) + "];");
-        begin_elems(ty.numel());
+        begin_elems(ty);
         line(tmp + "[j] = " + name(y) + "[j];");
-        end_elems(ty.numel());
+        end_elems(ty);
       } else {
         line(vtype(ty) + " " + tmp + " = " + name(y) + ";");
       }
@@ -481,9 +501,9 @@ void Emitter::loop(const Op& op) {
     for (size_t i = 0; i < carried; ++i) {
       const Type& ty = fn_.type(op.results[i]);
       if (ty.is_tile()) {
-        begin_elems(ty.numel());
+        begin_elems(ty);
         line(name(op.results[i]) + "[j] = " + temps[i] + "[j];");
-        end_elems(ty.numel());
+        end_elems(ty);
       } else {
         line(name(op.results[i]) + " = " + temps[i] + ";");
       }
@@ -532,6 +552,7 @@ std::string Emitter::run(int64_t* local_bytes) {
     }
   }
   if (d_ == Dialect::kCpu) indent_ = 2;
+  plan_mma(fn_.body);
   block(fn_.body);
   *local_bytes = scratch_max_;
 
@@ -570,6 +591,8 @@ std::string Emitter::run(int64_t* local_bytes) {
       out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
     }
     out += "  const int fs_tid = (int)threadIdx.x;\n";
+    out += "  const int fs_lane = fs_tid & 31, fs_warp = fs_tid >> 5;\n";
+    out += "  (void)fs_lane; (void)fs_warp;\n";
   }
   out += setup;
   out += body_;

@@ -1,10 +1,12 @@
-// The source emitter shared by codegen.cc (elementwise, memory, loops, entry point) and
-// codegen_reduce.cc (reductions and tile dot). Internal to the compiler.
+// The source emitter shared by codegen.cc (elementwise, memory, loops, entry point),
+// codegen_reduce.cc (reductions) and codegen_dot.cc (tile dot). Internal to the compiler.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "codegen.h"
 #include "flagstone/compiler/ir.h"
@@ -53,8 +55,8 @@ class Emitter {
   std::string declare(ValueId id, const std::string& init = "");
   // Loops over the elements this thread owns of a tile of `numel` elements: j is the slot,
   // f the flat index.
-  void begin_elems(int64_t numel);
-  void end_elems(int64_t numel);
+  void begin_elems(const Type& t);
+  void end_elems(const Type& t);
   // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
   std::string wrap(DType d, const std::string& e) const;
   std::string literal(DType d, double fv, int64_t iv) const;
@@ -85,6 +87,19 @@ class Emitter {
   std::string scratch_array(const std::string& type, int64_t count, int64_t elem_size,
                             int64_t* cursor);
   void dot(const Op& op);
+  // Tensor cores (CUDA, f16/bf16): tiles of a dot's result shape are laid out as mma.sync
+  // accumulators, so the dot's result, its accumulator and everything elementwise on them stay
+  // in registers; other shapes keep the strided layout.
+  struct MmaLayout {
+    int64_t m = 0, n = 0;    // tile shape
+    int64_t wm = 1, wn = 1;  // warps along rows and columns
+    int64_t tm = 0, tn = 0;  // rows and columns of one warp's part
+  };
+  void plan_mma(const ir::Block& b);
+  const MmaLayout* mma_layout(const Type& t) const;
+  std::string mma_flat_index(const MmaLayout& l, const std::string& j) const;
+  bool dot_uses_mma(const Op& op) const;
+  void dot_mma(const Op& op, const MmaLayout& l);
   void loop(const Op& op);
 
   const ir::Function& fn_;
@@ -95,7 +110,8 @@ class Emitter {
   int counter_ = 0;
   int64_t scratch_max_ = 0;
   std::unordered_map<ValueId, std::string> names_;
-  std::unordered_map<ValueId, int> roots_;  // pointer value -> pointer parameter index
+  std::unordered_map<ValueId, int> roots_;
+  std::map<std::vector<int64_t>, MmaLayout> mma_;  // pointer value -> pointer parameter index
 };
 
 }  // namespace flagstone::compiler

@@ -1,4 +1,4 @@
-// Reductions and tile dot for the source emitter. On GPUs a reduction is a tree: each thread
+// Reductions for the source emitter. On GPUs a reduction is a tree: each thread
 // folds the elements it owns, then warps combine with shuffles (CUDA) or the work-group with
 // a shared-memory tree (OpenCL); the cpu folds serially and lets the compiler vectorize.
 #include <algorithm>
@@ -121,9 +121,9 @@ void Emitter::reduce_all(const Op& op) {
   open("");
   line(acc_t + " acc = " + identity + ";");
   line("int idx = 2147483647; (void)idx;");
-  begin_elems(src.numel());
+  begin_elems(src);
   line(reduce_step(op.kind, name(op.operands[0]) + "[j]", "f"));
-  end_elems(src.numel());
+  end_elems(src);
   int64_t cursor = 0;
   if (d_ == Dialect::kCuda && threads_ % 32 == 0) {
     shuffle_combine(op.kind, src.dtype, 32);
@@ -162,9 +162,9 @@ void Emitter::reduce_all(const Op& op) {
   }
   std::string value = is_arg(op.kind) ? std::string("idx") : wrap(dst.dtype, "acc");
   if (dst.is_tile()) {
-    begin_elems(1);
+    begin_elems(dst);
     line(name(res) + "[j] = " + value + ";");
-    end_elems(1);
+    end_elems(dst);
   } else {
     line(name(res) + " = " + value + ";");
   }
@@ -210,9 +210,9 @@ void Emitter::reduce_grouped(const Op& op, int64_t group) {
   close();
   barrier();
   declare(op.results[0]);
-  begin_elems(outputs);
+  begin_elems(dst);
   line(name(op.results[0]) + "[j] = " + (arg ? rs + "[f]" : wrap(dst.dtype, rs + "[f]")) + ";");
-  end_elems(outputs);
+  end_elems(dst);
 }
 
 // Each thread computes whole outputs serially (the cpu, and GPU reductions with as many
@@ -267,51 +267,9 @@ void Emitter::reduce_serial(const Op& op) {
     return;
   }
   declare(res);
-  begin_elems(dst.numel());
+  begin_elems(dst);
   body("f", name(res) + "[j]");
-  end_elems(dst.numel());
-}
-
-void Emitter::dot(const Op& op) {
-  const Type& a = fn_.type(op.operands[0]);
-  const Type& b = fn_.type(op.operands[1]);
-  std::string m = std::to_string(a.shape[0]);
-  std::string k = std::to_string(a.shape[1]);
-  std::string n = std::to_string(b.shape[1]);
-  ValueId res = op.results[0];
-  int64_t numel = a.shape[0] * b.shape[1];
-  int64_t cursor = 0;
-  barrier();
-  std::string sa = materialize(op.operands[0], &cursor);
-  std::string sb = materialize(op.operands[1], &cursor);
-  barrier();
-  declare(res);
-  std::string out = name(res);
-  std::string init = op.operands.size() > 2 ? name(op.operands[2]) + "[j]" : "0.0f";
-  if (!gpu()) {
-    // i-k-j order: the innermost loop runs along contiguous rows of b and of the result.
-    open("for (int j = 0; j < " + std::to_string(numel) + "; ++j)");
-    line(out + "[j] = " + init + ";");
-    close();
-    open("for (int i = 0; i < " + m + "; ++i)");
-    open("for (int kk = 0; kk < " + k + "; ++kk)");
-    line("const float av = " + sa + "[i * " + k + " + kk];");
-    open("for (int jj = 0; jj < " + n + "; ++jj)");
-    line(out + "[i * " + n + " + jj] += av * " + sb + "[kk * " + n + " + jj];");
-    close();
-    close();
-    close();
-    return;
-  }
-  begin_elems(numel);
-  line("const int i = f / " + n + ";");
-  line("const int jj = f % " + n + ";");
-  line("float acc = " + init + ";");
-  open("for (int kk = 0; kk < " + k + "; ++kk)");
-  line("acc += " + sa + "[i * " + k + " + kk] * " + sb + "[kk * " + n + " + jj];");
-  close();
-  line(out + "[j] = acc;");
-  end_elems(numel);
+  end_elems(dst);
 }
 
 }  // namespace flagstone::compiler

@@ -244,7 +244,8 @@ void run_matmul(const Device& dev, const Config& config, DType dtype) {
   Tensor tb = Tensor::from_vector(b, {n, k}, dev).t();  // [k, n] non-contiguous; b[i][j] = b[j*k+i]
   Tensor tc = Tensor::empty({m, n}, DType::kF32, dev);
   tc.fill_bytes_(0x7f);
-  kernel("matmul").launch(Stream::default_stream(dev), {cdiv(m, 16), cdiv(n, 16)}, {ta, tb, tc},
+  kernel("matmul").launch(Stream::default_stream(dev),
+                          {cdiv(m, config.get("BM")), cdiv(n, config.get("BN"))}, {ta, tb, tc},
                           config);
   auto got = tc.to_vector<float>();
   std::vector<double> want(got.size());
@@ -271,6 +272,8 @@ TEST_P(CompilerKernels, TileDotInKLoopForF32F16Bf16) {
   run_matmul<float>(dev(), configs[0], DType::kF32);
   run_matmul<Half>(dev(), configs[1], DType::kF16);
   run_matmul<BFloat16>(dev(), configs[2], DType::kBF16);
+  run_matmul<Half>(dev(), configs[3], DType::kF16);
+  run_matmul<BFloat16>(dev(), configs[4], DType::kBF16);
 }
 
 TEST_P(CompilerKernels, AtomicAddAndMax) {

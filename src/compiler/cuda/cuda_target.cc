@@ -3,6 +3,7 @@
 // context, which the runtime's CUDA backend shares.
 #include <dlfcn.h>
 
+#include <map>
 #include <mutex>
 
 #include "codegen.h"
@@ -36,6 +37,7 @@ struct Driver {
   CUresult (*primary_retain)(CUcontext*, CUdevice) = nullptr;
   CUresult (*push)(CUcontext) = nullptr;
   CUresult (*pop)(CUcontext*) = nullptr;
+  CUresult (*current)(CUcontext*) = nullptr;
   CUresult (*load)(CUmodule*, const void*) = nullptr;
   CUresult (*unload)(CUmodule) = nullptr;
   CUresult (*function)(CUfunction*, CUmodule, const char*) = nullptr;
@@ -62,6 +64,7 @@ const Driver& driver() {
     sym(drv->primary_retain, "cuDevicePrimaryCtxRetain");
     sym(drv->push, "cuCtxPushCurrent_v2");
     sym(drv->pop, "cuCtxPopCurrent_v2");
+    sym(drv->current, "cuCtxGetCurrent");
     sym(drv->load, "cuModuleLoadData");
     sym(drv->unload, "cuModuleUnload");
     sym(drv->function, "cuModuleGetFunction");
@@ -98,21 +101,41 @@ int sm_of(const runtime::Device& device) {
   return attribute(device, kAttrCcMajor) * 10 + attribute(device, kAttrCcMinor);
 }
 
-// Makes the device's primary context current for the scope (the runtime uses the same one).
+// The device's primary context (the one the runtime's CUDA backend uses), retained once per
+// device for the life of the process.
+CUcontext primary_context(const runtime::Device& device) {
+  static std::mutex mutex;
+  static std::map<int, CUcontext> contexts;
+  std::lock_guard<std::mutex> lock(mutex);
+  CUcontext& ctx = contexts[device.index()];
+  if (!ctx)
+    check(driver().primary_retain(&ctx, cu_device(device)), "cuDevicePrimaryCtxRetain",
+          device.spec());
+  return ctx;
+}
+
+// Makes the primary context current for the scope; the runtime has usually made it current on
+// this thread already, and then no driver call is needed beyond the query.
 class ContextScope {
  public:
-  explicit ContextScope(const runtime::Device& device) {
-    check(driver().primary_retain(&ctx_, cu_device(device)), "cuDevicePrimaryCtxRetain",
-          device.spec());
-    check(driver().push(ctx_), "cuCtxPushCurrent", device.spec());
+  explicit ContextScope(const runtime::Device& device) : ctx_(primary_context(device)) {
+    CUcontext current = nullptr;
+    driver().current(&current);
+    if (current != ctx_) {
+      check(driver().push(ctx_), "cuCtxPushCurrent", device.spec());
+      pushed_ = true;
+    }
   }
   ~ContextScope() {
     CUcontext popped = nullptr;
-    driver().pop(&popped);
+    if (pushed_) driver().pop(&popped);
   }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
 
  private:
   CUcontext ctx_ = nullptr;
+  bool pushed_ = false;
 };
 
 class CudaKernel final : public CompiledKernel {

@@ -164,8 +164,11 @@ fsResult_t fsRecv(fsBuf recvbuf, size_t count, fsDataType_t datatype, int peer, 
                   fsStream_t stream);
 fsResult_t fsBarrier(fsComm_t comm, fsStream_t stream);
 
-/* Between fsGroupStart and fsGroupEnd, fsSend/fsRecv are queued and run together at
- * fsGroupEnd, so matching pairs cannot deadlock. Groups nest; the outermost end runs them. */
+/* Between fsGroupStart and fsGroupEnd every call (collectives, fsSend/fsRecv, fsBarrier) is
+ * checked and queued, and the outermost fsGroupEnd issues them: per communicator the send/recv
+ * calls together (matching pairs cannot deadlock), then the collectives in call order; different
+ * communicators run concurrently, so ranks may list them in different orders. Results are ready
+ * when fsGroupEnd returns (host path) or on the streams (NCCL). Groups nest. */
 fsResult_t fsGroupStart(void);
 fsResult_t fsGroupEnd(void);
 

@@ -1,8 +1,11 @@
 // The collective and point-to-point entry points of the C API: argument checks that name the
 // rank/op/argument at fault, dispatch to a native engine when it serves the call, else the host
 // algorithms over staged or in-place buffers. Groups of send/recv run together at fsGroupEnd.
+#include <algorithm>
 #include <cstring>
-#include <map>
+#include <exception>
+#include <functional>
+#include <thread>
 #include <vector>
 
 #include "engines.h"
@@ -75,17 +78,37 @@ bool try_engines(fsComm* comm, const Call& call, const runtime::Stream& stream) 
   return false;
 }
 
-// Group state of this thread: queued send/recv per comm, run at the outermost fsGroupEnd.
+// Group state of this thread: every call between fsGroupStart and the outermost fsGroupEnd is
+// queued (arguments already checked) and issued at fsGroupEnd, NCCL-style.
 struct QueuedP2p {
   fsComm* comm;
   Call call;
   runtime::Stream stream;
 };
+struct Queued {
+  fsComm* comm = nullptr;
+  bool p2p = false;
+  QueuedP2p item;             // p2p only
+  std::function<void()> run;  // collectives: the whole operation, run under the comm's lock
+};
 struct GroupState {
   int depth = 0;
-  std::vector<QueuedP2p> queued;
+  std::vector<Queued> queued;
 };
 thread_local GroupState t_group;
+
+// Runs a collective now, or queues it when a group is open.
+template <typename Body>
+void submit(fsComm* comm, Body body) {
+  if (t_group.depth > 0) {
+    Queued queued;
+    queued.comm = comm;
+    queued.run = [comm, body] { run_op(comm, body); };
+    t_group.queued.push_back(std::move(queued));
+    return;
+  }
+  run_op(comm, body);
+}
 
 void run_p2p(fsComm* comm, std::vector<QueuedP2p>& items) {
   run_op(comm, [&] {
@@ -137,12 +160,58 @@ fsResult_t queue_p2p(fsComm* comm, const Call& call, fsStream_t stream) {
               kind == OpKind::kSend ? "sendbuf" : "recvbuf");
     QueuedP2p item{comm, call, resolve_stream(comm, stream, op_name(kind))};
     if (t_group.depth > 0) {
-      t_group.queued.push_back(item);
+      Queued queued;
+      queued.comm = comm;
+      queued.p2p = true;
+      queued.item = item;
+      t_group.queued.push_back(std::move(queued));
       return;
     }
     std::vector<QueuedP2p> one = {item};
     run_p2p(comm, one);
   });
+}
+
+// Issues a closed group. Per communicator, the send/recv calls run as one batch (so matching
+// pairs cannot deadlock), then the collectives in call order. Communicators run concurrently,
+// one thread each: ranks may list them in different orders, as NCCL allows inside a group.
+void run_group(std::vector<Queued>& queued) {
+  std::vector<std::pair<fsComm*, std::vector<Queued*>>> by_comm;
+  for (Queued& entry : queued) {
+    auto it = std::find_if(by_comm.begin(), by_comm.end(),
+                           [&](const auto& group) { return group.first == entry.comm; });
+    if (it == by_comm.end()) {
+      by_comm.push_back({entry.comm, {}});
+      it = by_comm.end() - 1;
+    }
+    it->second.push_back(&entry);
+  }
+  auto run_comm = [](fsComm* comm, const std::vector<Queued*>& entries) {
+    check_usable(comm, "fsGroupEnd");
+    std::vector<QueuedP2p> p2p;
+    for (Queued* entry : entries)
+      if (entry->p2p) p2p.push_back(entry->item);
+    if (!p2p.empty()) run_p2p(comm, p2p);
+    for (Queued* entry : entries)
+      if (!entry->p2p) entry->run();
+  };
+  if (by_comm.size() == 1) {
+    run_comm(by_comm[0].first, by_comm[0].second);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(by_comm.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < by_comm.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        run_comm(by_comm[i].first, by_comm[i].second);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (std::thread& thread : threads) thread.join();
+  for (std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -158,7 +227,7 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     check_buf(comm, OpKind::kAllReduce, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsAllReduce");
     Call call{OpKind::kAllReduce, sendbuf, recvbuf, count, datatype, op};
-    run_op(comm, [&] {
+    submit(comm, [=] {
 #ifdef FLAGSTONE_COMM_NCCL
       if (hierarchical_all_reduce(comm, call, s)) return;
 #endif
@@ -183,7 +252,7 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
     if (is_root) check_buf(comm, OpKind::kReduce, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsReduce");
     Call call{OpKind::kReduce, sendbuf, recvbuf, count, datatype, op, root};
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
@@ -204,7 +273,7 @@ fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     check_buf(comm, OpKind::kBroadcast, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsBroadcast");
     Call call{OpKind::kBroadcast, sendbuf, recvbuf, count, datatype, fsSum, root};
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
@@ -224,7 +293,7 @@ fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataTyp
     runtime::Stream s = resolve_stream(comm, stream, "fsAllGather");
     Call call{OpKind::kAllGather, sendbuf, recvbuf, sendcount, datatype};
     size_t bytes = sendcount * dtype_bytes(datatype);
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_whole(comm, s, &sendbuf, bytes, &recvbuf, bytes * comm->nranks,
                 [&](const char* in, char* out) {
@@ -245,7 +314,7 @@ fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDat
     runtime::Stream s = resolve_stream(comm, stream, "fsReduceScatter");
     Call call{OpKind::kReduceScatter, sendbuf, recvbuf, recvcount, datatype, op};
     size_t bytes = recvcount * dtype_bytes(datatype);
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_whole(comm, s, &sendbuf, bytes * comm->nranks, &recvbuf, bytes,
                 [&](const char* in, char* out) {
@@ -267,7 +336,7 @@ fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t
     runtime::Stream s = resolve_stream(comm, stream, "fsGather");
     Call call{OpKind::kGather, sendbuf, recvbuf, sendcount, datatype, fsSum, root};
     size_t bytes = sendcount * dtype_bytes(datatype);
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_whole(comm, s, &sendbuf, bytes, is_root ? &recvbuf : nullptr, bytes * comm->nranks,
                 [&](const char* in, char* out) {
@@ -289,7 +358,7 @@ fsResult_t fsScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_
     runtime::Stream s = resolve_stream(comm, stream, "fsScatter");
     Call call{OpKind::kScatter, sendbuf, recvbuf, recvcount, datatype, fsSum, root};
     size_t bytes = recvcount * dtype_bytes(datatype);
-    run_op(comm, [&] {
+    submit(comm, [=] {
       if (try_engines(comm, call, s)) return;
       run_whole(comm, s, is_root ? &sendbuf : nullptr, bytes * comm->nranks, &recvbuf, bytes,
                 [&](const char* in, char* out) {
@@ -316,16 +385,25 @@ fsResult_t fsAllToAllv(fsBuf sendbuf, const size_t* sendcounts, const size_t* sd
     check_buf(comm, OpKind::kAllToAllv, sendbuf, send_extent, "sendbuf");
     check_buf(comm, OpKind::kAllToAllv, recvbuf, recv_extent, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsAllToAllv");
-    Call call{OpKind::kAllToAllv, sendbuf, recvbuf,    0,      datatype, fsSum, 0,
-              sendcounts,         sdispls, recvcounts, rdispls};
+    // Copies of the count and displacement arrays: a grouped call runs after the caller's arrays
+    // may be gone (fsAllToAll's are temporaries).
+    size_t n = static_cast<size_t>(comm->nranks);
+    std::vector<size_t> lists(4 * n);
+    std::copy(sendcounts, sendcounts + n, lists.begin());
+    std::copy(sdispls, sdispls + n, lists.begin() + n);
+    std::copy(recvcounts, recvcounts + n, lists.begin() + 2 * n);
+    std::copy(rdispls, rdispls + n, lists.begin() + 3 * n);
     size_t esize = dtype_bytes(datatype);
-    run_op(comm, [&] {
+    submit(comm, [=] {
+      const size_t* sc = lists.data();
+      const size_t *sd = sc + n, *rc = sc + 2 * n, *rd = sc + 3 * n;
+      Call call{OpKind::kAllToAllv, sendbuf, recvbuf, 0, datatype, fsSum, 0, sc, sd, rc, rd};
       if (try_engines(comm, call, s)) return;
       run_whole(
           comm, s, &sendbuf, send_extent * esize, &recvbuf, recv_extent * esize,
           [&](const char* in, char* out) {
             HostOp host = make_host_op(comm, OpKind::kAllToAllv);
-            host_all_to_allv(host, in, sendcounts, sdispls, out, recvcounts, rdispls, datatype);
+            host_all_to_allv(host, in, sc, sd, out, rc, rd, datatype);
           },
           true);
     });
@@ -361,7 +439,7 @@ fsResult_t fsBarrier(fsComm_t comm, fsStream_t stream) {
     check_usable(comm, "fsBarrier");
     runtime::Stream s = resolve_stream(comm, stream, "fsBarrier");
     Call call{OpKind::kBarrier};
-    run_op(comm, [&] {
+    submit(comm, [=] {
       s.synchronize();
       if (try_engines(comm, call, s)) return;
       HostOp host = make_host_op(comm, OpKind::kBarrier);
@@ -379,14 +457,9 @@ fsResult_t fsGroupEnd(void) {
   return guard([&] {
     if (t_group.depth == 0) fail(fsInvalidUsage, "fsGroupEnd without fsGroupStart");
     if (--t_group.depth > 0) return;
-    std::vector<QueuedP2p> queued = std::move(t_group.queued);
+    std::vector<Queued> queued = std::move(t_group.queued);
     t_group.queued.clear();
-    std::map<fsComm*, std::vector<QueuedP2p>> by_comm;
-    for (QueuedP2p& item : queued) by_comm[item.comm].push_back(item);
-    for (auto& [comm, items] : by_comm) {
-      check_usable(comm, "fsGroupEnd");
-      run_p2p(comm, items);
-    }
+    run_group(queued);
   });
 }
 

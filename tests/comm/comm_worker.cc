@@ -235,6 +235,55 @@ void test_split() {
   CHECK_OK(fsCommDestroy(sub));
 }
 
+// A group holding collectives on two communicators, a broadcast and send/recv pairs: nothing
+// runs until fsGroupEnd, then everything completes. Host-only runs also list the two
+// communicators in opposite orders on even and odd ranks, which only works because a group
+// issues them concurrently (NCCL streams would order them, so device runs keep one order).
+void test_groups(bool host_only) {
+  fsComm_t sub = nullptr;
+  // A duplicate of the world: with opposite orders, issuing one communicator after the other
+  // would deadlock (even ranks wait in one, odd ranks in the other).
+  CHECK_OK(fsCommSplit(g_comm, 0, g_rank, &sub, nullptr));
+  const size_t count = 5000;
+  auto dtype = fsFloat32;
+  size_t es = esize(dtype);
+  std::vector<char> input = make_input(dtype, fsSum, g_rank, count);
+  TestBuf all_in(input), all_out(count * es), bcast(count * es), from_prev(count * es);
+  // The duplicate's all-reduce of the ranks.
+  int64_t mine = g_rank, sub_sum = -1;
+  int next = (g_rank + 1) % g_size, prev = (g_rank + g_size - 1) % g_size;
+  bool reversed = host_only && g_rank % 2 == 1;
+  CHECK_OK(fsGroupStart());
+  if (reversed)
+    CHECK_OK(fsAllReduce(fsHostBuf(&mine), fsHostBuf(&sub_sum), 1, fsInt64, fsSum, sub, nullptr));
+  CHECK_OK(fsAllReduce(all_in.buf(), all_out.buf(), count, dtype, fsSum, g_comm, nullptr));
+  CHECK_OK(fsSend(all_in.buf(), count, dtype, next, g_comm, nullptr));
+  CHECK_OK(fsBroadcast(all_in.buf(), bcast.buf(), count, dtype, g_size - 1, g_comm, nullptr));
+  CHECK_OK(fsRecv(from_prev.buf(), count, dtype, prev, g_comm, nullptr));
+  if (!reversed)
+    CHECK_OK(fsAllReduce(fsHostBuf(&mine), fsHostBuf(&sub_sum), 1, fsInt64, fsSum, sub, nullptr));
+  // Deferred: the host output is untouched before fsGroupEnd.
+  if (sub_sum != -1) {
+    std::fprintf(stderr, "rank %d: grouped all-reduce ran before fsGroupEnd\n", g_rank);
+    ++g_failures;
+  }
+  CHECK_OK(fsGroupEnd());
+  auto want = expected_reduction(dtype, fsSum, g_size, 0, count);
+  expect_equal("group-allreduce", dtype, fsSum, count, all_out.result(), want.data());
+  auto want_bcast = make_input(dtype, fsSum, g_size - 1, count);
+  expect_equal("group-broadcast", dtype, fsSum, count, bcast.result(), want_bcast.data());
+  auto want_prev = make_input(dtype, fsSum, prev, count);
+  expect_equal("group-sendrecv", dtype, fsSum, count, from_prev.result(), want_prev.data());
+  int64_t want_sum = 0;
+  for (int r = 0; r < g_size; ++r) want_sum += r;
+  if (sub_sum != want_sum) {
+    std::fprintf(stderr, "rank %d: grouped sub-communicator all-reduce %ld, want %ld\n", g_rank,
+                 long(sub_sum), long(want_sum));
+    ++g_failures;
+  }
+  CHECK_OK(fsCommDestroy(sub));
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -332,6 +381,9 @@ int main(int argc, char** argv) {
       test_movement(count);
     }
     test_split();
+    int32_t cpu = g_dev.is_cpu() ? 1 : 0, all_cpu = 0;
+    CHECK_OK(fsAllReduce(fsHostBuf(&cpu), fsHostBuf(&all_cpu), 1, fsInt32, fsMin, g_comm, nullptr));
+    test_groups(all_cpu == 1);
     status = g_failures ? 1 : 0;
   } else if (scenario == "kill" || scenario == "hang" || scenario == "abort") {
     status = scenario_fault(scenario, timeout_s);

@@ -84,8 +84,20 @@ void Emitter::begin_elems(const Type& t) {
     line("const int f = " + mma_flat_index(*mma, "j") + ";");
     return;
   }
+  if (int64_t v = vec_width(t); v > 1) {
+    std::string vs = std::to_string(v);
+    line("const int f = (j / " + vs + ") * " + std::to_string(threads_ * v) + " + fs_tid * " + vs +
+         " + j % " + vs + ";");
+    return;
+  }
   line("const int f = fs_tid + j * " + std::to_string(threads_) + ";");
   if (numel % threads_ != 0) open("if (f < " + std::to_string(numel) + ")");
+}
+
+int64_t Emitter::vec_width(const Type& t) const {
+  constexpr int64_t kVec = 4;
+  if (!gpu() || !t.is_tile() || mma_layout(t) || t.numel() % (threads_ * kVec) != 0) return 1;
+  return kVec;
 }
 
 void Emitter::end_elems(const Type& t) {
@@ -312,7 +324,8 @@ void Emitter::op(const Op& op) {
       if (fn_.type(op.operands[0]).pointer) roots_[op.results[0]] = roots_.at(op.operands[0]);
       ValueId r = op.results[0];
       const Type& src = fn_.type(op.operands[0]);
-      if (src.is_tile() && mma_layout(src) != mma_layout(result_type())) {
+      if (src.is_tile() && (mma_layout(src) != mma_layout(result_type()) ||
+                            vec_width(src) != vec_width(result_type()))) {
         // Same flat order, different owners: move the elements through scratch memory.
         int64_t cursor = 0;
         barrier();
@@ -392,9 +405,108 @@ void Emitter::op(const Op& op) {
   }
 }
 
+bool Emitter::vector_memory(const Op& op) {
+  const Type& pt = fn_.type(op.operands[0]);
+  int64_t v = vec_width(pt);
+  if (v != 4 || op.attrs.empty() || op.attrs[0] % v != 0) return false;
+  DType d = pt.dtype;
+  size_t bytes = storage_size(d) * 4;
+  std::string vt;
+  switch (d) {
+    case DType::kF32:
+      vt = "float4";
+      break;
+    case DType::kI32:
+      vt = "int4";
+      break;
+    case DType::kF16:
+    case DType::kBF16:
+      vt = "ushort4";
+      break;
+    case DType::kI16:
+      vt = "short4";
+      break;
+    case DType::kI8:
+      vt = "char4";
+      break;
+    case DType::kU8:
+    case DType::kBool:
+      vt = "uchar4";
+      break;
+    default:
+      return false;  // 8-byte types: 32-byte vectors do not exist
+  }
+  bool load = op.kind == OpKind::kLoad;
+  size_t mask_at = load ? 1 : 2;
+  bool masked = op.operands.size() > mask_at;
+  auto at = [&](ValueId id, const std::string& i) {
+    return fn_.type(id).is_tile() ? name(id) + "[" + i + "]" : name(id);
+  };
+  std::string base = base_of(op.operands[0]);
+  std::string p = name(op.operands[0]);
+  std::string first = base + " + " + p + "[jv]";
+  if (load) declare(op.results[0]);
+  // The analysis promises runs of consecutive addresses; masks and alignment are checked
+  // here, and any group that fails takes the scalar path.
+  std::string cond = "1";
+  for (int e = 1; e < 4; ++e)
+    cond += " && " + p + "[jv + " + std::to_string(e) + "] == " + p + "[jv] + " + std::to_string(e);
+  if (masked)
+    for (int e = 0; e < 4; ++e)
+      cond += " && " + at(op.operands[mask_at], "jv + " + std::to_string(e));
+  if (d_ == Dialect::kCuda)
+    cond += " && ((unsigned long long)(" + first + ") & " + std::to_string(bytes - 1) + ") == 0";
+  const char* lanes[4] = {"x", "y", "z", "w"};
+  if (d_ == Dialect::kCuda) line("#pragma unroll");
+  open("for (int jv = 0; jv < " + std::to_string(elems(pt)) + "; jv += 4)");
+  open("if (" + cond + ")");
+  if (load) {
+    line("const " + vt + " w = " +
+         (d_ == Dialect::kCuda ? "*(const " + vt + "*)(" + first + ")"
+                               : "vload4(0, " + first + ")") +
+         ";");
+    for (int e = 0; e < 4; ++e)
+      line(name(op.results[0]) + "[jv + " + std::to_string(e) +
+           "] = " + load_conv(d, std::string("w.") + lanes[e]) + ";");
+  } else {
+    std::string c[4];
+    for (int e = 0; e < 4; ++e)
+      c[e] = store_conv(d, at(op.operands[1], "jv + " + std::to_string(e)));
+    if (d_ == Dialect::kCuda) {
+      line(vt + " w;");
+      for (int e = 0; e < 4; ++e) line(std::string("w.") + lanes[e] + " = " + c[e] + ";");
+      line("*(" + vt + "*)(" + first + ") = w;");
+    } else {
+      line("vstore4((" + vt + ")(" + c[0] + ", " + c[1] + ", " + c[2] + ", " + c[3] + "), 0, " +
+           first + ");");
+    }
+  }
+  close();
+  open("else");
+  for (int e = 0; e < 4; ++e) {
+    std::string i = "jv + " + std::to_string(e);
+    std::string elem = base + "[" + p + "[" + i + "]]";
+    if (load) {
+      std::string x = load_conv(d, elem);
+      if (masked) {
+        std::string other = op.operands.size() > 2 ? at(op.operands[2], i) : literal(d, 0, 0);
+        x = "(" + at(op.operands[1], i) + " ? " + x + " : " + other + ")";
+      }
+      line(name(op.results[0]) + "[" + i + "] = " + x + ";");
+    } else {
+      std::string stmt = elem + " = " + store_conv(d, at(op.operands[1], i)) + ";";
+      line(masked ? "if (" + at(op.operands[2], i) + ") " + stmt : stmt);
+    }
+  }
+  close();
+  close();
+  return true;
+}
+
 void Emitter::memory(const Op& op) {
   const Type& pt = fn_.type(op.operands[0]);
   bool tile = pt.is_tile();
+  if (tile && (op.kind == OpKind::kLoad || op.kind == OpKind::kStore) && vector_memory(op)) return;
   if (op.kind == OpKind::kAddPtr) {
     roots_[op.results[0]] = roots_.at(op.operands[0]);
     elementwise(op,

@@ -56,6 +56,11 @@ class Emitter {
   // Loops over the elements this thread owns of a tile of `numel` elements: j is the slot,
   // f the flat index.
   void begin_elems(const Type& t);
+  // Consecutive elements a GPU thread owns (4 for tiles that divide evenly, so contiguous
+  // loads and stores can move 16 bytes at once), 1 for the strided t, t+T, ... layout.
+  int64_t vec_width(const Type& t) const;
+  // A contiguous load/store as vector accesses with a scalar fallback; false if not possible.
+  bool vector_memory(const Op& op);
   void end_elems(const Type& t);
   // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
   std::string wrap(DType d, const std::string& e) const;

@@ -167,7 +167,8 @@ fsResult_t fsBarrier(fsComm_t comm, fsStream_t stream);
 /* Between fsGroupStart and fsGroupEnd every call (collectives, fsSend/fsRecv, fsBarrier) is
  * checked and queued, and the outermost fsGroupEnd issues them: per communicator the send/recv
  * calls together (matching pairs cannot deadlock), then the collectives in call order; different
- * communicators run concurrently, so ranks may list them in different orders. Results are ready
+ * communicators run concurrently, so ranks may list them in different orders (unless a rank is
+ * on NCCL: then, as in NCCL, every rank must list them in one order). Results are ready
  * when fsGroupEnd returns (host path) or on the streams (NCCL). Groups nest. */
 fsResult_t fsGroupStart(void);
 fsResult_t fsGroupEnd(void);

@@ -195,8 +195,15 @@ void run_group(std::vector<Queued>& queued) {
     for (Queued* entry : entries)
       if (!entry->p2p) entry->run();
   };
-  if (by_comm.size() == 1) {
-    run_comm(by_comm[0].first, by_comm[0].second);
+  // NCCL queues its kernels on the caller's streams, so concurrent issue could order two comms'
+  // kernels differently on different ranks and hang the GPUs: with NCCL in the group, the
+  // communicators go one after the other in first-call order, as NCCL programs must list them.
+  bool sequential = by_comm.size() == 1;
+#ifdef FLAGSTONE_COMM_NCCL
+  for (const auto& group : by_comm) sequential = sequential || group.first->nccl != nullptr;
+#endif
+  if (sequential) {
+    for (const auto& group : by_comm) run_comm(group.first, group.second);
     return;
   }
   std::vector<std::exception_ptr> errors(by_comm.size());

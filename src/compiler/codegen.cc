@@ -179,7 +179,13 @@ std::string Emitter::materialize(ValueId id, int64_t* cursor) {
 }
 
 std::string Emitter::expr(const Op& op, bool tile) const {
-  auto arg = [&](size_t i) { return tile ? name(op.operands[i]) + "[j]" : name(op.operands[i]); };
+  std::vector<std::string> args;
+  for (ValueId v : op.operands) args.push_back(tile ? name(v) + "[j]" : name(v));
+  return expr_of(op, args);
+}
+
+std::string Emitter::expr_of(const Op& op, const std::vector<std::string>& args) const {
+  auto arg = [&](size_t i) { return args[i]; };
   DType d = fn_.type(op.operands[0]).dtype;
   bool flt = is_floating(d);
   std::string a = arg(0);
@@ -284,6 +290,11 @@ void Emitter::elementwise(const Op& op, const std::string& expr_j, const std::st
 }
 
 void Emitter::op(const Op& op) {
+  emit_op(op);
+  track_index(op);
+}
+
+void Emitter::emit_op(const Op& op) {
   auto result_type = [&]() -> const Type& { return fn_.type(op.results[0]); };
   switch (op.kind) {
     case OpKind::kProgramId:
@@ -346,31 +357,22 @@ void Emitter::op(const Op& op) {
     case OpKind::kBroadcast:
     case OpKind::kTrans: {
       if (fn_.type(op.operands[0]).pointer) roots_[op.results[0]] = roots_.at(op.operands[0]);
-      const Type& src = fn_.type(op.operands[0]);
       const Type& dst = result_type();
+      std::string index = move_index(op, "f");
+      ValueId r = op.results[0];
+      auto g = gen_.find(op.operands[0]);
+      if (g != gen_.end()) {
+        // Index arithmetic: every thread recomputes the source elements it needs.
+        declare(r);
+        begin_elems(dst);
+        line(name(r) + "[j] = " + at_index(g->second, index) + ";");
+        end_elems(dst);
+        return;
+      }
       int64_t cursor = 0;
       barrier();
       std::string s = materialize(op.operands[0], &cursor);
       barrier();
-      std::string index;
-      if (op.kind == OpKind::kTrans) {
-        // dst[n][m] = src[m][n]; src is [M, N], dst flat f = n * M + m.
-        std::string m = std::to_string(src.shape[0]);
-        std::string n = std::to_string(src.shape[1]);
-        index = "(f % " + m + ") * " + n + " + f / " + m;
-      } else {
-        int64_t dst_stride = 1;
-        int64_t src_stride = 1;
-        index = "0";
-        for (int i = dst.rank() - 1; i >= 0; --i) {
-          if (src.shape[i] != 1)
-            index += " + ((f / " + std::to_string(dst_stride) + ") % " +
-                     std::to_string(dst.shape[i]) + ") * " + std::to_string(src_stride);
-          dst_stride *= dst.shape[i];
-          src_stride *= src.shape[i];
-        }
-      }
-      ValueId r = op.results[0];
       declare(r);
       begin_elems(dst);
       line(name(r) + "[j] = " + s + "[" + index + "];");

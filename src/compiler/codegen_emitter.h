@@ -78,6 +78,15 @@ class Emitter {
 
   void block(const ir::Block& b);
   void op(const Op& op);
+  void emit_op(const Op& op);
+  // GPU index arithmetic (integer, bool and pointer tiles built from aranges, constants and
+  // scalars) is remembered as an expression of the flat index ("@"), so broadcasts and
+  // transposes of it are recomputed in place instead of going through shared memory.
+  void track_index(const Op& op);
+  std::string at_index(const std::string& gen, const std::string& index) const;
+  // The source flat index a broadcast or trans reads for destination flat index `f`.
+  std::string move_index(const Op& op, const std::string& f) const;
+  std::string expr_of(const Op& op, const std::vector<std::string>& args) const;
   void elementwise(const Op& op, const std::string& expr_j, const std::string& expr_scalar);
   std::string expr(const Op& op, bool tile) const;
   void memory(const Op& op);
@@ -116,7 +125,8 @@ class Emitter {
   int64_t scratch_max_ = 0;
   std::unordered_map<ValueId, std::string> names_;
   std::unordered_map<ValueId, int> roots_;
-  std::map<std::vector<int64_t>, MmaLayout> mma_;  // pointer value -> pointer parameter index
+  std::map<std::vector<int64_t>, MmaLayout> mma_;
+  std::unordered_map<ValueId, std::string> gen_;  // pointer value -> pointer parameter index
 };
 
 }  // namespace flagstone::compiler

@@ -3,6 +3,7 @@
 #include "ops/parity_cases.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace flagstone::ops::testing {
 namespace {
@@ -121,7 +122,12 @@ Cases attention_cases(Rng& rng, DType d, const Device& dev) {
   for (Shape4 s : {Shape4{1, 4, 2, 7, 7, 64, true, false, "causal prefill GQA 4/2, d64"},
                    Shape4{2, 2, 2, 1, 19, 80, false, false, "decode over 19 keys, d80"},
                    Shape4{1, 3, 1, 5, 13, 96, true, true, "MQA chunked prefill bottom-right, d96"},
-                   Shape4{1, 2, 1, 3, 9, 128, false, false, "d128 with mask"}}) {
+                   Shape4{1, 2, 1, 3, 9, 128, false, false, "d128 with mask"},
+                   // Prefill lengths that reach the tiled (flash) kernels with partial tiles.
+                   Shape4{1, 4, 2, 70, 70, 64, true, false, "causal prefill 70, GQA, d64"},
+                   Shape4{2, 2, 1, 33, 77, 128, true, true, "chunked prefill 33 over 77, d128"},
+                   Shape4{1, 2, 2, 20, 20, 80, false, false, "prefill 20, d80"},
+                   Shape4{1, 1, 1, 17, 40, 256, true, true, "bottom-right 17 over 40, d256"}}) {
     Tensor q = rt(rng, {s.b, s.hq, s.lq, s.dim}, d, dev, -1, 1);
     Tensor k = rt(rng, {s.b, s.hk, s.lk, s.dim}, d, dev, -1, 1);
     Tensor v = rt(rng, {s.b, s.hk, s.lk, s.dim}, d, dev, -1, 1);
@@ -322,6 +328,56 @@ std::map<std::string, CaseGenerator> make_generators() {
                     "3x77"}};
     };
   }
+  g["cross_entropy"] = [](Rng& rng, DType d, const Device& dev) {
+    std::vector<double> t{3, -100, 0, 36, 5, 17};  // one ignored row
+    Tensor target = make_tensor(t, {6}, DType::kI64, dev);
+    Cases c;
+    c.push_back({{rt(rng, {6, 37}, d, dev, -4, 4), target}, {}, 37, "mean, ignore_index"});
+    c.push_back({{rt(rng, {6, 37}, d, dev, -4, 4), index_tensor(rng, {6}, 37, dev, DType::kI32)},
+                 {{"reduction", "none"}, {"label_smoothing", 0.1}},
+                 37,
+                 "none, smoothing"});
+    c.push_back({{rt(rng, {4, 300}, d, dev, -4, 4), index_tensor(rng, {4}, 300, dev)},
+                 {{"reduction", "sum"}},
+                 300,
+                 "sum"});
+    return c;
+  };
+  g["linear_int8"] = [](Rng& rng, DType d, const Device& dev) {
+    Cases c;
+    for (auto [m, k, n] :
+         {std::tuple<int64_t, int64_t, int64_t>{1, 67, 9}, {3, 256, 33}, {20, 64, 7}}) {
+      Tensor w = random_tensor(rng, {n, k}, DType::kI8, dev, -127, 127);
+      Tensor scale = rt(rng, {n}, d, dev, 0.001, 0.02);
+      c.push_back({{rt(rng, {m, k}, d, dev, -1, 1), w, scale, rt(rng, {n}, d, dev, -1, 1)},
+                   {},
+                   k,
+                   std::to_string(m) + " rows, bias"});
+    }
+    return c;
+  };
+  g["linear_quantized"] = [](Rng& rng, DType d, const Device& dev) {
+    Cases c;
+    for (DType q : {DType::kQ8_0, DType::kQ4_0})
+      for (auto [m, k, n] :
+           {std::tuple<int64_t, int64_t, int64_t>{1, 64, 9}, {2, 256, 17}, {19, 96, 5}}) {
+        // Random blocks: an f16 scale in [0.005, 0.02) then random quants.
+        size_t block = dtype_info(q).block_bytes;
+        std::vector<uint8_t> bytes(static_cast<size_t>(n * k / 32) * block);
+        for (size_t b = 0; b < bytes.size(); b += block) {
+          uint16_t h = Half(static_cast<float>(rng.uniform(0.005, 0.02))).bits;
+          std::memcpy(&bytes[b], &h, 2);
+          for (size_t j = 2; j < block; ++j)
+            bytes[b + j] = static_cast<uint8_t>(rng.integer(0, 255));
+        }
+        Tensor w = Tensor::from_host(bytes.data(), bytes.size(), {n, k}, q, dev);
+        c.push_back({{rt(rng, {m, k}, d, dev, -1, 1), w},
+                     {},
+                     k,
+                     std::string(dtype_name(q)) + " " + std::to_string(m) + " rows"});
+      }
+    return c;
+  };
   return g;
 }
 

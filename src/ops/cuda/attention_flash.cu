@@ -1,8 +1,10 @@
 // Tensor-core flash attention for f16/bf16 prefill: a block of 4 warps takes 64 query rows (16
-// per warp) and walks key tiles held in shared memory; S = Q K^T and O += P V run on
-// mma.sync.m16n8k16 with f32 accumulation, and the softmax is kept online per row in registers,
-// so the [queries, keys] score matrix never reaches memory. Causal tiles past the diagonal are
-// skipped. Masks, paged caches, odd strides and decode shapes go to attention.cu instead.
+// per warp, Q fragments kept in registers) and walks 64-key tiles of K and V that cp.async
+// double-buffers in shared memory; S = Q K^T and O += P V run on mma.sync.m16n8k16 with f32
+// accumulation, operands fetched with ldmatrix (transposed for V), and the softmax is kept
+// online per row, so the [queries, keys] score matrix never reaches memory. Causal tiles past
+// the diagonal are skipped. Masks, paged caches, odd strides and decode shapes go to
+// attention.cu instead.
 #include <cstdint>
 #include <type_traits>
 
@@ -16,21 +18,49 @@ constexpr int kRows = 64;  // query rows per block: 4 warps x 16
 constexpr int kThreads = 128;
 
 template <typename T>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4],
-                                         const uint32_t (&b)[2]) {
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   } else {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// 16 bytes global -> shared without a register round trip; `valid` false writes zeros.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // Two floats as a packed pair of T (the first in the low half), as mma fragments hold them.
@@ -42,82 +72,98 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return bits;
 }
 
-__device__ __forceinline__ uint32_t lds32(const void* p) {
-  return *static_cast<const uint32_t*>(p);
+template <typename T, int D, int BN>
+struct FlashShape {
+  static constexpr int kPitch = D + 8;  // padded rows: ldmatrix rows land in distinct banks
+  static constexpr size_t kSmem = sizeof(T) * static_cast<size_t>(kRows + 4 * BN) * kPitch;
+};
+
+// Issues the cp.async copies of rows [row0, row0 + count) of a [len, D] operand into `dst`.
+template <typename T, int D>
+__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int64_t row0,
+                                          int count, int64_t len) {
+  constexpr int kVecs = D / 8, P = D + 8;
+  for (int idx = threadIdx.x; idx < count * kVecs; idx += kThreads) {
+    int r = idx / kVecs, c = (idx % kVecs) * 8;
+    bool valid = row0 + r < len;
+    cp_async16(dst + r * P + c, src + (valid ? (row0 + r) * row_stride + c : 0), valid);
+  }
 }
 
 template <typename T, int D, int BN>
-struct FlashShape {
-  static constexpr int kQPitch = D + 8;   // padded rows: fragment loads hit 32 distinct banks
-  static constexpr int kVPitch = BN + 8;  // V is stored transposed: [D][BN]
-  static constexpr size_t kSmem =
-      sizeof(T) * (static_cast<size_t>(kRows + BN) * kQPitch + static_cast<size_t>(D) * kVPitch);
-};
-
-template <typename T, int D, int BN>
 __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
-  using S = FlashShape<T, D, BN>;
-  constexpr int QP = S::kQPitch, VP = S::kVPitch;
+  constexpr int P = FlashShape<T, D, BN>::kPitch;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sq = reinterpret_cast<T*>(smem);
-  T* sk = sq + kRows * QP;
-  T* svt = sk + BN * QP;
+  T* sk[2] = {sq + kRows * P, sq + (kRows + BN) * P};
+  T* sv[2] = {sq + (kRows + 2 * BN) * P, sq + (kRows + 3 * BN) * P};
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int64_t m0 = int64_t{blockIdx.x} * kRows, h = blockIdx.y, b = blockIdx.z;
   const int64_t kh = h / (a.q_heads / a.kv_heads);
   const T* q = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[1];
   const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + kh * a.k_stride[1];
   const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kh * a.v_stride[1];
-  constexpr int kVecs = D / 8;  // 16-byte vectors per row
 
-  for (int idx = threadIdx.x; idx < kRows * kVecs; idx += kThreads) {
-    int r = idx / kVecs, c = (idx % kVecs) * 8;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (m0 + r < a.q_len) val = *reinterpret_cast<const uint4*>(q + (m0 + r) * a.q_stride[2] + c);
-    *reinterpret_cast<uint4*>(sq + r * QP + c) = val;
+  int64_t kv_end = a.kv_len;
+  if (a.causal) kv_end = min(kv_end, max(int64_t{0}, m0 + kRows + a.causal_shift));
+  const int64_t tiles = (kv_end + BN - 1) / BN;
+
+  load_tile<T, D>(sq, q, a.q_stride[2], m0, kRows, a.q_len);
+  if (tiles > 0) {
+    load_tile<T, D>(sk[0], k, a.k_stride[2], 0, BN, a.kv_len);
+    load_tile<T, D>(sv[0], v, a.v_stride[2], 0, BN, a.kv_len);
   }
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Q fragments for every 16-wide slice of the head dim, kept for the whole key loop.
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qf[kk], sq + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + kk * 16 +
+                            (lane >> 4) * 8);
 
   float o[D / 8][4];
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0, 0};
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  int64_t kv_end = a.kv_len;
-  if (a.causal) kv_end = min(kv_end, max(int64_t{0}, m0 + kRows + a.causal_shift));
   const int64_t row0 = m0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
 
-  for (int64_t n0 = 0; n0 < kv_end; n0 += BN) {
-    __syncthreads();  // the previous tile is consumed (and the Q tile written, first time)
-    for (int idx = threadIdx.x; idx < BN * kVecs; idx += kThreads) {
-      int r = idx / kVecs, c = (idx % kVecs) * 8;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (n0 + r < a.kv_len) {
-        kv = *reinterpret_cast<const uint4*>(k + (n0 + r) * a.k_stride[2] + c);
-        vv = *reinterpret_cast<const uint4*>(v + (n0 + r) * a.v_stride[2] + c);
-      }
-      *reinterpret_cast<uint4*>(sk + r * QP + c) = kv;
-      const T* vals = reinterpret_cast<const T*>(&vv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) svt[(c + i) * VP + r] = vals[i];
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int cur = static_cast<int>(tile & 1);
+    const int64_t n0 = tile * BN;
+    if (tile + 1 < tiles) {
+      // The other buffer was last read in the previous iteration, which ended in a barrier.
+      load_tile<T, D>(sk[cur ^ 1], k, a.k_stride[2], n0 + BN, BN, a.kv_len);
+      load_tile<T, D>(sv[cur ^ 1], v, a.v_stride[2], n0 + BN, BN, a.kv_len);
     }
-    __syncthreads();
+    cp_async_commit();
+    if (tile > 0) {
+      cp_async_wait<1>();  // this tile's copies (issued one iteration ago) are done
+      __syncthreads();
+    }
+    const T* ks = sk[cur];
+    const T* vs = sv[cur];
 
     float s[BN / 8][4];
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      const T* qa = sq + (warp * 16 + g) * QP + kk * 16 + 2 * t;
-      uint32_t af[4] = {lds32(qa), lds32(qa + 8 * QP), lds32(qa + 8), lds32(qa + 8 * QP + 8)};
 #pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const T* kb = sk + (j * 8 + g) * QP + kk * 16 + 2 * t;
-        uint32_t bf[2] = {lds32(kb), lds32(kb + 8)};
-        mma16816<T>(s[j], af, bf);
+      for (int j = 0; j < BN / 8; j += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(
+            r, ks + (j * 8 + (lane & 7) + (lane >> 4) * 8) * P + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma16816<T>(s[j], qf[kk], r[0], r[1]);
+        mma16816<T>(s[j + 1], qf[kk], r[2], r[3]);
       }
     }
 
     // Scale into log2 units, mask, and fold the tile into the running max and sum.
+    const bool edge = n0 + BN > a.kv_len || (a.causal && n0 + BN - 1 > m0 + a.causal_shift);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int64_t row = row0 + 8 * r;
@@ -126,9 +172,11 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
       for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          int64_t col = n0 + j * 8 + 2 * t + e;
           float x = s[j][2 * r + e] * scale_log2;
-          if (col >= a.kv_len || (a.causal && col > row + a.causal_shift)) x = -INFINITY;
+          if (edge) {
+            int64_t col = n0 + j * 8 + 2 * t + e;
+            if (col >= a.kv_len || (a.causal && col > row + a.causal_shift)) x = -INFINITY;
+          }
           s[j][2 * r + e] = x;
           tile_max = fmaxf(tile_max, x);
         }
@@ -159,12 +207,15 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
                         pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                         pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        const T* vb = svt + (j * 8 + g) * VP + kk * 16 + 2 * t;
-        uint32_t bf[2] = {lds32(vb), lds32(vb + 8)};
-        mma16816<T>(o[j], af, bf);
+      for (int j = 0; j < D / 8; j += 2) {
+        uint32_t r[4];
+        ldmatrix_x4_trans(
+            r, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + j * 8 + (lane >> 4) * 8);
+        mma16816<T>(o[j], af, r[0], r[1]);
+        mma16816<T>(o[j + 1], af, r[2], r[3]);
       }
     }
+    __syncthreads();  // every warp is done with this buffer before it is refilled
   }
 
   T* out = static_cast<T*>(a.out) + b * a.o_stride[0] + h * a.o_stride[1];

@@ -82,6 +82,8 @@ void register_cuda_ops(Registry& registry) {
   cuda::register_cuda_elementwise(registry);
   cuda::register_cuda_norm(registry);
   cuda::register_cuda_attention(registry);
+  cuda::register_cuda_quant(registry);
+  cuda::register_cuda_sample(registry);
 }
 
 }  // namespace flagstone::ops

@@ -54,5 +54,7 @@ void register_cuda_blas(Registry& r);
 void register_cuda_elementwise(Registry& r);
 void register_cuda_norm(Registry& r);
 void register_cuda_attention(Registry& r);
+void register_cuda_quant(Registry& r);
+void register_cuda_sample(Registry& r);
 
 }  // namespace flagstone::ops::cuda

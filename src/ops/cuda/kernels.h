@@ -101,4 +101,34 @@ cudaError_t launch_attention(DType dtype, const AttentionArgs& args, cudaStream_
 bool flash_attention_supported(DType dtype, const AttentionArgs& args);
 cudaError_t launch_flash_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 
+// ---- sample.cu ----
+// Per row of n contiguous elements, the first k in order (NaN first, then largest or smallest
+// value, ties by lower index): indices (i64) and/or values (the input dtype).
+struct SelectArgs {
+  const void* x = nullptr;
+  int64_t rows = 0, n = 0, k = 1;
+  bool largest = true;
+  void* values = nullptr;
+  int64_t* indices = nullptr;
+};
+cudaError_t launch_select(DType dtype, const SelectArgs& args, cudaStream_t stream);
+
+// ---- quant.cu ----
+enum class QuantFormat { kInt8, kQ8_0, kQ4_0 };
+struct QuantArgs {
+  void* out = nullptr;           // [m, n] of the activation dtype
+  const void* x = nullptr;       // [m, k] contiguous
+  const void* weight = nullptr;  // n rows of row_bytes
+  QuantFormat format = QuantFormat::kInt8;
+  int64_t m = 0, n = 0, k = 0, row_bytes = 0;
+  const void* scale = nullptr;  // int8: [n] per-row scales
+  DType scale_dtype = DType::kF32;
+  const void* bias = nullptr;  // [n] or null
+  DType bias_dtype = DType::kF32;
+};
+// out = x @ dequant(weight)^T (* scale) + bias, reading the weight once per 4 rows of x.
+cudaError_t launch_quant_gemv(DType dtype, const QuantArgs& args, cudaStream_t stream);
+// out [n, k] of `dtype` = dequant(weight) (times the row scale for int8).
+cudaError_t launch_dequantize(DType dtype, void* out, const QuantArgs& args, cudaStream_t stream);
+
 }  // namespace flagstone::ops::cuda

@@ -156,12 +156,11 @@ void register_cuda_norm(Registry& r) {
         return args.inputs[0].numel() < (int64_t{1} << 31) ? std::string()
                                                            : std::string("2^31 or more indices");
       });
-  if (false)
-    add_cuda(r, "cross_entropy", kHalfAndF32, cross_entropy, false, [](const KernelArgs& args) {
-      return args.inputs[0].dim() == 2 && args.inputs[0].size(0) >= (int64_t{1} << 31)
-                 ? std::string("2^31 or more rows")
-                 : std::string();
-    });
+  add_cuda(r, "cross_entropy", kHalfAndF32, cross_entropy, false, [](const KernelArgs& args) {
+    return args.inputs[0].dim() == 2 && args.inputs[0].size(0) >= (int64_t{1} << 31)
+               ? std::string("2^31 or more rows")
+               : std::string();
+  });
 }
 
 }  // namespace flagstone::ops::cuda

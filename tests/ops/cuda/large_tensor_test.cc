@@ -4,7 +4,9 @@
 // 2^31 boundary against values computed here. Skips when the GPU has too little memory.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "ops/ops_test_util.h"
 
@@ -22,9 +24,10 @@ std::optional<Device> big_device(uint64_t needed_bytes) {
 // bf16 holding (i % period) - offset, exact for the small integers used here.
 Tensor pattern(int64_t n, int period, int offset, const Device& dev) {
   std::vector<uint16_t> host(static_cast<size_t>(n));
-  std::vector<uint16_t> table(static_cast<size_t>(period));
-  for (int p = 0; p < period; ++p) table[p] = BFloat16(static_cast<float>(p - offset)).bits;
-  for (int64_t i = 0; i < n; ++i) host[i] = table[i % period];
+  for (int p = 0; p < period && p < n; ++p) host[p] = BFloat16(static_cast<float>(p - offset)).bits;
+  // The pattern repeats with the period, so doubling copies of the filled prefix fill the rest.
+  for (int64_t len = period; len < n; len *= 2)
+    std::memcpy(host.data() + len, host.data(), static_cast<size_t>(std::min(len, n - len)) * 2);
   return Tensor::from_host(host.data(), host.size() * 2, {n}, DType::kBF16, dev);
 }
 

@@ -1,0 +1,83 @@
+// cuda native selection ops on the last dim: argmax/argmin, topk, and the greedy case of the
+// token sampler (temperature 0). Stochastic sampling is served by the cpu implementation, whose
+// double arithmetic fixes the chosen token; this provider refuses it so dispatch falls back.
+#include "cuda/cuda_common.h"
+#include "internal.h"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+bool on_last_dim(const Tensor& x, const Attrs& attrs) {
+  if (!attrs.has("dim")) return true;  // over all elements of a contiguous tensor
+  int64_t dim = attrs.get_int("dim", -1);
+  return x.dim() > 0 && (dim == -1 || dim == x.dim() - 1);
+}
+
+SelectArgs rows_of(const Tensor& x, const Attrs& attrs) {
+  SelectArgs a;
+  a.x = data_of(x);
+  a.n = attrs.has("dim") && x.dim() > 0 ? x.shape().back() : x.numel();
+  a.rows = a.n == 0 ? 0 : x.numel() / a.n;
+  return a;
+}
+
+std::string last_dim_supports(const KernelArgs& args) {
+  if (!on_last_dim(args.inputs[0], args.attrs))
+    return "the native kernel selects along the last dim";
+  if (args.inputs[0].numel() >= (int64_t{1} << 31) * 1024) return "too many rows";
+  return "";
+}
+
+}  // namespace
+
+void register_cuda_sample(Registry& r) {
+  for (const char* op : {"argmax", "argmin"}) {
+    bool largest = std::string_view(op) == "argmax";
+    add_cuda(
+        r, op, kHalfAndF32,
+        [largest](KernelArgs& args) {
+          const Tensor& x = args.inputs[0];
+          SelectArgs a = rows_of(x, args.attrs);
+          a.largest = largest;
+          a.indices = static_cast<int64_t*>(data_of(args.outputs[0]));
+          check_launch(launch_select(x.dtype(), a, stream_for(args.device)), args.op, args.device);
+        },
+        false, last_dim_supports);
+  }
+  add_cuda(
+      r, "topk", kHalfAndF32,
+      [](KernelArgs& args) {
+        const Tensor& x = args.inputs[0];
+        SelectArgs a = rows_of(x, {{"dim", -1}});
+        a.k = args.attrs.int_at("k");
+        a.largest = args.attrs.get_bool("largest", true);
+        a.values = data_of(args.outputs[0]);
+        a.indices = static_cast<int64_t*>(data_of(args.outputs[1]));
+        check_launch(launch_select(x.dtype(), a, stream_for(args.device)), args.op, args.device);
+      },
+      false,
+      [](const KernelArgs& args) {
+        const Tensor& x = args.inputs[0];
+        int64_t dim = args.attrs.get_int("dim", -1);
+        if (x.dim() == 0 || (dim != -1 && dim != x.dim() - 1))
+          return std::string("the native topk works along the last dim");
+        if (args.attrs.get_int("k", 1) > 256) return std::string("k above 256");
+        return std::string();
+      });
+  add_cuda(
+      r, "sample", kHalfAndF32,
+      [](KernelArgs& args) {
+        const Tensor& x = args.inputs[0];
+        SelectArgs a = rows_of(x, {{"dim", -1}});
+        a.indices = static_cast<int64_t*>(data_of(args.outputs[0]));
+        check_launch(launch_select(x.dtype(), a, stream_for(args.device)), args.op, args.device);
+      },
+      false,
+      [](const KernelArgs& args) {
+        return args.attrs.get_double("temperature", 1.0) == 0
+                   ? std::string()
+                   : std::string("the native sampler is greedy only (temperature 0)");
+      });
+}
+
+}  // namespace flagstone::ops::cuda

@@ -326,6 +326,42 @@ TEST_P(CompilerKernels, TwoDimensionalGridBroadcastTransposeAndF64Scalar) {
   expect_close(got, want, 1e-6, 1e-6, "outer");
 }
 
+TEST_P(CompilerKernels, ContiguousVectorAccessesWithMasksAndMisalignedViews) {
+  for (const Config& config : kernel("vcopy").configs()) {
+    DType dtype = static_cast<DType>(config.get("DTYPE"));
+    for (int64_t offset : {0, 1}) {
+      SCOPED_TRACE(config.str() + " offset " + std::to_string(offset));
+      int64_t n = random_size(2000, 3100);
+      auto raw = random_floats(static_cast<size_t>(n + 1), -100, 100);
+      std::vector<double> want(static_cast<size_t>(n));
+      Tensor x;
+      if (dtype == DType::kF16) {
+        std::vector<Half> h(raw.size());
+        for (size_t i = 0; i < raw.size(); ++i) h[i] = Half(raw[i]);
+        for (int64_t i = 0; i < n; ++i)
+          want[static_cast<size_t>(i)] =
+              2.0 * static_cast<float>(h[static_cast<size_t>(i + offset)]);
+        x = upload(h, {n + 1});
+      } else {
+        for (int64_t i = 0; i < n; ++i)
+          want[static_cast<size_t>(i)] = 2.0 * raw[static_cast<size_t>(i + offset)];
+        x = upload(raw, {n + 1});
+      }
+      // A view that starts one element in: vector accesses must fall back when misaligned.
+      x = x.slice(0, offset, offset + n);
+      Tensor y = poisoned({n + 1}, dtype).slice(0, offset, offset + n);
+      kernel("vcopy").launch(stream(), cdiv(n, 1024), {x, y, n}, config);
+      std::vector<float> got;
+      if (dtype == DType::kF16) {
+        for (Half h : y.contiguous().to_vector<Half>()) got.push_back(static_cast<float>(h));
+      } else {
+        got = y.contiguous().to_vector<float>();
+      }
+      expect_close(got, want, 0, 0, "vcopy");
+    }
+  }
+}
+
 TEST_P(CompilerKernels, LaunchChecksArguments) {
   const Kernel& k = kernel("binary");
   Tensor f = Tensor::empty({8}, DType::kF32, dev());

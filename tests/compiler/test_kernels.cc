@@ -231,6 +231,19 @@ void build_outer(KernelBuilder& k) {
               });
 }
 
+// y = 2 * x over contiguous buffers: on GPUs each thread moves 4 consecutive elements as one
+// vector when the group is unmasked and aligned (DTYPE: f32 or f16).
+void build_vcopy(KernelBuilder& k) {
+  int64_t block = k.meta("BLOCK");
+  DType dt = static_cast<DType>(k.meta("DTYPE"));
+  Value x = k.pointer_arg("x", dt);
+  Value y = k.pointer_arg("y", dt);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value offs = k.program_id(0) * block + k.arange(0, block);
+  Value mask = offs < n;
+  k.store(y + offs, k.load(x + offs, mask, 0.0f) * 2, mask);
+}
+
 std::vector<TestKernel> all_test_kernels() {
   auto mm = [](DType d) {
     return Config{
@@ -264,6 +277,10 @@ std::vector<TestKernel> all_test_kernels() {
                {"num_warps", 4}}}},
       {"atomics", build_atomics, {Config{{"BLOCK", 64}, {"num_warps", 1}}}},
       {"outer", build_outer, {Config{{"BM", 8}, {"BN", 16}, {"num_warps", 1}}}},
+      {"vcopy",
+       build_vcopy,
+       {Config{{"BLOCK", 1024}, {"DTYPE", static_cast<int64_t>(DType::kF32)}, {"num_warps", 1}},
+        Config{{"BLOCK", 1024}, {"DTYPE", static_cast<int64_t>(DType::kF16)}, {"num_warps", 1}}}},
   };
 }
 

@@ -32,6 +32,7 @@ void build_softmax(KernelBuilder& k);
 void build_matmul(KernelBuilder& k);
 void build_atomics(KernelBuilder& k);
 void build_outer(KernelBuilder& k);
+void build_vcopy(KernelBuilder& k);
 
 std::vector<TestKernel> all_test_kernels();
 

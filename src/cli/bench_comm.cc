@@ -18,6 +18,7 @@
 #include "flagstone/comm/communicator.h"
 #include "flagstone/comm/launch.h"
 #include "flagstone/comm/nccl_peer.h"
+#include "flagstone/comm/tuning.h"
 #include "flagstone/runtime/device.h"
 
 namespace flagstone::cli {
@@ -37,6 +38,7 @@ struct BenchArgs {
   bool no_mpi = false;
   bool device_buffers = false;
   bool nccl_peer = false;
+  bool tune = false;
 };
 
 size_t parse_size(const std::string& text) {
@@ -161,6 +163,33 @@ CopyBound measure_copy_bound(const comm::Communicator& comm, const runtime::Devi
   return bound;
 }
 
+// --tune: measures each host algorithm per op and size, stores the winners (used by the rest of
+// this run and by later programs on the same topology) and prints the timings.
+void tune_sizes(const comm::Communicator& comm, const std::vector<std::string>& ops, size_t lo,
+                size_t hi, int factor, bool json) {
+  bool header = false;
+  for (const std::string& op : ops) {
+    if (op != "allreduce" && op != "reduce" && op != "broadcast" && op != "allgather") continue;
+    for (size_t bytes = std::max<size_t>(lo, 4); bytes <= hi; bytes *= std::max(2, factor)) {
+      std::vector<comm::AlgoTiming> timings = comm::tune_algorithms(comm, op, bytes);
+      if (comm.rank() != 0 || json || timings.empty()) continue;
+      if (!header) {
+        std::printf("# tuning (stored in %s)\n# %-13s %12s  algorithm times (us)  -> choice\n",
+                    comm::tuning_file_path().c_str(), "op", "size(B)");
+        header = true;
+      }
+      std::printf("  %-13s %12zu ", op.c_str(), bytes);
+      const comm::AlgoTiming* best = &timings.front();
+      for (const comm::AlgoTiming& timing : timings) {
+        std::printf(" %s %.2f", timing.algo.c_str(), timing.seconds * 1e6);
+        if (timing.seconds < best->seconds) best = &timing;
+      }
+      std::printf("  -> %s\n", best->algo.c_str());
+      std::fflush(stdout);
+    }
+  }
+}
+
 void run_ranks(const BenchArgs& args) {
   fsDataType_t dtype = parse_comm_dtype(args.dtype);
   fsRedOp_t redop = parse_redop(args.redop);
@@ -198,6 +227,7 @@ void run_ranks(const BenchArgs& args) {
     ops = {args.op};
   size_t lo = parse_size(args.min_bytes), hi = parse_size(args.max_bytes);
   FS_CHECK(lo <= hi, kInvalidArgument, "bench comm: --min-bytes > --max-bytes");
+  if (args.tune) tune_sizes(comm, ops, lo, hi, args.factor, args.json);
   nlohmann::json rows = nlohmann::json::array();
   if (rank == 0 && !args.json) {
     std::printf(
@@ -212,6 +242,9 @@ void run_ranks(const BenchArgs& args) {
     if (with_bound) std::printf(" %8s %8s %7s %7s", "h2d", "d2h", "dup%", "ser%");
     std::printf("\n");
   }
+  if (args.tune)
+    tune_sizes(comm, ops, parse_size(args.min_bytes), parse_size(args.max_bytes), args.factor,
+               args.json);
   for (const std::string& op : ops) {
     FS_CHECK(op == "allreduce" || op == "allgather" || op == "reducescatter" || op == "broadcast" ||
                  op == "reduce" || op == "alltoall",
@@ -373,6 +406,10 @@ void register_bench_comm_command(CLI::App& bench) {
   cmd->add_flag("--nccl-peer", args->nccl_peer,
                 "Also time the same collective called straight into NCCL on the same communicator "
                 "(every rank on its own CUDA GPU; needs --device-buffers) and print our ratio");
+  cmd->add_flag("--tune", args->tune,
+                "First measure every host algorithm (ring, tree, rhd, direct) per op and size, "
+                "store the winners for this topology (FLAGSTONE_CACHE_DIR or ~/.cache/flagstone/"
+                "comm_tuning.txt) and use them from then on");
   cmd->add_flag("--json", args->json, "Print JSON rows (rank 0)");
   cmd->footer(
       "time is the slowest rank's average per call; algbw = size / time; busbw = algbw x\n"

@@ -10,6 +10,7 @@
 
 #include "engines.h"
 #include "staging.h"
+#include "tuner.h"
 
 using namespace flagstone::comm;
 namespace runtime = flagstone::runtime;
@@ -241,7 +242,9 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
+                        Algo algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
                         HostOp host = make_host_op(comm, OpKind::kAllReduce);
+                        host.algo = algo;
                         host_all_reduce(host, in, out, n, datatype, op);
                       });
     });
@@ -263,7 +266,9 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
+                        Algo algo = tuned_algo(comm, OpKind::kReduce, n * dtype_bytes(datatype));
                         HostOp host = make_host_op(comm, OpKind::kReduce);
+                        host.algo = algo;
                         host_reduce(host, in, out, n, datatype, op, root);
                       });
     });
@@ -284,7 +289,9 @@ fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
+                        Algo algo = tuned_algo(comm, OpKind::kBroadcast, n * dtype_bytes(datatype));
                         HostOp host = make_host_op(comm, OpKind::kBroadcast);
+                        host.algo = algo;
                         host_broadcast(host, in, out, n, datatype, root);
                       });
     });
@@ -304,7 +311,9 @@ fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataTyp
       if (try_engines(comm, call, s)) return;
       run_whole(comm, s, &sendbuf, bytes, &recvbuf, bytes * comm->nranks,
                 [&](const char* in, char* out) {
+                  Algo algo = tuned_algo(comm, OpKind::kAllGather, bytes * comm->nranks);
                   HostOp host = make_host_op(comm, OpKind::kAllGather);
+                  host.algo = algo;
                   host_all_gather(host, in, out, sendcount, datatype);
                 });
     });

@@ -12,6 +12,7 @@
 
 #include "engines.h"
 #include "flagstone/comm.h"
+#include "tuner.h"
 
 using namespace flagstone::comm;
 namespace runtime = flagstone::runtime;
@@ -185,6 +186,7 @@ fsComm* init_comm(int nranks, const fsUniqueId& id, int rank, const fsConfig* co
       static_cast<size_t>(env_int("FLAGSTONE_COMM_SHM_BYTES", 4 << 20)), deadline);
   for (const PeerInfo& peer : comm->peers)
     if (std::strncmp(peer.device, "cpu", 3) != 0) comm->any_staged = true;
+  load_tuning(comm.get());
 #ifdef FLAGSTONE_COMM_NCCL
   comm->nccl = create_nccl_engine(comm.get());
 #endif

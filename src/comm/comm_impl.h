@@ -18,6 +18,7 @@ namespace flagstone::comm {
 
 class NcclEngine;
 class MpiEngine;
+struct TuneTable;
 
 struct ResolvedConfig {
   std::string device = "cpu";
@@ -48,6 +49,7 @@ struct fsComm {
   // shared_ptr so that engines stay incomplete types here (their deleters travel with them).
   std::shared_ptr<flagstone::comm::NcclEngine> nccl;
   std::shared_ptr<flagstone::comm::MpiEngine> mpi;
+  std::shared_ptr<flagstone::comm::TuneTable> tuning;  // algorithm choices measured earlier
   std::atomic<int> async_error{fsSuccess};
   std::atomic<bool> aborted{false};
   uint32_t seq = 0;

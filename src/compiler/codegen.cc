@@ -94,6 +94,16 @@ void Emitter::begin_elems(const Type& t) {
   if (numel % threads_ != 0) open("if (f < " + std::to_string(numel) + ")");
 }
 
+std::string Emitter::flat_of(const Type& t, const std::string& slot) const {
+  if (const MmaLayout* mma = mma_layout(t)) return mma_flat_index(*mma, "(" + slot + ")");
+  if (int64_t v = vec_width(t); v > 1) {
+    std::string vs = std::to_string(v);
+    return "((" + slot + ") / " + vs + ") * " + std::to_string(threads_ * v) + " + fs_tid * " + vs +
+           " + (" + slot + ") % " + vs;
+  }
+  return "fs_tid + (" + slot + ") * " + std::to_string(threads_);
+}
+
 int64_t Emitter::vec_width(const Type& t) const {
   constexpr int64_t kVec = 4;
   if (!gpu() || !t.is_tile() || mma_layout(t) || t.numel() % (threads_ * kVec) != 0) return 1;
@@ -441,18 +451,23 @@ bool Emitter::vector_memory(const Op& op) {
   bool load = op.kind == OpKind::kLoad;
   size_t mask_at = load ? 1 : 2;
   bool masked = op.operands.size() > mask_at;
+  // Index tiles are recomputed at the access rather than kept live in registers.
   auto at = [&](ValueId id, const std::string& i) {
-    return fn_.type(id).is_tile() ? name(id) + "[" + i + "]" : name(id);
+    if (!fn_.type(id).is_tile()) return name(id);
+    auto g = gen_.find(id);
+    if (g != gen_.end()) return "(" + at_index(g->second, flat_of(fn_.type(id), i)) + ")";
+    return name(id) + "[" + i + "]";
   };
   std::string base = base_of(op.operands[0]);
-  std::string p = name(op.operands[0]);
-  std::string first = base + " + " + p + "[jv]";
+  ValueId pid = op.operands[0];
+  std::string first = base + " + " + at(pid, "jv");
   if (load) declare(op.results[0]);
   // The analysis promises runs of consecutive addresses; masks and alignment are checked
   // here, and any group that fails takes the scalar path.
   std::string cond = "1";
   for (int e = 1; e < 4; ++e)
-    cond += " && " + p + "[jv + " + std::to_string(e) + "] == " + p + "[jv] + " + std::to_string(e);
+    cond += " && " + at(pid, "jv + " + std::to_string(e)) + " == " + at(pid, "jv") + " + " +
+            std::to_string(e);
   if (masked)
     for (int e = 0; e < 4; ++e)
       cond += " && " + at(op.operands[mask_at], "jv + " + std::to_string(e));
@@ -487,7 +502,7 @@ bool Emitter::vector_memory(const Op& op) {
   open("else");
   for (int e = 0; e < 4; ++e) {
     std::string i = "jv + " + std::to_string(e);
-    std::string elem = base + "[" + p + "[" + i + "]]";
+    std::string elem = base + "[" + at(pid, i) + "]";
     if (load) {
       std::string x = load_conv(d, elem);
       if (masked) {
@@ -518,6 +533,12 @@ void Emitter::memory(const Op& op) {
   }
   std::string base = base_of(op.operands[0]);
   DType d = pt.dtype;
+  // Index tiles are recomputed at the access rather than kept live in registers.
+  auto ref = [&](ValueId id) {
+    auto g = gpu() && fn_.type(id).is_tile() ? gen_.find(id) : gen_.end();
+    if (g != gen_.end()) return "(" + at_index(g->second, "f") + ")";
+    return this->ref(id);
+  };
   std::string ptr = ref(op.operands[0]);
   // The layout pass marks loads/stores whose pointer tile is one contiguous run; the cpu then
   // addresses base + first offset + j, which the compiler turns into vector loads.

@@ -59,6 +59,8 @@ class Emitter {
   // Consecutive elements a GPU thread owns (4 for tiles that divide evenly, so contiguous
   // loads and stores can move 16 bytes at once), 1 for the strided t, t+T, ... layout.
   int64_t vec_width(const Type& t) const;
+  // The flat index a GPU thread's slot `slot` of a tile of type `t` holds.
+  std::string flat_of(const Type& t, const std::string& slot) const;
   // A contiguous load/store as vector accesses with a scalar fallback; false if not possible.
   bool vector_memory(const Op& op);
   void end_elems(const Type& t);

@@ -104,10 +104,11 @@ int sm_of(const runtime::Device& device) {
 // The device's primary context (the one the runtime's CUDA backend uses), retained once per
 // device for the life of the process.
 CUcontext primary_context(const runtime::Device& device) {
-  static std::mutex mutex;
-  static std::map<int, CUcontext> contexts;
-  std::lock_guard<std::mutex> lock(mutex);
-  CUcontext& ctx = contexts[device.index()];
+  // Never destroyed: kernels unloaded during static destruction may still ask for it.
+  static auto* mutex = new std::mutex();
+  static auto* contexts = new std::map<int, CUcontext>();
+  std::lock_guard<std::mutex> lock(*mutex);
+  CUcontext& ctx = (*contexts)[device.index()];
   if (!ctx)
     check(driver().primary_retain(&ctx, cu_device(device)), "cuDevicePrimaryCtxRetain",
           device.spec());

@@ -114,9 +114,11 @@ TEST(CommDevices, ConfiguredDeviceMixes) {
     for (const char* stage : {"8192", "4194304"}) {
       SCOPED_TRACE("devices " + name + " stage bytes " + stage);
       int n = static_cast<int>(devices.size());
-      auto results =
-          run_ranks(COMM_WORKER, "collectives", n, devices,
-                    {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_STAGE_BYTES", stage}}, 150);
+      auto results = run_ranks(COMM_WORKER, "collectives", n, devices,
+                               {{"WORKER_DEVICE_BUFFERS", "1"},
+                                {"FLAGSTONE_COMM_STAGE_BYTES", stage},
+                                {"FLAGSTONE_COMM_TIMEOUT_MS", "20000"}},
+                               150);
       expect_all_pass(results, n);
       if (!HasFailure())
         std::printf("[ devices %s, stage %s B: %d ranks pass ]\n", name.c_str(), stage, n);

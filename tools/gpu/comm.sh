@@ -19,7 +19,7 @@ fi
   $b/src/cli/flagstone info 2>&1 | grep -iE "cuda|opencl|nvidia" | head -8
   echo "== comm_test: configured device mixes (NCCL + hierarchical all-reduce, staging)"
   FLAGSTONE_COMM_TEST_DEVICES="cuda:0,cpu;cpu,opencl:0,cuda:0;cuda:0,cpu,opencl:0,cpu;cuda:0,cuda:0,cpu" \
-    timeout 85 $b/tests/comm/comm_test --gtest_filter='CommDevices.*' 2>&1 | tail -60
+    timeout -k 3 85 $b/tests/comm/comm_test --gtest_filter='CommDevices.*' 2>&1 | tail -60
   echo "== bench comm: 1 cuda rank on NCCL vs raw NCCL (layer overhead)"
   timeout 15 $b/src/cli/flagstone launch -n 1 --devices cuda:0 -- $b/src/cli/flagstone bench comm \
     --device-buffers --nccl-peer --no-mpi -b 8 -e 64M -f 8 -n 20 -w 3 2>&1 | tail -12

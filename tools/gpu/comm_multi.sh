@@ -21,7 +21,7 @@ gpus=$(seq -s, -f 'cuda:%g' 0 $((ngpu - 1)))
   nvidia-smi topo -m 2>&1 | head -12
   echo "== comm_test: all-CUDA (NCCL) and mixed GPU + CPU + OpenCL ranks"
   FLAGSTONE_COMM_TEST_DEVICES="$gpus;cpu,$gpus;$gpus,cpu,opencl:0" \
-    timeout 70 $b/tests/comm/comm_test --gtest_filter='CommDevices.Configured*' 2>&1 | tail -40
+    timeout -k 3 70 $b/tests/comm/comm_test --gtest_filter='CommDevices.Configured*' 2>&1 | tail -40
   for op in allreduce allgather reducescatter alltoall; do
     echo "== bench comm --op $op: $ngpu CUDA ranks, ours vs raw NCCL in the same run"
     timeout 25 $b/src/cli/flagstone launch -n "$ngpu" --devices "$gpus" -- $b/src/cli/flagstone \

@@ -1,10 +1,10 @@
-// Tensor-core flash attention for f16/bf16 prefill: a block of 4 warps takes 64 query rows (16
-// per warp, Q fragments kept in registers) and walks 64-key tiles of K and V that cp.async
-// double-buffers in shared memory; S = Q K^T and O += P V run on mma.sync.m16n8k16 with f32
-// accumulation, operands fetched with ldmatrix (transposed for V), and the softmax is kept
-// online per row, so the [queries, keys] score matrix never reaches memory. Causal tiles past
-// the diagonal are skipped. Masks, paged caches, odd strides and decode shapes go to
-// attention.cu instead.
+// Tensor-core flash attention for f16/bf16 prefill: a block of 8 warps takes 128 query rows (4
+// warps and 64 rows for head dim 256), 16 rows per warp with the Q fragments kept in registers,
+// and walks key tiles of K and V that cp.async double-buffers in shared memory; S = Q K^T and
+// O += P V run on mma.sync.m16n8k16 with f32 accumulation, operands fetched with ldmatrix
+// (transposed for V), and the softmax is kept online per row, so the [queries, keys] score
+// matrix never reaches memory. Causal tiles past the diagonal are skipped. Masks, paged caches,
+// odd strides and decode shapes go to attention.cu instead.
 #include <cstdint>
 #include <type_traits>
 
@@ -14,8 +14,7 @@
 namespace flagstone::ops::cuda {
 namespace {
 
-constexpr int kRows = 64;  // query rows per block: 4 warps x 16
-constexpr int kThreads = 128;
+constexpr int kMinRows = 64;  // query rows per block: 16 per warp, 4 or 8 warps
 
 template <typename T>
 __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
@@ -63,6 +62,13 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// 2^x by the hardware approximation (2 ulp); -inf gives +0, which masked scores rely on.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats as a packed pair of T (the first in the low half), as mma fragments hold them.
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
@@ -74,12 +80,15 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 
 template <typename T, int D, int BN>
 struct FlashShape {
+  // 128 rows (8 warps) halve the K/V traffic per query; head dim 256 keeps 64 for registers.
+  static constexpr int kRows = D <= 128 ? 128 : 64;
+  static constexpr int kThreads = kRows * 2;
   static constexpr int kPitch = D + 8;  // padded rows: ldmatrix rows land in distinct banks
   static constexpr size_t kSmem = sizeof(T) * static_cast<size_t>(kRows + 4 * BN) * kPitch;
 };
 
 // Issues the cp.async copies of rows [row0, row0 + count) of a [len, D] operand into `dst`.
-template <typename T, int D>
+template <typename T, int D, int kThreads>
 __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int64_t row0,
                                           int count, int64_t len) {
   constexpr int kVecs = D / 8, P = D + 8;
@@ -91,14 +100,18 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
 }
 
 template <typename T, int D, int BN>
-__global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
-  constexpr int P = FlashShape<T, D, BN>::kPitch;
+__global__ void __launch_bounds__(FlashShape<T, D, BN>::kThreads) flash_forward(AttentionArgs a) {
+  constexpr int P = FlashShape<T, D, BN>::kPitch, kRows = FlashShape<T, D, BN>::kRows,
+                kThreads = FlashShape<T, D, BN>::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sq = reinterpret_cast<T*>(smem);
-  T* sk[2] = {sq + kRows * P, sq + (kRows + BN) * P};
-  T* sv[2] = {sq + (kRows + 2 * BN) * P, sq + (kRows + 3 * BN) * P};
+  // Stage s of the K and V tiles (computed, not indexed, so nothing goes to local memory).
+  auto sk = [&](int stage) { return sq + (kRows + stage * BN) * P; };
+  auto sv = [&](int stage) { return sq + (kRows + (2 + stage) * BN) * P; };
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int64_t m0 = int64_t{blockIdx.x} * kRows, h = blockIdx.y, b = blockIdx.z;
+  // Causal blocks lower in the matrix have more keys: start those first for a shorter tail.
+  const int64_t m_block = a.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t m0 = m_block * kRows, h = blockIdx.y, b = blockIdx.z;
   const int64_t kh = h / (a.q_heads / a.kv_heads);
   const T* q = static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[1];
   const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + kh * a.k_stride[1];
@@ -108,10 +121,10 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
   if (a.causal) kv_end = min(kv_end, max(int64_t{0}, m0 + kRows + a.causal_shift));
   const int64_t tiles = (kv_end + BN - 1) / BN;
 
-  load_tile<T, D>(sq, q, a.q_stride[2], m0, kRows, a.q_len);
+  load_tile<T, D, kThreads>(sq, q, a.q_stride[2], m0, kRows, a.q_len);
   if (tiles > 0) {
-    load_tile<T, D>(sk[0], k, a.k_stride[2], 0, BN, a.kv_len);
-    load_tile<T, D>(sv[0], v, a.v_stride[2], 0, BN, a.kv_len);
+    load_tile<T, D, kThreads>(sk(0), k, a.k_stride[2], 0, BN, a.kv_len);
+    load_tile<T, D, kThreads>(sv(0), v, a.v_stride[2], 0, BN, a.kv_len);
   }
   cp_async_commit();
   cp_async_wait<0>();
@@ -136,16 +149,16 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
     const int64_t n0 = tile * BN;
     if (tile + 1 < tiles) {
       // The other buffer was last read in the previous iteration, which ended in a barrier.
-      load_tile<T, D>(sk[cur ^ 1], k, a.k_stride[2], n0 + BN, BN, a.kv_len);
-      load_tile<T, D>(sv[cur ^ 1], v, a.v_stride[2], n0 + BN, BN, a.kv_len);
+      load_tile<T, D, kThreads>(sk(cur ^ 1), k, a.k_stride[2], n0 + BN, BN, a.kv_len);
+      load_tile<T, D, kThreads>(sv(cur ^ 1), v, a.v_stride[2], n0 + BN, BN, a.kv_len);
     }
     cp_async_commit();
     if (tile > 0) {
       cp_async_wait<1>();  // this tile's copies (issued one iteration ago) are done
       __syncthreads();
     }
-    const T* ks = sk[cur];
-    const T* vs = sv[cur];
+    const T* ks = sk(cur);
+    const T* vs = sv(cur);
 
     float s[BN / 8][4];
 #pragma unroll
@@ -185,7 +198,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
       float new_max = fmaxf(row_max[r], tile_max);
       // A row with no allowed key yet keeps max -inf; subtracting 0 keeps its terms at 0.
       float base = new_max == -INFINITY ? 0.0f : new_max;
-      float correction = exp2f(row_max[r] - base);
+      float correction = fast_exp2(row_max[r] - base);
       row_max[r] = new_max;
       row_sum[r] *= correction;
 #pragma unroll
@@ -194,7 +207,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
       for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          float p = exp2f(s[j][2 * r + e] - base);
+          float p = fast_exp2(s[j][2 * r + e] - base);
           s[j][2 * r + e] = p;
           row_sum[r] += p;
         }
@@ -240,13 +253,14 @@ __global__ void __launch_bounds__(kThreads) flash_forward(AttentionArgs a) {
 template <typename T, int D, int BN>
 cudaError_t flash_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.q_len == 0 || a.batch == 0 || a.q_heads == 0) return cudaSuccess;
-  constexpr size_t smem = FlashShape<T, D, BN>::kSmem;
+  using S = FlashShape<T, D, BN>;
+  constexpr size_t smem = S::kSmem;
   cudaError_t status = cudaFuncSetAttribute(
       flash_forward<T, D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (status != cudaSuccess) return status;
-  dim3 grid(static_cast<unsigned>((a.q_len + kRows - 1) / kRows), static_cast<unsigned>(a.q_heads),
-            static_cast<unsigned>(a.batch));
-  flash_forward<T, D, BN><<<grid, kThreads, smem, stream>>>(a);
+  dim3 grid(static_cast<unsigned>((a.q_len + S::kRows - 1) / S::kRows),
+            static_cast<unsigned>(a.q_heads), static_cast<unsigned>(a.batch));
+  flash_forward<T, D, BN><<<grid, S::kThreads, smem, stream>>>(a);
   return cudaGetLastError();
 }
 
@@ -283,7 +297,8 @@ bool flash_attention_supported(DType dtype, const AttentionArgs& a) {
   int64_t d = a.head_dim;
   if (d != 64 && d != 80 && d != 96 && d != 128 && d != 256) return false;
   if (a.v_dim != d || a.mask || a.block_table || a.q_len < 16) return false;
-  if (a.q_heads > 65535 || a.batch > 65535 || (a.q_len + kRows - 1) / kRows >= (int64_t{1} << 31))
+  if (a.q_heads > 65535 || a.batch > 65535 ||
+      (a.q_len + kMinRows - 1) / kMinRows >= (int64_t{1} << 31))
     return false;
   return aligned_rows(a.q, a.q_stride) && aligned_rows(a.k, a.k_stride) &&
          aligned_rows(a.v, a.v_stride) && a.o_stride[3] == 1;

@@ -37,6 +37,10 @@ void register_cpu_attention(Registry& registry);
 void register_cpu_reduction(Registry& registry);
 void register_cpu_sample(Registry& registry);
 void register_cpu_movement(Registry& registry);
+// Kernel-language implementations on opencl and cuda (src/ops/generated/).
+void register_generated(Registry& registry);
+// CLBlast GEMM on opencl (src/ops/opencl/).
+void register_opencl_gemm(Registry& registry);
 // Native kernels and cuBLAS on cuda (src/ops/cuda/), when built with CUDA.
 void register_cuda_ops(Registry& registry);
 

@@ -54,6 +54,12 @@ void register_builtin_ops(Registry& r) {
 #ifdef FLAGSTONE_HAVE_CUDA
   register_cuda_ops(r);  // src/ops/cuda/
 #endif
+#ifdef FLAGSTONE_HAVE_CLBLAST
+  register_opencl_gemm(r);
+#endif
+#ifdef FLAGSTONE_OPS_GENERATED
+  register_generated(r);  // last: on cuda it only fills ops without a native kernel
+#endif
 }
 
 }  // namespace

@@ -23,5 +23,8 @@ using CaseGenerator =
 
 // Generators by op name; an op without one fails the parity test when it has implementations.
 const std::map<std::string, CaseGenerator>& parity_generators();
+// Cases for ops served by the generated provider (tests/ops/generated/parity_cases_gen.cc);
+// adds generators only for ops that have none yet.
+void add_generated_parity_cases(std::map<std::string, CaseGenerator>& generators);
 
 }  // namespace flagstone::ops::testing

@@ -61,6 +61,7 @@ struct fsComm {
   uint32_t cross_seq = 0;
   std::mutex mutex;  // one operation at a time
   std::unique_ptr<flagstone::runtime::PinnedHostBuffer> stage_in, stage_out;
+  flagstone::runtime::Stream upload_stream;  // result chunks of staged calls go back on this
 
   ~fsComm();
 };

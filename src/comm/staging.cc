@@ -2,7 +2,12 @@
 #include "staging.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace flagstone::comm {
@@ -15,6 +20,86 @@ char* stage_buffer(fsComm* comm, std::unique_ptr<runtime::PinnedHostBuffer>& slo
     slot = std::make_unique<runtime::PinnedHostBuffer>(comm->device, std::max<size_t>(bytes, 1));
   return static_cast<char*>(slot->data());
 }
+
+// Copies result chunks back to the device from a helper thread on a stream of its own: the
+// runtime's copy_to_device returns only after it has read the host chunk (for large pinned
+// chunks, after the copy), so doing it inline would keep the host from the next chunk's exchange.
+class Uploader {
+ public:
+  Uploader(fsComm* comm, const runtime::Stream& after) : device_(comm->device) {
+    if (!comm->upload_stream.defined()) comm->upload_stream = runtime::Stream::create(device_);
+    stream_ = comm->upload_stream;
+    // Nothing may land in the receive buffer before earlier work on the caller's stream is done.
+    runtime::Event start(device_);
+    start.record(after);
+    stream_.wait(start);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Uploader() {
+    if (!thread_.joinable()) return;
+    close();
+    thread_.join();
+  }
+  Uploader(const Uploader&) = delete;
+  Uploader& operator=(const Uploader&) = delete;
+
+  void push(runtime::MemHandle dst, size_t offset, const char* src, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back({dst, offset, src, bytes});
+    wake_.notify_one();
+  }
+  // Waits for every queued copy and orders later work on `stream` after them; rethrows the first
+  // failed copy's error.
+  void finish(const runtime::Stream& stream) {
+    close();
+    thread_.join();
+    if (error_) std::rethrow_exception(error_);
+    runtime::Event done(device_);
+    done.record(stream_);
+    stream.wait(done);
+  }
+
+ private:
+  struct Chunk {
+    runtime::MemHandle dst;
+    size_t offset;
+    const char* src;
+    size_t bytes;
+  };
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    wake_.notify_one();
+  }
+  void loop() {
+    for (;;) {
+      Chunk chunk;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        chunk = queue_.front();
+        queue_.pop_front();
+      }
+      if (error_) continue;  // drain without copying after a failure
+      try {
+        device_.impl().copy_to_device(stream_.impl(), chunk.dst, chunk.offset, chunk.src,
+                                      chunk.bytes);
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+    }
+  }
+
+  runtime::Device device_;
+  runtime::Stream stream_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Chunk> queue_;
+  bool closed_ = false;
+  std::exception_ptr error_;  // written by the helper thread only, read after join
+};
 
 }  // namespace
 
@@ -63,16 +148,22 @@ void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* s
   if (out.staged) out.host = in.staged ? in.host : stage_buffer(comm, comm->stage_out, bytes);
   size_t index = 0;
   if (count == 0) body(in.host, out.host, 0);
+  // Several result chunks: upload them from a helper thread while the next ones are exchanged.
+  // Each chunk has its own place in the staging buffer, so nothing is overwritten meanwhile.
+  std::unique_ptr<Uploader> uploader;
+  if (out.staged && count > chunk) uploader = std::make_unique<Uploader>(comm, stream);
   for (size_t first = 0; first < count; first += chunk, ++index) {
     size_t n = std::min(chunk, count - first);
     if (in.staged) ready[index].synchronize();
     body(in.host ? in.host + first * esize : nullptr, out.host ? out.host + first * esize : nullptr,
          n);
-    // copy_to_device reads the host chunk before it returns, so the buffer is free afterwards.
-    if (out.staged)
+    if (uploader)
+      uploader->push(recv->ptr, recv->offset + first * esize, out.host + first * esize, n * esize);
+    else if (out.staged)
       device.copy_to_device(stream.impl(), recv->ptr, recv->offset + first * esize,
                             out.host + first * esize, n * esize);
   }
+  if (uploader) uploader->finish(stream);
 }
 
 void run_whole(fsComm* comm, const runtime::Stream& stream, const fsBuf* send, size_t send_bytes,

@@ -22,6 +22,7 @@ void register_bench_ops_command(CLI::App& bench);  // src/cli/bench_ops.cc
 #endif
 #ifdef FLAGSTONE_HAVE_COMPILER
 void register_bench_compiler_command(CLI::App& bench);  // src/cli/bench_compiler.cc
+void register_compile_command(CLI::App& app);           // src/cli/compile_command.cc
 #endif
 #ifdef FLAGSTONE_HAVE_RUN
 void register_run_command(CLI::App& app);  // src/cli/run_command.cc

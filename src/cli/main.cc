@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef FLAGSTONE_HAVE_COMPILER
   flagstone::cli::register_bench_compiler_command(bench);
+  flagstone::cli::register_compile_command(app);
 #endif
 #ifdef FLAGSTONE_HAVE_RUN
   flagstone::cli::register_run_command(app);

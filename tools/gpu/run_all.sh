@@ -5,6 +5,18 @@
 set -u
 : "${OUT:=/tmp/out}"
 mkdir -p "$OUT"
+# The build folder was configured in /work/main here: its RPATHs and the tests' data paths point
+# there, so the copy of the tree must be reachable under that name too.
+if [ "$PWD" != /work/main ] && [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
+# tools/gpu/pack.sh packed the build here as build-gpu-pack/carry.tar.xz (stripped binaries and
+# the Debian libraries the machine may lack).
+if [ -f build-gpu-pack/carry.tar.xz ]; then
+  sum=$(md5sum <build-gpu-pack/carry.tar.xz)
+  if [ "$(cat build-gpu/.pack_md5 2>/dev/null)" != "$sum" ]; then
+    rm -rf build-gpu && mkdir -p build-gpu && tar -xJf build-gpu-pack/carry.tar.xz -C build-gpu
+    echo "$sum" >build-gpu/.pack_md5
+  fi
+fi
 export LD_LIBRARY_PATH="$PWD/build-gpu/extra-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p /tmp/icd && echo libnvidia-opencl.so.1 >/tmp/icd/nvidia.icd
 export OCL_ICD_VENDORS=/tmp/icd

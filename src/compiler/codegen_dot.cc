@@ -82,13 +82,16 @@ void Emitter::dot_mma(const Op& op, const MmaLayout& l) {
   barrier();
   std::string sa = scratch_array("unsigned short", l.m * (k + kPad), 2, &cursor);
   std::string sb = scratch_array("unsigned short", l.n * (k + kPad), 2, &cursor);
+  // Operands loaded straight from memory give their bits; computed ones are rounded (exactly:
+  // they already hold f16/bf16 values).
+  auto bits = [&](ValueId v) {
+    return raw_.count(v) ? name(v) + "_b[j]" : conv + "(" + name(v) + "[j])";
+  };
   begin_elems(a);
-  line(sa + "[(f / " + ks + ") * " + kp + " + f % " + ks + "] = " + conv + "(" +
-       name(op.operands[0]) + "[j]);");
+  line(sa + "[(f / " + ks + ") * " + kp + " + f % " + ks + "] = " + bits(op.operands[0]) + ";");
   end_elems(a);
   begin_elems(b);
-  line(sb + "[(f % " + ns + ") * " + kp + " + f / " + ns + "] = " + conv + "(" +
-       name(op.operands[1]) + "[j]);");
+  line(sb + "[(f % " + ns + ") * " + kp + " + f / " + ns + "] = " + bits(op.operands[1]) + ";");
   end_elems(b);
   barrier();
   ValueId res = op.results[0];

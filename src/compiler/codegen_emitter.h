@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "codegen.h"
@@ -63,6 +64,7 @@ class Emitter {
   std::string flat_of(const Type& t, const std::string& slot) const;
   // A contiguous load/store as vector accesses with a scalar fallback; false if not possible.
   bool vector_memory(const Op& op);
+  bool raw_bits(const Op& op);
   void end_elems(const Type& t);
   // Wraps a computed expression into the value's dtype (rounding f16/bf16, narrowing ints).
   std::string wrap(DType d, const std::string& e) const;
@@ -128,7 +130,9 @@ class Emitter {
   std::unordered_map<ValueId, std::string> names_;
   std::unordered_map<ValueId, int> roots_;
   std::map<std::vector<int64_t>, MmaLayout> mma_;
-  std::unordered_map<ValueId, std::string> gen_;  // pointer value -> pointer parameter index
+  std::unordered_map<ValueId, std::string> gen_;
+  std::unordered_set<ValueId> raw_;  // 16-bit loads whose bits are kept in <name>_b  // pointer
+                                     // value -> pointer parameter index
 };
 
 }  // namespace flagstone::compiler

@@ -4,6 +4,21 @@
 
 namespace flagstone::compiler {
 
+// A 16-bit float load on CUDA also keeps the loaded bits (array `<name>_b`), which tensor-core
+// dots store to shared memory as they are; the compiler drops the array when nothing reads it.
+bool Emitter::raw_bits(const Op& op) {
+  const Type& pt = fn_.type(op.operands[0]);
+  if (d_ != Dialect::kCuda || !pt.is_tile() ||
+      (pt.dtype != DType::kF16 && pt.dtype != DType::kBF16))
+    return false;
+  ValueId r = op.results[0];
+  if (!raw_.count(r)) {
+    line("unsigned short " + name(r) + "_b[" + std::to_string(elems(pt)) + "];");
+    raw_.insert(r);
+  }
+  return true;
+}
+
 bool Emitter::vector_memory(const Op& op) {
   const Type& pt = fn_.type(op.operands[0]);
   int64_t v = vec_width(pt);
@@ -49,6 +64,8 @@ bool Emitter::vector_memory(const Op& op) {
   ValueId pid = op.operands[0];
   std::string first = base + " + " + at(pid, "jv");
   if (load) declare(op.results[0]);
+  bool raw = load && raw_bits(op);
+  std::string rn = load ? name(op.results[0]) : "";
   // The analysis promises runs of consecutive addresses; masks and alignment are checked
   // here, and any group that fails takes the scalar path.
   std::string cond = "1";
@@ -69,9 +86,11 @@ bool Emitter::vector_memory(const Op& op) {
          (d_ == Dialect::kCuda ? "*(const " + vt + "*)(" + first + ")"
                                : "vload4(0, " + first + ")") +
          ";");
-    for (int e = 0; e < 4; ++e)
-      line(name(op.results[0]) + "[jv + " + std::to_string(e) +
-           "] = " + load_conv(d, std::string("w.") + lanes[e]) + ";");
+    for (int e = 0; e < 4; ++e) {
+      std::string i = "[jv + " + std::to_string(e) + "]";
+      if (raw) line(rn + "_b" + i + " = w." + lanes[e] + ";");
+      line(rn + i + " = " + load_conv(d, std::string("w.") + lanes[e]) + ";");
+    }
   } else {
     std::string c[4];
     for (int e = 0; e < 4; ++e)
@@ -92,11 +111,14 @@ bool Emitter::vector_memory(const Op& op) {
     std::string elem = base + "[" + at(pid, i) + "]";
     if (load) {
       std::string x = load_conv(d, elem);
+      std::string bits = elem;
       if (masked) {
         std::string other = op.operands.size() > 2 ? at(op.operands[2], i) : literal(d, 0, 0);
         x = "(" + at(op.operands[1], i) + " ? " + x + " : " + other + ")";
+        bits = "(" + at(op.operands[1], i) + " ? " + elem + " : " + store_conv(d, other) + ")";
       }
-      line(name(op.results[0]) + "[" + i + "] = " + x + ";");
+      if (raw) line(rn + "_b[" + i + "] = " + bits + ";");
+      line(rn + "[" + i + "] = " + x + ";");
     } else {
       std::string stmt = elem + " = " + store_conv(d, at(op.operands[1], i)) + ";";
       line(masked ? "if (" + at(op.operands[2], i) + ") " + stmt : stmt);
@@ -134,9 +156,11 @@ void Emitter::memory(const Op& op) {
   std::string elem = base + "[" + ptr + "]";
   if (op.kind == OpKind::kLoad) {
     std::string e = load_conv(d, elem);
+    std::string bits = elem;
     if (op.operands.size() > 1) {
       std::string other = op.operands.size() > 2 ? ref(op.operands[2]) : literal(d, 0, 0);
       e = "(" + ref(op.operands[1]) + " ? " + e + " : " + other + ")";
+      bits = "(" + ref(op.operands[1]) + " ? " + elem + " : " + store_conv(d, other) + ")";
     }
     ValueId r = op.results[0];
     if (!tile) {
@@ -144,7 +168,9 @@ void Emitter::memory(const Op& op) {
       return;
     }
     declare(r);
+    bool raw = raw_bits(op);
     begin_elems(pt);
+    if (raw) line(name(r) + "_b[j] = " + bits + ";");
     line(name(r) + "[j] = " + e + ";");
     end_elems(pt);
     return;

@@ -135,8 +135,9 @@ std::vector<Config> row_configs(int64_t width) {
 }
 std::vector<Config> gemm_configs() {
   return {Config{{"BM", 128}, {"BN", 128}, {"BK", 32}, {"num_warps", 8}},
-          Config{{"BM", 64}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}},
-          Config{{"BM", 128}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}}};
+          Config{{"BM", 128}, {"BN", 128}, {"BK", 64}, {"num_warps", 8}},
+          Config{{"BM", 64}, {"BN", 128}, {"BK", 32}, {"num_warps", 4}},
+          Config{{"BM", 64}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}}};
 }
 
 // ---- timing ----

@@ -10,8 +10,6 @@ namespace flagstone::ops {
 namespace cpu {
 namespace {
 
-const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
-
 // Online softmax over keys: for key j with logit s, rescales the accumulator when the max grows.
 template <typename T, typename KeyFn, typename ValueFn, typename BiasFn>
 void attend(const T* q, int64_t d, int64_t dv, int64_t n, float scale, KeyFn key, ValueFn value,
@@ -121,30 +119,14 @@ void paged(KernelArgs& args) {
   });
 }
 
-template <typename F>
-void half_or_f32(DType d, F&& f) {
-  dispatch_float(d, [&]<typename T>() {
-    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
-  });
-}
-
 }  // namespace
 }  // namespace cpu
 
 void register_cpu_attention(Registry& r) {
   using namespace cpu;
-  add_native(
-      r, "scaled_dot_product_attention", kHalfAndF32,
-      [](KernelArgs& args) {
-        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() { sdpa<T>(args); });
-      },
-      false);
-  add_native(
-      r, "paged_attention", kHalfAndF32,
-      [](KernelArgs& args) {
-        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() { paged<T>(args); });
-      },
-      false);
+  add_native_f32_half(r, "scaled_dot_product_attention",
+                      []<typename T>(KernelArgs& args) { sdpa<T>(args); });
+  add_native_f32_half(r, "paged_attention", []<typename T>(KernelArgs& args) { paged<T>(args); });
 }
 
 }  // namespace flagstone::ops

@@ -36,12 +36,10 @@ void run_binary(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
   TO* po = ptr<TO>(out);
   const TI* pa = ptr<const TI>(a);
   const TI* pb = ptr<const TI>(b);
-  int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(plan.row_length, 1));
-  parallel(plan.rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      binary_row(po + plan.offsets[0][r], plan.inner_stride[0], pa + plan.offsets[1][r],
-                 plan.inner_stride[1], pb + plan.offsets[2][r], plan.inner_stride[2],
-                 plan.row_length, f);
+  const int64_t so = plan.inner_stride[0], sa = plan.inner_stride[1], sb = plan.inner_stride[2];
+  parallel_rows(plan.rows, plan.row_length, 32768, [&](int64_t r, int64_t lo, int64_t hi) {
+    binary_row(po + plan.offsets[0][r] + lo * so, so, pa + plan.offsets[1][r] + lo * sa, sa,
+               pb + plan.offsets[2][r] + lo * sb, sb, hi - lo, f);
   });
 }
 
@@ -175,17 +173,15 @@ void unary_float(const Tensor& x, const Tensor& out, F f) {
   RowPlan plan = plan_rows(out.shape(), {out.strides(), x.strides()});
   T* po = ptr<T>(out);
   const T* px = ptr<const T>(x);
-  int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(plan.row_length, 1));
-  parallel(plan.rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      T* o = po + plan.offsets[0][r];
-      const T* i = px + plan.offsets[1][r];
-      int64_t so = plan.inner_stride[0], si = plan.inner_stride[1], n = plan.row_length;
-      if (so == 1 && si == 1) {
-        for (int64_t k = 0; k < n; ++k) o[k] = store_f<T>(f(load_f(i[k])));
-      } else {
-        for (int64_t k = 0; k < n; ++k) o[k * so] = store_f<T>(f(load_f(i[k * si])));
-      }
+  const int64_t so = plan.inner_stride[0], si = plan.inner_stride[1];
+  parallel_rows(plan.rows, plan.row_length, 16384, [&](int64_t r, int64_t lo, int64_t hi) {
+    T* o = po + plan.offsets[0][r] + lo * so;
+    const T* i = px + plan.offsets[1][r] + lo * si;
+    int64_t n = hi - lo;
+    if (so == 1 && si == 1) {
+      for (int64_t k = 0; k < n; ++k) o[k] = store_f<T>(f(load_f(i[k])));
+    } else {
+      for (int64_t k = 0; k < n; ++k) o[k * so] = store_f<T>(f(load_f(i[k * si])));
     }
   });
 }
@@ -277,13 +273,14 @@ void cast_kernel(KernelArgs& args) {
       RowPlan plan = plan_rows(out.shape(), {out.strides(), x.strides()});
       To* po = ptr<To>(out);
       const From* px = ptr<const From>(x);
-      int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(plan.row_length, 1));
-      parallel(plan.rows, grain, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          To* o = po + plan.offsets[0][r];
-          const From* i = px + plan.offsets[1][r];
-          int64_t so = plan.inner_stride[0], si = plan.inner_stride[1];
-          for (int64_t k = 0; k < plan.row_length; ++k) o[k * so] = convert<From, To>(i[k * si]);
+      const int64_t so = plan.inner_stride[0], si = plan.inner_stride[1];
+      parallel_rows(plan.rows, plan.row_length, 32768, [&](int64_t r, int64_t lo, int64_t hi) {
+        To* o = po + plan.offsets[0][r] + lo * so;
+        const From* i = px + plan.offsets[1][r] + lo * si;
+        if (so == 1 && si == 1) {
+          for (int64_t k = 0; k < hi - lo; ++k) o[k] = convert<From, To>(i[k]);
+        } else {
+          for (int64_t k = 0; k < hi - lo; ++k) o[k * so] = convert<From, To>(i[k * si]);
         }
       });
     });

@@ -1,5 +1,6 @@
 // cpu native large-model kernels: silu_and_mul / gelu_and_mul, rotary embedding (neox and
-// gpt-j, partial rotary) and embedding lookup. Rows are contiguous (dispatch densifies views).
+// gpt-j, partial rotary), cross_entropy and embedding lookup. Rows are contiguous (dispatch
+// densifies views).
 #include <cmath>
 
 #include "cpu/cpu_common.h"
@@ -8,15 +9,6 @@
 namespace flagstone::ops {
 namespace cpu {
 namespace {
-
-const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
-
-template <typename F>
-void half_or_f32(DType d, F&& f) {
-  dispatch_float(d, [&]<typename T>() {
-    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
-  });
-}
 
 template <typename T, typename Act>
 void act_and_mul(const Tensor& x, const Tensor& out, Act act) {
@@ -33,8 +25,10 @@ void act_and_mul(const Tensor& x, const Tensor& out, Act act) {
   });
 }
 
+// exp_f32 rather than std::exp so the gate loop vectorizes; large negative x gives -0 as
+// x / inf, as torch does.
 float silu(float x) {
-  return x / (1.0f + std::exp(-x));
+  return x / (1.0f + exp_f32(-x));
 }
 float gelu_erf(float x) {
   return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
@@ -90,6 +84,56 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
   });
 }
 
+// torch's cross_entropy with class-index targets: per row lse - x[target], blended with the
+// mean log-probability under label smoothing; ignored rows count neither loss nor denominator.
+// Row statistics in f32 (vectorized exp), the reduction over rows in double.
+template <typename T>
+void cross_entropy(KernelArgs& args) {
+  const Tensor &x = args.inputs[0], &target = args.inputs[1];
+  int64_t n = x.dim() == 2 ? x.size(0) : 1, c = x.shape().back();
+  int64_t ignore = args.attrs.get_int("ignore_index", -100);
+  double ls = args.attrs.get_double("label_smoothing", 0);
+  std::string reduction = args.attrs.get_string("reduction", "mean");
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t t = load_index(target, i);
+    FS_CHECK(t == ignore || (t >= 0 && t < c), kInvalidArgument, "op 'cross_entropy': target ", t,
+             " of sample ", i, " is outside [0, ", c, ")");
+  }
+  const T* px = ptr<const T>(x);
+  std::vector<double> losses(static_cast<size_t>(n), 0.0);
+  parallel(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
+    std::vector<float> shifted(static_cast<size_t>(c));
+    float* z = shifted.data();
+    for (int64_t r = b; r < e; ++r) {
+      int64_t t = load_index(target, r);
+      if (t == ignore) continue;
+      const T* xr = px + r * c;
+      float m = row_max(xr, c);
+      for (int64_t j = 0; j < c; ++j) z[j] = load_f(xr[j]) - m;
+      double lse =
+          m + std::log(static_cast<double>(row_sum(z, c, [](float v) { return exp_f32(v); })));
+      double loss = lse - load_f(xr[t]);
+      if (ls > 0) {
+        double sum_logp = row_sum(xr, c, [](float v) { return v; }) - static_cast<double>(c) * lse;
+        loss = (1 - ls) * loss - ls * sum_logp / static_cast<double>(c);
+      }
+      losses[static_cast<size_t>(r)] = loss;
+    }
+  });
+  T* po = ptr<T>(args.outputs[0]);
+  if (reduction == "none") {
+    for (int64_t i = 0; i < n; ++i) po[i] = store_f<T>(losses[static_cast<size_t>(i)]);
+    return;
+  }
+  double total = 0, count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (load_index(target, i) == ignore) continue;
+    total += losses[static_cast<size_t>(i)];
+    count += 1;
+  }
+  po[0] = store_f<T>(reduction == "sum" ? total : total / count);
+}
+
 void embedding(KernelArgs& args) {
   const Tensor &idx = args.inputs[0], &w = args.inputs[1];
   int64_t rows = w.size(0), n = idx.numel();
@@ -115,8 +159,9 @@ void register_cpu_llm(Registry& r) {
   add_native(
       r, "silu_and_mul", kHalfAndF32,
       [](KernelArgs& args) {
-        half_or_f32(args.inputs[0].dtype(),
-                    [&]<typename T>() { act_and_mul<T>(args.inputs[0], args.outputs[0], silu); });
+        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() {
+          act_and_mul<T>(args.inputs[0], args.outputs[0], [](float v) { return silu(v); });
+        });
       },
       false);
   add_native(
@@ -145,6 +190,8 @@ void register_cpu_llm(Registry& r) {
                    ? std::string("f64 tables run in the reference")
                    : std::string();
       });
+  add_native_f32_half(r, "cross_entropy",
+                      []<typename T>(KernelArgs& args) { cross_entropy<T>(args); });
   std::vector<DType> all{DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI64,
                          DType::kI32, DType::kI16, DType::kI8,   DType::kU8,  DType::kBool};
   add_native(r, "embedding", all, embedding, false);

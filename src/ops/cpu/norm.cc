@@ -9,23 +9,9 @@ namespace flagstone::ops {
 namespace cpu {
 namespace {
 
-const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
-
 int64_t rows_of(const Tensor& t) {
   int64_t n = t.dim() == 0 ? 1 : t.shape().back();
   return n == 0 ? 0 : t.numel() / n;
-}
-
-// Float sum of a row with 8 independent partial sums (vectorizes, and keeps error low).
-template <typename T, typename F>
-float row_sum(const T* x, int64_t n, F f) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += f(load_f(x[i + j]));
-  float s = 0;
-  for (; i < n; ++i) s += f(load_f(x[i]));
-  return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 template <typename T>
@@ -35,19 +21,20 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   T* po = ptr<T>(out);
   parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
     std::vector<float> tmp(static_cast<size_t>(n));
+    float* t = tmp.data();
     for (int64_t r = b; r < e; ++r) {
       const T* xr = px + r * n;
       T* orow = po + r * n;
-      float m = -INFINITY;
-      for (int64_t i = 0; i < n; ++i) m = std::max(m, load_f(xr[i]));
-      float s = 0;
-      for (int64_t i = 0; i < n; ++i) s += tmp[i] = std::exp(load_f(xr[i]) - m);
+      float m = row_max(xr, n);
+      // A row of -inf (fully masked) has no finite max: exp(-inf - -inf) is NaN, as in torch.
+      for (int64_t i = 0; i < n; ++i) t[i] = load_f(xr[i]) - m;
       if (log) {
-        float lse = m + std::log(s);
+        float lse = m + std::log(row_sum(t, n, [](float v) { return exp_f32(v); }));
         for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(load_f(xr[i]) - lse);
       } else {
-        float inv = 1.0f / s;
-        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(tmp[i] * inv);
+        for (int64_t i = 0; i < n; ++i) t[i] = exp_f32(t[i]);
+        float inv = 1.0f / row_sum(t, n, [](float v) { return v; });
+        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(t[i] * inv);
       }
     }
   });
@@ -65,21 +52,27 @@ void rms_rows(const Tensor& x, const Tensor& residual, const Tensor& w, const Te
   T* pro = residual_out.defined() ? ptr<T>(residual_out) : nullptr;
   parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
     std::vector<float> sum(static_cast<size_t>(n));
+    std::vector<float> weight(static_cast<size_t>(n), 1.0f);
+    if (pw)
+      for (int64_t i = 0; i < n; ++i) weight[i] = load_f(pw[i]);
+    float* v = sum.data();
+    const float* wf = weight.data();
     for (int64_t r = b; r < e; ++r) {
-      for (int64_t i = 0; i < n; ++i) {
-        float v = load_f(px[r * n + i]);
-        if (pr) {
-          // The residual stream is kept in the tensor's dtype, so round the sum first.
-          T rounded = store_f<T>(v + load_f(pr[r * n + i]));
+      const T* xr = px + r * n;
+      T* orow = po + r * n;
+      if (pr) {
+        // The residual stream is kept in the tensor's dtype, so round the sum first.
+        for (int64_t i = 0; i < n; ++i) {
+          T rounded = store_f<T>(load_f(xr[i]) + load_f(pr[r * n + i]));
           pro[r * n + i] = rounded;
-          v = load_f(rounded);
+          v[i] = load_f(rounded);
         }
-        sum[i] = v;
+      } else {
+        for (int64_t i = 0; i < n; ++i) v[i] = load_f(xr[i]);
       }
-      float ss = row_sum(sum.data(), n, [](float v) { return v * v; });
+      float ss = row_sum(v, n, [](float a) { return a * a; });
       float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + static_cast<float>(eps));
-      for (int64_t i = 0; i < n; ++i)
-        po[r * n + i] = store_f<T>(sum[i] * scale * (pw ? load_f(pw[i]) : 1.0f));
+      for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(v[i] * scale * wf[i]);
     }
   });
 }
@@ -93,28 +86,29 @@ void layer_norm_rows(const Tensor& x, const Tensor& w, const Tensor& bias, const
   const T* pb = bias.defined() ? ptr<const T>(bias) : nullptr;
   T* po = ptr<T>(out);
   parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    // Weight and bias widened once per task, so the row loop is branch-free and vectorizes.
+    std::vector<float> weight(static_cast<size_t>(n), 1.0f), shift(static_cast<size_t>(n), 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      if (pw) weight[i] = load_f(pw[i]);
+      if (pb) shift[i] = load_f(pb[i]);
+    }
+    const float* wf = weight.data();
+    const float* bf = shift.data();
     for (int64_t r = b; r < e; ++r) {
       const T* xr = px + r * n;
+      T* orow = po + r * n;
       float mean = row_sum(xr, n, [](float v) { return v; }) / static_cast<float>(n);
       float var = row_sum(xr, n, [mean](float v) { return (v - mean) * (v - mean); }) /
                   static_cast<float>(n);
       float rstd = 1.0f / std::sqrt(var + static_cast<float>(eps));
       for (int64_t i = 0; i < n; ++i)
-        po[r * n + i] = store_f<T>((load_f(xr[i]) - mean) * rstd * (pw ? load_f(pw[i]) : 1.0f) +
-                                   (pb ? load_f(pb[i]) : 0.0f));
+        orow[i] = store_f<T>((load_f(xr[i]) - mean) * rstd * wf[i] + bf[i]);
     }
   });
 }
 
 Tensor optional_input(const KernelArgs& args, size_t i) {
   return i < args.inputs.size() ? args.inputs[i] : Tensor();
-}
-
-template <typename F>
-void half_or_f32(DType d, F&& f) {
-  dispatch_float(d, [&]<typename T>() {
-    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
-  });
 }
 
 }  // namespace

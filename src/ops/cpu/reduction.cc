@@ -11,8 +11,6 @@ namespace flagstone::ops {
 namespace cpu {
 namespace {
 
-const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
-
 // x with the reduced dims moved last, densely laid out; returns the row length.
 Tensor rows_last(const Tensor& x, const std::vector<int>& dims, int64_t* row) {
   std::vector<int> order;
@@ -82,13 +80,6 @@ void arg_rows(const Tensor& x, int64_t row, const Tensor& values, const Tensor& 
                if (pv) pv[r] = xr[best];
              }
            });
-}
-
-template <typename F>
-void half_or_f32(DType d, F&& f) {
-  dispatch_float(d, [&]<typename T>() {
-    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
-  });
 }
 
 }  // namespace

@@ -14,8 +14,6 @@ namespace flagstone::ops {
 namespace cpu {
 namespace {
 
-const std::vector<DType> kHalfAndF32{DType::kF32, DType::kF16, DType::kBF16};
-
 // Descending by value, NaN first, ties by lower index: the reference's stable order.
 struct Before {
   const double* p;
@@ -131,30 +129,14 @@ void topk(KernelArgs& args) {
   });
 }
 
-template <typename F>
-void half_or_f32(DType d, F&& f) {
-  dispatch_float(d, [&]<typename T>() {
-    if constexpr (!std::is_same_v<T, double>) f.template operator()<T>();
-  });
-}
-
 }  // namespace
 }  // namespace cpu
 
 void register_cpu_sample(Registry& r) {
   using namespace cpu;
-  add_native(
-      r, "sample", kHalfAndF32,
-      [](KernelArgs& args) {
-        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() { sample<T>(args); });
-      },
-      false);
-  add_native(
-      r, "topk", kHalfAndF32,
-      [](KernelArgs& args) {
-        half_or_f32(args.inputs[0].dtype(), [&]<typename T>() { topk<T>(args); });
-      },
-      false,
+  add_native_f32_half(r, "sample", []<typename T>(KernelArgs& args) { sample<T>(args); });
+  add_native_f32_half(
+      r, "topk", []<typename T>(KernelArgs& args) { topk<T>(args); },
       [](const KernelArgs& args) {
         const Tensor& x = args.inputs[0];
         int64_t dim = args.attrs.get_int("dim", -1);

@@ -15,6 +15,7 @@
 #include "flagstone/engine/format/quant.h"
 #include "flagstone/engine/format/safetensors.h"
 #include "flagstone/engine/model_config.h"
+#include "flagstone/engine/tokenizer/tokenizer.h"
 
 namespace flagstone::engine::format {
 
@@ -98,9 +99,13 @@ uint32_t llama_file_type(DType type) {
       return 7;
     case DType::kBF16:
       return 32;
+    case DType::kQ4_K:
+      return 15;  // llama.cpp's MOSTLY_Q4_K_M: q4_k matrices with a q6_k output head
+    case DType::kQ6_K:
+      return 18;
     default:
       throw_error(ErrorCategory::kUnsupported, "conversion to ", dtype_name(type),
-                  " is not supported (f32, f16, bf16, q8_0, q4_0 are)");
+                  " is not supported (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k are)");
   }
 }
 
@@ -155,6 +160,32 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
     }
   }
   return factors;
+}
+
+// tokenizer.ggml.* keys in llama.cpp's order and types.
+void set_gguf_tokenizer(GgufWriter& writer, const GgufTokenizerData& d) {
+  auto id = [&](const char* key, const std::optional<int64_t>& value) {
+    if (value) writer.set(key, GgufValue::scalar<uint32_t>(static_cast<uint32_t>(*value)));
+  };
+  auto flag = [&](const char* key, const std::optional<bool>& value) {
+    if (value) writer.set(key, GgufValue::scalar<bool>(*value));
+  };
+  writer.set("tokenizer.ggml.model", GgufValue::string(d.model));
+  if (!d.pre.empty()) writer.set("tokenizer.ggml.pre", GgufValue::string(d.pre));
+  writer.set("tokenizer.ggml.tokens", GgufValue::string_array(d.tokens));
+  if (!d.scores.empty()) writer.set("tokenizer.ggml.scores", GgufValue::array(d.scores));
+  writer.set("tokenizer.ggml.token_type", GgufValue::array(d.token_types));
+  if (!d.merges.empty()) writer.set("tokenizer.ggml.merges", GgufValue::string_array(d.merges));
+  id("tokenizer.ggml.bos_token_id", d.bos_id);
+  id("tokenizer.ggml.eos_token_id", d.eos_id);
+  id("tokenizer.ggml.unknown_token_id", d.unk_id);
+  id("tokenizer.ggml.padding_token_id", d.pad_id);
+  id("tokenizer.ggml.eot_token_id", d.eot_id);
+  flag("tokenizer.ggml.add_bos_token", d.add_bos_token);
+  flag("tokenizer.ggml.add_eos_token", d.add_eos_token);
+  flag("tokenizer.ggml.add_space_prefix", d.add_space_prefix);
+  if (!d.chat_template.empty())
+    writer.set("tokenizer.chat_template", GgufValue::string(d.chat_template));
 }
 
 // Sort key that writes tensors in llama.cpp's order: embeddings, layers in order, output.
@@ -287,6 +318,10 @@ void convert_hf_to_gguf(const std::string& hf_folder, const std::string& gguf_pa
     writer.set("tokenizer.ggml.eos_token_id",
                GgufValue::scalar<uint32_t>(to_u32(config.eos_token_ids[0], "eos_token_id")));
   }
+  std::error_code exists_error;
+  if (fs::exists(fs::path(hf_folder) / "tokenizer.json", exists_error)) {
+    set_gguf_tokenizer(writer, gguf_tokenizer_data_from_folder(hf_folder));
+  }
 
   struct Job {
     std::string hf;
@@ -323,13 +358,19 @@ void convert_hf_to_gguf(const std::string& hf_folder, const std::string& gguf_pa
     FS_CHECK(!info.shape.empty() && info.shape.size() <= 4, kUnsupported, "tensor '", job.hf,
              "' has shape ", shape_to_string(info.shape), "; GGUF holds 1 to 4 dimensions");
     DType target = options.type;
+    const bool head = job.gguf == "output.weight" ||
+                      (config.tie_word_embeddings && job.gguf == "token_embd.weight");
     if (info.shape.size() == 1) {
       target = DType::kF32;
     } else if (is_quantized(target) && info.shape.back() % kBlockQ8_0 != 0) {
       target = DType::kF16;
-    } else if (target == DType::kQ4_0 &&
-               (job.gguf == "output.weight" ||
-                (config.tie_word_embeddings && job.gguf == "token_embd.weight"))) {
+    } else if ((target == DType::kQ4_K || target == DType::kQ6_K) &&
+               info.shape.back() % kBlockK != 0) {
+      // Rows that are not whole 256-value super-blocks keep 8 bits, as llama.cpp falls back.
+      target = DType::kQ8_0;
+    } else if (target == DType::kQ4_K && head) {
+      target = DType::kQ6_K;
+    } else if (target == DType::kQ4_0 && head) {
       target = DType::kQ8_0;
     }
     const int64_t heads = rope_heads(arch, job.gguf, config);

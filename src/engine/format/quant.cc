@@ -144,6 +144,111 @@ void quantize_q4_0(const float* src, BlockQ4_0* blocks, int64_t n) {
   }
 }
 
+// Q6_K: each sub-block of 16 takes the scale that maps its value of largest magnitude, with
+// its sign, to -32 (as q4_0 does: the one code without a positive twin); the sub-block scales
+// are then stored as int8 multiples of the super-block's d, and values re-rounded against the
+// stored scale so that rounding of the scale does not bias them.
+void quantize_q6_k(const float* src, BlockQ6_K* blocks, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = src + i * kBlockK;
+    BlockQ6_K& block = blocks[i];
+    float sub_scale[16];
+    float largest = 0.0f;
+    for (int s = 0; s < 16; ++s) {
+      float amax = 0.0f, max = 0.0f;
+      for (int l = 0; l < 16; ++l) {
+        if (amax < std::fabs(x[16 * s + l])) amax = std::fabs(x[16 * s + l]), max = x[16 * s + l];
+      }
+      sub_scale[s] = max / -32.0f;
+      largest = std::max(largest, std::fabs(sub_scale[s]));
+    }
+    const float d = largest / 127.0f;
+    block.d = float_to_f16_bits(d);
+    const float d_stored = f16_bits_to_float(block.d);
+    uint8_t q[kBlockK];
+    for (int s = 0; s < 16; ++s) {
+      const int sc =
+          d_stored != 0.0f
+              ? std::clamp(static_cast<int>(std::lround(sub_scale[s] / d_stored)), -127, 127)
+              : 0;
+      block.scales[s] = static_cast<int8_t>(sc);
+      const float step = d_stored * static_cast<float>(sc);
+      for (int l = 0; l < 16; ++l) {
+        int v = step != 0.0f ? static_cast<int>(std::lround(x[16 * s + l] / step)) : 0;
+        q[16 * s + l] = static_cast<uint8_t>(std::clamp(v, -32, 31) + 32);
+      }
+    }
+    // The layout dequantize_q6_k reads: per half of 128, byte l of ql holds values l and l+64
+    // (low and high nibble), byte l+32 values l+32 and l+96; qh byte l holds their top 2 bits.
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* v = q + 128 * half;
+      uint8_t* ql = block.ql + 64 * half;
+      uint8_t* qh = block.qh + 32 * half;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = static_cast<uint8_t>((v[l] & 0xf) | ((v[l + 64] & 0xf) << 4));
+        ql[l + 32] = static_cast<uint8_t>((v[l + 32] & 0xf) | ((v[l + 96] & 0xf) << 4));
+        qh[l] = static_cast<uint8_t>((v[l] >> 4) | ((v[l + 32] >> 4) << 2) |
+                                     ((v[l + 64] >> 4) << 4) | ((v[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+// Q4_K: each sub-block of 32 spans [min(x, 0), max(x)] in 15 steps (value = scale * q - min);
+// scales and mins are stored as 6-bit multiples of the super-block's d and dmin, and values
+// re-rounded against the stored pair.
+void quantize_q4_k(const float* src, BlockQ4_K* blocks, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = src + i * kBlockK;
+    BlockQ4_K& block = blocks[i];
+    float scale[8], min[8];
+    float max_scale = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < 8; ++s) {
+      float lo = 0.0f, hi = x[32 * s];
+      for (int l = 0; l < 32; ++l)
+        lo = std::min(lo, x[32 * s + l]), hi = std::max(hi, x[32 * s + l]);
+      scale[s] = (hi - lo) / 15.0f;
+      min[s] = -lo;
+      max_scale = std::max(max_scale, scale[s]);
+      max_min = std::max(max_min, min[s]);
+    }
+    block.d = float_to_f16_bits(max_scale / 63.0f);
+    block.dmin = float_to_f16_bits(max_min / 63.0f);
+    const float d = f16_bits_to_float(block.d), dmin = f16_bits_to_float(block.dmin);
+    uint8_t sc[8], mn[8], q[kBlockK];
+    for (int s = 0; s < 8; ++s) {
+      // Round the scale up so that the top of the range stays reachable with q <= 15.
+      sc[s] = static_cast<uint8_t>(
+          d > 0.0f ? std::clamp(static_cast<int>(std::ceil(scale[s] / d)), 0, 63) : 0);
+      mn[s] = static_cast<uint8_t>(
+          dmin > 0.0f ? std::clamp(static_cast<int>(std::lround(min[s] / dmin)), 0, 63) : 0);
+      const float step = d * sc[s], offset = dmin * mn[s];
+      for (int l = 0; l < 32; ++l) {
+        int v = step > 0.0f ? static_cast<int>(std::lround((x[32 * s + l] + offset) / step)) : 0;
+        q[32 * s + l] = static_cast<uint8_t>(std::clamp(v, 0, 15));
+      }
+    }
+    std::memset(block.scales, 0, sizeof block.scales);
+    for (int s = 0; s < 8; ++s) {
+      if (s < 4) {
+        block.scales[s] = sc[s];
+        block.scales[s + 4] = mn[s];
+      } else {
+        block.scales[s + 4] = static_cast<uint8_t>((sc[s] & 0xf) | ((mn[s] & 0xf) << 4));
+        block.scales[s - 4] = static_cast<uint8_t>(block.scales[s - 4] | ((sc[s] >> 4) << 6));
+        block.scales[s] = static_cast<uint8_t>(block.scales[s] | ((mn[s] >> 4) << 6));
+      }
+    }
+    // Per group of 64 values, byte l holds value l (low nibble) and value l + 32 (high).
+    for (int group = 0; group < 4; ++group) {
+      for (int l = 0; l < 32; ++l) {
+        block.qs[32 * group + l] =
+            static_cast<uint8_t>(q[64 * group + l] | (q[64 * group + 32 + l] << 4));
+      }
+    }
+  }
+}
+
 void dequantize(DType dtype, const void* src, float* dst, int64_t count) {
   const DTypeInfo& info = dtype_info(dtype);
   FS_CHECK(count >= 0 && count % info.block_elements == 0, kInvalidArgument, "dequantize of ",
@@ -263,9 +368,19 @@ void quantize(DType dtype, const float* src, void* dst, int64_t count) {
         quantize_q4_0(src + b * kBlockQ4_0, reinterpret_cast<BlockQ4_0*>(bytes) + b, e - b);
       });
       return;
+    case DType::kQ4_K:
+      for_blocks(n, kBlockK, [&](int64_t b, int64_t e) {
+        quantize_q4_k(src + b * kBlockK, reinterpret_cast<BlockQ4_K*>(bytes) + b, e - b);
+      });
+      return;
+    case DType::kQ6_K:
+      for_blocks(n, kBlockK, [&](int64_t b, int64_t e) {
+        quantize_q6_k(src + b * kBlockK, reinterpret_cast<BlockQ6_K*>(bytes) + b, e - b);
+      });
+      return;
     default:
       throw_error(ErrorCategory::kUnsupported, "quantize from f32 to ", info.name,
-                  " is not supported (f32, f16, bf16, q8_0 and q4_0 are)");
+                  " is not supported (f32, f16, bf16, q8_0, q4_0, q4_k and q6_k are)");
   }
 }
 

@@ -71,7 +71,10 @@ GenerationResult Generator::generate(const std::vector<TokenId>& prompt,
   if (options.max_new_tokens == 0) result.stats.prefill_seconds = seconds_since(start);
   result.finish_reason = "length";
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    auto id = static_cast<TokenId>(sampler.sample(logits.select(1, 0), seen)[0]);
+    // The token stays on the device for the next step; its copy to the host (for stop checks
+    // and text) is the one synchronization of a decode step.
+    Tensor next = sampler.sample_on_device(logits.select(1, 0), seen);
+    auto id = static_cast<TokenId>(next.to_vector<int64_t>()[0]);
     if (step == 0) {
       // Time to the first token; decoding is timed from here over the remaining tokens.
       result.stats.prefill_seconds = seconds_since(start);
@@ -101,7 +104,7 @@ GenerationResult Generator::generate(const std::vector<TokenId>& prompt,
       result.finish_reason = "context";
       break;
     }
-    logits = model_.forward(token_tensor(&id, 1), cache_);
+    logits = model_.forward(next.reshape({1, 1}), cache_);
     cached_.push_back(id);
   }
   if (stream && result.finish_reason != "stop") {

@@ -66,6 +66,11 @@ Tensor Sampler::penalize(const Tensor& logits,
 
 std::vector<int64_t> Sampler::sample(const Tensor& logits,
                                      const std::vector<std::vector<int32_t>>& seen) {
+  return sample_on_device(logits, seen).to_vector<int64_t>();
+}
+
+Tensor Sampler::sample_on_device(const Tensor& logits,
+                                 const std::vector<std::vector<int32_t>>& seen) {
   FS_CHECK(logits.dim() == 2, kInvalidArgument, "sampler: logits ", logits.describe(),
            " must be [batch, vocab]");
   Tensor scores = penalize(logits, seen);
@@ -76,7 +81,7 @@ std::vector<int64_t> Sampler::sample(const Tensor& logits,
   params.min_p = options_.min_p;
   params.seed = options_.seed;
   params.offset = step_++;
-  return ops::sample(scores, params).to_vector<int64_t>();
+  return ops::sample(scores, params);
 }
 
 }  // namespace flagstone::engine

@@ -69,6 +69,7 @@ DecoderModel::DecoderModel(const WeightSource& source, ModelConfig config, const
   }
   load_weights(source, options);
   describe_weights();
+  positions_ = ops::arange(info_.max_context, device_).reshape({1, info_.max_context});
 }
 
 DType DecoderModel::matrix_dtype(const WeightLoader& loader, const std::vector<std::string>& names,
@@ -199,6 +200,15 @@ void DecoderModel::describe_weights() {
     info_.parameters += t->numel();
     info_.weight_bytes += t->nbytes();
     ++counts[std::string(dtype_name(t->dtype()))];
+    if (t != &embed_) info_.bytes_per_token += t->nbytes();
+    if (t->dim() == 2 && t != &embed_) info_.matmul_parameters += t->numel();
+  }
+  // A tied head is the embedding itself: read whole for the logits, and a matrix product.
+  if (lm_head_.buffer().handle() == embed_.buffer().handle()) {
+    info_.bytes_per_token += embed_.nbytes();
+    info_.matmul_parameters += embed_.numel();
+  } else {
+    info_.bytes_per_token += embed_.nbytes() / static_cast<uint64_t>(vocab_);
   }
   std::ostringstream types;
   for (const auto& [name, count] : counts) {
@@ -257,9 +267,9 @@ Tensor DecoderModel::forward(const Tensor& tokens_in, KvCache& cache, bool all_l
            " positions (the context is full)");
   Tensor tokens = tokens_in.device() == device_ ? tokens_in : tokens_in.to(device_);
 
-  std::vector<int64_t> pos(static_cast<size_t>(b * t));
-  for (int64_t i = 0; i < b * t; ++i) pos[i] = start + i % t;
-  Tensor positions = Tensor::from_vector(pos, {b, t}, device_);
+  // A view of the position table made at load: a decode step copies nothing from the host.
+  Tensor positions = positions_.narrow(1, start, t);
+  if (b > 1) positions = positions.expand({b, t}).contiguous();
   Tensor mask;
   if (traits_.sliding_window && start + t > *traits_.sliding_window) {
     // Query i (at start + i) sees keys j with start + i - window < j <= start + i.

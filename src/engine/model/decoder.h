@@ -51,6 +51,7 @@ class DecoderModel : public Model {
   Tensor embed_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
   Tensor rope_cos_, rope_sin_;  // [max_context, head_dim / 2]
+  Tensor positions_;            // i64 [1, max_context]: 0, 1, 2, ... on the device
 };
 
 }  // namespace flagstone::engine::detail

@@ -84,6 +84,8 @@ Tokenizer TokenizerBuilder::from_gguf(const GgufTokenizerData& d) {
     impl->model = std::make_unique<tok::BpeModel>(std::move(vocab), merges, options,
                                                   where + ": tokenizer.ggml.merges");
     impl->pre_tokenizer = gguf_pre_tokenizer(d.pre, where);
+    // Qwen2's tokenizer.json normalizes to NFC first; llama.cpp skips it, HF does not.
+    if (d.pre == "qwen2") impl->normalizer = tok::make_normalizer({{"type", "NFC"}}, where);
     impl->decoder = tok::make_byte_level_decoder();
     add_bos = d.add_bos_token.value_or(false);
   } else if (d.model == "llama") {

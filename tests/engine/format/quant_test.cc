@@ -186,11 +186,65 @@ TEST(Quant, RoundTripsStayWithinTheFormatBound) {
   for (int i = 0; i < 64; ++i) EXPECT_EQ(back[i], static_cast<float>(BFloat16(x[i])));
 }
 
+// The K-quants' own quantizers, decoded by the K-quant dequantizers above (checked bit by bit
+// against hand-built blocks): every value within the error the format allows for its sub-block.
+TEST(Quant, KQuantRoundTripsStayWithinTheFormatBound) {
+  const int64_t n = 256 * 512;
+  std::vector<float> x = random_values(static_cast<size_t>(n), 12);
+  for (int64_t i = 0; i < 256; ++i) x[static_cast<size_t>(i)] = 0.0f;  // an all-zero block
+  for (int64_t i = 256; i < 512; ++i)
+    x[static_cast<size_t>(i)] = -0.25f - 1e-3f * i;  // all negative
+  for (DType dtype : {DType::kQ6_K, DType::kQ4_K}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    std::vector<std::byte> packed = quantize(dtype, x.data(), n);
+    ASSERT_EQ(packed.size(), dtype_bytes(dtype, n));
+    std::vector<float> back(static_cast<size_t>(n));
+    dequantize(dtype, packed.data(), back.data(), n);
+    double squared_error = 0, squared = 0;
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const float* xb = x.data() + b * 256;
+      const int sub = dtype == DType::kQ6_K ? 16 : 32;
+      std::vector<double> amax(256 / sub, 0.0), lo(256 / sub, 0.0), hi(256 / sub, -1e30);
+      for (int j = 0; j < 256; ++j) {
+        amax[j / sub] = std::max(amax[j / sub], std::fabs(double{xb[j]}));
+        lo[j / sub] = std::min(lo[j / sub], double{xb[j]});
+        hi[j / sub] = std::max(hi[j / sub], double{xb[j]});
+      }
+      double top_amax = *std::max_element(amax.begin(), amax.end()), top_range = 0, top_min = 0;
+      for (size_t s = 0; s < lo.size(); ++s) {
+        top_range = std::max(top_range, hi[s] - lo[s]);
+        top_min = std::max(top_min, -lo[s]);
+      }
+      for (int j = 0; j < 256; ++j) {
+        const size_t s = static_cast<size_t>(j / sub);
+        double bound;
+        if (dtype == DType::kQ6_K) {
+          // One step for the clamped extreme of opposite sign, plus 32 times the rounding of the
+          // sub-block scale to a multiple of d = top_amax / (32 * 127).
+          bound = 1.01 * amax[s] / 32 + 16.5 * top_amax / (32 * 127) + 1e-7;
+        } else {
+          // Half a step (the range over 15, rounded up to a multiple of d = top_range / 945)
+          // plus half of dmin = top_min / 63 for the stored min, with f16 slack.
+          bound = 0.51 * ((hi[s] - lo[s]) / 15 + top_range / 945) + 0.55 * top_min / 63 + 1e-7;
+        }
+        const double err = std::fabs(double{back[b * 256 + j]} - xb[j]);
+        ASSERT_LE(err, bound) << "block " << b << " value " << j;
+        squared_error += err * err;
+        squared += double{xb[j]} * xb[j];
+      }
+    }
+    // Overall the error is a small fraction of the signal (a wrong layout would be ~100%).
+    EXPECT_LT(std::sqrt(squared_error / squared), dtype == DType::kQ6_K ? 0.03 : 0.12);
+    for (int j = 0; j < 256; ++j) EXPECT_EQ(back[static_cast<size_t>(j)], 0.0f);
+  }
+}
+
 TEST(Quant, RejectsPartialBlocksAndUnsupportedTypes) {
   std::vector<float> x(48);
   std::vector<std::byte> out(1024);
   EXPECT_FS_ERROR(quantize(DType::kQ8_0, x.data(), out.data(), 48), kInvalidArgument, "48", "q8_0");
-  EXPECT_FS_ERROR(quantize(DType::kQ4_K, x.data(), out.data(), 256), kUnsupported, "q4_k");
+  EXPECT_FS_ERROR(quantize(DType::kQ4_K, x.data(), out.data(), 48), kInvalidArgument, "q4_k");
+  EXPECT_FS_ERROR(quantize(DType::kI32, x.data(), out.data(), 4), kUnsupported, "i32");
   EXPECT_FS_ERROR(dequantize(DType::kQ6_K, out.data(), x.data(), 32), kInvalidArgument, "q6_k");
   EXPECT_FS_ERROR(dequantize(DType::kI32, out.data(), x.data(), 4), kUnsupported, "i32");
 }

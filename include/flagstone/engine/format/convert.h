@@ -15,9 +15,11 @@ namespace flagstone::engine::format {
 using ConvertProgress = std::function<void(const std::string& tensor, size_t done, size_t total)>;
 
 struct HfToGgufOptions {
-  // f32, f16, bf16, q8_0 or q4_0. Norms, biases and rope factors stay f32, as in llama.cpp;
-  // matrices whose rows are not whole 32-value blocks fall back to f16; with q4_0 the output
-  // projection (or the tied embedding) is written as q8_0, since it is the most sensitive matrix.
+  // f32, f16, bf16, q8_0, q4_0, q4_k or q6_k. Norms, biases and rope factors stay f32, as in
+  // llama.cpp; matrices whose rows are not whole 32-value blocks fall back to f16 (not whole
+  // 256-value super-blocks: q8_0, for the K types); the output projection (or the tied
+  // embedding), the most sensitive matrix, is written as q8_0 with q4_0 and as q6_k with q4_k
+  // (llama.cpp's Q4_K_M).
   DType type = DType::kF16;
   std::string name;  // general.name; defaults to the folder's name
   ConvertProgress progress;
@@ -25,6 +27,8 @@ struct HfToGgufOptions {
 
 // Converts the model in `hf_folder` (config.json + safetensors) to `gguf_path`. Supports the
 // llama, mistral (written as llama), qwen2 and qwen3 families; kUnsupported names anything else.
+// When the folder has tokenizer.json, the tokenizer (and chat template) is embedded as
+// tokenizer.ggml.* metadata (see gguf_tokenizer_data_from_folder).
 void convert_hf_to_gguf(const std::string& hf_folder, const std::string& gguf_path,
                         const HfToGgufOptions& options = {});
 

@@ -1,5 +1,5 @@
-// GGML block quantization on the host: the exact block layouts of Q8_0, Q4_0, Q4_K and Q6_K,
-// dequantization of all four to f32, and quantization of f32 to Q8_0 and Q4_0 (ggml's reference).
+// GGML block quantization on the host: the layouts of Q8_0, Q4_0, Q4_K and Q6_K, dequantization
+// of all four to f32, and quantization of f32 to each (Q8_0/Q4_0 bit-exact with ggml's reference).
 #pragma once
 
 #include <cstddef>
@@ -48,8 +48,10 @@ static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
 // Q4_0, Q4_K, Q6_K; `count` must be a whole number of blocks (kInvalidArgument otherwise).
 // Large inputs are split over the cpu thread pool.
 void dequantize(DType dtype, const void* src, float* dst, int64_t count);
-// Converts `count` f32 values to `dtype`: f32, f16, bf16, Q8_0 or Q4_0 (ggml's reference
-// rounding, so files match what llama.cpp writes). `dst` holds dtype_bytes(dtype, count).
+// Converts `count` f32 values to `dtype`: f32, f16, bf16, Q8_0, Q4_0 (ggml's reference
+// rounding, so files match what llama.cpp writes), Q4_K or Q6_K (valid blocks any GGUF reader
+// decodes; the scales come from each sub-block's range rather than ggml's iterative search, so
+// bytes differ from llama-quantize's). `dst` holds dtype_bytes(dtype, count).
 void quantize(DType dtype, const float* src, void* dst, int64_t count);
 std::vector<std::byte> quantize(DType dtype, const float* src, int64_t count);
 
@@ -60,5 +62,7 @@ void dequantize_q4_k(const BlockQ4_K* blocks, float* dst, int64_t n);
 void dequantize_q6_k(const BlockQ6_K* blocks, float* dst, int64_t n);
 void quantize_q8_0(const float* src, BlockQ8_0* blocks, int64_t n);
 void quantize_q4_0(const float* src, BlockQ4_0* blocks, int64_t n);
+void quantize_q4_k(const float* src, BlockQ4_K* blocks, int64_t n);
+void quantize_q6_k(const float* src, BlockQ6_K* blocks, int64_t n);
 
 }  // namespace flagstone::engine::format

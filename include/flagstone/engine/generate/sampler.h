@@ -32,6 +32,9 @@ class Sampler {
   // the ids row r has seen (prompt and output) for the repetition penalty. Each call draws
   // from the next offset of the seeded stream.
   std::vector<int64_t> sample(const Tensor& logits, const std::vector<std::vector<int32_t>>& seen);
+  // The same draw left on the logits' device: i64 [batch], ready to feed the next forward pass
+  // without a round trip through the host.
+  Tensor sample_on_device(const Tensor& logits, const std::vector<std::vector<int32_t>>& seen);
   // Applies only the repetition penalty (exposed for tests).
   Tensor penalize(const Tensor& logits, const std::vector<std::vector<int32_t>>& seen) const;
   // Starts the random stream over (same seed).

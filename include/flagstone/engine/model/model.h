@@ -49,6 +49,11 @@ struct ModelInfo {
   bool reference = false;
   int64_t parameters = 0;
   uint64_t weight_bytes = 0;  // on the device
+  // What one decoded token reads: every matrix (and norm) once, plus one embedding row.
+  uint64_t bytes_per_token = 0;
+  // Parameters of the matrix products (projections and output head): each costs 2 FLOPs per
+  // token; the embedding is a lookup and costs none.
+  int64_t matmul_parameters = 0;
   int64_t max_context = 0;
   std::string weight_types;  // "q8_0 x 14, f32 x 9"
 };

@@ -42,6 +42,12 @@ struct AddedToken {
   bool normalized = false;   // matched in normalized text instead of raw text
 };
 
+// The tokenizer of a model folder (tokenizer.json + tokenizer_config.json) as GGUF metadata, the
+// way llama.cpp's converter writes it: byte-level BPE as "gpt2" with its pre-tokenizer's name,
+// byte-fallback BPE as "llama" with scores ranking the merges. kUnsupported names what GGUF
+// cannot express (an unknown split pattern, a normalizer).
+GgufTokenizerData gguf_tokenizer_data_from_folder(const std::filesystem::path& folder);
+
 class Tokenizer {
  public:
   // Reads tokenizer.json and, when it exists, tokenizer_config.json from a model folder.

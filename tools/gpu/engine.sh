@@ -17,11 +17,14 @@ f=$b/src/cli/flagstone
   echo "== engine_model_test on cuda (logits vs float64 reference, GGUF, greedy)"
   timeout 45 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -25
   echo "== engine_generate_test"
-  timeout 15 $b/tests/engine/engine_generate_test --gtest_brief=1 2>&1 | tail -8
+  timeout 20 $b/tests/engine/engine_generate_test --gtest_brief=1 2>&1 | tail -8
+  echo "== engine_tokenizer_test, engine_format_test"
+  timeout 15 $b/tests/engine/engine_tokenizer_test --gtest_brief=1 2>&1 | tail -4
+  timeout 15 $b/tests/engine/engine_format_test --gtest_brief=1 2>&1 | tail -4
   echo "== bench model llama-1b bf16 (pp512, pp2048, tg128)"
   timeout 60 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512,2048 -n 128 -r 3 2>&1 | tail -12
-  echo "== bench model llama-8b bf16 (pp512, tg128)"
-  timeout 40 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 2>&1 | tail -10
   echo "== peer: transformers LlamaForCausalLM, Llama-3.2-1B shape, bf16, random weights"
-  timeout 35 python3 tools/gpu/engine_peer.py 2>&1 | tail -12
+  timeout 45 python3 -u tools/gpu/engine_peer.py 2>&1 | tail -12
+  echo "== bench model llama-8b bf16 (pp512, pp2048, tg128)"
+  timeout 55 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512,2048 -n 128 -r 2 2>&1 | tail -10
 } >"$o" 2>&1

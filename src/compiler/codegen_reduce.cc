@@ -137,11 +137,15 @@ void Emitter::reduce_all(const Op& op) {
       line("if ((fs_tid & 31) == 0) { " + sv + "[fs_tid >> 5] = acc; " + si +
            "[fs_tid >> 5] = idx; }");
       barrier();
-      line("acc = (fs_tid & 31) < " + std::to_string(w) + " ? " + sv +
-           "[fs_tid & 31] : " + identity + ";");
-      line("idx = (fs_tid & 31) < " + std::to_string(w) + " ? " + si +
-           "[fs_tid & 31] : 2147483647;");
-      shuffle_combine(op.kind, src.dtype, pow2_ceil(w));
+      // Each group of P lanes (P = w rounded up to a power of two) reads all w values, so the
+      // butterfly over P lanes leaves the result in every lane, not only in the first group.
+      int64_t p = pow2_ceil(w);
+      std::string slot = "(fs_tid & " + std::to_string(p - 1) + ")";
+      line("acc = " + slot + " < " + std::to_string(w) + " ? " + sv + "[" + slot +
+           "] : " + identity + ";");
+      line("idx = " + slot + " < " + std::to_string(w) + " ? " + si + "[" + slot +
+           "] : 2147483647;");
+      shuffle_combine(op.kind, src.dtype, p);
     }
   } else {
     barrier();

@@ -557,7 +557,7 @@ std::string Emitter::run(int64_t* local_bytes) {
     out += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads_) +
            ") fs_kernel(" + sig + ") {\n";
     if (scratch_max_ > 0) {
-      out += "  __shared__ long long fs_scratch_words[" + scratch_words + "];\n";
+      out += "  __shared__ __align__(16) long long fs_scratch_words[" + scratch_words + "];\n";
       out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
     }
     out += "  const int fs_tid = (int)threadIdx.x;\n";

@@ -76,12 +76,13 @@ void Emitter::dot_mma(const Op& op, const MmaLayout& l) {
   std::string ks = std::to_string(k), ns = std::to_string(l.n), kp = std::to_string(k + kPad);
   std::string conv = a.dtype == DType::kF16 ? "fs_f2h" : "fs_f2bf";
   std::string kind = a.dtype == DType::kF16 ? "f16" : "bf16";
-  // A row-major and B transposed (column n holds B[:, n]) as 16-bit values in shared memory,
-  // so each fragment register is one aligned 32-bit load.
+  // A and B row-major as 16-bit values in shared memory, rows padded so that the eight
+  // 16-byte rows an ldmatrix reads fall in distinct banks; B fragments come transposed.
+  std::string np = std::to_string(l.n + kPad);
   int64_t cursor = 0;
   barrier();
   std::string sa = scratch_array("unsigned short", l.m * (k + kPad), 2, &cursor);
-  std::string sb = scratch_array("unsigned short", l.n * (k + kPad), 2, &cursor);
+  std::string sb = scratch_array("unsigned short", k * (l.n + kPad), 2, &cursor);
   // Operands loaded straight from memory give their bits; computed ones are rounded (exactly:
   // they already hold f16/bf16 values).
   auto bits = [&](ValueId v) {
@@ -91,7 +92,7 @@ void Emitter::dot_mma(const Op& op, const MmaLayout& l) {
   line(sa + "[(f / " + ks + ") * " + kp + " + f % " + ks + "] = " + bits(op.operands[0]) + ";");
   end_elems(a);
   begin_elems(b);
-  line(sb + "[(f % " + ns + ") * " + kp + " + f / " + ns + "] = " + bits(op.operands[1]) + ";");
+  line(sb + "[(f / " + ns + ") * " + np + " + f % " + ns + "] = " + bits(op.operands[1]) + ";");
   end_elems(b);
   barrier();
   ValueId res = op.results[0];
@@ -100,28 +101,50 @@ void Emitter::dot_mma(const Op& op, const MmaLayout& l) {
   begin_elems(rt);
   line(out + "[j] = " + (op.operands.size() > 2 ? name(op.operands[2]) + "[j]" : "0.0f") + ";");
   end_elems(rt);
+  int64_t mb = l.tm / 16, nb = l.tn / 8;
   open("");
   line("const int wm = fs_warp / " + std::to_string(l.wn) + ", wn = fs_warp % " +
        std::to_string(l.wn) + ";");
-  line("const int g = fs_lane >> 2, q = fs_lane & 3;");
+  line("const unsigned sa_addr = (unsigned)__cvta_generic_to_shared(" + sa + ");");
+  line("const unsigned sb_addr = (unsigned)__cvta_generic_to_shared(" + sb + ");");
   line("#pragma unroll");
   open("for (int kk = 0; kk < " + ks + "; kk += 16)");
+  // B fragments of the warp's column blocks, two blocks per ldmatrix.x4: lanes 0-15 address
+  // rows kk..kk+15 of block bj, lanes 16-31 those of block bj + 1.
+  line("unsigned bf[" + std::to_string(nb * 2 + 2) + "];");
   line("#pragma unroll");
-  open("for (int bi = 0; bi < " + std::to_string(l.tm / 16) + "; ++bi)");
-  line("const unsigned short* pa = " + sa + " + (wm * " + std::to_string(l.tm) +
-       " + bi * 16 + g) * " + kp + " + kk + q * 2;");
-  line("const unsigned a0 = *(const unsigned*)pa, a1 = *(const unsigned*)(pa + 8 * " + kp +
-       "), a2 = *(const unsigned*)(pa + 8), a3 = *(const unsigned*)(pa + 8 * " + kp + " + 8);");
+  open("for (int bj = 0; bj < " + std::to_string(nb) + "; bj += 2)");
+  line("const unsigned addr = sb_addr + 2 * ((kk + (fs_lane & 15)) * " + np + " + wn * " +
+       std::to_string(l.tn) + " + bj * 8 + (fs_lane >> 4) * 8);");
+  open("if (bj + 1 < " + std::to_string(nb) + ")");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
+      "\"=r\"(bf[bj * 2]), \"=r\"(bf[bj * 2 + 1]), \"=r\"(bf[bj * 2 + 2]), \"=r\"(bf[bj * 2 + 3]) "
+      ": \"r\"(addr) : \"memory\");");
+  close();
+  open("else");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\" : "
+      "\"=r\"(bf[bj * 2]), \"=r\"(bf[bj * 2 + 1]) : \"r\"(addr) : \"memory\");");
+  close();
+  close();
   line("#pragma unroll");
-  open("for (int bj = 0; bj < " + std::to_string(l.tn / 8) + "; ++bj)");
-  line("const unsigned short* pb = " + sb + " + (wn * " + std::to_string(l.tn) +
-       " + bj * 8 + g) * " + kp + " + kk + q * 2;");
-  line("const unsigned b0 = *(const unsigned*)pb, b1 = *(const unsigned*)(pb + 8);");
-  line("const int c = (bi * " + std::to_string(l.tn / 8) + " + bj) * 4;");
+  open("for (int bi = 0; bi < " + std::to_string(mb) + "; ++bi)");
+  // A fragment: lanes 0-15 address rows 0-15 at column kk, lanes 16-31 the same rows at kk+8.
+  line("unsigned a0, a1, a2, a3;");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
+      "\"=r\"(a0), \"=r\"(a1), \"=r\"(a2), \"=r\"(a3) : \"r\"(sa_addr + 2 * ((wm * " +
+      std::to_string(l.tm) + " + bi * 16 + (fs_lane & 15)) * " + kp +
+      " + kk + (fs_lane >> 4) * 8)) : \"memory\");");
+  line("#pragma unroll");
+  open("for (int bj = 0; bj < " + std::to_string(nb) + "; ++bj)");
+  line("const int c = (bi * " + std::to_string(nb) + " + bj) * 4;");
   line("asm(\"mma.sync.aligned.m16n8k16.row.col.f32." + kind + "." + kind +
        ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\" : \"+f\"(" + out +
        "[c]), \"+f\"(" + out + "[c + 1]), \"+f\"(" + out + "[c + 2]), \"+f\"(" + out +
-       "[c + 3]) : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b0), \"r\"(b1));");
+       "[c + 3]) : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(bf[bj * 2]), "
+       "\"r\"(bf[bj * 2 + 1]));");
   close();
   close();
   close();

@@ -127,7 +127,8 @@ Cases attention_cases(Rng& rng, DType d, const Device& dev) {
                    Shape4{1, 4, 2, 70, 70, 64, true, false, "causal prefill 70, GQA, d64"},
                    Shape4{2, 2, 1, 33, 77, 128, true, true, "chunked prefill 33 over 77, d128"},
                    Shape4{1, 2, 2, 20, 20, 80, false, false, "prefill 20, d80"},
-                   Shape4{1, 1, 1, 17, 40, 256, true, true, "bottom-right 17 over 40, d256"}}) {
+                   Shape4{1, 1, 1, 17, 40, 256, true, true, "bottom-right 17 over 40, d256"},
+                   Shape4{1, 2, 1, 1, 1100, 64, false, false, "decode over 1100 keys, d64"}}) {
     Tensor q = rt(rng, {s.b, s.hq, s.lq, s.dim}, d, dev, -1, 1);
     Tensor k = rt(rng, {s.b, s.hk, s.lk, s.dim}, d, dev, -1, 1);
     Tensor v = rt(rng, {s.b, s.hk, s.lk, s.dim}, d, dev, -1, 1);
@@ -161,7 +162,20 @@ Cases paged_cases(Rng& rng, DType d, const Device& dev) {
   for (auto& e : table) e = static_cast<double>(rng.integer(0, blocks - 1));
   Tensor bt = make_tensor(table, {seqs, max_blocks}, DType::kI32, dev);
   Tensor sl = make_tensor({13, 1, 16}, {seqs}, DType::kI32, dev);
-  return {{{rt(rng, {seqs, hq, dim}, d, dev, -1, 1), kc, vc, bt, sl}, {}, 16 * dim, "3 sequences"}};
+  Cases c{{{rt(rng, {seqs, hq, dim}, d, dev, -1, 1), kc, vc, bt, sl}, {}, 16 * dim, "3 sequences"}};
+  // Long sequences, as decode kernels that split the keys over several blocks see them.
+  int64_t long_blocks = 80, long_bs = 16, long_max = 75;
+  Tensor lkc = rt(rng, {long_blocks, long_bs, 1, dim}, d, dev, -1, 1),
+         lvc = rt(rng, {long_blocks, long_bs, 1, dim}, d, dev, -1, 1);
+  std::vector<double> long_table(static_cast<size_t>(2 * long_max));
+  for (auto& e : long_table) e = static_cast<double>(rng.integer(0, long_blocks - 1));
+  c.push_back({{rt(rng, {2, 2, dim}, d, dev, -1, 1), lkc, lvc,
+                make_tensor(long_table, {2, long_max}, DType::kI64, dev),
+                make_tensor({1200, 777}, {2}, DType::kI64, dev)},
+               {},
+               1200 * dim,
+               "2 sequences of 1200 and 777 tokens"});
+  return c;
 }
 
 Cases gemm_cases(Rng& rng, DType d, const Device& dev, const std::string& op) {

@@ -1,8 +1,9 @@
 // cuda native attention for every case the schema allows (any dtype, head dims up to 256, any
 // strides, causal with either alignment, bool or additive masks, GQA/MQA) and paged decode over a
-// block table. One block per query row; its warps split the keys and keep an online softmax
-// each, merged at the end. Decode-shaped calls spend their time here; long prefills in f16/bf16
-// go to the tensor-core kernel of attention_flash.cu.
+// block table. One block per query row (or, for decode over long caches, per row and key split,
+// merged by a second kernel as flash-decoding does); its warps split the keys and keep an online
+// softmax each, merged at the end. Decode-shaped calls spend their time here; long prefills in
+// f16/bf16 go to the tensor-core kernel of attention_flash.cu.
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
@@ -15,7 +16,9 @@ template <typename T, bool kPaged>
 __global__ void attention_rows(AttentionArgs a) {
   extern __shared__ float merge[];  // per warp: m, l, then v_dim accumulators
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int splits = a.splits;
+  const int64_t i = blockIdx.x / splits, h = blockIdx.y, b = blockIdx.z;
+  const int split = static_cast<int>(blockIdx.x % splits);
   const int64_t kh = h / (a.q_heads / a.kv_heads);
   const T* q =
       static_cast<const T*>(a.q) + b * a.q_stride[0] + h * a.q_stride[1] + i * a.q_stride[2];
@@ -40,7 +43,9 @@ __global__ void attention_rows(AttentionArgs a) {
     acc[t] = 0;
   }
   float m = -INFINITY, l = 0;
-  for (int64_t j = warp; j < end; j += warps) {
+  const int64_t chunk = (end + splits - 1) / splits, j_begin = split * chunk;
+  const int64_t j_end = min(end, j_begin + chunk);
+  for (int64_t j = j_begin + warp; j < j_end; j += warps) {
     const T *kr, *vr;
     if constexpr (kPaged) {
       int64_t blk = load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
@@ -105,6 +110,25 @@ __global__ void attention_rows(AttentionArgs a) {
       float* theirs = merge + w * (2 + a.v_dim);
       total += theirs[1] * expf(theirs[0] - big);
     }
+  if (splits > 1) {
+    // This split's share, unnormalized, for attention_combine.
+    const int64_t rows = gridDim.x / splits;
+    float* part = a.partials + (((b * a.q_heads + h) * rows + i) * splits + split) * (3 + a.v_dim);
+    if (threadIdx.x == 0) {
+      part[0] = big, part[1] = total;
+      part[2] = static_cast<float>((bad ? 1 : 0) + (n == 0 ? 2 : 0));
+    }
+    for (int64_t c = threadIdx.x; c < a.v_dim; c += blockDim.x) {
+      float value = 0;
+      if (big != -INFINITY)
+        for (int w = 0; w < warps; ++w) {
+          float* theirs = merge + w * (2 + a.v_dim);
+          value += theirs[2 + c] * expf(theirs[0] - big);
+        }
+      part[3 + c] = value;
+    }
+    return;
+  }
   for (int64_t c = threadIdx.x; c < a.v_dim; c += blockDim.x) {
     float value = 0;
     if (bad) {
@@ -123,6 +147,38 @@ __global__ void attention_rows(AttentionArgs a) {
   }
 }
 
+// Merges the key splits of each row written by attention_rows.
+template <typename T>
+__global__ void attention_combine(AttentionArgs a, int64_t rows) {
+  const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int64_t width = 3 + a.v_dim;
+  const float* base = a.partials + ((b * a.q_heads + h) * rows + i) * a.splits * width;
+  float big = -INFINITY;
+  int flags = 0;
+  for (int s = 0; s < a.splits; ++s) {
+    big = fmaxf(big, base[s * width]);
+    flags |= static_cast<int>(base[s * width + 2]);
+  }
+  float total = 0;
+  for (int s = 0; s < a.splits; ++s)
+    if (base[s * width] != -INFINITY) total += base[s * width + 1] * expf(base[s * width] - big);
+  T* out = static_cast<T*>(a.out) + b * a.o_stride[0] + h * a.o_stride[1] + i * a.o_stride[2];
+  for (int64_t c = threadIdx.x; c < a.v_dim; c += blockDim.x) {
+    float value = 0;
+    if (flags & 1) {
+      value = NAN;
+    } else if (total > 0) {
+      for (int s = 0; s < a.splits; ++s)
+        if (base[s * width] != -INFINITY)
+          value += base[s * width + 3 + c] * expf(base[s * width] - big);
+      value /= total;
+    } else {
+      value = (flags & 2) ? 0.0f : NAN;
+    }
+    out[c * a.o_stride[3]] = from_f<T>(value);
+  }
+}
+
 template <typename T>
 cudaError_t attention_typed(const AttentionArgs& a, cudaStream_t stream) {
   bool paged = a.block_table != nullptr;
@@ -131,15 +187,22 @@ cudaError_t attention_typed(const AttentionArgs& a, cudaStream_t stream) {
   if (a.batch > 65535 || a.q_heads > 65535 || a.head_dim > 32 * kMaxChunks ||
       a.v_dim > 32 * kMaxChunks)
     return cudaErrorInvalidValue;
-  int64_t keys = paged ? a.max_blocks * a.block_size : a.kv_len;
+  if (a.splits < 1 || (a.splits > 1 && !a.partials) || rows * a.splits >= (int64_t{1} << 31))
+    return cudaErrorInvalidValue;
+  int64_t keys = (paged ? a.max_blocks * a.block_size : a.kv_len) / a.splits;
   int warps = keys >= 1024 ? 16 : keys >= 128 ? 8 : 4;
   size_t smem = static_cast<size_t>(warps) * static_cast<size_t>(2 + a.v_dim) * sizeof(float);
-  dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(a.q_heads),
+  dim3 grid(static_cast<unsigned>(rows * a.splits), static_cast<unsigned>(a.q_heads),
             static_cast<unsigned>(a.batch));
   if (paged)
     attention_rows<T, true><<<grid, warps * 32, smem, stream>>>(a);
   else
     attention_rows<T, false><<<grid, warps * 32, smem, stream>>>(a);
+  if (a.splits > 1) {
+    dim3 rows_grid(static_cast<unsigned>(rows), static_cast<unsigned>(a.q_heads),
+                   static_cast<unsigned>(a.batch));
+    attention_combine<T><<<rows_grid, 128, 0, stream>>>(a, rows);
+  }
   return cudaGetLastError();
 }
 

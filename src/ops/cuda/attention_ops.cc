@@ -1,13 +1,43 @@
 // cuda native attention: scaled_dot_product_attention (tensor-core flash kernel for f16/bf16
 // prefill, the row kernel for decode, f32 and everything else) and paged decode attention.
 // Inputs are read through their strides, so K/V views of a cache need no copy.
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "cuda/cuda_common.h"
 #include "internal.h"
 
 namespace flagstone::ops::cuda {
 namespace {
+
+// Scratch for split decode partials: allocated once per device on first use (outside any graph
+// capture that follows a warm-up call), so decode launches allocate nothing.
+constexpr size_t kPartialBytes = size_t{16} << 20;
+
+float* partials_for(const Device& device) {
+  static std::mutex mutex;
+  static auto* buffers = new std::map<int, Buffer>();
+  std::lock_guard lock(mutex);
+  Buffer& buffer = (*buffers)[device.index()];
+  if (!buffer.defined()) buffer = Buffer::allocate(device, kPartialBytes);
+  return static_cast<float*>(buffer.handle());
+}
+
+// Few rows over many keys (decode) leave most SMs idle with one block per row: split the keys so
+// about two blocks per SM run, each over at least 512 keys.
+void plan_splits(AttentionArgs& a, int64_t rows, int64_t keys, const Device& device) {
+  int64_t blocks = rows * a.q_heads * a.batch;
+  int64_t sms = std::max(1, device.info().compute_units);
+  if (keys < 1024 || blocks >= 2 * sms) return;
+  int64_t splits = std::min<int64_t>({(2 * sms + blocks - 1) / blocks, keys / 512, 32});
+  int64_t bytes_per_split = blocks * (3 + a.v_dim) * static_cast<int64_t>(sizeof(float));
+  splits = std::min<int64_t>(splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split);
+  if (splits < 2) return;
+  a.splits = static_cast<int>(splits);
+  a.partials = partials_for(device);
+}
 
 void strides4(const Tensor& t, int64_t (&s)[4]) {
   for (int d = 0; d < 4; ++d) s[d] = t.size(d) == 1 ? 0 : t.stride(d);
@@ -38,9 +68,10 @@ void sdpa(KernelArgs& args) {
     for (int d = 0; d < 4; ++d) a.mask_stride[d] = ms[d];
   }
   cudaStream_t stream = stream_for(args.device);
-  cudaError_t status = flash_attention_supported(q.dtype(), a)
-                           ? launch_flash_attention(q.dtype(), a, stream)
-                           : launch_attention(q.dtype(), a, stream);
+  bool flash = flash_attention_supported(q.dtype(), a);
+  if (!flash) plan_splits(a, a.q_len, a.kv_len, args.device);
+  cudaError_t status =
+      flash ? launch_flash_attention(q.dtype(), a, stream) : launch_attention(q.dtype(), a, stream);
   check_launch(status, args.op, args.device);
 }
 
@@ -61,7 +92,9 @@ void paged(KernelArgs& args) {
   a.block_table = data_of(bt), a.table_i64 = bt.dtype() == DType::kI64;
   a.seq_lens = data_of(sl), a.lens_i64 = sl.dtype() == DType::kI64;
   a.block_size = kc.size(1), a.max_blocks = bt.size(1), a.num_blocks = kc.size(0);
-  check_launch(launch_attention(q.dtype(), a, stream_for(args.device)), args.op, args.device);
+  cudaStream_t stream = stream_for(args.device);
+  plan_splits(a, 1, a.max_blocks * a.block_size, args.device);
+  check_launch(launch_attention(q.dtype(), a, stream), args.op, args.device);
 }
 
 std::string sdpa_supports(const KernelArgs& args) {

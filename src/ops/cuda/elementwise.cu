@@ -16,15 +16,17 @@ __device__ __forceinline__ float apply(float a, float b, float alpha) {
     return a * b;
 }
 
-// All contiguous: packs of 16 bytes per thread, grid-stride, 64-bit indices.
+// All contiguous: packs of 16 bytes per thread, grid-stride, 64-bit indices. With b_period > 0,
+// b is a contiguous row of that many elements repeated (a bias or scale over the last dims).
 template <typename T, BinaryKind K>
-__global__ void binary_packed(T* out, const T* a, const T* b, float alpha, int64_t packs) {
+__global__ void binary_packed(T* out, const T* a, const T* b, float alpha, int64_t packs,
+                              int64_t b_period) {
   constexpr int N = Pack<T>::kCount;
   for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < packs;
        p += int64_t{gridDim.x} * blockDim.x) {
     float x[N], y[N], r[N];
     load_pack(a + p * N, x);
-    load_pack(b + p * N, y);
+    load_pack(b + (b_period > 0 ? (p * N) % b_period : p * N), y);
 #pragma unroll
     for (int i = 0; i < N; ++i) r[i] = apply<K>(x[i], y[i], alpha);
     store_pack(out + p * N, r);
@@ -32,62 +34,84 @@ __global__ void binary_packed(T* out, const T* a, const T* b, float alpha, int64
 }
 
 template <typename T, BinaryKind K>
-__global__ void binary_tail(T* out, const T* a, const T* b, float alpha, int64_t begin, int64_t n) {
+__global__ void binary_tail(T* out, const T* a, const T* b, float alpha, int64_t begin, int64_t n,
+                            int64_t b_period) {
   for (int64_t i = begin + blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
-    out[i] = from_f<T>(apply<K>(to_f(a[i]), to_f(b[i]), alpha));
+    out[i] = from_f<T>(apply<K>(to_f(a[i]), to_f(b[b_period > 0 ? i % b_period : i]), alpha));
 }
 
-// Any strides (0 for broadcast dims): the linear index is split into coordinates per element.
-template <typename T, BinaryKind K>
+// Any strides (0 for broadcast dims): the linear index is split into coordinates per element,
+// in 32-bit arithmetic (I = int32_t) when every index and offset fits, else 64-bit.
+template <typename T, BinaryKind K, typename I>
 __global__ void binary_strided(T* out, const T* a, const T* b, float alpha, int64_t n,
                                NdLayout layout) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
-    int64_t rem = i, oo = 0, oa = 0, ob = 0;
+    I rem = static_cast<I>(i), oo = 0, oa = 0, ob = 0;
     for (int d = layout.ndim - 1; d >= 0; --d) {
-      int64_t size = layout.sizes[d];
-      int64_t c = rem % size;
+      I size = static_cast<I>(layout.sizes[d]);
+      I c = rem % size;
       rem /= size;
-      oo += c * layout.strides[0][d];
-      oa += c * layout.strides[1][d];
-      ob += c * layout.strides[2][d];
+      oo += c * static_cast<I>(layout.strides[0][d]);
+      oa += c * static_cast<I>(layout.strides[1][d]);
+      ob += c * static_cast<I>(layout.strides[2][d]);
     }
     out[oo] = from_f<T>(apply<K>(to_f(a[oa]), to_f(b[ob]), alpha));
   }
 }
 
+// True when every linear index and every operand offset of `layout` fits in int32.
+bool fits_int32(const NdLayout& layout, int64_t n) {
+  if (n >= (int64_t{1} << 31)) return false;
+  for (int k = 0; k < 3; ++k) {
+    int64_t reach = 0;
+    for (int d = 0; d < layout.ndim; ++d) {
+      int64_t s = layout.strides[k][d];
+      reach += (layout.sizes[d] - 1) * (s < 0 ? -s : s);
+    }
+    if (reach >= (int64_t{1} << 31)) return false;
+  }
+  return true;
+}
+
 template <typename T, BinaryKind K>
 cudaError_t binary_typed(void* out, const void* a, const void* b, float alpha, int64_t n,
-                         const NdLayout* layout, cudaStream_t stream) {
+                         const NdLayout* layout, int64_t b_period, cudaStream_t stream) {
   auto* o = static_cast<T*>(out);
   auto* x = static_cast<const T*>(a);
   auto* y = static_cast<const T*>(b);
   if (n == 0) return cudaSuccess;
   if (layout) {
-    binary_strided<T, K>
-        <<<grid_for(n, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, n, *layout);
+    if (fits_int32(*layout, n))
+      binary_strided<T, K, int32_t>
+          <<<grid_for(n, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, n, *layout);
+    else
+      binary_strided<T, K, int64_t>
+          <<<grid_for(n, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, n, *layout);
     return cudaGetLastError();
   }
   constexpr int N = Pack<T>::kCount;
   bool aligned = ((reinterpret_cast<uintptr_t>(o) | reinterpret_cast<uintptr_t>(x) |
                    reinterpret_cast<uintptr_t>(y)) &
                   15u) == 0;
-  int64_t packs = aligned ? n / N : 0;
+  // Packs need b's period to be a whole number of packs too.
+  int64_t packs = aligned && b_period % N == 0 ? n / N : 0;
   if (packs > 0)
-    binary_packed<T, K><<<grid_for(packs, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs);
+    binary_packed<T, K>
+        <<<grid_for(packs, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs, b_period);
   if (packs * N < n)
-    binary_tail<T, K>
-        <<<grid_for(n - packs * N, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs * N, n);
+    binary_tail<T, K><<<grid_for(n - packs * N, kThreads), kThreads, 0, stream>>>(
+        o, x, y, alpha, packs * N, n, b_period);
   return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t binary_kind(BinaryKind kind, void* out, const void* a, const void* b, float alpha,
-                        int64_t n, const NdLayout* layout, cudaStream_t stream) {
+                        int64_t n, const NdLayout* layout, int64_t b_period, cudaStream_t stream) {
   if (kind == BinaryKind::kAdd)
-    return binary_typed<T, BinaryKind::kAdd>(out, a, b, alpha, n, layout, stream);
-  return binary_typed<T, BinaryKind::kMul>(out, a, b, alpha, n, layout, stream);
+    return binary_typed<T, BinaryKind::kAdd>(out, a, b, alpha, n, layout, b_period, stream);
+  return binary_typed<T, BinaryKind::kMul>(out, a, b, alpha, n, layout, b_period, stream);
 }
 
 template <typename From, typename To>
@@ -187,14 +211,15 @@ cudaError_t act_kind(ActKind act, void* out, const void* x, int64_t rows, int64_
 }  // namespace
 
 cudaError_t launch_binary(BinaryKind kind, DType dtype, void* out, const void* a, const void* b,
-                          float alpha, int64_t n, const NdLayout* layout, cudaStream_t stream) {
+                          float alpha, int64_t n, const NdLayout* layout, int64_t b_period,
+                          cudaStream_t stream) {
   switch (dtype) {
     case DType::kF32:
-      return binary_kind<float>(kind, out, a, b, alpha, n, layout, stream);
+      return binary_kind<float>(kind, out, a, b, alpha, n, layout, b_period, stream);
     case DType::kF16:
-      return binary_kind<__half>(kind, out, a, b, alpha, n, layout, stream);
+      return binary_kind<__half>(kind, out, a, b, alpha, n, layout, b_period, stream);
     case DType::kBF16:
-      return binary_kind<__nv_bfloat16>(kind, out, a, b, alpha, n, layout, stream);
+      return binary_kind<__nv_bfloat16>(kind, out, a, b, alpha, n, layout, b_period, stream);
     default:
       return cudaErrorInvalidValue;
   }

@@ -1,6 +1,7 @@
 // cuda native elementwise ops: add and mul with broadcasting over any strides, f32/f16/bf16
 // casts, contiguous copies, and silu_and_mul / gelu_and_mul. Calls the launchers of
 // elementwise.cu on the device's default stream.
+#include <algorithm>
 #include <string>
 
 #include "cuda/cuda_common.h"
@@ -21,23 +22,38 @@ std::string binary_supports(const KernelArgs& args) {
   return "";
 }
 
+// Elements per repetition when `row` broadcast to `shape` is a contiguous block repeated over
+// the leading dims (a bias or a scale over the last dims), else 0.
+int64_t row_period(const Tensor& row, const Shape& shape) {
+  if (!row.is_contiguous() || row.numel() == 0) return 0;
+  Shape trailing = row.shape();
+  while (!trailing.empty() && trailing.front() == 1) trailing.erase(trailing.begin());
+  if (trailing.size() > shape.size() ||
+      !std::equal(trailing.begin(), trailing.end(),
+                  shape.end() - static_cast<int64_t>(trailing.size())))
+    return 0;
+  return row.numel();
+}
+
 void binary(KernelArgs& args, BinaryKind kind) {
-  const Tensor &a = args.inputs[0], &b = args.inputs[1];
+  Tensor a = args.inputs[0], b = args.inputs[1];
   Tensor& out = args.outputs[0];
   float alpha = static_cast<float>(args.attrs.get_double("alpha", 1.0));
   cudaStream_t stream = stream_for(args.device);
-  bool dense = out.is_contiguous() && a.is_contiguous() && b.is_contiguous() &&
-               a.shape() == out.shape() && b.shape() == out.shape();
+  auto full = [&](const Tensor& t) { return t.is_contiguous() && t.shape() == out.shape(); };
+  // a * row is row * a: put the repeated operand second.
+  if (kind == BinaryKind::kMul && !full(a) && full(b)) std::swap(a, b);
   cudaError_t status;
-  if (dense) {
+  int64_t period = 0;
+  if (out.is_contiguous() && full(a) && (full(b) || (period = row_period(b, out.shape())) > 0)) {
     status = launch_binary(kind, out.dtype(), data_of(out), data_of(a), data_of(b), alpha,
-                           out.numel(), nullptr, stream);
+                           out.numel(), nullptr, full(b) ? 0 : period, stream);
   } else {
     NdLayout layout =
         collapse_layout(out.shape(), {out.strides(), broadcast_strides_of(a, out.shape()),
                                       broadcast_strides_of(b, out.shape())});
     status = launch_binary(kind, out.dtype(), data_of(out), data_of(a), data_of(b), alpha,
-                           out.numel(), &layout, stream);
+                           out.numel(), &layout, 0, stream);
   }
   check_launch(status, args.op, args.device);
 }

@@ -23,9 +23,11 @@ enum class BinaryKind { kAdd, kMul };
 enum class ActKind { kSilu, kGeluErf, kGeluTanh };
 
 // ---- elementwise.cu ----
-// out = a + alpha * b, or a * b; `layout` null when all three are contiguous over n elements.
+// out = a + alpha * b, or a * b; `layout` null when all three are contiguous over n elements
+// (with b_period > 0: b is a contiguous row of b_period elements repeated over the leading dims).
 cudaError_t launch_binary(BinaryKind kind, DType dtype, void* out, const void* a, const void* b,
-                          float alpha, int64_t n, const NdLayout* layout, cudaStream_t stream);
+                          float alpha, int64_t n, const NdLayout* layout, int64_t b_period,
+                          cudaStream_t stream);
 // Contiguous conversion between f32, f16 and bf16.
 cudaError_t launch_cast(DType from, DType to, void* out, const void* in, int64_t n,
                         cudaStream_t stream);
@@ -95,6 +97,10 @@ struct AttentionArgs {
   const void* seq_lens = nullptr;
   bool lens_i64 = false;
   int64_t block_size = 0, max_blocks = 0, num_blocks = 0;
+  // Decode over long caches: keys split over `splits` blocks per row, merged from `partials`
+  // (rows * heads * batch * splits * (3 + v_dim) floats of device memory).
+  int splits = 1;
+  float* partials = nullptr;
 };
 cudaError_t launch_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 // True when the tensor-core flash kernel serves these arguments (f16/bf16, head_dim 64..256...).

@@ -10,38 +10,36 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// Block of (threads.x, rows): threadIdx.y picks a (token, head) row, threadIdx.x walks its
+// rotation pairs (then the pass-through tail in pairs), so a warp reads consecutive pairs.
 template <typename T>
 __global__ void rotary_kernel(T* out, const T* x, RotaryArgs a) {
-  int64_t n = a.tokens * a.heads * a.head_dim;
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < n;
-       e += int64_t{gridDim.x} * blockDim.x) {
-    int64_t c = e % a.head_dim, row = e / a.head_dim, t = row / a.heads;
-    const T* xi = x + row * a.head_dim;
-    if (c >= 2 * a.half) {
-      out[e] = xi[c];
+  const int64_t row = int64_t{blockIdx.x} * blockDim.y + threadIdx.y;
+  if (row >= a.tokens * a.heads) return;
+  const int64_t t = row / a.heads;
+  const T* xi = x + row * a.head_dim;
+  T* o = out + row * a.head_dim;
+  const int64_t p = load_index(a.positions, a.positions_i64, t);
+  const bool bad = p < 0 || p >= a.max_positions;
+  const int64_t pairs = a.head_dim / 2;
+  for (int64_t i = threadIdx.x; i < pairs; i += blockDim.x) {
+    int64_t lo, hi;  // the two elements of pair i
+    if (i >= a.half) {
+      lo = 2 * i, hi = 2 * i + 1;  // pass-through tail (past the rotary dims), copied in pairs
+      o[lo] = xi[lo], o[hi] = xi[hi];
       continue;
     }
-    int64_t p = load_index(a.positions, a.positions_i64, t);
-    if (p < 0 || p >= a.max_positions) {
-      out[e] = from_f<T>(NAN);
-      continue;
-    }
-    int64_t i;
-    float x1, x2;
-    bool first;
-    if (a.neox) {
-      first = c < a.half;
-      i = first ? c : c - a.half;
-      x1 = to_f(xi[i]), x2 = to_f(xi[i + a.half]);
-    } else {
-      first = (c & 1) == 0;
-      i = c / 2;
-      x1 = to_f(xi[2 * i]), x2 = to_f(xi[2 * i + 1]);
-    }
-    float cv = load_any(a.cos, a.table_dtype, p * a.half + i);
-    float sv = load_any(a.sin, a.table_dtype, p * a.half + i);
-    out[e] = from_f<T>(first ? x1 * cv - x2 * sv : x2 * cv + x1 * sv);
+    if (a.neox)
+      lo = i, hi = i + a.half;
+    else
+      lo = 2 * i, hi = 2 * i + 1;
+    float x1 = to_f(xi[lo]), x2 = to_f(xi[hi]);
+    float c = bad ? NAN : load_any(a.cos, a.table_dtype, p * a.half + i);
+    float s = bad ? NAN : load_any(a.sin, a.table_dtype, p * a.half + i);
+    o[lo] = from_f<T>(x1 * c - x2 * s);
+    o[hi] = from_f<T>(x2 * c + x1 * s);
   }
+  if ((a.head_dim & 1) && threadIdx.x == 0) o[a.head_dim - 1] = xi[a.head_dim - 1];
 }
 
 // One block per output row; words of W bytes.
@@ -67,15 +65,32 @@ __global__ void cross_entropy_rows(CrossEntropyArgs a) {
   __shared__ float scratch[32];
   const T* row = static_cast<const T*>(a.logits) + blockIdx.x * a.classes;
   int64_t target = load_index(a.target, a.target_i64, blockIdx.x);
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) m = fmaxf(m, to_f(row[j]));
-  m = block_reduce<true>(m, scratch);
-  float s = 0, sum = 0;
-  for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) {
-    float v = to_f(row[j]);
-    s += expf(v - m);
+  // One pass over the row: running max with a rescaled sum of exps, and the plain sum for label
+  // smoothing; 16-byte loads when the row allows them.
+  float m = -INFINITY, s = 0, sum = 0;
+  auto take = [&](float v) {
     sum += v;
+    if (v > m) {
+      s = s * expf(m - v) + 1.0f;
+      m = v;
+    } else if (v != -INFINITY) {
+      s += expf(v - m);
+    }
+  };
+  constexpr int N = Pack<T>::kCount;
+  if (a.classes % N == 0 && aligned16(row)) {
+    for (int64_t p = threadIdx.x; p < a.classes / N; p += blockDim.x) {
+      float v[N];
+      load_pack(row + p * N, v);
+#pragma unroll
+      for (int j = 0; j < N; ++j) take(v[j]);
+    }
+  } else {
+    for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) take(to_f(row[j]));
   }
+  float row_max = block_reduce<true>(m, scratch);
+  s = row_max == -INFINITY ? s : s * expf(m - row_max);
+  m = row_max;
   s = block_reduce<false>(s, scratch);
   sum = block_reduce<false>(sum, scratch);
   if (threadIdx.x != 0) return;
@@ -130,10 +145,15 @@ cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) 
 
 template <typename T>
 cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
-  int64_t n = a.tokens * a.heads * a.head_dim;
-  if (n == 0) return cudaSuccess;
-  rotary_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<T*>(a.out),
-                                                                   static_cast<const T*>(a.x), a);
+  int64_t rows = a.tokens * a.heads, pairs = a.head_dim / 2;
+  if (rows == 0 || pairs == 0) return cudaSuccess;
+  int tx = 32;
+  while (tx < 256 && tx < pairs) tx *= 2;
+  int ty = 256 / tx;
+  int64_t blocks = (rows + ty - 1) / ty;
+  if (blocks >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
+  rotary_kernel<T><<<static_cast<unsigned>(blocks), dim3(tx, ty), 0, stream>>>(
+      static_cast<T*>(a.out), static_cast<const T*>(a.x), a);
   return cudaGetLastError();
 }
 

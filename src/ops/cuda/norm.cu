@@ -1,6 +1,10 @@
 // cuda native row kernels: softmax / log_softmax, rms_norm (optionally fused with the residual
-// add) and layer_norm. One block per row; the row is read from global memory once into a shared
-// f32 cache when it fits (12k elements), with 128-bit loads when the row allows them.
+// add) and layer_norm. One block per row. Rows of whole 16-byte packs up to 8192 packs live in
+// registers (read once, every load in flight together); other rows are read once into a shared
+// f32 cache when they fit (12k elements), else re-read from global memory (L2).
+#include <initializer_list>
+#include <utility>
+
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
@@ -54,21 +58,21 @@ __global__ void softmax_kernel(T* out, const T* x, int64_t n, bool log, bool cac
   const T* xr = x + blockIdx.x * n;
   T* orow = out + blockIdx.x * n;
   bool packed = row_packed(xr, orow, n);
-  float m = -INFINITY;
+  // One pass: a running max and a sum rescaled whenever the max grows (online softmax).
+  float m = -INFINITY, s = 0;
   for_row(xr, n, packed, [&](int64_t i, float v) {
     if (cached) cache[i] = v;
-    m = fmaxf(m, v);
+    if (v > m) {
+      s = s * expf(m - v) + 1.0f;
+      m = v;
+    } else if (v != -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
+      s += expf(v - m);
+    }
   });
-  m = block_reduce<true>(m, scratch);
-  float s = 0;
+  float row_max = block_reduce<true>(m, scratch);
+  s = row_max == -INFINITY ? s : s * expf(m - row_max);
+  m = row_max;
   auto value = [&](int64_t i) { return cached ? cache[i] : to_f(xr[i]); };
-  if (packed) {
-    constexpr int N = Pack<T>::kCount;
-    for (int64_t p = threadIdx.x; p < n / N; p += blockDim.x)
-      for (int j = 0; j < N; ++j) s += expf(value(p * N + j) - m);
-  } else {
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += expf(value(i) - m);
-  }
   s = block_reduce<false>(s, scratch);
   if (log) {
     float lse = m + logf(s);
@@ -152,6 +156,158 @@ __global__ void layer_norm_kernel(T* out, const T* x, const T* w, const T* b, in
   });
 }
 
+// ---- register-resident rows: each thread holds up to P packs of its row, so the row is read
+// from memory once and every load is issued before the first reduction waits on them. Used
+// when the row is a whole number of packs, aligned, and at most 1024 * P packs long.
+
+// Loads this thread's packs (threadIdx.x + k * blockDim.x); missing ones are `fill`.
+template <typename T, int P>
+__device__ __forceinline__ void load_row(const T* row, int64_t packs,
+                                         float (&v)[P][Pack<T>::kCount], float fill) {
+  constexpr int N = Pack<T>::kCount;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
+    if (p < packs) {
+      load_pack(row + p * N, v[k]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[k][j] = fill;
+    }
+  }
+}
+
+template <typename T, int P>
+__device__ __forceinline__ void store_row(T* row, int64_t packs,
+                                          const float (&v)[P][Pack<T>::kCount]) {
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
+    if (p < packs) store_pack(row + p * Pack<T>::kCount, v[k]);
+  }
+}
+
+template <typename T, int P>
+__global__ void __launch_bounds__(512) softmax_regs(T* out, const T* x, int64_t n, bool log) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ float scratch[32];
+  const int64_t packs = n / N;
+  float v[P][N];
+  load_row<T, P>(x + blockIdx.x * n, packs, v, -INFINITY);
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) m = fmaxf(m, v[k][j]);
+  m = block_reduce<true>(m, scratch);
+  float s = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      float e = expf(v[k][j] - m);
+      s += e;
+      if (!log) v[k][j] = e;
+    }
+  s = block_reduce<false>(s, scratch);
+  float shift = m + logf(s), inv = 1.0f / s;
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[k][j] = log ? v[k][j] - shift : v[k][j] * inv;
+  store_row<T, P>(out + blockIdx.x * n, packs, v);
+}
+
+template <typename T, int P>
+__global__ void __launch_bounds__(512)
+    rms_regs(T* out, T* residual_out, const T* x, const T* residual, const T* w, int64_t n,
+             float eps) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ float scratch[32];
+  const int64_t packs = n / N;
+  float v[P][N];
+  load_row<T, P>(x + blockIdx.x * n, packs, v, 0.0f);
+  if (residual) {
+    float r[P][N];
+    load_row<T, P>(residual + blockIdx.x * n, packs, r, 0.0f);
+    // The residual stream is kept in T: round the sum, store it, and normalize what was stored.
+#pragma unroll
+    for (int k = 0; k < P; ++k)
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[k][j] = to_f(from_f<T>(v[k][j] + r[k][j]));
+    store_row<T, P>(residual_out + blockIdx.x * n, packs, v);
+  }
+  float ss = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) ss += v[k][j] * v[k][j];
+  ss = block_reduce<false>(ss, scratch);
+  float scale = rsqrtf(ss / static_cast<float>(n) + eps);
+  float wv[P][N];
+  if (w) load_row<T, P>(w, packs, wv, 0.0f);
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[k][j] = v[k][j] * scale * (w ? wv[k][j] : 1.0f);
+  store_row<T, P>(out + blockIdx.x * n, packs, v);
+}
+
+template <typename T, int P>
+__global__ void __launch_bounds__(512)
+    layer_norm_regs(T* out, const T* x, const T* w, const T* b, int64_t n, float eps) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ float scratch[32];
+  const int64_t packs = n / N;
+  float v[P][N];
+  load_row<T, P>(x + blockIdx.x * n, packs, v, 0.0f);
+  float s = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) s += v[k][j];
+  float mean = block_reduce<false>(s, scratch) / static_cast<float>(n);
+  float var = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    bool mine = threadIdx.x + int64_t{k} * blockDim.x < packs;
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      float d = mine ? v[k][j] - mean : 0.0f;
+      var += d * d;
+    }
+  }
+  var = block_reduce<false>(var, scratch) / static_cast<float>(n);
+  float rstd = rsqrtf(var + eps);
+  float wv[P][N], bv[P][N];
+  if (w) load_row<T, P>(w, packs, wv, 0.0f);
+  if (b) load_row<T, P>(b, packs, bv, 0.0f);
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      v[k][j] = (v[k][j] - mean) * rstd * (w ? wv[k][j] : 1.0f) + (b ? bv[k][j] : 0.0f);
+  store_row<T, P>(out + blockIdx.x * n, packs, v);
+}
+
+// Launch shape of the register path for rows of n: packs per thread (4, or 8 when max_per
+// allows) and threads (at most 512, so the registers fit), or {0, 0} when the row does not fit.
+template <typename T>
+std::pair<int, int> regs_plan(int64_t n, int max_per, std::initializer_list<const void*> pointers) {
+  constexpr int N = Pack<T>::kCount;
+  if (n % N != 0) return {0, 0};
+  for (const void* p : pointers)
+    if (p && (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return {0, 0};
+  int64_t packs = n / N;
+  for (int per : {4, 8}) {
+    if (per > max_per) break;
+    int64_t threads = (packs + per - 1) / per;
+    threads = (threads + 31) / 32 * 32;
+    if (threads <= 512) return {per, static_cast<int>(threads)};
+  }
+  return {0, 0};
+}
+
 // Threads per row: enough that each owns about four 16-byte packs, 32..1024.
 template <typename T>
 int row_threads(int64_t n) {
@@ -168,6 +324,15 @@ template <typename T>
 cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, bool log,
                           cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
+  auto grid = static_cast<unsigned>(rows);
+  auto [per, threads] = regs_plan<T>(n, 8, {out, x});
+  if (per == 4)
+    softmax_regs<T, 4>
+        <<<grid, threads, 0, stream>>>(static_cast<T*>(out), static_cast<const T*>(x), n, log);
+  if (per == 8)
+    softmax_regs<T, 8>
+        <<<grid, threads, 0, stream>>>(static_cast<T*>(out), static_cast<const T*>(x), n, log);
+  if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);
   softmax_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
       static_cast<T*>(out), static_cast<const T*>(x), n, log, smem > 0);
@@ -178,6 +343,15 @@ template <typename T>
 cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* residual,
                       const void* weight, int64_t rows, int64_t n, float eps, cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
+  auto grid = static_cast<unsigned>(rows);
+  auto [per, threads] = regs_plan<T>(n, 4, {out, residual_out, x, residual, weight});
+  auto* o = static_cast<T*>(out);
+  auto* ro = static_cast<T*>(residual_out);
+  auto* xi = static_cast<const T*>(x);
+  auto* ri = static_cast<const T*>(residual);
+  auto* wi = static_cast<const T*>(weight);
+  if (per == 4) rms_regs<T, 4><<<grid, threads, 0, stream>>>(o, ro, xi, ri, wi, n, eps);
+  if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);
   rms_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
       static_cast<T*>(out), static_cast<T*>(residual_out), static_cast<const T*>(x),
@@ -189,6 +363,14 @@ template <typename T>
 cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const void* bias,
                              int64_t rows, int64_t n, float eps, cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
+  auto grid = static_cast<unsigned>(rows);
+  auto [per, threads] = regs_plan<T>(n, 4, {out, x, weight, bias});
+  auto* o = static_cast<T*>(out);
+  auto* xi = static_cast<const T*>(x);
+  auto* wi = static_cast<const T*>(weight);
+  auto* bi = static_cast<const T*>(bias);
+  if (per == 4) layer_norm_regs<T, 4><<<grid, threads, 0, stream>>>(o, xi, wi, bi, n, eps);
+  if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);
   layer_norm_kernel<T><<<static_cast<unsigned>(rows), row_threads<T>(n), smem, stream>>>(
       static_cast<T*>(out), static_cast<const T*>(x), static_cast<const T*>(weight),

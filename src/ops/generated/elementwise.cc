@@ -124,10 +124,9 @@ const std::vector<UnaryEntry>& unary_table() {
                 6.0f;
        }),
        nullptr},
-      {"floor", kFloatsInts, f1([](KernelBuilder& k, Value x) { return k.floor(x); }),
-       f1(identity)},
-      {"ceil", kFloatsInts, f1([](KernelBuilder& k, Value x) { return k.ceil(x); }), f1(identity)},
-      {"round", kFloatsInts,
+      {"floor", kGenFloats, f1([](KernelBuilder& k, Value x) { return k.floor(x); }), f1(identity)},
+      {"ceil", kGenFloats, f1([](KernelBuilder& k, Value x) { return k.ceil(x); }), f1(identity)},
+      {"round", kGenFloats,
        [](KernelBuilder& k, const Vals& x, const Vals& s, int) {
          return round_half_even(k, x[0] * s[0]) / s[0];
        },
@@ -136,7 +135,7 @@ const std::vector<UnaryEntry>& unary_table() {
          return std::vector<Scalar>{
              Scalar::f32(std::pow(10.0, static_cast<double>(a.attrs.get_int("decimals", 0))))};
        }},
-      {"trunc", kFloatsInts, f1(trunc), f1(identity)},
+      {"trunc", kGenFloats, f1(trunc), f1(identity)},
       {"sign", kFloatsInts, f1([](KernelBuilder&, Value x) {
          return (x > 0.0f).to(DType::kF32) - (x < 0.0f).to(DType::kF32);
        }),
@@ -177,7 +176,7 @@ const std::vector<UnaryEntry>& unary_table() {
        [](const KernelArgs& a) {
          return std::vector<Scalar>{Scalar::f32(a.attrs.double_at("exponent"))};
        }},
-      {"nan_to_num", kFloatsInts,
+      {"nan_to_num", kGenFloats,
        [](KernelBuilder& k, const Vals& x, const Vals& s, int) {
          Value v = k.where(x[0] > s[3], s[1], x[0]);
          v = k.where(x[0] < -s[3], s[2], v);
@@ -192,13 +191,13 @@ const std::vector<UnaryEntry>& unary_table() {
                                     Scalar::f32(a.attrs.get_double("neginf", -big)),
                                     Scalar::f32(kF32Max)};
        }},
-      {"isnan", kAllGen, f1([](KernelBuilder&, Value x) { return x != x; }),
+      {"isnan", kGenFloats, f1([](KernelBuilder&, Value x) { return x != x; }),
        f1([](KernelBuilder&, Value x) { return x != x; })},
-      {"isinf", kAllGen,
+      {"isinf", kGenFloats,
        [](KernelBuilder& k, const Vals& x, const Vals& s, int) { return k.abs(x[0]) > s[0]; },
        f1([](KernelBuilder&, Value x) { return x != x; }),
        [](const KernelArgs&) { return std::vector<Scalar>{Scalar::f32(kF32Max)}; }},
-      {"isfinite", kAllGen,
+      {"isfinite", kGenFloats,
        [](KernelBuilder& k, const Vals& x, const Vals& s, int) { return k.abs(x[0]) <= s[0]; },
        f1([](KernelBuilder&, Value x) { return x == x; }),
        [](const KernelArgs&) { return std::vector<Scalar>{Scalar::f32(kF32Max)}; }},

@@ -2,6 +2,7 @@
 // turned into provider refusals, layout collapsing, and registration on opencl and cuda.
 #include "generated/gen_common.h"
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -105,11 +106,28 @@ Tensor as_dtype(const Tensor& t, DType dtype) {
   return call("cast", {t}, {{"dtype", std::string(dtype_name(dtype))}})[0];
 }
 
+namespace {
+
+// Families checked on a GPU (parity on cuda:0 in a GPU window) serve cuda by default; the
+// others only with FLAGSTONE_OPS_GENERATED_CUDA=all (the GPU check script runs them in a
+// separate process, so a faulting kernel cannot take the device down for everything else).
+bool cuda_enabled(std::string_view family) {
+  const char* env = std::getenv("FLAGSTONE_OPS_GENERATED_CUDA");
+  if (env && std::string_view(env) == "all") return true;
+  if (env && std::string_view(env) == "none") return false;
+  return family == "unary" || family == "binary";
+}
+
+}  // namespace
+
 void add_generated(Registry& r, const std::string& op, std::vector<DType> dtypes, KernelFn fn,
                    std::function<std::string(const KernelArgs&)> supports, bool strided) {
+  const OpSchema* schema = r.find_schema(op);
+  std::string family = schema ? schema->family : "";
   for (const char* backend : {"opencl", "cuda"}) {
     // Hand-written cuda kernels are tuned for their ops: generated ones serve only the rest.
     if (std::string_view(backend) == "cuda") {
+      if (!cuda_enabled(family)) continue;
       bool native = false;
       for (const Implementation* impl : r.implementations(op, backend))
         native = native || impl->provider == Provider::kNative;

@@ -37,7 +37,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Rows of short reductions share a program; long rows get a whole program and wide tiles.
 Config config_for(int64_t n) {
-  if (n >= 256) return Config{{"BM", 1}, {"BN", 512}, {"num_warps", 4}};
+  if (n >= 512) return Config{{"BM", 1}, {"BN", 512}, {"num_warps", 4}};
   return Config{{"BM", 16}, {"BN", 32}, {"num_warps", 4}};
 }
 

@@ -29,7 +29,7 @@ RowViews row_views(std::string_view op, const std::vector<Tensor>& tensors, int 
 }
 
 Config row_config(int64_t n) {
-  if (n >= 256) return Config{{"BM", 1}, {"BN", 1024}, {"num_warps", 4}};
+  if (n >= 512) return Config{{"BM", 1}, {"BN", 1024}, {"num_warps", 4}};
   return Config{{"BM", 16}, {"BN", 32}, {"num_warps", 4}};
 }
 

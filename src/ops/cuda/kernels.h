@@ -119,6 +119,19 @@ struct SelectArgs {
 };
 cudaError_t launch_select(DType dtype, const SelectArgs& args, cudaStream_t stream);
 
+// ---- sampler.cu ----
+// One token per row of logits [rows, n] as the reference samples it (temperature > 0; top_k
+// either off (0 or >= n, and then top_p must be 1) or at most 1024).
+struct SampleArgs {
+  const void* logits = nullptr;
+  int64_t rows = 0, n = 0;
+  double temperature = 1, top_p = 1, min_p = 0;
+  int64_t top_k = 0;
+  uint64_t seed = 0, offset = 0;
+  int64_t* out = nullptr;
+};
+cudaError_t launch_sample(DType dtype, const SampleArgs& args, cudaStream_t stream);
+
 // ---- quant.cu ----
 enum class QuantFormat { kInt8, kQ8_0, kQ4_0 };
 struct QuantArgs {

@@ -1,6 +1,6 @@
-// cuda native selection ops on the last dim: argmax/argmin, topk, and the greedy case of the
-// token sampler (temperature 0). Stochastic sampling is served by the cpu implementation, whose
-// double arithmetic fixes the chosen token; this provider refuses it so dispatch falls back.
+// cuda native selection ops on the last dim: argmax/argmin, topk, and the token sampler (greedy,
+// or temperature with top-k up to 1024, top-p after top-k, min-p: sampler.cu). top-p without
+// top-k, which needs a full sort of the row, is refused and served by the cpu.
 #include "cuda/cuda_common.h"
 #include "internal.h"
 
@@ -68,15 +68,40 @@ void register_cuda_sample(Registry& r) {
       r, "sample", kHalfAndF32,
       [](KernelArgs& args) {
         const Tensor& x = args.inputs[0];
-        SelectArgs a = rows_of(x, {{"dim", -1}});
-        a.indices = static_cast<int64_t*>(data_of(args.outputs[0]));
-        check_launch(launch_select(x.dtype(), a, stream_for(args.device)), args.op, args.device);
+        auto* out = static_cast<int64_t*>(data_of(args.outputs[0]));
+        cudaStream_t stream = stream_for(args.device);
+        if (args.attrs.get_double("temperature", 1.0) == 0) {
+          SelectArgs a = rows_of(x, {{"dim", -1}});
+          a.indices = out;
+          check_launch(launch_select(x.dtype(), a, stream), args.op, args.device);
+          return;
+        }
+        SampleArgs a;
+        a.logits = data_of(x);
+        a.rows = x.size(0), a.n = x.size(1);
+        a.temperature = args.attrs.get_double("temperature", 1.0);
+        a.top_k = args.attrs.get_int("top_k", 0);
+        a.top_p = args.attrs.get_double("top_p", 1.0);
+        a.min_p = args.attrs.get_double("min_p", 0.0);
+        a.seed = static_cast<uint64_t>(args.attrs.get_int("seed", 0));
+        a.offset = static_cast<uint64_t>(args.attrs.get_int("offset", 0));
+        a.out = out;
+        check_launch(launch_sample(x.dtype(), a, stream), args.op, args.device);
       },
       false,
       [](const KernelArgs& args) {
-        return args.attrs.get_double("temperature", 1.0) == 0
-                   ? std::string()
-                   : std::string("the native sampler is greedy only (temperature 0)");
+        const Tensor& x = args.inputs[0];
+        double temperature = args.attrs.get_double("temperature", 1.0);
+        if (temperature == 0) return std::string();
+        if (!(temperature > 0)) return std::string("a negative temperature");
+        if (x.dim() != 2 || x.size(1) >= (int64_t{1} << 31) || x.size(0) >= (int64_t{1} << 31))
+          return std::string("more than 2^31 rows or columns");
+        int64_t top_k = args.attrs.get_int("top_k", 0);
+        bool top_k_on = top_k > 0 && top_k < x.size(1);
+        if (top_k_on && top_k > 1024) return std::string("top_k above 1024");
+        if (!top_k_on && args.attrs.get_double("top_p", 1.0) < 1.0)
+          return std::string("top_p without top_k (the kept set needs a full sort)");
+        return std::string();
       });
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <new>
 #include <numeric>
+#include <thread>
 
 #include "engines.h"
 #include "flagstone/comm.h"
@@ -186,6 +187,11 @@ fsComm* init_comm(int nranks, const fsUniqueId& id, int rank, const fsConfig* co
       static_cast<size_t>(env_int("FLAGSTONE_COMM_SHM_BYTES", 4 << 20)), deadline);
   for (const PeerInfo& peer : comm->peers)
     if (std::strncmp(peer.device, "cpu", 3) != 0) comm->any_staged = true;
+  // Spin before sleeping only when every rank of this host can have a core to itself.
+  int local_ranks = 1;
+  for (int r = 0; r < nranks; ++r) local_ranks += same_host[r] ? 1 : 0;
+  bool cores_enough = static_cast<int>(std::thread::hardware_concurrency()) >= local_ranks;
+  comm->transport->set_spin_us(env_int("FLAGSTONE_COMM_SPIN_US", cores_enough ? 50 : 0));
   load_tuning(comm.get());
 #ifdef FLAGSTONE_COMM_NCCL
   comm->nccl = create_nccl_engine(comm.get());

@@ -26,6 +26,14 @@ fi
   echo "== bench comm: hetero cuda:0 + cpu all-reduce with copy bound"
   timeout 30 $b/src/cli/flagstone launch -n 2 --devices cuda:0,cpu -- $b/src/cli/flagstone bench \
     comm --device-buffers --no-mpi -b 1M -e 256M -f 4 -n 5 -w 2 2>&1 | tail -12
+  echo "== bench comm: hetero cuda:0 + cpu at 256 MiB, no spinning / 16 MiB staging chunks"
+  FLAGSTONE_COMM_SPIN_US=0 timeout 12 $b/src/cli/flagstone launch -n 2 --devices cuda:0,cpu -- \
+    $b/src/cli/flagstone bench comm --device-buffers --no-mpi -b 256M -e 256M -n 5 -w 2 2>&1 | tail -1
+  FLAGSTONE_COMM_STAGE_BYTES=16777216 timeout 12 $b/src/cli/flagstone launch -n 2 --devices \
+    cuda:0,cpu -- $b/src/cli/flagstone bench comm --device-buffers --no-mpi -b 256M -e 256M -n 5 \
+    -w 2 2>&1 | tail -1
+  echo "== bench comm: 2 cpu ranks (the host part alone), no MPI on this machine"
+  timeout 20 $b/src/cli/flagstone bench comm --nranks 2 --no-mpi -b 1M -e 256M -f 4 -n 5 -w 2 2>&1 | tail -6
   echo "== bench comm: hetero cuda:0 + cpu + cpu all-reduce with copy bound"
   timeout 15 $b/src/cli/flagstone launch -n 3 --devices cuda:0,cpu,cpu -- $b/src/cli/flagstone \
     bench comm --device-buffers --no-mpi -b 16M -e 256M -f 16 -n 5 -w 2 2>&1 | tail -8

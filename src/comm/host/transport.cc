@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -92,6 +93,10 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
          " cannot communicate: an earlier error broke this communicator");
   std::vector<pollfd> fds;
   std::vector<int> owners;
+  bool spinning = false;
+  Clock::time_point spin_start;
+  bool all_tcp = true;  // spinning only helps peers whose data arrives through shared memory
+  for (int peer = 0; peer < nranks(); ++peer) all_tcp &= peer == rank_ || !peers_[peer].tx.valid();
   try {
     for (;;) {
       bool pending = false;
@@ -109,7 +114,19 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
         if (!more) return;
         continue;
       }
-      if (moved) continue;
+      if (moved) {
+        spinning = false;
+        continue;
+      }
+      if (spin_us_ > 0 && !all_tcp) {
+        Clock::time_point now = Clock::now();
+        if (!spinning) {
+          spinning = true;
+          spin_start = now;
+        }
+        if (now - spin_start < std::chrono::microseconds(spin_us_)) continue;
+      }
+      spinning = false;
       bool ready = false;
       for (int peer = 0; peer < nranks(); ++peer) {
         if (peer == rank_ || !peers_[peer].tx.valid()) continue;

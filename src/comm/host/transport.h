@@ -38,6 +38,10 @@ class Transport {
   // Shuts every connection down so blocked peers see the failure at once.
   void shutdown_all() noexcept;
   bool broken() const { return broken_; }
+  // Microseconds wait() keeps polling the shared-memory rings before it sleeps in poll(): waking
+  // a sleeping rank costs a doorbell and a scheduler round trip per step, which dominates the
+  // pipelined ring when every rank has a core of its own. 0 sleeps at once (oversubscribed).
+  void set_spin_us(int64_t spin_us) { spin_us_ = spin_us; }
 
  private:
   struct Pending {
@@ -68,6 +72,7 @@ class Transport {
   int rank_;
   int abort_fd_;
   bool broken_ = false;
+  int64_t spin_us_ = 0;
   std::vector<Peer> peers_;
 };
 

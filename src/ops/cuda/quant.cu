@@ -44,23 +44,55 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv(QuantArgs a) {
         if (r < rows) acc[r] += wv * to_f(x[(m0 + r) * a.k + k]);
     }
   } else {
-    // One 32-value block per lane step: the scale is read once per block.
-    int block_bytes = a.format == QuantFormat::kQ8_0 ? 34 : 18;
+    // One 32-value block per lane step: the quants are unpacked from 16-bit loads (blocks are
+    // only 2-byte aligned), the scale is applied once per block, and x is read in 16-byte packs
+    // when its rows allow.
+    const bool q8 = a.format == QuantFormat::kQ8_0;
+    const int block_bytes = q8 ? 34 : 18;
+    constexpr int N = Pack<T>::kCount;
+    const bool x_packed = aligned16(x);  // k is a multiple of 32, so every row is then aligned
     for (int64_t blk = lane; blk < a.k / 32; blk += 32) {
       const uint8_t* p = w + blk * block_bytes;
-      float d = __half2float(*reinterpret_cast<const __half*>(p));
-      float part[kRowsPerPass] = {0, 0, 0, 0};
-#pragma unroll 4
-      for (int j = 0; j < 32; ++j) {
-        float q = a.format == QuantFormat::kQ8_0
-                      ? static_cast<float>(static_cast<int8_t>(p[2 + j]))
-                      : static_cast<float>((j < 16 ? (p[2 + j] & 0x0f) : (p[2 + j - 16] >> 4)) - 8);
+      const auto* half_words = reinterpret_cast<const uint16_t*>(p);
+      float d = __half2float(__ushort_as_half(half_words[0]));
+      float q[32];
+      if (q8) {
 #pragma unroll
-        for (int r = 0; r < kRowsPerPass; ++r)
-          if (r < rows) part[r] += q * to_f(x[(m0 + r) * a.k + blk * 32 + j]);
+        for (int i = 0; i < 16; ++i) {
+          uint16_t two = half_words[1 + i];
+          q[2 * i] = static_cast<float>(static_cast<int8_t>(two & 0xff));
+          q[2 * i + 1] = static_cast<float>(static_cast<int8_t>(two >> 8));
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          uint16_t two = half_words[1 + i];
+          uint32_t b0 = two & 0xff, b1 = two >> 8;
+          q[2 * i] = static_cast<float>(static_cast<int>(b0 & 0x0f) - 8);
+          q[2 * i + 1] = static_cast<float>(static_cast<int>(b1 & 0x0f) - 8);
+          q[16 + 2 * i] = static_cast<float>(static_cast<int>(b0 >> 4) - 8);
+          q[16 + 2 * i + 1] = static_cast<float>(static_cast<int>(b1 >> 4) - 8);
+        }
       }
 #pragma unroll
-      for (int r = 0; r < kRowsPerPass; ++r) acc[r] += d * part[r];
+      for (int r = 0; r < kRowsPerPass; ++r) {
+        if (r >= rows) break;
+        const T* xr = x + (m0 + r) * a.k + blk * 32;
+        float part = 0;
+        if (x_packed) {
+#pragma unroll
+          for (int c = 0; c < 32; c += N) {
+            float xv[N];
+            load_pack(xr + c, xv);
+#pragma unroll
+            for (int i = 0; i < N; ++i) part += q[c + i] * xv[i];
+          }
+        } else {
+#pragma unroll
+          for (int c = 0; c < 32; ++c) part += q[c] * to_f(xr[c]);
+        }
+        acc[r] += d * part;
+      }
     }
   }
   float scale = a.scale ? load_any(a.scale, a.scale_dtype, n) : 1.0f;

@@ -24,7 +24,7 @@ gpus=$(seq -s, -f 'cuda:%g' 0 $((ngpu - 1)))
     timeout -k 3 70 $b/tests/comm/comm_test --gtest_filter='CommDevices.Configured*' 2>&1 | tail -40
   for op in allreduce allgather reducescatter alltoall; do
     echo "== bench comm --op $op: $ngpu CUDA ranks, ours vs raw NCCL in the same run"
-    timeout 25 $b/src/cli/flagstone launch -n "$ngpu" --devices "$gpus" -- $b/src/cli/flagstone \
+    timeout 22 $b/src/cli/flagstone launch -n "$ngpu" --devices "$gpus" -- $b/src/cli/flagstone \
       bench comm --op $op --device-buffers --nccl-peer --no-mpi -b 8 -e 1G -f 4 -n 20 -w 5 2>&1 | tail -18
   done
   echo "== bench comm: $ngpu CUDA ranks + 1 cpu rank, hierarchical all-reduce with copy bound"

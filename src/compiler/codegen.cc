@@ -58,6 +58,11 @@ std::string Emitter::st(DType t) const {
 
 std::string Emitter::declare(ValueId id, const std::string& init) {
   const Type& t = fn_.type(id);
+  if (!redirect_.empty()) {
+    // A prefetch writes into its buffer, declared before the loop.
+    names_[id] = redirect_;
+    return redirect_;
+  }
   std::string n = "v" + std::to_string(id);
   names_[id] = n;
   if (t.is_tile()) {
@@ -442,10 +447,21 @@ void Emitter::loop(const Op& op) {
   std::string ivn = "v" + std::to_string(iv);
   names_[iv] = ivn;
   std::string t = ct(fn_.type(iv).dtype);
+  LoopInfo info;
+  info.iv = iv;
+  info.lo = name(op.operands[0]);
+  info.hi = name(op.operands[1]);
+  info.step = name(op.operands[2]);
+  info.decl_pos = body_.size();
+  ir::walk(*op.body, [&](const Op& o) { info.defs.insert(o.results.begin(), o.results.end()); });
+  info.defs.insert(op.body->args.begin(), op.body->args.end());
+  info.defs.erase(iv);
+  loops_.push_back(std::move(info));
   open("for (" + t + " " + ivn + " = " + name(op.operands[0]) + "; " + ivn + " < " +
        name(op.operands[1]) + "; " + ivn + " += " + name(op.operands[2]) + ")");
   for (const Op& inner : op.body->ops) {
     if (inner.kind != OpKind::kYield) {
+      if (inner.kind == OpKind::kLoad && prefetch(inner)) continue;
       this->op(inner);
       continue;
     }
@@ -480,6 +496,9 @@ void Emitter::loop(const Op& op) {
     }
   }
   close();
+  LoopInfo done = std::move(loops_.back());
+  loops_.pop_back();
+  body_.insert(done.decl_pos, done.decls);
 }
 
 void Emitter::block(const ir::Block& b) {

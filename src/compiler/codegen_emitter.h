@@ -119,6 +119,10 @@ class Emitter {
   bool dot_uses_mma(const Op& op) const;
   void dot_mma(const Op& op, const MmaLayout& l);
   void loop(const Op& op);
+  // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the
+  // loop variable and loop-invariant values is issued one iteration ahead into registers, so
+  // its latency overlaps the iteration's compute. False when the load does not qualify.
+  bool prefetch(const Op& op);
 
   const ir::Function& fn_;
   Dialect d_;
@@ -131,8 +135,22 @@ class Emitter {
   std::unordered_map<ValueId, int> roots_;
   std::map<std::vector<int64_t>, MmaLayout> mma_;
   std::unordered_map<ValueId, std::string> gen_;
-  std::unordered_set<ValueId> raw_;  // 16-bit loads whose bits are kept in <name>_b  // pointer
-                                     // value -> pointer parameter index
+  std::unordered_set<ValueId> raw_;  // 16-bit loads whose bits are kept in <name>_b
+  // Scalars each index expression in gen_ reads (for the prefetch's loop-invariance test).
+  std::unordered_map<ValueId, std::unordered_set<ValueId>> gen_deps_;
+  // Loops being emitted, innermost last: where to declare prefetch buffers, which values the
+  // body defines.
+  struct LoopInfo {
+    ValueId iv = 0;
+    std::string lo, hi, step;
+    size_t decl_pos = 0;
+    std::string decls;
+    std::unordered_set<ValueId> defs;
+  };
+  std::vector<LoopInfo> loops_;
+  std::string redirect_;  // while set, declare() reuses this name (prefetch into a buffer)
+  std::string subst_;     // while set, the loop variable in index expressions reads as this  //
+                       // pointer value -> pointer parameter index
 };
 
 }  // namespace flagstone::compiler

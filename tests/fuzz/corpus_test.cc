@@ -36,6 +36,12 @@ TEST(FuzzCorpus, Safetensors) {
 TEST(FuzzCorpus, Gguf) {
   replay("gguf", &exercise_gguf);
 }
+TEST(FuzzCorpus, TokenizerJson) {
+  replay("tokenizer_json", &exercise_tokenizer_json);
+}
+TEST(FuzzCorpus, ChatTemplate) {
+  replay("chat_template", &exercise_chat_template);
+}
 
 }  // namespace
 }  // namespace flagstone::fuzz

@@ -97,6 +97,7 @@ TEST_P(GgufModelTest, Q8FileKeepsQuantizedWeights) {
 
   ModelOptions dequantized;
   dequantized.device = device_;
+  dequantized.dtype = DType::kF32;  // GPUs would default to bf16 activations
   dequantized.keep_quantized = false;
   auto plain = load_model(path, dequantized);
   EXPECT_EQ(plain->info().weight_types.find("q8_0"), std::string::npos);

@@ -50,8 +50,8 @@ ScratchFolder::~ScratchFolder() {
 
 std::string write_tiny_hf_model(const std::string& folder, const std::string& variant,
                                 const TinyOptions& options) {
-  const int64_t hidden = 64, inter = 160, layers = 2, heads = 4, kv_heads = 2,
-                vocab = options.vocab;
+  const int64_t hidden = options.hidden, inter = options.intermediate, layers = 2, heads = 4,
+                kv_heads = 2, vocab = options.vocab;
   const DType dtype = options.dtype;
   int64_t head_dim = variant == "qwen3" ? 32 : hidden / heads;
   bool tied = variant == "llama3" || variant == "qwen2";
@@ -134,9 +134,11 @@ std::string write_tiny_hf_model(const std::string& folder, const std::string& va
   return folder;
 }
 
-std::string write_tiny_chat_model(const std::string& folder, uint64_t seed) {
+std::string write_tiny_chat_model(const std::string& folder, uint64_t seed, int64_t hidden) {
   TinyOptions options;
   options.seed = seed;
+  options.hidden = hidden;
+  options.intermediate = hidden == 64 ? 160 : 2 * hidden;
   options.vocab = 900;
   write_tiny_hf_model(folder, "llama", options);
   const fs::path data = fs::path(FLAGSTONE_TEST_DATA) / "tokenizer" / "spm";

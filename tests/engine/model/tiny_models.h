@@ -35,6 +35,9 @@ struct TinyOptions {
   // false leaves mistral's window out (GGUF's llama architecture has none).
   bool sliding_window = true;
   int64_t vocab = kTinyVocab;
+  // 256 and a multiple of 256 make every matrix row whole K-quant super-blocks.
+  int64_t hidden = 64;
+  int64_t intermediate = 160;
 };
 // Writes `folder`/config.json, generation_config.json and model.safetensors with random
 // weights. Returns `folder`.
@@ -42,7 +45,9 @@ std::string write_tiny_hf_model(const std::string& folder, const std::string& va
                                 const TinyOptions& options = {});
 // A llama model sized to the test tokenizer (tests/data/tokenizer/spm, 900 pieces, with a chat
 // template), with that tokenizer's files copied in: a complete model folder for the CLI.
-std::string write_tiny_chat_model(const std::string& folder, uint64_t seed = 7);
+// `hidden` 256 gives rows of whole K-quant super-blocks (intermediate is then 2 x hidden).
+std::string write_tiny_chat_model(const std::string& folder, uint64_t seed = 7,
+                                  int64_t hidden = 64);
 
 // Converts the folder to `gguf_path` with weights of `type` (f32, f16, q8_0, q4_0).
 std::string write_tiny_gguf_model(const std::string& hf_folder, const std::string& gguf_path,

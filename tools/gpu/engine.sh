@@ -19,7 +19,7 @@ f=$b/src/cli/flagstone
   echo "== engine_generate_test"
   timeout 20 $b/tests/engine/engine_generate_test --gtest_brief=1 2>&1 | tail -8
   echo "== engine_tokenizer_test, engine_format_test"
-  timeout 15 $b/tests/engine/engine_tokenizer_test --gtest_brief=1 2>&1 | tail -4
+  timeout 15 $b/tests/engine/tokenizer/engine_tokenizer_test --gtest_brief=1 2>&1 | tail -4
   timeout 15 $b/tests/engine/engine_format_test --gtest_brief=1 2>&1 | tail -4
   echo "== bench model llama-1b bf16 (pp512, pp2048, tg128)"
   timeout 60 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512,2048 -n 128 -r 3 2>&1 | tail -12

@@ -8,8 +8,6 @@
 namespace flagstone::ops::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 // Block of (threads.x, rows): threadIdx.y picks a (token, head) row, threadIdx.x walks its
 // rotation pairs (then the pass-through tail in pairs), so a warp reads consecutive pairs.
 template <typename T>
@@ -40,6 +38,60 @@ __global__ void rotary_kernel(T* out, const T* x, RotaryArgs a) {
     o[hi] = from_f<T>(x2 * c + x1 * s);
   }
   if ((a.head_dim & 1) && threadIdx.x == 0) o[a.head_dim - 1] = xi[a.head_dim - 1];
+}
+
+// The 16-byte path: one thread per group of N rotation pairs (neox: a pack from each half;
+// gpt-j: two adjacent packs of interleaved pairs) or per pack of the pass-through tail. Needs
+// half and the tail to be whole packs and x/out aligned, which the launcher checks.
+template <typename T>
+__global__ void rotary_packed(T* out, const T* x, RotaryArgs a, int64_t items) {
+  constexpr int N = Pack<T>::kCount;
+  const int64_t rot_groups = a.half / N, groups = rot_groups + (a.head_dim - 2 * a.half) / N;
+  for (int64_t it = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; it < items;
+       it += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t row = it / groups, g = it - row * groups;
+    const T* xi = x + row * a.head_dim;
+    T* o = out + row * a.head_dim;
+    if (g >= rot_groups) {
+      const int64_t c = 2 * a.half + (g - rot_groups) * N;
+      *reinterpret_cast<uint4*>(o + c) = *reinterpret_cast<const uint4*>(xi + c);
+      continue;
+    }
+    const int64_t p = load_index(a.positions, a.positions_i64, row / a.heads);
+    const bool bad = p < 0 || p >= a.max_positions;
+    float c[N], s[N];
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      c[j] = bad ? NAN : load_any(a.cos, a.table_dtype, p * a.half + g * N + j);
+      s[j] = bad ? NAN : load_any(a.sin, a.table_dtype, p * a.half + g * N + j);
+    }
+    float u[N], v[N], ru[N], rv[N];
+    if (a.neox) {
+      // Pair i = g*N + j is (first[i], second[i]) with second = first + half.
+      load_pack(xi + g * N, u);
+      load_pack(xi + a.half + g * N, v);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        ru[j] = u[j] * c[j] - v[j] * s[j];
+        rv[j] = v[j] * c[j] + u[j] * s[j];
+      }
+      store_pack(o + g * N, ru);
+      store_pack(o + a.half + g * N, rv);
+    } else {
+      // Pairs g*N .. g*N+N-1 are the 2N elements from 2*g*N: N/2 pairs in each pack.
+      load_pack(xi + 2 * g * N, u);
+      load_pack(xi + 2 * g * N + N, v);
+#pragma unroll
+      for (int j = 0; j < N / 2; ++j) {
+        ru[2 * j] = u[2 * j] * c[j] - u[2 * j + 1] * s[j];
+        ru[2 * j + 1] = u[2 * j + 1] * c[j] + u[2 * j] * s[j];
+        rv[2 * j] = v[2 * j] * c[N / 2 + j] - v[2 * j + 1] * s[N / 2 + j];
+        rv[2 * j + 1] = v[2 * j + 1] * c[N / 2 + j] + v[2 * j] * s[N / 2 + j];
+      }
+      store_pack(o + 2 * g * N, ru);
+      store_pack(o + 2 * g * N + N, rv);
+    }
+  }
 }
 
 // One block per output row; words of W bytes.
@@ -147,6 +199,16 @@ template <typename T>
 cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
   int64_t rows = a.tokens * a.heads, pairs = a.head_dim / 2;
   if (rows == 0 || pairs == 0) return cudaSuccess;
+  constexpr int N = Pack<T>::kCount;
+  bool aligned =
+      ((reinterpret_cast<uintptr_t>(a.out) | reinterpret_cast<uintptr_t>(a.x)) & 15u) == 0;
+  if (aligned && a.half % N == 0 && (a.head_dim - 2 * a.half) % N == 0) {
+    int64_t items = rows * (a.half / N + (a.head_dim - 2 * a.half) / N);
+    if (items == 0) return cudaSuccess;
+    rotary_packed<T><<<grid_for(items, 256), 256, 0, stream>>>(
+        static_cast<T*>(a.out), static_cast<const T*>(a.x), a, items);
+    return cudaGetLastError();
+  }
   int tx = 32;
   while (tx < 256 && tx < pairs) tx *= 2;
   int ty = 256 / tx;

@@ -103,12 +103,11 @@ int merge_peer(OpsBenchReport& report, const json& peer, std::string_view origin
 
 json peer_json_from_file(const std::string& path) {
   std::ifstream in(path);
-  FS_CHECK(in.good(), kIo, "bench ops: cannot open peer file '", path, "'");
+  FS_CHECK(in.good(), kIo, "bench ops: cannot open JSON file '", path, "'");
   try {
     return json::parse(in);
   } catch (const json::exception& e) {
-    throw_error(ErrorCategory::kFormat, "bench ops: peer file '", path,
-                "' is not JSON: ", e.what());
+    throw_error(ErrorCategory::kFormat, "bench ops: file '", path, "' is not JSON: ", e.what());
   }
 }
 

@@ -110,6 +110,7 @@ OpsBenchReport run_ops_bench(const OpsBenchConfig& config,
 // Adds a peer's timings (tools/bench/torch_ops_peer.py output) to matching rows: same op, tokens,
 // shape and dtype. Throws kFormat naming `origin` and the bad field. Returns the rows matched.
 int merge_peer(OpsBenchReport& report, const nlohmann::json& peer, std::string_view origin);
+// Reads a JSON file (a peer's output or a saved report); kIo or kFormat name the path.
 nlohmann::json peer_json_from_file(const std::string& path);
 
 std::string format_table(const OpsBenchReport& report);

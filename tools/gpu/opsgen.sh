@@ -20,8 +20,8 @@ run() {  # name, timeout, gtest filter, extra env
 {
   echo "== devices"
   timeout 20 $b/src/cli/flagstone info 2>&1 | grep -E "^  (cpu|cuda|opencl):" | head -5
-  run cuda-all 55 "*/2:*/4:*/5" "FLAGSTONE_OPS_GENERATED_CUDA=all"
-  run default 40 "*/0:*/1:*/9" ""
+  run cuda-all 45 "*/4:*/5" "FLAGSTONE_OPS_GENERATED_CUDA=all"
+  run default 70 "*/0:*/1:*/2:*/9" ""
   echo "== generated/CLBlast tests"
   timeout 10 $b/tests/ops/ops_generated_test --gtest_brief=1 2>&1 | tail -15
 } >"$o" 2>&1

@@ -74,7 +74,7 @@ Maker signed_away(double lo, double hi) {
   return [=](Rng& rng, const Shape& s, DType d, const Device& dev, bool strided) {
     Tensor t = rnd(rng, s, DType::kF64, Device(), lo, hi, strided).contiguous();
     auto v = t.to_double_vector();
-    for (auto& e : v) e = rng.integer(0, 1) ? e : -e;
+    for (auto& e : v) e = (rng.integer(0, 1) == 1 || d == DType::kU8) ? e : -e;  // u8 stays >= 0
     if (is_int(d))
       for (auto& e : v) e = std::round(e) == 0 ? 1 : std::round(e);
     Tensor out = make_tensor(v, s, d, dev);

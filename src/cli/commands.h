@@ -25,7 +25,7 @@ void register_bench_compiler_command(CLI::App& bench);  // src/cli/bench_compile
 void register_compile_command(CLI::App& app);           // src/cli/compile_command.cc
 #endif
 #ifdef FLAGSTONE_HAVE_RUN
-void register_run_command(CLI::App& app);  // src/cli/run_command.cc
+void register_run_command(CLI::App& app);            // src/cli/run_command.cc
 void register_bench_model_command(CLI::App& bench);  // src/cli/bench_model.cc
 void register_convert_command(CLI::App& app);        // src/cli/convert_command.cc
 #endif

@@ -150,7 +150,7 @@ class Emitter {
   std::vector<LoopInfo> loops_;
   std::string redirect_;  // while set, declare() reuses this name (prefetch into a buffer)
   std::string subst_;     // while set, the loop variable in index expressions reads as this  //
-                       // pointer value -> pointer parameter index
+                          // pointer value -> pointer parameter index
 };
 
 }  // namespace flagstone::compiler

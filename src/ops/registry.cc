@@ -7,6 +7,7 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "add_impl.h"
 #include "internal.h"
 
 namespace flagstone::ops {
@@ -160,6 +161,21 @@ std::vector<const Implementation*> Registry::implementations(std::string_view op
   for (const Implementation* impl : implementations(op))
     if (impl->backend == backend) out.push_back(impl);
   return out;
+}
+
+void add_backend_implementation(Registry& r, const std::string& backend, const std::string& op,
+                                std::vector<DType> dtypes, KernelFn fn, bool strided,
+                                std::function<std::string(const KernelArgs&)> supports,
+                                Provider provider) {
+  Implementation impl;
+  impl.op = op;
+  impl.backend = backend;
+  impl.provider = provider;
+  impl.dtypes = std::move(dtypes);
+  impl.fn = std::move(fn);
+  impl.strided = strided;
+  impl.supports = std::move(supports);
+  r.add_implementation(std::move(impl));
 }
 
 }  // namespace flagstone::ops

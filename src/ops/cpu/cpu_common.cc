@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "add_impl.h"
+
 namespace flagstone::ops::cpu {
 
 Shape broadcast_strides(const Tensor& t, const Shape& shape) {
@@ -58,15 +60,8 @@ void parallel(int64_t n, int64_t grain, const std::function<void(int64_t, int64_
 void add_native(Registry& r, const std::string& op, std::vector<DType> dtypes, KernelFn fn,
                 bool strided, std::function<std::string(const KernelArgs&)> supports,
                 Provider provider) {
-  Implementation impl;
-  impl.op = op;
-  impl.backend = "cpu";
-  impl.provider = provider;
-  impl.dtypes = std::move(dtypes);
-  impl.fn = std::move(fn);
-  impl.strided = strided;
-  impl.supports = std::move(supports);
-  r.add_implementation(std::move(impl));
+  add_backend_implementation(r, "cpu", op, std::move(dtypes), std::move(fn), strided,
+                             std::move(supports), provider);
 }
 
 Tensor as_dtype(const Tensor& t, DType dtype) {

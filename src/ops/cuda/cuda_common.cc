@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+#include "add_impl.h"
+
 namespace flagstone::ops {
 namespace cuda {
 
@@ -28,15 +30,8 @@ void check_launch(cudaError_t status, std::string_view op, const Device& device)
 void add_cuda(Registry& r, const std::string& op, std::vector<DType> dtypes, KernelFn fn,
               bool strided, std::function<std::string(const KernelArgs&)> supports,
               Provider provider) {
-  Implementation impl;
-  impl.op = op;
-  impl.backend = "cuda";
-  impl.provider = provider;
-  impl.dtypes = std::move(dtypes);
-  impl.fn = std::move(fn);
-  impl.strided = strided;
-  impl.supports = std::move(supports);
-  r.add_implementation(std::move(impl));
+  add_backend_implementation(r, "cuda", op, std::move(dtypes), std::move(fn), strided,
+                             std::move(supports), provider);
 }
 
 Shape broadcast_strides_of(const Tensor& t, const Shape& shape) {

@@ -37,6 +37,8 @@ void register_cpu_attention(Registry& registry);
 void register_cpu_reduction(Registry& registry);
 void register_cpu_sample(Registry& registry);
 void register_cpu_movement(Registry& registry);
+// cat and stack on cuda and opencl from runtime views and copies (src/ops/copy_ops.cc).
+void register_copy_ops(Registry& registry);
 // Kernel-language implementations on opencl and cuda (src/ops/generated/).
 void register_generated(Registry& registry);
 // CLBlast GEMM on opencl (src/ops/opencl/).

@@ -52,6 +52,7 @@ void register_builtin_ops(Registry& r) {
   register_cpu_reduction(r);
   register_cpu_sample(r);
   register_cpu_movement(r);
+  register_copy_ops(r);
 #ifdef FLAGSTONE_HAVE_CUDA
   register_cuda_ops(r);  // src/ops/cuda/
 #endif

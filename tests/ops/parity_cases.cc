@@ -393,6 +393,7 @@ std::map<std::string, CaseGenerator> make_generators() {
     return c;
   };
   add_generated_parity_cases(g);
+  add_movement_parity_cases(g);
   return g;
 }
 

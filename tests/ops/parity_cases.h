@@ -26,5 +26,7 @@ const std::map<std::string, CaseGenerator>& parity_generators();
 // Cases for ops served by the generated provider (tests/ops/generated/parity_cases_gen.cc);
 // adds generators only for ops that have none yet.
 void add_generated_parity_cases(std::map<std::string, CaseGenerator>& generators);
+// Cases for the data-movement ops (tests/ops/parity_cases_movement.cc).
+void add_movement_parity_cases(std::map<std::string, CaseGenerator>& generators);
 
 }  // namespace flagstone::ops::testing

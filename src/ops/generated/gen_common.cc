@@ -160,6 +160,8 @@ void register_generated(Registry& r) {
   gen::register_reductions(r);
   gen::register_norms(r);
   gen::register_llm(r);
+  gen::register_movement(r);
+  gen::register_factories(r);
 }
 
 }  // namespace flagstone::ops

@@ -70,11 +70,19 @@ void add_generated(Registry& r, const std::string& op, std::vector<DType> dtypes
                    std::function<std::string(const KernelArgs&)> supports = nullptr,
                    bool strided = true);
 
+// Data movement needs only element widths: the integer dtype of `dtype`'s size, a tensor viewed
+// as it, and the bits of `value` stored as `dtype` (converted as the reference converts).
+DType bits_dtype(DType dtype);
+Tensor as_bits(const Tensor& t);
+int64_t value_bits(double value, DType dtype);
+
 // Registration entry points, one per op family file.
 void register_unary_table(Registry& r);
 void register_binary_table(Registry& r);
 void register_reductions(Registry& r);
 void register_norms(Registry& r);
 void register_llm(Registry& r);
+void register_movement(Registry& r);
+void register_factories(Registry& r);
 
 }  // namespace flagstone::ops::gen

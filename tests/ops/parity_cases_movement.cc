@@ -1,7 +1,7 @@
 // Parity cases for the data-movement ops and factories served outside the cpu reference (pad in
-// every mode, repeat, tile, repeat_interleave, flip, roll, tril, triu, index_select, gather, stack;
-// full, zeros, ones, eye, arange, linspace, randint): odd shapes, strided inputs, negative pads
-// and indices, the edges of each rule.
+// every mode, repeat, tile, repeat_interleave, flip, roll, tril, triu, index_select, gather,
+// scatter, scatter_add, index_put, stack; full, zeros, ones, eye, arange, linspace, randint): odd
+// shapes, strided inputs, negative pads and indices, the edges of each rule.
 #include "ops/parity_cases.h"
 
 namespace flagstone::ops::testing {
@@ -20,6 +20,21 @@ Tensor indices(Rng& rng, const Shape& s, int64_t size, const Device& dev, DType 
   std::vector<double> v(static_cast<size_t>(shape_numel(s)));
   for (auto& e : v) e = static_cast<double>(rng.integer(negative ? -size : 0, size - 1));
   return make_tensor(v, s, d, dev);
+}
+
+// Each column of a [rows, cols] index holds distinct rows of [0, size): plain scatters with
+// repeated targets have no defined winner.
+Tensor distinct_rows(Rng& rng, int64_t rows, int64_t cols, int64_t size, const Device& dev) {
+  std::vector<double> v(static_cast<size_t>(rows * cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    std::vector<int64_t> perm(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) perm[static_cast<size_t>(i)] = i;
+    for (int64_t i = size - 1; i > 0; --i)
+      std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(rng.integer(0, i))]);
+    for (int64_t i = 0; i < rows; ++i)
+      v[static_cast<size_t>(i * cols + j)] = static_cast<double>(perm[static_cast<size_t>(i)]);
+  }
+  return make_tensor(v, {rows, cols}, DType::kI64, dev);
 }
 
 }  // namespace
@@ -89,6 +104,34 @@ void add_movement_parity_cases(std::map<std::string, CaseGenerator>& g) {
          "dim 0, negative, strided"}};
   };
 
+  g["scatter"] = [](Rng& rng, DType d, const Device& dev) {
+    return Cases{
+        {{rnd(rng, {6, 5}, d, dev), distinct_rows(rng, 4, 5, 6, dev), rnd(rng, {4, 7}, d, dev)},
+         {{"dim", 0}},
+         1,
+         "dim 0, src wider"},
+        {{rnd(rng, {6, 5}, d, dev, true), distinct_rows(rng, 3, 5, 6, dev),
+          rnd(rng, {3, 5}, d, dev)},
+         {{"dim", 0}, {"reduce", "add"}},
+         3,
+         "reduce add, strided"}};
+  };
+  g["scatter_add"] = [](Rng& rng, DType d, const Device& dev) {
+    return Cases{{{rnd(rng, {5, 7}, d, dev), indices(rng, {5, 9}, 7, dev, DType::kI64, true),
+                   rnd(rng, {5, 9}, d, dev)},
+                  {{"dim", 1}},
+                  9,
+                  "dim 1, repeated targets"}};
+  };
+  g["index_put"] = [](Rng& rng, DType d, const Device& dev) {
+    Tensor rows = distinct_rows(rng, 4, 1, 7, dev).reshape({4});
+    return Cases{{{rnd(rng, {7, 3}, d, dev), rows, rnd(rng, {4, 3}, d, dev)}, {}, 1, "rows"},
+                 {{rnd(rng, {7, 3}, d, dev), indices(rng, {9}, 7, dev, DType::kI64, true),
+                   rnd(rng, {3}, d, dev)},
+                  {{"accumulate", true}},
+                  9,
+                  "accumulate, broadcast values"}};
+  };
   g["stack"] = [](Rng& rng, DType d, const Device& dev) {
     return Cases{
         {{rnd(rng, {3, 5}, d, dev), rnd(rng, {3, 5}, d, dev, true), rnd(rng, {3, 5}, d, dev)},

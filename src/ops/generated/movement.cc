@@ -362,6 +362,98 @@ std::string index_supports(const KernelArgs& args) {
   return why;
 }
 
+// out[c with c[dim] = index[c]] = src[c] (or += with `accumulate`), over the coordinates of
+// index's sizes: scatter, scatter_add and index_put.
+void build_put(KernelBuilder& k, DType dtype, DType index_dtype, int dim, bool accumulate) {
+  int64_t block = k.meta("BLOCK");
+  TensorArg src = k.tensor_arg("src", dtype, kRank);
+  TensorArg index = k.tensor_arg("index", index_dtype, kRank);
+  TensorArg out = k.tensor_arg("out", dtype, kRank);
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value offs = k.program_id(0) * block + k.arange(0, block);
+  Value mask = offs < n;
+  auto c = coords_of(offs, index);
+  Value i = k.load(index.ptr + offset_of(c, index), mask, 0).to(DType::kI32);
+  Value v = k.load(src.ptr + offset_of(c, src), mask, 0);
+  auto dst = c;
+  dst[static_cast<size_t>(dim)] = k.where(i < 0, i + out.size(dim), i);
+  if (accumulate)
+    k.atomic_add(out.ptr + offset_of(dst, out), v, mask);
+  else
+    k.store(out.ptr + offset_of(dst, out), v, mask);
+}
+
+// `src` and `index` already have index's sizes (src may be a broadcast view); `out` holds the
+// input's values. Plain puts move bits; accumulating ones add in f32 or i32 (the atomics every
+// target has), through an f32 copy for f16 and bf16.
+void put(std::string_view op, const Tensor& src_values, const Tensor& index,
+         const Tensor& out_values, int dim, bool accumulate) {
+  int64_t n = index.numel();
+  if (n == 0) return;
+  check_indices(op, index, out_values.size(dim));
+  Tensor src = src_values, out = out_values, wide;
+  if (!accumulate) {
+    src = as_bits(src_values), out = as_bits(out_values);
+  } else if (out.dtype() == DType::kF16 || out.dtype() == DType::kBF16) {
+    wide = as_dtype(out_values, DType::kF32);  // a new tensor: the cast never aliases
+    src = as_dtype(src_values, DType::kF32), out = wide;
+  }
+  int shift = kRank - out.dim();
+  DType dtype = out.dtype(), index_dtype = index.dtype();
+  int rdim = dim + shift;
+  std::string key =
+      key_of(accumulate ? "put_add" : "put", dtype, rdim, static_cast<int>(index_dtype));
+  const Kernel& kernel = cached_kernel(key, [&] {
+    return std::make_unique<Kernel>(
+        "gen_" + key, [=](KernelBuilder& k) { build_put(k, dtype, index_dtype, rdim, accumulate); },
+        std::vector<Config>{kConfig});
+  });
+  std::vector<compiler::Arg> args{to_rank(src), to_rank(index), to_rank(out)};
+  args.emplace_back(n);
+  int64_t block = kConfig.get("BLOCK");
+  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  if (wide.defined()) {
+    Tensor target = out_values;
+    target.copy_(as_dtype(wide, out_values.dtype()));
+  }
+}
+
+void scatter(KernelArgs& args, bool add) {
+  const Tensor &x = args.inputs[0], &index = args.inputs[1], &src = args.inputs[2];
+  Tensor out = args.outputs[0];
+  out.copy_(x);
+  int d = normalize_dim(args.attrs.int_at("dim"), x.dim());
+  bool accumulate = add || args.attrs.get_string("reduce", "none") == "add";
+  put(add ? "scatter_add" : "scatter", restride(src, index.shape(), src.strides()), index, out, d,
+      accumulate);
+}
+
+void index_put(KernelArgs& args) {
+  const Tensor &x = args.inputs[0], &index = args.inputs[1];
+  Tensor out = args.outputs[0];
+  out.copy_(x);
+  Shape rows = x.shape();
+  rows[0] = index.numel();
+  Tensor values = args.inputs[2].expand(rows);
+  Shape strides(rows.size(), 0);
+  strides[0] = index.stride(0);
+  put("index_put", values, restride(index, rows, strides), out, 0,
+      args.attrs.get_bool("accumulate", false));
+}
+
+// Accumulating puts need an atomic add of the dtype (f32, i32; f16 and bf16 through f32).
+std::string put_supports(const KernelArgs& args, bool add) {
+  std::string why = index_supports(args);
+  if (why.empty() && args.inputs[0].dim() == 0) why = "0-d input";
+  bool accumulate = add || args.attrs.get_string("reduce", "none") == "add" ||
+                    args.attrs.get_bool("accumulate", false);
+  DType d = args.inputs[0].dtype();
+  if (why.empty() && accumulate && d != DType::kF32 && d != DType::kI32 && d != DType::kF16 &&
+      d != DType::kBF16)
+    why = "accumulating " + std::string(dtype_name(d)) + " (no atomic add of that type)";
+  return why;
+}
+
 }  // namespace
 
 void register_movement(Registry& r) {
@@ -377,6 +469,15 @@ void register_movement(Registry& r) {
       r, "triu", kMoveTypes, [](KernelArgs& a) { triangle(a, false); }, rank_check);
   add_generated(r, "index_select", kMoveTypes, index_select, index_supports);
   add_generated(r, "gather", kMoveTypes, gather, index_supports);
+  std::vector<DType> numeric(kMoveTypes.begin(), kMoveTypes.end() - 1);  // no bool
+  add_generated(
+      r, "scatter", numeric, [](KernelArgs& a) { scatter(a, false); },
+      [](const KernelArgs& a) { return put_supports(a, false); });
+  add_generated(
+      r, "scatter_add", numeric, [](KernelArgs& a) { scatter(a, true); },
+      [](const KernelArgs& a) { return put_supports(a, true); });
+  add_generated(r, "index_put", numeric, index_put,
+                [](const KernelArgs& a) { return put_supports(a, false); });
 }
 
 }  // namespace flagstone::ops::gen

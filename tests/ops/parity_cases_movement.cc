@@ -1,7 +1,7 @@
 // Parity cases for the data-movement ops and factories served outside the cpu reference (pad in
 // every mode, repeat, tile, repeat_interleave, flip, roll, tril, triu, index_select, gather,
-// scatter, scatter_add, index_put, stack; full, zeros, ones, eye, arange, linspace, randint): odd
-// shapes, strided inputs, negative pads and indices, the edges of each rule.
+// scatter, scatter_add, index_put, masked_fill, stack; full, zeros, ones, eye, arange, linspace,
+// randint): odd shapes, strided inputs, negative pads and indices, the edges of each rule.
 #include "ops/parity_cases.h"
 
 namespace flagstone::ops::testing {
@@ -131,6 +131,17 @@ void add_movement_parity_cases(std::map<std::string, CaseGenerator>& g) {
                   {{"accumulate", true}},
                   9,
                   "accumulate, broadcast values"}};
+  };
+  g["masked_fill"] = [](Rng& rng, DType d, const Device& dev) {
+    return Cases{
+        {{rnd(rng, {4, 7}, d, dev), random_tensor(rng, {4, 7}, DType::kBool, dev)},
+         {{"value", -2.0}},
+         1,
+         "same shape"},
+        {{rnd(rng, {3, 5, 6}, d, dev, true), random_tensor(rng, {5, 1}, DType::kBool, dev)},
+         {{"value", 1.0}},
+         1,
+         "broadcast mask, strided"}};
   };
   g["stack"] = [](Rng& rng, DType d, const Device& dev) {
     return Cases{

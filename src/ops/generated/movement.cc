@@ -1,6 +1,7 @@
 // Generated data movement: one "remap" kernel, in which every output element reads the input at
 // a coordinate computed per dim, serves pad (all modes), repeat, tile, repeat_interleave, flip,
-// roll, tril and triu; a "take" kernel serves index_select and gather. Moving elements needs only
+// roll, tril and triu; a "take" kernel serves index_select and gather, a "put" kernel scatter,
+// scatter_add and index_put; masked_fill has its own. Moving elements needs only
 // their width, so kernels are built per element size and serve every dtype of that size.
 #include <array>
 
@@ -276,6 +277,42 @@ void triangle(KernelArgs& args, bool lower) {
   run_remap(lower ? "tril" : "triu", args.inputs[0], args.outputs[0], r);
 }
 
+// out = mask ? fill : in, with the mask broadcast (stride 0) over in's dims.
+void build_masked_fill(KernelBuilder& k, DType dtype) {
+  int64_t block = k.meta("BLOCK");
+  TensorArg in = k.tensor_arg("in", dtype, kRank);
+  TensorArg mask = k.tensor_arg("mask", DType::kBool, kRank);
+  TensorArg out = k.tensor_arg("out", dtype, kRank);
+  Value fill = k.scalar_arg("fill", DType::kI64);  // the fill value's bits
+  Value n = k.scalar_arg("n", DType::kI32);
+  Value offs = k.program_id(0) * block + k.arange(0, block);
+  Value valid = offs < n;
+  auto c = coords_of(offs, out);
+  Value m = k.load(mask.ptr + offset_of(c, mask), valid, 0);
+  Value v = k.load(in.ptr + offset_of(c, in), valid, 0);
+  k.store(out.ptr + offset_of(c, out), k.where(m, fill.to(dtype).broadcast_to({block}), v), valid);
+}
+
+void masked_fill(KernelArgs& args) {
+  const Tensor& out_values = args.outputs[0];
+  int64_t n = out_values.numel();
+  if (n == 0) return;
+  Tensor in = as_bits(args.inputs[0]), out = as_bits(out_values);
+  Tensor mask = restride(args.inputs[1], in.shape(), broadcast_strides(args.inputs[1], in.shape()));
+  DType dtype = out.dtype();
+  std::string key = key_of("masked_fill", dtype, 0, 0);
+  const Kernel& kernel = cached_kernel(key, [&] {
+    return std::make_unique<Kernel>(
+        "gen_" + key, [=](KernelBuilder& k) { build_masked_fill(k, dtype); },
+        std::vector<Config>{kConfig});
+  });
+  std::vector<compiler::Arg> launch_args{to_rank(in), to_rank(mask), to_rank(out)};
+  launch_args.emplace_back(value_bits(args.attrs.double_at("value"), out_values.dtype()));
+  launch_args.emplace_back(n);
+  int64_t block = kConfig.get("BLOCK");
+  launch(kernel, "masked_fill", out.device(), compiler::Grid((n + block - 1) / block), launch_args);
+}
+
 // out[c] = in[c with c[dim] = index[index_offset(c)]]; a negative index counts from the end.
 void build_take(KernelBuilder& k, DType dtype, DType index_dtype, int dim) {
   int64_t block = k.meta("BLOCK");
@@ -468,6 +505,7 @@ void register_movement(Registry& r) {
   add_generated(
       r, "triu", kMoveTypes, [](KernelArgs& a) { triangle(a, false); }, rank_check);
   add_generated(r, "index_select", kMoveTypes, index_select, index_supports);
+  add_generated(r, "masked_fill", kMoveTypes, masked_fill, rank_check);
   add_generated(r, "gather", kMoveTypes, gather, index_supports);
   std::vector<DType> numeric(kMoveTypes.begin(), kMoveTypes.end() - 1);  // no bool
   add_generated(

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engines.h"
+#include "host/arena.h"
 #include "staging.h"
 #include "tuner.h"
 
@@ -242,9 +243,12 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
       if (try_engines(comm, call, s)) return;
       run_elementwise(comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
                       [&](const char* in, char* out, size_t n) {
-                        Algo algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
                         HostOp host = make_host_op(comm, OpKind::kAllReduce);
-                        host.algo = algo;
+                        Arena* arena = arena_for(comm, host, false, count * dtype_bytes(datatype),
+                                                 false, nullptr);
+                        if (arena)
+                          return arena->all_reduce(host, in, out, n, datatype, op, comm->nranks);
+                        host.algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
                         host_all_reduce(host, in, out, n, datatype, op);
                       });
     });

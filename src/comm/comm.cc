@@ -80,6 +80,8 @@ ResolvedConfig resolve_config(const fsConfig* config) {
   out.check = env_int("FLAGSTONE_COMM_CHECKS", 1) != 0;
   out.chunk_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_CHUNK_BYTES", 256 << 10));
   out.stage_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_STAGE_BYTES", 4 << 20));
+  out.arena_bytes =
+      env_int("FLAGSTONE_COMM_ARENA", 1) ? env_int("FLAGSTONE_COMM_ARENA_BYTES", 1 << 20) : -1;
   if (config) {
     if (config->device && *config->device) out.device = config->device;
     if (config->timeout_ms > 0) out.timeout_ms = config->timeout_ms;

@@ -18,6 +18,8 @@ namespace flagstone::comm {
 
 class NcclEngine;
 class MpiEngine;
+class Arena;
+struct ArenaPin;
 struct TuneTable;
 
 struct ResolvedConfig {
@@ -30,6 +32,7 @@ struct ResolvedConfig {
   bool check = true;
   size_t chunk_bytes = 256 << 10;  // ring pipelining unit
   size_t stage_bytes = 4 << 20;    // device staging unit
+  int64_t arena_bytes = 1 << 20;   // all-reduces from this size use the shm arena; -1: never
 };
 
 ResolvedConfig resolve_config(const fsConfig* config);
@@ -59,6 +62,10 @@ struct fsComm {
   bool hierarchical = false;
   std::vector<int> cross_members;
   uint32_t cross_seq = 0;
+  // Shared-memory arenas for large all-reduces (host/arena.h): of all ranks, and of the
+  // hierarchical exchange's members; opened on first use, `*_failed` once they could not be.
+  std::shared_ptr<flagstone::comm::Arena> arena, cross_arena;
+  bool arena_failed = false, cross_arena_failed = false;
   std::mutex mutex;  // one operation at a time
   std::unique_ptr<flagstone::runtime::PinnedHostBuffer> stage_in, stage_out;
   flagstone::runtime::Stream upload_stream;  // result chunks of staged calls go back on this
@@ -89,5 +96,12 @@ fsResult_t guard(Body&& body) {
 HostOp make_host_op(fsComm* comm, OpKind kind);
 void mark_failed(fsComm* comm, fsResult_t code) noexcept;
 void check_usable(fsComm* comm, const char* op);
+
+// The shm arena of the comm's ranks (`cross`: of the hierarchical exchange's members) for an
+// all-reduce of `total_bytes`, opened collectively on first use; nullptr (alike on every member)
+// when the call should take the ring path: small, algorithm forced, shm off or unavailable.
+// `op` is the call's host operation over the same members.
+Arena* arena_for(fsComm* comm, HostOp& op, bool cross, size_t total_bytes, bool device_member,
+                 const ArenaPin* pin);
 
 }  // namespace flagstone::comm

@@ -37,6 +37,10 @@ struct CollectiveCase {
   std::string algo;
   std::string chunk_bytes;
   bool tcp = false;  // FLAGSTONE_COMM_SHM=0: same-host pairs use TCP instead of shared memory
+  // FLAGSTONE_COMM_ARENA_BYTES=0: every all-reduce takes the shared-memory arena, in chunks of
+  // `stage_bytes` (empty: the default), instead of only those of 1 MiB and more.
+  bool arena = false;
+  std::string stage_bytes;
 };
 
 class Collectives : public ::testing::TestWithParam<CollectiveCase> {};
@@ -47,6 +51,8 @@ TEST_P(Collectives, MatchHostReference) {
                                             {"FLAGSTONE_COMM_TIMEOUT_MS", "30000"}};
   if (!c.chunk_bytes.empty()) env["FLAGSTONE_COMM_CHUNK_BYTES"] = c.chunk_bytes;
   if (c.tcp) env["FLAGSTONE_COMM_SHM"] = "0";
+  if (c.arena) env["FLAGSTONE_COMM_ARENA_BYTES"] = "0";
+  if (!c.stage_bytes.empty()) env["FLAGSTONE_COMM_STAGE_BYTES"] = c.stage_bytes;
   auto results = run_ranks(COMM_WORKER, "collectives", c.ranks, {}, env, 100);
   expect_all_pass(results, c.ranks);
 }
@@ -57,11 +63,15 @@ INSTANTIATE_TEST_SUITE_P(
                       CollectiveCase{4, "auto", ""}, CollectiveCase{3, "ring", "512", true},
                       CollectiveCase{4, "ring", "4096"}, CollectiveCase{3, "rhd", ""},
                       CollectiveCase{4, "rhd", ""}, CollectiveCase{3, "tree", ""},
-                      CollectiveCase{4, "direct", "", true}),
+                      CollectiveCase{4, "direct", "", true},
+                      CollectiveCase{2, "auto", "", false, true},
+                      CollectiveCase{3, "auto", "", false, true, "4096"},
+                      CollectiveCase{4, "auto", "", false, true, "8192"}),
     [](const ::testing::TestParamInfo<CollectiveCase>& info) {
       return std::to_string(info.param.ranks) + "ranks_" + info.param.algo +
              (info.param.chunk_bytes.empty() ? "" : "_chunk" + info.param.chunk_bytes) +
-             (info.param.tcp ? "_tcp" : "_shm");
+             (info.param.tcp ? "_tcp" : "_shm") + (info.param.arena ? "_arena" : "") +
+             (info.param.stage_bytes.empty() ? "" : "_slot" + info.param.stage_bytes);
     });
 
 TEST(CommDevices, CpuDeviceBuffers) {
@@ -128,6 +138,17 @@ TEST(CommDevices, ConfiguredDeviceMixes) {
 
 TEST(CommFaults, KilledRankMakesOthersFailWithinTimeout) {
   auto results = run_ranks(COMM_WORKER, "kill", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "3000"}}, 30);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].signal, SIGKILL) << describe(results);
+  EXPECT_EQ(results[0].exit_code, 0) << describe(results);
+  EXPECT_EQ(results[1].exit_code, 0) << describe(results);
+}
+
+// The same with the ring (the default path below 1 MiB) instead of the arena.
+TEST(CommFaults, KilledRankOnTheRingPath) {
+  auto results =
+      run_ranks(COMM_WORKER, "kill", 3, {},
+                {{"FLAGSTONE_COMM_TIMEOUT_MS", "3000"}, {"FLAGSTONE_COMM_ARENA", "0"}}, 30);
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[2].signal, SIGKILL) << describe(results);
   EXPECT_EQ(results[0].exit_code, 0) << describe(results);

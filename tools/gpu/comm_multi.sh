@@ -5,13 +5,7 @@
 # peer. NVLink multicast stays off (NCCL_NVLS_ENABLE=0). Output: $OUT/comm_multi.txt. Budget: 200 s.
 o="$OUT/comm_multi.txt"
 b=build-gpu
-export NCCL_NVLS_ENABLE=0
-mkdir -p /tmp/icd && echo libnvidia-opencl.so.1 >/tmp/icd/nvidia.icd
-export OCL_ICD_VENDORS=/tmp/icd
-if ! ldconfig -p 2>/dev/null | grep -q 'libnccl.so.2'; then
-  lib=$(timeout 10 find /usr/local/lib /usr/lib /opt /usr/local/cuda -name 'libnccl.so.2' 2>/dev/null | head -1)
-  [ -n "$lib" ] && export FLAGSTONE_NCCL_LIBRARY="$lib"
-fi
+source tools/gpu/comm_env.inc
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 [ "$ngpu" -ge 1 ] || ngpu=1
 gpus=$(seq -s, -f 'cuda:%g' 0 $((ngpu - 1)))

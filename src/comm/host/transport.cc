@@ -259,6 +259,16 @@ void Transport::drain_doorbells(int peer, const std::string& op) {
   }
 }
 
+bool Transport::peer_gone(int peer) {
+  if (peers_[peer].eof) return true;
+  try {
+    drain_doorbells(peer, "");
+  } catch (const CommError&) {
+    return true;
+  }
+  return peers_[peer].eof;
+}
+
 int Transport::enable_shm(const std::vector<bool>& same_host, uint64_t magic, size_t ring_bytes,
                           const Deadline& deadline) {
   auto name = [magic](int low, int high) {

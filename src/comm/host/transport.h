@@ -42,6 +42,11 @@ class Transport {
   // a sleeping rank costs a doorbell and a scheduler round trip per step, which dominates the
   // pipelined ring when every rank has a core of its own. 0 sleeps at once (oversubscribed).
   void set_spin_us(int64_t spin_us) { spin_us_ = spin_us; }
+  int64_t spin_us() const { return spin_us_; }
+  int abort_fd() const { return abort_fd_; }
+  // For a peer on shared memory, outside wait(): swallows its doorbells and says whether its
+  // connection is closed (it died, aborted or failed). Never blocks.
+  bool peer_gone(int peer);
 
  private:
   struct Pending {

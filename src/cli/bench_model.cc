@@ -36,6 +36,7 @@ struct Options {
   uint64_t seed = 1;
   bool json = false;
   bool no_peak = false;
+  bool no_graph = false;
 };
 
 double seconds(Clock::time_point a, Clock::time_point b) {
@@ -241,6 +242,7 @@ std::unique_ptr<engine::Model> load(const Options& o, std::string* name) {
   engine::ModelOptions mo;
   mo.device = Device::get(o.device);
   mo.max_context = longest + 1;
+  mo.graphs = !o.no_graph;
   if (!o.json && isatty(STDERR_FILENO)) {
     mo.progress = [](const engine::LoadProgress& p) {
       double f = p.bytes_total ? static_cast<double>(p.bytes_done) / p.bytes_total : 1.0;
@@ -322,9 +324,10 @@ void run(const Options& o) {
     if (g > 0) emit(bench.run_generate(g));
 
   if (!o.json) {
-    std::printf("\n%s (%s): %s, weights %s, loaded in %.1f s\n", device.spec().c_str(),
-                device.info().name.c_str(), info.path.c_str(), info.weight_types.c_str(),
-                load_seconds);
+    std::printf("\n%s (%s): %s, weights %s, loaded in %.1f s, decode step %s\n",
+                device.spec().c_str(), device.info().name.c_str(), info.path.c_str(),
+                info.weight_types.c_str(), load_seconds,
+                info.decode_graph ? "recorded as a graph and replayed" : "run op by op");
     if (!o.no_peak) {
       std::printf("peak: copy %.1f GB/s (read + write, %zu MiB), %s GEMM %.3f TFLOP/s (n=%lld)\n",
                   peak.copy_gbps, peak.copy_bytes >> 20,
@@ -351,6 +354,7 @@ void run(const Options& o) {
   out["matmul_parameters"] = info.matmul_parameters;
   out["load_seconds"] = load_seconds;
   out["repetitions"] = o.reps;
+  out["decode_graph"] = info.decode_graph;
   if (!o.no_peak) {
     out["peak"] = {{"copy_gbps", peak.copy_gbps},
                    {"copy_bytes", peak.copy_bytes},
@@ -401,6 +405,8 @@ void register_bench_model_command(CLI::App& bench) {
   cmd->add_option("--seed", o->seed, "Seed of the synthetic weights and prompt tokens")
       ->capture_default_str();
   cmd->add_flag("--no-peak", o->no_peak, "Skip measuring the device's copy and GEMM peaks");
+  cmd->add_flag("--no-graph", o->no_graph,
+                "Run each decode step op by op instead of replaying it as a CUDA graph");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->footer(
       "ppN runs one forward pass over N prompt tokens from an empty KV cache; tgN generates N\n"
@@ -410,6 +416,7 @@ void register_bench_model_command(CLI::App& bench) {
       "embedding row, plus the KV cache) and %bw compares it with the device's copy bandwidth\n"
       "(read + write) measured in the same run; TFLOP/s counts 2 FLOPs per matmul parameter per\n"
       "token plus causal attention, and %gemm compares it with a square GEMM in the same dtype.\n"
+      "On CUDA the decode step is recorded once as a graph and replayed (--no-graph: op by op).\n"
       "Examples:\n"
       "  flagstone bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512,2048\n"
       "  flagstone bench model -m model-q8_0.gguf -p 128 -n 32 -r 3 --json\n"

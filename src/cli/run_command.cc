@@ -35,6 +35,7 @@ struct RunOptions {
   bool json = false;
   bool verbose = false;
   bool ignore_eos = false;
+  bool no_graph = false;
   std::optional<double> temperature, top_p, min_p, repetition_penalty;
   std::optional<int64_t> top_k;
   std::optional<uint64_t> seed;
@@ -123,6 +124,7 @@ class Session {
     engine::ModelOptions mo;
     mo.device = Device::get(o.device);
     if (!o.dtype.empty()) mo.dtype = parse_dtype(o.dtype);
+    mo.graphs = !o.no_graph;
     if (!o.json && isatty(STDERR_FILENO)) mo.progress = draw_progress;
     model_ = engine::load_model(o.model, mo);
     load_seconds_ = seconds_since(start);
@@ -292,6 +294,8 @@ void register_run_command(CLI::App& app) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep going past end-of-sequence tokens");
+  cmd->add_flag("--no-graph", o->no_graph,
+                "On CUDA, run each decode step op by op instead of replaying a recorded graph");
   cmd->add_flag("--json", o->json, "Print one JSON object (per turn in chat) instead of text");
   cmd->add_flag("-v,--verbose", o->verbose, "Describe the model and print statistics per turn");
   cmd->footer(

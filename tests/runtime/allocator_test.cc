@@ -1,6 +1,7 @@
 // The caching allocator's binning and accounting.
 #include <gtest/gtest.h>
 
+#include "flagstone/base/error.h"
 #include "flagstone/runtime/allocator.h"
 #include "flagstone/runtime/device.h"
 
@@ -34,6 +35,62 @@ TEST(CachingAllocator, TracksLiveAndCachedBytes) {
   EXPECT_EQ(freed.cached_bytes, 1024u);
   allocator.empty_cache();
   EXPECT_EQ(allocator.stats().cached_bytes, 0u);
+}
+
+// Graph capture keeps recorded work's memory apart: a block allocated under a pool goes back to
+// that pool, never to the shared cache, until the pool dies.
+TEST(CachingAllocator, PoolBlocksStayInThePool) {
+  Device cpu;
+  CachingAllocator& allocator = cpu.allocator();
+  allocator.empty_cache();
+  std::shared_ptr<AllocatorPool> pool = allocator.create_pool();
+  MemHandle pooled = nullptr;
+  allocator.set_active_pool(pool);
+  {
+    Buffer a = Buffer::allocate(cpu, 3000);
+    pooled = a.handle();
+  }
+  allocator.set_active_pool(nullptr);
+  {
+    // Same bin, outside the pool: the pool's free block must not be handed out.
+    Buffer b = Buffer::allocate(cpu, 3000);
+    EXPECT_NE(b.handle(), pooled);
+  }
+  allocator.set_active_pool(pool);
+  {
+    Buffer c = Buffer::allocate(cpu, 3000);
+    EXPECT_EQ(c.handle(), pooled);  // the pool reuses its own block
+  }
+  allocator.set_active_pool(nullptr);
+  // A live block of a pool that dies returns to the shared cache when released.
+  allocator.set_active_pool(pool);
+  Buffer live = Buffer::allocate(cpu, 5000);
+  allocator.set_active_pool(nullptr);
+  uint64_t cached_before = allocator.stats().cached_bytes;
+  pool.reset();  // its free 3000-byte block joins the shared cache
+  EXPECT_EQ(allocator.stats().cached_bytes, cached_before);
+  {
+    Buffer d = Buffer::allocate(cpu, 3000);
+    EXPECT_EQ(d.handle(), pooled);
+  }
+  MemHandle live_handle = live.handle();
+  live = Buffer();
+  Buffer e = Buffer::allocate(cpu, 5000);
+  EXPECT_EQ(e.handle(), live_handle);
+  e = Buffer();
+  allocator.empty_cache();
+  EXPECT_EQ(allocator.stats().cached_bytes, 0u);
+}
+
+TEST(CachingAllocator, PoolOfAnotherDeviceIsRefused) {
+  auto devices = all_devices();
+  for (const Device& other : devices) {
+    if (other == Device()) continue;
+    auto pool = other.allocator().create_pool();
+    EXPECT_THROW(Device().allocator().set_active_pool(pool), Error);
+    return;
+  }
+  GTEST_SKIP() << "only the cpu device is present";
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ void GgufWriter::add_entry(Entry entry) {
            type->block_elements);
   uint64_t expected = numel / type->block_elements * type->block_bytes;
   entry.nbytes = expected;
-  FS_CHECK(entry.produce || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
+  FS_CHECK(entry.bytes.generated() || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
            entry.name, "' of ", type->name, shape_to_string(entry.shape), " needs ", expected,
            " bytes, got ", entry.bytes.size());
   FS_CHECK(tensor_index_.emplace(entry.name, tensors_.size()).second, kInvalidArgument, "tensor '",
@@ -78,9 +78,7 @@ void GgufWriter::add_entry(Entry entry) {
 
 void GgufWriter::add_tensor(std::string name, uint32_t ggml_type, Shape shape,
                             std::span<const std::byte> bytes) {
-  auto owned = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
-  std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), ggml_type, std::move(shape), std::move(owned), view, {}});
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), TensorBytes::copy(bytes)});
 }
 
 void GgufWriter::add_tensor(std::string name, DType dtype, Shape shape,
@@ -90,26 +88,20 @@ void GgufWriter::add_tensor(std::string name, DType dtype, Shape shape,
 
 void GgufWriter::add_tensor_borrowed(std::string name, uint32_t ggml_type, Shape shape,
                                      std::span<const std::byte> bytes) {
-  add_entry(Entry{std::move(name), ggml_type, std::move(shape), nullptr, bytes, {}});
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), TensorBytes::borrow(bytes)});
 }
 
 void GgufWriter::add_tensor_generated(std::string name, uint32_t ggml_type, Shape shape,
                                       std::function<std::vector<std::byte>()> produce) {
-  FS_CHECK(produce != nullptr, kInvalidArgument, "tensor '", name, "': no producer given");
-  add_entry(Entry{std::move(name), ggml_type, std::move(shape), nullptr, {}, std::move(produce)});
+  TensorBytes bytes = TensorBytes::generate(name, std::move(produce));
+  add_entry(Entry{std::move(name), ggml_type, std::move(shape), std::move(bytes)});
 }
 
 void GgufWriter::for_each_tensor_bytes(
     const std::function<void(const Entry&, std::span<const std::byte>)>& sink) const {
   for (const Entry& entry : tensors_) {
-    if (!entry.produce) {
-      sink(entry, entry.bytes);
-      continue;
-    }
-    std::vector<std::byte> bytes = entry.produce();
-    FS_CHECK(bytes.size() == entry.nbytes, kInternal, "producer of tensor '", entry.name,
-             "' returned ", bytes.size(), " bytes, expected ", entry.nbytes);
-    sink(entry, bytes);
+    entry.bytes.visit(entry.name, entry.nbytes,
+                      [&](std::span<const std::byte> bytes) { sink(entry, bytes); });
   }
 }
 
@@ -117,10 +109,7 @@ void GgufWriter::add_tensor(std::string name, const Tensor& tensor) {
   FS_CHECK(tensor.defined(), kInvalidArgument, "tensor '", name,
            "' added to the GGUF writer is undefined");
   uint32_t type = ggml_type_of(tensor.dtype());
-  auto owned = std::make_shared<std::vector<std::byte>>(tensor.nbytes());
-  tensor.copy_to_host(owned->data(), owned->size());
-  std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), type, tensor.shape(), std::move(owned), view, {}});
+  add_entry(Entry{std::move(name), type, tensor.shape(), TensorBytes::of_tensor(tensor)});
 }
 
 std::vector<std::byte> GgufWriter::header_bytes() const {

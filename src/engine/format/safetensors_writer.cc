@@ -34,7 +34,7 @@ void SafetensorsWriter::add_entry(Entry entry) {
   }
   size_t expected = dtype_bytes(entry.dtype, shape_numel(entry.shape));
   entry.nbytes = expected;
-  FS_CHECK(entry.produce || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
+  FS_CHECK(entry.bytes.generated() || entry.bytes.size() == expected, kInvalidArgument, "tensor '",
            entry.name, "' of ", dtype_name(entry.dtype), shape_to_string(entry.shape), " needs ",
            expected, " bytes, got ", entry.bytes.size());
   names_.emplace(entry.name, entries_.size());
@@ -43,44 +43,32 @@ void SafetensorsWriter::add_entry(Entry entry) {
 
 void SafetensorsWriter::add(std::string name, DType dtype, Shape shape,
                             std::span<const std::byte> bytes) {
-  auto owned = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
-  std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), dtype, std::move(shape), std::move(owned), view, {}});
+  add_entry(Entry{std::move(name), dtype, std::move(shape), TensorBytes::copy(bytes)});
 }
 
 void SafetensorsWriter::add_borrowed(std::string name, DType dtype, Shape shape,
                                      std::span<const std::byte> bytes) {
-  add_entry(Entry{std::move(name), dtype, std::move(shape), nullptr, bytes, {}});
+  add_entry(Entry{std::move(name), dtype, std::move(shape), TensorBytes::borrow(bytes)});
 }
 
 void SafetensorsWriter::add_generated(std::string name, DType dtype, Shape shape,
                                       std::function<std::vector<std::byte>()> produce) {
-  FS_CHECK(produce != nullptr, kInvalidArgument, "tensor '", name, "': no producer given");
-  add_entry(Entry{std::move(name), dtype, std::move(shape), nullptr, {}, std::move(produce)});
+  TensorBytes bytes = TensorBytes::generate(name, std::move(produce));
+  add_entry(Entry{std::move(name), dtype, std::move(shape), std::move(bytes)});
 }
 
 void SafetensorsWriter::for_each_tensor_bytes(
     const std::function<void(std::span<const std::byte>)>& sink) const {
   for (size_t i : write_order()) {
     const Entry& entry = entries_[i];
-    if (!entry.produce) {
-      sink(entry.bytes);
-      continue;
-    }
-    std::vector<std::byte> bytes = entry.produce();
-    FS_CHECK(bytes.size() == entry.nbytes, kInternal, "producer of tensor '", entry.name,
-             "' returned ", bytes.size(), " bytes, expected ", entry.nbytes);
-    sink(bytes);
+    entry.bytes.visit(entry.name, entry.nbytes, sink);
   }
 }
 
 void SafetensorsWriter::add(std::string name, const Tensor& tensor) {
   FS_CHECK(tensor.defined(), kInvalidArgument, "tensor '", name,
            "' added to the safetensors writer is undefined");
-  auto owned = std::make_shared<std::vector<std::byte>>(tensor.nbytes());
-  tensor.copy_to_host(owned->data(), owned->size());
-  std::span<const std::byte> view(owned->data(), owned->size());
-  add_entry(Entry{std::move(name), tensor.dtype(), tensor.shape(), std::move(owned), view, {}});
+  add_entry(Entry{std::move(name), tensor.dtype(), tensor.shape(), TensorBytes::of_tensor(tensor)});
 }
 
 // Tensors go in order of decreasing element size (stable otherwise) so that every tensor starts

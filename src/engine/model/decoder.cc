@@ -38,7 +38,7 @@ std::string rope_scaling_name(const ModelConfig& config) {
 
 DecoderModel::DecoderModel(const WeightSource& source, ModelConfig config, const Architecture& arch,
                            const ModelOptions& options)
-    : config_(std::move(config)), ops_(options.reference) {
+    : config_(std::move(config)), ops_(options.reference), graphs_(options.graphs) {
   traits_ = arch.traits(config_, source.format());
   device_ = options.reference ? Device() : options.device;
   dtype_ =
@@ -60,6 +60,10 @@ DecoderModel::DecoderModel(const WeightSource& source, ModelConfig config, const
   info_.device = device_;
   info_.dtype = dtype_;
   info_.reference = options.reference;
+#ifdef FLAGSTONE_HAVE_CUDA
+  info_.decode_graph = graphs_ && !options.reference && device_.backend() == "cuda" &&
+                       runtime::Graph::supported(device_);
+#endif
   int64_t limit =
       config_.max_position_embeddings > 0 ? config_.max_position_embeddings : kDefaultMaxContext;
   info_.max_context =
@@ -239,12 +243,10 @@ Tensor DecoderModel::attention(int64_t l, const Tensor& h, const Tensor& positio
   }
   q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
   k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
-  Tensor k_slot = cache.keys(l).narrow(2, start, t);
-  Tensor v_slot = cache.values(l).narrow(2, start, t);
-  k_slot.copy_(k.permute({0, 2, 1, 3}));
-  v_slot.copy_(v.permute({0, 2, 1, 3}));
-  Tensor keys = cache.keys(l).narrow(2, 0, start + t);
-  Tensor values = cache.values(l).narrow(2, 0, start + t);
+  cache.keys(l).narrow(1, start, t).copy_(k);
+  cache.values(l).narrow(1, start, t).copy_(v);
+  Tensor keys = cache.keys(l).narrow(1, 0, start + t).permute({0, 2, 1, 3});
+  Tensor values = cache.values(l).narrow(1, 0, start + t).permute({0, 2, 1, 3});
   Tensor out =
       ops_.attention(q.permute({0, 2, 1, 3}), keys, values, mask, !mask.defined() && t > 1);
   out = out.permute({0, 2, 1, 3}).reshape({b, t, heads_ * d});
@@ -265,6 +267,7 @@ Tensor DecoderModel::forward(const Tensor& tokens_in, KvCache& cache, bool all_l
   FS_CHECK(start + t <= cache.capacity(), kInvalidArgument, "model forward: ", t,
            " more tokens after ", start, " exceed the KV cache's ", cache.capacity(),
            " positions (the context is full)");
+  if (t == 1 && decode_on_device(cache)) return decode(tokens_in, cache);
   Tensor tokens = tokens_in.device() == device_ ? tokens_in : tokens_in.to(device_);
 
   // A view of the position table made at load: a decode step copies nothing from the host.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "flagstone/engine/model/model.h"
+#include "flagstone/runtime/graph.h"
 #include "op_runner.h"
 #include "weights.h"
 
@@ -41,6 +42,24 @@ class DecoderModel : public Model {
                    KvCache& cache, int64_t start);
   void describe_weights();
 
+  // The decode step (one token per sequence) with everything that changes per step in device
+  // memory, so it can be recorded once and replayed (decode_step.cc).
+  struct DecodeState {
+    int64_t batch = 0;
+    std::vector<void*> storage;  // the cache's key and value buffers the recording points into
+    Tensor tokens;               // i64 [batch, 1]: this step's ids
+    Tensor step;                 // i64 [2 * batch]: each sequence's position, then its length
+    Tensor block_table;          // i64 [batch, 1]: sequence s is block s of the cache
+    Tensor logits;               // written by each replay
+    runtime::Graph graph;
+  };
+  bool decode_on_device(const KvCache& cache) const;
+  Tensor decode(const Tensor& tokens, KvCache& cache);
+  DecodeState& decode_state(const KvCache& cache);
+  Tensor decode_body(DecodeState& state, KvCache& cache);
+  void write_kv(const KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
+                const Tensor& start) const;
+
   ModelConfig config_;
   DecoderTraits traits_;
   ModelInfo info_;
@@ -52,6 +71,9 @@ class DecoderModel : public Model {
   std::vector<Layer> layers_;
   Tensor rope_cos_, rope_sin_;  // [max_context, head_dim / 2]
   Tensor positions_;            // i64 [1, max_context]: 0, 1, 2, ... on the device
+  bool graphs_ = true;
+  DecodeState decode_;
+  std::shared_ptr<runtime::AllocatorPool> graph_pool_;
 };
 
 }  // namespace flagstone::engine::detail

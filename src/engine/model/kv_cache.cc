@@ -9,7 +9,7 @@ KvCache::KvCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t capaci
   FS_CHECK(layers > 0 && batch > 0 && kv_heads > 0 && capacity > 0 && head_dim > 0,
            kInvalidArgument, "KV cache sizes must be positive: layers ", layers, ", batch ", batch,
            ", kv_heads ", kv_heads, ", capacity ", capacity, ", head_dim ", head_dim);
-  Shape shape{batch, kv_heads, capacity, head_dim};
+  Shape shape{batch, capacity, kv_heads, head_dim};
   for (int64_t l = 0; l < layers; ++l) {
     keys_.push_back(Tensor::empty(shape, dtype, device));
     values_.push_back(Tensor::empty(shape, dtype, device));

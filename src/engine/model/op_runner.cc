@@ -38,6 +38,11 @@ Tensor OpRunner::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   return call("scaled_dot_product_attention", {q, k, v, mask}, attrs)[0];
 }
 
+Tensor OpRunner::paged_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                                 const Tensor& block_tables, const Tensor& seq_lens) const {
+  return call("paged_attention", {q, keys, values, block_tables, seq_lens})[0];
+}
+
 Tensor OpRunner::silu_and_mul(const Tensor& x) const {
   return call("silu_and_mul", {x})[0];
 }

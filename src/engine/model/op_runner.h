@@ -26,6 +26,10 @@ class OpRunner {
   // q [b, hq, t, d] over k, v [b, hk, n, d]; causal aligned bottom-right when `causal`.
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                    bool causal) const;
+  // One query per sequence q [b, hq, d] over key/value caches [blocks, block_size, hk, d]:
+  // sequence s reads the first seq_lens[s] positions of its blocks in block_tables [b, n].
+  Tensor paged_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                         const Tensor& block_tables, const Tensor& seq_lens) const;
   Tensor silu_and_mul(const Tensor& x) const;
   Tensor add(const Tensor& a, const Tensor& b) const;
 

@@ -15,6 +15,7 @@
 
 #include "flagstone/base/dtype.h"
 #include "flagstone/engine/format/mapped_file.h"
+#include "flagstone/engine/format/tensor_bytes.h"
 #include "flagstone/runtime/tensor.h"
 
 namespace flagstone::engine::format {
@@ -183,9 +184,7 @@ class GgufWriter {
     std::string name;
     uint32_t ggml_type;
     Shape shape;
-    std::shared_ptr<std::vector<std::byte>> owned;
-    std::span<const std::byte> bytes;
-    std::function<std::vector<std::byte>()> produce;
+    TensorBytes bytes;
     uint64_t nbytes = 0;
   };
   void add_entry(Entry entry);

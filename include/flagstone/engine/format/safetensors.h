@@ -13,6 +13,7 @@
 
 #include "flagstone/base/dtype.h"
 #include "flagstone/engine/format/mapped_file.h"
+#include "flagstone/engine/format/tensor_bytes.h"
 #include "flagstone/runtime/tensor.h"
 
 namespace flagstone::engine::format {
@@ -116,9 +117,7 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     Shape shape;
-    std::shared_ptr<std::vector<std::byte>> owned;
-    std::span<const std::byte> bytes;
-    std::function<std::vector<std::byte>()> produce;
+    TensorBytes bytes;
     uint64_t nbytes = 0;
   };
   void add_entry(Entry entry);

@@ -1,4 +1,4 @@
-// The key/value cache of a decoder: one [batch, kv_heads, capacity, head_dim] key and value
+// The key/value cache of a decoder: one [batch, capacity, kv_heads, head_dim] key and value
 // tensor per layer on the model's device, plus how many positions of each are filled.
 #pragma once
 
@@ -24,7 +24,9 @@ class KvCache {
   const Device& device() const { return device_; }
   size_t nbytes() const;
 
-  // The whole storage of one layer: [batch, kv_heads, capacity, head_dim].
+  // The whole storage of one layer: [batch, capacity, kv_heads, head_dim]. A position's heads
+  // are adjacent, so a new token is one contiguous row per sequence, and the layout is the paged
+  // attention op's [blocks, block_size, kv_heads, head_dim] with one block per sequence.
   const Tensor& keys(int64_t layer) const;
   const Tensor& values(int64_t layer) const;
 

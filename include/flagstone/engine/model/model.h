@@ -37,6 +37,10 @@ struct ModelOptions {
   // Longest sequence (rope tables, default cache size); 0: the config's
   // max_position_embeddings, capped at 8192 to keep caches small.
   int64_t max_context = 0;
+  // On CUDA, a decode step (one new token per sequence) is recorded once as a CUDA graph and
+  // replayed, so it costs one launch instead of one per kernel; false runs the same kernels one
+  // by one (`--no-graph`). Other devices ignore it.
+  bool graphs = true;
   std::function<void(const LoadProgress&)> progress;
 };
 
@@ -56,6 +60,8 @@ struct ModelInfo {
   int64_t matmul_parameters = 0;
   int64_t max_context = 0;
   std::string weight_types;  // "q8_0 x 14, f32 x 9"
+  // Decode steps run as one recorded graph (CUDA with ModelOptions::graphs), else op by op.
+  bool decode_graph = false;
 };
 
 class Model {
@@ -71,7 +77,9 @@ class Model {
   // Runs `tokens` [batch, count] (i64 or i32, any device) at positions cache.length() ..
   // cache.length() + count - 1 of every sequence, appending their keys and values to `cache`.
   // Returns logits [batch, count, vocab] when `all_logits`, else [batch, 1, vocab] of the last
-  // position; in the model's dtype, on its device.
+  // position; in the model's dtype, on its device. The first decode step (count 1) on a new
+  // cache records the step's graph (ModelOptions::graphs), which keeps pointers to `cache`'s
+  // storage; a different cache records again.
   virtual Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits = false) = 0;
 };
 

@@ -1,0 +1,158 @@
+// The device decode step: token ids, positions and lengths live in device buffers that the
+// kernels read (rotary, the KV append, paged attention), so the step records once as a graph and
+// replays for every later token; without graphs the same kernels run one by one.
+#include "decoder.h"
+
+#ifdef FLAGSTONE_HAVE_CUDA
+#include "cuda/kv_cache_write.h"
+#endif
+
+namespace flagstone::engine::detail {
+namespace {
+
+void* address_of(const Tensor& t) {
+  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+}
+
+std::vector<void*> storage_of(const KvCache& cache) {
+  std::vector<void*> out;
+  for (int64_t l = 0; l < cache.layers(); ++l) {
+    out.push_back(address_of(cache.keys(l)));
+    out.push_back(address_of(cache.values(l)));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool DecoderModel::decode_on_device(const KvCache& cache) const {
+#ifdef FLAGSTONE_HAVE_CUDA
+  if (ops_.reference() || device_.backend() != "cuda") return false;
+  // Paged attention has no mask: a sliding window must cover the whole cache.
+  return !traits_.sliding_window || cache.capacity() <= *traits_.sliding_window;
+#else
+  (void)cache;
+  return false;
+#endif
+}
+
+void DecoderModel::write_kv(const KvCache& cache, int64_t l, const Tensor& k, const Tensor& v,
+                            const Tensor& start) const {
+#ifdef FLAGSTONE_HAVE_CUDA
+  const Tensor &keys = cache.keys(l), &values = cache.values(l);
+  const auto es = static_cast<int64_t>(dtype_size(dtype_));
+  KvWriteArgs a;
+  const Tensor* sources[2] = {&k, &v};
+  for (int i = 0; i < 2; ++i) {
+    const Tensor& src = *sources[i];
+    FS_ASSERT(src.dim() == 4 && src.stride(3) == 1 && src.stride(2) == head_dim_);
+    a.src[i] = address_of(src);
+    a.src_batch[i] = src.stride(0) * es;
+    a.src_token[i] = src.stride(1) * es;
+  }
+  a.dst[0] = address_of(keys);
+  a.dst[1] = address_of(values);
+  a.dst_batch = keys.stride(0) * es;
+  a.dst_token = keys.stride(1) * es;
+  a.row_bytes = kv_heads_ * head_dim_ * es;
+  a.start = static_cast<const int64_t*>(address_of(start));
+  a.batch = k.size(0);
+  a.tokens = k.size(1);
+  const char* error =
+      launch_kv_cache_write(a, device_.index(), device_.impl().default_stream().native_handle());
+  FS_CHECK(*error == '\0', kBackend, "KV cache append on ", device_.spec(), ": ", error);
+#else
+  (void)cache, (void)l, (void)k, (void)v, (void)start;
+  throw_error(ErrorCategory::kInternal, "device decode step without a CUDA build");
+#endif
+}
+
+DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
+  DecodeState& s = decode_;
+  std::vector<void*> storage = storage_of(cache);
+  if (s.batch == cache.batch() && s.storage == storage) return s;
+  // A new cache (or the first step): new input buffers and, on first use, a new recording.
+  s = DecodeState();
+  s.batch = cache.batch();
+  s.storage = std::move(storage);
+  s.tokens = Tensor::empty({s.batch, 1}, DType::kI64, device_);
+  s.step = Tensor::empty({2 * s.batch}, DType::kI64, device_);
+  s.block_table = ops::arange(s.batch, device_).reshape({s.batch, 1});
+  return s;
+}
+
+Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
+  const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
+  Tensor start = s.step.narrow(0, 0, b);
+  Tensor positions = start.view({b, 1});
+  Tensor lengths = s.step.narrow(0, b, b);
+  Tensor x = ops_.embedding(s.tokens, embed_);
+  Tensor residual = x, h, mlp_out;
+  for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
+    const Layer& layer = layers_[l];
+    if (l == 0) {
+      h = ops_.rms_norm(x, layer.input_norm, config_.rms_norm_eps);
+    } else {
+      std::tie(h, residual) =
+          ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
+    }
+    Tensor heads = ops_.linear(h, layer.qkv, layer.qkv_bias).view({b, 1, hq + 2 * hk, d});
+    Tensor q, k, v = heads.narrow(2, hq + hk, hk);
+    if (traits_.qk_norm) {
+      q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
+      k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
+      q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
+      k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
+    } else {
+      // q and k heads are adjacent: one rotary call turns both.
+      Tensor qk = ops_.rotary(heads.narrow(2, 0, hq + hk), positions, rope_cos_, rope_sin_,
+                              traits_.rope_style);
+      q = qk.narrow(2, 0, hq);
+      k = qk.narrow(2, hq, hk);
+    }
+    write_kv(cache, l, k, v, start);
+    Tensor attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
+                                       s.block_table, lengths);
+    attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
+    std::tie(h, residual) =
+        ops_.add_rms_norm(attn, residual, layer.post_norm, config_.rms_norm_eps);
+    mlp_out = ops_.linear(ops_.silu_and_mul(ops_.linear(h, layer.gate_up)), layer.down);
+  }
+  h = ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
+  return ops_.linear(h, lm_head_);
+}
+
+Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
+  const int64_t b = tokens_in.size(0), start = cache.length();
+  DecodeState& s = decode_state(cache);
+  // This step's inputs: the ids (a device copy when they come from the sampler) and each
+  // sequence's position and length (one small asynchronous upload).
+  Tensor tokens = tokens_in.dtype() == DType::kI64 ? tokens_in : ops::cast(tokens_in, DType::kI64);
+  s.tokens.copy_(tokens.device() == device_ ? tokens : tokens.to(device_));
+  std::vector<int64_t> step(static_cast<size_t>(2 * b));
+  for (int64_t i = 0; i < b; ++i) {
+    step[i] = start;
+    step[b + i] = start + 1;
+  }
+  s.step.copy_from_host(step.data(), step.size() * sizeof(int64_t));
+
+  Tensor logits;
+  if (s.graph.defined()) {
+    s.graph.replay();
+    // A copy, so logits a caller keeps are not overwritten by the next replay.
+    logits = s.logits.clone();
+  } else {
+    // Eager (also the warm-up before recording: library handles and scratch get made here,
+    // outside the capture).
+    logits = decode_body(s, cache);
+    if (graphs_ && runtime::Graph::supported(device_)) {
+      if (!graph_pool_) graph_pool_ = device_.allocator().create_pool();
+      s.graph = runtime::Graph::capture(
+          device_, [&] { s.logits = decode_body(s, cache); }, graph_pool_);
+    }
+  }
+  cache.advance(1);
+  return logits;
+}
+
+}  // namespace flagstone::engine::detail

@@ -94,15 +94,24 @@ void build_rms_norm(KernelBuilder& k) {
   k.store(y + row + cols, v * scale * k.load(w + cols, mask, 0.0f), mask);
 }
 
-// C[M,N] (f32) = A[M,K] @ B[K,N], bf16 row-major inputs, f32 accumulation.
+// C[M,N] (f32) = A[M,K] @ B[K,N], bf16 row-major inputs, f32 accumulation. Programs run on a
+// 1-d grid in groups of GROUP_M rows of tiles, so the tiles running at once share A rows and B
+// columns in L2 (Triton's grouped ordering).
 void build_gemm(KernelBuilder& k) {
-  int64_t bm = k.meta("BM"), bn = k.meta("BN"), bk = k.meta("BK");
+  int64_t bm = k.meta("BM"), bn = k.meta("BN"), bk = k.meta("BK"), group = k.meta("GROUP_M");
   compiler::TensorArg a = k.tensor_arg("a", DType::kBF16, 2);
   compiler::TensorArg b = k.tensor_arg("b", DType::kBF16, 2);
   compiler::TensorArg c = k.tensor_arg("c", DType::kF32, 2);
   Value m = a.size(0), kk = a.size(1), n = b.size(1);
-  Value rm = k.program_id(0) * bm + k.arange(0, bm);
-  Value rn = k.program_id(1) * bn + k.arange(0, bn);
+  Value pid = k.program_id(0);
+  Value tiles_m = (m + (bm - 1)) / bm, tiles_n = (n + (bn - 1)) / bn;
+  Value per_group = tiles_n * group;
+  Value first_m = (pid / per_group) * group;
+  Value group_m = k.minimum(tiles_m - first_m, k.constant(group, DType::kI32));
+  Value pid_m = first_m + (pid % per_group) % group_m;
+  Value pid_n = (pid % per_group) / group_m;
+  Value rm = pid_m * bm + k.arange(0, bm);
+  Value rn = pid_n * bn + k.arange(0, bn);
   auto acc = k.for_range(0, kk, bk, {k.zeros({bm, bn}, DType::kF32)},
                          [&](Value k0, std::vector<Value> carried) {
                            Value rk = k0 + k.arange(0, bk);
@@ -134,10 +143,17 @@ std::vector<Config> row_configs(int64_t width) {
           Config{{"N", width}, {"num_warps", 16}}};
 }
 std::vector<Config> gemm_configs() {
-  return {Config{{"BM", 128}, {"BN", 128}, {"BK", 32}, {"num_warps", 8}},
-          Config{{"BM", 128}, {"BN", 128}, {"BK", 64}, {"num_warps", 8}},
-          Config{{"BM", 64}, {"BN", 128}, {"BK", 32}, {"num_warps", 4}},
-          Config{{"BM", 64}, {"BN", 64}, {"BK", 32}, {"num_warps", 4}}};
+  auto cfg = [](int64_t bm, int64_t bn, int64_t bk, int64_t warps, int64_t stages,
+                int64_t occupancy) {
+    Config c{{"BM", bm},     {"BN", bn},           {"BK", bk},
+             {"GROUP_M", 8}, {"num_warps", warps}, {"num_stages", stages}};
+    if (occupancy > 0) c.set("occupancy", occupancy);
+    return c;
+  };
+  return {cfg(128, 128, 32, 8, 3, 0), cfg(128, 128, 32, 8, 4, 0), cfg(128, 128, 32, 8, 4, 2),
+          cfg(128, 128, 64, 8, 3, 0), cfg(128, 256, 32, 8, 3, 0), cfg(128, 256, 64, 8, 3, 0),
+          cfg(256, 128, 32, 8, 3, 0), cfg(128, 128, 32, 4, 4, 0), cfg(64, 128, 32, 4, 4, 2),
+          cfg(128, 64, 32, 4, 4, 2)};
 }
 
 // ---- timing ----
@@ -159,10 +175,12 @@ double median_ms(const Device& device, const Stream& stream, int repeat, Fn&& fn
   return times[times.size() / 2];
 }
 
-// Times every config of `kernel` and keeps the fastest (the result is the best config's).
+// Times every config of `kernel` and keeps the fastest (the result is the best config's);
+// `all`, when given, receives each config's time (null: the config does not fit the device).
 template <typename LaunchFn>
 std::pair<double, Config> best_config(const Device& device, const Stream& stream, int repeat,
-                                      const std::vector<Config>& configs, LaunchFn&& launch) {
+                                      const std::vector<Config>& configs, LaunchFn&& launch,
+                                      nlohmann::json* all = nullptr) {
   double best = INFINITY;
   Config chosen;
   for (const Config& c : configs) {
@@ -172,6 +190,9 @@ std::pair<double, Config> best_config(const Device& device, const Stream& stream
     } catch (const Error& e) {
       if (e.category() != ErrorCategory::kUnsupported) throw;  // too big for this device
     }
+    if (all)
+      all->push_back(
+          {{"config", c.str()}, {"ms", std::isfinite(ms) ? nlohmann::json(ms) : nlohmann::json()}});
     if (ms < best) best = ms, chosen = c;
   }
   FS_CHECK(std::isfinite(best), kUnsupported, "bench compiler: no config runs on ", device.spec());
@@ -353,23 +374,26 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
   Tensor c = Tensor::empty({s, s}, DType::kF32, device);
   static Kernel gemm("bench_gemm_bf16", build_gemm, gemm_configs());
   int repeat = std::max(3, o.repeat / 2);
-  auto best = best_config(device, stream, repeat, gemm.configs(), [&](const Config& cfg) {
-    gemm.launch(
-        stream,
-        Grid((s + cfg.get("BM") - 1) / cfg.get("BM"), (s + cfg.get("BN") - 1) / cfg.get("BN")),
-        {a, b, c}, cfg);
-  });
-  gemm.launch(stream,
-              Grid((s + best.second.get("BM") - 1) / best.second.get("BM"),
-                   (s + best.second.get("BN") - 1) / best.second.get("BN")),
-              {a, b, c}, best.second);
+  auto grid = [&](const Config& cfg) {
+    return Grid(((s + cfg.get("BM") - 1) / cfg.get("BM")) *
+                ((s + cfg.get("BN") - 1) / cfg.get("BN")));
+  };
+  nlohmann::json candidates = nlohmann::json::array();
+  auto best = best_config(
+      device, stream, repeat, gemm.configs(),
+      [&](const Config& cfg) {
+        gemm.launch(stream, grid(cfg), {a, b, c}, cfg);
+      },
+      &candidates);
+  gemm.launch(stream, grid(best.second), {a, b, c}, best.second);
   std::vector<float> got = c.to_vector<float>();
   double flops = 2.0 * s * s * s;
   nlohmann::json out = {{"device", device.spec()},
                         {"shape", {s, s, s}},
                         {"config", best.second.str()},
                         {"ms", best.first},
-                        {"tflops", flops / (best.first * 1e-3) / 1e12}};
+                        {"tflops", flops / (best.first * 1e-3) / 1e12},
+                        {"candidates", candidates}};
   // Spot-check 64 entries against a float64 dot of the bf16 inputs.
   std::vector<float> g;
   std::vector<double> want;

@@ -72,6 +72,8 @@ KernelBuilder::KernelBuilder(std::string name, Config config) : config_(std::mov
   blocks_.push_back(&fn_.body);
   fn_.meta["num_warps"] = config_.num_warps();
   fn_.meta["num_stages"] = config_.num_stages();
+  // Programs per SM a CUDA kernel should fit in registers (__launch_bounds__), when asked for.
+  if (config_.has("occupancy")) fn_.meta["occupancy"] = config_.get("occupancy");
 }
 
 int64_t KernelBuilder::meta(const std::string& name) {

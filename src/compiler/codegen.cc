@@ -423,6 +423,7 @@ void Emitter::emit_op(const Op& op) {
 }
 
 void Emitter::loop(const Op& op) {
+  if (gemm_loop(op)) return;
   size_t carried = op.operands.size() - 3;
   // Results and body arguments share one variable per carried value.
   for (size_t i = 0; i < carried; ++i) {
@@ -573,9 +574,17 @@ std::string Emitter::run(int64_t* local_bytes) {
     }
     out += "  const int fs_tid = (int)get_local_id(0);\n";
   } else {
-    out += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads_) +
-           ") fs_kernel(" + sig + ") {\n";
-    if (scratch_max_ > 0) {
+    // Meta-parameter `occupancy`: programs per SM to fit in registers (__launch_bounds__).
+    auto occupancy = fn_.meta.find("occupancy");
+    std::string bounds = std::to_string(threads_);
+    if (occupancy != fn_.meta.end() && occupancy->second > 0)
+      bounds += ", " + std::to_string(occupancy->second);
+    out +=
+        "extern \"C\" __global__ void __launch_bounds__(" + bounds + ") fs_kernel(" + sig + ") {\n";
+    if (scratch_max_ > kCudaStaticSharedLimit) {
+      out += "  extern __shared__ __align__(16) long long fs_scratch_words[];\n";
+      out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
+    } else if (scratch_max_ > 0) {
       out += "  __shared__ __align__(16) long long fs_scratch_words[" + scratch_words + "];\n";
       out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
     }

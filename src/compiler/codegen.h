@@ -11,6 +11,10 @@ namespace flagstone::compiler {
 
 enum class Dialect { kCpu, kOpenCL, kCuda };
 
+// CUDA kernels whose shared memory exceeds this take it dynamically (`extern __shared__`); the
+// target opts the function in with cuFuncSetAttribute and passes the size at launch.
+inline constexpr int64_t kCudaStaticSharedLimit = 48 * 1024;
+
 // Lowers `fn` (verified) to source whose entry point is `fs_kernel`.
 //
 // Every program holds each tile spread over `threads` threads: thread t owns flat elements

@@ -119,6 +119,31 @@ class Emitter {
   bool dot_uses_mma(const Op& op) const;
   void dot_mma(const Op& op, const MmaLayout& l);
   void loop(const Op& op);
+  // The CUDA GEMM pipeline (codegen_gemm.cc): a K loop of two tile loads feeding a tensor-core
+  // dot becomes a cp.async ring buffer with swizzled shared tiles. False: the generic lowering.
+  struct Affine {  // base + sum of coef[axis] * index[axis] (64-bit C expressions)
+    bool ok = false;
+    int root = -1;  // pointer values: the parameter they point into
+    std::string base;
+    std::vector<std::string> coef;
+  };
+  struct Bounds {  // index[axis] < lim[axis] ("" = none) and cond
+    bool ok = false;
+    std::vector<std::string> lim;
+    std::string cond;
+  };
+  struct GemmScope {
+    ValueId iv;
+    const std::unordered_set<ValueId>* defs;  // values the loop body defines
+  };
+  const Op* def_of(ValueId v);
+  Affine affine(ValueId v, const GemmScope& scope);
+  Bounds bounds(ValueId v, const GemmScope& scope);
+  bool gemm_loop(const Op& op);
+  void emit_gemm_tile_load(const std::string& fn_name, const Affine& p, const Bounds& m,
+                           int64_t rows, int64_t cols, int64_t offset, int64_t stage_bytes);
+  void emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa, const Bounds& ma,
+                      const Affine& pb, const Bounds& mb);
   // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the
   // loop variable and loop-invariant values is issued one iteration ahead into registers, so
   // its latency overlaps the iteration's compute. False when the load does not qualify.
@@ -135,7 +160,8 @@ class Emitter {
   std::unordered_map<ValueId, int> roots_;
   std::map<std::vector<int64_t>, MmaLayout> mma_;
   std::unordered_map<ValueId, std::string> gen_;
-  std::unordered_set<ValueId> raw_;  // 16-bit loads whose bits are kept in <name>_b
+  std::unordered_map<ValueId, const Op*> defs_;  // defining op of every value (def_of)
+  std::unordered_set<ValueId> raw_;              // 16-bit loads whose bits are kept in <name>_b
   // Scalars each index expression in gen_ reads (for the prefetch's loop-invariance test).
   std::unordered_map<ValueId, std::unordered_set<ValueId>> gen_deps_;
   // Loops being emitted, innermost last: where to declare prefetch buffers, which values the

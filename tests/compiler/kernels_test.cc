@@ -276,6 +276,57 @@ TEST_P(CompilerKernels, TileDotInKLoopForF32F16Bf16) {
   run_matmul<BFloat16>(dev(), configs[4], DType::kBF16);
 }
 
+// C = A @ B with A and B taken as column windows [0, k) and [0, n) of wider row-major storage
+// (row strides kp and np), so the GPU pipeline sees masked rows, a K tail and, when k or n is
+// not a multiple of 8, 16-byte chunks cut short by the mask.
+template <typename T>
+void run_gemm(const Device& dev, const Config& config, int64_t m, int64_t k, int64_t n, int64_t kp,
+              int64_t np) {
+  auto fa = random_floats(static_cast<size_t>(m * kp), -1, 1);
+  auto fb = random_floats(static_cast<size_t>(k * np), -1, 1);
+  std::vector<T> a(fa.size()), b(fb.size());
+  for (size_t i = 0; i < fa.size(); ++i) a[i] = T(fa[i]);
+  for (size_t i = 0; i < fb.size(); ++i) b[i] = T(fb[i]);
+  Tensor ta = Tensor::from_vector(a, {m, kp}, dev).slice(1, 0, k);
+  Tensor tb = Tensor::from_vector(b, {k, np}, dev).slice(1, 0, n);
+  Tensor tc = Tensor::empty({m, n}, DType::kF32, dev);
+  tc.fill_bytes_(0x7f);
+  kernel("gemm").launch(Stream::default_stream(dev),
+                        {cdiv(m, config.get("BM")), cdiv(n, config.get("BN"))}, {ta, tb, tc},
+                        config);
+  auto got = tc.to_vector<float>();
+  std::vector<double> want(got.size());
+  double worst_scale = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0, scale = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        double av = static_cast<float>(a[static_cast<size_t>(i * kp + p)]);
+        double bv = static_cast<float>(b[static_cast<size_t>(p * np + j)]);
+        s += av * bv;
+        scale += std::fabs(av * bv);
+      }
+      want[static_cast<size_t>(i * n + j)] = s;
+      worst_scale = std::max(worst_scale, scale);
+    }
+  expect_close(got, want, 0, 1e-6 * static_cast<double>(k) * worst_scale,
+               "gemm " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
+                   " (row strides " + std::to_string(kp) + ", " + std::to_string(np) + ")");
+}
+
+TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
+  const auto& configs = kernel("gemm").configs();
+  int64_t m = random_size(70, 140);
+  // Contiguous, sizes multiples of 8: whole 16-byte chunks, masked rows, K tail.
+  run_gemm<BFloat16>(dev(), configs[0], m, 200, 136, 200, 136);
+  // Windows of odd width: chunks cut short by the K and N masks.
+  int64_t k = random_size(40, 90) | 1, n = random_size(70, 130) | 1;
+  run_gemm<BFloat16>(dev(), configs[0], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8);
+  // Odd row strides: no 16-byte alignment, element loads.
+  run_gemm<Half>(dev(), configs[1], m, k, n, k + 2, n);
+  run_gemm<Half>(dev(), configs[1], m, 64, 72, 64, 72);
+}
+
 TEST_P(CompilerKernels, AtomicAddAndMax) {
   int64_t n = random_size(500, 900);
   auto x = random_floats(static_cast<size_t>(n), -1, 1);

@@ -26,8 +26,11 @@ constexpr int kAttrMaxGridDimX = 5;
 constexpr int kAttrMaxSharedPerBlock = 8;
 constexpr int kAttrCcMajor = 75;
 constexpr int kAttrCcMinor = 76;
-// Static __shared__ arrays are limited to 48 KiB whatever the device offers dynamically.
-constexpr int64_t kStaticSharedLimit = 48 * 1024;
+constexpr int kAttrMaxSharedPerBlockOptin = 97;
+constexpr int kFuncAttrMaxDynamicShared = 8;
+// Static __shared__ arrays are limited to 48 KiB; beyond that codegen declares the scratch
+// dynamic and the function opts in to the device's larger limit.
+constexpr int64_t kStaticSharedLimit = kCudaStaticSharedLimit;
 
 struct Driver {
   std::string error;
@@ -44,6 +47,7 @@ struct Driver {
   CUresult (*launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                      unsigned, CUstream, void**, void**) = nullptr;
   CUresult (*error_string)(CUresult, const char**) = nullptr;
+  CUresult (*set_attribute)(CUfunction, int, int) = nullptr;
 };
 
 const Driver& driver() {
@@ -70,6 +74,7 @@ const Driver& driver() {
     sym(drv->function, "cuModuleGetFunction");
     sym(drv->launch, "cuLaunchKernel");
     sym(drv->error_string, "cuGetErrorString");
+    sym(drv->set_attribute, "cuFuncSetAttribute");
     if (drv->error.empty() && drv->init(0) != 0) drv->error = "cuInit failed";
     return drv;
   }();
@@ -142,11 +147,12 @@ class ContextScope {
 class CudaKernel final : public CompiledKernel {
  public:
   CudaKernel(runtime::Device device, CUmodule module, CUfunction fn, int64_t threads,
-             std::string name)
+             int64_t dynamic_shared, std::string name)
       : device_(std::move(device)),
         module_(module),
         fn_(fn),
         threads_(threads),
+        dynamic_shared_(dynamic_shared),
         name_(std::move(name)) {}
   ~CudaKernel() override {
     try {
@@ -184,8 +190,8 @@ class CudaKernel final : public CompiledKernel {
     ContextScope scope(device_);
     auto queue = static_cast<CUstream>(stream.impl().native_handle());
     check(driver().launch(fn_, static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y),
-                          static_cast<unsigned>(grid.z), static_cast<unsigned>(threads_), 1, 1, 0,
-                          queue, params.data(), nullptr),
+                          static_cast<unsigned>(grid.z), static_cast<unsigned>(threads_), 1, 1,
+                          static_cast<unsigned>(dynamic_shared_), queue, params.data(), nullptr),
           "cuLaunchKernel", name_);
   }
 
@@ -194,6 +200,7 @@ class CudaKernel final : public CompiledKernel {
   CUmodule module_;
   CUfunction fn_;
   int64_t threads_;
+  int64_t dynamic_shared_;
   std::string name_;
 };
 
@@ -205,8 +212,8 @@ class CudaTarget final : public Target {
     TargetLimits l;
     l.warp_size = 32;
     l.max_threads_per_program = attribute(device, kAttrMaxThreadsPerBlock);
-    l.local_memory_bytes =
-        std::min<int64_t>(attribute(device, kAttrMaxSharedPerBlock), kStaticSharedLimit);
+    l.local_memory_bytes = std::max<int64_t>(attribute(device, kAttrMaxSharedPerBlock),
+                                             attribute(device, kAttrMaxSharedPerBlockOptin));
     for (int i = 0; i < 3; ++i) l.max_grid[i] = attribute(device, kAttrMaxGridDimX + i);
     return l;
   }
@@ -240,7 +247,18 @@ class CudaTarget final : public Target {
     CUresult r = driver().function(&function, module, "fs_kernel");
     if (r != 0) driver().unload(module);
     check(r, "cuModuleGetFunction", fn.name);
-    return std::make_unique<CudaKernel>(device, module, function, options.threads, fn.name);
+    // The shared memory a kernel declares dynamically is known from codegen (cheap, and
+    // deterministic for the IR and options the artifact was built from).
+    int64_t local = 0;
+    emit_source(fn, Dialect::kCuda, options.threads, &local);
+    int64_t dynamic = local > kStaticSharedLimit ? local : 0;
+    if (dynamic > 0) {
+      r = driver().set_attribute(function, kFuncAttrMaxDynamicShared, static_cast<int>(dynamic));
+      if (r != 0) driver().unload(module);
+      check(r, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", fn.name);
+    }
+    return std::make_unique<CudaKernel>(device, module, function, options.threads, dynamic,
+                                        fn.name);
   }
 };
 

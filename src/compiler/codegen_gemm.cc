@@ -1,0 +1,464 @@
+// The CUDA GEMM pipeline: a K loop whose body loads an A and a B tile and feeds them to a tensor-
+// core dot with a loop-carried accumulator is lowered as Triton lowers it on Ampere/Hopper.
+//
+// The loads' pointers and masks are analysed symbolically (affine in the tile's row and column
+// index, masks as per-axis upper bounds), so instead of per-element index arithmetic each thread
+// copies 16-byte chunks global -> shared with cp.async into a num_stages-deep ring buffer
+// (partial chunks at edges are zero-filled by the copy itself), the shared layout is XOR-
+// swizzled so that ldmatrix is bank-conflict free, and each warp runs mma.sync on its sub-tile
+// from ldmatrix fragments with the accumulator in registers. A per-iteration uniform check falls
+// back to element loads into the same layout when a view is not contiguous or not aligned.
+#include <algorithm>
+
+#include "codegen_emitter.h"
+#include "flagstone/base/error.h"
+
+namespace flagstone::compiler {
+
+namespace {
+
+bool zero(const std::string& s) {
+  return s == "0";
+}
+std::string add(const std::string& a, const std::string& b) {
+  if (zero(a)) return b;
+  if (zero(b)) return a;
+  return "(" + a + " + " + b + ")";
+}
+std::string sub(const std::string& a, const std::string& b) {
+  if (zero(b)) return a;
+  return "(" + a + " - " + b + ")";
+}
+std::string mul(const std::string& a, const std::string& b) {
+  if (zero(a) || zero(b)) return "0";
+  if (a == "1") return b;
+  if (b == "1") return a;
+  return "(" + a + " * " + b + ")";
+}
+std::string cmin(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return "(" + a + " < " + b + " ? " + a + " : " + b + ")";
+}
+std::string land(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return "(" + a + " && " + b + ")";
+}
+
+}  // namespace
+
+const Op* Emitter::def_of(ValueId v) {
+  if (defs_.empty())
+    ir::walk(fn_.body, [&](const Op& o) {
+      for (ValueId r : o.results) defs_[r] = &o;
+    });
+  auto it = defs_.find(v);
+  return it == defs_.end() ? nullptr : it->second;
+}
+
+// An integer or pointer value as base + sum over axes of coef[axis] * index[axis], in 64-bit C
+// expressions; values defined before the loop enter by name, the loop variable as `fs_k`.
+Emitter::Affine Emitter::affine(ValueId v, const GemmScope& scope) {
+  Affine a;
+  const Type& t = fn_.type(v);
+  a.coef.assign(static_cast<size_t>(t.rank()), "0");
+  if (v == scope.iv) {
+    a.base = "(long long)fs_k";
+    a.ok = true;
+    return a;
+  }
+  if (!t.is_tile() && !scope.defs->count(v) && names_.count(v)) {
+    a.base = "(long long)" + name(v);
+    if (t.pointer) {
+      auto r = roots_.find(v);
+      if (r == roots_.end()) return a;
+      a.root = r->second;
+    }
+    a.ok = true;
+    return a;
+  }
+  const Op* op = def_of(v);
+  if (!op || op->results.size() != 1) return a;
+  auto operand = [&](size_t i) { return affine(op->operands[i], scope); };
+  switch (op->kind) {
+    case OpKind::kConstant:
+      if (is_floating(t.dtype) || t.pointer) return a;
+      a.base = std::to_string(op->ivalue) + "LL";
+      a.ok = true;
+      return a;
+    case OpKind::kArange:
+      a.base = std::to_string(op->attrs[0]) + "LL";
+      a.coef[0] = "1";
+      a.ok = true;
+      return a;
+    case OpKind::kSplat: {
+      Affine s = operand(0);
+      if (!s.ok) return a;
+      a.base = s.base;
+      a.root = s.root;
+      a.ok = true;
+      return a;
+    }
+    case OpKind::kExpandDims: {
+      Affine s = operand(0);
+      if (!s.ok) return a;
+      s.coef.insert(s.coef.begin() + op->attrs[0], "0");
+      return s;
+    }
+    case OpKind::kBroadcast: {
+      Affine s = operand(0);
+      if (!s.ok || s.coef.size() != a.coef.size()) return a;
+      const Type& st = fn_.type(op->operands[0]);
+      for (size_t i = 0; i < s.coef.size(); ++i)
+        if (st.shape[i] == 1) s.coef[i] = "0";
+      return s;
+    }
+    case OpKind::kCast:
+      if (is_floating(t.dtype) || is_floating(fn_.type(op->operands[0]).dtype)) return a;
+      return operand(0);
+    case OpKind::kAdd:
+    case OpKind::kSub:
+    case OpKind::kAddPtr: {
+      Affine x = operand(0), y = operand(1);
+      if (!x.ok || !y.ok || y.root >= 0 || x.coef.size() != y.coef.size()) return a;
+      bool minus = op->kind == OpKind::kSub;
+      if (minus && x.root >= 0) return a;
+      x.base = minus ? sub(x.base, y.base) : add(x.base, y.base);
+      for (size_t i = 0; i < x.coef.size(); ++i)
+        x.coef[i] = minus ? sub(x.coef[i], y.coef[i]) : add(x.coef[i], y.coef[i]);
+      return x;
+    }
+    case OpKind::kMul: {
+      Affine x = operand(0), y = operand(1);
+      if (!x.ok || !y.ok || x.root >= 0 || y.root >= 0) return a;
+      bool x_uniform = std::all_of(x.coef.begin(), x.coef.end(), zero);
+      bool y_uniform = std::all_of(y.coef.begin(), y.coef.end(), zero);
+      if (!x_uniform && !y_uniform) return a;
+      if (!x_uniform) std::swap(x, y);  // x is the uniform factor
+      y.base = mul(x.base, y.base);
+      for (auto& c : y.coef) c = mul(x.base, c);
+      return y;
+    }
+    default:
+      return a;
+  }
+}
+
+// A bool tile as a conjunction of `index[axis] < lim[axis]` and a uniform condition.
+Emitter::Bounds Emitter::bounds(ValueId v, const GemmScope& scope) {
+  Bounds b;
+  const Type& t = fn_.type(v);
+  b.lim.assign(static_cast<size_t>(t.rank()), "");
+  if (!t.is_tile() && !scope.defs->count(v) && names_.count(v)) {
+    b.cond = name(v);
+    b.ok = true;
+    return b;
+  }
+  const Op* op = def_of(v);
+  if (!op || op->results.size() != 1) return b;
+  switch (op->kind) {
+    case OpKind::kConstant:
+      if (op->ivalue == 0) b.cond = "false";
+      b.ok = true;
+      return b;
+    case OpKind::kSplat: {
+      Bounds s = bounds(op->operands[0], scope);
+      if (!s.ok) return b;
+      b.cond = s.cond;
+      b.ok = true;
+      return b;
+    }
+    case OpKind::kExpandDims: {
+      Bounds s = bounds(op->operands[0], scope);
+      if (!s.ok) return b;
+      s.lim.insert(s.lim.begin() + op->attrs[0], "");
+      return s;
+    }
+    case OpKind::kBroadcast:
+      return bounds(op->operands[0], scope);
+    case OpKind::kAnd: {
+      Bounds x = bounds(op->operands[0], scope), y = bounds(op->operands[1], scope);
+      if (!x.ok || !y.ok || x.lim.size() != y.lim.size()) return b;
+      for (size_t i = 0; i < x.lim.size(); ++i) x.lim[i] = cmin(x.lim[i], y.lim[i]);
+      x.cond = land(x.cond, y.cond);
+      return x;
+    }
+    case OpKind::kLt:
+    case OpKind::kLe:
+    case OpKind::kGt:
+    case OpKind::kGe: {
+      // Normalised to lhs < rhs (+1 for the non-strict forms).
+      bool swap = op->kind == OpKind::kGt || op->kind == OpKind::kGe;
+      bool strict = op->kind == OpKind::kLt || op->kind == OpKind::kGt;
+      Affine lhs = affine(op->operands[swap ? 1 : 0], scope);
+      Affine rhs = affine(op->operands[swap ? 0 : 1], scope);
+      if (!lhs.ok || !rhs.ok || lhs.root >= 0 || rhs.root >= 0) return b;
+      if (!std::all_of(rhs.coef.begin(), rhs.coef.end(), zero)) return b;
+      std::string limit = strict ? sub(rhs.base, lhs.base) : add(sub(rhs.base, lhs.base), "1LL");
+      int axis = -1;
+      for (size_t i = 0; i < lhs.coef.size(); ++i) {
+        if (zero(lhs.coef[i])) continue;
+        if (lhs.coef[i] != "1" || axis >= 0) return b;
+        axis = static_cast<int>(i);
+      }
+      if (axis < 0)
+        b.cond = "(" + limit + " > 0)";
+      else
+        b.lim[static_cast<size_t>(axis)] = limit;
+      b.ok = true;
+      return b;
+    }
+    default:
+      return b;
+  }
+}
+
+bool Emitter::gemm_loop(const Op& op) {
+  if (d_ != Dialect::kCuda || threads_ % 32 != 0 || op.operands.size() != 4) return false;
+  const ir::Block& body = *op.body;
+  if (body.ops.empty() || body.ops.back().kind != OpKind::kYield) return false;
+  const Op* dot = def_of(body.ops.back().operands[0]);
+  ValueId acc = body.args[1];
+  if (!dot || dot->kind != OpKind::kDot || dot->operands.size() != 3 || dot->operands[2] != acc)
+    return false;
+  if (!dot_uses_mma(*dot)) return false;
+  const MmaLayout& l = *mma_layout(fn_.type(op.results[0]));
+  const Op* loads[2] = {def_of(dot->operands[0]), def_of(dot->operands[1])};
+  // The body may hold only the two loads, the dot and pure index arithmetic; the loaded tiles
+  // and the accumulator feed nothing but the dot.
+  int load_count = 0;
+  bool clean = true;
+  std::unordered_set<ValueId> defs;
+  ir::walk(body, [&](const Op& o) {
+    defs.insert(o.results.begin(), o.results.end());
+    switch (o.kind) {
+      case OpKind::kLoad:
+        ++load_count;
+        break;
+      case OpKind::kStore:
+      case OpKind::kAtomicAdd:
+      case OpKind::kAtomicMax:
+      case OpKind::kFor:
+      case OpKind::kReduceSum:
+      case OpKind::kReduceMax:
+      case OpKind::kReduceMin:
+      case OpKind::kArgMax:
+      case OpKind::kArgMin:
+        clean = false;
+        break;
+      case OpKind::kDot:
+        clean &= &o == dot;
+        break;
+      default:
+        break;
+    }
+    for (size_t i = 0; i < o.operands.size(); ++i) {
+      ValueId u = o.operands[i];
+      bool by_dot = &o == dot || o.kind == OpKind::kYield;
+      if ((u == acc || u == dot->operands[0] || u == dot->operands[1]) && !by_dot) clean = false;
+    }
+  });
+  if (!clean || load_count != 2) return false;
+  for (const Op* ld : loads)
+    if (!ld || ld->kind != OpKind::kLoad || !defs.count(ld->results[0])) return false;
+  if (dot->operands[0] == dot->operands[1]) return false;
+  GemmScope scope{body.args[0], &defs};
+  struct Operand {
+    Affine ptr;
+    Bounds mask;
+    int64_t rows = 0, cols = 0;
+  } ops[2];
+  for (int i = 0; i < 2; ++i) {
+    const Op& ld = *loads[i];
+    const Type& tt = fn_.type(ld.results[0]);
+    ops[i].rows = tt.shape[0];
+    ops[i].cols = tt.shape[1];
+    ops[i].ptr = affine(ld.operands[0], scope);
+    if (!ops[i].ptr.ok || ops[i].ptr.root < 0 || ops[i].ptr.coef.size() != 2) return false;
+    if (ld.operands.size() > 1) {
+      ops[i].mask = bounds(ld.operands[1], scope);
+      if (!ops[i].mask.ok || ops[i].mask.lim.size() != 2) return false;
+    } else {
+      ops[i].mask.ok = true;
+      ops[i].mask.lim.assign(2, "");
+    }
+    if (ld.operands.size() > 2) {
+      const Op* other = def_of(ld.operands[2]);
+      if (!other || other->kind != OpKind::kConstant || other->fvalue != 0.0 || other->ivalue != 0)
+        return false;
+    }
+    if (ops[i].cols % 8 != 0) return false;
+  }
+  emit_gemm_loop(op, l, ops[0].ptr, ops[0].mask, ops[1].ptr, ops[1].mask);
+  return true;
+}
+
+// Chunk `ch` (16 bytes) of row `r` in a swizzled shared tile whose rows hold `per_row` chunks:
+// the eight rows one ldmatrix reads at one chunk column land in eight distinct 16-byte bank
+// groups.
+static std::string swizzled(int64_t per_row, const std::string& r, const std::string& ch) {
+  int64_t group = std::min<int64_t>(per_row, 8);
+  int64_t rows_per_line = std::max<int64_t>(1, 8 / per_row);
+  if (group <= 1) return "(" + r + ") * " + std::to_string(per_row) + " + (" + ch + ")";
+  return "(" + r + ") * " + std::to_string(per_row) + " + ((" + ch + ") ^ (((" + r + ") / " +
+         std::to_string(rows_per_line) + ") & " + std::to_string(group - 1) + "))";
+}
+
+void Emitter::emit_gemm_tile_load(const std::string& fn_name, const Affine& p, const Bounds& m,
+                                  int64_t rows, int64_t cols, int64_t offset, int64_t stage_bytes) {
+  int64_t per_row = cols / 8;
+  int64_t chunks = rows * per_row;
+  std::string big = "0x3fffffffffffffffLL";
+  std::string T = std::to_string(threads_);
+  open("auto " + fn_name + " = [&](int fs_stage, long long fs_k)");
+  line("const long long fs_off = " + p.base + ";");
+  line("const long long fs_c0 = " + p.coef[0] + ", fs_c1 = " + p.coef[1] + ";");
+  line("const long long fs_l0 = " + (m.lim[0].empty() ? big : m.lim[0]) +
+       ", fs_l1 = " + (m.lim[1].empty() ? big : m.lim[1]) + ";");
+  line("const bool fs_on = " + (m.cond.empty() ? std::string("true") : m.cond) + ";");
+  line("const unsigned short* fs_g = (const unsigned short*)b" + std::to_string(p.root) +
+       " + fs_off;");
+  line("unsigned short* fs_s = (unsigned short*)(fs_scratch + " + std::to_string(offset) +
+       " + fs_stage * " + std::to_string(stage_bytes) + ");");
+  line("(void)fs_k;");
+  open("if (fs_c1 == 1 && (fs_c0 & 7) == 0 && (((unsigned long long)fs_g) & 15) == 0)");
+  line("const unsigned fs_sa = (unsigned)__cvta_generic_to_shared(fs_s);");
+  line("#pragma unroll");
+  open("for (int q = 0; q < " + std::to_string((chunks + threads_ - 1) / threads_) + "; ++q)");
+  line("const int ch = fs_tid + q * " + T + ";");
+  if (chunks % threads_ != 0) line("if (ch >= " + std::to_string(chunks) + ") break;");
+  line("const int r = ch / " + std::to_string(per_row) + ", c = (ch % " + std::to_string(per_row) +
+       ") * 8;");
+  line("const long long rem = fs_on && r < fs_l0 ? fs_l1 - c : 0;");
+  line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
+  line("const unsigned short* src = bytes ? fs_g + r * fs_c0 + c : fs_g;");
+  line("const unsigned dst = fs_sa + 16u * (unsigned)(" +
+       swizzled(per_row, "r", "ch % " + std::to_string(per_row)) + ");");
+  line(
+      "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\" :: \"r\"(dst), "
+      "\"l\"(src), \"r\"(bytes) : \"memory\");");
+  close();
+  close();
+  open("else");
+  // Any strides, any alignment: element loads into the same swizzled layout.
+  open("for (int e = fs_tid; e < " + std::to_string(rows * cols) + "; e += " + T + ")");
+  line("const int r = e / " + std::to_string(cols) + ", c = e % " + std::to_string(cols) + ";");
+  line("const bool ok = fs_on && r < fs_l0 && c < fs_l1;");
+  line("fs_s[8 * (" + swizzled(per_row, "r", "c / 8") +
+       ") + (c & 7)] = ok ? fs_g[r * fs_c0 + c * fs_c1] : (unsigned short)0;");
+  close();
+  close();
+  close();
+  line(";");
+}
+
+void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa, const Bounds& ma,
+                             const Affine& pb, const Bounds& mb) {
+  const Op* dot = def_of(op.body->ops.back().operands[0]);
+  const Type& at = fn_.type(dot->operands[0]);
+  const Type& bt = fn_.type(dot->operands[1]);
+  int64_t bm = at.shape[0], bk = at.shape[1], bn = bt.shape[1];
+  int64_t stages = std::max<int64_t>(2, fn_.num_stages());
+  int64_t a_bytes = bm * bk * 2, b_bytes = bk * bn * 2;
+  scratch_max_ = std::max(scratch_max_, stages * (a_bytes + b_bytes));
+  std::string kind = at.dtype == DType::kF16 ? "f16" : "bf16";
+  ValueId res = op.results[0];
+  const Type& rt = fn_.type(res);
+  declare(res);
+  std::string out = name(res);
+  begin_elems(rt);
+  line(out + "[j] = " + name(op.operands[3]) + "[j];");
+  end_elems(rt);
+  open("");
+  line("// K loop as a " + std::to_string(stages) + "-stage cp.async pipeline feeding mma.sync.");
+  line("const long long fs_lo = " + name(op.operands[0]) + ", fs_hi = " + name(op.operands[1]) +
+       ", fs_step = " + name(op.operands[2]) + ";");
+  line("const int fs_nit = fs_hi > fs_lo ? (int)((fs_hi - fs_lo + fs_step - 1) / fs_step) : 0;");
+  emit_gemm_tile_load("fs_load_a", pa, ma, bm, bk, 0, a_bytes);
+  emit_gemm_tile_load("fs_load_b", pb, mb, bk, bn, stages * a_bytes, b_bytes);
+  std::string S = std::to_string(stages);
+  line("#pragma unroll");
+  open("for (int s = 0; s < " + std::to_string(stages - 1) + "; ++s)");
+  open("if (s < fs_nit)");
+  line("fs_load_a(s, fs_lo + s * fs_step);");
+  line("fs_load_b(s, fs_lo + s * fs_step);");
+  close();
+  line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
+  close();
+  line("const int wm = fs_warp / " + std::to_string(l.wn) + ", wn = fs_warp % " +
+       std::to_string(l.wn) + ";");
+  line("const unsigned fs_sa = (unsigned)__cvta_generic_to_shared(fs_scratch);");
+  line("const unsigned fs_sb = fs_sa + " + std::to_string(stages * a_bytes) + ";");
+  open("for (int it = 0; it < fs_nit; ++it)");
+  line("asm volatile(\"cp.async.wait_group " + std::to_string(stages - 2) + ";\" ::: \"memory\");");
+  line("__syncthreads();");
+  // The stage refilled now is the one every warp finished reading before the barrier.
+  open("");
+  line("const int nx = it + " + std::to_string(stages - 1) + ";");
+  open("if (nx < fs_nit)");
+  line("fs_load_a(nx % " + S + ", fs_lo + (long long)nx * fs_step);");
+  line("fs_load_b(nx % " + S + ", fs_lo + (long long)nx * fs_step);");
+  close();
+  line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
+  close();
+  line("const int stage = it % " + S + ";");
+  line("const unsigned sa = fs_sa + stage * " + std::to_string(a_bytes) + ";");
+  line("const unsigned sb = fs_sb + stage * " + std::to_string(b_bytes) + ";");
+  int64_t mblocks = l.tm / 16, nblocks = l.tn / 8;
+  line("#pragma unroll");
+  open("for (int kk = 0; kk < " + std::to_string(bk) + "; kk += 16)");
+  line("unsigned af[" + std::to_string(mblocks) + "][4];");
+  line("unsigned bf[" + std::to_string(nblocks + 1) + "][2];");
+  // A fragments: lanes 0-15 address rows 0-15 of the 16-row block at chunk kk/8, lanes 16-31
+  // the same rows at chunk kk/8 + 1.
+  line("#pragma unroll");
+  open("for (int bi = 0; bi < " + std::to_string(mblocks) + "; ++bi)");
+  line("const int r = wm * " + std::to_string(l.tm) + " + bi * 16 + (fs_lane & 15);");
+  line("const unsigned addr = sa + 16u * (unsigned)(" +
+       swizzled(bk / 8, "r", "(kk >> 3) + (fs_lane >> 4)") + ");");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
+      "\"=r\"(af[bi][0]), \"=r\"(af[bi][1]), \"=r\"(af[bi][2]), \"=r\"(af[bi][3]) : "
+      "\"r\"(addr));");
+  close();
+  // B fragments, transposed, two 8-column blocks per ldmatrix.x4: lanes 0-15 address k rows
+  // kk..kk+15 of block bj, lanes 16-31 those of block bj + 1.
+  line("#pragma unroll");
+  open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; bj += 2)");
+  line("const int r = kk + (fs_lane & 15);");
+  line("const unsigned addr = sb + 16u * (unsigned)(" +
+       swizzled(bn / 8, "r", "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
+       ");");
+  open("if (bj + 1 < " + std::to_string(nblocks) + ")");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
+      "\"=r\"(bf[bj][0]), \"=r\"(bf[bj][1]), \"=r\"(bf[bj + 1][0]), \"=r\"(bf[bj + 1][1]) : "
+      "\"r\"(addr));");
+  close();
+  open("else");
+  line(
+      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\" : "
+      "\"=r\"(bf[bj][0]), \"=r\"(bf[bj][1]) : \"r\"(addr));");
+  close();
+  close();
+  line("#pragma unroll");
+  open("for (int bi = 0; bi < " + std::to_string(mblocks) + "; ++bi)");
+  line("#pragma unroll");
+  open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; ++bj)");
+  line("const int c = (bi * " + std::to_string(nblocks) + " + bj) * 4;");
+  line("asm(\"mma.sync.aligned.m16n8k16.row.col.f32." + kind + "." + kind +
+       ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\" : \"+f\"(" + out +
+       "[c]), \"+f\"(" + out + "[c + 1]), \"+f\"(" + out + "[c + 2]), \"+f\"(" + out +
+       "[c + 3]) : \"r\"(af[bi][0]), \"r\"(af[bi][1]), \"r\"(af[bi][2]), \"r\"(af[bi][3]), "
+       "\"r\"(bf[bj][0]), \"r\"(bf[bj][1]));");
+  close();
+  close();
+  close();
+  close();
+  line("asm volatile(\"cp.async.wait_group 0;\" ::: \"memory\");");
+  line("__syncthreads();");
+  close();
+}
+
+}  // namespace flagstone::compiler

@@ -37,6 +37,7 @@ struct Options {
   bool json = false;
   bool no_peak = false;
   bool no_graph = false;
+  bool profile = false;
 };
 
 double seconds(Clock::time_point a, Clock::time_point b) {
@@ -176,6 +177,19 @@ class Bench {
     }
     device_.synchronize();
     return seconds(t0, Clock::now());
+  }
+
+  // One decode step op by op, each op timed on the device, after a short prefill (the second of
+  // two runs, so first-call setup is not counted).
+  std::vector<engine::OpTime> profile_step() {
+    const int64_t prefill = std::max<int64_t>(1, std::min<int64_t>(64, cache_.capacity() - 3));
+    std::vector<engine::OpTime> times;
+    for (int run = 0; run < 2; ++run) {
+      cache_.clear();
+      model_.forward(tokens_.narrow(1, 0, prefill), cache_);
+      times = model_.profile_forward(tokens_.narrow(1, prefill, 1), cache_);
+    }
+    return times;
   }
 
   Result run_prompt(int64_t n) {
@@ -322,12 +336,35 @@ void run(const Options& o) {
     if (p > 0) emit(bench.run_prompt(p));
   for (int64_t g : o.gen)
     if (g > 0) emit(bench.run_generate(g));
+  std::vector<engine::OpTime> profile;
+  if (o.profile) profile = bench.profile_step();
+  double profile_us = 0;
+  for (const engine::OpTime& t : profile) profile_us += t.microseconds;
 
   if (!o.json) {
     std::printf("\n%s (%s): %s, weights %s, loaded in %.1f s, decode step %s\n",
                 device.spec().c_str(), device.info().name.c_str(), info.path.c_str(),
                 info.weight_types.c_str(), load_seconds,
                 info.decode_graph ? "recorded as a graph and replayed" : "run op by op");
+    if (!profile.empty()) {
+      std::printf(
+          "\nprofile of one decode step, op by op (device time from events around each op):\n");
+      std::printf("| %-40s | %5s | %9s | %9s | %5s |\n", "op", "calls", "us", "us/call", "share");
+      std::printf("| %.40s | %.5s | %.9s | %.9s | %.5s |\n",
+                  "------------------------------------------", "------", "----------",
+                  "----------", "------");
+      for (const engine::OpTime& t : profile) {
+        std::printf("| %-40s | %5lld | %9.1f | %9.2f | %4.0f%% |\n", t.op.c_str(),
+                    static_cast<long long>(t.calls), t.microseconds,
+                    t.microseconds / static_cast<double>(t.calls),
+                    profile_us > 0 ? 100.0 * t.microseconds / profile_us : 0.0);
+      }
+      std::printf("sum of op device times: %.1f us per token", profile_us);
+      if (!results.empty() && results.back().n_gen > 0 && results.back().ts.mean > 0)
+        std::printf("; measured %s step: %.1f us", results.back().test.c_str(),
+                    1e6 / results.back().ts.mean);
+      std::printf("\n");
+    }
     if (!o.no_peak) {
       std::printf("peak: copy %.1f GB/s (read + write, %zu MiB), %s GEMM %.3f TFLOP/s (n=%lld)\n",
                   peak.copy_gbps, peak.copy_bytes >> 20,
@@ -360,6 +397,11 @@ void run(const Options& o) {
                    {"copy_bytes", peak.copy_bytes},
                    {"gemm_flops", peak.gemm_flops},
                    {"gemm_n", peak.gemm_n}};
+  }
+  if (!profile.empty()) {
+    out["profile"] = nlohmann::json::array();
+    for (const engine::OpTime& t : profile)
+      out["profile"].push_back({{"op", t.op}, {"calls", t.calls}, {"us", t.microseconds}});
   }
   out["results"] = nlohmann::json::array();
   for (const Result& r : results) {
@@ -405,6 +447,8 @@ void register_bench_model_command(CLI::App& bench) {
   cmd->add_option("--seed", o->seed, "Seed of the synthetic weights and prompt tokens")
       ->capture_default_str();
   cmd->add_flag("--no-peak", o->no_peak, "Skip measuring the device's copy and GEMM peaks");
+  cmd->add_flag("--profile", o->profile,
+                "After the tests, time every op of one decode step on the device (op by op)");
   cmd->add_flag("--no-graph", o->no_graph,
                 "Run each decode step op by op instead of replaying it as a CUDA graph");
   cmd->add_flag("--json", o->json, "Print one JSON object");

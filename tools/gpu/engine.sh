@@ -17,10 +17,10 @@ f=$b/src/cli/flagstone
   echo "== engine_generate_test"
   timeout 20 $b/tests/engine/engine_generate_test --gtest_brief=1 2>&1 | tail -8
   echo "== bench model llama-1b bf16: graph (default), then --no-graph"
-  timeout 30 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 2>&1 | grep -v "^flagstone ops" | tail -9
+  timeout 30 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 --profile 2>&1 | grep -v "^flagstone ops" | tail -40
   timeout 15 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 0 -n 128 -r 3 --no-graph --no-peak 2>&1 | grep -v "^flagstone ops" | tail -4
   echo "== bench model llama-8b bf16: graph (default), then --no-graph"
-  timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 2>&1 | grep -v "^flagstone ops" | tail -9
+  timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 --profile 2>&1 | grep -v "^flagstone ops" | tail -40
   if [ "$(date -u +%H%M)" -ge 1250 ]; then
     echo "== peer: transformers LlamaForCausalLM, Llama-3.2-1B shape, bf16, random weights"
     timeout 40 python3 -u tools/gpu/engine_peer.py 2>&1 | tail -6

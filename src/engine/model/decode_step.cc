@@ -3,6 +3,8 @@
 // replays for every later token; without graphs the same kernels run one by one.
 #include "decoder.h"
 
+#include <algorithm>
+
 #ifdef FLAGSTONE_HAVE_CUDA
 #include "cuda/kv_cache_write.h"
 #endif
@@ -110,7 +112,9 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
       q = qk.narrow(2, 0, hq);
       k = qk.narrow(2, hq, hk);
     }
+    if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
     write_kv(cache, l, k, v, start);
+    if (ops_.timer()) ops_.timer()->end();
     Tensor attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
                                        s.block_table, lengths);
     attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
@@ -137,7 +141,7 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
   s.step.copy_from_host(step.data(), step.size() * sizeof(int64_t));
 
   Tensor logits;
-  if (s.graph.defined()) {
+  if (s.graph.defined() && !ops_.timer()) {
     s.graph.replay();
     // A copy, so logits a caller keeps are not overwritten by the next replay.
     logits = s.logits.clone();
@@ -145,7 +149,7 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
     // Eager (also the warm-up before recording: library handles and scratch get made here,
     // outside the capture).
     logits = decode_body(s, cache);
-    if (graphs_ && runtime::Graph::supported(device_)) {
+    if (graphs_ && !ops_.timer() && !s.graph.defined() && runtime::Graph::supported(device_)) {
       if (!graph_pool_) graph_pool_ = device_.allocator().create_pool();
       s.graph = runtime::Graph::capture(
           device_, [&] { s.logits = decode_body(s, cache); }, graph_pool_);
@@ -153,6 +157,29 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
   }
   cache.advance(1);
   return logits;
+}
+
+std::vector<OpTime> DecoderModel::profile_forward(const Tensor& tokens, KvCache& cache) {
+  if (ops_.reference()) return {};
+  OpTimer timer{device_, {}};
+  ops_.set_timer(&timer);
+  try {
+    forward(tokens, cache, false);
+  } catch (...) {
+    ops_.set_timer(nullptr);
+    throw;
+  }
+  ops_.set_timer(nullptr);
+  device_.synchronize();
+  std::vector<OpTime> out;
+  for (const OpTimer::Span& span : timer.spans) {
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const OpTime& t) { return t.op == span.op; });
+    if (it == out.end()) it = out.insert(out.end(), OpTime{span.op, 0, 0});
+    ++it->calls;
+    it->microseconds += 1000.0 * span.start.elapsed_ms(span.end);
+  }
+  return out;
 }
 
 }  // namespace flagstone::engine::detail

@@ -23,6 +23,7 @@ class DecoderModel : public Model {
   const ModelInfo& info() const override { return info_; }
   KvCache new_cache(int64_t batch, int64_t capacity) const override;
   Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits) override;
+  std::vector<OpTime> profile_forward(const Tensor& tokens, KvCache& cache) override;
 
  private:
   struct Layer {

@@ -3,9 +3,30 @@
 
 namespace flagstone::engine::detail {
 
+void OpTimer::begin(std::string op) {
+  Span span{std::move(op), runtime::Event(device), runtime::Event(device)};
+  span.start.record(runtime::Stream::default_stream(device));
+  spans.push_back(std::move(span));
+}
+
+void OpTimer::end() {
+  spans.back().end.record(runtime::Stream::default_stream(device));
+}
+
 std::vector<Tensor> OpRunner::call(std::string_view op, const std::vector<Tensor>& inputs,
                                    const ops::Attrs& attrs) const {
-  return reference_ ? ops::call_reference(op, inputs, attrs) : ops::call(op, inputs, attrs);
+  if (reference_) return ops::call_reference(op, inputs, attrs);
+  if (!timer_) return ops::call(op, inputs, attrs);
+  // Matrix products are told apart by their weight's shape (q/k/v, o, gate/up, down, head).
+  std::string name(op);
+  if (op.starts_with("linear")) {
+    name.push_back(' ');
+    name.append(shape_to_string(inputs[1].shape()));
+  }
+  timer_->begin(std::move(name));
+  std::vector<Tensor> out = ops::call(op, inputs, attrs);
+  timer_->end();
+  return out;
 }
 
 Tensor OpRunner::embedding(const Tensor& tokens, const Tensor& table) const {

@@ -2,6 +2,8 @@
 // model's device) or by each op's float64 reference on the cpu (the reference model).
 #pragma once
 
+#include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -9,10 +11,26 @@
 
 namespace flagstone::engine::detail {
 
+// Device time of each call, taken with events around it (for `bench model --profile`).
+struct OpTimer {
+  struct Span {
+    std::string op;  // "linear f32[2048] x bf16[3072, 2048]"
+    runtime::Event start, end;
+  };
+  Device device;
+  std::vector<Span> spans;
+  // Records the start of a span named `op` on the device's stream; end() closes the last one.
+  void begin(std::string op);
+  void end();
+};
+
 class OpRunner {
  public:
   explicit OpRunner(bool reference) : reference_(reference) {}
   bool reference() const { return reference_; }
+  // While set, every call is timed into `timer`.
+  void set_timer(OpTimer* timer) { timer_ = timer; }
+  OpTimer* timer() const { return timer_; }
 
   Tensor embedding(const Tensor& tokens, const Tensor& table) const;
   Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) const;
@@ -37,6 +55,7 @@ class OpRunner {
   std::vector<Tensor> call(std::string_view op, const std::vector<Tensor>& inputs,
                            const ops::Attrs& attrs = {}) const;
   bool reference_;
+  OpTimer* timer_ = nullptr;
 };
 
 }  // namespace flagstone::engine::detail

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flagstone/engine/model/architecture.h"
 #include "flagstone/engine/model/kv_cache.h"
@@ -64,6 +65,13 @@ struct ModelInfo {
   bool decode_graph = false;
 };
 
+// Device time of one op (or one kind of matrix product) over a profiled forward pass.
+struct OpTime {
+  std::string op;  // "rms_norm", "linear [3072, 2048]" (the weight's shape)
+  int64_t calls = 0;
+  double microseconds = 0;  // summed over the calls
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -81,6 +89,15 @@ class Model {
   // cache records the step's graph (ModelOptions::graphs), which keeps pointers to `cache`'s
   // storage; a different cache records again.
   virtual Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits = false) = 0;
+
+  // forward() op by op (never a replayed graph) with each op's device time taken by events
+  // around the call, in order of first use; the cache advances as in forward(). For seeing
+  // where a step's time goes: the sum against the measured step time is the launch overhead.
+  // Empty for the float64 reference.
+  virtual std::vector<OpTime> profile_forward(const Tensor& tokens, KvCache& cache) {
+    (void)tokens, (void)cache;
+    return {};
+  }
 };
 
 // Loads a model folder (config.json + safetensors) or a .gguf file. Errors name the file and

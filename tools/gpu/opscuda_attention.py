@@ -1,6 +1,7 @@
 # Times attention in PyTorch's scaled_dot_product_attention and in Flagstone's (the timing binary
-# built from tests/ops/cuda) on the same shapes: causal prefill (bf16, 32 heads of 128) and
-# decode (one query per head, 8 kv heads, over a cache), for tools/gpu/opscuda.sh.
+# built from tests/ops/cuda: each cuda implementation, then dispatch's pick) on the same shapes:
+# causal prefill (bf16, 32 heads of 128) and decode (one query per head, 8 kv heads, over a
+# cache), for tools/gpu/opscuda.sh.
 import subprocess
 import sys
 

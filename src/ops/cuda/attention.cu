@@ -208,6 +208,18 @@ cudaError_t attention_typed(const AttentionArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
+cudaError_t launch_attention_combine(DType dtype, const AttentionArgs& a, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(a.q_len), static_cast<unsigned>(a.q_heads),
+            static_cast<unsigned>(a.batch));
+  if (dtype == DType::kBF16)
+    attention_combine<__nv_bfloat16><<<grid, 128, 0, stream>>>(a, a.q_len);
+  else if (dtype == DType::kF16)
+    attention_combine<__half><<<grid, 128, 0, stream>>>(a, a.q_len);
+  else
+    return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
 cudaError_t launch_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream) {
   switch (dtype) {
     case DType::kF32:

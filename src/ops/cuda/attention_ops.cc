@@ -1,5 +1,6 @@
 // cuda native attention: scaled_dot_product_attention (tensor-core flash kernel for f16/bf16
-// prefill, the row kernel for decode, f32 and everything else) and paged decode attention.
+// prefill, the GQA-grouped split kernel for f16/bf16 decode, the row kernel for f32 and
+// everything else) and paged decode attention.
 // Inputs are read through their strides, so K/V views of a cache need no copy.
 #include <algorithm>
 #include <cmath>
@@ -39,6 +40,21 @@ void plan_splits(AttentionArgs& a, int64_t rows, int64_t keys, const Device& dev
   a.partials = partials_for(device);
 }
 
+// Decode over a cache with the GQA-grouped kernel: one block per (split, kv head, sequence);
+// about four blocks per SM, each over at least 64 keys.
+// False when even one split's partials would not fit the scratch buffer.
+bool plan_decode_splits(AttentionArgs& a, const Device& device) {
+  int64_t blocks = a.kv_heads * a.batch;
+  int64_t sms = std::max(1, device.info().compute_units);
+  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, a.kv_len / 64));
+  int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
+  splits = std::min<int64_t>({splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, 1024});
+  if (splits < 1) return false;
+  a.splits = static_cast<int>(splits);
+  a.partials = partials_for(device);
+  return true;
+}
+
 void strides4(const Tensor& t, int64_t (&s)[4]) {
   for (int d = 0; d < 4; ++d) s[d] = t.size(d) == 1 ? 0 : t.stride(d);
 }
@@ -68,6 +84,12 @@ void sdpa(KernelArgs& args) {
     for (int d = 0; d < 4; ++d) a.mask_stride[d] = ms[d];
   }
   cudaStream_t stream = stream_for(args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device)) {
+    cudaError_t status = launch_decode_attention(q.dtype(), a, stream);
+    if (status == cudaSuccess) status = launch_attention_combine(q.dtype(), a, stream);
+    check_launch(status, args.op, args.device);
+    return;
+  }
   bool flash = flash_attention_supported(q.dtype(), a);
   if (!flash) plan_splits(a, a.q_len, a.kv_len, args.device);
   cudaError_t status =

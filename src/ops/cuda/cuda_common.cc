@@ -77,6 +77,9 @@ void register_cuda_ops(Registry& registry) {
   cuda::register_cuda_elementwise(registry);
   cuda::register_cuda_norm(registry);
   cuda::register_cuda_attention(registry);
+#ifdef FLAGSTONE_HAVE_CUDNN
+  cuda::register_cudnn_attention(registry);
+#endif
   cuda::register_cuda_quant(registry);
   cuda::register_cuda_sample(registry);
 }

@@ -54,6 +54,8 @@ void register_cuda_blas(Registry& r);
 void register_cuda_elementwise(Registry& r);
 void register_cuda_norm(Registry& r);
 void register_cuda_attention(Registry& r);
+// cuDNN SDPA (vendor), built when the toolkit ships cuDNN 9 headers (cudnn_attention.cc).
+void register_cudnn_attention(Registry& r);
 void register_cuda_quant(Registry& r);
 void register_cuda_sample(Registry& r);
 

@@ -106,6 +106,12 @@ cudaError_t launch_attention(DType dtype, const AttentionArgs& args, cudaStream_
 // True when the tensor-core flash kernel serves these arguments (f16/bf16, head_dim 64..256...).
 bool flash_attention_supported(DType dtype, const AttentionArgs& args);
 cudaError_t launch_flash_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
+// Merges `splits` partial results per row from `partials` into `out` (f16/bf16).
+cudaError_t launch_attention_combine(DType dtype, const AttentionArgs& args, cudaStream_t stream);
+// ---- attention_decode.cu: one query row per head, GQA groups served together ----
+bool decode_attention_supported(DType dtype, const AttentionArgs& args);
+// Writes `splits` partials per query head (args.partials); launch_attention_combine finishes.
+cudaError_t launch_decode_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 
 // ---- sample.cu ----
 // Per row of n contiguous elements, the first k in order (NaN first, then largest or smallest

@@ -80,6 +80,14 @@ bool try_engines(fsComm* comm, const Call& call, const runtime::Stream& stream) 
   return false;
 }
 
+// A host operation with the algorithm the tuner (or the cost model) picks for `bytes`.
+HostOp tuned_host_op(fsComm* comm, OpKind kind, size_t bytes) {
+  Algo algo = tuned_algo(comm, kind, bytes);
+  HostOp host = make_host_op(comm, kind);
+  host.algo = algo;
+  return host;
+}
+
 // Group state of this thread: every call between fsGroupStart and the outermost fsGroupEnd is
 // queued (arguments already checked) and issued at fsGroupEnd, NCCL-style.
 struct QueuedP2p {
@@ -90,6 +98,8 @@ struct QueuedP2p {
 struct Queued {
   fsComm* comm = nullptr;
   bool p2p = false;
+  // Device buffers only and no host synchronization inside: NCCL may defer it to ncclGroupEnd.
+  bool device_only = false;
   QueuedP2p item;             // p2p only
   std::function<void()> run;  // collectives: the whole operation, run under the comm's lock
 };
@@ -101,10 +111,11 @@ thread_local GroupState t_group;
 
 // Runs a collective now, or queues it when a group is open.
 template <typename Body>
-void submit(fsComm* comm, Body body) {
+void submit(fsComm* comm, Body body, bool device_only = false) {
   if (t_group.depth > 0) {
     Queued queued;
     queued.comm = comm;
+    queued.device_only = device_only;
     queued.run = [comm, body] { run_op(comm, body); };
     t_group.queued.push_back(std::move(queued));
     return;
@@ -165,6 +176,7 @@ fsResult_t queue_p2p(fsComm* comm, const Call& call, fsStream_t stream) {
       Queued queued;
       queued.comm = comm;
       queued.p2p = true;
+      queued.device_only = call.kind == OpKind::kSend ? call.send.on_device : call.recv.on_device;
       queued.item = item;
       t_group.queued.push_back(std::move(queued));
       return;
@@ -205,6 +217,26 @@ void run_group(std::vector<Queued>& queued) {
   for (const auto& group : by_comm) sequential = sequential || group.first->nccl != nullptr;
 #endif
   if (sequential) {
+#ifdef FLAGSTONE_COMM_NCCL
+    // Every comm on NCCL and every call on device memory: one NCCL group around all of them,
+    // so NCCL launches them together (host buffers need copies ordered after each call).
+    bool grouped = true;
+    for (const auto& group : by_comm) grouped = grouped && nccl_covers_all(group.first);
+    for (const Queued& entry : queued) grouped = grouped && entry.device_only;
+    if (grouped && nccl_group_start(by_comm.front().first)) {
+      try {
+        for (const auto& group : by_comm) run_comm(group.first, group.second);
+      } catch (...) {
+        try {
+          nccl_group_end(by_comm.front().first);
+        } catch (...) {  // the first error is the one to report
+        }
+        throw;
+      }
+      nccl_group_end(by_comm.front().first);
+      return;
+    }
+#endif
     for (const auto& group : by_comm) run_comm(group.first, group.second);
     return;
   }
@@ -236,22 +268,25 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     check_buf(comm, OpKind::kAllReduce, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsAllReduce");
     Call call{OpKind::kAllReduce, sendbuf, recvbuf, count, datatype, op};
-    submit(comm, [=] {
+    submit(
+        comm,
+        [=] {
 #ifdef FLAGSTONE_COMM_NCCL
-      if (hierarchical_all_reduce(comm, call, s)) return;
+          if (hierarchical_all_reduce(comm, call, s)) return;
 #endif
-      if (try_engines(comm, call, s)) return;
-      run_elementwise(comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
-                      [&](const char* in, char* out, size_t n) {
-                        HostOp host = make_host_op(comm, OpKind::kAllReduce);
-                        Arena* arena = arena_for(comm, host, false, count * dtype_bytes(datatype),
-                                                 false, nullptr);
-                        if (arena)
-                          return arena->all_reduce(host, in, out, n, datatype, op, comm->nranks);
-                        host.algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
-                        host_all_reduce(host, in, out, n, datatype, op);
-                      });
-    });
+          if (try_engines(comm, call, s)) return;
+          run_elementwise(
+              comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
+              [&](const char* in, char* out, size_t n) {
+                HostOp host = make_host_op(comm, OpKind::kAllReduce);
+                Arena* arena =
+                    arena_for(comm, host, false, count * dtype_bytes(datatype), false, nullptr);
+                if (arena) return arena->all_reduce(host, in, out, n, datatype, op, comm->nranks);
+                host.algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
+                host_all_reduce(host, in, out, n, datatype, op);
+              });
+        },
+        sendbuf.on_device && recvbuf.on_device);
   });
 }
 
@@ -266,16 +301,18 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
     if (is_root) check_buf(comm, OpKind::kReduce, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsReduce");
     Call call{OpKind::kReduce, sendbuf, recvbuf, count, datatype, op, root};
-    submit(comm, [=] {
-      if (try_engines(comm, call, s)) return;
-      run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count, dtype_bytes(datatype),
-                      [&](const char* in, char* out, size_t n) {
-                        Algo algo = tuned_algo(comm, OpKind::kReduce, n * dtype_bytes(datatype));
-                        HostOp host = make_host_op(comm, OpKind::kReduce);
-                        host.algo = algo;
-                        host_reduce(host, in, out, n, datatype, op, root);
-                      });
-    });
+    submit(
+        comm,
+        [=] {
+          if (try_engines(comm, call, s)) return;
+          run_elementwise(comm, s, &sendbuf, is_root ? &recvbuf : nullptr, count,
+                          dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+                            HostOp host =
+                                tuned_host_op(comm, OpKind::kReduce, n * dtype_bytes(datatype));
+                            host_reduce(host, in, out, n, datatype, op, root);
+                          });
+        },
+        sendbuf.on_device && (!is_root || recvbuf.on_device));
   });
 }
 
@@ -289,16 +326,18 @@ fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
     check_buf(comm, OpKind::kBroadcast, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsBroadcast");
     Call call{OpKind::kBroadcast, sendbuf, recvbuf, count, datatype, fsSum, root};
-    submit(comm, [=] {
-      if (try_engines(comm, call, s)) return;
-      run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count, dtype_bytes(datatype),
-                      [&](const char* in, char* out, size_t n) {
-                        Algo algo = tuned_algo(comm, OpKind::kBroadcast, n * dtype_bytes(datatype));
-                        HostOp host = make_host_op(comm, OpKind::kBroadcast);
-                        host.algo = algo;
-                        host_broadcast(host, in, out, n, datatype, root);
-                      });
-    });
+    submit(
+        comm,
+        [=] {
+          if (try_engines(comm, call, s)) return;
+          run_elementwise(comm, s, is_root ? &sendbuf : nullptr, &recvbuf, count,
+                          dtype_bytes(datatype), [&](const char* in, char* out, size_t n) {
+                            HostOp host =
+                                tuned_host_op(comm, OpKind::kBroadcast, n * dtype_bytes(datatype));
+                            host_broadcast(host, in, out, n, datatype, root);
+                          });
+        },
+        (!is_root || sendbuf.on_device) && recvbuf.on_device);
   });
 }
 
@@ -311,16 +350,17 @@ fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataTyp
     runtime::Stream s = resolve_stream(comm, stream, "fsAllGather");
     Call call{OpKind::kAllGather, sendbuf, recvbuf, sendcount, datatype};
     size_t bytes = sendcount * dtype_bytes(datatype);
-    submit(comm, [=] {
-      if (try_engines(comm, call, s)) return;
-      run_whole(comm, s, &sendbuf, bytes, &recvbuf, bytes * comm->nranks,
-                [&](const char* in, char* out) {
-                  Algo algo = tuned_algo(comm, OpKind::kAllGather, bytes * comm->nranks);
-                  HostOp host = make_host_op(comm, OpKind::kAllGather);
-                  host.algo = algo;
-                  host_all_gather(host, in, out, sendcount, datatype);
-                });
-    });
+    submit(
+        comm,
+        [=] {
+          if (try_engines(comm, call, s)) return;
+          run_whole(comm, s, &sendbuf, bytes, &recvbuf, bytes * comm->nranks,
+                    [&](const char* in, char* out) {
+                      HostOp host = tuned_host_op(comm, OpKind::kAllGather, bytes * comm->nranks);
+                      host_all_gather(host, in, out, sendcount, datatype);
+                    });
+        },
+        sendbuf.on_device && recvbuf.on_device);
   });
 }
 
@@ -334,14 +374,17 @@ fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDat
     runtime::Stream s = resolve_stream(comm, stream, "fsReduceScatter");
     Call call{OpKind::kReduceScatter, sendbuf, recvbuf, recvcount, datatype, op};
     size_t bytes = recvcount * dtype_bytes(datatype);
-    submit(comm, [=] {
-      if (try_engines(comm, call, s)) return;
-      run_whole(comm, s, &sendbuf, bytes * comm->nranks, &recvbuf, bytes,
-                [&](const char* in, char* out) {
-                  HostOp host = make_host_op(comm, OpKind::kReduceScatter);
-                  host_reduce_scatter(host, in, out, recvcount, datatype, op);
-                });
-    });
+    submit(
+        comm,
+        [=] {
+          if (try_engines(comm, call, s)) return;
+          run_whole(comm, s, &sendbuf, bytes * comm->nranks, &recvbuf, bytes,
+                    [&](const char* in, char* out) {
+                      HostOp host = make_host_op(comm, OpKind::kReduceScatter);
+                      host_reduce_scatter(host, in, out, recvcount, datatype, op);
+                    });
+        },
+        sendbuf.on_device && recvbuf.on_device);
   });
 }
 

@@ -80,6 +80,7 @@ ResolvedConfig resolve_config(const fsConfig* config) {
   out.check = env_int("FLAGSTONE_COMM_CHECKS", 1) != 0;
   out.chunk_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_CHUNK_BYTES", 256 << 10));
   out.stage_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_STAGE_BYTES", 4 << 20));
+  out.nccl_watchdog = env_int("FLAGSTONE_COMM_NCCL_WATCHDOG", 1) != 0;
   out.arena_bytes =
       env_int("FLAGSTONE_COMM_ARENA", 1) ? env_int("FLAGSTONE_COMM_ARENA_BYTES", 1 << 20) : -1;
   if (config) {
@@ -115,10 +116,17 @@ void check_usable(fsComm* comm, const char* op) {
   if (comm->aborted.load())
     fail(fsInvalidUsage, op, ": rank ", comm->rank, " called on an aborted communicator");
   int error = comm->async_error.load();
-  if (error != fsSuccess)
+  if (error != fsSuccess) {
+    std::string reason;
+    {
+      std::lock_guard<std::mutex> lock(comm->failure_mutex);
+      reason = comm->failure_reason;
+    }
     fail(fsInvalidUsage, op, ": rank ", comm->rank,
          " called on a communicator broken by an earlier error (",
-         fsGetErrorString(static_cast<fsResult_t>(error)), "); destroy it and create a new one");
+         fsGetErrorString(static_cast<fsResult_t>(error)), reason.empty() ? "" : ": ", reason,
+         "); destroy it and create a new one");
+  }
 }
 
 HostOp make_host_op(fsComm* comm, OpKind kind) {

@@ -33,6 +33,7 @@ struct ResolvedConfig {
   size_t chunk_bytes = 256 << 10;  // ring pipelining unit
   size_t stage_bytes = 4 << 20;    // device staging unit
   int64_t arena_bytes = 1 << 20;   // all-reduces from this size use the shm arena; -1: never
+  bool nccl_watchdog = true;       // NCCL calls get the per-operation timeout
 };
 
 ResolvedConfig resolve_config(const fsConfig* config);
@@ -55,6 +56,8 @@ struct fsComm {
   std::shared_ptr<flagstone::comm::TuneTable> tuning;  // algorithm choices measured earlier
   std::atomic<int> async_error{fsSuccess};
   std::atomic<bool> aborted{false};
+  std::mutex failure_mutex;
+  std::string failure_reason;  // set by whoever failed the comm outside a call (NCCL watchdog)
   uint32_t seq = 0;
   int shm_pairs = 0;  // peers reached through shared memory
   // Mixed CUDA and other ranks with NCCL: all-reduce runs cluster -> host -> cluster, the host

@@ -42,6 +42,11 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
 bool nccl_direct_call(NcclEngine& engine, fsComm* comm, const std::string& op, const void* send,
                       void* recv, size_t count, fsDataType_t dtype, fsRedOp_t redop,
                       const runtime::Stream& stream);
+// fsGroupStart/End over comms that all run on NCCL: one ncclGroupStart/ncclGroupEnd around
+// their calls (false: this comm has no NCCL engine). The calls are watched from the group's end.
+bool nccl_covers_all(fsComm* comm);
+bool nccl_group_start(fsComm* comm);
+void nccl_group_end(fsComm* comm);
 void nccl_abort(NcclEngine& engine);  // ncclCommAbort: safe from another thread
 fsResult_t nccl_async_error(NcclEngine& engine);
 #endif

@@ -82,11 +82,17 @@ TEST(CommDevices, CpuDeviceBuffers) {
 
 TEST(CommDevices, MixedCpuAndOpenCLRanks) {
   if (flagstone::runtime::devices_of("opencl").empty()) GTEST_SKIP() << "no OpenCL device";
-  // Small staging chunks so the chunked, event-ordered staging path runs many chunks.
-  auto results =
-      run_ranks(COMM_WORKER, "collectives", 3, {"opencl:0", "cpu", "opencl:0"},
-                {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_STAGE_BYTES", "8192"}}, 110);
-  expect_all_pass(results, 3);
+  // Small staging chunks so the chunked, event-ordered staging path runs many chunks; then the
+  // same with every all-reduce through the shm arena (staged members feed it chunk by chunk).
+  for (const char* arena : {"1048576", "0"}) {
+    SCOPED_TRACE(std::string("FLAGSTONE_COMM_ARENA_BYTES=") + arena);
+    auto results = run_ranks(COMM_WORKER, "collectives", 3, {"opencl:0", "cpu", "opencl:0"},
+                             {{"WORKER_DEVICE_BUFFERS", "1"},
+                              {"FLAGSTONE_COMM_STAGE_BYTES", "8192"},
+                              {"FLAGSTONE_COMM_ARENA_BYTES", arena}},
+                             110);
+    expect_all_pass(results, 3);
+  }
 }
 
 // Device mixes chosen by whoever runs the suite: FLAGSTONE_COMM_TEST_DEVICES holds lists
@@ -165,6 +171,48 @@ TEST(CommFaults, AbortFromAnotherThread) {
   auto results =
       run_ranks(COMM_WORKER, "abort", 3, {}, {{"FLAGSTONE_COMM_TIMEOUT_MS", "4000"}}, 30);
   expect_all_pass(results, 3);
+}
+
+// Faults with a CUDA rank, device buffers. One GPU: cuda:0 + cpu ranks (hierarchical all-reduce
+// through the arena), the cpu rank dies, hangs or rank 0 aborts. Two or more GPUs: also all-CUDA
+// groups on NCCL, where a dead or hung peer leaves NCCL's kernels waiting and only the watchdog's
+// per-operation timeout (ncclCommAbort) brings the survivors back.
+std::vector<std::vector<std::string>> gpu_fault_groups() {
+  int gpus = static_cast<int>(flagstone::runtime::devices_of("cuda").size());
+  std::vector<std::vector<std::string>> groups;
+  if (gpus >= 1) groups.push_back({"cuda:0", "cpu", "cpu"});
+  if (gpus >= 2) groups.push_back({"cuda:0", "cuda:1"});
+  return groups;
+}
+
+void run_gpu_fault(const std::string& kind, const char* timeout_ms) {
+  auto groups = gpu_fault_groups();
+  if (groups.empty()) GTEST_SKIP() << "no CUDA device";
+  for (const auto& devices : groups) {
+    SCOPED_TRACE("devices " + devices.front() + ".." + devices.back());
+    int n = static_cast<int>(devices.size());
+    auto results =
+        run_ranks(COMM_WORKER, kind, n, devices,
+                  {{"WORKER_DEVICE_BUFFERS", "1"}, {"FLAGSTONE_COMM_TIMEOUT_MS", timeout_ms}}, 40);
+    ASSERT_EQ(static_cast<int>(results.size()), n);
+    for (int r = 0; r + 1 < n; ++r) EXPECT_EQ(results[r].exit_code, 0) << describe(results);
+    if (kind == "kill") {
+      EXPECT_EQ(results[n - 1].signal, SIGKILL) << describe(results);
+    }
+    if (!::testing::Test::HasFailure()) std::printf("%s", results[0].output.c_str());
+  }
+}
+
+TEST(CommGpuFaults, KilledPeer) {
+  run_gpu_fault("kill", "4000");
+}
+
+TEST(CommGpuFaults, HungPeerTimesOut) {
+  run_gpu_fault("hang", "2000");
+}
+
+TEST(CommGpuFaults, AbortFromAnotherThread) {
+  run_gpu_fault("abort", "5000");
 }
 
 TEST(CommFaults, MismatchedCountIsReported) {

@@ -34,7 +34,7 @@ void Transport::recv(int peer, void* data, size_t bytes, Callback done) {
 }
 
 bool Transport::progress_send(int peer, const std::string& op) {
-  if (peers_[peer].tx.valid()) return shm_send(peer);
+  if (peers_[peer].tx.valid()) return shm_move(peer, true);
   Peer& p = peers_[peer];
   bool moved = false;
   while (!p.sends.empty()) {
@@ -60,7 +60,7 @@ bool Transport::progress_send(int peer, const std::string& op) {
 }
 
 bool Transport::progress_recv(int peer, const std::string& op) {
-  if (peers_[peer].rx.valid()) return shm_recv(peer);
+  if (peers_[peer].rx.valid()) return shm_move(peer, false);
   Peer& p = peers_[peer];
   bool moved = false;
   while (!p.recvs.empty()) {
@@ -180,44 +180,27 @@ void Transport::wait(const Deadline& deadline, const std::string& op) {
   }
 }
 
-bool Transport::shm_send(int peer) {
+bool Transport::shm_move(int peer, bool sending) {
   Peer& p = peers_[peer];
+  std::deque<Pending>& queue = sending ? p.sends : p.recvs;
   bool moved = false;
-  while (!p.sends.empty()) {
-    Pending& item = p.sends.front();
+  while (!queue.empty()) {
+    Pending& item = queue.front();
     if (item.done < item.bytes) {
-      size_t n = p.tx.write(item.data + item.done, item.bytes - item.done);
+      size_t n = sending ? p.tx.write(item.data + item.done, item.bytes - item.done)
+                         : p.rx.read(item.data + item.done, item.bytes - item.done);
       if (n > 0) {
         item.done += n;
         moved = true;
-        if (p.tx.header()->consumer_waiting.exchange(0)) doorbell(peer);
+        // The other side may sleep until these bytes (or this space) appear: ring its bell.
+        std::atomic<uint32_t>& waiting =
+            sending ? p.tx.header()->consumer_waiting : p.rx.header()->producer_waiting;
+        if (waiting.exchange(0)) doorbell(peer);
       }
-      if (item.done < item.bytes) return moved;  // ring full
+      if (item.done < item.bytes) return moved;  // ring full / empty
     }
     Callback callback = std::move(item.callback);
-    p.sends.pop_front();
-    moved = true;
-    if (callback) callback();
-  }
-  return moved;
-}
-
-bool Transport::shm_recv(int peer) {
-  Peer& p = peers_[peer];
-  bool moved = false;
-  while (!p.recvs.empty()) {
-    Pending& item = p.recvs.front();
-    if (item.done < item.bytes) {
-      size_t n = p.rx.read(item.data + item.done, item.bytes - item.done);
-      if (n > 0) {
-        item.done += n;
-        moved = true;
-        if (p.rx.header()->producer_waiting.exchange(0)) doorbell(peer);
-      }
-      if (item.done < item.bytes) return moved;  // ring empty
-    }
-    Callback callback = std::move(item.callback);
-    p.recvs.pop_front();
+    queue.pop_front();
     moved = true;
     if (callback) callback();
   }

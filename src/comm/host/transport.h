@@ -63,8 +63,8 @@ class Transport {
     ShmRing tx, rx;    // valid when this peer's data goes through shared memory
     bool eof = false;  // its socket closed: what is left in the rings is all there will be
   };
-  bool shm_send(int peer);
-  bool shm_recv(int peer);
+  // Moves the queued sends (or receives) of a shared-memory peer through its ring.
+  bool shm_move(int peer, bool sending);
   void doorbell(int peer);
   // Before sleeping: raise the waiting flags; true if the ring became ready meanwhile.
   bool arm_shm(int peer);

@@ -10,13 +10,14 @@
 namespace flagstone::comm {
 
 NcclEngine::~NcclEngine() {
+  watchdog.reset();  // before the communicator it may abort goes
   for (cudaEvent_t event : copied_out) cudaEventDestroy(event);
   for (cudaEvent_t event : copied_in) cudaEventDestroy(event);
   if (start) cudaEventDestroy(start);
   if (done) cudaEventDestroy(done);
   if (d2h) cudaStreamDestroy(d2h);
   if (h2d) cudaStreamDestroy(h2d);
-  if (comm) api->CommDestroy(comm);
+  if (comm && !aborted) api->CommDestroy(comm);
 }
 
 namespace {
@@ -187,14 +188,12 @@ std::shared_ptr<NcclEngine> create_nccl_engine(fsComm* comm) {
 }
 
 void nccl_abort(NcclEngine& engine) {
-  if (engine.comm) {
-    engine.api->CommAbort(engine.comm);
-    engine.comm = nullptr;
-  }
+  // From any thread (fsCommAbort, the watchdog), once.
+  if (engine.comm && !engine.aborted.exchange(true)) engine.api->CommAbort(engine.comm);
 }
 
 fsResult_t nccl_async_error(NcclEngine& engine) {
-  if (!engine.comm) return fsSuccess;
+  if (!engine.comm || engine.aborted) return fsSuccess;
   ncclResult_t state = ncclSuccess;
   if (engine.api->CommGetAsyncError(engine.comm, &state) != ncclSuccess) return fsSystemError;
   if (state == ncclSuccess || state == ncclInProgress) return fsSuccess;
@@ -217,6 +216,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
       check_nccl(api,
                  api->AllReduce(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), nc, native),
                  "ncclAllReduce", comm);
+      watch_nccl(engine, comm, native, "ncclAllReduce");
       out.finish(stream);
       return true;
     }
@@ -227,6 +227,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
                  api->Reduce(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), call.root, nc,
                              native),
                  "ncclReduce", comm);
+      watch_nccl(engine, comm, native, "ncclReduce");
       out.finish(stream);
       return true;
     }
@@ -235,6 +236,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
       DeviceArg out(comm, &call.recv, call.count * esize, false, stream);
       check_nccl(api, api->Broadcast(in.ptr, out.ptr, call.count, type, call.root, nc, native),
                  "ncclBroadcast", comm);
+      watch_nccl(engine, comm, native, "ncclBroadcast");
       out.finish(stream);
       return true;
     }
@@ -243,6 +245,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
       DeviceArg out(comm, &call.recv, call.count * esize * n, false, stream);
       check_nccl(api, api->AllGather(in.ptr, out.ptr, call.count, type, nc, native),
                  "ncclAllGather", comm);
+      watch_nccl(engine, comm, native, "ncclAllGather");
       out.finish(stream);
       return true;
     }
@@ -253,6 +256,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
           api,
           api->ReduceScatter(in.ptr, out.ptr, call.count, type, nccl_op(call.redop), nc, native),
           "ncclReduceScatter", comm);
+      watch_nccl(engine, comm, native, "ncclReduceScatter");
       out.finish(stream);
       return true;
     }
@@ -305,6 +309,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
         check_nccl(api, api->Recv(out.ptr, call.count, type, call.root, nc, native), "ncclRecv",
                    comm);
       check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
+      watch_nccl(engine, comm, native, "grouped ncclSend/ncclRecv");
       // The root's own block moves on the device.
       if ((gather || scatter) && root && call.count) {
         size_t bytes = call.count * esize;
@@ -321,6 +326,7 @@ bool nccl_run(NcclEngine& engine, fsComm* comm, const Call& call, const runtime:
       check_nccl(api,
                  api->AllReduce(flag.handle(), flag.handle(), 1, ncclInt32, ncclSum, nc, native),
                  "ncclAllReduce (barrier)", comm);
+      watch_nccl(engine, comm, native, "ncclAllReduce (barrier)");
       stream.synchronize();
       return true;
     }
@@ -353,6 +359,7 @@ bool nccl_p2p(NcclEngine& engine, fsComm* comm, const std::vector<Call>& calls,
                  "ncclRecv", comm);
   }
   check_nccl(api, api->GroupEnd(), "ncclGroupEnd", comm);
+  watch_nccl(engine, comm, native, "grouped ncclSend/ncclRecv");
   for (size_t i = 0; i < calls.size(); ++i)
     if (calls[i].kind != OpKind::kSend) args[i].finish(stream);
   return true;

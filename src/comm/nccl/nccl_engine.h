@@ -5,12 +5,14 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
 #include "../engines.h"
 #include "../staging.h"
 #include "nccl_loader.h"
+#include "nccl_watchdog.h"
 
 namespace flagstone::comm {
 
@@ -34,6 +36,9 @@ class NcclEngine {
   std::vector<cudaEvent_t> copied_in;   // per slot: the slot's data reached the device
   std::unique_ptr<runtime::PinnedHostBuffer> pinned;
 
+  std::atomic<bool> aborted{false};        // ncclCommAbort ran: `comm` is gone
+  std::unique_ptr<NcclWatchdog> watchdog;  // started by the first watched call
+
   ~NcclEngine();
 };
 
@@ -43,6 +48,10 @@ void check_cuda(cudaError_t status, const char* call, const fsComm* comm);
 void check_nccl(const NcclApi* api, ncclResult_t rc, const char* call, const fsComm* comm);
 ncclDataType_t nccl_type(fsDataType_t dtype);
 ncclRedOp_t nccl_op(fsRedOp_t op);
+
+// Hands the call just queued on `stream` to the engine's watchdog (the per-operation timeout);
+// inside an NCCL group, at the group's end.
+void watch_nccl(NcclEngine& engine, fsComm* comm, cudaStream_t stream, const char* op);
 
 // A device address for an argument: device buffers as they are, host memory through a
 // temporary device buffer (copied in for inputs, copied back by finish() for outputs).

@@ -180,6 +180,7 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
   ncclRedOp_t inner = call.redop == fsAvg ? ncclSum : nccl_op(call.redop);
   check_nccl(api, api->Reduce(send.ptr, recv.ptr, call.count, type, inner, 0, engine.comm, native),
              "ncclReduce", comm);
+  watch_nccl(engine, comm, native, "ncclReduce (inside the CUDA cluster)");
   if (engine.cluster_rank == 0) {
     HostOp op = cross_op(comm);
     ArenaPin pin = cuda_pin(engine.device_index);
@@ -211,6 +212,7 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
   }
   check_nccl(api, api->Broadcast(recv.ptr, recv.ptr, call.count, type, 0, engine.comm, native),
              "ncclBroadcast", comm);
+  watch_nccl(engine, comm, native, "ncclBroadcast (inside the CUDA cluster)");
   recv.finish(stream);
   return true;
 }

@@ -180,10 +180,15 @@ void vendor_kernel(KernelArgs& args) {
 #endif
 
 }  // namespace
+
+// quant.cc: the weight-only quantized linears, registered with the other GEMMs.
+void register_cpu_quant(Registry& r);
+
 }  // namespace cpu
 
 void register_cpu_gemm(Registry& r) {
   using namespace cpu;
+  register_cpu_quant(r);
   for (const char* op : {"mm", "bmm", "addmm", "linear", "matmul"}) {
     add_native(r, op, {DType::kF32, DType::kF16, DType::kBF16}, native_kernel, false);
 #ifdef FLAGSTONE_HAVE_CBLAS

@@ -4,17 +4,76 @@
 #include <cmath>
 
 #include "cpu/cpu_common.h"
+#include "cpu/simd.h"
 #include "internal.h"
 
 namespace flagstone::ops {
 namespace cpu {
 namespace {
 
+#ifdef FS_CPU_X86
+// AVX2/FMA rows, picked at run time by has_avx2(); tails past the last 8 lanes run the scalar
+// formula of the portable loops.
+
+// o = silu(g) * u over a row: g / (1 + exp(-g)) * u.
+template <typename T>
+FS_AVX2 void silu_mul_row_avx2(const T* g, const T* u, T* o, int64_t d) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    __m256 gv = simd::load8(g + i);
+    __m256 e = simd::exp8(_mm256_xor_ps(gv, sign));
+    __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
+    simd::store8(o + i, _mm256_mul_ps(s, simd::load8(u + i)));
+  }
+  for (; i < d; ++i) {
+    float gv = load_f(g[i]);
+    o[i] = store_f<T>(gv / (1.0f + exp_f32(-gv)) * load_f(u[i]));
+  }
+}
+
+// neox rotation of one head: the first and second halves of the rotated dims pair up.
+template <typename T, typename C>
+FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t half) {
+  int64_t i = 0;
+  for (; i + 8 <= half; i += 8) {
+    __m256 x1 = simd::load8(x + i), x2 = simd::load8(x + i + half);
+    __m256 cv = simd::load8(c + i), sv = simd::load8(s + i);
+    simd::store8(o + i, _mm256_sub_ps(_mm256_mul_ps(x1, cv), _mm256_mul_ps(x2, sv)));
+    simd::store8(o + i + half, _mm256_add_ps(_mm256_mul_ps(x2, cv), _mm256_mul_ps(x1, sv)));
+  }
+  for (; i < half; ++i) {
+    float x1 = load_f(x[i]), x2 = load_f(x[i + half]);
+    float cv = load_f(c[i]), sv = load_f(s[i]);
+    o[i] = store_f<T>(x1 * cv - x2 * sv);
+    o[i + half] = store_f<T>(x2 * cv + x1 * sv);
+  }
+}
+
+// log(sum(exp(x))) of a row, max-shifted.
+template <typename T>
+FS_AVX2 double row_lse_avx2(const T* x, int64_t n) {
+  float m = simd::row_max8(x, n);
+  return m + std::log(static_cast<double>(simd::row_sum_exp8(x, n, m, nullptr)));
+}
+#endif
+
+// `is_silu` lets the AVX2 row replace act (silu) with its vector form.
 template <typename T, typename Act>
-void act_and_mul(const Tensor& x, const Tensor& out, Act act) {
+void act_and_mul(const Tensor& x, const Tensor& out, Act act, bool is_silu) {
+  (void)is_silu;  // only the x86 build has the vector silu
   int64_t d = out.shape().back(), rows = d == 0 ? 0 : out.numel() / d;
   const T* px = ptr<const T>(x);
   T* po = ptr<T>(out);
+#ifdef FS_CPU_X86
+  if (is_silu && has_avx2()) {
+    parallel_rows(rows, d, 8192, [&](int64_t r, int64_t b, int64_t e) {
+      const T* g = px + r * 2 * d;
+      silu_mul_row_avx2(g + b, g + d + b, po + r * d + b, e - b);
+    });
+    return;
+  }
+#endif
   parallel(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* g = px + r * 2 * d;
@@ -55,6 +114,7 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
     FS_CHECK(p >= 0 && p < max_pos, kInvalidArgument, "op 'rotary_embedding': position ", p,
              " of token ", t, " is outside the cos/sin table of ", max_pos, " rows");
   }
+  [[maybe_unused]] bool avx2 = has_avx2();
   parallel(tokens, 16, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       int64_t p = load_index(positions, t);
@@ -63,7 +123,12 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
       for (int64_t h = 0; h < heads; ++h) {
         const T* xi = px + (t * heads + h) * hd;
         T* o = po + (t * heads + h) * hd;
-        if (neox) {
+#ifdef FS_CPU_X86
+        if (neox && avx2) {
+          rotary_neox_avx2(xi, o, c, s, half);
+        } else
+#endif
+            if (neox) {
           for (int64_t i = 0; i < half; ++i) {
             float x1 = load_f(xi[i]), x2 = load_f(xi[i + half]);
             float cv = load_f(c[i]), sv = load_f(s[i]);
@@ -101,17 +166,23 @@ void cross_entropy(KernelArgs& args) {
   }
   const T* px = ptr<const T>(x);
   std::vector<double> losses(static_cast<size_t>(n), 0.0);
+  bool avx2 = has_avx2();
   parallel(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
-    std::vector<float> shifted(static_cast<size_t>(c));
+    std::vector<float> shifted(avx2 ? 0 : static_cast<size_t>(c));
     float* z = shifted.data();
     for (int64_t r = b; r < e; ++r) {
       int64_t t = load_index(target, r);
       if (t == ignore) continue;
       const T* xr = px + r * c;
-      float m = row_max(xr, c);
-      for (int64_t j = 0; j < c; ++j) z[j] = load_f(xr[j]) - m;
-      double lse =
-          m + std::log(static_cast<double>(row_sum(z, c, [](float v) { return exp_f32(v); })));
+      double lse = 0;
+#ifdef FS_CPU_X86
+      if (avx2) lse = row_lse_avx2(xr, c);
+#endif
+      if (!avx2) {
+        float m = row_max(xr, c);
+        for (int64_t j = 0; j < c; ++j) z[j] = load_f(xr[j]) - m;
+        lse = m + std::log(static_cast<double>(row_sum(z, c, [](float v) { return exp_f32(v); })));
+      }
       double loss = lse - load_f(xr[t]);
       if (ls > 0) {
         double sum_logp = row_sum(xr, c, [](float v) { return v; }) - static_cast<double>(c) * lse;
@@ -160,7 +231,8 @@ void register_cpu_llm(Registry& r) {
       r, "silu_and_mul", kHalfAndF32,
       [](KernelArgs& args) {
         half_or_f32(args.inputs[0].dtype(), [&]<typename T>() {
-          act_and_mul<T>(args.inputs[0], args.outputs[0], [](float v) { return silu(v); });
+          act_and_mul<T>(
+              args.inputs[0], args.outputs[0], [](float v) { return silu(v); }, true);
         });
       },
       false);
@@ -169,7 +241,8 @@ void register_cpu_llm(Registry& r) {
       [](KernelArgs& args) {
         bool tanh_approx = args.attrs.get_string("approximate", "none") == "tanh";
         half_or_f32(args.inputs[0].dtype(), [&]<typename T>() {
-          act_and_mul<T>(args.inputs[0], args.outputs[0], tanh_approx ? gelu_tanh : gelu_erf);
+          act_and_mul<T>(args.inputs[0], args.outputs[0], tanh_approx ? gelu_tanh : gelu_erf,
+                         false);
         });
       },
       false);

@@ -128,7 +128,7 @@ const Kernel& copy_kernel() {
   static Kernel k(
       "bench_copy", build_copy,
       {Config{{"BLOCK", 4096}, {"num_warps", 8}}, Config{{"BLOCK", 2048}, {"num_warps", 4}},
-       Config{{"BLOCK", 8192}, {"num_warps", 8}}});
+       Config{{"BLOCK", 8192}, {"num_warps", 8}}, Config{{"BLOCK", 8192}, {"num_warps", 4}}});
   return k;
 }
 const Kernel& add_kernel() {

@@ -126,6 +126,8 @@ class Emitter {
     int root = -1;  // pointer values: the parameter they point into
     std::string base;
     std::vector<std::string> coef;
+    int iv_degree = 0;        // degree of the loop variable in base
+    bool iv_in_coef = false;  // whether a coefficient depends on the loop variable
   };
   struct Bounds {  // index[axis] < lim[axis] ("" = none) and cond
     bool ok = false;
@@ -139,11 +141,20 @@ class Emitter {
   const Op* def_of(ValueId v);
   Affine affine(ValueId v, const GemmScope& scope);
   Bounds bounds(ValueId v, const GemmScope& scope);
+  struct GemmOperand {  // one loaded tile: addresses, mask, shape, place in shared memory
+    Affine ptr;
+    Bounds mask;
+    int64_t rows = 0, cols = 0, offset = 0, stage_bytes = 0;
+  };
+  struct GemmShape {
+    int64_t bk = 0, bn = 0, stages = 2, a_bytes = 0, b_bytes = 0;
+    std::string kind;  // mma input type: f16 or bf16
+  };
   bool gemm_loop(const Op& op);
-  void emit_gemm_tile_load(const std::string& fn_name, const Affine& p, const Bounds& m,
-                           int64_t rows, int64_t cols, int64_t offset, int64_t stage_bytes);
-  void emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa, const Bounds& ma,
-                      const Affine& pb, const Bounds& mb);
+  void emit_gemm_operand(const std::string& prefix, const GemmOperand& o);
+  void emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape& g,
+                          const std::string& out);
+  void emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand& a, const GemmOperand& b);
   // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the
   // loop variable and loop-invariant values is issued one iteration ahead into registers, so
   // its latency overlaps the iteration's compute. False when the load does not qualify.

@@ -65,6 +65,7 @@ Emitter::Affine Emitter::affine(ValueId v, const GemmScope& scope) {
   a.coef.assign(static_cast<size_t>(t.rank()), "0");
   if (v == scope.iv) {
     a.base = "(long long)fs_k";
+    a.iv_degree = 1;
     a.ok = true;
     return a;
   }
@@ -127,6 +128,8 @@ Emitter::Affine Emitter::affine(ValueId v, const GemmScope& scope) {
       x.base = minus ? sub(x.base, y.base) : add(x.base, y.base);
       for (size_t i = 0; i < x.coef.size(); ++i)
         x.coef[i] = minus ? sub(x.coef[i], y.coef[i]) : add(x.coef[i], y.coef[i]);
+      x.iv_degree = std::max(x.iv_degree, y.iv_degree);
+      x.iv_in_coef |= y.iv_in_coef;
       return x;
     }
     case OpKind::kMul: {
@@ -137,7 +140,12 @@ Emitter::Affine Emitter::affine(ValueId v, const GemmScope& scope) {
       if (!x_uniform && !y_uniform) return a;
       if (!x_uniform) std::swap(x, y);  // x is the uniform factor
       y.base = mul(x.base, y.base);
-      for (auto& c : y.coef) c = mul(x.base, c);
+      for (auto& c : y.coef) {
+        c = mul(x.base, c);
+        y.iv_in_coef |= x.iv_degree > 0 && !zero(c);
+      }
+      y.iv_degree += x.iv_degree;
+      y.iv_in_coef |= x.iv_in_coef;
       return y;
     }
     default:
@@ -264,18 +272,18 @@ bool Emitter::gemm_loop(const Op& op) {
     if (!ld || ld->kind != OpKind::kLoad || !defs.count(ld->results[0])) return false;
   if (dot->operands[0] == dot->operands[1]) return false;
   GemmScope scope{body.args[0], &defs};
-  struct Operand {
-    Affine ptr;
-    Bounds mask;
-    int64_t rows = 0, cols = 0;
-  } ops[2];
+  GemmOperand ops[2];
   for (int i = 0; i < 2; ++i) {
     const Op& ld = *loads[i];
     const Type& tt = fn_.type(ld.results[0]);
     ops[i].rows = tt.shape[0];
     ops[i].cols = tt.shape[1];
     ops[i].ptr = affine(ld.operands[0], scope);
-    if (!ops[i].ptr.ok || ops[i].ptr.root < 0 || ops[i].ptr.coef.size() != 2) return false;
+    // The pipeline advances each pointer by a constant per iteration: offsets must be linear in
+    // the loop variable, strides independent of it.
+    const Affine& pt = ops[i].ptr;
+    if (!pt.ok || pt.root < 0 || pt.coef.size() != 2 || pt.iv_degree > 1 || pt.iv_in_coef)
+      return false;
     if (ld.operands.size() > 1) {
       ops[i].mask = bounds(ld.operands[1], scope);
       if (!ops[i].mask.ok || ops[i].mask.lim.size() != 2) return false;
@@ -290,7 +298,10 @@ bool Emitter::gemm_loop(const Op& op) {
     }
     if (ops[i].cols % 8 != 0) return false;
   }
-  emit_gemm_loop(op, l, ops[0].ptr, ops[0].mask, ops[1].ptr, ops[1].mask);
+  ops[1].offset = std::max<int64_t>(2, fn_.num_stages()) * ops[0].rows * ops[0].cols * 2;
+  ops[0].stage_bytes = ops[0].rows * ops[0].cols * 2;
+  ops[1].stage_bytes = ops[1].rows * ops[1].cols * 2;
+  emit_gemm_loop(op, l, ops[0], ops[1]);
   return true;
 }
 
@@ -305,109 +316,102 @@ static std::string swizzled(int64_t per_row, const std::string& r, const std::st
          std::to_string(rows_per_line) + ") & " + std::to_string(group - 1) + "))";
 }
 
-void Emitter::emit_gemm_tile_load(const std::string& fn_name, const Affine& p, const Bounds& m,
-                                  int64_t rows, int64_t cols, int64_t offset, int64_t stage_bytes) {
-  int64_t per_row = cols / 8;
-  int64_t chunks = rows * per_row;
+// One operand's loaders: `<x>_fast(stage, it)` issues 16-byte cp.async copies (the caller has
+// checked `<x>_ok`: contiguous rows, 16-byte aligned at every iteration), `<x>_slow(stage, it)`
+// loads elements with any strides. Both fill the same swizzled layout, zeros where masked.
+void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
   std::string big = "0x3fffffffffffffffLL";
   std::string T = std::to_string(threads_);
-  open("auto " + fn_name + " = [&](int fs_stage, long long fs_k)");
-  line("const long long fs_off = " + p.base + ";");
-  line("const long long fs_c0 = " + p.coef[0] + ", fs_c1 = " + p.coef[1] + ";");
-  line("const long long fs_l0 = " + (m.lim[0].empty() ? big : m.lim[0]) +
-       ", fs_l1 = " + (m.lim[1].empty() ? big : m.lim[1]) + ";");
-  line("const bool fs_on = " + (m.cond.empty() ? std::string("true") : m.cond) + ";");
-  line("const unsigned short* fs_g = (const unsigned short*)b" + std::to_string(p.root) +
-       " + fs_off;");
-  line("unsigned short* fs_s = (unsigned short*)(fs_scratch + " + std::to_string(offset) +
-       " + fs_stage * " + std::to_string(stage_bytes) + ");");
-  line("(void)fs_k;");
-  open("if (fs_c1 == 1 && (fs_c0 & 7) == 0 && (((unsigned long long)fs_g) & 15) == 0)");
-  line("const unsigned fs_sa = (unsigned)__cvta_generic_to_shared(fs_s);");
+  int64_t per_row = o.cols / 8;
+  int64_t chunks = o.rows * per_row;
+  auto lambda = [&](const std::string& fn, const std::string& type, const std::string& e) {
+    line("auto " + x + "_" + fn + " = [&](long long fs_k) -> " + type + " { (void)fs_k; return " +
+         e + "; };");
+  };
+  lambda("off", "long long", o.ptr.base);
+  lambda("l0", "long long", o.mask.lim[0].empty() ? big : o.mask.lim[0]);
+  lambda("l1", "long long", o.mask.lim[1].empty() ? big : o.mask.lim[1]);
+  lambda("on", "bool", o.mask.cond.empty() ? "true" : o.mask.cond);
+  line("const long long " + x + "_c0 = " + o.ptr.coef[0] + ", " + x + "_c1 = " + o.ptr.coef[1] +
+       ";");
+  line("const unsigned short* const " + x + "_g = (const unsigned short*)b" +
+       std::to_string(o.ptr.root) + " + " + x + "_off(fs_lo);");
+  line("const long long " + x + "_d = " + x + "_off(fs_lo + fs_step) - " + x + "_off(fs_lo);");
+  line("const bool " + x + "_ok = " + x + "_c1 == 1 && (" + x + "_c0 & 7) == 0 && (" + x +
+       "_d & 7) == 0 && (((unsigned long long)" + x + "_g) & 15) == 0;");
+  std::string stage = std::to_string(o.offset) + " + fs_stage * " + std::to_string(o.stage_bytes);
+  open("auto " + x + "_fast = [&](int fs_stage, int fs_it)");
+  line("const long long fs_k = fs_lo + (long long)fs_it * fs_step;");
+  line("const long long l0 = " + x + "_l0(fs_k), l1 = " + x + "_l1(fs_k);");
+  line("const bool on = " + x + "_on(fs_k);");
+  line("const unsigned short* g = " + x + "_g + fs_it * " + x + "_d;");
+  line("const unsigned sbase = fs_smem + " + stage + ";");
   line("#pragma unroll");
   open("for (int q = 0; q < " + std::to_string((chunks + threads_ - 1) / threads_) + "; ++q)");
   line("const int ch = fs_tid + q * " + T + ";");
   if (chunks % threads_ != 0) line("if (ch >= " + std::to_string(chunks) + ") break;");
   line("const int r = ch / " + std::to_string(per_row) + ", c = (ch % " + std::to_string(per_row) +
        ") * 8;");
-  line("const long long rem = fs_on && r < fs_l0 ? fs_l1 - c : 0;");
+  line("const long long rem = on && r < l0 ? l1 - c : 0;");
   line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
-  line("const unsigned short* src = bytes ? fs_g + r * fs_c0 + c : fs_g;");
-  line("const unsigned dst = fs_sa + 16u * (unsigned)(" +
+  line("const unsigned short* src = bytes ? g + r * " + x + "_c0 + c : g;");
+  line("const unsigned dst = sbase + 16u * (unsigned)(" +
        swizzled(per_row, "r", "ch % " + std::to_string(per_row)) + ");");
   line(
       "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\" :: \"r\"(dst), "
       "\"l\"(src), \"r\"(bytes) : \"memory\");");
   close();
   close();
-  open("else");
-  // Any strides, any alignment: element loads into the same swizzled layout.
-  open("for (int e = fs_tid; e < " + std::to_string(rows * cols) + "; e += " + T + ")");
-  line("const int r = e / " + std::to_string(cols) + ", c = e % " + std::to_string(cols) + ";");
-  line("const bool ok = fs_on && r < fs_l0 && c < fs_l1;");
-  line("fs_s[8 * (" + swizzled(per_row, "r", "c / 8") +
-       ") + (c & 7)] = ok ? fs_g[r * fs_c0 + c * fs_c1] : (unsigned short)0;");
-  close();
+  line(";");
+  open("auto " + x + "_slow = [&](int fs_stage, int fs_it)");
+  line("const long long fs_k = fs_lo + (long long)fs_it * fs_step;");
+  line("const long long l0 = " + x + "_l0(fs_k), l1 = " + x + "_l1(fs_k);");
+  line("const bool on = " + x + "_on(fs_k);");
+  line("const unsigned short* g = (const unsigned short*)b" + std::to_string(o.ptr.root) + " + " +
+       x + "_off(fs_k);");
+  line("unsigned short* s = (unsigned short*)(fs_scratch + " + stage + ");");
+  open("for (int e = fs_tid; e < " + std::to_string(o.rows * o.cols) + "; e += " + T + ")");
+  line("const int r = e / " + std::to_string(o.cols) + ", c = e % " + std::to_string(o.cols) + ";");
+  line("s[8 * (" + swizzled(per_row, "r", "c / 8") +
+       ") + (c & 7)] = on && r < l0 && c < l1 ? g[r * " + x + "_c0 + c * " + x +
+       "_c1] : (unsigned short)0;");
   close();
   close();
   line(";");
 }
 
-void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa, const Bounds& ma,
-                             const Affine& pb, const Bounds& mb) {
-  const Op* dot = def_of(op.body->ops.back().operands[0]);
-  const Type& at = fn_.type(dot->operands[0]);
-  const Type& bt = fn_.type(dot->operands[1]);
-  int64_t bm = at.shape[0], bk = at.shape[1], bn = bt.shape[1];
-  int64_t stages = std::max<int64_t>(2, fn_.num_stages());
-  int64_t a_bytes = bm * bk * 2, b_bytes = bk * bn * 2;
-  scratch_max_ = std::max(scratch_max_, stages * (a_bytes + b_bytes));
-  std::string kind = at.dtype == DType::kF16 ? "f16" : "bf16";
-  ValueId res = op.results[0];
-  const Type& rt = fn_.type(res);
-  declare(res);
-  std::string out = name(res);
-  begin_elems(rt);
-  line(out + "[j] = " + name(op.operands[3]) + "[j];");
-  end_elems(rt);
-  open("");
-  line("// K loop as a " + std::to_string(stages) + "-stage cp.async pipeline feeding mma.sync.");
-  line("const long long fs_lo = " + name(op.operands[0]) + ", fs_hi = " + name(op.operands[1]) +
-       ", fs_step = " + name(op.operands[2]) + ";");
-  line("const int fs_nit = fs_hi > fs_lo ? (int)((fs_hi - fs_lo + fs_step - 1) / fs_step) : 0;");
-  emit_gemm_tile_load("fs_load_a", pa, ma, bm, bk, 0, a_bytes);
-  emit_gemm_tile_load("fs_load_b", pb, mb, bk, bn, stages * a_bytes, b_bytes);
-  std::string S = std::to_string(stages);
+// The pipelined K loop, once with cp.async loaders and once with element loaders.
+void Emitter::emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape& g,
+                                 const std::string& out) {
+  std::string la = fast ? "fs_a_fast" : "fs_a_slow", lb = fast ? "fs_b_fast" : "fs_b_slow";
+  std::string S = std::to_string(g.stages);
   line("#pragma unroll");
-  open("for (int s = 0; s < " + std::to_string(stages - 1) + "; ++s)");
+  open("for (int s = 0; s < " + std::to_string(g.stages - 1) + "; ++s)");
   open("if (s < fs_nit)");
-  line("fs_load_a(s, fs_lo + s * fs_step);");
-  line("fs_load_b(s, fs_lo + s * fs_step);");
+  line(la + "(s, s);");
+  line(lb + "(s, s);");
   close();
   line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
   close();
-  line("const int wm = fs_warp / " + std::to_string(l.wn) + ", wn = fs_warp % " +
-       std::to_string(l.wn) + ";");
-  line("const unsigned fs_sa = (unsigned)__cvta_generic_to_shared(fs_scratch);");
-  line("const unsigned fs_sb = fs_sa + " + std::to_string(stages * a_bytes) + ";");
+  line("int fs_read = 0, fs_write = " + std::to_string(g.stages - 1) + ";");
   open("for (int it = 0; it < fs_nit; ++it)");
-  line("asm volatile(\"cp.async.wait_group " + std::to_string(stages - 2) + ";\" ::: \"memory\");");
+  line("asm volatile(\"cp.async.wait_group " + std::to_string(g.stages - 2) +
+       ";\" ::: \"memory\");");
   line("__syncthreads();");
   // The stage refilled now is the one every warp finished reading before the barrier.
-  open("");
-  line("const int nx = it + " + std::to_string(stages - 1) + ";");
-  open("if (nx < fs_nit)");
-  line("fs_load_a(nx % " + S + ", fs_lo + (long long)nx * fs_step);");
-  line("fs_load_b(nx % " + S + ", fs_lo + (long long)nx * fs_step);");
+  open("if (it + " + std::to_string(g.stages - 1) + " < fs_nit)");
+  line(la + "(fs_write, it + " + std::to_string(g.stages - 1) + ");");
+  line(lb + "(fs_write, it + " + std::to_string(g.stages - 1) + ");");
   close();
   line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
-  close();
-  line("const int stage = it % " + S + ";");
-  line("const unsigned sa = fs_sa + stage * " + std::to_string(a_bytes) + ";");
-  line("const unsigned sb = fs_sb + stage * " + std::to_string(b_bytes) + ";");
+  line("fs_write = fs_write == " + std::to_string(g.stages - 1) + " ? 0 : fs_write + 1;");
+  line("const unsigned sa = fs_smem + fs_read * " + std::to_string(g.a_bytes) + ";");
+  line("const unsigned sb = fs_smem + " + std::to_string(g.stages * g.a_bytes) + " + fs_read * " +
+       std::to_string(g.b_bytes) + ";");
+  line("fs_read = fs_read == " + std::to_string(g.stages - 1) + " ? 0 : fs_read + 1;");
   int64_t mblocks = l.tm / 16, nblocks = l.tn / 8;
   line("#pragma unroll");
-  open("for (int kk = 0; kk < " + std::to_string(bk) + "; kk += 16)");
+  open("for (int kk = 0; kk < " + std::to_string(g.bk) + "; kk += 16)");
   line("unsigned af[" + std::to_string(mblocks) + "][4];");
   line("unsigned bf[" + std::to_string(nblocks + 1) + "][2];");
   // A fragments: lanes 0-15 address rows 0-15 of the 16-row block at chunk kk/8, lanes 16-31
@@ -416,7 +420,7 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa,
   open("for (int bi = 0; bi < " + std::to_string(mblocks) + "; ++bi)");
   line("const int r = wm * " + std::to_string(l.tm) + " + bi * 16 + (fs_lane & 15);");
   line("const unsigned addr = sa + 16u * (unsigned)(" +
-       swizzled(bk / 8, "r", "(kk >> 3) + (fs_lane >> 4)") + ");");
+       swizzled(g.bk / 8, "r", "(kk >> 3) + (fs_lane >> 4)") + ");");
   line(
       "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
       "\"=r\"(af[bi][0]), \"=r\"(af[bi][1]), \"=r\"(af[bi][2]), \"=r\"(af[bi][3]) : "
@@ -428,7 +432,7 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa,
   open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; bj += 2)");
   line("const int r = kk + (fs_lane & 15);");
   line("const unsigned addr = sb + 16u * (unsigned)(" +
-       swizzled(bn / 8, "r", "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
+       swizzled(g.bn / 8, "r", "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
        ");");
   open("if (bj + 1 < " + std::to_string(nblocks) + ")");
   line(
@@ -447,7 +451,7 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa,
   line("#pragma unroll");
   open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; ++bj)");
   line("const int c = (bi * " + std::to_string(nblocks) + " + bj) * 4;");
-  line("asm(\"mma.sync.aligned.m16n8k16.row.col.f32." + kind + "." + kind +
+  line("asm(\"mma.sync.aligned.m16n8k16.row.col.f32." + g.kind + "." + g.kind +
        ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\" : \"+f\"(" + out +
        "[c]), \"+f\"(" + out + "[c + 1]), \"+f\"(" + out + "[c + 2]), \"+f\"(" + out +
        "[c + 3]) : \"r\"(af[bi][0]), \"r\"(af[bi][1]), \"r\"(af[bi][2]), \"r\"(af[bi][3]), "
@@ -455,6 +459,43 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const Affine& pa,
   close();
   close();
   close();
+  close();
+}
+
+void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand& a,
+                             const GemmOperand& b) {
+  const Op* dot = def_of(op.body->ops.back().operands[0]);
+  const Type& at = fn_.type(dot->operands[0]);
+  GemmShape g;
+  g.bk = a.cols;
+  g.bn = b.cols;
+  g.stages = std::max<int64_t>(2, fn_.num_stages());
+  g.a_bytes = a.rows * a.cols * 2;
+  g.b_bytes = b.rows * b.cols * 2;
+  g.kind = at.dtype == DType::kF16 ? "f16" : "bf16";
+  scratch_max_ = std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes));
+  ValueId res = op.results[0];
+  const Type& rt = fn_.type(res);
+  declare(res);
+  std::string out = name(res);
+  begin_elems(rt);
+  line(out + "[j] = " + name(op.operands[3]) + "[j];");
+  end_elems(rt);
+  open("");
+  line("// K loop as a " + std::to_string(g.stages) + "-stage cp.async pipeline feeding mma.sync.");
+  line("const long long fs_lo = " + name(op.operands[0]) + ", fs_hi = " + name(op.operands[1]) +
+       ", fs_step = " + name(op.operands[2]) + ";");
+  line("const int fs_nit = fs_hi > fs_lo ? (int)((fs_hi - fs_lo + fs_step - 1) / fs_step) : 0;");
+  line("const unsigned fs_smem = (unsigned)__cvta_generic_to_shared(fs_scratch);");
+  line("const int wm = fs_warp / " + std::to_string(l.wn) + ", wn = fs_warp % " +
+       std::to_string(l.wn) + ";");
+  emit_gemm_operand("fs_a", a);
+  emit_gemm_operand("fs_b", b);
+  open("if (fs_a_ok && fs_b_ok)");
+  emit_gemm_mainloop(true, l, g, out);
+  close();
+  open("else");
+  emit_gemm_mainloop(false, l, g, out);
   close();
   line("asm volatile(\"cp.async.wait_group 0;\" ::: \"memory\");");
   line("__syncthreads();");

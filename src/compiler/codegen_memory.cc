@@ -75,17 +75,17 @@ bool Emitter::vector_memory(const Op& op) {
   if (masked)
     for (int e = 0; e < 4; ++e)
       cond += " && " + at(op.operands[mask_at], "jv + " + std::to_string(e));
-  if (d_ == Dialect::kCuda)
-    cond += " && ((unsigned long long)(" + first + ") & " + std::to_string(bytes - 1) + ") == 0";
+  // Aligned groups move as one vector through a vector pointer: vload4/vstore4 only promise
+  // element alignment, and NVIDIA's OpenCL then splits them into scalar accesses.
+  std::string u64 = d_ == Dialect::kCuda ? "unsigned long long" : "ulong";
+  std::string gq = d_ == Dialect::kOpenCL ? "__global " : "";
+  cond += " && ((" + u64 + ")(" + first + ") & " + std::to_string(bytes - 1) + ") == 0";
   const char* lanes[4] = {"x", "y", "z", "w"};
   if (d_ == Dialect::kCuda) line("#pragma unroll");
   open("for (int jv = 0; jv < " + std::to_string(elems(pt)) + "; jv += 4)");
   open("if (" + cond + ")");
   if (load) {
-    line("const " + vt + " w = " +
-         (d_ == Dialect::kCuda ? "*(const " + vt + "*)(" + first + ")"
-                               : "vload4(0, " + first + ")") +
-         ";");
+    line("const " + vt + " w = *(" + gq + "const " + vt + "*)(" + first + ");");
     for (int e = 0; e < 4; ++e) {
       std::string i = "[jv + " + std::to_string(e) + "]";
       if (raw) line(rn + "_b" + i + " = w." + lanes[e] + ";");
@@ -95,14 +95,9 @@ bool Emitter::vector_memory(const Op& op) {
     std::string c[4];
     for (int e = 0; e < 4; ++e)
       c[e] = store_conv(d, at(op.operands[1], "jv + " + std::to_string(e)));
-    if (d_ == Dialect::kCuda) {
-      line(vt + " w;");
-      for (int e = 0; e < 4; ++e) line(std::string("w.") + lanes[e] + " = " + c[e] + ";");
-      line("*(" + vt + "*)(" + first + ") = w;");
-    } else {
-      line("vstore4((" + vt + ")(" + c[0] + ", " + c[1] + ", " + c[2] + ", " + c[3] + "), 0, " +
-           first + ");");
-    }
+    line(vt + " w;");
+    for (int e = 0; e < 4; ++e) line(std::string("w.") + lanes[e] + " = " + c[e] + ";");
+    line("*(" + gq + vt + "*)(" + first + ") = w;");
   }
   close();
   open("else");

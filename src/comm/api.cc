@@ -51,6 +51,27 @@ void check_buf(fsComm* comm, OpKind kind, const fsBuf& buf, size_t count, const 
          " is implausibly large (negative value cast to size_t?)");
 }
 
+// The checks of a reduction's arguments before anything moves.
+void check_reduction(fsComm* comm, OpKind kind, int dtype, int redop, const fsBuf& sendbuf,
+                     const fsBuf* recvbuf, size_t count) {
+  check_common(comm, kind, dtype);
+  check_redop(comm, kind, redop);
+  check_buf(comm, kind, sendbuf, count, "sendbuf");
+  if (recvbuf) check_buf(comm, kind, *recvbuf, count, "recvbuf");
+}
+
+// The checks of a call with a root that alone sends (broadcast, scatter) or alone receives
+// (gather); true on the root.
+bool check_rooted(fsComm* comm, OpKind kind, int dtype, int root, const fsBuf& sendbuf,
+                  const fsBuf& recvbuf, size_t count, bool root_sends) {
+  check_common(comm, kind, dtype);
+  check_root(comm, kind, root);
+  bool is_root = comm->rank == root;
+  if (is_root || !root_sends) check_buf(comm, kind, sendbuf, count, "sendbuf");
+  if (is_root || root_sends) check_buf(comm, kind, recvbuf, count, "recvbuf");
+  return is_root;
+}
+
 // Runs one operation under the comm's lock; any failure after validation breaks the comm (the
 // peers are mid-protocol) and is recorded as its async error.
 template <typename Body>
@@ -262,10 +283,7 @@ extern "C" {
 fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype,
                        fsRedOp_t op, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kAllReduce, datatype);
-    check_redop(comm, OpKind::kAllReduce, op);
-    check_buf(comm, OpKind::kAllReduce, sendbuf, count, "sendbuf");
-    check_buf(comm, OpKind::kAllReduce, recvbuf, count, "recvbuf");
+    check_reduction(comm, OpKind::kAllReduce, datatype, op, sendbuf, &recvbuf, count);
     runtime::Stream s = resolve_stream(comm, stream, "fsAllReduce");
     Call call{OpKind::kAllReduce, sendbuf, recvbuf, count, datatype, op};
     submit(
@@ -293,10 +311,8 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
 fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, fsRedOp_t op,
                     int root, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kReduce, datatype);
-    check_redop(comm, OpKind::kReduce, op);
+    check_reduction(comm, OpKind::kReduce, datatype, op, sendbuf, nullptr, count);
     check_root(comm, OpKind::kReduce, root);
-    check_buf(comm, OpKind::kReduce, sendbuf, count, "sendbuf");
     bool is_root = comm->rank == root;
     if (is_root) check_buf(comm, OpKind::kReduce, recvbuf, count, "recvbuf");
     runtime::Stream s = resolve_stream(comm, stream, "fsReduce");
@@ -319,11 +335,8 @@ fsResult_t fsReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t dat
 fsResult_t fsBroadcast(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t datatype, int root,
                        fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kBroadcast, datatype);
-    check_root(comm, OpKind::kBroadcast, root);
-    bool is_root = comm->rank == root;
-    if (is_root) check_buf(comm, OpKind::kBroadcast, sendbuf, count, "sendbuf");
-    check_buf(comm, OpKind::kBroadcast, recvbuf, count, "recvbuf");
+    bool is_root =
+        check_rooted(comm, OpKind::kBroadcast, datatype, root, sendbuf, recvbuf, count, true);
     runtime::Stream s = resolve_stream(comm, stream, "fsBroadcast");
     Call call{OpKind::kBroadcast, sendbuf, recvbuf, count, datatype, fsSum, root};
     submit(
@@ -367,10 +380,7 @@ fsResult_t fsAllGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataTyp
 fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
                            fsRedOp_t op, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kReduceScatter, datatype);
-    check_redop(comm, OpKind::kReduceScatter, op);
-    check_buf(comm, OpKind::kReduceScatter, sendbuf, recvcount, "sendbuf");
-    check_buf(comm, OpKind::kReduceScatter, recvbuf, recvcount, "recvbuf");
+    check_reduction(comm, OpKind::kReduceScatter, datatype, op, sendbuf, &recvbuf, recvcount);
     runtime::Stream s = resolve_stream(comm, stream, "fsReduceScatter");
     Call call{OpKind::kReduceScatter, sendbuf, recvbuf, recvcount, datatype, op};
     size_t bytes = recvcount * dtype_bytes(datatype);
@@ -391,11 +401,8 @@ fsResult_t fsReduceScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDat
 fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t datatype, int root,
                     fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kGather, datatype);
-    check_root(comm, OpKind::kGather, root);
-    check_buf(comm, OpKind::kGather, sendbuf, sendcount, "sendbuf");
-    bool is_root = comm->rank == root;
-    if (is_root) check_buf(comm, OpKind::kGather, recvbuf, sendcount, "recvbuf");
+    bool is_root =
+        check_rooted(comm, OpKind::kGather, datatype, root, sendbuf, recvbuf, sendcount, false);
     runtime::Stream s = resolve_stream(comm, stream, "fsGather");
     Call call{OpKind::kGather, sendbuf, recvbuf, sendcount, datatype, fsSum, root};
     size_t bytes = sendcount * dtype_bytes(datatype);
@@ -413,11 +420,8 @@ fsResult_t fsGather(fsBuf sendbuf, fsBuf recvbuf, size_t sendcount, fsDataType_t
 fsResult_t fsScatter(fsBuf sendbuf, fsBuf recvbuf, size_t recvcount, fsDataType_t datatype,
                      int root, fsComm_t comm, fsStream_t stream) {
   return guard([&] {
-    check_common(comm, OpKind::kScatter, datatype);
-    check_root(comm, OpKind::kScatter, root);
-    bool is_root = comm->rank == root;
-    if (is_root) check_buf(comm, OpKind::kScatter, sendbuf, recvcount, "sendbuf");
-    check_buf(comm, OpKind::kScatter, recvbuf, recvcount, "recvbuf");
+    bool is_root =
+        check_rooted(comm, OpKind::kScatter, datatype, root, sendbuf, recvbuf, recvcount, true);
     runtime::Stream s = resolve_stream(comm, stream, "fsScatter");
     Call call{OpKind::kScatter, sendbuf, recvbuf, recvcount, datatype, fsSum, root};
     size_t bytes = recvcount * dtype_bytes(datatype);

@@ -61,6 +61,16 @@ struct HostOp {
   void wait() { transport.wait(deadline, name); }
 };
 
+// The fields of a reduction call that every rank must pass alike; differing ones throw
+// fsInvalidArgument starting with `who` (which names the two ranks).
+struct ReductionFields {
+  uint64_t count = 0;
+  fsDataType_t dtype = fsFloat32;
+  fsRedOp_t redop = fsSum;
+};
+void check_same_fields(const std::string& who, const ReductionFields& mine,
+                       const ReductionFields& theirs);
+
 // Describes the call to the ring neighbours and compares theirs: count/dtype/op/root mismatches
 // become fsInvalidArgument naming both ranks. Fields that legitimately differ are passed as 0.
 void check_call(HostOp& op, OpKind kind, uint64_t count, fsDataType_t dtype, fsRedOp_t redop,

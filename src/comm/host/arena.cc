@@ -263,23 +263,15 @@ void Arena::describe(uint32_t chunk, size_t n, fsDataType_t dtype, fsRedOp_t red
 }
 
 void Arena::compare_calls(HostOp& op, uint32_t chunk) {
-  const CallDesc& mine = header_[me_].desc[chunk % kSlots];
-  for (int m = 0; m < members_; ++m) {
-    const CallDesc& theirs = header_[m].desc[chunk % kSlots];
-    std::string who =
-        detail::concat(op.name, ": rank ", op.global(me_), " and rank ", op.global(m));
-    if (theirs.dtype != mine.dtype)
-      fail(fsInvalidArgument, who,
-           " disagree on datatype: ", dtype_name(static_cast<fsDataType_t>(mine.dtype)), " vs ",
-           dtype_name(static_cast<fsDataType_t>(theirs.dtype)));
-    if (theirs.count != mine.count)
-      fail(fsInvalidArgument, who, " disagree on count: a chunk of ", mine.count, " vs ",
-           theirs.count, " elements");
-    if (theirs.redop != mine.redop)
-      fail(fsInvalidArgument, who,
-           " disagree on reduction: ", redop_name(static_cast<fsRedOp_t>(mine.redop)), " vs ",
-           redop_name(static_cast<fsRedOp_t>(theirs.redop)));
-  }
+  auto fields = [chunk](const ArenaMember& member) {
+    const CallDesc& desc = member.desc[chunk % kSlots];
+    return ReductionFields{desc.count, static_cast<fsDataType_t>(desc.dtype),
+                           static_cast<fsRedOp_t>(desc.redop)};
+  };
+  for (int m = 0; m < members_; ++m)
+    check_same_fields(detail::concat(op.name, ": rank ", op.global(me_), " and rank ", op.global(m),
+                                     " (counts of one arena chunk)"),
+                      fields(header_[me_]), fields(header_[m]));
 }
 
 void Arena::reduce_portion(uint32_t chunk, const char* in, char* out, size_t first, size_t end,

@@ -47,19 +47,30 @@ void compare(HostOp& op, const CallHeader& mine, const CallHeader& theirs, int p
   if (theirs.seq != mine.seq)
     fail(fsInvalidArgument, who, " are at different collectives: call #", mine.seq, " vs #",
          theirs.seq, " (a rank skipped or repeated a call)");
-  if (theirs.dtype != mine.dtype)
-    fail(fsInvalidArgument, who,
-         " disagree on datatype: ", dtype_name(static_cast<fsDataType_t>(mine.dtype)), " vs ",
-         dtype_name(static_cast<fsDataType_t>(theirs.dtype)));
-  if (theirs.count != mine.count)
-    fail(fsInvalidArgument, who, " disagree on count: ", mine.count, " vs ", theirs.count);
-  if (theirs.redop != mine.redop)
-    fail(fsInvalidArgument, who,
-         " disagree on reduction: ", redop_name(static_cast<fsRedOp_t>(mine.redop)), " vs ",
-         redop_name(static_cast<fsRedOp_t>(theirs.redop)));
+  auto fields = [](const CallHeader& h) {
+    return ReductionFields{h.count, static_cast<fsDataType_t>(h.dtype),
+                           static_cast<fsRedOp_t>(h.redop)};
+  };
+  check_same_fields(who, fields(mine), fields(theirs));
   if (theirs.root != mine.root)
     fail(fsInvalidArgument, who, " disagree on root: ", mine.root, " vs ", theirs.root);
 }
+
+}  // namespace
+
+void check_same_fields(const std::string& who, const ReductionFields& mine,
+                       const ReductionFields& theirs) {
+  if (theirs.dtype != mine.dtype)
+    fail(fsInvalidArgument, who, " disagree on datatype: ", dtype_name(mine.dtype), " vs ",
+         dtype_name(theirs.dtype));
+  if (theirs.count != mine.count)
+    fail(fsInvalidArgument, who, " disagree on count: ", mine.count, " vs ", theirs.count);
+  if (theirs.redop != mine.redop)
+    fail(fsInvalidArgument, who, " disagree on reduction: ", redop_name(mine.redop), " vs ",
+         redop_name(theirs.redop));
+}
+
+namespace {
 
 void tree_broadcast(HostOp& op, char* buf, size_t bytes, int root) {
   int n = op.nranks(), v = mod(op.rank() - root, n);

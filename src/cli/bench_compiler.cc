@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_timing.h"
 #include "commands.h"
 #include "flagstone/base/error.h"
 #include "flagstone/base/half.h"
@@ -30,7 +31,6 @@ using compiler::Kernel;
 using compiler::KernelBuilder;
 using compiler::Value;
 using runtime::Device;
-using runtime::Event;
 using runtime::Stream;
 
 struct Options {
@@ -157,23 +157,6 @@ std::vector<Config> gemm_configs() {
 }
 
 // ---- timing ----
-
-template <typename Fn>
-double median_ms(const Device& device, const Stream& stream, int repeat, Fn&& fn) {
-  fn();  // warm-up: compiles, loads and first-touches outside the numbers
-  stream.synchronize();
-  std::vector<double> times;
-  for (int i = 0; i < repeat; ++i) {
-    Event start(device), end(device);
-    start.record(stream);
-    fn();
-    end.record(stream);
-    end.synchronize();
-    times.push_back(start.elapsed_ms(end));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 // Times every config of `kernel` and keeps the fastest (the result is the best config's);
 // `all`, when given, receives each config's time (null: the config does not fit the device).

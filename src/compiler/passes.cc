@@ -55,14 +55,55 @@ int64_t wrap_int(DType d, int64_t v) {
   }
 }
 
+// The float ops whose results are exact or correctly rounded in IEEE arithmetic, so folding
+// them here gives the bits every target computes, in either precision.
+template <typename F>
+bool exact_float_op(OpKind k, F x, F y, F* r) {
+  switch (k) {
+    case OpKind::kNeg:
+      *r = -x;
+      return true;
+    case OpKind::kAbs:
+      *r = std::fabs(x);
+      return true;
+    case OpKind::kFloor:
+      *r = std::floor(x);
+      return true;
+    case OpKind::kCeil:
+      *r = std::ceil(x);
+      return true;
+    case OpKind::kSqrt:
+      *r = std::sqrt(x);
+      return true;
+    case OpKind::kAdd:
+      *r = x + y;
+      return true;
+    case OpKind::kSub:
+      *r = x - y;
+      return true;
+    case OpKind::kMul:
+      *r = x * y;
+      return true;
+    case OpKind::kDiv:
+      *r = x / y;
+      return true;
+    case OpKind::kMin:
+      *r = y < x ? y : x;
+      return true;
+    case OpKind::kMax:
+      *r = x < y ? y : x;
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Float math in the precision of the dtype, as generated code does it.
 double float_op(OpKind k, DType d, double a, double b, bool* ok) {
   if (d == DType::kF64) {
+    double r = 0;
+    if (exact_float_op(k, a, b, &r)) return r;
     switch (k) {
-      case OpKind::kNeg:
-        return -a;
-      case OpKind::kAbs:
-        return std::fabs(a);
       case OpKind::kExp:
         return std::exp(a);
       case OpKind::kExp2:
@@ -71,8 +112,6 @@ double float_op(OpKind k, DType d, double a, double b, bool* ok) {
         return std::log(a);
       case OpKind::kLog2:
         return std::log2(a);
-      case OpKind::kSqrt:
-        return std::sqrt(a);
       case OpKind::kRsqrt:
         return 1.0 / std::sqrt(a);
       case OpKind::kSin:
@@ -83,24 +122,8 @@ double float_op(OpKind k, DType d, double a, double b, bool* ok) {
         return std::tanh(a);
       case OpKind::kErf:
         return std::erf(a);
-      case OpKind::kFloor:
-        return std::floor(a);
-      case OpKind::kCeil:
-        return std::ceil(a);
-      case OpKind::kAdd:
-        return a + b;
-      case OpKind::kSub:
-        return a - b;
-      case OpKind::kMul:
-        return a * b;
-      case OpKind::kDiv:
-        return a / b;
       case OpKind::kRem:
         return std::fmod(a, b);
-      case OpKind::kMin:
-        return b < a ? b : a;
-      case OpKind::kMax:
-        return a < b ? b : a;
       case OpKind::kPow:
         return std::pow(a, b);
       default:
@@ -108,47 +131,12 @@ double float_op(OpKind k, DType d, double a, double b, bool* ok) {
         return 0;
     }
   }
-  float x = static_cast<float>(a);
-  float y = static_cast<float>(b);
-  float r;
-  switch (k) {
-    case OpKind::kNeg:
-      r = -x;
-      break;
-    case OpKind::kAbs:
-      r = std::fabs(x);
-      break;
-    case OpKind::kFloor:
-      r = std::floor(x);
-      break;
-    case OpKind::kCeil:
-      r = std::ceil(x);
-      break;
-    case OpKind::kSqrt:
-      r = std::sqrt(x);
-      break;
-    case OpKind::kAdd:
-      r = x + y;
-      break;
-    case OpKind::kSub:
-      r = x - y;
-      break;
-    case OpKind::kMul:
-      r = x * y;
-      break;
-    case OpKind::kDiv:
-      r = x / y;
-      break;
-    case OpKind::kMin:
-      r = y < x ? y : x;
-      break;
-    case OpKind::kMax:
-      r = x < y ? y : x;
-      break;
-    // Transcendentals differ by an ulp between libraries; leave them to the target.
-    default:
-      *ok = false;
-      return 0;
+  // f32, f16, bf16: computed in f32 and rounded to the dtype. Transcendentals differ by an ulp
+  // between libraries; they are left to the target.
+  float r = 0;
+  if (!exact_float_op(k, static_cast<float>(a), static_cast<float>(b), &r)) {
+    *ok = false;
+    return 0;
   }
   return round_float(d, r);
 }

@@ -232,68 +232,27 @@ void CompilerKernels::run_softmax(const Config& config) const {
   expect_close(got, want, 2e-5, 1e-8, "softmax");
 }
 
+// C = A @ B through kernel `name` (build_matmul), checked against a float64 product of the
+// same rounded inputs. A is the column window [0, k) of row-major [m, kp] storage; B is the
+// window [0, n) of row-major [k, ld_b] storage, or with `b_trans` the transpose of the window
+// [0, k) of [n, ld_b] storage (strides (1, ld_b)). So the GPU pipeline sees masked rows, a K
+// tail, 16-byte chunks cut short by the mask (k or n not a multiple of 8) and, with odd
+// strides or a transposed B, the element-load path.
 template <typename T>
-void run_matmul(const Device& dev, const Config& config, DType dtype) {
-  int64_t m = random_size(20, 40), k = random_size(20, 45), n = random_size(17, 35);
-  auto fa = random_floats(static_cast<size_t>(m * k), -1, 1);
-  auto fb = random_floats(static_cast<size_t>(k * n), -1, 1);
-  std::vector<T> a(fa.size()), b(fb.size());
-  for (size_t i = 0; i < fa.size(); ++i) a[i] = T(fa[i]);
-  for (size_t i = 0; i < fb.size(); ++i) b[i] = T(fb[i]);
-  Tensor ta = Tensor::from_vector(a, {m, k}, dev);
-  Tensor tb = Tensor::from_vector(b, {n, k}, dev).t();  // [k, n] non-contiguous; b[i][j] = b[j*k+i]
-  Tensor tc = Tensor::empty({m, n}, DType::kF32, dev);
-  tc.fill_bytes_(0x7f);
-  kernel("matmul").launch(Stream::default_stream(dev),
-                          {cdiv(m, config.get("BM")), cdiv(n, config.get("BN"))}, {ta, tb, tc},
-                          config);
-  auto got = tc.to_vector<float>();
-  std::vector<double> want(got.size());
-  double worst_scale = 0;
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0, scale = 0;
-      for (int64_t p = 0; p < k; ++p) {
-        double av = static_cast<float>(a[static_cast<size_t>(i * k + p)]);
-        double bv = static_cast<float>(b[static_cast<size_t>(j * k + p)]);
-        s += av * bv;
-        scale += std::fabs(av * bv);
-      }
-      want[static_cast<size_t>(i * n + j)] = s;
-      worst_scale = std::max(worst_scale, scale);
-    }
-  // f32 accumulation of exact products: error bounded by k ulps of the magnitude sum.
-  expect_close(got, want, 0, 1e-6 * static_cast<double>(k) * worst_scale,
-               std::string("matmul ") + std::string(dtype_name(dtype)));
-}
-
-TEST_P(CompilerKernels, TileDotInKLoopForF32F16Bf16) {
-  const auto& configs = kernel("matmul").configs();
-  run_matmul<float>(dev(), configs[0], DType::kF32);
-  run_matmul<Half>(dev(), configs[1], DType::kF16);
-  run_matmul<BFloat16>(dev(), configs[2], DType::kBF16);
-  run_matmul<Half>(dev(), configs[3], DType::kF16);
-  run_matmul<BFloat16>(dev(), configs[4], DType::kBF16);
-}
-
-// C = A @ B with A and B taken as column windows [0, k) and [0, n) of wider row-major storage
-// (row strides kp and np), so the GPU pipeline sees masked rows, a K tail and, when k or n is
-// not a multiple of 8, 16-byte chunks cut short by the mask.
-template <typename T>
-void run_gemm(const Device& dev, const Config& config, int64_t m, int64_t k, int64_t n, int64_t kp,
-              int64_t np) {
+void run_matmul(const Device& dev, const std::string& name, const Config& config, int64_t m,
+                int64_t k, int64_t n, int64_t kp, int64_t ld_b, bool b_trans) {
   auto fa = random_floats(static_cast<size_t>(m * kp), -1, 1);
-  auto fb = random_floats(static_cast<size_t>(k * np), -1, 1);
+  auto fb = random_floats(static_cast<size_t>((b_trans ? n : k) * ld_b), -1, 1);
   std::vector<T> a(fa.size()), b(fb.size());
   for (size_t i = 0; i < fa.size(); ++i) a[i] = T(fa[i]);
   for (size_t i = 0; i < fb.size(); ++i) b[i] = T(fb[i]);
   Tensor ta = Tensor::from_vector(a, {m, kp}, dev).slice(1, 0, k);
-  Tensor tb = Tensor::from_vector(b, {k, np}, dev).slice(1, 0, n);
+  Tensor tb = b_trans ? Tensor::from_vector(b, {n, ld_b}, dev).slice(1, 0, k).t()
+                      : Tensor::from_vector(b, {k, ld_b}, dev).slice(1, 0, n);
   Tensor tc = Tensor::empty({m, n}, DType::kF32, dev);
   tc.fill_bytes_(0x7f);
-  kernel("gemm").launch(Stream::default_stream(dev),
-                        {cdiv(m, config.get("BM")), cdiv(n, config.get("BN"))}, {ta, tb, tc},
-                        config);
+  kernel(name).launch(Stream::default_stream(dev),
+                      {cdiv(m, config.get("BM")), cdiv(n, config.get("BN"))}, {ta, tb, tc}, config);
   auto got = tc.to_vector<float>();
   std::vector<double> want(got.size());
   double worst_scale = 0;
@@ -302,29 +261,48 @@ void run_gemm(const Device& dev, const Config& config, int64_t m, int64_t k, int
       double s = 0, scale = 0;
       for (int64_t p = 0; p < k; ++p) {
         double av = static_cast<float>(a[static_cast<size_t>(i * kp + p)]);
-        double bv = static_cast<float>(b[static_cast<size_t>(p * np + j)]);
+        double bv =
+            static_cast<float>(b[static_cast<size_t>(b_trans ? j * ld_b + p : p * ld_b + j)]);
         s += av * bv;
         scale += std::fabs(av * bv);
       }
       want[static_cast<size_t>(i * n + j)] = s;
       worst_scale = std::max(worst_scale, scale);
     }
+  // f32 accumulation of exact products: error bounded by k ulps of the magnitude sum.
   expect_close(got, want, 0, 1e-6 * static_cast<double>(k) * worst_scale,
-               "gemm " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
-                   " (row strides " + std::to_string(kp) + ", " + std::to_string(np) + ")");
+               name + " " + std::string(dtype_name(static_cast<DType>(config.get("DTYPE")))) + " " +
+                   std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
+                   " (row strides " + std::to_string(kp) + ", " + std::to_string(ld_b) +
+                   (b_trans ? ", B transposed)" : ")"));
+}
+
+template <typename T>
+void run_small_matmul(const Device& dev, const Config& config) {
+  int64_t m = random_size(20, 40), k = random_size(20, 45), n = random_size(17, 35);
+  run_matmul<T>(dev, "matmul", config, m, k, n, k, k, true);
+}
+
+TEST_P(CompilerKernels, TileDotInKLoopForF32F16Bf16) {
+  const auto& configs = kernel("matmul").configs();
+  run_small_matmul<float>(dev(), configs[0]);
+  run_small_matmul<Half>(dev(), configs[1]);
+  run_small_matmul<BFloat16>(dev(), configs[2]);
+  run_small_matmul<Half>(dev(), configs[3]);
+  run_small_matmul<BFloat16>(dev(), configs[4]);
 }
 
 TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
   const auto& configs = kernel("gemm").configs();
   int64_t m = random_size(70, 140);
   // Contiguous, sizes multiples of 8: whole 16-byte chunks, masked rows, K tail.
-  run_gemm<BFloat16>(dev(), configs[0], m, 200, 136, 200, 136);
+  run_matmul<BFloat16>(dev(), "gemm", configs[0], m, 200, 136, 200, 136, false);
   // Windows of odd width: chunks cut short by the K and N masks.
   int64_t k = random_size(40, 90) | 1, n = random_size(70, 130) | 1;
-  run_gemm<BFloat16>(dev(), configs[0], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8);
-  // Odd row strides: no 16-byte alignment, element loads.
-  run_gemm<Half>(dev(), configs[1], m, k, n, k + 2, n);
-  run_gemm<Half>(dev(), configs[1], m, 64, 72, 64, 72);
+  run_matmul<BFloat16>(dev(), "gemm", configs[0], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8, false);
+  // Odd row strides and a transposed B: no 16-byte chunks, element loads.
+  run_matmul<Half>(dev(), "gemm", configs[1], m, k, n, k + 2, n, false);
+  run_matmul<Half>(dev(), "gemm", configs[1], m, 64, 72, 64, 64, true);
 }
 
 TEST_P(CompilerKernels, AtomicAddAndMax) {

@@ -159,9 +159,8 @@ std::unique_ptr<Arena> Arena::open(HostOp& op, const std::string& name, size_t s
   a.data_ = static_cast<char*>(a.base_) + header_bytes(a.members_);
   for (int m = 0; m < a.members_; ++m)
     if (!a.header_[m].device_member) a.host_members_.push_back(m);
-  // Without host members the device members reduce out of their own slots.
-  if (a.host_members_.empty())
-    for (int m = 0; m < a.members_; ++m) a.host_members_.push_back(m);
+  // Someone must reduce: device members only feed and drain (every member sees the same flags).
+  if (a.host_members_.empty()) return give_up();
   return arena;
 }
 
@@ -231,16 +230,12 @@ void Arena::wait_until(HostOp& op, const std::function<bool()>& ready, std::atom
       // Something the peer did may have become visible while the check ran.
       if (ready()) return;
     }
-    if (word) {
-      std::atomic<uint32_t>& sleepers = header_[member].sleepers.value;
-      sleepers.fetch_add(1);
-      uint32_t seen = word->load();
-      timespec slice{0, 1000000};
-      if (!ready()) futex(word, FUTEX_WAIT, seen, &slice);
-      sleepers.fetch_sub(1);
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
+    std::atomic<uint32_t>& sleepers = header_[member].sleepers.value;
+    sleepers.fetch_add(1);
+    uint32_t seen = word->load();
+    timespec slice{0, 1000000};
+    if (!ready()) futex(word, FUTEX_WAIT, seen, &slice);
+    sleepers.fetch_sub(1);
   }
 }
 
@@ -285,7 +280,7 @@ void Arena::reduce_portion(uint32_t chunk, const char* in, char* out, size_t fir
     for (int64_t b = b0; b < b1; ++b) {
       size_t s = first + static_cast<size_t>(b) * block, n = std::min(end, s + block) - s;
       size_t at = s * esize;
-      char* acc = out ? out + at : res + at;
+      char* acc = out + at;
       bool started = false;
       for (int m = 0; m < members_; ++m) {
         if (m == me_) continue;
@@ -297,7 +292,7 @@ void Arena::reduce_portion(uint32_t chunk, const char* in, char* out, size_t fir
       }
       if (!started) std::memmove(acc, in + at, n * esize);
       if (redop == fsAvg) finish_average(acc, n, dtype, avg_divisor);
-      if (out) std::memcpy(res + at, acc, n * esize);
+      std::memcpy(res + at, acc, n * esize);
     }
   });
 }
@@ -337,7 +332,7 @@ void Arena::all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDa
 }
 
 void Arena::all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType_t dtype,
-                       fsRedOp_t redop, int avg_divisor) {
+                       fsRedOp_t redop) {
   if (broken_)
     fail(fsInvalidUsage, op.name, ": the shared-memory arena is unusable after an earlier error");
   size_t esize = dtype_bytes(dtype), per = std::max<size_t>(1, slot_bytes_ / esize);
@@ -345,53 +340,61 @@ void Arena::all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType
   uint32_t base = next_chunk_;
   next_chunk_ += static_cast<uint32_t>(chunks);
   auto elements = [&](size_t i) { return std::min(per, count - i * per); };
-  size_t issued = 0, drained = 0;
-  // Device-to-host copies run up to kSlots chunks ahead: a slot is free as soon as every member
-  // has reduced the chunk that used it before.
+  auto chunk_of = [&](size_t i) { return base + static_cast<uint32_t>(i); };
+  // Chunk indices of this call: copied out (issued), handed to the others (published), result
+  // copy issued (finished), result on the device (drained). A device member reduces nothing, so
+  // it never waits in lockstep with the host members: it publishes each chunk as soon as its
+  // copy lands and takes each result as soon as every host member has reduced it.
+  size_t issued = 0, published = 0, finished = 0, drained = 0;
   auto issue_until = [&](size_t limit) {
     for (; issued < chunks && issued < limit; ++issued)
-      device.copy_out(issued, slot(me_, base + static_cast<uint32_t>(issued)), issued * per,
-                      elements(issued));
+      device.copy_out(issued, slot(me_, chunk_of(issued)), issued * per, elements(issued));
   };
-  // Results that reached the device free their result slot for the other members.
-  auto drain_until = [&](size_t limit, bool block) {
-    for (; drained < limit; ++drained) {
-      size_t index = drained;
-      if (!device.in_done(index)) {
-        if (!block) return;
-        wait_until(
-            op, [&] { return device.in_done(index); }, nullptr, "host to device copy", -1);
-      }
-      post(kConsumed, base + static_cast<uint32_t>(index) + 1);
-    }
+  // The first member that has not reduced chunk `index` yet, or -1.
+  auto lagging = [&](size_t index) {
+    for (int m = 0; m < members_; ++m)
+      if (m != me_ && !reached(counter(m, kReduced).load(), chunk_of(index) + 1)) return m;
+    return -1;
   };
   try {
+    // A slot is free once every member has reduced the chunk that used it before, so the
+    // device-to-host copies run up to kSlots chunks ahead.
     issue_until(kSlots);
-    for (size_t i = 0; i < chunks; ++i) {
-      uint32_t chunk = base + static_cast<uint32_t>(i);
-      size_t n = elements(i);
-      wait_until(
-          op, [&] { return device.out_done(i); }, nullptr, "device to host copy", -1);
-      describe(chunk, n, dtype, redop);
-      post(kPublished, chunk + 1);
-      wait_all(op, kPublished, chunk + 1);
-      if (op.check) compare_calls(op, chunk);
-      // Host members reduce this chunk into the result slot of chunk i - kSlots, which must have
-      // reached the device first; its copy events are reused by this chunk too.
-      if (i + 1 > static_cast<size_t>(kSlots)) drain_until(i + 1 - kSlots, true);
-      Portion own = portion(me_, n);
-      if (own.end > own.first) {
-        if (chunk + 1 > static_cast<uint32_t>(kSlots)) wait_all(op, kConsumed, chunk + 1 - kSlots);
-        reduce_portion(chunk, slot(me_, chunk), nullptr, own.first, own.end, dtype, redop,
-                       avg_divisor);
+    Clock::time_point idle_since = Clock::now(), next_check = idle_since;
+    while (drained < chunks) {
+      bool progress = false;
+      for (; published < issued && device.out_done(published); ++published, progress = true) {
+        describe(chunk_of(published), elements(published), dtype, redop);
+        post(kPublished, chunk_of(published) + 1);
+        post(kReduced, chunk_of(published) + 1);  // nothing of it to reduce here
       }
-      post(kReduced, chunk + 1);
-      wait_all(op, kReduced, chunk + 1);
-      issue_until(i + 1 + kSlots);
-      device.copy_in(i, result(chunk), i * per, n);
-      drain_until(i + 1, false);
+      // The result copy of a chunk reuses the copy events of the chunk kSlots before it.
+      for (; finished < published && lagging(finished) < 0 &&
+             finished < drained + static_cast<size_t>(kSlots);
+           ++finished, progress = true) {
+        if (op.check) compare_calls(op, chunk_of(finished));
+        device.copy_in(finished, result(chunk_of(finished)), finished * per, elements(finished));
+        issue_until(finished + 1 + kSlots);
+      }
+      // Results on the device free their result slot for the host members.
+      for (; drained < finished && device.in_done(drained); ++drained, progress = true)
+        post(kConsumed, chunk_of(drained) + 1);
+      Clock::time_point now = Clock::now();
+      if (progress) {
+        idle_since = now;
+        continue;
+      }
+      if (now - idle_since < std::chrono::microseconds(op.transport.spin_us())) {
+        cpu_relax();
+        continue;
+      }
+      if (now >= next_check) {
+        int member = finished < published ? lagging(finished) : -1;
+        check_alive(op, member >= 0 ? "part of the reduction" : "device copies", member);
+        next_check = now + std::chrono::milliseconds(1);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
-    drain_until(chunks, true);
   } catch (...) {
     broken_ = true;
     throw;

@@ -54,9 +54,10 @@ class Arena {
   // (checked when op.check). Any failure throws CommError and leaves the arena unusable.
   void all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDataType_t dtype,
                   fsRedOp_t redop, int avg_divisor);
-  // The same call for a device member, whose data moves through `device`.
+  // The same call for a device member, whose data moves through `device` (the host members
+  // reduce, fsAvg included).
   void all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType_t dtype,
-                  fsRedOp_t redop, int avg_divisor);
+                  fsRedOp_t redop);
 
  private:
   Arena() = default;

@@ -201,7 +201,7 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
       size_t per = std::max<size_t>(1, comm->config.stage_bytes / esize);
       comm->cross_seq += static_cast<uint32_t>((call.count + per - 1) / per - 1);
       CudaArenaIo io(comm, engine, recv.ptr, esize);
-      arena->all_reduce(op, io, call.count, call.dtype, call.redop, comm->nranks);
+      arena->all_reduce(op, io, call.count, call.dtype, call.redop);
       check_cuda(cudaEventRecord(engine.done, engine.h2d), "cudaEventRecord", comm);
       check_cuda(cudaStreamWaitEvent(native, engine.done, 0), "cudaStreamWaitEvent", comm);
     } else {

@@ -125,10 +125,19 @@ std::unique_ptr<Arena> Arena::open(HostOp& op, const std::string& name, size_t s
       ::shm_unlink(name.c_str());
     }
   }
+  // A vote that throws (a peer died or hung during setup) must not leave the name behind.
+  auto vote = [&](const int64_t* mine, int64_t* all, size_t count) {
+    try {
+      host_all_reduce(op, mine, all, count, fsInt64, fsMin);
+    } catch (...) {
+      if (creator) ::shm_unlink(name.c_str());
+      throw;
+    }
+  };
   // First vote: the segment exists and everyone asks for the same slot size.
   int64_t mine[3] = {ok, static_cast<int64_t>(a.slot_bytes_), -static_cast<int64_t>(a.slot_bytes_)};
   int64_t all[3] = {0, 0, 0};
-  host_all_reduce(op, mine, all, 3, fsInt64, fsMin);
+  vote(mine, all, 3);
   auto give_up = [&] {
     if (a.pinned_ && a.pin_.unpin) a.pin_.unpin(a.base_);
     a.pinned_ = false;
@@ -153,7 +162,7 @@ std::unique_ptr<Arena> Arena::open(HostOp& op, const std::string& name, size_t s
   if (ok) a.header_[a.me_].device_member = device_member ? 1 : 0;
   // Second vote: everyone mapped (and pinned) it; only then may the name go.
   int64_t ready = ok, all_ready = 0;
-  host_all_reduce(op, &ready, &all_ready, 1, fsInt64, fsMin);
+  vote(&ready, &all_ready, 1);
   if (!all_ready) return give_up();
   if (creator) ::shm_unlink(name.c_str());
   a.data_ = static_cast<char*>(a.base_) + header_bytes(a.members_);

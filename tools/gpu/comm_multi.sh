@@ -16,6 +16,8 @@ gpus=$(seq -s, -f 'cuda:%g' 0 $((ngpu - 1)))
   echo "== comm_test: all-CUDA (NCCL) and mixed GPU + CPU + OpenCL ranks"
   FLAGSTONE_COMM_TEST_DEVICES="$gpus;cpu,$gpus;$gpus,cpu,opencl:0" \
     timeout -k 3 70 $b/tests/comm/comm_test --gtest_filter='CommDevices.Configured*' 2>&1 | tail -40
+  echo "== comm_test: faults on all-CUDA NCCL groups (watchdog timeout, abort) and cuda:0 + cpu"
+  timeout -k 3 60 $b/tests/comm/comm_test --gtest_filter='CommGpuFaults.*' 2>&1 | tail -30
   for op in allreduce allgather reducescatter alltoall; do
     echo "== bench comm --op $op: $ngpu CUDA ranks, ours vs raw NCCL in the same run"
     timeout 22 $b/src/cli/flagstone launch -n "$ngpu" --devices "$gpus" -- $b/src/cli/flagstone \

@@ -349,15 +349,19 @@ void run(const Options& o) {
     if (!profile.empty()) {
       std::printf(
           "\nprofile of one decode step, op by op (device time from events around each op):\n");
-      std::printf("| %-40s | %5s | %9s | %9s | %5s |\n", "op", "calls", "us", "us/call", "share");
-      std::printf("| %.40s | %.5s | %.9s | %.9s | %.5s |\n",
+      std::printf("| %-40s | %5s | %9s | %9s | %5s | %8s | %5s |\n", "op", "calls", "us", "us/call",
+                  "share", "GB/s", "%bw");
+      std::printf("| %.40s | %.5s | %.9s | %.9s | %.5s | %.8s | %.5s |\n",
                   "------------------------------------------", "------", "----------",
-                  "----------", "------");
+                  "----------", "------", "---------", "------");
       for (const engine::OpTime& t : profile) {
-        std::printf("| %-40s | %5lld | %9.1f | %9.2f | %4.0f%% |\n", t.op.c_str(),
+        // Weight bytes over the op's device time: how close each matrix product gets to copy.
+        double gbps = t.bytes > 0 && t.microseconds > 0 ? t.bytes / t.microseconds / 1e3 : 0.0;
+        std::printf("| %-40s | %5lld | %9.1f | %9.2f | %4.0f%% | %8.1f | %4.0f%% |\n", t.op.c_str(),
                     static_cast<long long>(t.calls), t.microseconds,
                     t.microseconds / static_cast<double>(t.calls),
-                    profile_us > 0 ? 100.0 * t.microseconds / profile_us : 0.0);
+                    profile_us > 0 ? 100.0 * t.microseconds / profile_us : 0.0, gbps,
+                    peak.copy_gbps > 0 ? 100.0 * gbps / peak.copy_gbps : 0.0);
       }
       std::printf("sum of op device times: %.1f us per token", profile_us);
       if (!results.empty() && results.back().n_gen > 0 && results.back().ts.mean > 0)
@@ -401,7 +405,8 @@ void run(const Options& o) {
   if (!profile.empty()) {
     out["profile"] = nlohmann::json::array();
     for (const engine::OpTime& t : profile)
-      out["profile"].push_back({{"op", t.op}, {"calls", t.calls}, {"us", t.microseconds}});
+      out["profile"].push_back(
+          {{"op", t.op}, {"calls", t.calls}, {"us", t.microseconds}, {"bytes", t.bytes}});
   }
   out["results"] = nlohmann::json::array();
   for (const Result& r : results) {

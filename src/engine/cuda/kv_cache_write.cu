@@ -1,5 +1,7 @@
 // The KV append kernel: one block per (token row, keys or values), its threads copying the row
 // in the widest unit that every address and stride allows.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "kv_cache_write.h"
@@ -28,15 +30,95 @@ cudaError_t launch(const KvWriteArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-}  // namespace
+__device__ float to_float(float v) {
+  return v;
+}
+__device__ float to_float(__half v) {
+  return __half2float(v);
+}
+__device__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <typename T>
+__device__ T from_float(float v);
+template <>
+__device__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
-const char* launch_kv_cache_write(const KvWriteArgs& a, int device, void* stream_handle) {
-  if (a.batch <= 0 || a.tokens <= 0 || a.row_bytes <= 0) return "";
+// One block per (sequence, head); threads walk the head's rotation pairs. The arithmetic is the
+// rotary_embedding op's (float, x1 c - x2 s and x2 c + x1 s, rounded once), so both paths agree.
+template <typename T>
+__global__ void rope_kv_write(RopeKvArgs a) {
+  const int64_t b = blockIdx.x, h = blockIdx.y;
+  const T* x = static_cast<const T*>(a.heads) + b * a.heads_batch + h * a.head_dim;
+  const int64_t p = a.start[b];
+  const int64_t rows = a.kv_heads * a.head_dim;
+  const int64_t slot = (b * a.capacity + p) * rows;
+  const int64_t pairs = a.head_dim / 2;
+  if (h >= a.q_heads + a.kv_heads) {  // a v head: copied into the value cache
+    T* out = static_cast<T*>(a.v_cache) + slot + (h - a.q_heads - a.kv_heads) * a.head_dim;
+    for (int64_t i = threadIdx.x; i < a.head_dim; i += blockDim.x) out[i] = x[i];
+    return;
+  }
+  T* out = h < a.q_heads ? static_cast<T*>(a.q_out) + (b * a.q_heads + h) * a.head_dim
+                         : static_cast<T*>(a.k_cache) + slot + (h - a.q_heads) * a.head_dim;
+  const bool bad = p < 0 || p >= a.max_positions;
+  const T* cos = static_cast<const T*>(a.cos) + p * pairs;
+  const T* sin = static_cast<const T*>(a.sin) + p * pairs;
+  for (int64_t i = threadIdx.x; i < pairs; i += blockDim.x) {
+    const int64_t lo = a.neox ? i : 2 * i, hi = a.neox ? i + pairs : 2 * i + 1;
+    const float x1 = to_float(x[lo]), x2 = to_float(x[hi]);
+    const float c = bad ? NAN : to_float(cos[i]), s = bad ? NAN : to_float(sin[i]);
+    out[lo] = from_float<T>(x1 * c - x2 * s);
+    out[hi] = from_float<T>(x2 * c + x1 * s);
+  }
+}
+
+template <typename T>
+cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
+  const int64_t pairs = a.head_dim / 2;
+  const int threads = static_cast<int>(pairs < 128 ? (pairs + 31) / 32 * 32 : 128);
+  dim3 grid(static_cast<unsigned>(a.batch), static_cast<unsigned>(a.q_heads + 2 * a.kv_heads));
+  rope_kv_write<T><<<grid, threads, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+const char* use_device(int device) {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device) {
     cudaError_t status = cudaSetDevice(device);
     if (status != cudaSuccess) return cudaGetErrorString(status);
   }
+  return "";
+}
+
+}  // namespace
+
+const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf16, int device,
+                                 void* stream_handle) {
+  if (a.batch <= 0) return "";
+  if (a.batch > 65535 || a.q_heads + 2 * a.kv_heads > 65535 || a.head_dim % 2 != 0)
+    return "unsupported shape for the fused rotary + KV append";
+  if (const char* error = use_device(device); *error) return error;
+  auto stream = static_cast<cudaStream_t>(stream_handle);
+  cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream)
+                       : bf16             ? launch_rope<__nv_bfloat16>(a, stream)
+                                          : launch_rope<__half>(a, stream);
+  return status == cudaSuccess ? "" : cudaGetErrorString(status);
+}
+
+const char* launch_kv_cache_write(const KvWriteArgs& a, int device, void* stream_handle) {
+  if (a.batch <= 0 || a.tokens <= 0 || a.row_bytes <= 0) return "";
+  if (const char* error = use_device(device); *error) return error;
   if (a.batch * a.tokens >= (int64_t{1} << 31)) return "too many rows for one launch";
   // The widest unit dividing every base address, stride and the row length.
   uint64_t bits = static_cast<uint64_t>(a.row_bytes) | static_cast<uint64_t>(a.dst_batch) |

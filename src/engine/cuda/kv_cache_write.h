@@ -1,4 +1,4 @@
-// The one kernel the engine launches itself: appending new keys and values to the KV cache at
+// The kernels the engine launches itself: appending new keys and values to the KV cache at
 // positions read from device memory, so a recorded decode step writes the right slot every replay.
 #pragma once
 
@@ -25,5 +25,28 @@ struct KvWriteArgs {
 
 // Launches on `stream` (a cudaStream_t) of CUDA device `device`.
 const char* launch_kv_cache_write(const KvWriteArgs& args, int device, void* stream);
+
+// One decode token per sequence, fused: rotary embedding of its q and k heads, q written to
+// `q_out` [batch, q_heads, head_dim] (contiguous), the rotated k and the v heads appended to the
+// caches [batch, capacity, kv_heads, head_dim] (contiguous) at position start[b]. `heads` is the
+// q/k/v projection [batch, q_heads + 2 kv_heads, head_dim] with row stride `heads_batch` elements
+// (heads contiguous inside). cos/sin: [positions, head_dim / 2] tables in the same dtype.
+struct RopeKvArgs {
+  const void* heads = nullptr;
+  int64_t heads_batch = 0;
+  void* q_out = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  int64_t capacity = 0;
+  const void* cos = nullptr;
+  const void* sin = nullptr;
+  int64_t max_positions = 0;
+  const int64_t* start = nullptr;
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  bool neox = true;
+};
+// dtype_size 4 (f32), 2 with `bf16` false (f16) or true (bf16).
+const char* launch_rope_kv_write(const RopeKvArgs& args, int element_bytes, bool bf16, int device,
+                                 void* stream);
 
 }  // namespace flagstone::engine::detail

@@ -69,6 +69,40 @@ void DecoderModel::write_kv(const KvCache& cache, int64_t l, const Tensor& k, co
 #endif
 }
 
+Tensor DecoderModel::rope_kv_write(const KvCache& cache, int64_t l, const Tensor& heads,
+                                   const Tensor& start) const {
+  const int64_t b = heads.size(0);
+  Tensor q = Tensor::empty({b, heads_, head_dim_}, dtype_, device_);
+#ifdef FLAGSTONE_HAVE_CUDA
+  FS_ASSERT(heads.dim() == 4 && heads.stride(3) == 1 && heads.stride(2) == head_dim_);
+  FS_ASSERT(rope_cos_.is_contiguous() && rope_cos_.dtype() == dtype_);
+  RopeKvArgs a;
+  a.heads = address_of(heads);
+  a.heads_batch = heads.stride(0);
+  a.q_out = address_of(q);
+  a.k_cache = address_of(cache.keys(l));
+  a.v_cache = address_of(cache.values(l));
+  a.capacity = cache.capacity();
+  a.cos = address_of(rope_cos_);
+  a.sin = address_of(rope_sin_);
+  a.max_positions = rope_cos_.size(0);
+  a.start = static_cast<const int64_t*>(address_of(start));
+  a.batch = b;
+  a.q_heads = heads_;
+  a.kv_heads = kv_heads_;
+  a.head_dim = head_dim_;
+  a.neox = traits_.rope_style == "neox";
+  const char* error =
+      launch_rope_kv_write(a, static_cast<int>(dtype_size(dtype_)), dtype_ == DType::kBF16,
+                           device_.index(), device_.impl().default_stream().native_handle());
+  FS_CHECK(*error == '\0', kBackend, "rotary + KV cache append on ", device_.spec(), ": ", error);
+#else
+  (void)cache, (void)l, (void)start;
+  throw_error(ErrorCategory::kInternal, "device decode step without a CUDA build");
+#endif
+  return q;
+}
+
 DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   DecodeState& s = decode_;
   std::vector<void*> storage = storage_of(cache);
@@ -101,20 +135,20 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     Tensor heads = ops_.linear(h, layer.qkv, layer.qkv_bias).view({b, 1, hq + 2 * hk, d});
     Tensor q, k, v = heads.narrow(2, hq + hk, hk);
     if (traits_.qk_norm) {
+      // q/k norms sit between the projection and rotary: the ops one by one.
       q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
       k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
       q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
       k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
+      if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
+      write_kv(cache, l, k, v, start);
+      if (ops_.timer()) ops_.timer()->end();
     } else {
-      // q and k heads are adjacent: one rotary call turns both.
-      Tensor qk = ops_.rotary(heads.narrow(2, 0, hq + hk), positions, rope_cos_, rope_sin_,
-                              traits_.rope_style);
-      q = qk.narrow(2, 0, hq);
-      k = qk.narrow(2, hq, hk);
+      // One kernel turns q and k, appends k and v to the cache and leaves q for attention.
+      if (ops_.timer()) ops_.timer()->begin("rope_kv_write (engine)");
+      q = rope_kv_write(cache, l, heads, start);
+      if (ops_.timer()) ops_.timer()->end();
     }
-    if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
-    write_kv(cache, l, k, v, start);
-    if (ops_.timer()) ops_.timer()->end();
     Tensor attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
                                        s.block_table, lengths);
     attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
@@ -175,8 +209,9 @@ std::vector<OpTime> DecoderModel::profile_forward(const Tensor& tokens, KvCache&
   for (const OpTimer::Span& span : timer.spans) {
     auto it =
         std::find_if(out.begin(), out.end(), [&](const OpTime& t) { return t.op == span.op; });
-    if (it == out.end()) it = out.insert(out.end(), OpTime{span.op, 0, 0});
+    if (it == out.end()) it = out.insert(out.end(), OpTime{span.op, 0, 0, 0});
     ++it->calls;
+    it->bytes += span.bytes;
     it->microseconds += 1000.0 * span.start.elapsed_ms(span.end);
   }
   return out;

@@ -60,6 +60,10 @@ class DecoderModel : public Model {
   Tensor decode_body(DecodeState& state, KvCache& cache);
   void write_kv(const KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
                 const Tensor& start) const;
+  // Rotary of the q and k heads of `heads` [b, 1, hq + 2 hk, d] with k and v appended to the
+  // cache, in one kernel; returns q [b, hq, d].
+  Tensor rope_kv_write(const KvCache& cache, int64_t layer, const Tensor& heads,
+                       const Tensor& start) const;
 
   ModelConfig config_;
   DecoderTraits traits_;

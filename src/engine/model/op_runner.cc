@@ -3,8 +3,8 @@
 
 namespace flagstone::engine::detail {
 
-void OpTimer::begin(std::string op) {
-  Span span{std::move(op), runtime::Event(device), runtime::Event(device)};
+void OpTimer::begin(std::string op, uint64_t bytes) {
+  Span span{std::move(op), bytes, runtime::Event(device), runtime::Event(device)};
   span.start.record(runtime::Stream::default_stream(device));
   spans.push_back(std::move(span));
 }
@@ -19,11 +19,13 @@ std::vector<Tensor> OpRunner::call(std::string_view op, const std::vector<Tensor
   if (!timer_) return ops::call(op, inputs, attrs);
   // Matrix products are told apart by their weight's shape (q/k/v, o, gate/up, down, head).
   std::string name(op);
+  uint64_t bytes = 0;
   if (op.starts_with("linear")) {
     name.push_back(' ');
     name.append(shape_to_string(inputs[1].shape()));
+    bytes = inputs[1].nbytes();
   }
-  timer_->begin(std::move(name));
+  timer_->begin(std::move(name), bytes);
   std::vector<Tensor> out = ops::call(op, inputs, attrs);
   timer_->end();
   return out;

@@ -14,13 +14,14 @@ namespace flagstone::engine::detail {
 // Device time of each call, taken with events around it (for `bench model --profile`).
 struct OpTimer {
   struct Span {
-    std::string op;  // "linear f32[2048] x bf16[3072, 2048]"
+    std::string op;  // "linear [3072, 2048]"
+    uint64_t bytes;  // weight bytes the op reads (matrix products), else 0
     runtime::Event start, end;
   };
   Device device;
   std::vector<Span> spans;
   // Records the start of a span named `op` on the device's stream; end() closes the last one.
-  void begin(std::string op);
+  void begin(std::string op, uint64_t bytes = 0);
   void end();
 };
 

@@ -70,6 +70,7 @@ struct OpTime {
   std::string op;  // "rms_norm", "linear [3072, 2048]" (the weight's shape)
   int64_t calls = 0;
   double microseconds = 0;  // summed over the calls
+  uint64_t bytes = 0;       // weight bytes read, summed (matrix products; else 0)
 };
 
 class Model {

@@ -115,7 +115,8 @@ bool cuda_enabled(std::string_view family) {
   const char* env = std::getenv("FLAGSTONE_OPS_GENERATED_CUDA");
   if (env && std::string_view(env) == "all") return true;
   if (env && std::string_view(env) == "none") return false;
-  return family == "unary" || family == "binary" || family == "reduction";
+  return family == "unary" || family == "binary" || family == "reduction" || family == "movement" ||
+         family == "factory";
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ t=build-gpu/tests/ops/ops_parity_test
   timeout 20 build-gpu/src/cli/flagstone info 2>&1 | grep -E "^  (cpu|cuda|opencl):" | head -5
   for fam in 0 1 2 3 4 5 6 7 8 9 10 11; do
     rm -f /tmp/parity-$fam.txt
-    FLAGSTONE_OPS_PARITY_REPORT=/tmp/parity-$fam.txt timeout 120 $t --gtest_filter="*/$fam" \
+    FLAGSTONE_OPS_PARITY_REPORT=/tmp/parity-$fam.txt timeout 200 $t --gtest_filter="*/$fam" \
       >/tmp/parity-$fam.log 2>&1
     echo "== family $fam rc=$?"
     cat /tmp/parity-$fam.txt 2>/dev/null

@@ -2,6 +2,8 @@
 // dtype), embedding row gather, and softmax cross entropy with ignore_index and label smoothing.
 // Indices that are out of range cannot raise on the device: their outputs become NaN (0xff bytes
 // for embedding rows), so a bad position or token is visible rather than a silent wrong value.
+#include <type_traits>
+
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
@@ -40,30 +42,56 @@ __global__ void rotary_kernel(T* out, const T* x, RotaryArgs a) {
   if ((a.head_dim & 1) && threadIdx.x == 0) o[a.head_dim - 1] = xi[a.head_dim - 1];
 }
 
+// N table entries from `at`: 16-byte loads when the launcher found the table aligned and f32 or
+// of the activation dtype, else element by element.
+template <typename T, int N>
+__device__ __forceinline__ void load_table(const void* base, DType dtype, bool vec, int64_t at,
+                                           float (&out)[N]) {
+  if (vec && dtype == DType::kF32 && N % 4 == 0) {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(base) + at);
+#pragma unroll
+    for (int q = 0; q < N / 4; ++q) {
+      float4 f = p[q];
+      out[4 * q] = f.x, out[4 * q + 1] = f.y, out[4 * q + 2] = f.z, out[4 * q + 3] = f.w;
+    }
+  } else if (vec && sizeof(T) == 2 && N == 8 &&
+             dtype == (std::is_same_v<T, __half> ? DType::kF16 : DType::kBF16)) {
+    load_pack(static_cast<const T*>(base) + at, out);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = load_any(base, dtype, at + j);
+  }
+}
+
 // The 16-byte path: one thread per group of N rotation pairs (neox: a pack from each half;
 // gpt-j: two adjacent packs of interleaved pairs) or per pack of the pass-through tail. Needs
-// half and the tail to be whole packs and x/out aligned, which the launcher checks.
+// half and the tail to be whole packs, x/out aligned and fewer than 2^31 items (32-bit index
+// arithmetic), which the launcher checks.
 template <typename T>
-__global__ void rotary_packed(T* out, const T* x, RotaryArgs a, int64_t items) {
+__global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, bool table_vec) {
   constexpr int N = Pack<T>::kCount;
-  const int64_t rot_groups = a.half / N, groups = rot_groups + (a.head_dim - 2 * a.half) / N;
-  for (int64_t it = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; it < items;
-       it += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t row = it / groups, g = it - row * groups;
-    const T* xi = x + row * a.head_dim;
-    T* o = out + row * a.head_dim;
+  const uint32_t rot_groups = static_cast<uint32_t>(a.half / N);
+  const uint32_t groups = rot_groups + static_cast<uint32_t>((a.head_dim - 2 * a.half) / N);
+  const uint32_t heads = static_cast<uint32_t>(a.heads);
+  for (uint32_t it = blockIdx.x * blockDim.x + threadIdx.x; it < items;
+       it += gridDim.x * blockDim.x) {
+    const uint32_t row = it / groups, g = it - row * groups;
+    const T* xi = x + int64_t{row} * a.head_dim;
+    T* o = out + int64_t{row} * a.head_dim;
     if (g >= rot_groups) {
-      const int64_t c = 2 * a.half + (g - rot_groups) * N;
+      const int64_t c = 2 * a.half + int64_t{g - rot_groups} * N;
       *reinterpret_cast<uint4*>(o + c) = *reinterpret_cast<const uint4*>(xi + c);
       continue;
     }
-    const int64_t p = load_index(a.positions, a.positions_i64, row / a.heads);
+    const int64_t p = load_index(a.positions, a.positions_i64, row / heads);
     const bool bad = p < 0 || p >= a.max_positions;
     float c[N], s[N];
+    if (bad) {
 #pragma unroll
-    for (int j = 0; j < N; ++j) {
-      c[j] = bad ? NAN : load_any(a.cos, a.table_dtype, p * a.half + g * N + j);
-      s[j] = bad ? NAN : load_any(a.sin, a.table_dtype, p * a.half + g * N + j);
+      for (int j = 0; j < N; ++j) c[j] = s[j] = NAN;
+    } else {
+      load_table<T, N>(a.cos, a.table_dtype, table_vec, p * a.half + int64_t{g} * N, c);
+      load_table<T, N>(a.sin, a.table_dtype, table_vec, p * a.half + int64_t{g} * N, s);
     }
     float u[N], v[N], ru[N], rv[N];
     if (a.neox) {
@@ -129,13 +157,38 @@ __global__ void cross_entropy_rows(CrossEntropyArgs a) {
       s += expf(v - m);
     }
   };
-  constexpr int N = Pack<T>::kCount;
+  constexpr int N = Pack<T>::kCount, U = 4;
   if (a.classes % N == 0 && aligned16(row)) {
-    for (int64_t p = threadIdx.x; p < a.classes / N; p += blockDim.x) {
-      float v[N];
-      load_pack(row + p * N, v);
+    // U packs per thread in flight, then one rescale of the sum per group of U * N values (a
+    // single exp per element instead of a compare-and-rescale per element).
+    const int64_t packs = a.classes / N;
+    for (int64_t base = threadIdx.x; base < packs; base += U * blockDim.x) {
+      float v[U][N];
 #pragma unroll
-      for (int j = 0; j < N; ++j) take(v[j]);
+      for (int u = 0; u < U; ++u) {
+        int64_t p = base + int64_t{u} * blockDim.x;
+        if (p < packs) {
+          load_pack(row + p * N, v[u]);
+        } else {
+#pragma unroll
+          for (int j = 0; j < N; ++j) v[u][j] = -INFINITY;
+        }
+      }
+      float group_max = m;
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+          group_max = fmaxf(group_max, v[u][j]);
+          if (base + int64_t{u} * blockDim.x < packs) sum += v[u][j];
+        }
+      if (group_max == -INFINITY) continue;
+      s *= expf(m - group_max);
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int j = 0; j < N; ++j) s += expf(v[u][j] - group_max);
+      m = group_max;
     }
   } else {
     for (int64_t j = threadIdx.x; j < a.classes; j += blockDim.x) take(to_f(row[j]));
@@ -189,7 +242,7 @@ cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) 
     }
     return cudaGetLastError();
   }
-  int threads = a.classes >= 4096 ? 1024 : a.classes >= 512 ? 256 : 64;
+  int threads = a.classes >= 4096 ? 512 : a.classes >= 512 ? 256 : 64;
   cross_entropy_rows<T><<<static_cast<unsigned>(a.rows), threads, 0, stream>>>(a);
   if (a.reduction != 0) cross_entropy_reduce<T><<<1, 1024, 0, stream>>>(a);
   return cudaGetLastError();
@@ -202,11 +255,15 @@ cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
   constexpr int N = Pack<T>::kCount;
   bool aligned =
       ((reinterpret_cast<uintptr_t>(a.out) | reinterpret_cast<uintptr_t>(a.x)) & 15u) == 0;
-  if (aligned && a.half % N == 0 && (a.head_dim - 2 * a.half) % N == 0) {
-    int64_t items = rows * (a.half / N + (a.head_dim - 2 * a.half) / N);
+  int64_t items = rows * (a.half / N + (a.head_dim - 2 * a.half) / N);
+  if (aligned && a.half % N == 0 && (a.head_dim - 2 * a.half) % N == 0 &&
+      items < (int64_t{1} << 31)) {
     if (items == 0) return cudaSuccess;
+    bool table_vec =
+        ((reinterpret_cast<uintptr_t>(a.cos) | reinterpret_cast<uintptr_t>(a.sin)) & 15u) == 0;
     rotary_packed<T><<<grid_for(items, 256), 256, 0, stream>>>(
-        static_cast<T*>(a.out), static_cast<const T*>(a.x), a, items);
+        static_cast<T*>(a.out), static_cast<const T*>(a.x), a, static_cast<uint32_t>(items),
+        table_vec);
     return cudaGetLastError();
   }
   int tx = 32;

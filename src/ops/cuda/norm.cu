@@ -156,66 +156,117 @@ __global__ void layer_norm_kernel(T* out, const T* x, const T* w, const T* b, in
   });
 }
 
-// ---- register-resident rows: each thread holds up to P packs of its row, so the row is read
-// from memory once and every load is issued before the first reduction waits on them. Used
-// when the row is a whole number of packs, aligned, and at most 1024 * P packs long.
+// ---- register-resident rows: each thread holds up to P packs of its row as raw 16-byte words
+// (half the registers of floats for f16/bf16, so two or more blocks share an SM and one block's
+// reductions overlap another's loads), the row is read from memory once, and every load
+// (weights included) is issued before the first reduction waits on them. Used when the row is a
+// whole number of packs, aligned, and at most blockDim * P packs long.
 
-// Loads this thread's packs (threadIdx.x + k * blockDim.x); missing ones are `fill`.
+// Loads this thread's packs (threadIdx.x + k * blockDim.x) that exist.
 template <typename T, int P>
-__device__ __forceinline__ void load_row(const T* row, int64_t packs,
-                                         float (&v)[P][Pack<T>::kCount], float fill) {
+__device__ __forceinline__ void load_raw(const T* row, int64_t packs, uint4 (&v)[P]) {
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
+    v[k] = p < packs ? *reinterpret_cast<const uint4*>(row + p * Pack<T>::kCount) : uint4{};
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[Pack<T>::kCount]) {
+  const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < Pack<T>::kCount; ++i) out[i] = to_f(v[i]);
+}
+
+// Writes f(k, j, value) for each element of this thread's existing packs.
+template <typename T, int P, typename F>
+__device__ __forceinline__ void store_raw(T* row, int64_t packs, const uint4 (&v)[P], F f) {
   constexpr int N = Pack<T>::kCount;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
-    if (p < packs) {
-      load_pack(row + p * N, v[k]);
-    } else {
+    if (p >= packs) continue;
+    float x[N];
+    unpack<T>(v[k], x);
 #pragma unroll
-      for (int j = 0; j < N; ++j) v[k][j] = fill;
-    }
+    for (int j = 0; j < N; ++j) x[j] = f(k, j, x[j]);
+    store_pack(row + p * N, x);
+  }
+}
+
+// Merges (max, sum of exp(x - max)) states; an empty state has max -inf and sum 0.
+__device__ __forceinline__ void merge_softmax(float& m, float& s, float m2, float s2) {
+  float mn = fmaxf(m, m2);
+  if (mn == -INFINITY) return;
+  s = s * expf(m - mn) + s2 * expf(m2 - mn);
+  m = mn;
+}
+
+// Merges (count, mean, sum of squared deviations) states as Chan et al. do.
+__device__ __forceinline__ void merge_moments(float& n, float& mean, float& m2, float n2,
+                                              float mean2, float m22) {
+  float total = n + n2;
+  if (total == 0) return;
+  float delta = mean2 - mean;
+  mean += delta * (n2 / total);
+  m2 += m22 + delta * delta * (n * n2 / total);
+  n = total;
+}
+
+// Block-wide merge of a three-float state with `merge` (two-float states ignore c); every thread
+// gets the result. `scratch` holds 32 float3.
+template <typename Merge>
+__device__ __forceinline__ void block_merge(float& a, float& b, float& c, float3* scratch,
+                                            Merge merge) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    float a2 = __shfl_xor_sync(0xffffffffu, a, o), b2 = __shfl_xor_sync(0xffffffffu, b, o);
+    float c2 = __shfl_xor_sync(0xffffffffu, c, o);
+    merge(a, b, c, a2, b2, c2);
+  }
+  if (lane == 0) scratch[warp] = make_float3(a, b, c);
+  __syncthreads();
+  float3 first = scratch[0];
+  a = first.x, b = first.y, c = first.z;
+  for (int w = 1; w < warps; ++w) {
+    float3 t = scratch[w];
+    merge(a, b, c, t.x, t.y, t.z);
   }
 }
 
 template <typename T, int P>
-__device__ __forceinline__ void store_row(T* row, int64_t packs,
-                                          const float (&v)[P][Pack<T>::kCount]) {
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
-    if (p < packs) store_pack(row + p * Pack<T>::kCount, v[k]);
-  }
-}
-
-template <typename T, int P>
-__global__ void __launch_bounds__(512) softmax_regs(T* out, const T* x, int64_t n, bool log) {
+__global__ void __launch_bounds__(512, 2) softmax_regs(T* out, const T* x, int64_t n, bool log) {
   constexpr int N = Pack<T>::kCount;
-  __shared__ float scratch[32];
+  __shared__ float3 scratch[32];
   const int64_t packs = n / N;
-  float v[P][N];
-  load_row<T, P>(x + blockIdx.x * n, packs, v, -INFINITY);
-  float m = -INFINITY;
+  uint4 v[P];
+  load_raw<T, P>(x + blockIdx.x * n, packs, v);
+  float m = -INFINITY, s = 0, unused = 0;
 #pragma unroll
-  for (int k = 0; k < P; ++k)
+  for (int k = 0; k < P; ++k) {
+    if (threadIdx.x + int64_t{k} * blockDim.x >= packs) continue;
+    float f[N];
+    unpack<T>(v[k], f);
 #pragma unroll
-    for (int j = 0; j < N; ++j) m = fmaxf(m, v[k][j]);
-  m = block_reduce<true>(m, scratch);
-  float s = 0;
+    for (int j = 0; j < N; ++j) m = fmaxf(m, f[j]);
+  }
+  if (m != -INFINITY)
 #pragma unroll
-  for (int k = 0; k < P; ++k)
+    for (int k = 0; k < P; ++k) {
+      if (threadIdx.x + int64_t{k} * blockDim.x >= packs) continue;
+      float f[N];
+      unpack<T>(v[k], f);
 #pragma unroll
-    for (int j = 0; j < N; ++j) {
-      float e = expf(v[k][j] - m);
-      s += e;
-      if (!log) v[k][j] = e;
+      for (int j = 0; j < N; ++j) s += expf(f[j] - m);
     }
-  s = block_reduce<false>(s, scratch);
+  block_merge(m, s, unused, scratch, [](float& m1, float& s1, float&, float m2, float s2, float) {
+    merge_softmax(m1, s1, m2, s2);
+  });
   float shift = m + logf(s), inv = 1.0f / s;
-#pragma unroll
-  for (int k = 0; k < P; ++k)
-#pragma unroll
-    for (int j = 0; j < N; ++j) v[k][j] = log ? v[k][j] - shift : v[k][j] * inv;
-  store_row<T, P>(out + blockIdx.x * n, packs, v);
+  store_raw<T, P>(out + blockIdx.x * n, packs, v,
+                  [&](int, int, float f) { return log ? f - shift : expf(f - m) * inv; });
 }
 
 template <typename T, int P>
@@ -225,69 +276,78 @@ __global__ void __launch_bounds__(512)
   constexpr int N = Pack<T>::kCount;
   __shared__ float scratch[32];
   const int64_t packs = n / N;
-  float v[P][N];
-  load_row<T, P>(x + blockIdx.x * n, packs, v, 0.0f);
+  uint4 v[P], wv[P];
+  load_raw<T, P>(x + blockIdx.x * n, packs, v);
   if (residual) {
-    float r[P][N];
-    load_row<T, P>(residual + blockIdx.x * n, packs, r, 0.0f);
+    uint4 r[P];
+    load_raw<T, P>(residual + blockIdx.x * n, packs, r);
     // The residual stream is kept in T: round the sum, store it, and normalize what was stored.
 #pragma unroll
-    for (int k = 0; k < P; ++k)
+    for (int k = 0; k < P; ++k) {
+      float a[N], b[N];
+      unpack<T>(v[k], a);
+      unpack<T>(r[k], b);
+      T* packed = reinterpret_cast<T*>(&v[k]);
 #pragma unroll
-      for (int j = 0; j < N; ++j) v[k][j] = to_f(from_f<T>(v[k][j] + r[k][j]));
-    store_row<T, P>(residual_out + blockIdx.x * n, packs, v);
+      for (int j = 0; j < N; ++j) packed[j] = from_f<T>(a[j] + b[j]);
+    }
+    store_raw<T, P>(residual_out + blockIdx.x * n, packs, v, [](int, int, float f) { return f; });
   }
+  if (w) load_raw<T, P>(w, packs, wv);
   float ss = 0;
 #pragma unroll
-  for (int k = 0; k < P; ++k)
+  for (int k = 0; k < P; ++k) {
+    float f[N];
+    unpack<T>(v[k], f);  // missing packs are zero bits: they add nothing
 #pragma unroll
-    for (int j = 0; j < N; ++j) ss += v[k][j] * v[k][j];
+    for (int j = 0; j < N; ++j) ss += f[j] * f[j];
+  }
   ss = block_reduce<false>(ss, scratch);
   float scale = rsqrtf(ss / static_cast<float>(n) + eps);
-  float wv[P][N];
-  if (w) load_row<T, P>(w, packs, wv, 0.0f);
-#pragma unroll
-  for (int k = 0; k < P; ++k)
-#pragma unroll
-    for (int j = 0; j < N; ++j) v[k][j] = v[k][j] * scale * (w ? wv[k][j] : 1.0f);
-  store_row<T, P>(out + blockIdx.x * n, packs, v);
+  store_raw<T, P>(out + blockIdx.x * n, packs, v, [&](int k, int j, float f) {
+    float wf = 1.0f;
+    if (w) wf = to_f(reinterpret_cast<const T*>(&wv[k])[j]);
+    return f * scale * wf;
+  });
 }
 
 template <typename T, int P>
 __global__ void __launch_bounds__(512)
     layer_norm_regs(T* out, const T* x, const T* w, const T* b, int64_t n, float eps) {
   constexpr int N = Pack<T>::kCount;
-  __shared__ float scratch[32];
+  __shared__ float3 scratch[32];
   const int64_t packs = n / N;
-  float v[P][N];
-  load_row<T, P>(x + blockIdx.x * n, packs, v, 0.0f);
-  float s = 0;
-#pragma unroll
-  for (int k = 0; k < P; ++k)
-#pragma unroll
-    for (int j = 0; j < N; ++j) s += v[k][j];
-  float mean = block_reduce<false>(s, scratch) / static_cast<float>(n);
-  float var = 0;
+  uint4 v[P], wv[P], bv[P];
+  load_raw<T, P>(x + blockIdx.x * n, packs, v);
+  if (w) load_raw<T, P>(w, packs, wv);
+  if (b) load_raw<T, P>(b, packs, bv);
+  // This thread's count, mean and squared deviations, then one merge over the block.
+  float count = 0, sum = 0;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
-    bool mine = threadIdx.x + int64_t{k} * blockDim.x < packs;
+    if (threadIdx.x + int64_t{k} * blockDim.x >= packs) continue;
+    float f[N];
+    unpack<T>(v[k], f);
+    count += N;
 #pragma unroll
-    for (int j = 0; j < N; ++j) {
-      float d = mine ? v[k][j] - mean : 0.0f;
-      var += d * d;
-    }
+    for (int j = 0; j < N; ++j) sum += f[j];
   }
-  var = block_reduce<false>(var, scratch) / static_cast<float>(n);
-  float rstd = rsqrtf(var + eps);
-  float wv[P][N], bv[P][N];
-  if (w) load_row<T, P>(w, packs, wv, 0.0f);
-  if (b) load_row<T, P>(b, packs, bv, 0.0f);
+  float mean = count > 0 ? sum / count : 0.0f, m2 = 0;
 #pragma unroll
-  for (int k = 0; k < P; ++k)
+  for (int k = 0; k < P; ++k) {
+    if (threadIdx.x + int64_t{k} * blockDim.x >= packs) continue;
+    float f[N];
+    unpack<T>(v[k], f);
 #pragma unroll
-    for (int j = 0; j < N; ++j)
-      v[k][j] = (v[k][j] - mean) * rstd * (w ? wv[k][j] : 1.0f) + (b ? bv[k][j] : 0.0f);
-  store_row<T, P>(out + blockIdx.x * n, packs, v);
+    for (int j = 0; j < N; ++j) m2 += (f[j] - mean) * (f[j] - mean);
+  }
+  block_merge(count, mean, m2, scratch, merge_moments);
+  float rstd = rsqrtf(m2 / static_cast<float>(n) + eps);
+  store_raw<T, P>(out + blockIdx.x * n, packs, v, [&](int k, int j, float f) {
+    float wf = w ? to_f(reinterpret_cast<const T*>(&wv[k])[j]) : 1.0f;
+    float bf = b ? to_f(reinterpret_cast<const T*>(&bv[k])[j]) : 0.0f;
+    return (f - mean) * rstd * wf + bf;
+  });
 }
 
 // Launch shape of the register path for rows of n: packs per thread (4, or 8 when max_per

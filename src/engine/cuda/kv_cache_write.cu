@@ -92,6 +92,15 @@ cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+__global__ void spin(int64_t nanoseconds) {
+  uint64_t start, now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (static_cast<int64_t>(now - start) < nanoseconds);
+}
+
 const char* use_device(int device) {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device) {
@@ -113,6 +122,13 @@ const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf
   cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream)
                        : bf16             ? launch_rope<__nv_bfloat16>(a, stream)
                                           : launch_rope<__half>(a, stream);
+  return status == cudaSuccess ? "" : cudaGetErrorString(status);
+}
+
+const char* launch_device_delay(int device, void* stream, int64_t microseconds) {
+  if (const char* error = use_device(device); *error) return error;
+  spin<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(microseconds * 1000);
+  cudaError_t status = cudaGetLastError();
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 

@@ -49,4 +49,9 @@ struct RopeKvArgs {
 const char* launch_rope_kv_write(const RopeKvArgs& args, int element_bytes, bool bf16, int device,
                                  void* stream);
 
+// Keeps `stream` busy for `microseconds` with one spinning thread, so that work queued behind it
+// runs back to back and events around each op time the device alone, not the host's launches
+// (for profiling).
+const char* launch_device_delay(int device, void* stream, int64_t microseconds);
+
 }  // namespace flagstone::engine::detail

@@ -196,6 +196,15 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
 std::vector<OpTime> DecoderModel::profile_forward(const Tensor& tokens, KvCache& cache) {
   if (ops_.reference()) return {};
   OpTimer timer{device_, {}};
+#ifdef FLAGSTONE_HAVE_CUDA
+  if (device_.backend() == "cuda") {
+    // The step queues behind a spin long enough for the host to issue all of it, so each op's
+    // events time its kernels back to back, not the host's dispatch in between.
+    const char* error = launch_device_delay(device_.index(),
+                                            device_.impl().default_stream().native_handle(), 50000);
+    FS_CHECK(*error == '\0', kBackend, "profile delay on ", device_.spec(), ": ", error);
+  }
+#endif
   ops_.set_timer(&timer);
   try {
     forward(tokens, cache, false);

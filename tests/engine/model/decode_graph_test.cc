@@ -4,6 +4,8 @@
 // reference, a second cache records again, and returned logits survive later steps.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/model/model.h"
 #include "flagstone/ops/ops.h"
@@ -57,19 +59,23 @@ class DecodeStepTest : public ::testing::TestWithParam<Device> {
     options.reference = true;
     return load_model(folder, options);
   }
+  // A fresh subfolder of the scratch folder for one model.
+  std::string sub(const std::string& name) {
+    std::string path = folder_.path() + "/" + name;
+    std::filesystem::create_directories(path);
+    return path;
+  }
   ScratchFolder folder_{"decode_step"};
 };
 
 TEST_P(DecodeStepTest, RecordedStepEqualsOpByOpExactly) {
-  auto probe =
-      load(testing::write_tiny_hf_model(folder_.path() + "/probe", "llama"), DType::kF32, true);
+  auto probe = load(testing::write_tiny_hf_model(sub("probe"), "llama"), DType::kF32, true);
   if (!probe->info().decode_graph)
     GTEST_SKIP() << GetParam().spec() << " runs decode op by op (no graphs to compare)";
   for (const std::string& variant : testing::tiny_variants()) {
     testing::TinyOptions tiny;
     tiny.sliding_window = false;  // mistral's window of 8 would keep it off the device step
-    std::string folder =
-        testing::write_tiny_hf_model(folder_.path() + "/" + variant, variant, tiny);
+    std::string folder = testing::write_tiny_hf_model(sub(variant), variant, tiny);
     for (DType dtype : {DType::kF32, DType::kBF16}) {
       SCOPED_TRACE(variant + " " + std::string(dtype_name(dtype)));
       auto graph = load(folder, dtype, true);
@@ -92,7 +98,7 @@ TEST_P(DecodeStepTest, DecodeMatchesReferenceAtEachStep) {
   for (const std::string& variant :
        {std::string("llama3"), std::string("qwen2"), std::string("qwen3")}) {
     SCOPED_TRACE(variant);
-    std::string folder = testing::write_tiny_hf_model(folder_.path() + "/" + variant, variant);
+    std::string folder = testing::write_tiny_hf_model(sub(variant), variant);
     auto model = load(folder, DType::kF32, true);
     auto ref = reference(folder);
     std::vector<TokenId> prompt = testing::tiny_prompt(6, 9);
@@ -105,7 +111,7 @@ TEST_P(DecodeStepTest, DecodeMatchesReferenceAtEachStep) {
 }
 
 TEST_P(DecodeStepTest, BatchedDecodeMatchesSingleSequences) {
-  std::string folder = testing::write_tiny_hf_model(folder_.path() + "/llama", "llama");
+  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
   auto model = load(folder, DType::kF32, true);
   auto ref = reference(folder);
   std::vector<TokenId> a = testing::tiny_prompt(9, 1), b = testing::tiny_prompt(9, 2);
@@ -136,7 +142,7 @@ TEST_P(DecodeStepTest, BatchedDecodeMatchesSingleSequences) {
 }
 
 TEST_P(DecodeStepTest, SecondCacheAndKeptLogitsStayCorrect) {
-  std::string folder = testing::write_tiny_hf_model(folder_.path() + "/llama", "llama");
+  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
   auto model = load(folder, DType::kF32, true);
   auto ref = reference(folder);
   std::vector<TokenId> p = testing::tiny_prompt(8, 4);

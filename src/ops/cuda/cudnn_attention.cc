@@ -419,6 +419,9 @@ std::string cudnn_sdpa_supports(const KernelArgs& args) {
   if (args.attrs.get_bool("causal", false) && q.size(2) != k.size(2) &&
       args.attrs.get_string("causal_alignment", "top_left") == "bottom_right")
     return "bottom-right causal alignment with fewer queries than keys";
+  // Below 64x64 scores per head both kernels are launch-bound, and a plan costs cuDNN a
+  // graph build (a runtime compile on first sight): leave such calls to the native kernel.
+  if (q.size(2) * k.size(2) < 4096) return "fewer than 4096 scores per head";
   if (q.size(3) % 8 != 0 || v.size(3) % 8 != 0 || q.size(3) > 256 || v.size(3) > 256)
     return "head dims not a multiple of 8 up to 256";
   const std::string& arch = args.device.info().arch;

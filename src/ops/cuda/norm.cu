@@ -1,7 +1,8 @@
 // cuda native row kernels: softmax / log_softmax, rms_norm (optionally fused with the residual
-// add) and layer_norm. One block per row. Rows of whole 16-byte packs up to 8192 packs live in
-// registers (read once, every load in flight together); other rows are read once into a shared
-// f32 cache when they fit (12k elements), else re-read from global memory (L2).
+// add) and layer_norm. One warp per row for norm rows up to 512 packs, else one block per row. Rows
+// of whole 16-byte packs up to 8192 packs live in registers (read once, every load in flight
+// together); other rows are read once into a shared f32 cache when they fit (12k elements), else
+// re-read from global memory (L2).
 #include <initializer_list>
 #include <utility>
 
@@ -11,7 +12,8 @@
 namespace flagstone::ops::cuda {
 namespace {
 
-constexpr int64_t kCacheElements = 12288;  // 48 KiB of f32: the default dynamic smem limit
+constexpr int64_t kCacheElements = 12288;
+constexpr float kLog2e = 1.4426950408889634f;  // 48 KiB of f32: the default dynamic smem limit
 
 // Calls f(i, value) for every element of the row that this thread owns. The split between
 // threads is the same on every call, so a thread re-reads only what it cached itself.
@@ -162,12 +164,15 @@ __global__ void layer_norm_kernel(T* out, const T* x, const T* w, const T* b, in
 // (weights included) is issued before the first reduction waits on them. Used when the row is a
 // whole number of packs, aligned, and at most blockDim * P packs long.
 
-// Loads this thread's packs (threadIdx.x + k * blockDim.x) that exist.
+// Loads this thread's packs (first + k * step; by default threadIdx.x + k * blockDim.x) that
+// exist.
 template <typename T, int P>
-__device__ __forceinline__ void load_raw(const T* row, int64_t packs, uint4 (&v)[P]) {
+__device__ __forceinline__ void load_raw(const T* row, int64_t packs, uint4 (&v)[P], int first = -1,
+                                         int step = 0) {
+  if (first < 0) first = threadIdx.x, step = blockDim.x;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
-    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
+    int64_t p = first + int64_t{k} * step;
     v[k] = p < packs ? *reinterpret_cast<const uint4*>(row + p * Pack<T>::kCount) : uint4{};
   }
 }
@@ -179,13 +184,15 @@ __device__ __forceinline__ void unpack(const uint4& raw, float (&out)[Pack<T>::k
   for (int i = 0; i < Pack<T>::kCount; ++i) out[i] = to_f(v[i]);
 }
 
-// Writes f(k, j, value) for each element of this thread's existing packs.
+// Writes f(k, j, value) for each element of this thread's existing packs (as load_raw).
 template <typename T, int P, typename F>
-__device__ __forceinline__ void store_raw(T* row, int64_t packs, const uint4 (&v)[P], F f) {
+__device__ __forceinline__ void store_raw(T* row, int64_t packs, const uint4 (&v)[P], F f,
+                                          int first = -1, int step = 0) {
   constexpr int N = Pack<T>::kCount;
+  if (first < 0) first = threadIdx.x, step = blockDim.x;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
-    int64_t p = threadIdx.x + int64_t{k} * blockDim.x;
+    int64_t p = first + int64_t{k} * step;
     if (p >= packs) continue;
     float x[N];
     unpack<T>(v[k], x);
@@ -252,21 +259,26 @@ __global__ void __launch_bounds__(512, 2) softmax_regs(T* out, const T* x, int64
 #pragma unroll
     for (int j = 0; j < N; ++j) m = fmaxf(m, f[j]);
   }
-  if (m != -INFINITY)
+  // exp(x - m) as one FMA and the hardware exp2: the row costs two exps per element, and the
+  // accurate expf sequence made this kernel ALU-bound.
+  if (m != -INFINITY) {
+    const float ml = m * kLog2e;
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       if (threadIdx.x + int64_t{k} * blockDim.x >= packs) continue;
       float f[N];
       unpack<T>(v[k], f);
 #pragma unroll
-      for (int j = 0; j < N; ++j) s += expf(f[j] - m);
+      for (int j = 0; j < N; ++j) s += exp2f(fmaf(f[j], kLog2e, -ml));
     }
+  }
   block_merge(m, s, unused, scratch, [](float& m1, float& s1, float&, float m2, float s2, float) {
     merge_softmax(m1, s1, m2, s2);
   });
-  float shift = m + logf(s), inv = 1.0f / s;
-  store_raw<T, P>(out + blockIdx.x * n, packs, v,
-                  [&](int, int, float f) { return log ? f - shift : expf(f - m) * inv; });
+  float shift = m + logf(s), inv = 1.0f / s, ml = m * kLog2e;
+  store_raw<T, P>(out + blockIdx.x * n, packs, v, [&](int, int, float f) {
+    return log ? f - shift : exp2f(fmaf(f, kLog2e, -ml)) * inv;
+  });
 }
 
 template <typename T, int P>
@@ -350,6 +362,116 @@ __global__ void __launch_bounds__(512)
   });
 }
 
+// ---- warp-resident rows (at most 32 * P packs): one warp per row, four rows per block, so the
+// reductions are shuffles with no block barrier and many rows are in flight on every SM. The
+// weights are read in the store pass (they stay in L1/L2: every row uses them).
+constexpr int kWarpRows = 4;
+
+template <typename T, int P>
+__global__ void __launch_bounds__(32 * kWarpRows)
+    rms_warp(T* out, T* residual_out, const T* x, const T* residual, const T* w, int64_t rows,
+             int64_t n, float eps) {
+  constexpr int N = Pack<T>::kCount;
+  const int64_t row = int64_t{blockIdx.x} * kWarpRows + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t packs = n / N;
+  uint4 v[P];
+  load_raw<T, P>(x + row * n, packs, v, lane, 32);
+  if (residual) {
+    uint4 r[P];
+    load_raw<T, P>(residual + row * n, packs, r, lane, 32);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      float a[N], b[N];
+      unpack<T>(v[k], a);
+      unpack<T>(r[k], b);
+      T* packed = reinterpret_cast<T*>(&v[k]);
+#pragma unroll
+      for (int j = 0; j < N; ++j) packed[j] = from_f<T>(a[j] + b[j]);
+    }
+    store_raw<T, P>(
+        residual_out + row * n, packs, v, [](int, int, float f) { return f; }, lane, 32);
+  }
+  float ss = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    float f[N];
+    unpack<T>(v[k], f);
+#pragma unroll
+    for (int j = 0; j < N; ++j) ss += f[j] * f[j];
+  }
+  float scale = rsqrtf(warp_sum(ss) / static_cast<float>(n) + eps);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int64_t p = lane + int64_t{32} * k;
+    if (p >= packs) continue;
+    float f[N], wf[N];
+    unpack<T>(v[k], f);
+    if (w) load_pack(w + p * N, wf);
+#pragma unroll
+    for (int j = 0; j < N; ++j) f[j] = f[j] * scale * (w ? wf[j] : 1.0f);
+    store_pack(out + row * n + p * N, f);
+  }
+}
+
+template <typename T, int P>
+__global__ void __launch_bounds__(32 * kWarpRows)
+    layer_norm_warp(T* out, const T* x, const T* w, const T* b, int64_t rows, int64_t n,
+                    float eps) {
+  constexpr int N = Pack<T>::kCount;
+  const int64_t row = int64_t{blockIdx.x} * kWarpRows + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t packs = n / N;
+  uint4 v[P];
+  load_raw<T, P>(x + row * n, packs, v, lane, 32);
+  float sum = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    float f[N];
+    unpack<T>(v[k], f);  // missing packs are zero bits
+#pragma unroll
+    for (int j = 0; j < N; ++j) sum += f[j];
+  }
+  const float mean = warp_sum(sum) / static_cast<float>(n);
+  float m2 = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (lane + 32 * k >= packs) continue;
+    float f[N];
+    unpack<T>(v[k], f);
+#pragma unroll
+    for (int j = 0; j < N; ++j) m2 += (f[j] - mean) * (f[j] - mean);
+  }
+  const float rstd = rsqrtf(warp_sum(m2) / static_cast<float>(n) + eps);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int64_t p = lane + int64_t{32} * k;
+    if (p >= packs) continue;
+    float f[N], wf[N], bf[N];
+    unpack<T>(v[k], f);
+    if (w) load_pack(w + p * N, wf);
+    if (b) load_pack(b + p * N, bf);
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      f[j] = (f[j] - mean) * rstd * (w ? wf[j] : 1.0f) + (b ? bf[j] : 0.0f);
+    store_pack(out + row * n + p * N, f);
+  }
+}
+
+// Packs per lane (8 or 16) of the warp path for rows of n, or 0 when the row does not fit
+// or is not whole aligned packs.
+template <typename T>
+int warp_plan(int64_t n, std::initializer_list<const void*> pointers) {
+  constexpr int N = Pack<T>::kCount;
+  if (n % N != 0) return 0;
+  for (const void* p : pointers)
+    if (p && (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return 0;
+  int64_t packs = n / N;
+  return packs <= 32 * 8 ? 8 : packs <= 32 * 16 ? 16 : 0;
+}
+
 // Launch shape of the register path for rows of n: packs per thread (4, or 8 when max_per
 // allows) and threads (at most 512, so the registers fit), or {0, 0} when the row does not fit.
 template <typename T>
@@ -404,12 +526,19 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
                       const void* weight, int64_t rows, int64_t n, float eps, cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
   auto grid = static_cast<unsigned>(rows);
-  auto [per, threads] = regs_plan<T>(n, 4, {out, residual_out, x, residual, weight});
   auto* o = static_cast<T*>(out);
   auto* ro = static_cast<T*>(residual_out);
   auto* xi = static_cast<const T*>(x);
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
+  int lanes = warp_plan<T>(n, {out, residual_out, x, residual, weight});
+  auto warp_grid = static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows);
+  if (lanes == 8)
+    rms_warp<T, 8><<<warp_grid, 32 * kWarpRows, 0, stream>>>(o, ro, xi, ri, wi, rows, n, eps);
+  if (lanes == 16)
+    rms_warp<T, 16><<<warp_grid, 32 * kWarpRows, 0, stream>>>(o, ro, xi, ri, wi, rows, n, eps);
+  if (lanes != 0) return cudaGetLastError();
+  auto [per, threads] = regs_plan<T>(n, 4, {out, residual_out, x, residual, weight});
   if (per == 4) rms_regs<T, 4><<<grid, threads, 0, stream>>>(o, ro, xi, ri, wi, n, eps);
   if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);
@@ -424,11 +553,18 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
                              int64_t rows, int64_t n, float eps, cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
   auto grid = static_cast<unsigned>(rows);
-  auto [per, threads] = regs_plan<T>(n, 4, {out, x, weight, bias});
   auto* o = static_cast<T*>(out);
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
+  int lanes = warp_plan<T>(n, {out, x, weight, bias});
+  auto warp_grid = static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows);
+  if (lanes == 8)
+    layer_norm_warp<T, 8><<<warp_grid, 32 * kWarpRows, 0, stream>>>(o, xi, wi, bi, rows, n, eps);
+  if (lanes == 16)
+    layer_norm_warp<T, 16><<<warp_grid, 32 * kWarpRows, 0, stream>>>(o, xi, wi, bi, rows, n, eps);
+  if (lanes != 0) return cudaGetLastError();
+  auto [per, threads] = regs_plan<T>(n, 4, {out, x, weight, bias});
   if (per == 4) layer_norm_regs<T, 4><<<grid, threads, 0, stream>>>(o, xi, wi, bi, n, eps);
   if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);

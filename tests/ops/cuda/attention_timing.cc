@@ -3,6 +3,7 @@
 // "decode", one query per head over argv[1] cached keys (8 kv heads). Each cuda implementation
 // of scaled_dot_product_attention is timed on its own (a refusal prints its reason), then the
 // one dispatch picks. A timing tool, not a test: it asserts nothing about speed.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -65,12 +66,41 @@ int main(int argc, char** argv) {
          Registry::global().implementations("scaled_dot_product_attention", "cuda")) {
       std::vector<Tensor> out;
       try {
+        // The first call of a shape includes building its plan (cuDNN) on the host.
+        auto t0 = std::chrono::steady_clock::now();
         call_implementation(*impl, {q, k, v}, attrs, out);
+        dev.synchronize();
+        double first_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        std::printf("flagstone %s: first call (plan build included) %.1f ms\n", impl->name.c_str(),
+                    first_ms);
         report(impl->name, time_ms(dev, reps, [&] {
                  call_implementation(*impl, {q, k, v}, attrs, out);
                }));
       } catch (const Error& e) {
         std::printf("flagstone %s: refused or failed: %s\n", impl->name.c_str(), e.what());
+      }
+    }
+    // A second shape (64 fewer tokens): what a new prompt length costs on its first call.
+    if (!decode && tokens > 64) {
+      Tensor q2 = q.narrow(2, 0, tokens - 64), k2 = k.narrow(2, 0, tokens - 64),
+             v2 = v.narrow(2, 0, tokens - 64);
+      for (const Implementation* impl :
+           Registry::global().implementations("scaled_dot_product_attention", "cuda")) {
+        std::vector<Tensor> out;
+        try {
+          auto t0 = std::chrono::steady_clock::now();
+          call_implementation(*impl, {q2, k2, v2}, attrs, out);
+          dev.synchronize();
+          double ms =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count();
+          std::printf("flagstone %s: first call of a new length (%lld) %.1f ms\n",
+                      impl->name.c_str(), static_cast<long long>(tokens - 64), ms);
+        } catch (const Error& e) {
+          std::printf("flagstone %s: new length refused: %s\n", impl->name.c_str(), e.what());
+        }
       }
     }
     report(

@@ -6,13 +6,12 @@
 #include <variant>
 
 #include "flagstone/ops/random.h"
-#include "generated/gen_common.h"
+#include "generated/flat.h"
 #include "internal.h"
 
 namespace flagstone::ops::gen {
 namespace {
 
-constexpr int kRank = 4;
 const Config kConfig{{"BLOCK", 512}, {"num_warps", 4}};
 constexpr int64_t kMask32 = 0xFFFFFFFFll;
 
@@ -57,21 +56,14 @@ Value random_bits(KernelBuilder& k, Value index, Value seed, Value offset) {
 
 void build_factory(KernelBuilder& k, DType dtype, Kind kind) {
   int64_t block = k.meta("BLOCK");
-  TensorArg out = k.tensor_arg("out", dtype, kRank);
+  TensorArg out = k.tensor_arg("out", dtype, kFlatRank);
   Value fa = k.scalar_arg("fa", DType::kF32), fb = k.scalar_arg("fb", DType::kF32);
   Value ia = k.scalar_arg("ia", DType::kI64), ib = k.scalar_arg("ib", DType::kI64);
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value mask = offs < n;
-  std::array<Value, kRank> c;
-  Value rest = offs;
-  for (int d = kRank - 1; d > 0; --d) {
-    c[static_cast<size_t>(d)] = rest % out.size(d);
-    rest = rest / out.size(d);
-  }
-  c[0] = rest;
-  Value where_to = c[0] * out.stride(0);
-  for (int d = 1; d < kRank; ++d) where_to = where_to + c[static_cast<size_t>(d)] * out.stride(d);
+  Coords c = flat_coords(offs, out);
+  Value where_to = flat_offset(c, out);
   Value i64 = offs.to(DType::kI64);
   Value v;
   switch (kind) {
@@ -88,7 +80,7 @@ void build_factory(KernelBuilder& k, DType dtype, Kind kind) {
       break;
     }
     case Kind::kEye:  // the bits of one in ia
-      v = k.where(c[kRank - 1] == c[kRank - 2], ia.broadcast_to({block}),
+      v = k.where(c[kFlatRank - 1] == c[kFlatRank - 2], ia.broadcast_to({block}),
                   k.zeros({block}, DType::kI64));
       break;
     case Kind::kUniform: {  // ia = seed, ib = offset
@@ -114,15 +106,6 @@ void build_factory(KernelBuilder& k, DType dtype, Kind kind) {
   k.store(out.ptr + where_to, v.to(dtype), mask);
 }
 
-Tensor to_rank(const Tensor& t) {
-  Shape sizes = t.shape(), strides = t.strides();
-  while (sizes.size() < kRank) {
-    sizes.insert(sizes.begin(), 1);
-    strides.insert(strides.begin(), 0);
-  }
-  return restride(t, sizes, strides);
-}
-
 struct FactoryArgs {
   double fa = 0, fb = 0;
   int64_t ia = 0, ib = 0;
@@ -135,20 +118,16 @@ void run_factory(std::string_view op, Kind kind, const Tensor& out, FactoryArgs 
   DType dtype = out.dtype();
   std::string key =
       "factory_" + std::to_string(static_cast<int>(kind)) + "_" + std::string(dtype_name(dtype));
-  const Kernel& kernel = cached_kernel(key, [&] {
-    return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_factory(k, dtype, kind); },
-        std::vector<Config>{kConfig});
-  });
-  std::vector<compiler::Arg> args{to_rank(out)};
+  std::vector<compiler::Arg> args{to_flat_rank(out)};
   args.emplace_back(a.fa);
   args.emplace_back(a.fb);
   args.emplace_back(a.ia);
   args.emplace_back(a.ib);
   args.emplace_back(n);
   for (auto& e : a.extra) args.push_back(std::move(e));
-  int64_t block = kConfig.get("BLOCK");
-  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  launch_flat(
+      op, key, [=](KernelBuilder& k) { build_factory(k, dtype, kind); }, kConfig, out.device(), n,
+      args);
 }
 
 bool int_attr(const Attrs& attrs, const char* name) {

@@ -5,14 +5,14 @@
 // their width, so kernels are built per element size and serve every dtype of that size.
 #include <array>
 
-#include "generated/gen_common.h"
+#include "generated/flat.h"
 #include "internal.h"
 #include "shape_rules.h"
 
 namespace flagstone::ops::gen {
 namespace {
 
-constexpr int kRank = 4;
+constexpr int kRank = kFlatRank;
 const Config kConfig{{"BLOCK", 1024}, {"num_warps", 4}};
 
 // How a dim's source coordinate t = (c / div) * mul + add is brought back into [0, size): the
@@ -80,24 +80,6 @@ std::string key_of(const char* kind, DType dtype, int a, int b) {
          std::to_string(a) + "_" + std::to_string(b);
 }
 
-// Output coordinates of the flat element offsets `offs` over out's kRank dims.
-std::array<Value, kRank> coords_of(Value offs, const TensorArg& out) {
-  std::array<Value, kRank> c;
-  Value rest = offs;
-  for (int d = kRank - 1; d > 0; --d) {
-    c[static_cast<size_t>(d)] = rest % out.size(d);
-    rest = rest / out.size(d);
-  }
-  c[0] = rest;
-  return c;
-}
-
-Value offset_of(const std::array<Value, kRank>& c, const TensorArg& t) {
-  Value o = c[0] * t.stride(0);
-  for (int d = 1; d < kRank; ++d) o = o + c[static_cast<size_t>(d)] * t.stride(d);
-  return o;
-}
-
 void build_remap(KernelBuilder& k, DType dtype, Fold fold, Tri tri) {
   int64_t block = k.meta("BLOCK");
   TensorArg in = k.tensor_arg("in", dtype, kRank);
@@ -113,8 +95,8 @@ void build_remap(KernelBuilder& k, DType dtype, Fold fold, Tri tri) {
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value valid = offs < n;
-  auto c = coords_of(offs, out);
-  std::array<Value, kRank> src;
+  auto c = flat_coords(offs, out);
+  Coords src;
   for (int d = 0; d < kRank; ++d) {
     auto i = static_cast<size_t>(d);
     Value size = in.size(d);
@@ -141,27 +123,9 @@ void build_remap(KernelBuilder& k, DType dtype, Fold fold, Tri tri) {
     valid = valid & (tri == Tri::kLower ? gap <= diagonal : gap >= diagonal);
   }
   // Out-of-range coordinates are never dereferenced: the load is masked on `valid`.
-  Value v = k.load(in.ptr + offset_of(src, in), valid, 0);
+  Value v = k.load(in.ptr + flat_offset(src, in), valid, 0);
   Value filler = fill.to(dtype).broadcast_to({block});
-  k.store(out.ptr + offset_of(c, out), k.where(valid, v, filler), offs < n);
-}
-
-// Pads `t` to kRank dims with leading size-1 dims (stride 0).
-Tensor to_rank(const Tensor& t) {
-  Shape sizes = t.shape(), strides = t.strides();
-  while (sizes.size() < kRank) {
-    sizes.insert(sizes.begin(), 1);
-    strides.insert(strides.begin(), 0);
-  }
-  return restride(t, sizes, strides);
-}
-
-std::string rank_check(const KernelArgs& args) {
-  for (const Tensor& t : args.outputs)
-    if (t.dim() > kRank) return "more than " + std::to_string(kRank) + " dims";
-  for (const Tensor& t : args.inputs)
-    if (t.dim() > kRank) return "more than " + std::to_string(kRank) + " dims";
-  return "";
+  k.store(out.ptr + flat_offset(c, out), k.where(valid, v, filler), offs < n);
 }
 
 // `in` must already have out's rank (<= kRank); dims are shifted right to kRank.
@@ -173,15 +137,10 @@ void run_remap(std::string_view op, const Tensor& in_values, const Tensor& out_v
   std::rotate(r.dims.begin(), r.dims.end() - shift, r.dims.end());
   for (int d = 0; d < shift; ++d) r.dims[static_cast<size_t>(d)] = DimRule{};
   DType dtype = out.dtype();
-  std::string key = key_of("remap", dtype, static_cast<int>(r.fold), static_cast<int>(r.tri));
-  const Kernel& kernel = cached_kernel(key, [&] {
-    Fold fold = r.fold;
-    Tri tri = r.tri;
-    return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_remap(k, dtype, fold, tri); },
-        std::vector<Config>{kConfig});
-  });
-  std::vector<compiler::Arg> args{to_rank(in), to_rank(out)};
+  Fold fold = r.fold;
+  Tri tri = r.tri;
+  std::string key = key_of("remap", dtype, static_cast<int>(fold), static_cast<int>(tri));
+  std::vector<compiler::Arg> args{to_flat_rank(in), to_flat_rank(out)};
   for (const DimRule& d : r.dims) {
     args.emplace_back(d.div);
     args.emplace_back(d.mul);
@@ -190,8 +149,9 @@ void run_remap(std::string_view op, const Tensor& in_values, const Tensor& out_v
   args.emplace_back(r.fill);
   args.emplace_back(r.diagonal);
   args.emplace_back(n);
-  int64_t block = kConfig.get("BLOCK");
-  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  launch_flat(
+      op, key, [=](KernelBuilder& k) { build_remap(k, dtype, fold, tri); }, kConfig, out.device(),
+      n, args);
 }
 
 // Ops whose output is a reshaped view of the computed one compute into a dense temporary when
@@ -287,10 +247,11 @@ void build_masked_fill(KernelBuilder& k, DType dtype) {
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value valid = offs < n;
-  auto c = coords_of(offs, out);
-  Value m = k.load(mask.ptr + offset_of(c, mask), valid, 0);
-  Value v = k.load(in.ptr + offset_of(c, in), valid, 0);
-  k.store(out.ptr + offset_of(c, out), k.where(m, fill.to(dtype).broadcast_to({block}), v), valid);
+  auto c = flat_coords(offs, out);
+  Value m = k.load(mask.ptr + flat_offset(c, mask), valid, 0);
+  Value v = k.load(in.ptr + flat_offset(c, in), valid, 0);
+  k.store(out.ptr + flat_offset(c, out), k.where(m, fill.to(dtype).broadcast_to({block}), v),
+          valid);
 }
 
 void masked_fill(KernelArgs& args) {
@@ -301,16 +262,12 @@ void masked_fill(KernelArgs& args) {
   Tensor mask = restride(args.inputs[1], in.shape(), broadcast_strides(args.inputs[1], in.shape()));
   DType dtype = out.dtype();
   std::string key = key_of("masked_fill", dtype, 0, 0);
-  const Kernel& kernel = cached_kernel(key, [&] {
-    return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_masked_fill(k, dtype); },
-        std::vector<Config>{kConfig});
-  });
-  std::vector<compiler::Arg> launch_args{to_rank(in), to_rank(mask), to_rank(out)};
+  std::vector<compiler::Arg> launch_args{to_flat_rank(in), to_flat_rank(mask), to_flat_rank(out)};
   launch_args.emplace_back(value_bits(args.attrs.double_at("value"), out_values.dtype()));
   launch_args.emplace_back(n);
-  int64_t block = kConfig.get("BLOCK");
-  launch(kernel, "masked_fill", out.device(), compiler::Grid((n + block - 1) / block), launch_args);
+  launch_flat(
+      "masked_fill", key, [=](KernelBuilder& k) { build_masked_fill(k, dtype); }, kConfig,
+      out.device(), n, launch_args);
 }
 
 // out[c] = in[c with c[dim] = index[index_offset(c)]]; a negative index counts from the end.
@@ -322,12 +279,12 @@ void build_take(KernelBuilder& k, DType dtype, DType index_dtype, int dim) {
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value mask = offs < n;
-  auto c = coords_of(offs, out);
-  Value i = k.load(index.ptr + offset_of(c, index), mask, 0).to(DType::kI32);
+  auto c = flat_coords(offs, out);
+  Value i = k.load(index.ptr + flat_offset(c, index), mask, 0).to(DType::kI32);
   Value size = in.size(dim);
   auto src = c;
   src[static_cast<size_t>(dim)] = k.where(i < 0, i + size, i);
-  k.store(out.ptr + offset_of(c, out), k.load(in.ptr + offset_of(src, in), mask, 0), mask);
+  k.store(out.ptr + flat_offset(c, out), k.load(in.ptr + flat_offset(src, in), mask, 0), mask);
 }
 
 // Indices are checked on the device's copy before the kernel runs, so a bad index is an error
@@ -352,15 +309,11 @@ void take(std::string_view op, const Tensor& x_values, const Tensor& index,
   DType index_dtype = index.dtype();
   int rdim = dim + shift;
   std::string key = key_of("take", dtype, rdim, static_cast<int>(index_dtype));
-  const Kernel& kernel = cached_kernel(key, [&] {
-    return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_take(k, dtype, index_dtype, rdim); },
-        std::vector<Config>{kConfig});
-  });
-  std::vector<compiler::Arg> args{to_rank(x), to_rank(index), to_rank(out)};
+  std::vector<compiler::Arg> args{to_flat_rank(x), to_flat_rank(index), to_flat_rank(out)};
   args.emplace_back(n);
-  int64_t block = kConfig.get("BLOCK");
-  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  launch_flat(
+      op, key, [=](KernelBuilder& k) { build_take(k, dtype, index_dtype, rdim); }, kConfig,
+      out.device(), n, args);
 }
 
 void index_select(KernelArgs& args) {
@@ -393,7 +346,7 @@ void gather(KernelArgs& args) {
 }
 
 std::string index_supports(const KernelArgs& args) {
-  std::string why = rank_check(args);
+  std::string why = flat_rank_check(args);
   if (why.empty() && args.inputs[1].dtype() != DType::kI64 && args.inputs[1].dtype() != DType::kI32)
     why = "index of dtype " + std::string(dtype_name(args.inputs[1].dtype()));
   return why;
@@ -409,15 +362,15 @@ void build_put(KernelBuilder& k, DType dtype, DType index_dtype, int dim, bool a
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value mask = offs < n;
-  auto c = coords_of(offs, index);
-  Value i = k.load(index.ptr + offset_of(c, index), mask, 0).to(DType::kI32);
-  Value v = k.load(src.ptr + offset_of(c, src), mask, 0);
+  auto c = flat_coords(offs, index);
+  Value i = k.load(index.ptr + flat_offset(c, index), mask, 0).to(DType::kI32);
+  Value v = k.load(src.ptr + flat_offset(c, src), mask, 0);
   auto dst = c;
   dst[static_cast<size_t>(dim)] = k.where(i < 0, i + out.size(dim), i);
   if (accumulate)
-    k.atomic_add(out.ptr + offset_of(dst, out), v, mask);
+    k.atomic_add(out.ptr + flat_offset(dst, out), v, mask);
   else
-    k.store(out.ptr + offset_of(dst, out), v, mask);
+    k.store(out.ptr + flat_offset(dst, out), v, mask);
 }
 
 // `src` and `index` already have index's sizes (src may be a broadcast view); `out` holds the
@@ -440,15 +393,11 @@ void put(std::string_view op, const Tensor& src_values, const Tensor& index,
   int rdim = dim + shift;
   std::string key =
       key_of(accumulate ? "put_add" : "put", dtype, rdim, static_cast<int>(index_dtype));
-  const Kernel& kernel = cached_kernel(key, [&] {
-    return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_put(k, dtype, index_dtype, rdim, accumulate); },
-        std::vector<Config>{kConfig});
-  });
-  std::vector<compiler::Arg> args{to_rank(src), to_rank(index), to_rank(out)};
+  std::vector<compiler::Arg> args{to_flat_rank(src), to_flat_rank(index), to_flat_rank(out)};
   args.emplace_back(n);
-  int64_t block = kConfig.get("BLOCK");
-  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  launch_flat(
+      op, key, [=](KernelBuilder& k) { build_put(k, dtype, index_dtype, rdim, accumulate); },
+      kConfig, out.device(), n, args);
   if (wide.defined()) {
     Tensor target = out_values;
     target.copy_(as_dtype(wide, out_values.dtype()));
@@ -494,18 +443,18 @@ std::string put_supports(const KernelArgs& args, bool add) {
 }  // namespace
 
 void register_movement(Registry& r) {
-  add_generated(r, "pad", kMoveTypes, pad, rank_check);
-  add_generated(r, "repeat", kMoveTypes, repeat, rank_check);
-  add_generated(r, "tile", kMoveTypes, repeat, rank_check);
-  add_generated(r, "repeat_interleave", kMoveTypes, repeat_interleave, rank_check);
-  add_generated(r, "flip", kMoveTypes, flip, rank_check);
-  add_generated(r, "roll", kMoveTypes, roll, rank_check);
+  add_generated(r, "pad", kMoveTypes, pad, flat_rank_check);
+  add_generated(r, "repeat", kMoveTypes, repeat, flat_rank_check);
+  add_generated(r, "tile", kMoveTypes, repeat, flat_rank_check);
+  add_generated(r, "repeat_interleave", kMoveTypes, repeat_interleave, flat_rank_check);
+  add_generated(r, "flip", kMoveTypes, flip, flat_rank_check);
+  add_generated(r, "roll", kMoveTypes, roll, flat_rank_check);
   add_generated(
-      r, "tril", kMoveTypes, [](KernelArgs& a) { triangle(a, true); }, rank_check);
+      r, "tril", kMoveTypes, [](KernelArgs& a) { triangle(a, true); }, flat_rank_check);
   add_generated(
-      r, "triu", kMoveTypes, [](KernelArgs& a) { triangle(a, false); }, rank_check);
+      r, "triu", kMoveTypes, [](KernelArgs& a) { triangle(a, false); }, flat_rank_check);
   add_generated(r, "index_select", kMoveTypes, index_select, index_supports);
-  add_generated(r, "masked_fill", kMoveTypes, masked_fill, rank_check);
+  add_generated(r, "masked_fill", kMoveTypes, masked_fill, flat_rank_check);
   add_generated(r, "gather", kMoveTypes, gather, index_supports);
   std::vector<DType> numeric(kMoveTypes.begin(), kMoveTypes.end() - 1);  // no bool
   add_generated(

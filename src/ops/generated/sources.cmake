@@ -10,6 +10,7 @@ target_sources(flagstone_ops PRIVATE
   generated/rows.cc
   generated/norm.cc
   generated/llm.cc
+  generated/flat.cc
   generated/movement.cc
   generated/factory.cc
 )
@@ -20,7 +21,7 @@ target_compile_definitions(flagstone_ops PRIVATE FLAGSTONE_OPS_GENERATED=1)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   set_source_files_properties(generated/gen_common.cc generated/map.cc generated/elementwise.cc
                               generated/binary.cc generated/reduction.cc generated/rows.cc
-                              generated/norm.cc generated/llm.cc generated/movement.cc
+                              generated/norm.cc generated/llm.cc generated/movement.cc generated/flat.cc
                               generated/factory.cc
                               PROPERTIES COMPILE_OPTIONS -Wno-restrict)
 endif()

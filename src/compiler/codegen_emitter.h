@@ -151,6 +151,7 @@ class Emitter {
     std::string kind;  // mma input type: f16 or bf16
   };
   bool gemm_loop(const Op& op);
+  bool mma_store(const Op& op);
   void emit_gemm_operand(const std::string& prefix, const GemmOperand& o);
   void emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape& g,
                           const std::string& out);

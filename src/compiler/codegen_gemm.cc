@@ -346,20 +346,36 @@ void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
   line("const bool on = " + x + "_on(fs_k);");
   line("const unsigned short* g = " + x + "_g + fs_it * " + x + "_d;");
   line("const unsigned sbase = fs_smem + " + stage + ";");
-  line("#pragma unroll");
-  open("for (int q = 0; q < " + std::to_string((chunks + threads_ - 1) / threads_) + "; ++q)");
-  line("const int ch = fs_tid + q * " + T + ";");
-  if (chunks % threads_ != 0) line("if (ch >= " + std::to_string(chunks) + ") break;");
-  line("const int r = ch / " + std::to_string(per_row) + ", c = (ch % " + std::to_string(per_row) +
-       ") * 8;");
-  line("const long long rem = on && r < l0 ? l1 - c : 0;");
-  line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
-  line("const unsigned short* src = bytes ? g + r * " + x + "_c0 + c : g;");
-  line("const unsigned dst = sbase + 16u * (unsigned)(" +
-       swizzled(per_row, "r", "ch % " + std::to_string(per_row)) + ");");
-  line(
-      "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\" :: \"r\"(dst), "
-      "\"l\"(src), \"r\"(bytes) : \"memory\");");
+  // Tiles wholly inside the bounds (all but the edges and the K tail) copy without masks.
+  auto copies = [&](bool masked) {
+    line("#pragma unroll");
+    open("for (int q = 0; q < " + std::to_string((chunks + threads_ - 1) / threads_) + "; ++q)");
+    line("const int ch = fs_tid + q * " + T + ";");
+    if (chunks % threads_ != 0) line("if (ch >= " + std::to_string(chunks) + ") break;");
+    line("const int r = ch / " + std::to_string(per_row) + ", c = (ch % " +
+         std::to_string(per_row) + ") * 8;");
+    line("const unsigned dst = sbase + 16u * (unsigned)(" +
+         swizzled(per_row, "r", "ch % " + std::to_string(per_row)) + ");");
+    if (masked) {
+      line("const long long rem = on && r < l0 ? l1 - c : 0;");
+      line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
+      line("const unsigned short* src = bytes ? g + r * " + x + "_c0 + c : g;");
+      line(
+          "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\" :: \"r\"(dst), "
+          "\"l\"(src), \"r\"(bytes) : \"memory\");");
+    } else {
+      line("const unsigned short* src = g + r * " + x + "_c0 + c;");
+      line(
+          "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16;\" :: \"r\"(dst), "
+          "\"l\"(src) : \"memory\");");
+    }
+    close();
+  };
+  open("if (on && l0 >= " + std::to_string(o.rows) + " && l1 >= " + std::to_string(o.cols) + ")");
+  copies(false);
+  close();
+  open("else");
+  copies(true);
   close();
   close();
   line(";");
@@ -500,6 +516,70 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand
   line("asm volatile(\"cp.async.wait_group 0;\" ::: \"memory\");");
   line("__syncthreads();");
   close();
+}
+
+// A store of a tile in the mma layout (a GEMM epilogue) through an affine pointer with bound
+// masks: each thread writes its accumulator pairs straight to their addresses (8-byte or 4-byte
+// vectors when the row is contiguous), instead of recovering row and column from a flat index
+// per element.
+bool Emitter::mma_store(const Op& op) {
+  if (d_ != Dialect::kCuda || op.kind != OpKind::kStore) return false;
+  const Type& vt = fn_.type(op.operands[1]);
+  const MmaLayout* l = vt.rank() == 2 ? mma_layout(vt) : nullptr;
+  if (!l) return false;
+  std::unordered_set<ValueId> none;
+  GemmScope scope{ir::kNoValue, &none};
+  Affine p = affine(op.operands[0], scope);
+  if (!p.ok || p.root < 0 || p.coef.size() != 2) return false;
+  Bounds m;
+  if (op.operands.size() > 2) {
+    m = bounds(op.operands[2], scope);
+    if (!m.ok || m.lim.size() != 2) return false;
+  } else {
+    m.lim.assign(2, "");
+  }
+  DType d = fn_.type(op.operands[0]).dtype;
+  std::string vec = d == DType::kF32                        ? "float2"
+                    : d == DType::kF16 || d == DType::kBF16 ? "ushort2"
+                                                            : "";
+  int64_t pair_bytes = static_cast<int64_t>(storage_size(d)) * 2;
+  std::string big = "0x3fffffffffffffffLL";
+  std::string v = name(op.operands[1]);
+  open("");
+  line("const long long so = " + p.base + ", s0 = " + p.coef[0] + ", s1 = " + p.coef[1] + ";");
+  line("const long long l0 = " + (m.lim[0].empty() ? big : m.lim[0]) +
+       ", l1 = " + (m.lim[1].empty() ? big : m.lim[1]) + ";");
+  line("const bool on = " + (m.cond.empty() ? std::string("true") : m.cond) + ";");
+  line(st(d) + "* const p = b" + std::to_string(p.root) + " + so;");
+  std::string nb = std::to_string(l->tn / 8);
+  line("#pragma unroll");
+  open("for (int j = 0; j < " + std::to_string(elems(vt)) + "; j += 2)");
+  line("const long long row = (fs_warp / " + std::to_string(l->wn) + ") * " +
+       std::to_string(l->tm) + " + ((j >> 2) / " + nb +
+       ") * 16 + (fs_lane >> 2) + ((j >> 1) & 1) * 8;");
+  line("const long long col = (fs_warp % " + std::to_string(l->wn) + ") * " +
+       std::to_string(l->tn) + " + ((j >> 2) % " + nb + ") * 8 + (fs_lane & 3) * 2;");
+  open("if (on && row < l0)");
+  line(st(d) + "* const q = p + row * s0 + col * s1;");
+  if (!vec.empty()) {
+    open("if (s1 == 1 && col + 1 < l1 && ((unsigned long long)q & " +
+         std::to_string(pair_bytes - 1) + ") == 0)");
+    line(vec + " w;");
+    line("w.x = " + store_conv(d, v + "[j]") + ";");
+    line("w.y = " + store_conv(d, v + "[j + 1]") + ";");
+    line("*(" + vec + "*)q = w;");
+    close();
+    open("else");
+  } else {
+    open("");
+  }
+  line("if (col < l1) q[0] = " + store_conv(d, v + "[j]") + ";");
+  line("if (col + 1 < l1) q[s1] = " + store_conv(d, v + "[j + 1]") + ";");
+  close();
+  close();
+  close();
+  close();
+  return true;
 }
 
 }  // namespace flagstone::compiler

@@ -127,6 +127,7 @@ bool Emitter::vector_memory(const Op& op) {
 void Emitter::memory(const Op& op) {
   const Type& pt = fn_.type(op.operands[0]);
   bool tile = pt.is_tile();
+  if (tile && op.kind == OpKind::kStore && mma_store(op)) return;
   if (tile && (op.kind == OpKind::kLoad || op.kind == OpKind::kStore) && vector_memory(op)) return;
   if (op.kind == OpKind::kAddPtr) {
     roots_[op.results[0]] = roots_.at(op.operands[0]);

@@ -293,16 +293,19 @@ fsResult_t fsAllReduce(fsBuf sendbuf, fsBuf recvbuf, size_t count, fsDataType_t 
           if (hierarchical_all_reduce(comm, call, s)) return;
 #endif
           if (try_engines(comm, call, s)) return;
+          size_t esize = dtype_bytes(datatype);
+          // Staged ranks feed the arena in its own chunks (0: not the arena; staging chunks).
+          size_t chunk = arena_chunk_bytes(comm, comm->nranks, count * esize, esize);
           run_elementwise(
-              comm, s, &sendbuf, &recvbuf, count, dtype_bytes(datatype),
+              comm, s, &sendbuf, &recvbuf, count, esize,
               [&](const char* in, char* out, size_t n) {
                 HostOp host = make_host_op(comm, OpKind::kAllReduce);
-                Arena* arena =
-                    arena_for(comm, host, false, count * dtype_bytes(datatype), false, nullptr);
-                if (arena) return arena->all_reduce(host, in, out, n, datatype, op, comm->nranks);
-                host.algo = tuned_algo(comm, OpKind::kAllReduce, n * dtype_bytes(datatype));
+                if (Arena* arena = arena_for(comm, host, false, count * esize, false, nullptr))
+                  return arena->all_reduce(host, in, out, n, datatype, op, comm->nranks, count);
+                host.algo = tuned_algo(comm, OpKind::kAllReduce, n * esize);
                 host_all_reduce(host, in, out, n, datatype, op);
-              });
+              },
+              chunk);
         },
         sendbuf.on_device && recvbuf.on_device);
   });

@@ -80,6 +80,7 @@ ResolvedConfig resolve_config(const fsConfig* config) {
   out.check = env_int("FLAGSTONE_COMM_CHECKS", 1) != 0;
   out.chunk_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_CHUNK_BYTES", 256 << 10));
   out.stage_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_STAGE_BYTES", 4 << 20));
+  out.arena_slot_bytes = static_cast<size_t>(env_int("FLAGSTONE_COMM_ARENA_SLOT_BYTES", 16 << 20));
   out.nccl_watchdog = env_int("FLAGSTONE_COMM_NCCL_WATCHDOG", 1) != 0;
   out.arena_bytes =
       env_int("FLAGSTONE_COMM_ARENA", 1) ? env_int("FLAGSTONE_COMM_ARENA_BYTES", 1 << 20) : -1;
@@ -92,9 +93,9 @@ ResolvedConfig resolve_config(const fsConfig* config) {
   }
   if (out.timeout_ms <= 0)
     fail(fsInvalidArgument, "comm timeout must be positive, got ", out.timeout_ms, " ms");
-  if (out.chunk_bytes < 64 || out.stage_bytes < 4096)
-    fail(fsInvalidArgument, "FLAGSTONE_COMM_CHUNK_BYTES must be >= 64 and ",
-         "FLAGSTONE_COMM_STAGE_BYTES >= 4096");
+  if (out.chunk_bytes < 64 || out.stage_bytes < 4096 || out.arena_slot_bytes < 4096)
+    fail(fsInvalidArgument, "FLAGSTONE_COMM_CHUNK_BYTES must be >= 64, ",
+         "FLAGSTONE_COMM_STAGE_BYTES and FLAGSTONE_COMM_ARENA_SLOT_BYTES >= 4096");
 #ifndef FLAGSTONE_COMM_MPI
   if (out.engine == "mpi")
     fail(fsUnsupported, "engine mpi: this build of Flagstone has no MPI (FLAGSTONE_MPI=OFF)");

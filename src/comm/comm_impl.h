@@ -30,10 +30,11 @@ struct ResolvedConfig {
   std::string engine = "auto";
   bool use_shm = true;
   bool check = true;
-  size_t chunk_bytes = 256 << 10;  // ring pipelining unit
-  size_t stage_bytes = 4 << 20;    // device staging unit
-  int64_t arena_bytes = 1 << 20;   // all-reduces from this size use the shm arena; -1: never
-  bool nccl_watchdog = true;       // NCCL calls get the per-operation timeout
+  size_t chunk_bytes = 256 << 10;      // ring pipelining unit
+  size_t stage_bytes = 4 << 20;        // device staging unit
+  int64_t arena_bytes = 1 << 20;       // all-reduces from this size use the shm arena; -1: never
+  size_t arena_slot_bytes = 16 << 20;  // the arena's largest chunk
+  bool nccl_watchdog = true;           // NCCL calls get the per-operation timeout
 };
 
 ResolvedConfig resolve_config(const fsConfig* config);
@@ -106,5 +107,8 @@ void check_usable(fsComm* comm, const char* op);
 // `op` is the call's host operation over the same members.
 Arena* arena_for(fsComm* comm, HostOp& op, bool cross, size_t total_bytes, bool device_member,
                  const ArenaPin* pin);
+// The chunk in which every member feeds an all-reduce of `total_bytes` among `members` ranks to
+// the arena (staged members copy chunks this size), or 0 when the call takes the ring path.
+size_t arena_chunk_bytes(fsComm* comm, int members, size_t total_bytes, size_t esize);
 
 }  // namespace flagstone::comm

@@ -123,13 +123,15 @@ View view_of(fsComm* comm, fsBuf buf) {
 }
 
 void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* send,
-                     const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body) {
+                     const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body,
+                     size_t chunk_bytes) {
   View in = send ? view_of(comm, *send) : View{};
   View out = recv ? view_of(comm, *recv) : View{};
   runtime::DeviceImpl& device = comm->device.impl();
   // Host-side memory may still be written by earlier work on the stream.
   if ((send && !in.staged) || (recv && !out.staged)) stream.synchronize();
-  size_t chunk = comm->any_staged ? std::max<size_t>(1, comm->config.stage_bytes / esize) : count;
+  if (!chunk_bytes) chunk_bytes = comm->config.stage_bytes;
+  size_t chunk = comm->any_staged ? std::max<size_t>(1, chunk_bytes / esize) : count;
   if (chunk == 0) chunk = 1;
   size_t bytes = count * esize;
   std::vector<runtime::Event> ready;

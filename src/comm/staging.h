@@ -21,8 +21,10 @@ View view_of(fsComm* comm, fsBuf buf);
 // Element-wise operations (all-reduce, reduce, broadcast): body(in, out, first, n) runs chunk by
 // chunk when any rank of the comm stages (every rank chunks alike, so calls stay matched).
 using ChunkBody = std::function<void(const char* in, char* out, size_t n)>;
+// `chunk_bytes` (0: FLAGSTONE_COMM_STAGE_BYTES) must be the same on every rank.
 void run_elementwise(fsComm* comm, const runtime::Stream& stream, const fsBuf* send,
-                     const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body);
+                     const fsBuf* recv, size_t count, size_t esize, const ChunkBody& body,
+                     size_t chunk_bytes = 0);
 
 // Other operations: the whole send buffer comes to the host first, the whole result goes back.
 // `preserve` first fetches the receive buffer too, for calls that leave parts of it untouched

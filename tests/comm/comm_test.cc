@@ -37,7 +37,7 @@ struct CollectiveCase {
   std::string algo;
   std::string chunk_bytes;
   bool tcp = false;  // FLAGSTONE_COMM_SHM=0: same-host pairs use TCP instead of shared memory
-  // FLAGSTONE_COMM_ARENA_BYTES=0: every all-reduce takes the shared-memory arena, in chunks of
+  // FLAGSTONE_COMM_ARENA_BYTES=0: every all-reduce takes the shared-memory arena, with slots of
   // `stage_bytes` (empty: the default), instead of only those of 1 MiB and more.
   bool arena = false;
   std::string stage_bytes;
@@ -52,7 +52,7 @@ TEST_P(Collectives, MatchHostReference) {
   if (!c.chunk_bytes.empty()) env["FLAGSTONE_COMM_CHUNK_BYTES"] = c.chunk_bytes;
   if (c.tcp) env["FLAGSTONE_COMM_SHM"] = "0";
   if (c.arena) env["FLAGSTONE_COMM_ARENA_BYTES"] = "0";
-  if (!c.stage_bytes.empty()) env["FLAGSTONE_COMM_STAGE_BYTES"] = c.stage_bytes;
+  if (!c.stage_bytes.empty()) env["FLAGSTONE_COMM_ARENA_SLOT_BYTES"] = c.stage_bytes;
   auto results = run_ranks(COMM_WORKER, "collectives", c.ranks, {}, env, 100);
   expect_all_pass(results, c.ranks);
 }
@@ -89,6 +89,7 @@ TEST(CommDevices, MixedCpuAndOpenCLRanks) {
     auto results = run_ranks(COMM_WORKER, "collectives", 3, {"opencl:0", "cpu", "opencl:0"},
                              {{"WORKER_DEVICE_BUFFERS", "1"},
                               {"FLAGSTONE_COMM_STAGE_BYTES", "8192"},
+                              {"FLAGSTONE_COMM_ARENA_SLOT_BYTES", "8192"},
                               {"FLAGSTONE_COMM_ARENA_BYTES", arena}},
                              110);
     expect_all_pass(results, 3);

@@ -22,7 +22,8 @@ hetero() { # ranks devices first-size last-size factor [env...]
   FLAGSTONE_COMM_TEST_DEVICES="cuda:0,cpu;cpu,opencl:0,cuda:0;cuda:0,cpu,opencl:0,cpu;cuda:0,cuda:0,cpu" \
     timeout -k 3 60 $b/tests/comm/comm_test --gtest_filter='CommDevices.*' 2>&1 | grep -E '^\[ (dev|  |RUN|  OK|  FA|  PA|  SK)|rank' | tail -30
   echo "== comm_test: the same mixes with every all-reduce through the shm arena"
-  FLAGSTONE_COMM_ARENA_BYTES=0 FLAGSTONE_COMM_TEST_DEVICES="cuda:0,cpu;cuda:0,cpu,opencl:0,cpu" \
+  FLAGSTONE_COMM_ARENA_BYTES=0 FLAGSTONE_COMM_ARENA_SLOT_BYTES=65536 \
+    FLAGSTONE_COMM_TEST_DEVICES="cuda:0,cpu;cuda:0,cpu,opencl:0,cpu" \
     timeout -k 3 30 $b/tests/comm/comm_test --gtest_filter='CommDevices.Configured*' 2>&1 | grep -E '^\[ (dev|  OK|  FA|  PA)|rank' | tail -20
   echo "== comm_test: faults with a CUDA rank (cuda:0 + cpu ranks; killed, hung, aborted peers)"
   timeout -k 3 40 $b/tests/comm/comm_test --gtest_filter='CommGpuFaults.*' 2>&1 | grep -E '^\[ (  OK|  FA|  PA|  SK)|rank|Skip' | tail -20
@@ -31,9 +32,9 @@ hetero() { # ranks devices first-size last-size factor [env...]
     --no-mpi -b 8 -e 64M -f 8 -n 20 -w 3 2>&1 | tail -9
   echo "== bench comm: hetero cuda:0 + cpu all-reduce with copy bound (shm arena)"
   hetero 2 cuda:0,cpu 1M 256M 4
-  echo "== the same at 64-256 MiB with 8 and 16 MiB arena slots, and through the ring (arena off)"
-  hetero 2 cuda:0,cpu 64M 256M 4 FLAGSTONE_COMM_STAGE_BYTES=8388608
-  hetero 2 cuda:0,cpu 64M 256M 4 FLAGSTONE_COMM_STAGE_BYTES=16777216
+  echo "== the same at 64-256 MiB with 4 and 32 MiB arena slots (default 16), and the ring (arena off)"
+  hetero 2 cuda:0,cpu 64M 256M 4 FLAGSTONE_COMM_ARENA_SLOT_BYTES=4194304
+  hetero 2 cuda:0,cpu 64M 256M 4 FLAGSTONE_COMM_ARENA_SLOT_BYTES=33554432
   hetero 2 cuda:0,cpu 256M 256M 2 FLAGSTONE_COMM_ARENA=0
   echo "== bench comm: hetero cuda:0 + cpu + cpu and cuda:0 + 3 cpu all-reduce with copy bound"
   hetero 3 cuda:0,cpu,cpu 16M 256M 16

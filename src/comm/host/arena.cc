@@ -173,6 +173,17 @@ std::unique_ptr<Arena> Arena::open(HostOp& op, const std::string& name, size_t s
   return arena;
 }
 
+size_t Arena::slot_for(size_t wanted, int members) {
+  size_t cap = (size_t{256} << 20) / (static_cast<size_t>(kSlots) * (members + 1));
+  return std::max<size_t>(4096, std::min(wanted, cap) / 4096 * 4096);
+}
+
+size_t Arena::chunk_for(size_t slot_bytes, size_t total_bytes, size_t esize) {
+  size_t bytes =
+      std::min(slot_bytes, std::max(std::min<size_t>(slot_bytes, 1 << 20), total_bytes / 8));
+  return std::max<size_t>(1, bytes / esize) * esize;
+}
+
 Arena::~Arena() {
   if (pinned_ && pin_.unpin) pin_.unpin(base_);
   if (base_) ::munmap(base_, bytes_);
@@ -307,10 +318,11 @@ void Arena::reduce_portion(uint32_t chunk, const char* in, char* out, size_t fir
 }
 
 void Arena::all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDataType_t dtype,
-                       fsRedOp_t redop, int avg_divisor) {
+                       fsRedOp_t redop, int avg_divisor, size_t total) {
   if (broken_)
     fail(fsInvalidUsage, op.name, ": the shared-memory arena is unusable after an earlier error");
-  size_t esize = dtype_bytes(dtype), per = std::max<size_t>(1, slot_bytes_ / esize);
+  size_t esize = dtype_bytes(dtype);
+  size_t per = chunk_for(slot_bytes_, (total ? total : count) * esize, esize) / esize;
   try {
     for (size_t first = 0; first < count; first += per) {
       size_t n = std::min(per, count - first);
@@ -344,7 +356,7 @@ void Arena::all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType
                        fsRedOp_t redop) {
   if (broken_)
     fail(fsInvalidUsage, op.name, ": the shared-memory arena is unusable after an earlier error");
-  size_t esize = dtype_bytes(dtype), per = std::max<size_t>(1, slot_bytes_ / esize);
+  size_t esize = dtype_bytes(dtype), per = chunk_for(slot_bytes_, count * esize, esize) / esize;
   size_t chunks = (count + per - 1) / per;
   uint32_t base = next_chunk_;
   next_chunk_ += static_cast<uint32_t>(chunks);

@@ -48,12 +48,21 @@ class Arena {
 
   size_t slot_bytes() const { return slot_bytes_; }
   int slots() const { return slots_; }
+  // The slot size for `members` that want `wanted` bytes: the whole segment stays within
+  // 256 MiB. The same on every member.
+  static size_t slot_for(size_t wanted, int members);
+  // The chunk of an all-reduce of `total_bytes`: an eighth of it, at least 1 MiB (or the slot),
+  // at most the slot, a multiple of `esize`; small calls pipeline, large ones amortize the
+  // hand-offs. Every member computes it alike.
+  static size_t chunk_for(size_t slot_bytes, size_t total_bytes, size_t esize);
 
   // One all-reduce over the members. Host members pass their input and output (may alias);
   // fsAvg divides by `avg_divisor`. Every member must call with the same count, dtype and redop
-  // (checked when op.check). Any failure throws CommError and leaves the arena unusable.
+  // (checked when op.check). A member that stages may feed a call of `total` elements in parts
+  // of chunk_for(...) elements, one call each. Any failure throws CommError and leaves the arena
+  // unusable.
   void all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDataType_t dtype,
-                  fsRedOp_t redop, int avg_divisor);
+                  fsRedOp_t redop, int avg_divisor, size_t total = 0);
   // The same call for a device member, whose data moves through `device` (the host members
   // reduce, fsAvg included).
   void all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType_t dtype,

@@ -65,11 +65,12 @@ struct DeviceArg {
   void finish(const runtime::Stream& s);
 };
 
-// The leader's part of a hierarchical all-reduce: `count` elements at `device` go to the host in
-// chunks of the comm's stage size, each chunk runs `body` in place (the exchange between
-// clusters) and goes back, with copies of other chunks overlapping the exchange. Ordered after
-// earlier work on `stream`; later work on `stream` sees the result.
+// The leader's part of a hierarchical all-reduce on the ring path: `count` elements at `device`
+// go to the host in chunks of `chunk_bytes` (what the other members use), each chunk runs `body`
+// in place (the exchange between clusters) and goes back, with copies of other chunks
+// overlapping the exchange. Ordered after earlier work on `stream`; later work on `stream` sees
+// the result.
 void staged_exchange(fsComm* comm, NcclEngine& engine, char* device, size_t count, size_t esize,
-                     const ChunkBody& body, cudaStream_t stream);
+                     const ChunkBody& body, cudaStream_t stream, size_t chunk_bytes);
 
 }  // namespace flagstone::comm

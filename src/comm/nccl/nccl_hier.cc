@@ -37,7 +37,8 @@ ChunkBody cross_body(fsComm* comm, fsDataType_t dtype, fsRedOp_t redop, size_t t
   return [comm, dtype, redop, total_bytes](const char* in, char* out, size_t n) {
     HostOp op = cross_op(comm);
     if (Arena* arena = arena_for(comm, op, true, total_bytes, false, nullptr))
-      return arena->all_reduce(op, in, out, n, dtype, redop, comm->nranks);
+      return arena->all_reduce(op, in, out, n, dtype, redop, comm->nranks,
+                               total_bytes / dtype_bytes(dtype));
     host_all_reduce(op, in, out, n, dtype, redop == fsAvg ? fsSum : redop);
     if (redop == fsAvg) finish_average(out, n, dtype, comm->nranks);
   };
@@ -112,10 +113,10 @@ void create_pipeline(fsComm* comm, NcclEngine& engine) {
 }  // namespace
 
 void staged_exchange(fsComm* comm, NcclEngine& engine, char* device, size_t count, size_t esize,
-                     const ChunkBody& body, cudaStream_t stream) {
+                     const ChunkBody& body, cudaStream_t stream, size_t chunk_bytes) {
   // The other ranks chunk their side exactly like this (run_elementwise with any_staged), so
   // every chunk is one matched host all-reduce.
-  size_t chunk = std::max<size_t>(1, comm->config.stage_bytes / esize);
+  size_t chunk = std::max<size_t>(1, chunk_bytes / esize);
   if (count == 0) {
     body(nullptr, nullptr, 0);
     return;
@@ -165,10 +166,14 @@ void staged_exchange(fsComm* comm, NcclEngine& engine, char* device, size_t coun
 bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stream& stream) {
   if (!comm->hierarchical || call.kind != OpKind::kAllReduce) return false;
   size_t esize = dtype_bytes(call.dtype), bytes = call.count * esize;
+  // Every member chunks the exchange alike: the arena's chunk when it is wanted, else staging's.
+  size_t chunk_bytes =
+      arena_chunk_bytes(comm, static_cast<int>(comm->cross_members.size()), bytes, esize);
+  if (!chunk_bytes) chunk_bytes = comm->config.stage_bytes;
   if (!comm->nccl) {
     // A non-CUDA rank: only the exchange between clusters, staged like any host call.
     run_elementwise(comm, stream, &call.send, &call.recv, call.count, esize,
-                    cross_body(comm, call.dtype, call.redop, bytes));
+                    cross_body(comm, call.dtype, call.redop, bytes), chunk_bytes);
     return true;
   }
   NcclEngine& engine = *comm->nccl;
@@ -198,7 +203,7 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
       check_cuda(cudaStreamWaitEvent(engine.h2d, engine.start, 0), "cudaStreamWaitEvent", comm);
       // The other members run one host operation per staging chunk (run_elementwise): keep
       // the call counter in step with theirs.
-      size_t per = std::max<size_t>(1, comm->config.stage_bytes / esize);
+      size_t per = std::max<size_t>(1, chunk_bytes / esize);
       comm->cross_seq += static_cast<uint32_t>((call.count + per - 1) / per - 1);
       CudaArenaIo io(comm, engine, recv.ptr, esize);
       arena->all_reduce(op, io, call.count, call.dtype, call.redop);
@@ -207,7 +212,7 @@ bool hierarchical_all_reduce(fsComm* comm, const Call& call, const runtime::Stre
     } else {
       --comm->cross_seq;  // the ring path takes its own host operations per chunk
       staged_exchange(comm, engine, recv.ptr, call.count, esize,
-                      cross_body(comm, call.dtype, call.redop, bytes), native);
+                      cross_body(comm, call.dtype, call.redop, bytes), native, chunk_bytes);
     }
   }
   check_nccl(api, api->Broadcast(recv.ptr, recv.ptr, call.count, type, 0, engine.comm, native),

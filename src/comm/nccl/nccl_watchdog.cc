@@ -69,44 +69,36 @@ void NcclWatchdog::fire(fsResult_t code, const std::string& message) {
 
 void NcclWatchdog::loop() {
   cudaSetDevice(engine_->device_index);
-  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stop_ || !pending_.empty(); });
-    if (stop_) return;
-    // Retire what has completed; the queue is in issue order.
-    while (!pending_.empty()) {
-      cudaError_t status = cudaEventQuery(pending_.front().event);
-      if (status == cudaErrorNotReady) break;
-      spare_.push_back(pending_.front().event);
-      pending_.pop_front();
+    Pending oldest;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || (!pending_.empty() && !fired_); });
+      if (stop_) return;
+      oldest = pending_.front();
     }
-    if (pending_.empty() || fired_) {
-      if (fired_) {
-        for (const Pending& item : pending_) spare_.push_back(item.event);
-        pending_.clear();
-      }
+    // Only this thread pops, so `oldest` stays the front; the caller's thread is never held up
+    // by the queries (they run without the lock).
+    if (cudaEventQuery(oldest.event) != cudaErrorNotReady) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.pop_front();
+      spare_.push_back(oldest.event);
       continue;
     }
-    Pending oldest = pending_.front();
-    lock.unlock();
     fsResult_t async = nccl_async_error(*engine_);
-    std::string message;
-    fsResult_t code = fsSuccess;
     if (async != fsSuccess) {
-      code = async;
-      message = detail::concat(oldest.op, " (rank ", comm_->rank, " on ", comm_->config.device,
-                               "): NCCL reported an asynchronous error (", fsGetErrorString(async),
-                               "); a peer died or failed");
+      fire(async, detail::concat(oldest.op, " (rank ", comm_->rank, " on ", comm_->config.device,
+                                 "): NCCL reported an asynchronous error (",
+                                 fsGetErrorString(async), "); a peer died or failed"));
     } else if (Clock::now() >= oldest.deadline) {
-      code = fsTimeout;
-      message = detail::concat(oldest.op, " (rank ", comm_->rank, " on ", comm_->config.device,
-                               "): did not complete within ", comm_->config.timeout_ms,
-                               " ms (a peer is hung, dead, or did not call the same operation); ",
-                               "the NCCL communicator was aborted");
+      fire(fsTimeout,
+           detail::concat(oldest.op, " (rank ", comm_->rank, " on ", comm_->config.device,
+                          "): did not complete within ", comm_->config.timeout_ms,
+                          " ms (a peer is hung, dead, or did not call the same operation); ",
+                          "the NCCL communicator was aborted"));
     }
-    if (code != fsSuccess) fire(code, message);
-    lock.lock();
-    if (!fired_) wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_; });
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stop_; });
   }
 }
 

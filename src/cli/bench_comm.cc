@@ -423,7 +423,9 @@ void register_bench_comm_command(CLI::App& bench) {
       "  flagstone launch -n 2 --devices cuda:0,cpu -- flagstone bench comm --device-buffers\n"
       "With --device-buffers and a rank whose memory is not host memory, all-reduce rows add the\n"
       "host<->device copy bandwidth measured in the same run (h2d, d2h GB/s) and algbw as a\n"
-      "fraction of the duplex bound min(h2d, d2h) and the serial bound 1/(1/h2d + 1/d2h).\n"
+      "fraction of the serial bound 1/(1/h2d + 1/d2h) (ser%: every byte crosses the link down\n"
+      "and back up once; the issue's target) and of the duplex bound min(h2d, d2h) (dup%: both\n"
+      "directions fully overlapped, the hardware's limit).\n"
       "Environment: FLAGSTONE_COMM_ALGO=ring|rhd|tree forces an algorithm.");
   cmd->callback([args] {
     if (under_launcher())

@@ -25,25 +25,26 @@ NcclWatchdog::~NcclWatchdog() {
 }
 
 void NcclWatchdog::watch(cudaStream_t stream, const char* op) {
+  // One short critical section per call: the watchdog thread holds the lock only to look at or
+  // pop the queue's front.
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (fired_) return;  // the comm is failed already; the caller's next call says so
   cudaEvent_t event = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fired_) return;  // the comm is failed already; the caller's next call says so
-    if (!spare_.empty()) {
-      event = spare_.back();
-      spare_.pop_back();
-    }
-  }
-  if (!event)
+  if (!spare_.empty()) {
+    event = spare_.back();
+    spare_.pop_back();
+  } else {
     check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate", comm_);
-  check_cuda(cudaEventRecord(event, stream), "cudaEventRecord", comm_);
-  Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(comm_->config.timeout_ms);
-  bool was_idle;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    was_idle = pending_.empty();
-    pending_.push_back({event, deadline, op});
   }
+  cudaError_t status = cudaEventRecord(event, stream);
+  if (status != cudaSuccess) {
+    spare_.push_back(event);
+    check_cuda(status, "cudaEventRecord", comm_);
+  }
+  bool was_idle = pending_.empty();
+  pending_.push_back(
+      {event, Clock::now() + std::chrono::milliseconds(comm_->config.timeout_ms), op});
+  lock.unlock();
   if (was_idle) wake_.notify_one();
 }
 

@@ -96,7 +96,7 @@ std::unique_ptr<Arena> Arena::open(HostOp& op, const std::string& name, size_t s
   a.members_ = op.nranks();
   a.me_ = op.rank();
   a.slots_ = kSlots;
-  // Chunks are exactly slot_bytes (callers chunk alike); slots start on cache lines.
+  // Chunks are at most slot_bytes (see chunk_for); slots start on cache lines.
   a.slot_bytes_ = slot_bytes;
   a.stride_ = (slot_bytes + 63) / 64 * 64;
   a.bytes_ = header_bytes(a.members_) +

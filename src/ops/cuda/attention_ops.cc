@@ -46,7 +46,8 @@ void plan_splits(AttentionArgs& a, int64_t rows, int64_t keys, const Device& dev
 bool plan_decode_splits(AttentionArgs& a, const Device& device) {
   int64_t blocks = a.kv_heads * a.batch;
   int64_t sms = std::max(1, device.info().compute_units);
-  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, a.kv_len / 64));
+  int64_t keys = a.block_table ? a.max_blocks * a.block_size : a.kv_len;
+  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, keys / 64));
   int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
   splits = std::min<int64_t>({splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, 1024});
   if (splits < 1) return false;
@@ -115,6 +116,12 @@ void paged(KernelArgs& args) {
   a.seq_lens = data_of(sl), a.lens_i64 = sl.dtype() == DType::kI64;
   a.block_size = kc.size(1), a.max_blocks = bt.size(1), a.num_blocks = kc.size(0);
   cudaStream_t stream = stream_for(args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device)) {
+    cudaError_t status = launch_decode_attention(q.dtype(), a, stream);
+    if (status == cudaSuccess) status = launch_attention_combine(q.dtype(), a, stream);
+    check_launch(status, args.op, args.device);
+    return;
+  }
   plan_splits(a, 1, a.max_blocks * a.block_size, args.device);
   check_launch(launch_attention(q.dtype(), a, stream), args.op, args.device);
 }

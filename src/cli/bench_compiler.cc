@@ -143,20 +143,22 @@ std::vector<Config> row_configs(int64_t width) {
           Config{{"N", width}, {"num_warps", 16}}};
 }
 std::vector<Config> gemm_configs() {
+  // prefetch: -1 leaves the pipeline's default (double-buffered fragments for warp tiles of at
+  // most 64 accumulators).
   auto cfg = [](int64_t bm, int64_t bn, int64_t bk, int64_t warps, int64_t stages,
-                int64_t occupancy) {
+                int64_t occupancy, int64_t prefetch) {
     Config c{{"BM", bm},     {"BN", bn},           {"BK", bk},
              {"GROUP_M", 8}, {"num_warps", warps}, {"num_stages", stages}};
     if (occupancy > 0) c.set("occupancy", occupancy);
+    if (prefetch >= 0) c.set("prefetch", prefetch);
     return c;
   };
-  return {cfg(128, 128, 32, 8, 3, 0), cfg(128, 128, 32, 8, 4, 0), cfg(128, 128, 32, 8, 4, 2),
-          cfg(128, 128, 64, 8, 3, 0), cfg(128, 256, 32, 8, 3, 0), cfg(128, 256, 64, 8, 3, 0),
-          cfg(256, 128, 32, 8, 3, 0), cfg(128, 128, 32, 4, 4, 0), cfg(64, 128, 32, 4, 4, 2),
-          cfg(128, 64, 32, 4, 4, 2)};
+  return {cfg(128, 128, 32, 8, 4, 0, -1), cfg(128, 128, 32, 8, 4, 0, 0),
+          cfg(128, 128, 32, 8, 4, 2, 0),  cfg(128, 128, 64, 8, 3, 0, -1),
+          cfg(128, 128, 64, 8, 3, 0, 0),  cfg(128, 256, 64, 8, 3, 0, -1),
+          cfg(128, 256, 32, 8, 4, 0, -1), cfg(256, 128, 64, 8, 3, 0, -1),
+          cfg(128, 128, 32, 4, 4, 0, -1), cfg(128, 128, 64, 4, 3, 0, -1)};
 }
-
-// ---- timing ----
 
 // Times every config of `kernel` and keeps the fastest (the result is the best config's);
 // `all`, when given, receives each config's time (null: the config does not fit the device).

@@ -72,8 +72,10 @@ KernelBuilder::KernelBuilder(std::string name, Config config) : config_(std::mov
   blocks_.push_back(&fn_.body);
   fn_.meta["num_warps"] = config_.num_warps();
   fn_.meta["num_stages"] = config_.num_stages();
-  // Programs per SM a CUDA kernel should fit in registers (__launch_bounds__), when asked for.
-  if (config_.has("occupancy")) fn_.meta["occupancy"] = config_.get("occupancy");
+  // CUDA hints, when asked for: programs per SM to fit in registers (__launch_bounds__), and
+  // whether the GEMM pipeline double-buffers its fragments.
+  for (const char* hint : {"occupancy", "prefetch"})
+    if (config_.has(hint)) fn_.meta[hint] = config_.get(hint);
 }
 
 int64_t KernelBuilder::meta(const std::string& name) {

@@ -153,7 +153,11 @@ class Emitter {
   bool gemm_loop(const Op& op);
   bool mma_store(const Op& op);
   void emit_gemm_operand(const std::string& prefix, const GemmOperand& o);
-  void emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape& g,
+  void emit_gemm_fragments(const MmaLayout& l, const GemmShape& g, const std::string& af,
+                           const std::string& bf, const std::string& kk);
+  void emit_gemm_mma(const MmaLayout& l, const GemmShape& g, const std::string& out,
+                     const std::string& af, const std::string& bf);
+  void emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, const GemmShape& g,
                           const std::string& out);
   void emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand& a, const GemmOperand& b);
   // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the

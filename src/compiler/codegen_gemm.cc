@@ -309,7 +309,9 @@ bool Emitter::gemm_loop(const Op& op) {
 // the eight rows one ldmatrix reads at one chunk column land in eight distinct 16-byte bank
 // groups.
 static std::string swizzled(int64_t per_row, const std::string& r, const std::string& ch) {
-  int64_t group = std::min<int64_t>(per_row, 8);
+  // XOR within aligned groups of a power of two chunks, so no chunk leaves its row.
+  int64_t group = 1;
+  while (group < 8 && per_row % (group * 2) == 0) group *= 2;
   int64_t rows_per_line = std::max<int64_t>(1, 8 / per_row);
   if (group <= 1) return "(" + r + ") * " + std::to_string(per_row) + " + (" + ch + ")";
   return "(" + r + ") * " + std::to_string(per_row) + " + ((" + ch + ") ^ (((" + r + ") / " +
@@ -396,72 +398,51 @@ void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
   line(";");
 }
 
-// The pipelined K loop, once with cp.async loaders and once with element loaders.
-void Emitter::emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape& g,
-                                 const std::string& out) {
-  std::string la = fast ? "fs_a_fast" : "fs_a_slow", lb = fast ? "fs_b_fast" : "fs_b_slow";
-  std::string S = std::to_string(g.stages);
-  line("#pragma unroll");
-  open("for (int s = 0; s < " + std::to_string(g.stages - 1) + "; ++s)");
-  open("if (s < fs_nit)");
-  line(la + "(s, s);");
-  line(lb + "(s, s);");
-  close();
-  line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
-  close();
-  line("int fs_read = 0, fs_write = " + std::to_string(g.stages - 1) + ";");
-  open("for (int it = 0; it < fs_nit; ++it)");
-  line("asm volatile(\"cp.async.wait_group " + std::to_string(g.stages - 2) +
-       ";\" ::: \"memory\");");
-  line("__syncthreads();");
-  // The stage refilled now is the one every warp finished reading before the barrier.
-  open("if (it + " + std::to_string(g.stages - 1) + " < fs_nit)");
-  line(la + "(fs_write, it + " + std::to_string(g.stages - 1) + ");");
-  line(lb + "(fs_write, it + " + std::to_string(g.stages - 1) + ");");
-  close();
-  line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
-  line("fs_write = fs_write == " + std::to_string(g.stages - 1) + " ? 0 : fs_write + 1;");
-  line("const unsigned sa = fs_smem + fs_read * " + std::to_string(g.a_bytes) + ";");
-  line("const unsigned sb = fs_smem + " + std::to_string(g.stages * g.a_bytes) + " + fs_read * " +
-       std::to_string(g.b_bytes) + ";");
-  line("fs_read = fs_read == " + std::to_string(g.stages - 1) + " ? 0 : fs_read + 1;");
+// Fragments of one 16-wide K step at `kk` of the stage at shared addresses sa/sb into
+// af[mblocks][4] and bf[nblocks + 1][2] (array expressions given by the caller).
+void Emitter::emit_gemm_fragments(const MmaLayout& l, const GemmShape& g, const std::string& af,
+                                  const std::string& bf, const std::string& kk) {
   int64_t mblocks = l.tm / 16, nblocks = l.tn / 8;
-  line("#pragma unroll");
-  open("for (int kk = 0; kk < " + std::to_string(g.bk) + "; kk += 16)");
-  line("unsigned af[" + std::to_string(mblocks) + "][4];");
-  line("unsigned bf[" + std::to_string(nblocks + 1) + "][2];");
   // A fragments: lanes 0-15 address rows 0-15 of the 16-row block at chunk kk/8, lanes 16-31
   // the same rows at chunk kk/8 + 1.
   line("#pragma unroll");
   open("for (int bi = 0; bi < " + std::to_string(mblocks) + "; ++bi)");
   line("const int r = wm * " + std::to_string(l.tm) + " + bi * 16 + (fs_lane & 15);");
   line("const unsigned addr = sa + 16u * (unsigned)(" +
-       swizzled(g.bk / 8, "r", "(kk >> 3) + (fs_lane >> 4)") + ");");
+       swizzled(g.bk / 8, "r", "((" + kk + ") >> 3) + (fs_lane >> 4)") + ");");
   line(
       "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
-      "\"=r\"(af[bi][0]), \"=r\"(af[bi][1]), \"=r\"(af[bi][2]), \"=r\"(af[bi][3]) : "
-      "\"r\"(addr));");
+      "\"=r\"(" +
+      af + "[bi][0]), \"=r\"(" + af + "[bi][1]), \"=r\"(" + af + "[bi][2]), \"=r\"(" + af +
+      "[bi][3]) : \"r\"(addr));");
   close();
   // B fragments, transposed, two 8-column blocks per ldmatrix.x4: lanes 0-15 address k rows
   // kk..kk+15 of block bj, lanes 16-31 those of block bj + 1.
   line("#pragma unroll");
   open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; bj += 2)");
-  line("const int r = kk + (fs_lane & 15);");
+  line("const int r = (" + kk + ") + (fs_lane & 15);");
   line("const unsigned addr = sb + 16u * (unsigned)(" +
        swizzled(g.bn / 8, "r", "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
        ");");
   open("if (bj + 1 < " + std::to_string(nblocks) + ")");
   line(
       "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
-      "\"=r\"(bf[bj][0]), \"=r\"(bf[bj][1]), \"=r\"(bf[bj + 1][0]), \"=r\"(bf[bj + 1][1]) : "
-      "\"r\"(addr));");
+      "\"=r\"(" +
+      bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]), \"=r\"(" + bf + "[bj + 1][0]), \"=r\"(" + bf +
+      "[bj + 1][1]) : \"r\"(addr));");
   close();
   open("else");
   line(
       "asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\" : "
-      "\"=r\"(bf[bj][0]), \"=r\"(bf[bj][1]) : \"r\"(addr));");
+      "\"=r\"(" +
+      bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]) : \"r\"(addr));");
   close();
   close();
+}
+
+void Emitter::emit_gemm_mma(const MmaLayout& l, const GemmShape& g, const std::string& out,
+                            const std::string& af, const std::string& bf) {
+  int64_t mblocks = l.tm / 16, nblocks = l.tn / 8;
   line("#pragma unroll");
   open("for (int bi = 0; bi < " + std::to_string(mblocks) + "; ++bi)");
   line("#pragma unroll");
@@ -470,11 +451,97 @@ void Emitter::emit_gemm_mainloop(bool fast, const MmaLayout& l, const GemmShape&
   line("asm(\"mma.sync.aligned.m16n8k16.row.col.f32." + g.kind + "." + g.kind +
        ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\" : \"+f\"(" + out +
        "[c]), \"+f\"(" + out + "[c + 1]), \"+f\"(" + out + "[c + 2]), \"+f\"(" + out +
-       "[c + 3]) : \"r\"(af[bi][0]), \"r\"(af[bi][1]), \"r\"(af[bi][2]), \"r\"(af[bi][3]), "
-       "\"r\"(bf[bj][0]), \"r\"(bf[bj][1]));");
+       "[c + 3]) : \"r\"(" + af + "[bi][0]), \"r\"(" + af + "[bi][1]), \"r\"(" + af +
+       "[bi][2]), \"r\"(" + af + "[bi][3]), \"r\"(" + bf + "[bj][0]), \"r\"(" + bf + "[bj][1]));");
   close();
   close();
+}
+
+// The pipelined K loop, once with cp.async loaders and once with element loaders. One
+// cp.async.wait_group and one barrier per K step of the ring. With `prefetch`, fragments are
+// double-buffered: the next 16-wide step's ldmatrix (across the stage boundary too, right
+// after the barrier) is issued before the current step's mma, hiding shared-memory latency.
+void Emitter::emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, const GemmShape& g,
+                                 const std::string& out) {
+  std::string la = fast ? "fs_a_fast" : "fs_a_slow", lb = fast ? "fs_b_fast" : "fs_b_slow";
+  std::string last = std::to_string(g.stages - 1);
+  std::string wait =
+      "asm volatile(\"cp.async.wait_group " + std::to_string(g.stages - 2) + ";\" ::: \"memory\");";
+  std::string mb = std::to_string(l.tm / 16), nb1 = std::to_string(l.tn / 8 + 1);
+  auto issue = [&](const std::string& stage, const std::string& iter) {
+    open("if (" + iter + " < fs_nit)");
+    line(la + "(" + stage + ", " + iter + ");");
+    line(lb + "(" + stage + ", " + iter + ");");
+    close();
+    line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
+  };
+  auto stage_addresses = [&](const std::string& decl) {
+    line(decl + "sa = fs_smem + fs_read * " + std::to_string(g.a_bytes) + ";");
+    line(decl + "sb = fs_smem + " + std::to_string(g.stages * g.a_bytes) + " + fs_read * " +
+         std::to_string(g.b_bytes) + ";");
+  };
+  line("#pragma unroll");
+  open("for (int s = 0; s < " + last + "; ++s)");
+  issue("s", "s");
   close();
+  line("int fs_read = 0, fs_write = " + last + ";");
+  if (!prefetch) {
+    open("for (int it = 0; it < fs_nit; ++it)");
+    line(wait);
+    line("__syncthreads();");
+    // The stage refilled now is the one every warp finished reading before the barrier.
+    issue("fs_write", "it + " + last);
+    line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
+    stage_addresses("const unsigned ");
+    line("fs_read = fs_read == " + last + " ? 0 : fs_read + 1;");
+    line("#pragma unroll");
+    open("for (int kk = 0; kk < " + std::to_string(g.bk) + "; kk += 16)");
+    line("unsigned af[" + mb + "][4];");
+    line("unsigned bf[" + nb1 + "][2];");
+    emit_gemm_fragments(l, g, "af", "bf", "kk");
+    emit_gemm_mma(l, g, out, "af", "bf");
+    close();
+    close();
+    return;
+  }
+  int64_t steps = g.bk / 16;
+  std::string ks_last = std::to_string(steps - 1);
+  line(wait);
+  line("__syncthreads();");
+  stage_addresses("unsigned ");
+  line("unsigned af[2][" + mb + "][4];");
+  line("unsigned bf[2][" + nb1 + "][2];");
+  emit_gemm_fragments(l, g, "af[0]", "bf[0]", "0");
+  open("for (int it = 0; it < fs_nit; ++it)");
+  line("#pragma unroll");
+  open("for (int ks = 0; ks < " + std::to_string(steps) + "; ++ks)");
+  open("if (ks == " + ks_last + ")");
+  // Every warp is past its last read of the stage refilled below (at ks == 0 of the next
+  // iteration) once it reaches this barrier.
+  line(wait);
+  line("__syncthreads();");
+  line("fs_read = fs_read == " + last + " ? 0 : fs_read + 1;");
+  stage_addresses("");
+  close();
+  open("if (ks == 0)");
+  issue("fs_write", "it + " + last);
+  line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
+  close();
+  emit_gemm_fragments(l, g, "af[(ks + 1) & 1]", "bf[(ks + 1) & 1]",
+                      "((ks + 1) % " + std::to_string(steps) + ") * 16");
+  emit_gemm_mma(l, g, out, "af[ks & 1]", "bf[ks & 1]");
+  close();
+  if (steps % 2 == 1) {
+    // An odd number of steps leaves the next iteration's first fragments in buffer 1.
+    line("#pragma unroll");
+    open("for (int i = 0; i < " + mb + " * 4; ++i)");
+    line("af[0][i / 4][i % 4] = af[1][i / 4][i % 4];");
+    close();
+    line("#pragma unroll");
+    open("for (int i = 0; i < " + nb1 + " * 2; ++i)");
+    line("bf[0][i / 2][i % 2] = bf[1][i / 2][i % 2];");
+    close();
+  }
   close();
 }
 
@@ -507,11 +574,15 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand
        std::to_string(l.wn) + ";");
   emit_gemm_operand("fs_a", a);
   emit_gemm_operand("fs_b", b);
+  // Meta-parameter `prefetch`: double-buffered fragments; by default only where the warp's
+  // accumulators leave room for a second set (at most 64 registers of them).
+  auto pf = fn_.meta.find("prefetch");
+  bool prefetch = pf == fn_.meta.end() ? l.tm * l.tn / 32 <= 64 : pf->second != 0;
   open("if (fs_a_ok && fs_b_ok)");
-  emit_gemm_mainloop(true, l, g, out);
+  emit_gemm_mainloop(true, prefetch, l, g, out);
   close();
   open("else");
-  emit_gemm_mainloop(false, l, g, out);
+  emit_gemm_mainloop(false, prefetch, l, g, out);
   close();
   line("asm volatile(\"cp.async.wait_group 0;\" ::: \"memory\");");
   line("__syncthreads();");

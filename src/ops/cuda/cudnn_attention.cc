@@ -422,6 +422,9 @@ std::string cudnn_sdpa_supports(const KernelArgs& args) {
   // Below 64x64 scores per head both kernels are launch-bound, and a plan costs cuDNN a
   // graph build (a runtime compile on first sight): leave such calls to the native kernel.
   if (q.size(2) * k.size(2) < 4096) return "fewer than 4096 scores per head";
+  // Decode grows the key length by one every step, and a plan per length would cost far more
+  // than the native split kernel's whole call.
+  if (q.size(2) < 16) return "fewer than 16 queries (decode)";
   if (q.size(3) % 8 != 0 || v.size(3) % 8 != 0 || q.size(3) > 256 || v.size(3) > 256)
     return "head dims not a multiple of 8 up to 256";
   const std::string& arch = args.device.info().arch;

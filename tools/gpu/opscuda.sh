@@ -16,12 +16,15 @@ graph=$(find "$nv/nvidia" -name 'libcudnn_graph.so.9*' 2>/dev/null | head -1)
   ls "$cudnn_dir" 2>&1 | head -12
   echo "== attention parity (family 6) first, with the cuDNN refusals' reasons"
   OCL_ICD_VENDORS=/nonexistent FLAGSTONE_OPS_PARITY_REPORT=/tmp/opscuda_attn.txt \
-    timeout 50 $b/tests/ops/ops_parity_test --gtest_brief=1 \
+    timeout 40 $b/tests/ops/ops_parity_test --gtest_brief=1 \
     --gtest_filter='*/6' 2>&1 |
     grep -E "cuda|cuDNN|vendor|Failure|FAILED|PASSED|rror|Expected|which is|differs|mismatch" |
     head -60
   echo "== attention timing (cuDNN vendor, native flash, dispatch; torch SDPA in the same run)"
-  timeout 45 python3 tools/gpu/opscuda_attention.py $b 2>&1 | tail -40
+  timeout 40 python3 tools/gpu/opscuda_attention.py $b 2>&1 | tail -40
+  echo "== the same prefill with cuDNN dynamic shapes and a kernel cache (FLAGSTONE_CUDNN_DYNAMIC=1)"
+  FLAGSTONE_CUDNN_DYNAMIC=1 timeout 20 $b/tests/ops/cuda/ops_cuda_attention_timing 8192 2>&1 |
+    tail -12
   echo "== parity of the other families with cuda kernels (opencl hidden to save time)"
   # Families: 2 reduction, 4 norm, 5 llm, 7 sort, 8 sample, 9 linalg, 1 binary.
   OCL_ICD_VENDORS=/nonexistent FLAGSTONE_OPS_PARITY_REPORT=/tmp/opscuda_parity.txt \

@@ -231,7 +231,18 @@ struct DeviceCudnn {
   std::mutex mutex;  // guards the handle's stream and the plan cache
   cudnnHandle_t handle = nullptr;
   std::map<PlanKey, std::unique_ptr<Plan>> plans;
+  // With FLAGSTONE_CUDNN_DYNAMIC=1: graphs built with dynamic shapes share one compiled-kernel
+  // cache per (dtype, causal), so a new sequence length reuses kernels instead of compiling.
+  std::map<std::pair<int, bool>, Desc> kernel_caches;
 };
+
+bool dynamic_shapes() {
+  static const bool on = [] {
+    const char* env = std::getenv("FLAGSTONE_CUDNN_DYNAMIC");
+    return env && std::string(env) == "1" && cudnn().get_version() >= 90500;
+  }();
+  return on;
+}
 
 DeviceCudnn& cudnn_for(const Device& device) {
   static std::mutex mutex;
@@ -336,8 +347,22 @@ void build_plan(Plan& p, DeviceCudnn& dc, const KernelArgs& args) {
   Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph");
   graph.set(kGraphHandle, CUDNN_TYPE_HANDLE, &dc.handle)
       .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, raw.data(),
-           static_cast<int64_t>(raw.size()))
-      .finalize();
+           static_cast<int64_t>(raw.size()));
+  const Desc* kernel_cache = nullptr;
+  if (dynamic_shapes()) {
+    bool on = true;
+    graph.set(CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED, CUDNN_TYPE_BOOLEAN, &on);
+  }
+  graph.finalize();
+  if (dynamic_shapes()) {
+    Desc& cache = dc.kernel_caches[{static_cast<int>(q.dtype()), causal}];
+    if (!cache.get()) {
+      Desc fresh(CUDNN_BACKEND_KERNEL_CACHE_DESCRIPTOR, "kernel cache");
+      fresh.set_desc(CUDNN_ATTR_KERNEL_CACHE_OPERATION_GRAPH, graph).finalize();
+      cache = std::move(fresh);
+    }
+    kernel_cache = &cache;
+  }
   Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
   cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
   heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph)
@@ -362,6 +387,7 @@ void build_plan(Plan& p, DeviceCudnn& dc, const KernelArgs& args) {
     Desc plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "execution plan");
     plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, &dc.handle)
         .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configs[i]);
+    if (kernel_cache) plan.set_desc(CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, *kernel_cache);
     cudnnStatus_t st = cudnn().finalize(plan.get());
     if (st != CUDNN_STATUS_SUCCESS) {
       failures +=

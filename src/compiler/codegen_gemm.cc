@@ -515,17 +515,17 @@ void Emitter::emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, c
   open("for (int it = 0; it < fs_nit; ++it)");
   line("#pragma unroll");
   open("for (int ks = 0; ks < " + std::to_string(steps) + "; ++ks)");
+  // The refill comes first: with one step per stage the wait below must cover it. The stage it
+  // overwrites was last read before the previous iteration's barrier.
+  open("if (ks == 0)");
+  issue("fs_write", "it + " + last);
+  line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
+  close();
   open("if (ks == " + ks_last + ")");
-  // Every warp is past its last read of the stage refilled below (at ks == 0 of the next
-  // iteration) once it reaches this barrier.
   line(wait);
   line("__syncthreads();");
   line("fs_read = fs_read == " + last + " ? 0 : fs_read + 1;");
   stage_addresses("");
-  close();
-  open("if (ks == 0)");
-  issue("fs_write", "it + " + last);
-  line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
   close();
   emit_gemm_fragments(l, g, "af[(ks + 1) & 1]", "bf[(ks + 1) & 1]",
                       "((ks + 1) % " + std::to_string(steps) + ") * 16");

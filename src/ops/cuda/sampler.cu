@@ -2,7 +2,8 @@
 // reference's semantics and seeded Philox stream: one block per row finds the top-k candidates
 // by radix select on the logits' bit patterns, sorts them in shared memory, and applies the
 // filters and the inverse-CDF walk in double, in the reference's order, on one thread. Without
-// top-k (top-p must then be 1), the kept set is a threshold and the walk is a block-wide scan.
+// top-k the kept set is an edge key (top-p: searched on float masses, settled in double) and a
+// min-p threshold, and the walk is a block-wide scan.
 #include <cstdint>
 
 #include "cuda/device_utils.cuh"
@@ -72,6 +73,9 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) sample_rows(SampleArgs a) {
   __shared__ double dscratch[32];
   __shared__ int iscratch[32];
+  __shared__ uint32_t shared_key;
+  __shared__ double shared_p;
+  __shared__ int64_t shared_count;
   __shared__ float cand_v[kMaxTopK], sort_v[kMaxTopK];
   __shared__ int cand_i[kMaxTopK], sort_i[kMaxTopK];
   __shared__ double cand_p[kMaxTopK], sort_p[kMaxTopK];
@@ -186,23 +190,126 @@ __global__ void __launch_bounds__(kThreads) sample_rows(SampleArgs a) {
     return;
   }
 
-  // No top-k (top-p is 1): keep p >= min_p * max p, then walk the row in index order.
-  const double threshold = a.min_p > 0 ? a.min_p * (exp(0.0) / total) : 0.0;
-  double mass = 0;
-  for (int64_t j = tid; j < a.n; j += blockDim.x) {
-    double p = exp(static_cast<double>(to_f(row[j])) / temp - m) / total;
-    mass += p < threshold ? 0.0 : p;
+  // No top-k: top-p keeps every key above an edge key plus the first ties at it (index order),
+  // min-p keeps p >= min_p * max p; then the row is walked in index order.
+  auto prob = [&](float x) { return exp(static_cast<double>(x) / temp - m) / total; };
+  uint32_t edge = 0;        // keys above are kept by top-p
+  int64_t edge_last = a.n;  // ties at `edge` with index <= edge_last are kept too
+  if (a.top_p < 1.0) {
+    double all = 0;
+    for (int64_t j = tid; j < a.n; j += blockDim.x) all += prob(to_f(row[j]));
+    const double limit = a.top_p * block_sum(all, dscratch);
+    // The edge is the smallest key v with mass(key > v) < limit <= mass(key >= v). A search on
+    // float masses (the largest K with mass(key > K) >= limit) finds it or a neighbour; the
+    // check below settles it in double, as the reference decides.
+    const float mf = static_cast<float>(m), tf = static_cast<float>(temp);
+    const float inv_total = static_cast<float>(1.0 / total);
+    uint32_t prefix = 0;
+    for (int bit = 31; bit >= 0; --bit) {
+      uint32_t candidate = prefix | (1u << bit);
+      float above = 0;
+      for (int64_t j = tid; j < a.n; j += blockDim.x) {
+        float x = to_f(row[j]);
+        if (order_key(x) > candidate) above += expf(x / tf - mf) * inv_total;
+      }
+      if (block_sum(above, dscratch) >= limit) prefix = candidate;
+    }
+    // The nearest key present above (up) or below k; 0xffffffff / 0 when there is none.
+    auto next_key = [&](uint32_t k, bool up) {
+      uint32_t found = up ? 0xffffffffu : 0u;
+      for (int64_t j = tid; j < a.n; j += blockDim.x) {
+        uint32_t key = order_key(to_f(row[j]));
+        if (up ? (key > k && key < found) : (key < k && key > found)) found = key;
+      }
+      if (tid == 0) shared_key = found;
+      __syncthreads();
+      if (up)
+        atomicMin(&shared_key, found);
+      else
+        atomicMax(&shared_key, found);
+      __syncthreads();
+      uint32_t r = shared_key;
+      __syncthreads();
+      return r;
+    };
+    edge = next_key(prefix, true);
+    double gt = 0;
+    for (int step = 0; step < 64; ++step) {
+      double g = 0, e = 0;
+      for (int64_t j = tid; j < a.n; j += blockDim.x) {
+        float x = to_f(row[j]);
+        uint32_t key = order_key(x);
+        if (key >= edge) {
+          double p = prob(x);
+          e += p;
+          if (key > edge) g += p;
+        }
+      }
+      gt = block_sum(g, dscratch);
+      double ge = block_sum(e, dscratch);
+      if (gt >= limit) {
+        edge = next_key(edge, true);
+      } else if (ge < limit) {
+        uint32_t lower = next_key(edge, false);
+        if (lower == 0u) break;
+        edge = lower;
+      } else {
+        break;
+      }
+    }
+    // Ties at the edge, in index order, while the running mass stays below the limit.
+    int64_t ties = 0;
+    for (int64_t j = tid; j < a.n; j += blockDim.x) ties += order_key(to_f(row[j])) == edge;
+    ties = static_cast<int64_t>(block_sum(static_cast<double>(ties), dscratch));
+    if (tid == 0) shared_p = 0;
+    __syncthreads();
+    for (int64_t j = tid; j < a.n; j += blockDim.x) {
+      float x = to_f(row[j]);
+      if (order_key(x) == edge) {
+        shared_p = prob(x);  // every tie has the same probability: any writer will do
+        break;
+      }
+    }
+    __syncthreads();
+    if (tid == 0) {
+      int64_t keep = 0;
+      double cum = gt;
+      while (keep < ties && cum < limit) cum += shared_p, ++keep;
+      shared_count = keep;
+    }
+    __syncthreads();
+    const int64_t keep_ties = shared_count;
+    // The index of the last kept tie.
+    edge_last = -1;
+    int64_t seen = 0;
+    for (int64_t base = 0; base < a.n && seen < keep_ties; base += blockDim.x) {
+      int64_t j = base + tid;
+      bool tie = j < a.n && order_key(to_f(row[j])) == edge;
+      int tie_total = 0;
+      int rank = block_prefix(tie, iscratch, tie_total);
+      if (tie && seen + rank == keep_ties - 1) shared_count = j;
+      __syncthreads();
+      if (seen + tie_total >= keep_ties) edge_last = shared_count;
+      seen += tie_total;
+      __syncthreads();
+    }
   }
+  const double threshold = a.min_p > 0 ? a.min_p * (exp(0.0) / total) : 0.0;
+  const bool top_p_on = a.top_p < 1.0;
+  auto kept_p = [&](int64_t j, float x) {
+    uint32_t key = order_key(x);
+    if (top_p_on && (key < edge || (key == edge && j > edge_last))) return 0.0;
+    double p = prob(x);
+    return p < threshold ? 0.0 : p;
+  };
+  double mass = 0;
+  for (int64_t j = tid; j < a.n; j += blockDim.x) mass += kept_p(j, to_f(row[j]));
   mass = block_sum(mass, dscratch);
   double carry = 0;
   int64_t last = -1;
   for (int64_t base = 0; base < a.n; base += blockDim.x) {
     int64_t j = base + tid;
-    double q = 0;
-    if (j < a.n) {
-      double p = exp(static_cast<double>(to_f(row[j])) / temp - m) / total;
-      q = p < threshold ? 0.0 : p / mass;
-    }
+    double q = j < a.n ? kept_p(j, to_f(row[j])) / mass : 0.0;
     // Inclusive scan of q over the chunk: warps, then warp totals.
     double incl = q;
     const int lane = tid & 31, warp = tid >> 5;

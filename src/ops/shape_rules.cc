@@ -131,3 +131,74 @@ void check_dtype_in(const Tensor& t, std::string_view name, const std::vector<DT
               "; supported dtypes: ", list);
 }
 }  // namespace flagstone::ops
+
+namespace flagstone::ops {
+GemmShape gemm_shape(const KernelArgs& args) {
+  std::string_view op = args.op;
+  GemmShape g;
+  if (op == "mm" || op == "addmm") {
+    const Tensor& a = args.inputs[op == "mm" ? 0 : 1];
+    const Tensor& b = args.inputs[op == "mm" ? 1 : 2];
+    g.m = a.size(0), g.k = a.size(1), g.n = b.size(1);
+    g.a_off = {0}, g.b_off = {0};
+  } else if (op == "bmm") {
+    const Tensor &a = args.inputs[0], &b = args.inputs[1];
+    g.m = a.size(1), g.k = a.size(2), g.n = b.size(2);
+    for (int64_t p = 0; p < a.size(0); ++p)
+      g.a_off.push_back(p * g.m * g.k), g.b_off.push_back(p * g.k * g.n);
+  } else if (op == "linear") {
+    const Tensor& w = args.inputs[1];
+    g.k = w.size(1), g.n = w.size(0), g.m = g.n ? args.outputs[0].numel() / g.n : 0;
+    g.b_trans = true;
+    g.a_off = {0}, g.b_off = {0};
+  } else {  // matmul
+    Tensor a = args.inputs[0], b = args.inputs[1];
+    if (a.dim() == 1) a = a.unsqueeze(0);
+    if (b.dim() == 1) b = b.unsqueeze(1);
+    g.m = a.size(a.dim() - 2), g.k = a.size(a.dim() - 1), g.n = b.size(b.dim() - 1);
+    Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+    size_t nd = std::max(ab.size(), bb.size());
+    ab.insert(ab.begin(), nd - ab.size(), 1), bb.insert(bb.begin(), nd - bb.size(), 1);
+    Shape batch(nd);
+    for (size_t i = 0; i < nd; ++i) batch[i] = std::max(ab[i], bb[i]);
+    for (int64_t p = 0; p < shape_numel(batch); ++p) {
+      int64_t rem = p, ia = 0, ib = 0, sa = 1, sb = 1;
+      for (size_t d = nd; d-- > 0;) {
+        int64_t c = rem % batch[d];
+        rem /= batch[d];
+        ia += (ab[d] == 1 ? 0 : c) * sa, ib += (bb[d] == 1 ? 0 : c) * sb;
+        sa *= ab[d], sb *= bb[d];
+      }
+      g.a_off.push_back(ia * g.m * g.k), g.b_off.push_back(ib * g.k * g.n);
+    }
+  }
+  return g;
+}
+
+Shape broadcast_strides(const Tensor& t, const Shape& shape) {
+  Shape s(shape.size(), 0);
+  size_t lead = shape.size() - t.shape().size();
+  for (size_t i = 0; i < t.shape().size(); ++i)
+    s[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
+  return s;
+}
+
+void collapse_dims(const Shape& shape, const std::vector<Shape>& strides, Shape& dims,
+                   std::vector<Shape>& dim_strides) {
+  dims.clear();
+  dim_strides.assign(strides.size(), Shape());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    dims.push_back(shape[d]);
+    for (size_t k = 0; k < strides.size(); ++k) dim_strides[k].push_back(strides[k][d]);
+  }
+  for (size_t d = dims.size(); d-- > 1;) {
+    bool mergeable = true;
+    for (const Shape& st : dim_strides) mergeable = mergeable && st[d - 1] == st[d] * dims[d];
+    if (!mergeable) continue;
+    dims[d - 1] *= dims[d];
+    dims.erase(dims.begin() + static_cast<int64_t>(d));
+    for (Shape& st : dim_strides) st.erase(st.begin() + static_cast<int64_t>(d - 1));
+  }
+}
+}  // namespace flagstone::ops

@@ -46,3 +46,23 @@ namespace flagstone::ops {
 // Throws kInvalidArgument when `t`'s dtype is not in `allowed`, listing the allowed ones.
 void check_dtype_in(const Tensor& t, std::string_view name, const std::vector<DType>& allowed);
 }  // namespace flagstone::ops
+
+namespace flagstone::ops {
+// The dense products behind mm, addmm, bmm, linear and matmul, C[m, n] = A[m, k] @ op(B) per
+// batch entry, with each entry's element offsets into A and B (matmul: 1-d operands as a row or
+// column, batch dims broadcast). Shared by the GEMM providers so they agree on the layout.
+struct GemmShape {
+  int64_t m = 0, n = 0, k = 0;
+  bool b_trans = false;               // B is [n, k] (linear's weight)
+  std::vector<int64_t> a_off, b_off;  // one per batch entry
+};
+GemmShape gemm_shape(const KernelArgs& args);
+
+// Strides of `t` broadcast to `shape` (0 where t has size 1 or the dim is missing).
+Shape broadcast_strides(const Tensor& t, const Shape& shape);
+// The fewest dims that walk the same elements as `shape` for every operand: size-1 dims dropped,
+// neighbours merged where each operand's outer stride is its inner stride times the inner
+// size. `strides[k]` are operand k's strides over `shape`; `dim_strides[k]` come back per dim.
+void collapse_dims(const Shape& shape, const std::vector<Shape>& strides, Shape& dims,
+                   std::vector<Shape>& dim_strides);
+}  // namespace flagstone::ops

@@ -8,33 +8,10 @@
 
 namespace flagstone::ops::cpu {
 
-Shape broadcast_strides(const Tensor& t, const Shape& shape) {
-  Shape s(shape.size(), 0);
-  size_t lead = shape.size() - t.shape().size();
-  for (size_t i = 0; i < t.shape().size(); ++i)
-    s[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
-  return s;
-}
-
 RowPlan plan_rows(const Shape& shape, const std::vector<Shape>& strides) {
-  // Drop size-1 dims, then merge neighbours (i, i+1) where every operand has
-  // stride[i] == stride[i+1] * size[i+1].
   Shape dims;
-  std::vector<Shape> st(strides.size());
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    dims.push_back(shape[d]);
-    for (size_t k = 0; k < strides.size(); ++k) st[k].push_back(strides[k][d]);
-  }
-  for (size_t d = dims.size(); d-- > 1;) {
-    bool mergeable = true;
-    for (size_t k = 0; k < st.size(); ++k)
-      mergeable = mergeable && st[k][d - 1] == st[k][d] * dims[d];
-    if (!mergeable) continue;
-    dims[d - 1] *= dims[d];
-    dims.erase(dims.begin() + static_cast<int64_t>(d));
-    for (auto& s : st) s.erase(s.begin() + static_cast<int64_t>(d - 1));
-  }
+  std::vector<Shape> st;
+  collapse_dims(shape, strides, dims, st);
   RowPlan plan;
   plan.row_length = dims.empty() ? 1 : dims.back();
   plan.rows =

@@ -15,6 +15,7 @@
 #include "flagstone/base/half.h"
 #include "flagstone/ops/registry.h"
 #include "flagstone/runtime/thread_pool.h"
+#include "shape_rules.h"
 
 namespace flagstone::ops::cpu {
 
@@ -197,8 +198,7 @@ struct RowPlan {
 };
 // `strides[k]` are operand k's strides over `shape` (0 for broadcast dims).
 RowPlan plan_rows(const Shape& shape, const std::vector<Shape>& strides);
-// Strides of `t` broadcast to `shape` (0 where t has size 1 or the dim is missing).
-Shape broadcast_strides(const Tensor& t, const Shape& shape);
+// broadcast_strides (shape_rules.h) gives each operand's strides over the broadcast shape.
 
 // parallel_for on the cpu pool with a grain sized so tiny calls stay on the calling thread.
 void parallel(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);

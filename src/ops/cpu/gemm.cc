@@ -5,6 +5,7 @@
 
 #include "cpu/cpu_common.h"
 #include "internal.h"
+#include "shape_rules.h"
 
 #ifdef FLAGSTONE_HAVE_CBLAS
 #include <cblas.h>
@@ -93,59 +94,24 @@ void blas_gemm(const GemmCall& g, const float* a, const float* b, const float* b
 }
 #endif
 
-// Plans the product of an op on dense inputs.
+// Plans the product of an op on dense inputs: the shared shape plan plus addmm's and linear's
+// bias terms.
 GemmCall plan(const KernelArgs& args, Tensor& bias_keep) {
   std::string_view op = args.op;
-  const Tensor& out = args.outputs[0];
+  GemmShape s = gemm_shape(args);
   GemmCall g;
-  if (op == "mm" || op == "addmm") {
-    const Tensor& a = args.inputs[op == "mm" ? 0 : 1];
-    const Tensor& b = args.inputs[op == "mm" ? 1 : 2];
-    g.m = a.size(0), g.k = a.size(1), g.n = b.size(1);
-    g.a_off = {0}, g.b_off = {0};
-    if (op == "addmm") {
-      bias_keep = args.inputs[0].expand(out.shape()).contiguous();
-      g.bias = bias_keep.host_data();
-      g.bias_rs = g.n, g.bias_cs = 1;
-      g.alpha = args.attrs.get_double("alpha", 1), g.beta = args.attrs.get_double("beta", 1);
-      if (g.beta == 0) g.bias = nullptr;
-    }
-  } else if (op == "bmm") {
-    const Tensor &a = args.inputs[0], &b = args.inputs[1];
-    g.batch = a.size(0), g.m = a.size(1), g.k = a.size(2), g.n = b.size(2);
-    for (int64_t p = 0; p < g.batch; ++p)
-      g.a_off.push_back(p * g.m * g.k), g.b_off.push_back(p * g.k * g.n);
-  } else if (op == "linear") {
-    const Tensor &x = args.inputs[0], &w = args.inputs[1];
-    g.k = w.size(1), g.n = w.size(0), g.m = g.n ? out.numel() / g.n : 0;
-    g.b_trans = true;
-    g.a_off = {0}, g.b_off = {0};
-    if (args.inputs.size() > 2 && args.inputs[2].defined()) {
-      g.bias = args.inputs[2].host_data();
-      g.bias_rs = 0, g.bias_cs = 1;
-    }
-    (void)x;
-  } else {  // matmul: 1-d operands become a row / column; batch dims broadcast
-    Tensor a = args.inputs[0], b = args.inputs[1];
-    if (a.dim() == 1) a = a.unsqueeze(0);
-    if (b.dim() == 1) b = b.unsqueeze(1);
-    g.m = a.size(a.dim() - 2), g.k = a.size(a.dim() - 1), g.n = b.size(b.dim() - 1);
-    Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
-    size_t nd = std::max(ab.size(), bb.size());
-    ab.insert(ab.begin(), nd - ab.size(), 1), bb.insert(bb.begin(), nd - bb.size(), 1);
-    Shape batch(nd);
-    for (size_t i = 0; i < nd; ++i) batch[i] = std::max(ab[i], bb[i]);
-    g.batch = shape_numel(batch);
-    for (int64_t p = 0; p < g.batch; ++p) {
-      int64_t rem = p, ia = 0, ib = 0, sa = 1, sb = 1;
-      for (size_t d = nd; d-- > 0;) {
-        int64_t c = rem % batch[d];
-        rem /= batch[d];
-        ia += (ab[d] == 1 ? 0 : c) * sa, ib += (bb[d] == 1 ? 0 : c) * sb;
-        sa *= ab[d], sb *= bb[d];
-      }
-      g.a_off.push_back(ia * g.m * g.k), g.b_off.push_back(ib * g.k * g.n);
-    }
+  g.m = s.m, g.n = s.n, g.k = s.k, g.b_trans = s.b_trans;
+  g.batch = static_cast<int64_t>(s.a_off.size());
+  g.a_off = std::move(s.a_off), g.b_off = std::move(s.b_off);
+  if (op == "addmm") {
+    bias_keep = args.inputs[0].expand(args.outputs[0].shape()).contiguous();
+    g.bias = bias_keep.host_data();
+    g.bias_rs = g.n, g.bias_cs = 1;
+    g.alpha = args.attrs.get_double("alpha", 1), g.beta = args.attrs.get_double("beta", 1);
+    if (g.beta == 0) g.bias = nullptr;
+  } else if (op == "linear" && args.inputs.size() > 2 && args.inputs[2].defined()) {
+    g.bias = args.inputs[2].host_data();
+    g.bias_rs = 0, g.bias_cs = 1;
   }
   return g;
 }

@@ -5,6 +5,7 @@
 
 #include "flagstone/runtime/opencl_interop.h"
 #include "internal.h"
+#include "shape_rules.h"
 
 namespace flagstone::ops {
 namespace {
@@ -30,47 +31,12 @@ void check(CLBlastStatusCode status, std::string_view op, const Device& device) 
 }
 
 Gemm plan(const KernelArgs& args) {
-  std::string_view op = args.op;
-  const Tensor& out = args.outputs[0];
+  GemmShape s = gemm_shape(args);
   Gemm g;
-  if (op == "mm" || op == "addmm") {
-    const Tensor& a = args.inputs[op == "mm" ? 0 : 1];
-    const Tensor& b = args.inputs[op == "mm" ? 1 : 2];
-    g.m = a.size(0), g.k = a.size(1), g.n = b.size(1);
-    g.a_off = {0}, g.b_off = {0};
-    if (op == "addmm") g.alpha = static_cast<float>(args.attrs.get_double("alpha", 1));
-  } else if (op == "bmm") {
-    const Tensor &a = args.inputs[0], &b = args.inputs[1];
-    g.m = a.size(1), g.k = a.size(2), g.n = b.size(2);
-    for (int64_t p = 0; p < a.size(0); ++p)
-      g.a_off.push_back(p * g.m * g.k), g.b_off.push_back(p * g.k * g.n);
-  } else if (op == "linear") {
-    const Tensor& w = args.inputs[1];
-    g.k = w.size(1), g.n = w.size(0), g.m = g.n ? out.numel() / g.n : 0;
-    g.b_trans = true;
-    g.a_off = {0}, g.b_off = {0};
-  } else {  // matmul: 1-d operands become a row / column; batch dims broadcast
-    Tensor a = args.inputs[0], b = args.inputs[1];
-    if (a.dim() == 1) a = a.unsqueeze(0);
-    if (b.dim() == 1) b = b.unsqueeze(1);
-    g.m = a.size(a.dim() - 2), g.k = a.size(a.dim() - 1), g.n = b.size(b.dim() - 1);
-    Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
-    size_t nd = std::max(ab.size(), bb.size());
-    ab.insert(ab.begin(), nd - ab.size(), 1), bb.insert(bb.begin(), nd - bb.size(), 1);
-    Shape batch(nd);
-    for (size_t i = 0; i < nd; ++i) batch[i] = std::max(ab[i], bb[i]);
-    for (int64_t p = 0; p < shape_numel(batch); ++p) {
-      int64_t rem = p, ia = 0, ib = 0, sa = 1, sb = 1;
-      for (size_t d = nd; d-- > 0;) {
-        int64_t c = rem % batch[d];
-        rem /= batch[d];
-        ia += (ab[d] == 1 ? 0 : c) * sa, ib += (bb[d] == 1 ? 0 : c) * sb;
-        sa *= ab[d], sb *= bb[d];
-      }
-      g.a_off.push_back(static_cast<size_t>(ia) * g.m * g.k);
-      g.b_off.push_back(static_cast<size_t>(ib) * g.k * g.n);
-    }
-  }
+  g.m = static_cast<size_t>(s.m), g.n = static_cast<size_t>(s.n), g.k = static_cast<size_t>(s.k);
+  g.b_trans = s.b_trans;
+  g.a_off.assign(s.a_off.begin(), s.a_off.end()), g.b_off.assign(s.b_off.begin(), s.b_off.end());
+  if (args.op == "addmm") g.alpha = static_cast<float>(args.attrs.get_double("alpha", 1));
   return g;
 }
 

@@ -458,9 +458,13 @@ std::string cudnn_sdpa_supports(const KernelArgs& args) {
     return "a GPU older than sm_80";
   if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(args.outputs[0]))
     return "tensors not 16-byte aligned with a unit last stride";
-  DeviceCudnn& dc = cudnn_for(args.device);
-  std::lock_guard lock(dc.mutex);
-  return plan_for(dc, args).error;
+  try {
+    DeviceCudnn& dc = cudnn_for(args.device);
+    std::lock_guard lock(dc.mutex);
+    return plan_for(dc, args).error;
+  } catch (const Error& e) {
+    return e.what();  // no handle on this device: the native kernel serves the call
+  }
 }
 
 void cudnn_sdpa(KernelArgs& args) {

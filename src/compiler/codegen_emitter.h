@@ -148,7 +148,8 @@ class Emitter {
   };
   struct GemmShape {
     int64_t bk = 0, bn = 0, stages = 2, a_bytes = 0, b_bytes = 0;
-    std::string kind;  // mma input type: f16 or bf16
+    std::string kind;       // mma input type: f16 or bf16
+    bool b_kmajor = false;  // B in shared memory as [n][k] (copied from a transposed view)
   };
   bool gemm_loop(const Op& op);
   bool mma_store(const Op& op);

@@ -418,24 +418,36 @@ void Emitter::emit_gemm_fragments(const MmaLayout& l, const GemmShape& g, const 
   close();
   // B fragments, transposed, two 8-column blocks per ldmatrix.x4: lanes 0-15 address k rows
   // kk..kk+15 of block bj, lanes 16-31 those of block bj + 1.
+  // K-major B (stored [n][k], as `x @ w.T` reads w): plain ldmatrix, lanes 0-7 address the
+  // block's eight n rows at chunk kk/8 (b0), lanes 8-15 at kk/8 + 1 (b1), lanes 16-31 the same
+  // for block bj + 1.
+  std::string trans = g.b_kmajor ? "" : ".trans";
   line("#pragma unroll");
   open("for (int bj = 0; bj < " + std::to_string(nblocks) + "; bj += 2)");
-  line("const int r = (" + kk + ") + (fs_lane & 15);");
-  line("const unsigned addr = sb + 16u * (unsigned)(" +
-       swizzled(g.bn / 8, "r", "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
-       ");");
+  if (g.b_kmajor) {
+    line("const int r = wn * " + std::to_string(l.tn) +
+         " + (bj + (fs_lane >> 4)) * 8 + (fs_lane & 7);");
+    line("const unsigned addr = sb + 16u * (unsigned)(" +
+         swizzled(g.bk / 8, "r", "((" + kk + ") >> 3) + ((fs_lane >> 3) & 1)") + ");");
+  } else {
+    line("const int r = (" + kk + ") + (fs_lane & 15);");
+    line("const unsigned addr = sb + 16u * (unsigned)(" +
+         swizzled(g.bn / 8, "r",
+                  "((wn * " + std::to_string(l.tn) + ") >> 3) + bj + (fs_lane >> 4)") +
+         ");");
+  }
   open("if (bj + 1 < " + std::to_string(nblocks) + ")");
-  line(
-      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\" : "
-      "\"=r\"(" +
-      bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]), \"=r\"(" + bf + "[bj + 1][0]), \"=r\"(" + bf +
-      "[bj + 1][1]) : \"r\"(addr));");
+  line("asm volatile(\"ldmatrix.sync.aligned.m8n8.x4" + trans +
+       ".shared.b16 {%0,%1,%2,%3}, [%4];\" : "
+       "\"=r\"(" +
+       bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]), \"=r\"(" + bf + "[bj + 1][0]), \"=r\"(" + bf +
+       "[bj + 1][1]) : \"r\"(addr));");
   close();
   open("else");
-  line(
-      "asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\" : "
-      "\"=r\"(" +
-      bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]) : \"r\"(addr));");
+  line("asm volatile(\"ldmatrix.sync.aligned.m8n8.x2" + trans +
+       ".shared.b16 {%0,%1}, [%2];\" : "
+       "\"=r\"(" +
+       bf + "[bj][0]), \"=r\"(" + bf + "[bj][1]) : \"r\"(addr));");
   close();
   close();
 }
@@ -463,7 +475,8 @@ void Emitter::emit_gemm_mma(const MmaLayout& l, const GemmShape& g, const std::s
 // after the barrier) is issued before the current step's mma, hiding shared-memory latency.
 void Emitter::emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, const GemmShape& g,
                                  const std::string& out) {
-  std::string la = fast ? "fs_a_fast" : "fs_a_slow", lb = fast ? "fs_b_fast" : "fs_b_slow";
+  std::string la = fast ? "fs_a_fast" : "fs_a_slow";
+  std::string lb = !fast ? "fs_b_slow" : g.b_kmajor ? "fs_bt_fast" : "fs_b_fast";
   std::string last = std::to_string(g.stages - 1);
   std::string wait =
       "asm volatile(\"cp.async.wait_group " + std::to_string(g.stages - 2) + ";\" ::: \"memory\");";
@@ -574,6 +587,13 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand
        std::to_string(l.wn) + ";");
   emit_gemm_operand("fs_a", a);
   emit_gemm_operand("fs_b", b);
+  // B read as its transpose: rows are n, chunks run along k (contiguous when stride(0) is 1).
+  GemmOperand bt = b;
+  std::swap(bt.rows, bt.cols);
+  std::swap(bt.ptr.coef[0], bt.ptr.coef[1]);
+  std::swap(bt.mask.lim[0], bt.mask.lim[1]);
+  bool with_bt = bt.cols % 8 == 0;
+  if (with_bt) emit_gemm_operand("fs_bt", bt);
   // Meta-parameter `prefetch`: double-buffered fragments; by default only where the warp's
   // accumulators leave room for a second set (at most 64 registers of them).
   auto pf = fn_.meta.find("prefetch");
@@ -581,6 +601,13 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand
   open("if (fs_a_ok && fs_b_ok)");
   emit_gemm_mainloop(true, prefetch, l, g, out);
   close();
+  if (with_bt) {
+    open("else if (fs_a_ok && fs_bt_ok)");
+    GemmShape gt = g;
+    gt.b_kmajor = true;
+    emit_gemm_mainloop(true, prefetch, l, gt, out);
+    close();
+  }
   open("else");
   emit_gemm_mainloop(false, prefetch, l, g, out);
   close();

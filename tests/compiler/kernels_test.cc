@@ -303,6 +303,8 @@ TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
   // Odd row strides and a transposed B: no 16-byte chunks, element loads.
   run_matmul<Half>(dev(), "gemm", configs[1], m, k, n, k + 2, n, false);
   run_matmul<Half>(dev(), "gemm", configs[1], m, 64, 72, 64, 64, true);
+  // B as the transpose of row-major [n, k] storage (x @ w.T): 16-byte copies along k.
+  run_matmul<BFloat16>(dev(), "gemm", configs[0], m, 200, 136, 200, 200, true);
   // Fragments loaded step by step (no prefetch), three 16-wide steps per stage.
   run_matmul<BFloat16>(dev(), "gemm", configs[2], m, 200, 136, 200, 136, false);
 }

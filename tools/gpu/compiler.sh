@@ -11,16 +11,16 @@ done
 export FLAGSTONE_CACHE_DIR=/tmp/flagstone-compiler-cache
 rm -rf "$FLAGSTONE_CACHE_DIR"
 {
-  echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null)"
+  echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null) (t=${SECONDS}s)"
   ls /usr/local/cuda/lib64/libnvrtc* /usr/local/cuda/lib64/libcublas.so* 2>&1 | head -8
   $b/src/cli/flagstone info 2>&1 | head -30
   # The GEMM first: it is what this window is for.
-  echo "== bench compiler --device cuda:0"
+  echo "== bench compiler --device cuda:0 (t=${SECONDS}s)"
   timeout 50 $b/src/cli/flagstone bench compiler --device cuda:0 --json 2>&1 | tail -150
-  echo "== compiler_kernels_test (cuda + opencl devices)"
+  echo "== compiler_kernels_test (cuda + opencl devices) (t=${SECONDS}s)"
   timeout 30 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
     --gtest_filter='*cuda*:*opencl*' 2>&1 | tail -60
-  echo "== compiler_cache_test"
+  echo "== compiler_cache_test (t=${SECONDS}s)"
   timeout 15 $b/tests/compiler/compiler_cache_test --gtest_brief=1 2>&1 | tail -20
   ocl=$($b/src/cli/flagstone info --json 2>/dev/null | python3 -c '
 import json, sys
@@ -36,10 +36,10 @@ def walk(x):
     elif isinstance(x, list):
         for v in x: walk(v)
 walk(info)')
-  echo "== bench compiler --device ${ocl:-opencl:0}"
+  echo "== bench compiler --device ${ocl:-opencl:0} (t=${SECONDS}s)"
   timeout 25 $b/src/cli/flagstone bench compiler --device "${ocl:-opencl:0}" --repeat 5 \
     --gemm 1024 2>&1 | tail -30
-  echo "== gemm sizes on cuda:0 (best config each)"
+  echo "== gemm sizes on cuda:0 (best config each) (t=${SECONDS}s)"
   for g in 2048 8192; do
     timeout 15 $b/src/cli/flagstone bench compiler --device cuda:0 --gemm $g --size-mib 1 \
       --repeat 5 2>&1 | grep gemm

@@ -122,7 +122,8 @@ void CachingAllocator::empty_cache() noexcept {
   {
     std::lock_guard lock(mutex_);
     blocks.swap(free_blocks_);
-    stats_.cached_bytes = 0;
+    // Free blocks of private pools stay cached (and counted): they are reserved for their graphs.
+    for (auto& [size, handle] : blocks) stats_.cached_bytes -= size;
   }
   for (auto& [size, handle] : blocks) device_->deallocate(handle);
 }

@@ -363,12 +363,12 @@ void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
       line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
       line("const unsigned short* src = bytes ? g + r * " + x + "_c0 + c : g;");
       line(
-          "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\" :: \"r\"(dst), "
+          "asm volatile(\"cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\" :: \"r\"(dst), "
           "\"l\"(src), \"r\"(bytes) : \"memory\");");
     } else {
       line("const unsigned short* src = g + r * " + x + "_c0 + c;");
       line(
-          "asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16;\" :: \"r\"(dst), "
+          "asm volatile(\"cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\" :: \"r\"(dst), "
           "\"l\"(src) : \"memory\");");
     }
     close();

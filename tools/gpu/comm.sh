@@ -30,6 +30,9 @@ hetero() { # ranks devices first-size last-size factor [env...]
   echo "== bench comm: 1 cuda rank on NCCL vs raw NCCL (layer overhead)"
   timeout 15 $f launch -n 1 --devices cuda:0 -- $f bench comm --device-buffers --nccl-peer \
     --no-mpi -b 8 -e 64M -f 8 -n 20 -w 3 2>&1 | tail -9
+  echo "== the same without the NCCL watchdog (FLAGSTONE_COMM_NCCL_WATCHDOG=0): its cost per call"
+  FLAGSTONE_COMM_NCCL_WATCHDOG=0 timeout 15 $f launch -n 1 --devices cuda:0 -- $f bench comm \
+    --device-buffers --nccl-peer --no-mpi -b 8 -e 64M -f 8 -n 20 -w 3 2>&1 | tail -8
   echo "== bench comm: hetero cuda:0 + cpu all-reduce with copy bound (shm arena)"
   hetero 2 cuda:0,cpu 1M 256M 4
   echo "== the same at 64-256 MiB with 4 and 32 MiB arena slots (default 16), and the ring (arena off)"

@@ -62,4 +62,25 @@ std::vector<std::string> target_names() {
   return names;
 }
 
+void marshal_args(const std::vector<LaunchArg>& args, std::vector<ArgSlot>* slots,
+                  std::vector<void*>* addresses) {
+  slots->assign(args.size(), ArgSlot{});
+  addresses->assign(args.size(), nullptr);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const LaunchArg& a = args[i];
+    ArgSlot& s = (*slots)[i];
+    if (a.kind == LaunchArg::Kind::kBuffer)
+      s.ptr = static_cast<char*>(a.handle) + a.byte_offset;
+    else if (a.kind == LaunchArg::Kind::kInt && a.dtype == DType::kI32)
+      s.i32 = static_cast<int32_t>(a.i);
+    else if (a.kind == LaunchArg::Kind::kInt)
+      s.i64 = a.i;
+    else if (a.dtype == DType::kF32)
+      s.f32 = static_cast<float>(a.f);
+    else
+      s.f64 = a.f;
+    (*addresses)[i] = &s;
+  }
+}
+
 }  // namespace flagstone::compiler

@@ -54,14 +54,6 @@ std::string compiler_identity() {
   return cmd + "=" + real + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtime);
 }
 
-union Slot {
-  void* p;
-  int32_t i32;
-  int64_t i64;
-  float f32;
-  double f64;
-};
-
 class CpuKernel final : public CompiledKernel {
  public:
   CpuKernel(void* handle, EntryFn entry, std::string name)
@@ -71,22 +63,9 @@ class CpuKernel final : public CompiledKernel {
   void launch(const runtime::Stream& stream, const Grid& grid,
               const std::vector<LaunchArg>& args) override {
     (void)stream;  // the cpu stream runs work in issue order on the calling thread
-    std::vector<Slot> slots(args.size());
-    std::vector<void*> ptrs(args.size());
-    for (size_t i = 0; i < args.size(); ++i) {
-      const LaunchArg& a = args[i];
-      if (a.kind == LaunchArg::Kind::kBuffer)
-        slots[i].p = static_cast<char*>(a.handle) + a.byte_offset;
-      else if (a.kind == LaunchArg::Kind::kInt && a.dtype == DType::kI32)
-        slots[i].i32 = static_cast<int32_t>(a.i);
-      else if (a.kind == LaunchArg::Kind::kInt)
-        slots[i].i64 = a.i;
-      else if (a.dtype == DType::kF32)
-        slots[i].f32 = static_cast<float>(a.f);
-      else
-        slots[i].f64 = a.f;
-      ptrs[i] = &slots[i];
-    }
+    std::vector<ArgSlot> slots;
+    std::vector<void*> ptrs;
+    marshal_args(args, &slots, &ptrs);
     EntryFn entry = entry_;
     void* const* argv = ptrs.data();
     int64_t gx = grid.x, gy = grid.y, gz = grid.z;

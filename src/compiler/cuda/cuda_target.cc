@@ -164,29 +164,9 @@ class CudaKernel final : public CompiledKernel {
 
   void launch(const runtime::Stream& stream, const Grid& grid,
               const std::vector<LaunchArg>& args) override {
-    union Slot {
-      unsigned long long ptr;
-      int i32;
-      long long i64;
-      float f32;
-      double f64;
-    };
-    std::vector<Slot> slots(args.size());
-    std::vector<void*> params(args.size());
-    for (size_t i = 0; i < args.size(); ++i) {
-      const LaunchArg& a = args[i];
-      if (a.kind == LaunchArg::Kind::kBuffer)
-        slots[i].ptr = reinterpret_cast<unsigned long long>(a.handle) + a.byte_offset;
-      else if (a.kind == LaunchArg::Kind::kInt && a.dtype == DType::kI32)
-        slots[i].i32 = static_cast<int>(a.i);
-      else if (a.kind == LaunchArg::Kind::kInt)
-        slots[i].i64 = a.i;
-      else if (a.dtype == DType::kF32)
-        slots[i].f32 = static_cast<float>(a.f);
-      else
-        slots[i].f64 = a.f;
-      params[i] = &slots[i];
-    }
+    std::vector<ArgSlot> slots;
+    std::vector<void*> params;
+    marshal_args(args, &slots, &params);
     ContextScope scope(device_);
     auto queue = static_cast<CUstream>(stream.impl().native_handle());
     check(driver().launch(fn_, static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y),

@@ -346,6 +346,8 @@ void run(const Options& o) {
                 device.spec().c_str(), device.info().name.c_str(), info.path.c_str(),
                 info.weight_types.c_str(), load_seconds,
                 info.decode_graph ? "recorded as a graph and replayed" : "run op by op");
+    if (!info.decode_graph_error.empty())
+      std::printf("recording the decode step failed: %s\n", info.decode_graph_error.c_str());
     if (!profile.empty()) {
       std::printf(
           "\nprofile of one decode step, op by op (device time from events around each op):\n");
@@ -396,6 +398,7 @@ void run(const Options& o) {
   out["load_seconds"] = load_seconds;
   out["repetitions"] = o.reps;
   out["decode_graph"] = info.decode_graph;
+  if (!info.decode_graph_error.empty()) out["decode_graph_error"] = info.decode_graph_error;
   if (!o.no_peak) {
     out["peak"] = {{"copy_gbps", peak.copy_gbps},
                    {"copy_bytes", peak.copy_bytes},

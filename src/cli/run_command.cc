@@ -194,6 +194,15 @@ class Session {
     return result;
   }
 
+  // Says once why the decode step could not be recorded as a graph (it then ran op by op).
+  void report_graph_error() {
+    const std::string& error = model_->info().decode_graph_error;
+    if (error.empty() || graph_error_reported_) return;
+    std::fprintf(stderr, "note: decode ran op by op; recording it as a CUDA graph failed: %s\n",
+                 error.c_str());
+    graph_error_reported_ = true;
+  }
+
   void reset() {
     generator_->reset();
     nlohmann::ordered_json kept = nlohmann::ordered_json::array();
@@ -209,6 +218,8 @@ class Session {
                  static_cast<long long>(i.parameters), i.weight_types.c_str(),
                  i.device.spec().c_str(), std::string(dtype_name(i.dtype)).c_str(),
                  static_cast<long long>(generator_->context()), load_seconds_);
+    if (i.decode_graph)
+      std::fprintf(stderr, "decode step: recorded as a CUDA graph and replayed\n");
   }
 
   const RunOptions& o_;
@@ -220,6 +231,7 @@ class Session {
   GenerationOptions options_;
   uint64_t seed_ = 0;
   double load_seconds_ = 0;
+  bool graph_error_reported_ = false;
 };
 
 void run(const RunOptions& o) {
@@ -235,6 +247,7 @@ void run(const RunOptions& o) {
     } else {
       std::fputc('\n', stdout);
       print_stats(result);
+      session.report_graph_error();
     }
     return;
   }
@@ -256,6 +269,7 @@ void run(const RunOptions& o) {
     } else {
       std::fputc('\n', stdout);
       if (o.verbose) print_stats(result);
+      session.report_graph_error();
     }
   }
 }

@@ -185,8 +185,18 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
     logits = decode_body(s, cache);
     if (graphs_ && !ops_.timer() && !s.graph.defined() && runtime::Graph::supported(device_)) {
       if (!graph_pool_) graph_pool_ = device_.allocator().create_pool();
-      s.graph = runtime::Graph::capture(
-          device_, [&] { s.logits = decode_body(s, cache); }, graph_pool_);
+      try {
+        s.graph = runtime::Graph::capture(
+            device_, [&] { s.logits = decode_body(s, cache); }, graph_pool_);
+      } catch (const Error& e) {
+        // An op that cannot be recorded (one that synchronizes, say) keeps this model op by op:
+        // slower, never wrong. The reason stays in info() for `bench model` and `run -v`.
+        graphs_ = false;
+        info_.decode_graph = false;
+        info_.decode_graph_error = e.what();
+        s.graph = runtime::Graph();
+        s.logits = Tensor();
+      }
     }
   }
   cache.advance(1);

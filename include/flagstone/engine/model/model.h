@@ -63,6 +63,8 @@ struct ModelInfo {
   std::string weight_types;  // "q8_0 x 14, f32 x 9"
   // Decode steps run as one recorded graph (CUDA with ModelOptions::graphs), else op by op.
   bool decode_graph = false;
+  // Why recording the decode step failed (the model then runs it op by op); empty otherwise.
+  std::string decode_graph_error;
 };
 
 // Device time of one op (or one kind of matrix product) over a profiled forward pass.

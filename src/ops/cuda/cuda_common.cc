@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "internal.h"
+#include "shape_rules.h"
 
 #include "add_impl.h"
 
@@ -35,30 +36,13 @@ void add_cuda(Registry& r, const std::string& op, std::vector<DType> dtypes, Ker
 }
 
 Shape broadcast_strides_of(const Tensor& t, const Shape& shape) {
-  Shape s(shape.size(), 0);
-  size_t lead = shape.size() - static_cast<size_t>(t.dim());
-  for (int d = 0; d < t.dim(); ++d) s[lead + d] = t.size(d) == 1 ? 0 : t.stride(d);
-  return s;
+  return broadcast_strides(t, shape);
 }
 
 NdLayout collapse_layout(const Shape& shape, const std::vector<Shape>& strides) {
-  // Drop size-1 dims, then merge dim d into d+1 when every operand steps over d+1 exactly.
-  std::vector<int64_t> sizes;
-  std::vector<std::vector<int64_t>> st(strides.size());
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    sizes.push_back(shape[d]);
-    for (size_t k = 0; k < strides.size(); ++k) st[k].push_back(strides[k][d]);
-  }
-  for (size_t d = sizes.size(); d-- > 1;) {
-    bool merge = true;
-    for (size_t k = 0; k < st.size(); ++k) merge = merge && st[k][d - 1] == st[k][d] * sizes[d];
-    if (!merge) continue;
-    sizes[d - 1] *= sizes[d];
-    for (size_t k = 0; k < st.size(); ++k) st[k][d - 1] = st[k][d];
-    sizes.erase(sizes.begin() + static_cast<int64_t>(d));
-    for (auto& s : st) s.erase(s.begin() + static_cast<int64_t>(d));
-  }
+  Shape sizes;
+  std::vector<Shape> st;
+  collapse_dims(shape, strides, sizes, st);
   FS_CHECK(sizes.size() <= static_cast<size_t>(kMaxLayoutDims), kUnsupported, "more than ",
            kMaxLayoutDims, " non-mergeable dims");
   NdLayout layout;

@@ -36,14 +36,6 @@ void launch(const Kernel& kernel, std::string_view op, const Device& device,
   kernel.launch(Stream::default_stream(device), grid, args, chosen);
 }
 
-Shape broadcast_strides(const Tensor& t, const Shape& shape) {
-  Shape s(shape.size(), 0);
-  size_t lead = shape.size() - t.shape().size();
-  for (size_t i = 0; i < t.shape().size(); ++i)
-    s[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
-  return s;
-}
-
 Collapsed collapse(const Shape& shape, const std::vector<Shape>& strides) {
   Collapsed c;
   c.strides.resize(strides.size());

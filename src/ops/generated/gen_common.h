@@ -10,6 +10,7 @@
 
 #include "flagstone/compiler/kernel.h"
 #include "flagstone/ops/registry.h"
+#include "shape_rules.h"
 
 namespace flagstone::ops::gen {
 
@@ -46,8 +47,7 @@ struct Collapsed {
   std::vector<Shape> strides;
 };
 Collapsed collapse(const Shape& shape, const std::vector<Shape>& strides);
-// Strides of `t` broadcast to `shape` (0 where t has size 1 or lacks the dim).
-Shape broadcast_strides(const Tensor& t, const Shape& shape);
+// broadcast_strides (shape_rules.h): strides of `t` broadcast to `shape`.
 // A view of t's storage with other sizes and strides (same offset).
 Tensor restride(const Tensor& t, const Shape& sizes, const Shape& strides);
 // Pads `c` with leading size-1 dims to `rank`.

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Full operator parity on the GPU machine, every family on every device (cpu, cuda:0, NVIDIA
-# OpenCL) in the default dispatch configuration, plus the movement and factory families with the
-# generated kernels enabled on cuda. Tallies per family/device/provider for docs/backends.md.
-# PARITY_FAMILIES (indices of the suite's families, default all) narrows the run. Output: $OUT/parity.txt.
+# Full operator parity on the GPU machine: every family on every device (cpu, cuda:0, NVIDIA
+# OpenCL) in the default dispatch configuration, with the tallies per family/device/provider for
+# docs/backends.md. PARITY_FAMILIES (the suite's family indices, default all) narrows the run.
+# Output: $OUT/parity.txt.
 o="$OUT/parity.txt"
 t=build-gpu/tests/ops/ops_parity_test
 {

@@ -330,6 +330,9 @@ void Arena::all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDa
       const char* src = in + first * esize;
       char* dst = out + first * esize;
       Portion own = portion(me_, n);
+      // The call descriptor and the result slot of this chunk's slot are free once every member
+      // has taken the chunk that used them before (a device member compares calls only then).
+      if (chunk + 1 > static_cast<uint32_t>(kSlots)) wait_all(op, kConsumed, chunk + 1 - kSlots);
       describe(chunk, n, dtype, redop);
       char* mine = slot(me_, chunk);
       parallel_copy(mine, src, 0, own.first, esize);
@@ -337,8 +340,6 @@ void Arena::all_reduce(HostOp& op, const char* in, char* out, size_t count, fsDa
       post(kPublished, chunk + 1);
       wait_all(op, kPublished, chunk + 1);
       if (op.check) compare_calls(op, chunk);
-      // The result slot is free once every member has taken the chunk that used it before.
-      if (chunk + 1 > static_cast<uint32_t>(kSlots)) wait_all(op, kConsumed, chunk + 1 - kSlots);
       reduce_portion(chunk, src, dst, own.first, own.end, dtype, redop, avg_divisor);
       post(kReduced, chunk + 1);
       wait_all(op, kReduced, chunk + 1);

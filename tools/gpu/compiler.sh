@@ -1,7 +1,7 @@
 #!/bin/bash
 # GPU check of the kernel compiler: the compiler test suites on cuda and NVIDIA OpenCL devices,
 # then `flagstone bench compiler` on cuda:0 and the NVIDIA OpenCL device. Output:
-# $OUT/compiler.txt. Budget: 130 s.
+# $OUT/compiler.txt. Budget: 90 s.
 o="$OUT/compiler.txt"
 b=build-gpu
 # NVRTC ships in the CUDA install; make sure dlopen finds it whatever the loader path says.
@@ -16,12 +16,10 @@ rm -rf "$FLAGSTONE_CACHE_DIR"
   $b/src/cli/flagstone info 2>&1 | head -30
   # The GEMM first: it is what this window is for.
   echo "== bench compiler --device cuda:0 (t=${SECONDS}s)"
-  timeout 50 $b/src/cli/flagstone bench compiler --device cuda:0 --json 2>&1 | tail -150
+  timeout 40 $b/src/cli/flagstone bench compiler --device cuda:0 --json 2>&1 | tail -150
   echo "== compiler_kernels_test (cuda + opencl devices) (t=${SECONDS}s)"
-  timeout 30 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
+  timeout 25 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
     --gtest_filter='*cuda*:*opencl*' 2>&1 | tail -60
-  echo "== compiler_cache_test (t=${SECONDS}s)"
-  timeout 15 $b/tests/compiler/compiler_cache_test --gtest_brief=1 2>&1 | tail -20
   ocl=$($b/src/cli/flagstone info --json 2>/dev/null | python3 -c '
 import json, sys
 try:
@@ -37,10 +35,10 @@ def walk(x):
         for v in x: walk(v)
 walk(info)')
   echo "== bench compiler --device ${ocl:-opencl:0} (t=${SECONDS}s)"
-  timeout 25 $b/src/cli/flagstone bench compiler --device "${ocl:-opencl:0}" --repeat 5 \
+  timeout 15 $b/src/cli/flagstone bench compiler --device "${ocl:-opencl:0}" --repeat 5 \
     --gemm 1024 2>&1 | tail -30
   echo "== gemm sizes on cuda:0 (best config each) (t=${SECONDS}s)"
-  for g in 2048 8192; do
+  for g in 8192; do
     timeout 15 $b/src/cli/flagstone bench compiler --device cuda:0 --gemm $g --size-mib 1 \
       --repeat 5 2>&1 | grep gemm
   done

@@ -113,7 +113,11 @@ TEST(Arena, DeviceMemberAndHostMembersAgreeWithTheSum) {
       auto arena = fc::Arena::open(setup, name, slot, rank == 0, nullptr);
       if (!arena) throw std::runtime_error("the arena could not be opened");
       // Several calls in a row (the chunk counters carry over), odd sizes, sum and average.
-      for (size_t count : {size_t{1}, size_t{1000}, size_t{1025}, size_t{40000}, size_t{3}}) {
+      // Sizes alternate so that a member running chunks ahead of the slow device member would
+      // meet a different call's chunk sizes (the descriptor of a slot must not be overwritten
+      // before every member compared it).
+      for (size_t count : {size_t{1}, size_t{1000}, size_t{1025}, size_t{40000}, size_t{3},
+                           size_t{9000}, size_t{5}, size_t{20000}, size_t{2}, size_t{4097}}) {
         for (fsRedOp_t redop : {fsSum, fsAvg, fsMax}) {
           std::vector<float> data(count), out(count, -99.0f);
           for (size_t i = 0; i < count; ++i) data[i] = value(rank, i);

@@ -233,14 +233,16 @@ struct DeviceCudnn {
   std::map<PlanKey, std::unique_ptr<Plan>> plans;
   // Graphs built with dynamic shapes share one compiled-kernel cache per (dtype, causal), so a
   // new sequence length reuses kernels instead of compiling (7 ms instead of 70-670 ms for a new
-  // prefill length on the H200); FLAGSTONE_CUDNN_DYNAMIC=0 turns it off.
+  // prefill length on the H200). Opt-in with FLAGSTONE_CUDNN_DYNAMIC=1: keyed only by dtype and
+  // causal, the cache handed back kernels of another head dim or stride layout and gave wrong
+  // results on the H200 (window 3), so it stays off until the key covers the whole shape.
   std::map<std::pair<int, bool>, Desc> kernel_caches;
 };
 
 bool dynamic_shapes() {
   static const bool on = [] {
     const char* env = std::getenv("FLAGSTONE_CUDNN_DYNAMIC");
-    return !(env && std::string(env) == "0") && cudnn().get_version() >= 90500;
+    return env && std::string(env) == "1" && cudnn().get_version() >= 90500;
   }();
   return on;
 }

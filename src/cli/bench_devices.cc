@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "bench_timing.h"
 #include "commands.h"
 #include "flagstone/runtime/device.h"
 
@@ -15,7 +16,6 @@ namespace {
 
 using runtime::Buffer;
 using runtime::Device;
-using runtime::Event;
 using runtime::Stream;
 
 struct Options {
@@ -24,23 +24,6 @@ struct Options {
   std::vector<std::string> devices;
   bool json = false;
 };
-
-template <typename Fn>
-double median_ms(const Device& device, const Stream& stream, int repeat, Fn&& fn) {
-  fn();  // warm-up: first-touch page faults and lazy initialization stay out of the numbers
-  stream.synchronize();
-  std::vector<double> times;
-  for (int i = 0; i < repeat; ++i) {
-    Event start(device), end(device);
-    start.record(stream);
-    fn();
-    end.record(stream);
-    end.synchronize();
-    times.push_back(start.elapsed_ms(end));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 nlohmann::json bench_device(const Device& device, const Options& options) {
   size_t bytes = static_cast<size_t>(options.size_mib * 1024 * 1024);

@@ -60,8 +60,7 @@ void build_factory(KernelBuilder& k, DType dtype, Kind kind) {
   Value fa = k.scalar_arg("fa", DType::kF32), fb = k.scalar_arg("fb", DType::kF32);
   Value ia = k.scalar_arg("ia", DType::kI64), ib = k.scalar_arg("ib", DType::kI64);
   Value n = k.scalar_arg("n", DType::kI32);
-  Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value mask = offs < n;
+  auto [offs, mask] = flat_block(k, n);
   Coords c = flat_coords(offs, out);
   Value where_to = flat_offset(c, out);
   Value i64 = offs.to(DType::kI64);

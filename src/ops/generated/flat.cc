@@ -3,6 +3,11 @@
 
 namespace flagstone::ops::gen {
 
+FlatBlock flat_block(KernelBuilder& k, Value n) {
+  Value offs = k.program_id(0) * k.meta("BLOCK") + k.arange(0, k.meta("BLOCK"));
+  return {offs, offs < n};
+}
+
 Coords flat_coords(Value offs, const TensorArg& shape) {
   Coords c;
   Value rest = offs;

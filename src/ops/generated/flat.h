@@ -14,6 +14,12 @@ namespace flagstone::ops::gen {
 inline constexpr int kFlatRank = 4;
 using Coords = std::array<Value, kFlatRank>;
 
+// The BLOCK (the "BLOCK" meta-parameter) consecutive flat element offsets this program takes,
+// and which of them are below n.
+struct FlatBlock {
+  Value offs, in_range;
+};
+FlatBlock flat_block(KernelBuilder& k, Value n);
 // Coordinates of the flat element offsets `offs` over the sizes of `shape`.
 Coords flat_coords(Value offs, const TensorArg& shape);
 // Element offset of the coordinates `c` in `t` (its strides).

@@ -93,8 +93,7 @@ void build_remap(KernelBuilder& k, DType dtype, Fold fold, Tri tri) {
   Value fill = k.scalar_arg("fill", DType::kI64);  // the fill value's bits
   Value diagonal = k.scalar_arg("diagonal", DType::kI32);
   Value n = k.scalar_arg("n", DType::kI32);
-  Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value valid = offs < n;
+  auto [offs, valid] = flat_block(k, n);
   auto c = flat_coords(offs, out);
   Coords src;
   for (int d = 0; d < kRank; ++d) {
@@ -245,8 +244,7 @@ void build_masked_fill(KernelBuilder& k, DType dtype) {
   TensorArg out = k.tensor_arg("out", dtype, kRank);
   Value fill = k.scalar_arg("fill", DType::kI64);  // the fill value's bits
   Value n = k.scalar_arg("n", DType::kI32);
-  Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value valid = offs < n;
+  auto [offs, valid] = flat_block(k, n);
   auto c = flat_coords(offs, out);
   Value m = k.load(mask.ptr + flat_offset(c, mask), valid, 0);
   Value v = k.load(in.ptr + flat_offset(c, in), valid, 0);
@@ -270,20 +268,23 @@ void masked_fill(KernelArgs& args) {
       out.device(), n, launch_args);
 }
 
-// out[c] = in[c with c[dim] = index[index_offset(c)]]; a negative index counts from the end.
+// Index values as torch reads them: a negative one counts from the end of the dim.
+Value from_end(KernelBuilder& k, Value i, Value size) {
+  return k.where(i < 0, i + size, i);
+}
+
+// out[c] = in[c with c[dim] = index[index_offset(c)]].
 void build_take(KernelBuilder& k, DType dtype, DType index_dtype, int dim) {
-  int64_t block = k.meta("BLOCK");
   TensorArg in = k.tensor_arg("in", dtype, kRank);
   TensorArg index = k.tensor_arg("index", index_dtype, kRank);
   TensorArg out = k.tensor_arg("out", dtype, kRank);
   Value n = k.scalar_arg("n", DType::kI32);
-  Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value mask = offs < n;
+  auto [offs, mask] = flat_block(k, n);
   auto c = flat_coords(offs, out);
   Value i = k.load(index.ptr + flat_offset(c, index), mask, 0).to(DType::kI32);
   Value size = in.size(dim);
   auto src = c;
-  src[static_cast<size_t>(dim)] = k.where(i < 0, i + size, i);
+  src[static_cast<size_t>(dim)] = from_end(k, i, size);
   k.store(out.ptr + flat_offset(c, out), k.load(in.ptr + flat_offset(src, in), mask, 0), mask);
 }
 
@@ -355,18 +356,16 @@ std::string index_supports(const KernelArgs& args) {
 // out[c with c[dim] = index[c]] = src[c] (or += with `accumulate`), over the coordinates of
 // index's sizes: scatter, scatter_add and index_put.
 void build_put(KernelBuilder& k, DType dtype, DType index_dtype, int dim, bool accumulate) {
-  int64_t block = k.meta("BLOCK");
   TensorArg src = k.tensor_arg("src", dtype, kRank);
   TensorArg index = k.tensor_arg("index", index_dtype, kRank);
   TensorArg out = k.tensor_arg("out", dtype, kRank);
   Value n = k.scalar_arg("n", DType::kI32);
-  Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value mask = offs < n;
+  auto [offs, mask] = flat_block(k, n);
   auto c = flat_coords(offs, index);
   Value i = k.load(index.ptr + flat_offset(c, index), mask, 0).to(DType::kI32);
   Value v = k.load(src.ptr + flat_offset(c, src), mask, 0);
   auto dst = c;
-  dst[static_cast<size_t>(dim)] = k.where(i < 0, i + out.size(dim), i);
+  dst[static_cast<size_t>(dim)] = from_end(k, i, out.size(dim));
   if (accumulate)
     k.atomic_add(out.ptr + flat_offset(dst, out), v, mask);
   else

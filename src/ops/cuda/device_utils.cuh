@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 
 #include "flagstone/base/dtype.h"
 
@@ -96,6 +98,54 @@ __device__ __forceinline__ void store_pack(T* p, const float (&in)[Pack<T>::kCou
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
+// A pack kept as its raw 16 bytes (4 registers) until used: an f16/bf16 row held this way takes
+// half the registers of f32 values, so a thread can keep twice the bytes in flight.
+template <typename T>
+__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[Pack<T>::kCount]) {
+  const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < Pack<T>::kCount; ++i) out[i] = to_f(v[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ uint4 pack(const float (&in)[Pack<T>::kCount]) {
+  uint4 raw;
+  if constexpr (sizeof(T) == 2) {
+    // Pairs convert with one instruction each (cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32).
+    uint32_t* w = reinterpret_cast<uint32_t*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (std::is_same_v<T, __half>) {
+        __half2 h = __floats2half2_rn(in[2 * i], in[2 * i + 1]);
+        w[i] = *reinterpret_cast<uint32_t*>(&h);
+      } else {
+        __nv_bfloat162 h = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
+        w[i] = *reinterpret_cast<uint32_t*>(&h);
+      }
+    }
+  } else {
+    T* v = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < Pack<T>::kCount; ++i) v[i] = from_f<T>(in[i]);
+  }
+  return raw;
+}
+
+// Loads and stores of data touched once: streaming (evict-first) when kStream, so a large input
+// does not push reused data (weights, tables) out of L2.
+template <bool kStream>
+__device__ __forceinline__ uint4 load16(const void* p) {
+  if constexpr (kStream) return __ldcs(reinterpret_cast<const uint4*>(p));
+  return *reinterpret_cast<const uint4*>(p);
+}
+template <bool kStream>
+__device__ __forceinline__ void store16(void* p, const uint4& v) {
+  if constexpr (kStream)
+    __stcs(reinterpret_cast<uint4*>(p), v);
+  else
+    *reinterpret_cast<uint4*>(p) = v;
+}
+
 __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
@@ -122,6 +172,107 @@ __device__ __forceinline__ float block_reduce(float v, float* scratch) {
   __syncthreads();
   float r = lane < warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
   return kMax ? warp_max(r) : warp_sum(r);
+}
+
+// Values of a one-barrier block reduction: Op has `V identity()` and `V merge(V, V)`; V is a
+// struct of floats. Every thread gets the result. `scratch` holds one V per warp and serves one
+// call (no barrier guards its reuse).
+template <typename V>
+__device__ __forceinline__ V shfl_xor_v(V v, int offset) {
+  static_assert(sizeof(V) % sizeof(float) == 0);
+  constexpr int K = sizeof(V) / sizeof(float);
+  float f[K];
+  memcpy(f, &v, sizeof(V));
+#pragma unroll
+  for (int k = 0; k < K; ++k) f[k] = __shfl_xor_sync(0xffffffffu, f[k], offset);
+  memcpy(&v, f, sizeof(V));
+  return v;
+}
+
+template <typename Op, typename V>
+__device__ __forceinline__ V warp_merge(V v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = Op::merge(v, shfl_xor_v(v, o));
+  return v;
+}
+
+template <typename Op, typename V>
+__device__ __forceinline__ V block_merge(V v, V* scratch) {
+  v = warp_merge<Op>(v);
+  const int warps = blockDim.x >> 5;
+  if (warps == 1) return v;
+  const int lane = threadIdx.x & 31;
+  if (lane == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  return warp_merge<Op>(lane < warps ? scratch[lane] : Op::identity());
+}
+
+struct SumOp {
+  static __device__ __forceinline__ float identity() { return 0.0f; }
+  static __device__ __forceinline__ float merge(float a, float b) { return a + b; }
+};
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+// Running max and the sum of exp(x - max) over the values seen.
+struct MaxSum {
+  float m, s;
+};
+struct MaxSumOp {
+  static __device__ __forceinline__ MaxSum identity() { return {-INFINITY, 0.0f}; }
+  static __device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
+    float m = fmaxf(a.m, b.m);
+    // A side that saw only -inf (or nothing) adds nothing; -inf - -inf would be NaN.
+    float sa = a.m == -INFINITY ? 0.0f : a.s * exp2f((a.m - m) * kLog2e);
+    float sb = b.m == -INFINITY ? 0.0f : b.s * exp2f((b.m - m) * kLog2e);
+    return {m, sa + sb};
+  }
+};
+
+// Count, mean and sum of squared deviations (Chan et al.'s parallel merge): the variance of a
+// row in one reduction without the cancellation of E[x^2] - E[x]^2.
+struct Moments {
+  float n, mean, m2;
+};
+struct MomentsOp {
+  static __device__ __forceinline__ Moments identity() { return {0.0f, 0.0f, 0.0f}; }
+  static __device__ __forceinline__ Moments merge(Moments a, Moments b) {
+    float n = a.n + b.n;
+    if (n == 0.0f) return a;
+    float d = b.mean - a.mean, fb = b.n / n;
+    return {n, a.mean + d * fb, a.m2 + b.m2 + d * d * a.n * fb};
+  }
+};
+
+// Tuning switch of the GPU windows: FLAGSTONE_CUDA_VARIANT=N picks kernel variant N of an op
+// (-1 when unset: the default).
+inline int tuning_variant() {
+  const char* v = std::getenv("FLAGSTONE_CUDA_VARIANT");
+  return v ? std::atoi(v) : -1;
+}
+
+// Loads pack threadIdx.x + k * blockDim.x of the row for k < P, every load issued before any
+// is used. Packs past the row are left unset (callers test `owns`).
+template <int P, bool kStream, typename T>
+__device__ __forceinline__ void load_raw(const T* row, uint32_t packs, uint4 (&raw)[P]) {
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    uint32_t p = threadIdx.x + k * blockDim.x;
+    if (p < packs) raw[k] = load16<kStream>(row + size_t{p} * Pack<T>::kCount);
+  }
+}
+
+__device__ __forceinline__ bool owns(int k, uint32_t packs) {
+  return threadIdx.x + k * blockDim.x < packs;
+}
+
+template <int P, bool kStream, typename T>
+__device__ __forceinline__ void store_raw(T* row, uint32_t packs, const uint4 (&raw)[P]) {
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    uint32_t p = threadIdx.x + k * blockDim.x;
+    if (p < packs) store16<kStream>(row + size_t{p} * Pack<T>::kCount, raw[k]);
+  }
 }
 
 // Grid size for a grid-stride loop over `work` items with `threads` per block.

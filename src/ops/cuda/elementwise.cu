@@ -33,6 +33,34 @@ __global__ void binary_packed(T* out, const T* a, const T* b, float alpha, int64
   }
 }
 
+// Same, without a period and with U packs per thread loaded before any is used (more bytes in
+// flight per thread) and 32-bit pack indices (the launcher checks packs < 2^32).
+template <typename T, BinaryKind K, int U>
+__global__ void binary_packed_u(T* out, const T* a, const T* b, float alpha, uint32_t packs) {
+  constexpr int N = Pack<T>::kCount;
+  const uint32_t base = blockIdx.x * (U * blockDim.x) + threadIdx.x;
+  uint4 ra[U], rb[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    uint32_t p = base + u * blockDim.x;
+    if (p < packs) {
+      ra[u] = *reinterpret_cast<const uint4*>(a + size_t{p} * N);
+      rb[u] = *reinterpret_cast<const uint4*>(b + size_t{p} * N);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    uint32_t p = base + u * blockDim.x;
+    if (p >= packs) continue;
+    float x[N], y[N];
+    unpack<T>(ra[u], x);
+    unpack<T>(rb[u], y);
+#pragma unroll
+    for (int i = 0; i < N; ++i) x[i] = apply<K>(x[i], y[i], alpha);
+    *reinterpret_cast<uint4*>(out + size_t{p} * N) = pack<T>(x);
+  }
+}
+
 template <typename T, BinaryKind K>
 __global__ void binary_tail(T* out, const T* a, const T* b, float alpha, int64_t begin, int64_t n,
                             int64_t b_period) {
@@ -97,7 +125,16 @@ cudaError_t binary_typed(void* out, const void* a, const void* b, float alpha, i
                   15u) == 0;
   // Packs need b's period to be a whole number of packs too.
   int64_t packs = aligned && b_period % N == 0 ? n / N : 0;
-  if (packs > 0)
+  int v = tuning_variant();
+  if (packs > 0 && b_period == 0 && packs <= (int64_t{1} << 28) && (v == 1 || v == 2)) {
+    auto up = static_cast<uint32_t>(packs);
+    if (v == 1)
+      binary_packed_u<T, K, 2>
+          <<<grid_for((packs + 1) / 2, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, up);
+    else
+      binary_packed_u<T, K, 4>
+          <<<grid_for((packs + 3) / 4, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, up);
+  } else if (packs > 0)
     binary_packed<T, K>
         <<<grid_for(packs, kThreads), kThreads, 0, stream>>>(o, x, y, alpha, packs, b_period);
   if (packs * N < n)

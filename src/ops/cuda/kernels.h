@@ -137,6 +137,21 @@ struct SampleArgs {
   int64_t* out = nullptr;
 };
 cudaError_t launch_sample(DType dtype, const SampleArgs& args, cudaStream_t stream);
+// multinomial over rows of non-negative weights [rows, n] with the reference's draws (sample s
+// of row r takes Philox element r * samples + s). Without replacement n is at most
+// kMaxMultinomialN (one bit per category in shared memory). The first invalid row is reported
+// in *status as row * 4 + kind (0: a negative/inf/NaN weight, 1: zero sum, 2: too few nonzero
+// weights); all ones when every row is valid.
+inline constexpr int64_t kMaxMultinomialN = int64_t{1} << 18;
+struct MultinomialArgs {
+  const void* probs = nullptr;
+  int64_t rows = 0, n = 0, samples = 1;
+  bool replacement = false;
+  uint64_t seed = 0, offset = 0;
+  int64_t* out = nullptr;
+  unsigned long long* status = nullptr;
+};
+cudaError_t launch_multinomial(DType dtype, const MultinomialArgs& args, cudaStream_t stream);
 
 // ---- quant.cu ----
 enum class QuantFormat { kInt8, kQ8_0, kQ4_0 };

@@ -64,26 +64,41 @@ __device__ __forceinline__ void load_table(const void* base, DType dtype, bool v
 }
 
 // The 16-byte path: one thread per group of N rotation pairs (neox: a pack from each half;
-// gpt-j: two adjacent packs of interleaved pairs) or per pack of the pass-through tail. Needs
-// half and the tail to be whole packs, x/out aligned and fewer than 2^31 items (32-bit index
-// arithmetic), which the launcher checks.
-template <typename T>
+// gpt-j: two adjacent packs of interleaved pairs) or per pack of the pass-through tail, in K
+// consecutive heads of one token (the table entries are loaded once for the K heads and all 2K
+// packs are in flight together). Needs half and the tail to be whole packs, x/out aligned,
+// heads a multiple of K and fewer than 2^31 items (32-bit index arithmetic), which the launcher
+// checks.
+template <typename T, int K>
 __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, bool table_vec) {
   constexpr int N = Pack<T>::kCount;
   const uint32_t rot_groups = static_cast<uint32_t>(a.half / N);
   const uint32_t groups = rot_groups + static_cast<uint32_t>((a.head_dim - 2 * a.half) / N);
-  const uint32_t heads = static_cast<uint32_t>(a.heads);
+  const uint32_t head_blocks = static_cast<uint32_t>(a.heads) / K;
+  const uint32_t hd = static_cast<uint32_t>(a.head_dim), half = static_cast<uint32_t>(a.half);
   for (uint32_t it = blockIdx.x * blockDim.x + threadIdx.x; it < items;
        it += gridDim.x * blockDim.x) {
-    const uint32_t row = it / groups, g = it - row * groups;
-    const T* xi = x + int64_t{row} * a.head_dim;
-    T* o = out + int64_t{row} * a.head_dim;
+    const uint32_t rest = it / groups, g = it - rest * groups;
+    const uint32_t token = rest / head_blocks;
+    const size_t row0 = size_t{rest} * K;  // first of the K rows (token * heads + head)
     if (g >= rot_groups) {
-      const int64_t c = 2 * a.half + int64_t{g - rot_groups} * N;
-      *reinterpret_cast<uint4*>(o + c) = *reinterpret_cast<const uint4*>(xi + c);
+      const uint32_t c = 2 * half + (g - rot_groups) * N;
+      uint4 t[K];
+#pragma unroll
+      for (int k = 0; k < K; ++k) t[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + c);
+#pragma unroll
+      for (int k = 0; k < K; ++k) *reinterpret_cast<uint4*>(out + (row0 + k) * hd + c) = t[k];
       continue;
     }
-    const int64_t p = load_index(a.positions, a.positions_i64, row / heads);
+    // Offsets of the two packs of this group within a row.
+    const uint32_t o1 = a.neox ? g * N : 2 * g * N, o2 = a.neox ? half + g * N : 2 * g * N + N;
+    uint4 u[K], v[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      u[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + o1);
+      v[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + o2);
+    }
+    const int64_t p = load_index(a.positions, a.positions_i64, token);
     const bool bad = p < 0 || p >= a.max_positions;
     float c[N], s[N];
     if (bad) {
@@ -93,31 +108,30 @@ __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, 
       load_table<T, N>(a.cos, a.table_dtype, table_vec, p * a.half + int64_t{g} * N, c);
       load_table<T, N>(a.sin, a.table_dtype, table_vec, p * a.half + int64_t{g} * N, s);
     }
-    float u[N], v[N], ru[N], rv[N];
-    if (a.neox) {
-      // Pair i = g*N + j is (first[i], second[i]) with second = first + half.
-      load_pack(xi + g * N, u);
-      load_pack(xi + a.half + g * N, v);
 #pragma unroll
-      for (int j = 0; j < N; ++j) {
-        ru[j] = u[j] * c[j] - v[j] * s[j];
-        rv[j] = v[j] * c[j] + u[j] * s[j];
-      }
-      store_pack(o + g * N, ru);
-      store_pack(o + a.half + g * N, rv);
-    } else {
-      // Pairs g*N .. g*N+N-1 are the 2N elements from 2*g*N: N/2 pairs in each pack.
-      load_pack(xi + 2 * g * N, u);
-      load_pack(xi + 2 * g * N + N, v);
+    for (int k = 0; k < K; ++k) {
+      float fu[N], fv[N], ru[N], rv[N];
+      unpack<T>(u[k], fu);
+      unpack<T>(v[k], fv);
+      if (a.neox) {
+        // Pair i = g*N + j is (first[i], second[i]) with second = first + half.
 #pragma unroll
-      for (int j = 0; j < N / 2; ++j) {
-        ru[2 * j] = u[2 * j] * c[j] - u[2 * j + 1] * s[j];
-        ru[2 * j + 1] = u[2 * j + 1] * c[j] + u[2 * j] * s[j];
-        rv[2 * j] = v[2 * j] * c[N / 2 + j] - v[2 * j + 1] * s[N / 2 + j];
-        rv[2 * j + 1] = v[2 * j + 1] * c[N / 2 + j] + v[2 * j] * s[N / 2 + j];
+        for (int j = 0; j < N; ++j) {
+          ru[j] = fu[j] * c[j] - fv[j] * s[j];
+          rv[j] = fv[j] * c[j] + fu[j] * s[j];
+        }
+      } else {
+        // Pairs g*N .. g*N+N-1 are the 2N elements from 2*g*N: N/2 pairs in each pack.
+#pragma unroll
+        for (int j = 0; j < N / 2; ++j) {
+          ru[2 * j] = fu[2 * j] * c[j] - fu[2 * j + 1] * s[j];
+          ru[2 * j + 1] = fu[2 * j + 1] * c[j] + fu[2 * j] * s[j];
+          rv[2 * j] = fv[2 * j] * c[N / 2 + j] - fv[2 * j + 1] * s[N / 2 + j];
+          rv[2 * j + 1] = fv[2 * j + 1] * c[N / 2 + j] + fv[2 * j] * s[N / 2 + j];
+        }
       }
-      store_pack(o + 2 * g * N, ru);
-      store_pack(o + 2 * g * N + N, rv);
+      *reinterpret_cast<uint4*>(out + (row0 + k) * hd + o1) = pack<T>(ru);
+      *reinterpret_cast<uint4*>(out + (row0 + k) * hd + o2) = pack<T>(rv);
     }
   }
 }
@@ -221,6 +235,73 @@ __global__ void cross_entropy_rows(CrossEntropyArgs a) {
   }
 }
 
+// Max, rescaled sum of exps and plain sum (label smoothing) of a row, merged in one barrier.
+struct CeAcc {
+  float m, s, sum;
+};
+struct CeOp {
+  static __device__ __forceinline__ CeAcc identity() { return {-INFINITY, 0.0f, 0.0f}; }
+  static __device__ __forceinline__ CeAcc merge(CeAcc a, CeAcc b) {
+    MaxSum r = MaxSumOp::merge({a.m, a.s}, {b.m, b.s});
+    return {r.m, r.s, a.sum + b.sum};
+  }
+};
+
+// One row per block with the whole row loaded at once (P packs per thread, streaming loads:
+// the logits are read once), the target logit fetched alongside, one barrier.
+template <typename T, int P, bool kStream>
+__global__ void __launch_bounds__(P >= 16 ? 256 : 1024) cross_entropy_raw(CrossEntropyArgs a) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ CeAcc scratch[32];
+  const uint32_t packs = static_cast<uint32_t>(a.classes / N);
+  const T* row = static_cast<const T*>(a.logits) + size_t{blockIdx.x} * a.classes;
+  uint4 raw[P];
+  load_raw<P, kStream>(row, packs, raw);
+  int64_t target = 0;
+  float picked = 0;
+  if (threadIdx.x == 0) {
+    target = load_index(a.target, a.target_i64, blockIdx.x);
+    if (target >= 0 && target < a.classes) picked = to_f(row[target]);
+  }
+  float m = -INFINITY, sum = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) m = fmaxf(m, v[j]), sum += v[j];
+  }
+  float s = 0, ml = m * kLog2e;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+  }
+  CeAcc r = block_merge<CeOp>(CeAcc{m, m == -INFINITY ? 0.0f : s, sum}, scratch);
+  if (threadIdx.x != 0) return;
+  float loss, count = 1;
+  if (target == a.ignore_index) {
+    loss = 0, count = 0;
+  } else if (target < 0 || target >= a.classes) {
+    loss = NAN;
+  } else {
+    float lse = r.m + logf(r.s);
+    float sum_logp = r.sum - static_cast<float>(a.classes) * lse;
+    loss = (1 - a.label_smoothing) * (lse - picked) -
+           a.label_smoothing * sum_logp / static_cast<float>(a.classes);
+  }
+  if (a.reduction == 0) {
+    static_cast<T*>(a.out)[blockIdx.x] = from_f<T>(loss);
+  } else {
+    a.losses[blockIdx.x] = loss;
+    a.losses[a.rows + blockIdx.x] = count;
+  }
+}
+
 template <typename T>
 __global__ void cross_entropy_reduce(CrossEntropyArgs a) {
   __shared__ float scratch[32];
@@ -244,8 +325,28 @@ cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) 
     }
     return cudaGetLastError();
   }
-  int threads = a.classes >= 4096 ? 512 : a.classes >= 512 ? 256 : 64;
-  cross_entropy_rows<T><<<static_cast<unsigned>(a.rows), threads, 0, stream>>>(a);
+  auto grid = static_cast<unsigned>(a.rows);
+  constexpr int N = Pack<T>::kCount;
+  int v = tuning_variant();
+  bool raw = v > 0 && a.classes % N == 0 && a.classes < (int64_t{1} << 31) &&
+             (reinterpret_cast<uintptr_t>(a.logits) & 15u) == 0;
+  int p = v == 2 ? 4 : v == 4 ? 16 : 8;
+  int64_t t = (a.classes / N + p - 1) / p;
+  t = (t + 31) / 32 * 32;
+  if (raw && t <= (p >= 16 ? 256 : 1024)) {
+    int threads = static_cast<int>(t);
+    if (v == 2)
+      cross_entropy_raw<T, 4, true><<<grid, threads, 0, stream>>>(a);
+    else if (v == 3)
+      cross_entropy_raw<T, 8, false><<<grid, threads, 0, stream>>>(a);
+    else if (v == 4)
+      cross_entropy_raw<T, 16, true><<<grid, threads, 0, stream>>>(a);
+    else
+      cross_entropy_raw<T, 8, true><<<grid, threads, 0, stream>>>(a);
+  } else {
+    int threads = a.classes >= 4096 ? 512 : a.classes >= 512 ? 256 : 64;
+    cross_entropy_rows<T><<<grid, threads, 0, stream>>>(a);
+  }
   if (a.reduction != 0) cross_entropy_reduce<T><<<1, 1024, 0, stream>>>(a);
   return cudaGetLastError();
 }
@@ -263,9 +364,16 @@ cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
     if (items == 0) return cudaSuccess;
     bool table_vec =
         ((reinterpret_cast<uintptr_t>(a.cos) | reinterpret_cast<uintptr_t>(a.sin)) & 15u) == 0;
-    rotary_packed<T><<<grid_for(items, 256), 256, 0, stream>>>(
-        static_cast<T*>(a.out), static_cast<const T*>(a.x), a, static_cast<uint32_t>(items),
-        table_vec);
+    auto* o = static_cast<T*>(a.out);
+    auto* xi = static_cast<const T*>(a.x);
+    int v = tuning_variant();
+    int k = v == 1 ? 2 : v == 2 ? 4 : v == 3 ? 8 : 1;
+    if (a.heads % k != 0) k = 1;
+    auto it = static_cast<uint32_t>(items / k);
+    if (k == 2) rotary_packed<T, 2><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
+    if (k == 4) rotary_packed<T, 4><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
+    if (k == 8) rotary_packed<T, 8><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
+    if (k == 1) rotary_packed<T, 1><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
     return cudaGetLastError();
   }
   int tx = 32;

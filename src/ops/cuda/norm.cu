@@ -2,11 +2,13 @@
 // add) and layer_norm. One block per row. Rows of whole 16-byte packs up to 8192 packs live in
 // registers (read once, every load in flight together); other rows are read once into a shared
 // f32 cache when they fit (12k elements), else re-read from global memory (L2).
+#include <algorithm>
 #include <initializer_list>
 #include <utility>
 
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
+#include "cuda/rows.cuh"
 
 namespace flagstone::ops::cuda {
 namespace {
@@ -308,6 +310,20 @@ std::pair<int, int> regs_plan(int64_t n, int max_per, std::initializer_list<cons
   return {0, 0};
 }
 
+// Threads of a register-row kernel holding P packs per thread (a multiple of 32, at most 1024),
+// or 0 when the row is not whole aligned packs or does not fit.
+template <typename T>
+int raw_threads(int64_t n, int p, std::initializer_list<const void*> pointers,
+                int max_threads = 1024) {
+  constexpr int N = Pack<T>::kCount;
+  if (n % N != 0 || n >= (int64_t{1} << 31)) return 0;
+  for (const void* ptr : pointers)
+    if (ptr && (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0) return 0;
+  int64_t threads = (n / N + p - 1) / p;
+  threads = (threads + 31) / 32 * 32;
+  return threads <= max_threads ? static_cast<int>(threads) : 0;
+}
+
 // Threads per row: enough that each owns about four 16-byte packs, 32..1024.
 template <typename T>
 int row_threads(int64_t n) {
@@ -325,6 +341,36 @@ cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, boo
                           cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
   auto grid = static_cast<unsigned>(rows);
+  if (int v = tuning_variant(); v > 0) {
+    auto* o = static_cast<T*>(out);
+    auto* xi = static_cast<const T*>(x);
+    auto un = static_cast<uint32_t>(n);
+    if (v == 4) {
+      int t = raw_threads<T>(n, 8, {out, x});
+      size_t bytes = static_cast<size_t>(n) * sizeof(T);
+      if (t > 0 && bytes <= 160 * 1024) {
+        static bool attr = false;  // tuning only: one device
+        if (!attr) {
+          cudaFuncSetAttribute(rows::softmax_smem<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               160 * 1024);
+          attr = true;
+        }
+        rows::softmax_smem<T><<<grid, std::min(t, 512), bytes, stream>>>(o, xi, un, log);
+        return cudaGetLastError();
+      }
+    }
+    int p = v == 2 ? 4 : 8;
+    int t = raw_threads<T>(n, p, {out, x});
+    if (t > 0) {
+      if (v == 2)
+        rows::softmax_raw<T, 4, false><<<grid, t, 0, stream>>>(o, xi, un, log);
+      else if (v == 3)
+        rows::softmax_raw<T, 8, true><<<grid, t, 0, stream>>>(o, xi, un, log);
+      else
+        rows::softmax_raw<T, 8, false><<<grid, t, 0, stream>>>(o, xi, un, log);
+      return cudaGetLastError();
+    }
+  }
   auto [per, threads] = regs_plan<T>(n, 8, {out, x});
   if (per == 4)
     softmax_regs<T, 4>
@@ -350,6 +396,23 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   auto* xi = static_cast<const T*>(x);
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
+  if (int v = tuning_variant(); v > 0) {
+    int p = v == 2 ? 8 : v == 4 ? 2 : 4;
+    int t =
+        raw_threads<T>(n, p, {out, residual_out, x, residual, weight}, rows::norm_max_threads(p));
+    auto un = static_cast<uint32_t>(n);
+    if (t > 0) {
+      if (v == 2)
+        rows::rms_raw<T, 8, true><<<grid, t, 0, stream>>>(o, ro, xi, ri, wi, un, eps);
+      else if (v == 3)
+        rows::rms_raw<T, 4, false><<<grid, t, 0, stream>>>(o, ro, xi, ri, wi, un, eps);
+      else if (v == 4)
+        rows::rms_raw<T, 2, true><<<grid, t, 0, stream>>>(o, ro, xi, ri, wi, un, eps);
+      else
+        rows::rms_raw<T, 4, true><<<grid, t, 0, stream>>>(o, ro, xi, ri, wi, un, eps);
+      return cudaGetLastError();
+    }
+  }
   if (per == 4) rms_regs<T, 4><<<grid, threads, 0, stream>>>(o, ro, xi, ri, wi, n, eps);
   if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);
@@ -369,6 +432,22 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
+  if (int v = tuning_variant(); v > 0) {
+    int p = v == 2 ? 8 : v == 4 ? 2 : 4;
+    int t = raw_threads<T>(n, p, {out, x, weight, bias}, rows::norm_max_threads(p));
+    auto un = static_cast<uint32_t>(n);
+    if (t > 0) {
+      if (v == 2)
+        rows::layer_norm_raw<T, 8, true><<<grid, t, 0, stream>>>(o, xi, wi, bi, un, eps);
+      else if (v == 3)
+        rows::layer_norm_raw<T, 4, false><<<grid, t, 0, stream>>>(o, xi, wi, bi, un, eps);
+      else if (v == 4)
+        rows::layer_norm_raw<T, 2, true><<<grid, t, 0, stream>>>(o, xi, wi, bi, un, eps);
+      else
+        rows::layer_norm_raw<T, 4, true><<<grid, t, 0, stream>>>(o, xi, wi, bi, un, eps);
+      return cudaGetLastError();
+    }
+  }
   if (per == 4) layer_norm_regs<T, 4><<<grid, threads, 0, stream>>>(o, xi, wi, bi, n, eps);
   if (per != 0) return cudaGetLastError();
   size_t smem = cache_bytes(n);

@@ -1,6 +1,5 @@
-// cuda native selection ops on the last dim: argmax/argmin, topk, and the token sampler (greedy,
-// or temperature with top-k up to 1024, top-p after top-k, min-p: sampler.cu). top-p without
-// top-k, which needs a full sort of the row, is refused and served by the cpu.
+// cuda native selection ops on the last dim: argmax/argmin, topk, the token sampler (greedy, or
+// temperature with top-k up to 1024, top-p, min-p: sampler.cu) and seeded multinomial.
 #include "cuda/cuda_common.h"
 #include "internal.h"
 
@@ -28,9 +27,46 @@ std::string last_dim_supports(const KernelArgs& args) {
   return "";
 }
 
+void multinomial(KernelArgs& args) {
+  const Tensor& x = args.inputs[0];
+  MultinomialArgs a;
+  a.probs = data_of(x);
+  a.n = x.shape().back();
+  a.rows = x.dim() == 2 ? x.size(0) : 1;
+  a.samples = args.attrs.int_at("num_samples");
+  a.replacement = args.attrs.get_bool("replacement", false);
+  a.seed = static_cast<uint64_t>(args.attrs.get_int("seed", 0));
+  a.offset = static_cast<uint64_t>(args.attrs.get_int("offset", 0));
+  a.out = static_cast<int64_t*>(data_of(args.outputs[0]));
+  Tensor status = Tensor::empty({1}, DType::kI64, args.device);
+  a.status = static_cast<unsigned long long*>(data_of(status));
+  cudaStream_t stream = stream_for(args.device);
+  check_launch(launch_multinomial(x.dtype(), a, stream), args.op, args.device);
+  // The reference raises on invalid weights; the device reports the first bad row, which costs
+  // one wait for the stream (sampling ends a step anyway).
+  unsigned long long st = 0;
+  check_launch(cudaMemcpyAsync(&st, a.status, sizeof st, cudaMemcpyDeviceToHost, stream), args.op,
+               args.device);
+  check_launch(cudaStreamSynchronize(stream), args.op, args.device);
+  if (st == ~0ull) return;
+  unsigned long long row = st / 4, kind = st % 4;
+  FS_CHECK(kind != 0, kInvalidArgument, "op 'multinomial': row ", row,
+           " has a negative, infinite or NaN weight");
+  FS_CHECK(kind != 1, kInvalidArgument, "op 'multinomial': row ", row, " sums to zero");
+  FS_CHECK(false, kInvalidArgument, "op 'multinomial': row ", row, " has fewer than ", a.samples,
+           " nonzero weights to draw without replacement");
+}
+
 }  // namespace
 
 void register_cuda_sample(Registry& r) {
+  add_cuda(r, "multinomial", kHalfAndF32, multinomial, false, [](const KernelArgs& args) {
+    const Tensor& x = args.inputs[0];
+    if (x.dim() == 2 && x.size(0) >= (int64_t{1} << 31)) return std::string("2^31 rows or more");
+    if (!args.attrs.get_bool("replacement", false) && x.shape().back() > kMaxMultinomialN)
+      return std::string("more than 2^18 categories without replacement");
+    return std::string();
+  });
   for (const char* op : {"argmax", "argmin"}) {
     bool largest = std::string_view(op) == "argmax";
     add_cuda(

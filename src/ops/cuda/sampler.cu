@@ -3,7 +3,7 @@
 // by radix select on the logits' bit patterns, sorts them in shared memory, and applies the
 // filters and the inverse-CDF walk in double, in the reference's order, on one thread. Without
 // top-k the kept set is an edge key (top-p: searched on float masses, settled in double) and a
-// min-p threshold, and the walk is a block-wide scan.
+// min-p threshold, and the walk is a block-wide scan. multinomial walks the same way.
 #include <cstdint>
 
 #include "cuda/device_utils.cuh"
@@ -345,7 +345,115 @@ __global__ void __launch_bounds__(kThreads) sample_rows(SampleArgs a) {
   if (tid == 0) a.out[blockIdx.x] = last;
 }
 
+// Index of the first kept category whose running probability exceeds u (the reference's
+// inverse CDF, q in double, scanned a block-width chunk at a time), or the last kept one.
+template <typename Q>
+__device__ int64_t walk_cdf(int64_t n, float u, Q q_of, double* dscratch, int* iscratch) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  double carry = 0;
+  int64_t last = -1;
+  for (int64_t base = 0; base < n; base += blockDim.x) {
+    int64_t j = base + tid;
+    double q = j < n ? q_of(j) : 0.0;
+    double incl = q;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      double up = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += up;
+    }
+    __syncthreads();
+    if (lane == 31) dscratch[warp] = incl;
+    __syncthreads();
+    double before = 0, chunk = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) {
+      if (w < warp) before += dscratch[w];
+      chunk += dscratch[w];
+    }
+    bool hit = q > 0 && u < carry + before + incl;
+    int first = hit ? tid : kThreads;
+    first = -static_cast<int>(
+        block_reduce<true>(-static_cast<float>(first), reinterpret_cast<float*>(iscratch)));
+    if (first < kThreads) return base + first;
+    int has = q > 0 ? tid : -1;
+    int top = static_cast<int>(
+        block_reduce<true>(static_cast<float>(has), reinterpret_cast<float*>(iscratch)));
+    if (top >= 0) last = base + top;
+    carry += chunk;
+  }
+  return last;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) multinomial_rows(MultinomialArgs a) {
+  extern __shared__ uint32_t taken[];  // without replacement: drawn categories, one bit each
+  __shared__ double dscratch[32];
+  __shared__ int iscratch[32];
+  const T* row = static_cast<const T*>(a.probs) + blockIdx.x * a.n;
+  const int tid = threadIdx.x;
+  auto fail = [&](unsigned long long kind) {
+    if (tid == 0) atomicMin(a.status, blockIdx.x * 4ull + kind);
+  };
+  double total = 0, bad = 0;
+  for (int64_t j = tid; j < a.n; j += blockDim.x) {
+    double w = to_f(row[j]);
+    if (!(w >= 0) || isinf(w)) bad = 1;
+    total += w;
+  }
+  bad = block_sum(bad, dscratch);
+  total = block_sum(total, dscratch);
+  if (bad > 0) return fail(0);
+  if (!(total > 0)) return fail(1);
+  const int64_t words = (a.n + 31) / 32;
+  if (!a.replacement)
+    for (int64_t w = tid; w < words; w += blockDim.x) taken[w] = 0;
+  __syncthreads();
+  auto weight = [&](int64_t j) -> double {
+    if (!a.replacement && ((taken[j >> 5] >> (j & 31)) & 1u)) return 0.0;
+    return to_f(row[j]);
+  };
+  for (int64_t s = 0; s < a.samples; ++s) {
+    double sum = total;
+    if (!a.replacement) {
+      sum = 0;
+      for (int64_t j = tid; j < a.n; j += blockDim.x) sum += weight(j);
+      sum = block_sum(sum, dscratch);
+      if (!(sum > 0)) return fail(2);
+    }
+    const int64_t at = static_cast<int64_t>(blockIdx.x) * a.samples + s;
+    const float u = uniform_at(a.seed, a.offset, static_cast<uint64_t>(at));
+    int64_t j = walk_cdf(
+        a.n, u, [&](int64_t i) { return weight(i) / sum; }, dscratch, iscratch);
+    if (tid == 0) {
+      a.out[at] = j;
+      if (!a.replacement && j >= 0) taken[j >> 5] |= 1u << (j & 31);
+    }
+    __syncthreads();
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_multinomial(DType dtype, const MultinomialArgs& args, cudaStream_t stream) {
+  cudaError_t st = cudaMemsetAsync(args.status, 0xff, sizeof(unsigned long long), stream);
+  if (st != cudaSuccess || args.rows == 0) return st;
+  if (!args.replacement && args.n > kMaxMultinomialN) return cudaErrorInvalidValue;
+  auto grid = static_cast<unsigned>(args.rows);
+  size_t smem = args.replacement ? 0 : static_cast<size_t>((args.n + 31) / 32) * 4;
+  switch (dtype) {
+    case DType::kF32:
+      multinomial_rows<float><<<grid, kThreads, smem, stream>>>(args);
+      break;
+    case DType::kF16:
+      multinomial_rows<__half><<<grid, kThreads, smem, stream>>>(args);
+      break;
+    case DType::kBF16:
+      multinomial_rows<__nv_bfloat16><<<grid, kThreads, smem, stream>>>(args);
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
 
 cudaError_t launch_sample(DType dtype, const SampleArgs& args, cudaStream_t stream) {
   if (args.rows == 0) return cudaSuccess;

@@ -1,0 +1,221 @@
+// Row kernels that hold their row as raw 16-byte packs in registers (softmax, rms_norm,
+// layer_norm) or in shared memory (softmax through cp.async); included by norm.cu only.
+#pragma once
+
+#include "cuda/device_utils.cuh"
+
+namespace flagstone::ops::cuda::rows {
+
+// Most threads per block of the rms/layer_norm kernels holding P packs per thread (and so the
+// register budget the compiler gets: 64K / threads).
+constexpr int norm_max_threads(int p) {
+  return p <= 2 ? 1024 : p == 4 ? 512 : 256;
+}
+
+// softmax / log_softmax of one row per block: one read, one barrier (the max and the rescaled
+// sum merge together), one write; exp as FMA + exp2.
+template <typename T, int P, bool kStream>
+__global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t n, bool log) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ MaxSum scratch[32];
+  const uint32_t packs = n / N;
+  const size_t base = size_t{blockIdx.x} * n;
+  uint4 raw[P];
+  load_raw<P, kStream>(x + base, packs, raw);
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) m = fmaxf(m, v[j]);
+  }
+  float s = 0, ml = m * kLog2e;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+  }
+  MaxSum r = block_merge<MaxSumOp>(MaxSum{m, m == -INFINITY ? 0.0f : s}, scratch);
+  // An all -inf row has max -inf: exp2(-inf + inf) is NaN, as in eager PyTorch.
+  const float rl = r.m * kLog2e, inv = 1.0f / r.s, shift = r.m + logf(r.s);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = log ? v[j] - shift : exp2f(fmaf(v[j], kLog2e, -rl)) * inv;
+    raw[k] = pack<T>(v);
+  }
+  store_raw<P, kStream>(out + base, packs, raw);
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+#else
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+#endif
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// softmax with the row copied into shared memory by cp.async: the bytes in flight are not
+// limited by registers. Each thread reads back only the packs it copied, so the copy needs no
+// barrier.
+template <typename T>
+__global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_t n, bool log) {
+  constexpr int N = Pack<T>::kCount;
+  extern __shared__ uint4 row[];
+  __shared__ MaxSum scratch[32];
+  const uint32_t packs = n / N;
+  const size_t base = size_t{blockIdx.x} * n;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x)
+    cp_async16(row + p, x + base + size_t{p} * N);
+  cp_async_wait_all();
+  float m = -INFINITY;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    float v[N];
+    unpack<T>(row[p], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) m = fmaxf(m, v[j]);
+  }
+  float s = 0, ml = m * kLog2e;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    float v[N];
+    unpack<T>(row[p], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+  }
+  MaxSum r = block_merge<MaxSumOp>(MaxSum{m, m == -INFINITY ? 0.0f : s}, scratch);
+  const float rl = r.m * kLog2e, inv = 1.0f / r.s;
+  const float shift = r.m + logf(r.s);
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    float v[N];
+    unpack<T>(row[p], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = log ? v[j] - shift : exp2f(fmaf(v[j], kLog2e, -rl)) * inv;
+    store16<true>(out + base + size_t{p} * N, pack<T>(v));
+  }
+}
+
+// rms_norm (optionally fused with the residual add) with the row in registers; the weight is
+// loaded before the reduction (kPrefetch) so its latency hides behind the barrier.
+template <typename T, int P, bool kPrefetch>
+__global__ void __launch_bounds__(norm_max_threads(P))
+    rms_raw(T* out, T* residual_out, const T* x, const T* residual, const T* w, uint32_t n,
+            float eps) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ float scratch[32];
+  const uint32_t packs = n / N;
+  const size_t base = size_t{blockIdx.x} * n;
+  uint4 raw[P], wr[P];
+  load_raw<P, false>(x + base, packs, raw);
+  if (residual) {
+    uint4 rr[P];
+    load_raw<P, false>(residual + base, packs, rr);
+    // The residual stream is kept in T: round the sum, store it, and normalize what was stored.
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!owns(k, packs)) continue;
+      float v[N], r[N];
+      unpack<T>(raw[k], v);
+      unpack<T>(rr[k], r);
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] += r[j];
+      raw[k] = pack<T>(v);
+    }
+    store_raw<P, false>(residual_out + base, packs, raw);
+  }
+  if (kPrefetch && w) load_raw<P, false>(w, packs, wr);
+  float ss = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) ss = fmaf(v[j], v[j], ss);
+  }
+  ss = block_merge<SumOp>(ss, scratch);
+  const float scale = rsqrtf(ss / static_cast<float>(n) + eps);
+  if (!kPrefetch && w) load_raw<P, false>(w, packs, wr);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N], wv[N];
+    unpack<T>(raw[k], v);
+    if (w) unpack<T>(wr[k], wv);
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = v[j] * scale * (w ? wv[j] : 1.0f);
+    raw[k] = pack<T>(v);
+  }
+  store_raw<P, false>(out + base, packs, raw);
+}
+
+// layer_norm with the row in registers: mean and variance in one barrier (per-thread moments
+// merged pairwise), weight and bias loaded before it.
+template <typename T, int P, bool kPrefetch>
+__global__ void __launch_bounds__(norm_max_threads(P))
+    layer_norm_raw(T* out, const T* x, const T* w, const T* b, uint32_t n, float eps) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ Moments scratch[32];
+  const uint32_t packs = n / N;
+  const size_t base = size_t{blockIdx.x} * n;
+  uint4 raw[P], wr[P], br[P];
+  load_raw<P, false>(x + base, packs, raw);
+  if (kPrefetch && w) load_raw<P, false>(w, packs, wr);
+  if (kPrefetch && b) load_raw<P, false>(b, packs, br);
+  float sum = 0, cnt = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+    cnt += N;
+#pragma unroll
+    for (int j = 0; j < N; ++j) sum += v[j];
+  }
+  const float mean = cnt > 0 ? sum / cnt : 0.0f;
+  float m2 = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      float d = v[j] - mean;
+      m2 = fmaf(d, d, m2);
+    }
+  }
+  Moments r = block_merge<MomentsOp>(Moments{cnt, mean, m2}, scratch);
+  const float rstd = rsqrtf(r.m2 / static_cast<float>(n) + eps);
+  if (!kPrefetch && w) load_raw<P, false>(w, packs, wr);
+  if (!kPrefetch && b) load_raw<P, false>(b, packs, br);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!owns(k, packs)) continue;
+    float v[N], wv[N], bv[N];
+    unpack<T>(raw[k], v);
+    if (w) unpack<T>(wr[k], wv);
+    if (b) unpack<T>(br[k], bv);
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      v[j] = (v[j] - r.mean) * rstd * (w ? wv[j] : 1.0f) + (b ? bv[j] : 0.0f);
+    raw[k] = pack<T>(v);
+  }
+  store_raw<P, false>(out + base, packs, raw);
+}
+
+}  // namespace flagstone::ops::cuda::rows

@@ -1,0 +1,172 @@
+// Times the cuda row kernels (softmax, rms_norm, layer_norm, rotary, cross_entropy; add and mul)
+// on the shapes of `flagstone bench ops`, once per kernel variant (FLAGSTONE_CUDA_VARIANT), after
+// checking each variant against the cpu implementation. A tuning tool for the GPU windows, not a
+// test: it asserts nothing about speed and prints one line per (op, dtype, tokens, variant).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ops/ops_test_util.h"
+
+namespace {
+
+using namespace flagstone;
+using namespace flagstone::ops;
+
+struct Case {
+  std::vector<Tensor> inputs;
+  Attrs attrs;
+  double bytes = 0;
+  int64_t reduction = 1;  // length the tolerance scales with
+};
+
+constexpr int64_t kHidden = 4096, kHeads = 32, kHeadDim = 128, kVocab = 32000;
+
+Case make(const std::string& op, int64_t t, DType dt, const Device& dev, int64_t n = 0) {
+  Case c;
+  double es = static_cast<double>(dtype_size(dt)), T = static_cast<double>(t);
+  uint64_t seed = 7;
+  auto randn = [&](const Shape& s) { return ops::randn(s, seed++, 0, dt, dev); };
+  if (op == "add" || op == "mul") {
+    n = n ? n : kHidden;
+    c.inputs = {randn({t, n}), randn({t, n})};
+    c.bytes = 3 * T * static_cast<double>(n) * es;
+  } else if (op == "softmax") {
+    n = n ? n : kVocab;
+    c.inputs = {randn({t, n})};
+    c.attrs.set("dim", int64_t{-1});
+    c.bytes = 2 * T * static_cast<double>(n) * es;
+    c.reduction = n;
+  } else if (op == "rms_norm") {
+    n = n ? n : kHidden;
+    c.inputs = {randn({t, n}), randn({n})};
+    c.attrs.set("eps", 1e-6);
+    c.bytes = (2 * T + 1) * static_cast<double>(n) * es;
+    c.reduction = n;
+  } else if (op == "layer_norm") {
+    n = n ? n : kHidden;
+    c.inputs = {randn({t, n}), randn({n}), randn({n})};
+    c.attrs.set("eps", 1e-5).set("normalized_ndim", int64_t{1});
+    c.bytes = (2 * T + 2) * static_cast<double>(n) * es;
+    c.reduction = n;
+  } else if (op == "rotary_embedding") {
+    int64_t heads = n ? n : kHeads;
+    auto [cos, sin] = ops::rope_cache(t, kHeadDim, 10000.0, {}, dt, dev);
+    c.inputs = {randn({t, heads, kHeadDim}), ops::arange(t, dev), cos, sin};
+    c.attrs.set("style", "neox");
+    c.bytes = 2 * T * static_cast<double>(heads * kHeadDim) * es + T * kHeadDim * es + 8 * T;
+  } else {
+    n = n ? n : kVocab;
+    c.inputs = {randn({t, n}), ops::randint(0, n, {t}, seed++, 0, DType::kI64, dev)};
+    c.attrs.set("reduction", "mean");
+    c.bytes = T * static_cast<double>(n) * es + 8 * T;
+    c.reduction = n * t;
+  }
+  dev.synchronize();
+  return c;
+}
+
+void set_variant(int v) {
+  if (v <= 0)
+    unsetenv("FLAGSTONE_CUDA_VARIANT");
+  else
+    setenv("FLAGSTONE_CUDA_VARIANT", std::to_string(v).c_str(), 1);
+}
+
+// Median of single-call times with device events, as `flagstone bench ops` measures kernel_us.
+double median_us(const Device& dev, const std::function<void()>& fn, int reps = 15) {
+  for (int i = 0; i < 3; ++i) fn();
+  Stream stream = Stream::default_stream(dev);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    runtime::Event a(dev), b(dev);
+    a.record(stream);
+    fn();
+    b.record(stream);
+    b.synchronize();
+    t.push_back(1e3 * a.elapsed_ms(b));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Empty when `v` matches the cpu implementation on a row of the bench's length and on an odd
+// one (a tail of packs the threads do not divide evenly).
+std::string check(const std::string& op, DType dt, const Device& dev, const Device& cpu) {
+  int64_t odd = op == "rotary_embedding"                   ? 8
+                : op == "softmax" || op == "cross_entropy" ? 1000
+                                                           : 4104;
+  for (int64_t n : {int64_t{0}, odd}) {
+    Case c = make(op, 37, dt, dev, n);
+    std::vector<Tensor> host;
+    for (const Tensor& x : c.inputs) host.push_back(x.to(cpu));
+    Tensor want = call(op, host, c.attrs)[0];
+    Tensor got = call(op, c.inputs, c.attrs)[0].to(cpu);
+    std::string diff = testing::compare(got, want, testing::tolerance(dt, c.reduction));
+    if (!diff.empty()) return diff;
+  }
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    auto devices = runtime::devices_of("cuda");
+    if (devices.empty()) {
+      std::printf("no CUDA device\n");
+      return 0;
+    }
+    const Device& dev = devices[0];
+    Device cpu = Device::get("cpu");
+    std::string only = argc > 1 ? argv[1] : "";
+    // The copy peak as `flagstone bench ops` measures it: 1 GiB device copy, read + write.
+    size_t bytes = size_t{1} << 30;
+    runtime::Buffer a = runtime::Buffer::allocate(dev, bytes),
+                    b = runtime::Buffer::allocate(dev, bytes);
+    Stream stream = Stream::default_stream(dev);
+    runtime::fill_bytes(stream, a, 0, bytes, 1);
+    double copy_us = median_us(
+        dev, [&] { runtime::copy_device_to_device(stream, b, 0, a, 0, bytes); }, 5);
+    double peak = 2.0 * static_cast<double>(bytes) / (copy_us * 1e3);
+    std::printf("# %s: copy peak %.1f GB/s\n", dev.info().name.c_str(), peak);
+    std::printf("#%-17s %-5s %6s %3s %10s %8s %6s %8s  %s\n", "op", "dtype", "tokens", "var",
+                "kernel_us", "GB/s", "%copy", "vs_var0", "check");
+    struct Op {
+      std::string name;
+      int variants;
+    };
+    std::vector<Op> ops_list = {
+        {"softmax", 4},          {"rms_norm", 4}, {"layer_norm", 4}, {"cross_entropy", 4},
+        {"rotary_embedding", 3}, {"add", 2},      {"mul", 2}};
+    for (const Op& op : ops_list) {
+      if (!only.empty() && only != op.name) continue;
+      for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+        for (int64_t tokens : {int64_t{8192}, int64_t{1024}}) {
+          if (dt != DType::kBF16 && tokens != 8192) continue;
+          Case c = make(op.name, tokens, dt, dev);
+          double base = 0;
+          for (int v = 0; v <= op.variants; ++v) {
+            set_variant(v);
+            std::string diff = tokens == 8192 ? check(op.name, dt, dev, cpu) : "";
+            double us = median_us(dev, [&] { call(op.name, c.inputs, c.attrs); });
+            if (v == 0) base = us;
+            double gbps = c.bytes / (us * 1e3);
+            std::printf(" %-17s %-5s %6lld %3d %10.2f %8.1f %6.1f %8.3f  %s\n", op.name.c_str(),
+                        dtype_name(dt).data(), static_cast<long long>(tokens), v, us, gbps,
+                        100 * gbps / peak, base / us, diff.empty() ? "ok" : diff.c_str());
+            std::fflush(stdout);
+          }
+          set_variant(0);
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    std::printf("error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

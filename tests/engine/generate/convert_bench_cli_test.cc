@@ -3,23 +3,18 @@
 // invocations fail with a message naming the problem.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "engine/generate/cli_runner.h"
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/generate/generator.h"
 
 namespace flagstone::engine {
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out, err;
-};
+using Outcome = testing::CliOutcome;
 
 // A tiny chat model (tokenizer and template included) in a new folder under `parent`.
 std::string tiny_model(const std::string& parent) {
@@ -28,19 +23,7 @@ std::string tiny_model(const std::string& parent) {
 }
 
 Outcome cli(const std::string& args) {
-  const std::string err_path = ::testing::TempDir() + "/flagstone_cli_stderr.txt";
-  const std::string command = std::string(FLAGSTONE_CLI) + " " + args + " 2>" + err_path;
-  Outcome result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.out.append(buffer.data(), n);
-  result.status = ::pclose(pipe);
-  std::ifstream in(err_path, std::ios::binary);
-  result.err.assign(std::istreambuf_iterator<char>(in), {});
-  return result;
+  return testing::run_flagstone(args);
 }
 
 TEST(ConvertCli, GgufRunsWithTheLibrarysGreedyTokens) {

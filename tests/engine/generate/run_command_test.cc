@@ -3,13 +3,11 @@
 // conversation, and bad invocations fail with a message.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/generate/cli_runner.h"
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/generate/generator.h"
 #include "flagstone/engine/tokenizer/chat_template.h"
@@ -17,31 +15,10 @@
 namespace flagstone::engine {
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr (the ops library may log fallback notices there)
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using Outcome = testing::CliOutcome;
 
 Outcome run_cli(const std::string& args, const std::string& input = "") {
-  const std::string err_path = ::testing::TempDir() + "/flagstone_run_stderr.txt";
-  std::string command = std::string(FLAGSTONE_CLI) + " run " + args + " 2>" + err_path;
-  if (!input.empty()) command = "printf '" + input + "' | " + command;
-  Outcome result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.out.append(buffer.data(), n);
-  result.status = ::pclose(pipe);
-  result.err = read_file(err_path);
-  return result;
+  return testing::run_flagstone("run " + args, input);
 }
 
 class RunCommandTest : public ::testing::Test {

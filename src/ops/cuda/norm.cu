@@ -396,6 +396,17 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   auto* xi = static_cast<const T*>(x);
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
+  if (int v = tuning_variant(); v == 5 && !residual) {
+    int t = raw_threads<T>(n, 4, {out, x, weight}, 512);
+    if (t > 0) {
+      size_t smem = static_cast<size_t>(n) * sizeof(T);
+      if (smem <= 48 * 1024) {
+        rows::norm_async<T, 4, false>
+            <<<grid, t, smem, stream>>>(o, xi, wi, nullptr, static_cast<uint32_t>(n), eps);
+        return cudaGetLastError();
+      }
+    }
+  }
   if (int v = tuning_variant(); v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;
     int t =
@@ -432,6 +443,17 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
+  if (int v = tuning_variant(); v == 5) {
+    int t = raw_threads<T>(n, 4, {out, x, weight, bias}, 512);
+    if (t > 0) {
+      size_t smem = static_cast<size_t>(n) * sizeof(T);
+      if (smem <= 48 * 1024) {
+        rows::norm_async<T, 4, true>
+            <<<grid, t, smem, stream>>>(o, xi, wi, bi, static_cast<uint32_t>(n), eps);
+        return cudaGetLastError();
+      }
+    }
+  }
   if (int v = tuning_variant(); v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;
     int t = raw_threads<T>(n, p, {out, x, weight, bias}, rows::norm_max_threads(p));

@@ -275,6 +275,23 @@ __device__ __forceinline__ void store_raw(T* row, uint32_t packs, const uint4 (&
   }
 }
 
+// 16 bytes from global to shared memory without a register round trip (cp.async, sm_80+);
+// wait_async_copies waits for this thread's copies.
+__device__ __forceinline__ void copy16_async(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+#else
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+#endif
+}
+
+__device__ __forceinline__ void wait_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
 // Grid size for a grid-stride loop over `work` items with `threads` per block.
 inline unsigned grid_for(int64_t work, int threads) {
   int64_t blocks = (work + threads - 1) / threads;

@@ -2,6 +2,7 @@
 // dtype), embedding row gather, and softmax cross entropy with ignore_index and label smoothing.
 // Indices that are out of range cannot raise on the device: their outputs become NaN (0xff bytes
 // for embedding rows), so a bad position or token is visible rather than a silent wrong value.
+#include <algorithm>
 #include <type_traits>
 
 #include "cuda/device_utils.cuh"
@@ -247,6 +248,9 @@ struct CeOp {
   }
 };
 
+template <typename T>
+__device__ void ce_finish(const CrossEntropyArgs& a, CeAcc r, int64_t target, float picked);
+
 // One row per block with the whole row loaded at once (P packs per thread, streaming loads:
 // the logits are read once), the target logit fetched alongside, one barrier.
 template <typename T, int P, bool kStream>
@@ -282,7 +286,48 @@ __global__ void __launch_bounds__(P >= 16 ? 256 : 1024) cross_entropy_raw(CrossE
     for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
   }
   CeAcc r = block_merge<CeOp>(CeAcc{m, m == -INFINITY ? 0.0f : s, sum}, scratch);
-  if (threadIdx.x != 0) return;
+  if (threadIdx.x == 0) ce_finish<T>(a, r, target, picked);
+}
+
+// The same with the row copied into shared memory by cp.async: bytes in flight without
+// registers, so three 64 KiB rows fit per SM.
+template <typename T>
+__global__ void __launch_bounds__(1024) cross_entropy_async(CrossEntropyArgs a) {
+  constexpr int N = Pack<T>::kCount;
+  extern __shared__ uint4 crow[];
+  __shared__ CeAcc scratch[32];
+  const uint32_t packs = static_cast<uint32_t>(a.classes / N);
+  const T* row = static_cast<const T*>(a.logits) + size_t{blockIdx.x} * a.classes;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x)
+    copy16_async(crow + p, row + size_t{p} * N);
+  int64_t target = 0;
+  float picked = 0;
+  if (threadIdx.x == 0) {
+    target = load_index(a.target, a.target_i64, blockIdx.x);
+    if (target >= 0 && target < a.classes) picked = to_f(row[target]);
+  }
+  wait_async_copies();
+  float m = -INFINITY, sum = 0;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    float v[N];
+    unpack<T>(crow[p], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) m = fmaxf(m, v[j]), sum += v[j];
+  }
+  float s = 0, ml = m * kLog2e;
+  for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    float v[N];
+    unpack<T>(crow[p], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+  }
+  CeAcc r = block_merge<CeOp>(CeAcc{m, m == -INFINITY ? 0.0f : s, sum}, scratch);
+  if (threadIdx.x == 0) ce_finish<T>(a, r, target, picked);
+}
+
+// Thread 0 of a row's block: the row's loss from its merged statistics.
+template <typename T>
+__device__ void ce_finish(const CrossEntropyArgs& a, CeAcc r, int64_t target, float picked) {
   float loss, count = 1;
   if (target == a.ignore_index) {
     loss = 0, count = 0;
@@ -333,7 +378,16 @@ cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) 
   int p = v == 2 ? 4 : v == 4 ? 16 : 8;
   int64_t t = (a.classes / N + p - 1) / p;
   t = (t + 31) / 32 * 32;
-  if (raw && t <= (p >= 16 ? 256 : 1024)) {
+  size_t row_bytes = static_cast<size_t>(a.classes) * sizeof(T);
+  if (raw && v == 5 && t <= 1024 && row_bytes <= 96 * 1024) {
+    static bool attr = false;  // tuning only: one device
+    if (!attr) {
+      cudaFuncSetAttribute(cross_entropy_async<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           96 * 1024);
+      attr = true;
+    }
+    cross_entropy_async<T><<<grid, std::min<int>(static_cast<int>(t), 512), row_bytes, stream>>>(a);
+  } else if (raw && t <= (p >= 16 ? 256 : 1024)) {
     int threads = static_cast<int>(t);
     if (v == 2)
       cross_entropy_raw<T, 4, true><<<grid, threads, 0, stream>>>(a);

@@ -55,21 +55,6 @@ __global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t
   store_raw<P, kStream>(out + base, packs, raw);
 }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-#else
-  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
-#endif
-}
-
-__device__ __forceinline__ void cp_async_wait_all() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
-#endif
-}
-
 // softmax with the row copied into shared memory by cp.async: the bytes in flight are not
 // limited by registers. Each thread reads back only the packs it copied, so the copy needs no
 // barrier.
@@ -81,8 +66,8 @@ __global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_
   const uint32_t packs = n / N;
   const size_t base = size_t{blockIdx.x} * n;
   for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x)
-    cp_async16(row + p, x + base + size_t{p} * N);
-  cp_async_wait_all();
+    copy16_async(row + p, x + base + size_t{p} * N);
+  wait_async_copies();
   float m = -INFINITY;
   for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x) {
     float v[N];
@@ -232,12 +217,12 @@ __global__ void __launch_bounds__(512)
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     uint32_t p = threadIdx.x + k * blockDim.x;
-    if (p < packs) cp_async16(srow + p, x + base + size_t{p} * N);
+    if (p < packs) copy16_async(srow + p, x + base + size_t{p} * N);
   }
   uint4 wr[P], br[P];
   if (w) load_raw<P, false>(w, packs, wr);
   if (kLayer && b) load_raw<P, false>(b, packs, br);
-  cp_async_wait_all();
+  wait_async_copies();
   float sum = 0, cnt = 0;
 #pragma unroll
   for (int k = 0; k < P; ++k) {

@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       int variants;
     };
     std::vector<Op> ops_list = {
-        {"softmax", 4},          {"rms_norm", 5}, {"layer_norm", 5}, {"cross_entropy", 4},
+        {"softmax", 4},          {"rms_norm", 5}, {"layer_norm", 5}, {"cross_entropy", 5},
         {"rotary_embedding", 3}, {"add", 2},      {"mul", 2}};
     for (const Op& op : ops_list) {
       if (!only.empty() && only != op.name) continue;

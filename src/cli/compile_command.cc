@@ -26,6 +26,7 @@ struct Options {
   std::string emit = "source";
   std::string device;
   int64_t threads = 0;
+  int arch = 0;
   bool json = false;
 };
 
@@ -85,6 +86,7 @@ void run(const Options& o) {
   compiler::CodegenOptions options;
   // Without a device the thread count is the target's usual one for the kernel's num_warps.
   options.threads = o.threads > 0 ? o.threads : o.target == "cpu" ? 1 : optimized.num_warps() * 32;
+  options.arch = o.arch;
   std::cout << target.codegen(optimized, options);
 }
 
@@ -112,11 +114,16 @@ void register_compile_command(CLI::App& app) {
                   "Compile for this device (e.g. cuda:0) and store the result in the disk cache "
                   "($FLAGSTONE_CACHE_DIR) instead of printing")
       ->excludes("--threads");
+  cmd->add_option("--arch", options->arch,
+                  "Device architecture the source is for, as the target numbers it (cuda: 90 for "
+                  "sm_90, whose GEMM loops use warpgroup MMA; default: generic)")
+      ->excludes("--device");
   cmd->add_flag("--json", options->json, "With --device: print the result as JSON");
   cmd->footer(
       "Kernels are stored with ir::print(kernel.optimized(config)) or written by hand.\n"
       "Examples:\n"
       "  flagstone compile softmax.ir --target cuda           generated CUDA C++\n"
+      "  flagstone compile gemm.ir --arch 90                  CUDA C++ for sm_90 (Hopper)\n"
       "  flagstone compile softmax.ir --emit optimized        IR after folding, CSE, masks\n"
       "  flagstone compile softmax.ir --device cuda:0         warm the compile cache");
   cmd->callback([options] { run(*options); });

@@ -599,8 +599,8 @@ std::string Emitter::run(int64_t* local_bytes) {
 }
 
 std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
-                        int64_t* local_bytes) {
-  return Emitter(fn, dialect, threads).run(local_bytes);
+                        int64_t* local_bytes, int arch) {
+  return Emitter(fn, dialect, threads, arch).run(local_bytes);
 }
 
 }  // namespace flagstone::compiler

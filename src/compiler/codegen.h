@@ -31,8 +31,10 @@ inline constexpr int64_t kCudaStaticSharedLimit = 48 * 1024;
 //           offset_in_elements); scalars by value.
 //   cuda:   extern "C" __global__ void fs_kernel(...): pointers as device addresses.
 // f16/bf16 are stored as 16-bit integers and computed in f32 with results rounded back.
+// `arch` (cuda: 90 for sm_90) unlocks architecture-specific lowerings: on sm_90 a GEMM K loop
+// that fits becomes warpgroup MMA (wgmma), which needs the code compiled for sm_90a.
 std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
-                        int64_t* local_bytes);
+                        int64_t* local_bytes, int arch = 0);
 
 // The storage C type a dialect uses for a dtype in memory (for argument marshalling).
 size_t storage_size(DType dtype);

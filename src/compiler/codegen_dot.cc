@@ -29,6 +29,10 @@ void Emitter::plan_mma(const ir::Block& b) {
     std::vector<int64_t> shape = {m, n};
     if (mma_.count(shape)) continue;
     int64_t warps = threads_ / 32;
+    if (wgmma_shape(m, n, k)) {  // sm_90: one warp per 16-row strip, as wgmma lays out its rows
+      mma_[shape] = MmaLayout{m, n, warps, 1, 16, n};
+      continue;
+    }
     double best = std::numeric_limits<double>::infinity();
     MmaLayout chosen;
     for (int64_t wm = 1; wm <= warps; ++wm) {

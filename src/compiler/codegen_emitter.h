@@ -22,8 +22,8 @@ using ir::ValueId;
 // Emits one kernel; see emit_source in codegen.h for the thread/tile model.
 class Emitter {
  public:
-  Emitter(const ir::Function& fn, Dialect dialect, int64_t threads)
-      : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads) {}
+  Emitter(const ir::Function& fn, Dialect dialect, int64_t threads, int arch)
+      : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads), arch_(arch) {}
 
   std::string run(int64_t* local_bytes);
 
@@ -153,14 +153,23 @@ class Emitter {
   };
   bool gemm_loop(const Op& op);
   bool mma_store(const Op& op);
-  void emit_gemm_operand(const std::string& prefix, const GemmOperand& o);
+  // The 16-byte chunk index of chunk `ch` of row `r` in a shared tile with `per_row` chunks per
+  // row: rows == 0 the ldmatrix swizzle, else wgmma's 128-byte swizzle for a tile of `rows`.
+  static std::string tile_chunk(int64_t rows, int64_t per_row, const std::string& r,
+                                const std::string& ch);
+  void emit_gemm_operand(const std::string& prefix, const GemmOperand& o, bool wgmma);
   void emit_gemm_fragments(const MmaLayout& l, const GemmShape& g, const std::string& af,
                            const std::string& bf, const std::string& kk);
   void emit_gemm_mma(const MmaLayout& l, const GemmShape& g, const std::string& out,
                      const std::string& af, const std::string& bf);
   void emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, const GemmShape& g,
                           const std::string& out);
-  void emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand& a, const GemmOperand& b);
+  void emit_gemm_loop(const Op& op, const MmaLayout& l, GemmOperand a, GemmOperand b);
+  // sm_90 (codegen_wgmma.cc): whether a dot's m x n result with k-wide tiles runs as warpgroup
+  // MMA (each warp one 16-row strip, as wgmma's m64 accumulators lie), and its K loop.
+  bool wgmma_tile(const MmaLayout& l, int64_t k, int64_t n) const;
+  bool wgmma_shape(int64_t m, int64_t n, int64_t k) const;
+  void emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const std::string& out);
   // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the
   // loop variable and loop-invariant values is issued one iteration ahead into registers, so
   // its latency overlaps the iteration's compute. False when the load does not qualify.
@@ -169,6 +178,7 @@ class Emitter {
   const ir::Function& fn_;
   Dialect d_;
   int64_t threads_;
+  int arch_;  // cuda: sm_XX as XX (90: the wgmma GEMM lowering); 0 otherwise
   std::string body_;
   int indent_ = 1;
   int counter_ = 0;

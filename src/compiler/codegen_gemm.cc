@@ -15,213 +15,6 @@
 
 namespace flagstone::compiler {
 
-namespace {
-
-bool zero(const std::string& s) {
-  return s == "0";
-}
-std::string add(const std::string& a, const std::string& b) {
-  if (zero(a)) return b;
-  if (zero(b)) return a;
-  return "(" + a + " + " + b + ")";
-}
-std::string sub(const std::string& a, const std::string& b) {
-  if (zero(b)) return a;
-  return "(" + a + " - " + b + ")";
-}
-std::string mul(const std::string& a, const std::string& b) {
-  if (zero(a) || zero(b)) return "0";
-  if (a == "1") return b;
-  if (b == "1") return a;
-  return "(" + a + " * " + b + ")";
-}
-std::string cmin(const std::string& a, const std::string& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return "(" + a + " < " + b + " ? " + a + " : " + b + ")";
-}
-std::string land(const std::string& a, const std::string& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return "(" + a + " && " + b + ")";
-}
-
-}  // namespace
-
-const Op* Emitter::def_of(ValueId v) {
-  if (defs_.empty())
-    ir::walk(fn_.body, [&](const Op& o) {
-      for (ValueId r : o.results) defs_[r] = &o;
-    });
-  auto it = defs_.find(v);
-  return it == defs_.end() ? nullptr : it->second;
-}
-
-// An integer or pointer value as base + sum over axes of coef[axis] * index[axis], in 64-bit C
-// expressions; values defined before the loop enter by name, the loop variable as `fs_k`.
-Emitter::Affine Emitter::affine(ValueId v, const GemmScope& scope) {
-  Affine a;
-  const Type& t = fn_.type(v);
-  a.coef.assign(static_cast<size_t>(t.rank()), "0");
-  if (v == scope.iv) {
-    a.base = "(long long)fs_k";
-    a.iv_degree = 1;
-    a.ok = true;
-    return a;
-  }
-  if (!t.is_tile() && !scope.defs->count(v) && names_.count(v)) {
-    a.base = "(long long)" + name(v);
-    if (t.pointer) {
-      auto r = roots_.find(v);
-      if (r == roots_.end()) return a;
-      a.root = r->second;
-    }
-    a.ok = true;
-    return a;
-  }
-  const Op* op = def_of(v);
-  if (!op || op->results.size() != 1) return a;
-  auto operand = [&](size_t i) { return affine(op->operands[i], scope); };
-  switch (op->kind) {
-    case OpKind::kConstant:
-      if (is_floating(t.dtype) || t.pointer) return a;
-      a.base = std::to_string(op->ivalue) + "LL";
-      a.ok = true;
-      return a;
-    case OpKind::kArange:
-      a.base = std::to_string(op->attrs[0]) + "LL";
-      a.coef[0] = "1";
-      a.ok = true;
-      return a;
-    case OpKind::kSplat: {
-      Affine s = operand(0);
-      if (!s.ok) return a;
-      a.base = s.base;
-      a.root = s.root;
-      a.ok = true;
-      return a;
-    }
-    case OpKind::kExpandDims: {
-      Affine s = operand(0);
-      if (!s.ok) return a;
-      s.coef.insert(s.coef.begin() + op->attrs[0], "0");
-      return s;
-    }
-    case OpKind::kBroadcast: {
-      Affine s = operand(0);
-      if (!s.ok || s.coef.size() != a.coef.size()) return a;
-      const Type& st = fn_.type(op->operands[0]);
-      for (size_t i = 0; i < s.coef.size(); ++i)
-        if (st.shape[i] == 1) s.coef[i] = "0";
-      return s;
-    }
-    case OpKind::kCast:
-      if (is_floating(t.dtype) || is_floating(fn_.type(op->operands[0]).dtype)) return a;
-      return operand(0);
-    case OpKind::kAdd:
-    case OpKind::kSub:
-    case OpKind::kAddPtr: {
-      Affine x = operand(0), y = operand(1);
-      if (!x.ok || !y.ok || y.root >= 0 || x.coef.size() != y.coef.size()) return a;
-      bool minus = op->kind == OpKind::kSub;
-      if (minus && x.root >= 0) return a;
-      x.base = minus ? sub(x.base, y.base) : add(x.base, y.base);
-      for (size_t i = 0; i < x.coef.size(); ++i)
-        x.coef[i] = minus ? sub(x.coef[i], y.coef[i]) : add(x.coef[i], y.coef[i]);
-      x.iv_degree = std::max(x.iv_degree, y.iv_degree);
-      x.iv_in_coef |= y.iv_in_coef;
-      return x;
-    }
-    case OpKind::kMul: {
-      Affine x = operand(0), y = operand(1);
-      if (!x.ok || !y.ok || x.root >= 0 || y.root >= 0) return a;
-      bool x_uniform = std::all_of(x.coef.begin(), x.coef.end(), zero);
-      bool y_uniform = std::all_of(y.coef.begin(), y.coef.end(), zero);
-      if (!x_uniform && !y_uniform) return a;
-      if (!x_uniform) std::swap(x, y);  // x is the uniform factor
-      y.base = mul(x.base, y.base);
-      for (auto& c : y.coef) {
-        c = mul(x.base, c);
-        y.iv_in_coef |= x.iv_degree > 0 && !zero(c);
-      }
-      y.iv_degree += x.iv_degree;
-      y.iv_in_coef |= x.iv_in_coef;
-      return y;
-    }
-    default:
-      return a;
-  }
-}
-
-// A bool tile as a conjunction of `index[axis] < lim[axis]` and a uniform condition.
-Emitter::Bounds Emitter::bounds(ValueId v, const GemmScope& scope) {
-  Bounds b;
-  const Type& t = fn_.type(v);
-  b.lim.assign(static_cast<size_t>(t.rank()), "");
-  if (!t.is_tile() && !scope.defs->count(v) && names_.count(v)) {
-    b.cond = name(v);
-    b.ok = true;
-    return b;
-  }
-  const Op* op = def_of(v);
-  if (!op || op->results.size() != 1) return b;
-  switch (op->kind) {
-    case OpKind::kConstant:
-      if (op->ivalue == 0) b.cond = "false";
-      b.ok = true;
-      return b;
-    case OpKind::kSplat: {
-      Bounds s = bounds(op->operands[0], scope);
-      if (!s.ok) return b;
-      b.cond = s.cond;
-      b.ok = true;
-      return b;
-    }
-    case OpKind::kExpandDims: {
-      Bounds s = bounds(op->operands[0], scope);
-      if (!s.ok) return b;
-      s.lim.insert(s.lim.begin() + op->attrs[0], "");
-      return s;
-    }
-    case OpKind::kBroadcast:
-      return bounds(op->operands[0], scope);
-    case OpKind::kAnd: {
-      Bounds x = bounds(op->operands[0], scope), y = bounds(op->operands[1], scope);
-      if (!x.ok || !y.ok || x.lim.size() != y.lim.size()) return b;
-      for (size_t i = 0; i < x.lim.size(); ++i) x.lim[i] = cmin(x.lim[i], y.lim[i]);
-      x.cond = land(x.cond, y.cond);
-      return x;
-    }
-    case OpKind::kLt:
-    case OpKind::kLe:
-    case OpKind::kGt:
-    case OpKind::kGe: {
-      // Normalised to lhs < rhs (+1 for the non-strict forms).
-      bool swap = op->kind == OpKind::kGt || op->kind == OpKind::kGe;
-      bool strict = op->kind == OpKind::kLt || op->kind == OpKind::kGt;
-      Affine lhs = affine(op->operands[swap ? 1 : 0], scope);
-      Affine rhs = affine(op->operands[swap ? 0 : 1], scope);
-      if (!lhs.ok || !rhs.ok || lhs.root >= 0 || rhs.root >= 0) return b;
-      if (!std::all_of(rhs.coef.begin(), rhs.coef.end(), zero)) return b;
-      std::string limit = strict ? sub(rhs.base, lhs.base) : add(sub(rhs.base, lhs.base), "1LL");
-      int axis = -1;
-      for (size_t i = 0; i < lhs.coef.size(); ++i) {
-        if (zero(lhs.coef[i])) continue;
-        if (lhs.coef[i] != "1" || axis >= 0) return b;
-        axis = static_cast<int>(i);
-      }
-      if (axis < 0)
-        b.cond = "(" + limit + " > 0)";
-      else
-        b.lim[static_cast<size_t>(axis)] = limit;
-      b.ok = true;
-      return b;
-    }
-    default:
-      return b;
-  }
-}
-
 bool Emitter::gemm_loop(const Op& op) {
   if (d_ != Dialect::kCuda || threads_ % 32 != 0 || op.operands.size() != 4) return false;
   const ir::Block& body = *op.body;
@@ -298,9 +91,6 @@ bool Emitter::gemm_loop(const Op& op) {
     }
     if (ops[i].cols % 8 != 0) return false;
   }
-  ops[1].offset = std::max<int64_t>(2, fn_.num_stages()) * ops[0].rows * ops[0].cols * 2;
-  ops[0].stage_bytes = ops[0].rows * ops[0].cols * 2;
-  ops[1].stage_bytes = ops[1].rows * ops[1].cols * 2;
   emit_gemm_loop(op, l, ops[0], ops[1]);
   return true;
 }
@@ -318,10 +108,20 @@ static std::string swizzled(int64_t per_row, const std::string& r, const std::st
          std::to_string(rows_per_line) + ") & " + std::to_string(group - 1) + "))";
 }
 
+std::string Emitter::tile_chunk(int64_t rows, int64_t per_row, const std::string& r,
+                                const std::string& ch) {
+  if (rows == 0) return swizzled(per_row, r, ch);
+  // wgmma's 128-byte swizzle: the tile as per_row / 8 column blocks of [rows][64 halves], chunk
+  // c of row r at c ^ (r % 8) within its 128-byte row (rows of a 1024-byte aligned block).
+  return "((((" + ch + ") >> 3) * " + std::to_string(rows) + " + (" + r + ")) * 8 + (((" + ch +
+         ") & 7) ^ ((" + r + ") & 7)))";
+}
+
 // One operand's loaders: `<x>_fast(stage, it)` issues 16-byte cp.async copies (the caller has
 // checked `<x>_ok`: contiguous rows, 16-byte aligned at every iteration), `<x>_slow(stage, it)`
 // loads elements with any strides. Both fill the same swizzled layout, zeros where masked.
-void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
+void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o, bool wgmma) {
+  const int64_t layout_rows = wgmma ? o.rows : 0;
   std::string big = "0x3fffffffffffffffLL";
   std::string T = std::to_string(threads_);
   int64_t per_row = o.cols / 8;
@@ -357,7 +157,7 @@ void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
     line("const int r = ch / " + std::to_string(per_row) + ", c = (ch % " +
          std::to_string(per_row) + ") * 8;");
     line("const unsigned dst = sbase + 16u * (unsigned)(" +
-         swizzled(per_row, "r", "ch % " + std::to_string(per_row)) + ");");
+         tile_chunk(layout_rows, per_row, "r", "ch % " + std::to_string(per_row)) + ");");
     if (masked) {
       line("const long long rem = on && r < l0 ? l1 - c : 0;");
       line("const int bytes = rem >= 8 ? 16 : rem > 0 ? (int)rem * 2 : 0;");
@@ -387,10 +187,10 @@ void Emitter::emit_gemm_operand(const std::string& x, const GemmOperand& o) {
   line("const bool on = " + x + "_on(fs_k);");
   line("const unsigned short* g = (const unsigned short*)b" + std::to_string(o.ptr.root) + " + " +
        x + "_off(fs_k);");
-  line("unsigned short* s = (unsigned short*)(fs_scratch + " + stage + ");");
+  line("unsigned short* s = (unsigned short*)(fs_tiles + " + stage + ");");
   open("for (int e = fs_tid; e < " + std::to_string(o.rows * o.cols) + "; e += " + T + ")");
   line("const int r = e / " + std::to_string(o.cols) + ", c = e % " + std::to_string(o.cols) + ";");
-  line("s[8 * (" + swizzled(per_row, "r", "c / 8") +
+  line("s[8 * (" + tile_chunk(layout_rows, per_row, "r", "c / 8") +
        ") + (c & 7)] = on && r < l0 && c < l1 ? g[r * " + x + "_c0 + c * " + x +
        "_c1] : (unsigned short)0;");
   close();
@@ -558,18 +358,25 @@ void Emitter::emit_gemm_mainloop(bool fast, bool prefetch, const MmaLayout& l, c
   close();
 }
 
-void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand& a,
-                             const GemmOperand& b) {
+void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, GemmOperand a, GemmOperand b) {
   const Op* dot = def_of(op.body->ops.back().operands[0]);
   const Type& at = fn_.type(dot->operands[0]);
+  // sm_90: warpgroup MMA reads both tiles straight from shared memory in its 128-byte swizzled
+  // layout, so the tiles must be whole 64-half column blocks and the warps one 16-row strip each.
+  const bool wgmma = wgmma_tile(l, a.cols, b.cols) && a.cols % 64 == 0 && b.cols % 64 == 0;
   GemmShape g;
   g.bk = a.cols;
   g.bn = b.cols;
-  g.stages = std::max<int64_t>(2, fn_.num_stages());
+  g.stages = std::max<int64_t>(wgmma ? 3 : 2, fn_.num_stages());
   g.a_bytes = a.rows * a.cols * 2;
   g.b_bytes = b.rows * b.cols * 2;
   g.kind = at.dtype == DType::kF16 ? "f16" : "bf16";
-  scratch_max_ = std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes));
+  a.stage_bytes = g.a_bytes;
+  b.stage_bytes = g.b_bytes;
+  b.offset = g.stages * g.a_bytes;
+  // The wgmma layout needs 1024-byte aligned tiles: room to round the scratch base up.
+  const int64_t align = wgmma ? 1024 : 0;
+  scratch_max_ = std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes) + align);
   ValueId res = op.results[0];
   const Type& rt = fn_.type(res);
   declare(res);
@@ -578,39 +385,59 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, const GemmOperand
   line(out + "[j] = " + name(op.operands[3]) + "[j];");
   end_elems(rt);
   open("");
-  line("// K loop as a " + std::to_string(g.stages) + "-stage cp.async pipeline feeding mma.sync.");
+  line("// K loop as a " + std::to_string(g.stages) + "-stage cp.async pipeline feeding " +
+       (wgmma ? "wgmma." : "mma.sync."));
   line("const long long fs_lo = " + name(op.operands[0]) + ", fs_hi = " + name(op.operands[1]) +
        ", fs_step = " + name(op.operands[2]) + ";");
   line("const int fs_nit = fs_hi > fs_lo ? (int)((fs_hi - fs_lo + fs_step - 1) / fs_step) : 0;");
-  line("const unsigned fs_smem = (unsigned)__cvta_generic_to_shared(fs_scratch);");
+  line("const unsigned fs_raw = (unsigned)__cvta_generic_to_shared(fs_scratch);");
+  line("const unsigned fs_pad = " +
+       std::string(wgmma ? "(1024u - (fs_raw & 1023u)) & 1023u" : "0u") + ";");
+  line("const unsigned fs_smem = fs_raw + fs_pad;");
+  line("unsigned char* const fs_tiles = fs_scratch + fs_pad;");
   line("const int wm = fs_warp / " + std::to_string(l.wn) + ", wn = fs_warp % " +
        std::to_string(l.wn) + ";");
-  emit_gemm_operand("fs_a", a);
-  emit_gemm_operand("fs_b", b);
+  line("(void)wm; (void)wn;");
+  emit_gemm_operand("fs_a", a, wgmma);
+  emit_gemm_operand("fs_b", b, wgmma);
   // B read as its transpose: rows are n, chunks run along k (contiguous when stride(0) is 1).
   GemmOperand bt = b;
   std::swap(bt.rows, bt.cols);
   std::swap(bt.ptr.coef[0], bt.ptr.coef[1]);
   std::swap(bt.mask.lim[0], bt.mask.lim[1]);
   bool with_bt = bt.cols % 8 == 0;
-  if (with_bt) emit_gemm_operand("fs_bt", bt);
+  if (with_bt) emit_gemm_operand("fs_bt", bt, wgmma);
   // Meta-parameter `prefetch` (default 0): double-buffered fragments. Measured slower on the
   // H200 (the second set costs registers; the warps of other programs hide ldmatrix latency).
   auto pf = fn_.meta.find("prefetch");
   bool prefetch = pf != fn_.meta.end() && pf->second != 0;
-  open("if (fs_a_ok && fs_b_ok)");
-  emit_gemm_mainloop(true, prefetch, l, g, out);
-  close();
-  if (with_bt) {
-    open("else if (fs_a_ok && fs_bt_ok)");
-    GemmShape gt = g;
-    gt.b_kmajor = true;
-    emit_gemm_mainloop(true, prefetch, l, gt, out);
+  GemmShape gt = g;
+  gt.b_kmajor = true;
+  if (wgmma) {
+    line("const bool fs_fast = fs_a_ok && fs_b_ok;");
+    if (with_bt) {
+      open("if (!fs_fast && fs_a_ok && fs_bt_ok)");
+      emit_wgmma_mainloop(l, gt, out);
+      close();
+      open("else");
+    } else {
+      open("");
+    }
+    emit_wgmma_mainloop(l, g, out);
+    close();
+  } else {
+    open("if (fs_a_ok && fs_b_ok)");
+    emit_gemm_mainloop(true, prefetch, l, g, out);
+    close();
+    if (with_bt) {
+      open("else if (fs_a_ok && fs_bt_ok)");
+      emit_gemm_mainloop(true, prefetch, l, gt, out);
+      close();
+    }
+    open("else");
+    emit_gemm_mainloop(false, prefetch, l, g, out);
     close();
   }
-  open("else");
-  emit_gemm_mainloop(false, prefetch, l, g, out);
-  close();
   line("asm volatile(\"cp.async.wait_group 0;\" ::: \"memory\");");
   line("__syncthreads();");
   close();

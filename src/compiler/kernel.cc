@@ -31,6 +31,7 @@ CodegenOptions options_for(const Target& target, const ir::Function& fn, const D
   int64_t want = fn.num_warps() * limits.warp_size;
   options.threads = std::max<int64_t>(1, std::min(want, limits.max_threads_per_program));
   options.local_memory_limit = limits.local_memory_bytes;
+  options.arch = limits.arch;
   return options;
 }
 

@@ -309,6 +309,24 @@ TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
   run_matmul<BFloat16>(dev(), "gemm", configs[2], m, 200, 136, 200, 136, false);
 }
 
+// The tile shapes sm_90 lowers to warpgroup MMA (other devices run them as any tile dot): whole
+// tiles and the K tail, masked edges of odd width, B transposed (K-major in shared memory) and
+// unaligned strides (element loads into the swizzled layout).
+TEST_P(CompilerKernels, GemmWarpgroupTilesMasksTailsAndViews) {
+  const auto& configs = kernel("gemm").configs();
+  int64_t m = random_size(130, 200);
+  int64_t k = random_size(70, 150) | 1, n = random_size(140, 260) | 1;
+  run_matmul<BFloat16>(dev(), "gemm", configs[3], m, 256, 256, 256, 256, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[3], m, 200, 136, 200, 136, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[3], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[3], m, 200, 136, 200, 200, true);
+  run_matmul<BFloat16>(dev(), "gemm", configs[3], m, k, n, k + 2, n, false);
+  run_matmul<Half>(dev(), "gemm", configs[4], m, 384, 192, 384, 192, false);
+  run_matmul<Half>(dev(), "gemm", configs[4], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8, false);
+  run_matmul<Half>(dev(), "gemm", configs[4], m, 200, 136, 200, 200, true);
+  run_matmul<Half>(dev(), "gemm", configs[4], m, k, n, k + 2, n + 1, false);
+}
+
 TEST_P(CompilerKernels, AtomicAddAndMax) {
   int64_t n = random_size(500, 900);
   auto x = random_floats(static_cast<size_t>(n), -1, 1);

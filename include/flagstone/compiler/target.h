@@ -28,6 +28,9 @@ struct TargetLimits {
   int64_t local_memory_bytes = 0;       // shared/local memory per program (0: unlimited, cpu)
   int64_t max_grid[3] = {INT32_MAX, 65535, 65535};
   bool fp64 = true;
+  // The device's architecture where codegen depends on it (cuda: 90 for sm_90, whose GEMMs use
+  // warpgroup MMA); 0: generic code.
+  int arch = 0;
 };
 
 // One launch argument after binding: a buffer (handle + byte offset) or a scalar.
@@ -53,6 +56,7 @@ class CompiledKernel {
 struct CodegenOptions {
   int64_t threads = 1;             // threads per program that share one tile
   int64_t local_memory_limit = 0;  // bytes of local/shared memory a program may use (0: any)
+  int arch = 0;                    // TargetLimits::arch of the device the code is for
 };
 
 class Target {

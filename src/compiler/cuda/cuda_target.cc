@@ -195,6 +195,7 @@ class CudaTarget final : public Target {
     l.local_memory_bytes = std::max<int64_t>(attribute(device, kAttrMaxSharedPerBlock),
                                              attribute(device, kAttrMaxSharedPerBlockOptin));
     for (int i = 0; i < 3; ++i) l.max_grid[i] = attribute(device, kAttrMaxGridDimX + i);
+    l.arch = sm_of(device);
     return l;
   }
 
@@ -204,7 +205,7 @@ class CudaTarget final : public Target {
 
   std::string codegen(const ir::Function& fn, const CodegenOptions& options) const override {
     int64_t local = 0;
-    std::string source = emit_source(fn, Dialect::kCuda, options.threads, &local);
+    std::string source = emit_source(fn, Dialect::kCuda, options.threads, &local, options.arch);
     int64_t limit = options.local_memory_limit ? options.local_memory_limit : kStaticSharedLimit;
     FS_CHECK(local <= limit, kUnsupported, "kernel '", fn.name, "' needs ", local,
              " bytes of shared memory with ", options.threads,
@@ -230,7 +231,7 @@ class CudaTarget final : public Target {
     // The shared memory a kernel declares dynamically is known from codegen (cheap, and
     // deterministic for the IR and options the artifact was built from).
     int64_t local = 0;
-    emit_source(fn, Dialect::kCuda, options.threads, &local);
+    emit_source(fn, Dialect::kCuda, options.threads, &local, options.arch);
     int64_t dynamic = local > kStaticSharedLimit ? local : 0;
     if (dynamic > 0) {
       r = driver().set_attribute(function, kFuncAttrMaxDynamicShared, static_cast<int>(dynamic));

@@ -87,15 +87,18 @@ std::string nvrtc_version() {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
-std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch) {
+std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch,
+                                   std::string* info) {
   const Nvrtc& n = checked();
   Program prog = nullptr;
   Result r = n.create(&prog, source.c_str(), (kernel + ".cu").c_str(), 0, nullptr, nullptr);
   FS_CHECK(r == 0, kBackend, "cuda target: nvrtcCreateProgram failed for kernel '", kernel,
            "': ", n.error_string(r));
-  std::string arch_flag = "--gpu-architecture=sm_" + std::to_string(arch);
-  const char* options[] = {arch_flag.c_str(), "-std=c++17", "--fmad=true"};
-  r = n.compile(prog, 3, options);
+  // sm_90 code is built for sm_90a, the arch-specific variant that has warpgroup MMA (the
+  // cubin then runs on compute capability 9.0 only, which is the device it is built for).
+  std::string arch_flag = "--gpu-architecture=sm_" + std::to_string(arch) + (arch == 90 ? "a" : "");
+  const char* options[] = {arch_flag.c_str(), "-std=c++17", "--fmad=true", "--ptxas-options=-v"};
+  r = n.compile(prog, info ? 4 : 3, options);
   size_t log_size = 0;
   n.log_size(prog, &log_size);
   std::string log(log_size, '\0');
@@ -106,6 +109,7 @@ std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string&
     throw_error(ErrorCategory::kBackend, "cuda target: NVRTC failed on kernel '", kernel,
                 "' for sm_", arch, ": ", n.error_string(r), "\n", log);
   }
+  if (info) *info = log;
   size_t size = 0;
   n.cubin_size(prog, &size);
   std::vector<uint8_t> cubin(size);

@@ -12,8 +12,10 @@ namespace flagstone::compiler::cuda {
 bool nvrtc_available(std::string* why = nullptr);
 // "13.0" (major.minor of the loaded NVRTC); throws kUnsupported when NVRTC is missing.
 std::string nvrtc_version();
-// Compiles `source` for sm_<arch> (e.g. 80, 90) and returns the cubin. Throws kBackend with
-// NVRTC's log naming `kernel` when compilation fails, kUnsupported when NVRTC is missing.
-std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch);
+// Compiles `source` for sm_<arch> (e.g. 80; 90 means sm_90a) and returns the cubin. Throws kBackend
+// with NVRTC's log naming `kernel` when compilation fails, kUnsupported when NVRTC is missing. With
+// `info`, ptxas also reports registers, shared memory and spills per function there.
+std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch,
+                                   std::string* info = nullptr);
 
 }  // namespace flagstone::compiler::cuda

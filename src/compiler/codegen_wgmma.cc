@@ -49,7 +49,8 @@ std::string wgmma_asm(int64_t n, const std::string& kind, const std::string& out
 
 // One barrier per K step: it publishes the stage every thread's cp.async copies filled (made
 // visible to the tensor cores' async proxy by each thread's fence first) and tells that every
-// warpgroup has retired its wgmma of two steps back, whose stage is refilled right after.
+// warpgroup has retired its wgmma of two steps back, whose stage is refilled once this step's
+// MMAs are issued.
 // wgmma of step `it` stays in flight until the wait at the end of step it + 1.
 //
 // With B stored [k][n] the copies are picked per step (`fs_fast`: 16-byte cp.async, else element
@@ -98,8 +99,6 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
   line("asm volatile(\"cp.async.wait_group " + std::to_string(stages - 3) + ";\" ::: \"memory\");");
   line("asm volatile(\"fence.proxy.async.shared::cta;\" ::: \"memory\");");
   line("__syncthreads();");
-  issue("fs_write", "it + " + std::to_string(lead));
-  line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
   // A is K-major: 8-row groups 1024 bytes apart (stride offset), 16-wide K steps 32 bytes into
   // the swizzled row. B as stored [k][n] is MN-major (transposed operand): 64-column blocks
   // BK * 128 bytes apart (leading offset), 8-row k groups 1024 bytes apart. B copied as [n][k]
@@ -117,6 +116,9 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
                    "db + " + std::to_string(b_off / 16) + "ull", !g.b_kmajor));
   }
   line("asm volatile(\"wgmma.commit_group.sync.aligned;\" ::: \"memory\");");
+  // The refill goes out while the tensor cores work on this step.
+  issue("fs_write", "it + " + std::to_string(lead));
+  line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
   line("asm volatile(\"wgmma.wait_group.sync.aligned 1;\" ::: \"memory\");");
   line("fs_read = fs_read == " + last + " ? 0 : fs_read + 1;");
   close();

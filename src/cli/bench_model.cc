@@ -148,6 +148,8 @@ class Bench {
       id = static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(c.vocab_size));
     }
     tokens_ = Tensor::from_vector(ids, {1, longest}, device_);
+    ids_ = runtime::PinnedHostBuffer(device_, 2 * sizeof(int64_t));
+    events_ = {runtime::Event(device_), runtime::Event(device_)};
   }
 
   // One forward pass over `n` prompt tokens from an empty cache.
@@ -161,19 +163,27 @@ class Bench {
   }
 
   // `n` tokens one at a time from an empty cache, each picked greedily on the device; the
-  // chosen id is copied to the host every step, as an interactive loop must.
+  // chosen id is copied to the host every step (into one of two pinned slots) and checked. The
+  // next step is queued before the host waits for this one's id, as a serving loop overlaps
+  // its host work with the device, so the device does not idle on the round trip.
   double generate_seconds(int64_t n) {
     cache_.clear();
     device_.synchronize();
     auto t0 = Clock::now();
-    Tensor token = tokens_.narrow(1, 0, 1);
     const int64_t vocab = model_.config().vocab_size;
+    Stream stream = Stream::default_stream(device_);
+    Tensor next = n > 0 ? model_.forward_greedy(tokens_.narrow(1, 0, 1), cache_) : Tensor();
     for (int64_t i = 0; i < n; ++i) {
-      Tensor logits = model_.forward(token, cache_);
-      Tensor next = ops::argmax(logits.reshape({1, vocab}), 1, true);
-      int64_t id = next.to_vector<int64_t>()[0];
+      const size_t slot = static_cast<size_t>(i % 2);
+      FS_CHECK(next.dtype() == DType::kI64 && next.numel() == 1, kInternal, "greedy step gave ids ",
+               next.describe());
+      runtime::copy_device_to_host(stream, static_cast<int64_t*>(ids_.data()) + slot, next.buffer(),
+                                   next.byte_offset(), sizeof(int64_t));
+      events_[slot].record(stream);
+      if (i + 1 < n) next = model_.forward_greedy(next, cache_);
+      events_[slot].synchronize();
+      const int64_t id = static_cast<int64_t*>(ids_.data())[slot];
       if (id < 0 || id >= vocab) throw_error(ErrorCategory::kInternal, "argmax gave id ", id);
-      token = next.reshape({1, 1});
     }
     device_.synchronize();
     return seconds(t0, Clock::now());
@@ -235,6 +245,8 @@ class Bench {
   Device device_;
   engine::KvCache cache_;
   Tensor tokens_;
+  runtime::PinnedHostBuffer ids_;
+  std::vector<runtime::Event> events_;
 };
 
 std::string human_params(int64_t n) {
@@ -348,6 +360,8 @@ void run(const Options& o) {
                 info.decode_graph ? "recorded as a graph and replayed" : "run op by op");
     if (!info.decode_graph_error.empty())
       std::printf("recording the decode step failed: %s\n", info.decode_graph_error.c_str());
+    if (o.profile && !info.decode_graph_nodes.empty())
+      std::printf("recorded decode step: %s\n", info.decode_graph_nodes.c_str());
     if (!profile.empty()) {
       std::printf(
           "\nprofile of one decode step, op by op (device time from events around each op):\n");
@@ -399,6 +413,7 @@ void run(const Options& o) {
   out["repetitions"] = o.reps;
   out["decode_graph"] = info.decode_graph;
   if (!info.decode_graph_error.empty()) out["decode_graph_error"] = info.decode_graph_error;
+  if (!info.decode_graph_nodes.empty()) out["decode_graph_nodes"] = info.decode_graph_nodes;
   if (!o.no_peak) {
     out["peak"] = {{"copy_gbps", peak.copy_gbps},
                    {"copy_bytes", peak.copy_bytes},

@@ -4,6 +4,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "kv_cache_write.h"
 
 namespace flagstone::engine::detail {
@@ -56,8 +59,18 @@ __device__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 
 // One block per (sequence, head); threads walk the head's rotation pairs. The arithmetic is the
 // rotary_embedding op's (float, x1 c - x2 s and x2 c + x1 s, rounded once), so both paths agree.
+// Programmatic dependent launch (sm_90): the rotary kernel may start while the q/k/v projection
+// finishes and waits for it here; the attention kernel after it may start in turn.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 template <typename T>
 __global__ void rope_kv_write(RopeKvArgs a) {
+  wait_for_previous_kernel();
   const int64_t b = blockIdx.x, h = blockIdx.y;
   const T* x = static_cast<const T*>(a.heads) + b * a.heads_batch + h * a.head_dim;
   const int64_t p = a.start[b];
@@ -83,13 +96,36 @@ __global__ void rope_kv_write(RopeKvArgs a) {
   }
 }
 
+// On compute capability 9.0 and up unless FLAGSTONE_CUDA_PDL=0 (as the ops' decode attention).
+bool use_pdl() {
+  static const bool allowed = [] {
+    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  int device = 0, major = 0;
+  return allowed && cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+         major >= 9;
+}
+
 template <typename T>
 cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
   const int64_t pairs = a.head_dim / 2;
-  const int threads = static_cast<int>(pairs < 128 ? (pairs + 31) / 32 * 32 : 128);
-  dim3 grid(static_cast<unsigned>(a.batch), static_cast<unsigned>(a.q_heads + 2 * a.kv_heads));
-  rope_kv_write<T><<<grid, threads, 0, stream>>>(a);
-  return cudaGetLastError();
+  cudaLaunchConfig_t config{};
+  config.gridDim =
+      dim3(static_cast<unsigned>(a.batch), static_cast<unsigned>(a.q_heads + 2 * a.kv_heads));
+  config.blockDim = dim3(static_cast<unsigned>(pairs < 128 ? (pairs + 31) / 32 * 32 : 128));
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  if (use_pdl()) config.attrs = attribute, config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, rope_kv_write<T>, a);
+}
+
+__global__ void advance(int64_t* values, int64_t count) {
+  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i < count) values[i] += 1;
 }
 
 __global__ void spin(int64_t nanoseconds) {
@@ -122,6 +158,17 @@ const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf
   cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream)
                        : bf16             ? launch_rope<__nv_bfloat16>(a, stream)
                                           : launch_rope<__half>(a, stream);
+  return status == cudaSuccess ? "" : cudaGetErrorString(status);
+}
+
+const char* launch_advance_step(int64_t* values, int64_t count, int device, void* stream) {
+  if (count <= 0) return "";
+  if (const char* error = use_device(device); *error) return error;
+  if (count >= (int64_t{1} << 31)) return "too many values to advance";
+  const int threads = 128;
+  advance<<<static_cast<unsigned>((count + threads - 1) / threads), threads, 0,
+            static_cast<cudaStream_t>(stream)>>>(values, count);
+  cudaError_t status = cudaGetLastError();
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 

@@ -49,6 +49,10 @@ struct RopeKvArgs {
 const char* launch_rope_kv_write(const RopeKvArgs& args, int element_bytes, bool bf16, int device,
                                  void* stream);
 
+// Adds one to each of `count` i64 values on the device (the step's positions and lengths), so
+// the next recorded step replays at the next position without an upload from the host.
+const char* launch_advance_step(int64_t* values, int64_t count, int device, void* stream);
+
 // Keeps `stream` busy for `microseconds` with one spinning thread, so that work queued behind it
 // runs back to back and events around each op time the device alone, not the host's launches
 // (for profiling).

@@ -6,8 +6,18 @@
 #include <algorithm>
 
 #ifdef FLAGSTONE_HAVE_CUDA
+#include "cuda/graph_nodes.h"
 #include "cuda/kv_cache_write.h"
 #endif
+
+namespace flagstone::engine {
+
+Tensor Model::forward_greedy(const Tensor& tokens, KvCache& cache) {
+  Tensor logits = forward(tokens, cache);
+  return ops::argmax(logits.reshape({logits.size(0), logits.size(2)}), 1, true);
+}
+
+}  // namespace flagstone::engine
 
 namespace flagstone::engine::detail {
 namespace {
@@ -157,28 +167,57 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     mlp_out = ops_.linear(ops_.silu_and_mul(ops_.linear(h, layer.gate_up)), layer.down);
   }
   h = ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
-  return ops_.linear(h, lm_head_);
+  Tensor logits = ops_.linear(h, lm_head_);
+  // The greedy pick becomes the next step's input, and the positions move on, on the device:
+  // a greedy loop replays step after step with nothing uploaded in between.
+  if (ops_.timer()) ops_.timer()->begin("argmax + advance (engine)");
+  std::vector<Tensor> ids{s.tokens};
+  ops::call_out("argmax", {logits.reshape({b, vocab_})}, {{"dim", int64_t{1}}, {"keepdim", true}},
+                ids);
+#ifdef FLAGSTONE_HAVE_CUDA
+  const char* error =
+      launch_advance_step(static_cast<int64_t*>(address_of(s.step)), 2 * b, device_.index(),
+                          device_.impl().default_stream().native_handle());
+  FS_CHECK(*error == '\0', kBackend, "decode step advance on ", device_.spec(), ": ", error);
+#endif
+  if (ops_.timer()) ops_.timer()->end();
+  return logits;
 }
 
-Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
+Tensor DecoderModel::forward_greedy(const Tensor& tokens, KvCache& cache) {
+  check_forward(tokens, cache);
+  if (tokens.size(1) == 1 && decode_on_device(cache)) return decode(tokens, cache, true);
+  return Model::forward_greedy(tokens, cache);
+}
+
+Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy) {
   const int64_t b = tokens_in.size(0), start = cache.length();
   DecodeState& s = decode_state(cache);
-  // This step's inputs: the ids (a device copy when they come from the sampler) and each
-  // sequence's position and length (one small asynchronous upload).
-  Tensor tokens = tokens_in.dtype() == DType::kI64 ? tokens_in : ops::cast(tokens_in, DType::kI64);
-  s.tokens.copy_(tokens.device() == device_ ? tokens : tokens.to(device_));
-  std::vector<int64_t> step(static_cast<size_t>(2 * b));
-  for (int64_t i = 0; i < b; ++i) {
-    step[i] = start;
-    step[b + i] = start + 1;
+  // This step's inputs: the ids (a device copy when they come from the sampler; none when they
+  // are the previous greedy step's, already in place) and each sequence's position and length
+  // (uploaded only when the last step did not leave them at this position).
+  const bool in_place = tokens_in.buffer().handle() == s.tokens.buffer().handle() &&
+                        tokens_in.byte_offset() == s.tokens.byte_offset() &&
+                        tokens_in.dtype() == DType::kI64 && tokens_in.is_contiguous();
+  if (!in_place) {
+    Tensor tokens =
+        tokens_in.dtype() == DType::kI64 ? tokens_in : ops::cast(tokens_in, DType::kI64);
+    s.tokens.copy_(tokens.device() == device_ ? tokens : tokens.to(device_));
   }
-  s.step.copy_from_host(step.data(), step.size() * sizeof(int64_t));
+  if (s.step_start != start) {
+    std::vector<int64_t> step(static_cast<size_t>(2 * b));
+    for (int64_t i = 0; i < b; ++i) {
+      step[i] = start;
+      step[b + i] = start + 1;
+    }
+    s.step.copy_from_host(step.data(), step.size() * sizeof(int64_t));
+  }
 
   Tensor logits;
   if (s.graph.defined() && !ops_.timer()) {
     s.graph.replay();
     // A copy, so logits a caller keeps are not overwritten by the next replay.
-    logits = s.logits.clone();
+    if (!greedy) logits = s.logits.clone();
   } else {
     // Eager (also the warm-up before recording: library handles and scratch get made here,
     // outside the capture).
@@ -187,7 +226,15 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
       if (!graph_pool_) graph_pool_ = device_.allocator().create_pool();
       try {
         s.graph = runtime::Graph::capture(
-            device_, [&] { s.logits = decode_body(s, cache); }, graph_pool_);
+            device_,
+            [&] {
+              s.logits = decode_body(s, cache);
+#ifdef FLAGSTONE_HAVE_CUDA
+              info_.decode_graph_nodes =
+                  describe_capture(device_.impl().default_stream().native_handle());
+#endif
+            },
+            graph_pool_);
       } catch (const Error& e) {
         // An op that cannot be recorded (one that synchronizes, say) keeps this model op by op:
         // slower, never wrong. The reason stays in info() for `bench model` and `run -v`.
@@ -199,8 +246,9 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache) {
       }
     }
   }
+  s.step_start = start + 1;
   cache.advance(1);
-  return logits;
+  return greedy ? s.tokens : logits;
 }
 
 std::vector<OpTime> DecoderModel::profile_forward(const Tensor& tokens, KvCache& cache) {

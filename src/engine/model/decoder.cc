@@ -253,7 +253,7 @@ Tensor DecoderModel::attention(int64_t l, const Tensor& h, const Tensor& positio
   return ops_.linear(out, layer.o);
 }
 
-Tensor DecoderModel::forward(const Tensor& tokens_in, KvCache& cache, bool all_logits) {
+void DecoderModel::check_forward(const Tensor& tokens_in, const KvCache& cache) const {
   FS_CHECK(tokens_in.dim() == 2 && tokens_in.size(1) > 0, kInvalidArgument,
            "model forward: tokens ", tokens_in.describe(), " must be [batch, count>0]");
   FS_CHECK(tokens_in.dtype() == DType::kI64 || tokens_in.dtype() == DType::kI32, kInvalidArgument,
@@ -267,6 +267,11 @@ Tensor DecoderModel::forward(const Tensor& tokens_in, KvCache& cache, bool all_l
   FS_CHECK(start + t <= cache.capacity(), kInvalidArgument, "model forward: ", t,
            " more tokens after ", start, " exceed the KV cache's ", cache.capacity(),
            " positions (the context is full)");
+}
+
+Tensor DecoderModel::forward(const Tensor& tokens_in, KvCache& cache, bool all_logits) {
+  check_forward(tokens_in, cache);
+  const int64_t b = tokens_in.size(0), t = tokens_in.size(1), start = cache.length();
   if (t == 1 && decode_on_device(cache)) return decode(tokens_in, cache);
   Tensor tokens = tokens_in.device() == device_ ? tokens_in : tokens_in.to(device_);
 

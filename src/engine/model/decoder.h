@@ -23,6 +23,7 @@ class DecoderModel : public Model {
   const ModelInfo& info() const override { return info_; }
   KvCache new_cache(int64_t batch, int64_t capacity) const override;
   Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits) override;
+  Tensor forward_greedy(const Tensor& tokens, KvCache& cache) override;
   std::vector<OpTime> profile_forward(const Tensor& tokens, KvCache& cache) override;
 
  private:
@@ -50,12 +51,16 @@ class DecoderModel : public Model {
     std::vector<void*> storage;  // the cache's key and value buffers the recording points into
     Tensor tokens;               // i64 [batch, 1]: this step's ids
     Tensor step;                 // i64 [2 * batch]: each sequence's position, then its length
+    int64_t step_start = -1;     // the position `step` holds (each step advances it on device)
     Tensor block_table;          // i64 [batch, 1]: sequence s is block s of the cache
     Tensor logits;               // written by each replay
     runtime::Graph graph;
   };
+  void check_forward(const Tensor& tokens, const KvCache& cache) const;
   bool decode_on_device(const KvCache& cache) const;
-  Tensor decode(const Tensor& tokens, KvCache& cache);
+  // One step; returns the logits (a copy), or with `greedy` the argmax ids the step wrote into
+  // its input buffer.
+  Tensor decode(const Tensor& tokens, KvCache& cache, bool greedy = false);
   DecodeState& decode_state(const KvCache& cache);
   Tensor decode_body(DecodeState& state, KvCache& cache);
   void write_kv(const KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,

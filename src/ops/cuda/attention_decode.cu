@@ -1,7 +1,12 @@
 // cuda native decode attention (one query per head over a KV cache or a paged cache, f16/bf16,
 // head dims 64 or 128): one block per (key split, kv head, sequence) serves every query head of its
 // GQA group, so each K/V row is read from memory once, with 16-byte loads (a row spread over D/8
-// lanes). Enough splits are made to fill every SM; attention_combine (attention.cu) merges them.
+// lanes). The split count is fixed at launch (graph-safe), but each block sizes its share from the
+// live length it reads on the device, so short contexts use few blocks and idle splits exit at
+// once; the last block of a head to finish merges the splits (no second kernel).
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
@@ -9,13 +14,18 @@ namespace flagstone::ops::cuda {
 namespace {
 
 constexpr int kThreads = 128;  // four warps
-constexpr int kMaxGroup = 8;   // query heads per kv head served by one block
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxGroup = 8;     // query heads per kv head served by one block
+constexpr int kMaxSplits = 128;  // attention_ops.cc plans at most this many
+constexpr float kLog2e = 1.4426950408889634f;
 
-// Lanes of a warp that share one key row (8 elements of 2 bytes each), and rows per warp step.
+// Lanes of a warp that share one key row (8 elements of 2 bytes each), rows per warp, and rows
+// per block step.
 template <int D>
 struct RowSplit {
   static constexpr int kLanes = D / 8;
   static constexpr int kRows = 32 / kLanes;
+  static constexpr int kStep = kWarps * kRows;
 };
 
 template <typename T>
@@ -25,13 +35,16 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
   for (int i = 0; i < 8; ++i) out[i] = to_f(v[i]);
 }
 
-// Address of key row j's pack for this lane (K and V share the offset when paged), or null when
-// a paged block index is out of range.
+// Offset of key row j's pack for this lane (K and V share it when paged), or -1 when a paged
+// block index is out of range (then `bad` is set). `first_block` is the sequence's only block
+// when its table has one entry (loaded once, up front), else -1.
 template <bool kPaged>
 __device__ __forceinline__ int64_t row_offset(const AttentionArgs& a, int64_t b, int64_t kh,
-                                              int64_t j, bool& bad) {
+                                              int64_t j, int64_t first_block, bool& bad) {
   if constexpr (kPaged) {
-    int64_t blk = load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
+    int64_t blk = a.max_blocks == 1
+                      ? first_block
+                      : load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
     if (blk < 0 || blk >= a.num_blocks) {
       bad = true;
       return -1;
@@ -42,35 +55,88 @@ __device__ __forceinline__ int64_t row_offset(const AttentionArgs& a, int64_t b,
   }
 }
 
-// Partial attention of up to kMaxGroup query heads over keys [split * chunk, ...) of one kv
-// head. Writes, per query head, (max, sum, flags, unnormalized V accumulators) for
-// attention_combine in the layout attention_rows uses. The key loop is uniform per warp (rows
-// past the end are masked, not skipped) so the row-group shuffles always have every lane.
-template <typename T, int D, int G, bool kPaged>
-__global__ void __launch_bounds__(kThreads) decode_split(AttentionArgs a, int64_t chunk) {
-  using R = RowSplit<D>;
-  extern __shared__ float merge[];  // per slot and head: m, l, then D accumulators
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int sub = lane / R::kLanes, part = lane % R::kLanes;  // row within step, pack in row
-  const int slot = warp * R::kRows + sub, slots = (kThreads / 32) * R::kRows;
-  const int64_t split = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
-  int64_t n = a.kv_len;
-  bool bad = false;
-  if constexpr (kPaged) {
-    n = load_index(a.seq_lens, a.lens_i64, b);
-    if (n < 0 || n > a.max_blocks * a.block_size) bad = true, n = 0;
-  }
-  const int64_t end = a.causal ? min(n, max(int64_t{0}, a.causal_shift + 1)) : n;
-  const int64_t j_begin = split * chunk, j_end = min(end, j_begin + chunk);
+// Programmatic dependent launch (sm_90): launched with the attribute, this kernel may start while
+// the previous kernel of the stream finishes, and waits here before reading anything (the query
+// and the cache it wrote). Without the attribute both instructions are no-ops.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
-  float q[G][8];
+// exp2(x - m) for an online softmax whose running max may still be -inf (then 0, not NaN).
+__device__ __forceinline__ float rescale(float x, float m) {
+  return m == -INFINITY ? 0.0f : exp2f(x - m);
+}
+
+// The finished value of one output element, with the row kernel's conventions: NaN for a bad
+// length or block index, zeros for a sequence with no keys.
+__device__ __forceinline__ float finish(float value, float total, bool bad, bool empty) {
+  if (bad) return NAN;
+  if (total > 0) return value / total;
+  return empty ? 0.0f : NAN;
+}
+
+// Attention of up to kMaxGroup query heads over one split of one kv head's live keys. Scores are
+// kept in the log2 domain (q is scaled by log2 e). A block with the whole sequence writes the
+// output; otherwise it writes (max, sum, flags, unnormalized V) to `partials` and the last block
+// of the head to arrive (a ticket on `counters`, reset by that block for the next launch) merges.
+template <typename T, int D, int G, bool kPaged>
+__global__ void __launch_bounds__(kThreads) decode_attention(AttentionArgs a) {
+  using R = RowSplit<D>;
+  constexpr int U = G >= 8 ? 2 : 4;  // rows per thread whose loads are issued together
+  constexpr int kWidth = 2 + D;      // per warp and head in `merge`: m, l, accumulators
+  __shared__ float merge[kWarps * G * kWidth];
+  __shared__ float weight[G][kMaxSplits];
+  __shared__ float total[G];
+  __shared__ int any_bad;
+  __shared__ bool last;
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / R::kLanes, part = lane % R::kLanes;  // row within warp, pack in row
+  const int slot = warp * R::kRows + sub;
+  const int64_t split = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
+  const int64_t splits = gridDim.x;
+  wait_for_previous_kernel();
+  allow_next_kernel();
+
+  // The query rows, the sequence's length and (one-block tables) its block are independent
+  // loads: all issued before the first is used.
+  uint4 qraw[G];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     const T* qr = static_cast<const T*>(a.q) + b * a.q_stride[0] + (kh * G + g) * a.q_stride[1];
-    uint4 raw = *reinterpret_cast<const uint4*>(qr + part * 8);
-    unpack8<T>(raw, q[g]);
+    qraw[g] = *reinterpret_cast<const uint4*>(qr + part * 8);
+  }
+  int64_t n = a.kv_len, first_block = -1;
+  bool bad = false;
+  if constexpr (kPaged) {
+    n = load_index(a.seq_lens, a.lens_i64, b);
+    if (a.max_blocks == 1) first_block = load_index(a.block_table, a.table_i64, b);
+    if (n < 0 || n > a.max_blocks * a.block_size) bad = true, n = 0;
+  }
+  // Each split's share: one full pass of loads per thread at least (kRowsPerPass keys), the same
+  // arithmetic in every block; splits past the live keys exit here.
+  constexpr int64_t kRowsPerPass = U * R::kStep;
+  const int64_t end = a.causal ? min(n, max(int64_t{0}, a.causal_shift + 1)) : n;
+  int64_t chunk = max(kRowsPerPass, (end + splits - 1) / splits);
+  chunk = (chunk + R::kStep - 1) / R::kStep * R::kStep;
+  const int64_t active = max(int64_t{1}, (end + chunk - 1) / chunk);
+  if (split >= active) return;
+  const int64_t j_begin = split * chunk, j_end = min(end, j_begin + chunk);
+
+  float q[G][8];
+  const float scale = a.scale * kLog2e;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) q[g][e] *= a.scale;
+  for (int g = 0; g < G; ++g) {
+    unpack8<T>(qraw[g], q[g]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] *= scale;
   }
   const T* kbase = static_cast<const T*>(a.k) + part * 8;
   const T* vbase = static_cast<const T*>(a.v) + part * 8;
@@ -85,97 +151,208 @@ __global__ void __launch_bounds__(kThreads) decode_split(AttentionArgs a, int64_
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[g][e] = 0;
   }
-  // Two rows per slot per iteration, both loads issued before either is used.
-  constexpr int64_t kStep = (kThreads / 32) * R::kRows;
-  for (int64_t jw = j_begin + warp * R::kRows; jw < j_end; jw += 2 * kStep) {
-    const int64_t j0 = jw + sub, j1 = j0 + kStep;
-    bool has0 = j0 < j_end, has1 = j1 < j_end;
-    uint4 k0{}, v0{}, k1{}, v1{};
-    if (has0) {
-      int64_t off = row_offset<kPaged>(a, b, kh, j0, bad);
-      has0 = off >= 0;
-      if (has0) {
-        k0 = *reinterpret_cast<const uint4*>(kbase + off);
-        v0 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j0 * a.v_stride[2]));
-      }
-    }
-    if (has1) {
-      int64_t off = row_offset<kPaged>(a, b, kh, j1, bad);
-      has1 = off >= 0;
-      if (has1) {
-        k1 = *reinterpret_cast<const uint4*>(kbase + off);
-        v1 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j1 * a.v_stride[2]));
-      }
-    }
+
+  // U rows per thread per pass, all loads issued before any is used. The pass count is the same
+  // for every thread (rows past the end are masked), so the row-group shuffles see every lane.
+  for (int64_t base = j_begin; base < j_end; base += U * R::kStep) {
+    uint4 kraw[U], vraw[U];
+    bool has[U];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const bool has = r == 0 ? has0 : has1;
-      float kf[8], vf[8];
-      unpack8<T>(r == 0 ? k0 : k1, kf);
-      unpack8<T>(r == 0 ? v0 : v1, vf);
+    for (int u = 0; u < U; ++u) {
+      const int64_t j = base + u * R::kStep + slot;
+      has[u] = j < j_end;
+      kraw[u] = make_uint4(0, 0, 0, 0), vraw[u] = make_uint4(0, 0, 0, 0);
+      if (has[u]) {
+        const int64_t off = row_offset<kPaged>(a, b, kh, j, first_block, bad);
+        has[u] = off >= 0;
+        if (has[u]) {
+          kraw[u] = *reinterpret_cast<const uint4*>(kbase + off);
+          vraw[u] = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j * a.v_stride[2]));
+        }
+      }
+    }
+    float s[U][G];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float kf[8];
+      unpack8<T>(kraw[u], kf);
 #pragma unroll
       for (int g = 0; g < G; ++g) {
-        float s = 0;
+        float dot = 0;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) s += q[g][e] * kf[e];
+        for (int e = 0; e < 8; ++e) dot += q[g][e] * kf[e];
 #pragma unroll
-        for (int o = R::kLanes / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (!has) continue;
-        float mn = fmaxf(m[g], s);
-        float correction = __expf(m[g] - mn), p = __expf(s - mn);
-        l[g] = l[g] * correction + p;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[g][e] = acc[g][e] * correction + p * vf[e];
-        m[g] = mn;
+        for (int o = R::kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        s[u][g] = has[u] ? dot : -INFINITY;
       }
     }
+    // One rescale per pass: the new max over the pass's rows, then their weights.
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
+      const float correction = rescale(m[g], mx);
+      l[g] *= correction;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[g][e] *= correction;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        s[u][g] = rescale(s[u][g], mx);
+        l[g] += s[u][g];
+      }
+      m[g] = mx;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float vf[8];
+      unpack8<T>(vraw[u], vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] += s[u][g] * vf[e];
+    }
   }
-  // Merge the slots: each writes its state, then threads combine per (head, element).
-  constexpr int kWidth = 2 + D;
+
+  // The rows of a warp merge by shuffles (lanes kLanes apart hold the same elements), then the
+  // warps through shared memory.
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    float* mine = merge + (slot * G + g) * kWidth;
-    if (part == 0) mine[0] = m[g], mine[1] = l[g];
+  for (int o = R::kLanes; o < 32; o <<= 1) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
+    for (int g = 0; g < G; ++g) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      const float mx = fmaxf(m[g], mo);
+      const float ca = rescale(m[g], mx), cb = rescale(mo, mx);
+      l[g] = l[g] * ca + lo * cb;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+        acc[g][e] = acc[g][e] * ca + ao * cb;
+      }
+      m[g] = mx;
+    }
+  }
+  if (sub == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float* mine = merge + (warp * G + g) * kWidth;
+      if (part == 0) mine[0] = m[g], mine[1] = l[g];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
+    }
   }
   bad = __syncthreads_or(bad);
-  const int64_t width = 3 + a.v_dim;
-  for (int idx = threadIdx.x; idx < G * (D + 1); idx += kThreads) {
-    const int g = idx / (D + 1), c = idx % (D + 1);  // c == D: the (max, sum, flags) header
+
+  const int64_t width = 3 + D;
+  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+    const int g = idx / D, c = idx % D;
     float big = -INFINITY;
-    for (int s = 0; s < slots; ++s) big = fmaxf(big, merge[(s * G + g) * kWidth]);
-    float value = 0;
-    if (big != -INFINITY)
-      for (int s = 0; s < slots; ++s) {
-        const float* theirs = merge + (s * G + g) * kWidth;
-        if (theirs[0] != -INFINITY) value += theirs[c == D ? 1 : 2 + c] * __expf(theirs[0] - big);
-      }
-    float* out = a.partials + ((b * a.q_heads + kh * G + g) * gridDim.x + split) * width;
-    if (c == D) {
-      // Flags as attention_rows writes them: 1 a bad length or block index, 2 no keys at all.
-      out[0] = big, out[1] = value, out[2] = static_cast<float>((bad ? 1 : 0) + (n == 0 ? 2 : 0));
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) big = fmaxf(big, merge[(w * G + g) * kWidth]);
+    float value = 0, sum = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float* theirs = merge + (w * G + g) * kWidth;
+      const float f = rescale(theirs[0], big);
+      sum += theirs[1] * f;
+      value += theirs[2 + c] * f;
+    }
+    const int64_t h = kh * G + g;
+    if (active == 1) {
+      T* out = static_cast<T*>(a.out) + b * a.o_stride[0] + h * a.o_stride[1];
+      out[c * a.o_stride[3]] = from_f<T>(finish(value, sum, bad, n == 0));
     } else {
-      out[3 + c] = value;
+      float* p = a.partials + ((b * a.q_heads + h) * splits + split) * width;
+      if (c == 0) p[0] = big, p[1] = sum, p[2] = bad ? 1.0f : 0.0f;
+      p[3 + c] = value;
     }
   }
+  if (active == 1) return;
+
+  // Publish this split, then take a ticket; the last of the head's `active` splits merges.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* counter = a.counters + b * a.kv_heads + kh;
+    const unsigned ticket = atomicAdd(counter, 1u);
+    last = ticket == static_cast<unsigned>(active - 1);
+    if (last) atomicExch(counter, 0u);
+    any_bad = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const float* head0 = a.partials + (b * a.q_heads + kh * G) * splits * width;
+  for (int g = warp; g < G; g += kWarps) {
+    const float* rows = head0 + g * splits * width;
+    float big = -INFINITY;
+    for (int64_t s = lane; s < active; s += 32) big = fmaxf(big, __ldcg(rows + s * width));
+    big = warp_max(big);
+    float sum = 0;
+    bool flagged = false;
+    for (int64_t s = lane; s < active; s += 32) {
+      const float w = rescale(__ldcg(rows + s * width), big);
+      weight[g][s] = w;
+      sum += __ldcg(rows + s * width + 1) * w;
+      flagged |= __ldcg(rows + s * width + 2) != 0.0f;
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) total[g] = sum;
+    if (__any_sync(0xffffffffu, flagged) && lane == 0) atomicOr(&any_bad, 1);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+    const int g = idx / D, c = idx % D;
+    const float* col = head0 + g * splits * width + 3 + c;
+    float value = 0;
+    int64_t s = 0;
+    // Four independent loads in flight per step.
+    for (; s + 4 <= active; s += 4) {
+      const float v0 = __ldcg(col + s * width), v1 = __ldcg(col + (s + 1) * width);
+      const float v2 = __ldcg(col + (s + 2) * width), v3 = __ldcg(col + (s + 3) * width);
+      value +=
+          v0 * weight[g][s] + v1 * weight[g][s + 1] + v2 * weight[g][s + 2] + v3 * weight[g][s + 3];
+    }
+    for (; s < active; ++s) value += __ldcg(col + s * width) * weight[g][s];
+    T* out = static_cast<T*>(a.out) + b * a.o_stride[0] + (kh * G + g) * a.o_stride[1];
+    out[c * a.o_stride[3]] = from_f<T>(finish(value, total[g], any_bad != 0, n == 0));
+  }
+}
+
+// Programmatic dependent launch on devices of compute capability 9.0 and up, unless
+// FLAGSTONE_CUDA_PDL=0 (to measure what it saves).
+bool use_pdl() {
+  static const bool allowed = [] {
+    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  if (!allowed) return false;
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+    return false;
+  return major >= 9;
+}
+
+template <typename T, int D, int G, bool kPaged>
+cudaError_t launch_kernel(const AttentionArgs& a, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
+                        static_cast<unsigned>(a.batch));
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  if (use_pdl()) config.attrs = attribute, config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, decode_attention<T, D, G, kPaged>, a);
 }
 
 template <typename T, int D, int G>
 cudaError_t launch_typed(const AttentionArgs& a, cudaStream_t stream) {
-  using R = RowSplit<D>;
-  const int slots = (kThreads / 32) * R::kRows;
-  size_t smem = static_cast<size_t>(slots) * G * (2 + D) * sizeof(float);
-  const bool paged = a.block_table != nullptr;
-  const int64_t keys = paged ? a.max_blocks * a.block_size : a.kv_len;
-  int64_t chunk = (keys + a.splits - 1) / a.splits;
-  dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
-            static_cast<unsigned>(a.batch));
-  if (paged)
-    decode_split<T, D, G, true><<<grid, kThreads, smem, stream>>>(a, chunk);
-  else
-    decode_split<T, D, G, false><<<grid, kThreads, smem, stream>>>(a, chunk);
-  return cudaGetLastError();
+  return a.block_table ? launch_kernel<T, D, G, true>(a, stream)
+                       : launch_kernel<T, D, G, false>(a, stream);
 }
 
 template <typename T, int D>
@@ -228,7 +405,8 @@ bool decode_attention_supported(DType dtype, const AttentionArgs& a) {
 }
 
 cudaError_t launch_decode_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream) {
-  if (!args.partials || args.splits < 1) return cudaErrorInvalidValue;
+  if (args.splits < 1 || args.splits > kMaxSplits) return cudaErrorInvalidValue;
+  if (args.splits > 1 && (!args.partials || !args.counters)) return cudaErrorInvalidValue;
   if (dtype == DType::kBF16) return launch_dim<__nv_bfloat16>(args, stream);
   if (dtype == DType::kF16) return launch_dim<__half>(args, stream);
   return cudaErrorInvalidValue;

@@ -13,17 +13,31 @@
 namespace flagstone::ops::cuda {
 namespace {
 
-// Scratch for split decode partials: allocated once per device on first use (outside any graph
-// capture that follows a warm-up call), so decode launches allocate nothing.
+// Scratch for split decode partials and the decode kernel's ticket counters: allocated once per
+// device on first use (outside any graph capture that follows a warm-up call), so decode launches
+// allocate nothing. The counters are zeroed once; each launch leaves them zero again.
 constexpr size_t kPartialBytes = size_t{16} << 20;
+constexpr int64_t kCounters = 65536;  // (sequence, kv head) pairs one decode launch may have
 
-float* partials_for(const Device& device) {
+struct Scratch {
+  float* partials;
+  unsigned* counters;
+};
+
+Scratch scratch_for(const Device& device, cudaStream_t stream) {
   static std::mutex mutex;
   static auto* buffers = new std::map<int, Buffer>();
   std::lock_guard lock(mutex);
   Buffer& buffer = (*buffers)[device.index()];
-  if (!buffer.defined()) buffer = Buffer::allocate(device, kPartialBytes);
-  return static_cast<float*>(buffer.handle());
+  char* base;
+  if (!buffer.defined()) {
+    buffer = Buffer::allocate(device, kPartialBytes + kCounters * sizeof(unsigned));
+    base = static_cast<char*>(buffer.handle());
+    check_launch(cudaMemsetAsync(base + kPartialBytes, 0, kCounters * sizeof(unsigned), stream),
+                 "scaled_dot_product_attention", device);
+  }
+  base = static_cast<char*>(buffer.handle());
+  return {reinterpret_cast<float*>(base), reinterpret_cast<unsigned*>(base + kPartialBytes)};
 }
 
 // Few rows over many keys (decode) leave most SMs idle with one block per row: split the keys so
@@ -37,22 +51,33 @@ void plan_splits(AttentionArgs& a, int64_t rows, int64_t keys, const Device& dev
   splits = std::min<int64_t>(splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split);
   if (splits < 2) return;
   a.splits = static_cast<int>(splits);
-  a.partials = partials_for(device);
+  a.partials = scratch_for(device, stream_for(device)).partials;
 }
 
-// Decode over a cache with the GQA-grouped kernel: one block per (split, kv head, sequence);
-// about four blocks per SM, each over at least 64 keys.
-// False when even one split's partials would not fit the scratch buffer.
-bool plan_decode_splits(AttentionArgs& a, const Device& device) {
+// Decode with the GQA-grouped kernel: one block per (split, kv head, sequence), about four
+// blocks per SM when the cache is full. The split count follows the capacity (a recorded step
+// replays it for every length); each block sizes its share from the live length, so a short
+// sequence runs few blocks, each with at least one full pass of loads per thread (`min_keys`,
+// as attention_decode.cu computes it: 4 warps x 256 / head_dim rows x 4 rows per thread, 2 for
+// groups of 8). False when the partials or counters do not fit.
+bool plan_decode_splits(AttentionArgs& a, const Device& device, cudaStream_t stream) {
+  constexpr int64_t kMaxSplits = 128;  // as attention_decode.cu
+  const int64_t group = a.q_heads / a.kv_heads;
+  const int64_t min_keys = (group >= 8 ? 2 : 4) * 4 * (256 / a.head_dim);
   int64_t blocks = a.kv_heads * a.batch;
   int64_t sms = std::max(1, device.info().compute_units);
   int64_t keys = a.block_table ? a.max_blocks * a.block_size : a.kv_len;
-  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, keys / 64));
+  int64_t splits = std::min((4 * sms + blocks - 1) / blocks, (keys + min_keys - 1) / min_keys);
   int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
-  splits = std::min<int64_t>({splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, 1024});
+  splits = std::min<int64_t>(
+      {splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, kMaxSplits});
   if (splits < 1) return false;
   a.splits = static_cast<int>(splits);
-  a.partials = partials_for(device);
+  if (splits > 1) {
+    if (blocks > kCounters) return false;
+    Scratch s = scratch_for(device, stream);
+    a.partials = s.partials, a.counters = s.counters;
+  }
   return true;
 }
 
@@ -85,10 +110,8 @@ void sdpa(KernelArgs& args) {
     for (int d = 0; d < 4; ++d) a.mask_stride[d] = ms[d];
   }
   cudaStream_t stream = stream_for(args.device);
-  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device)) {
-    cudaError_t status = launch_decode_attention(q.dtype(), a, stream);
-    if (status == cudaSuccess) status = launch_attention_combine(q.dtype(), a, stream);
-    check_launch(status, args.op, args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device, stream)) {
+    check_launch(launch_decode_attention(q.dtype(), a, stream), args.op, args.device);
     return;
   }
   bool flash = flash_attention_supported(q.dtype(), a);
@@ -116,10 +139,8 @@ void paged(KernelArgs& args) {
   a.seq_lens = data_of(sl), a.lens_i64 = sl.dtype() == DType::kI64;
   a.block_size = kc.size(1), a.max_blocks = bt.size(1), a.num_blocks = kc.size(0);
   cudaStream_t stream = stream_for(args.device);
-  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device)) {
-    cudaError_t status = launch_decode_attention(q.dtype(), a, stream);
-    if (status == cudaSuccess) status = launch_attention_combine(q.dtype(), a, stream);
-    check_launch(status, args.op, args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device, stream)) {
+    check_launch(launch_decode_attention(q.dtype(), a, stream), args.op, args.device);
     return;
   }
   plan_splits(a, 1, a.max_blocks * a.block_size, args.device);

@@ -101,6 +101,8 @@ struct AttentionArgs {
   // (rows * heads * batch * splits * (3 + v_dim) floats of device memory).
   int splits = 1;
   float* partials = nullptr;
+  // Decode kernel: one zeroed ticket counter per (sequence, kv head); its last split resets it.
+  unsigned* counters = nullptr;
 };
 cudaError_t launch_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 // True when the tensor-core flash kernel serves these arguments (f16/bf16, head_dim 64..256...).
@@ -110,7 +112,8 @@ cudaError_t launch_flash_attention(DType dtype, const AttentionArgs& args, cudaS
 cudaError_t launch_attention_combine(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 // ---- attention_decode.cu: one query row per head, GQA groups served together ----
 bool decode_attention_supported(DType dtype, const AttentionArgs& args);
-// Writes `splits` partials per query head (args.partials); launch_attention_combine finishes.
+// At most 128 splits; with more than one, the last split of each kv head merges the partials
+// (args.partials, args.counters), so no combine launch follows.
 cudaError_t launch_decode_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream);
 
 // ---- sample.cu ----

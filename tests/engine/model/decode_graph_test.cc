@@ -1,7 +1,8 @@
 // The device decode step (token ids, positions and lengths read from device memory; on CUDA
 // recorded once as a graph and replayed): logits equal the op-by-op run of the same step exactly,
 // greedy tokens are identical, batched decode matches single sequences against the float64
-// reference, a second cache records again, and returned logits survive later steps.
+// reference, a second cache records again, returned logits survive later steps, and greedy
+// steps that feed their own ids back follow argmax over the logits.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -168,6 +169,50 @@ TEST_P(DecodeStepTest, SecondCacheAndKeptLogitsStayCorrect) {
     // Logits returned earlier are the caller's: later steps did not overwrite them.
     EXPECT_EQ(first.to_double_vector(), first_now);
     EXPECT_LT(relative_error(first_now, row(4)), 1e-4);
+  }
+}
+
+// forward_greedy: the ids fed back as the next input (on a recorded step they stay in the step's
+// input buffer, and positions advance on the device) follow the same tokens as argmax over
+// forward()'s logits, also after the cache is cleared and when forward() steps are mixed in.
+TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
+  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
+  auto ref = reference(folder);
+  std::vector<TokenId> prompt = testing::tiny_prompt(6, 3);
+  const int64_t steps = 10, vocab = testing::kTinyVocab;
+  Decoded want = decode_greedy(*ref, prompt, steps);
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    auto model = load(folder, dtype, true);
+    Decoded by_logits = decode_greedy(*model, prompt, steps);
+    if (dtype == DType::kF32) {
+      EXPECT_EQ(by_logits.tokens, want.tokens);
+    }
+    KvCache cache = model->new_cache(1, 48);
+    for (int round = 0; round < 2; ++round) {
+      cache.clear();
+      auto n = static_cast<int64_t>(prompt.size());
+      Tensor next = model->forward_greedy(ids(prompt, 0, n), cache);
+      std::vector<int64_t> got;
+      for (int64_t i = 0; i < steps; ++i) {
+        ASSERT_EQ(next.dtype(), DType::kI64);
+        ASSERT_EQ(next.shape(), (Shape{1, 1}));
+        got.push_back(next.to_vector<int64_t>()[0]);
+        next = model->forward_greedy(next, cache);
+      }
+      EXPECT_EQ(got, by_logits.tokens) << "round " << round;
+    }
+    // A forward() step after greedy ones (positions must follow), with ids from the host.
+    cache.clear();
+    auto n = static_cast<int64_t>(prompt.size());
+    Tensor next = model->forward_greedy(ids(prompt, 0, n), cache);
+    next = model->forward_greedy(next, cache);
+    const int64_t id = next.to_vector<int64_t>()[0];
+    EXPECT_EQ(id, by_logits.tokens[1]);
+    Tensor logits = model->forward(Tensor::from_vector(std::vector<int64_t>{id}, {1, 1}), cache);
+    Tensor pick = ops::argmax(logits.reshape({1, vocab}), 1, true);
+    EXPECT_EQ(pick.to_vector<int64_t>()[0], by_logits.tokens[2]);
+    EXPECT_EQ(logits.to_double_vector(), by_logits.logits[1]);
   }
 }
 

@@ -65,6 +65,9 @@ struct ModelInfo {
   bool decode_graph = false;
   // Why recording the decode step failed (the model then runs it op by op); empty otherwise.
   std::string decode_graph_error;
+  // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)"; empty until
+  // a step is recorded.
+  std::string decode_graph_nodes;
 };
 
 // Device time of one op (or one kind of matrix product) over a profiled forward pass.
@@ -92,6 +95,13 @@ class Model {
   // cache records the step's graph (ModelOptions::graphs), which keeps pointers to `cache`'s
   // storage; a different cache records again.
   virtual Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits = false) = 0;
+
+  // Greedy decoding: forward() of `tokens` [batch, count] and each sequence's most likely next
+  // id (the lowest on ties), i64 [batch, 1] on the model's device, with nothing synchronized.
+  // On a recorded CUDA decode step the argmax runs inside the graph and the ids live in the
+  // step's input buffer: valid until the next call, and passing them back as `tokens` costs no
+  // copy, so a caller can queue the next step before reading this one's ids.
+  virtual Tensor forward_greedy(const Tensor& tokens, KvCache& cache);
 
   // forward() op by op (never a replayed graph) with each op's device time taken by events
   // around the call, in order of first use; the cache advances as in forward(). For seeing

@@ -23,6 +23,8 @@ f=$b/src/cli/flagstone
   timeout 15 $b/tests/engine/engine_generate_test --gtest_brief=1 2>&1 | tail -6
   echo "== bench model llama-1b bf16 (decode step recorded as a graph)"
   timeout 30 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 --profile 2>&1 | grep -v "^flagstone ops" | tail -30
+  echo "== llama-1b tg128 without programmatic dependent launch (FLAGSTONE_CUDA_PDL=0), same build"
+  FLAGSTONE_CUDA_PDL=0 timeout 20 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 0 -n 128 -r 3 --no-peak 2>&1 | grep -v "^flagstone ops" | grep "tg128"
   echo "== bench model llama-8b bf16"
   timeout 50 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -30
   if [ -n "$ENGINE_PEER" ] || [ "$(date -u +%H%M)" -ge 1600 ]; then

@@ -229,10 +229,21 @@ void measure_baseline(const OpCase& c, const Device& device, const OpsBenchConfi
   const ops::Implementation* vendor = vendor_impl(c.registry_op, device, dtype);
   if (!vendor) return;
   row.baseline = vendor->name;
-  row.baseline_us = kernel_time(device, cfg, [&] {
-                      std::vector<Tensor> out;
-                      ops::call_implementation(*vendor, c.inputs, c.attrs, out);
-                    }).us;
+  // The vendor alone: under a policy naming only it, cuBLAS does not yield few-row calls to the
+  // native GEMV.
+  ops::Policy saved = ops::policy(), pinned = saved;
+  pinned.op_providers[c.registry_op] = {ops::Provider::kVendor};
+  ops::set_policy(pinned);
+  try {
+    row.baseline_us = kernel_time(device, cfg, [&] {
+                        std::vector<Tensor> out;
+                        ops::call_implementation(*vendor, c.inputs, c.attrs, out);
+                      }).us;
+  } catch (...) {
+    ops::set_policy(saved);
+    throw;
+  }
+  ops::set_policy(saved);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // cuda vendor GEMM: mm, bmm, addmm, linear and matmul through cuBLAS, loaded with dlopen so the
 // binary starts on machines without it (the ops then refuse and dispatch falls back). One handle
 // and one workspace per device, made once; a call only sets the stream, so it is graph-safe.
+// linear and mm calls of 1 to 8 rows go to the native GEMV (gemv_ops.cc) when the policy allows.
 #include <cublas_api.h>
 #include <dlfcn.h>
 
@@ -11,6 +12,7 @@
 #include <optional>
 
 #include "cuda/cuda_common.h"
+#include "cuda/gemv.h"
 #include "internal.h"
 
 namespace flagstone::ops::cuda {
@@ -242,6 +244,11 @@ void run_gemm(KernelArgs& args) {
 
 std::string gemm_supports(const KernelArgs& args) {
   if (!cublas().missing.empty()) return cublas().missing;
+  // Few rows make a GEMV, bound by reading the weight: the native kernel streams it faster
+  // (unless the policy rules the native provider out for this op).
+  if (gemv_preferred(args))
+    return "1 to " + std::to_string(kGemvMaxRows) + " rows go to the native GEMV (cuda/native/" +
+           std::string(args.op) + ")";
   const Tensor& a = args.inputs[args.op == "addmm" ? 1 : 0];
   int64_t k = a.dim() == 0 ? 0 : a.shape().back();
   if (k == 0) return "an empty inner dimension";
@@ -251,6 +258,7 @@ std::string gemm_supports(const KernelArgs& args) {
 }  // namespace
 
 void register_cuda_blas(Registry& r) {
+  register_cuda_gemv(r);
   for (const char* op : {"mm", "bmm", "addmm", "linear", "matmul"})
     add_cuda(r, op, kHalfAndF32, run_gemm, true, gemm_supports, Provider::kVendor);
 }

@@ -1,0 +1,46 @@
+// The cuda provider's few-row matrix product (decode's linear): the launcher of gemv.cu, and the
+// registration and refusal check of gemv_ops.cc that blas.cc consults before taking a call.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+#include "flagstone/base/dtype.h"
+
+namespace flagstone::ops {
+struct KernelArgs;
+class Registry;
+}  // namespace flagstone::ops
+
+namespace flagstone::ops::cuda {
+
+// The most activation rows the GEMV serves; more rows make the product compute-bound (cuBLAS).
+inline constexpr int64_t kGemvMaxRows = 8;
+
+// out[r, j] = sum_i x[r, i] * w[j, i] (+ bias[j]) for r < m <= kGemvMaxRows, j < n, i < k; one
+// dtype for x, w, bias and out; leading dims in elements, unit stride along k and along out's rows.
+struct GemvArgs {
+  void* out = nullptr;
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const void* bias = nullptr;  // [n] or null
+  int64_t m = 0, n = 0, k = 0;
+  int64_t ldx = 0, ldw = 0, ldo = 0;
+  // Tuning overrides for the timing tool; 0 picks from the shape and the device's SM count.
+  int warps_per_row = 0;
+  int unroll = 0;
+};
+
+cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream);
+
+// gemv_ops.cc: registers cuda/native/linear and cuda/native/mm.
+void register_cuda_gemv(Registry& r);
+// Why the native GEMV does not serve this linear or mm call; empty when it does.
+std::string gemv_refusal(const KernelArgs& args);
+// True when the native GEMV serves the call and the policy lets dispatch reach it (native allowed
+// for the op, not strict): cuBLAS then yields the call to it.
+bool gemv_preferred(const KernelArgs& args);
+
+}  // namespace flagstone::ops::cuda

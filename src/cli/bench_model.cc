@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -171,6 +172,19 @@ class Bench {
     device_.synchronize();
     auto t0 = Clock::now();
     const int64_t vocab = model_.config().vocab_size;
+    if (sync_loop_) {
+      // FLAGSTONE_BENCH_TG=sync: logits out of each step, argmax, then wait for the id.
+      Tensor token = tokens_.narrow(1, 0, 1);
+      for (int64_t i = 0; i < n; ++i) {
+        Tensor logits = model_.forward(token, cache_);
+        Tensor next = ops::argmax(logits.reshape({1, vocab}), 1, true);
+        int64_t id = next.to_vector<int64_t>()[0];
+        if (id < 0 || id >= vocab) throw_error(ErrorCategory::kInternal, "argmax gave id ", id);
+        token = next.reshape({1, 1});
+      }
+      device_.synchronize();
+      return seconds(t0, Clock::now());
+    }
     Stream stream = Stream::default_stream(device_);
     Tensor next = n > 0 ? model_.forward_greedy(tokens_.narrow(1, 0, 1), cache_) : Tensor();
     for (int64_t i = 0; i < n; ++i) {
@@ -247,6 +261,11 @@ class Bench {
   Tensor tokens_;
   runtime::PinnedHostBuffer ids_;
   std::vector<runtime::Event> events_;
+  // The step-by-step loop of earlier sessions, for comparing both in one run.
+  const bool sync_loop_ = [] {
+    const char* env = std::getenv("FLAGSTONE_BENCH_TG");
+    return env && std::string(env) == "sync";
+  }();
 };
 
 std::string human_params(int64_t n) {

@@ -96,20 +96,8 @@ __global__ void rope_kv_write(RopeKvArgs a) {
   }
 }
 
-// On compute capability 9.0 and up unless FLAGSTONE_CUDA_PDL=0 (as the ops' decode attention).
-bool use_pdl() {
-  static const bool allowed = [] {
-    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
-  int device = 0, major = 0;
-  return allowed && cudaGetDevice(&device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-         major >= 9;
-}
-
 template <typename T>
-cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
+cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream, bool pdl) {
   const int64_t pairs = a.head_dim / 2;
   cudaLaunchConfig_t config{};
   config.gridDim =
@@ -119,7 +107,7 @@ cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (use_pdl()) config.attrs = attribute, config.numAttrs = 1;
+  if (pdl) config.attrs = attribute, config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, rope_kv_write<T>, a);
 }
 
@@ -137,7 +125,9 @@ __global__ void spin(int64_t nanoseconds) {
   } while (static_cast<int64_t>(now - start) < nanoseconds);
 }
 
-const char* use_device(int device) {
+}  // namespace
+
+const char* use_cuda_device(int device) {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device) {
     cudaError_t status = cudaSetDevice(device);
@@ -146,24 +136,34 @@ const char* use_device(int device) {
   return "";
 }
 
-}  // namespace
+bool pdl_enabled(int device) {
+  static const bool allowed = [] {
+    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  int major = 0;
+  return allowed &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+         major >= 9;
+}
 
 const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf16, int device,
                                  void* stream_handle) {
   if (a.batch <= 0) return "";
   if (a.batch > 65535 || a.q_heads + 2 * a.kv_heads > 65535 || a.head_dim % 2 != 0)
     return "unsupported shape for the fused rotary + KV append";
-  if (const char* error = use_device(device); *error) return error;
+  if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
-  cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream)
-                       : bf16             ? launch_rope<__nv_bfloat16>(a, stream)
-                                          : launch_rope<__half>(a, stream);
+  const bool pdl = pdl_enabled(device);
+  cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream, pdl)
+                       : bf16             ? launch_rope<__nv_bfloat16>(a, stream, pdl)
+                                          : launch_rope<__half>(a, stream, pdl);
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 
 const char* launch_advance_step(int64_t* values, int64_t count, int device, void* stream) {
   if (count <= 0) return "";
-  if (const char* error = use_device(device); *error) return error;
+  if (const char* error = use_cuda_device(device); *error) return error;
   if (count >= (int64_t{1} << 31)) return "too many values to advance";
   const int threads = 128;
   advance<<<static_cast<unsigned>((count + threads - 1) / threads), threads, 0,
@@ -173,7 +173,7 @@ const char* launch_advance_step(int64_t* values, int64_t count, int device, void
 }
 
 const char* launch_device_delay(int device, void* stream, int64_t microseconds) {
-  if (const char* error = use_device(device); *error) return error;
+  if (const char* error = use_cuda_device(device); *error) return error;
   spin<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(microseconds * 1000);
   cudaError_t status = cudaGetLastError();
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
@@ -181,7 +181,7 @@ const char* launch_device_delay(int device, void* stream, int64_t microseconds) 
 
 const char* launch_kv_cache_write(const KvWriteArgs& a, int device, void* stream_handle) {
   if (a.batch <= 0 || a.tokens <= 0 || a.row_bytes <= 0) return "";
-  if (const char* error = use_device(device); *error) return error;
+  if (const char* error = use_cuda_device(device); *error) return error;
   if (a.batch * a.tokens >= (int64_t{1} << 31)) return "too many rows for one launch";
   // The widest unit dividing every base address, stride and the row length.
   uint64_t bits = static_cast<uint64_t>(a.row_bytes) | static_cast<uint64_t>(a.dst_batch) |

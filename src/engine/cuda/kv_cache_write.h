@@ -53,6 +53,32 @@ const char* launch_rope_kv_write(const RopeKvArgs& args, int element_bytes, bool
 // the next recorded step replays at the next position without an upload from the host.
 const char* launch_advance_step(int64_t* values, int64_t count, int device, void* stream);
 
+// The greedy pick of a decode step: for each of `rows` rows of `n` logits (row stride
+// `row_stride` elements), the index of the largest (NaN first, ties by the lower index, as the
+// ops library's argmax) written to out[row * out_stride]; with `step` (i64 [2 * rows]: positions,
+// then lengths) set, that row's two entries are also advanced by one. `scratch` holds
+// rows * kMaxGreedyChunks picks of kGreedyPickBytes, `counters` rows zeroed unsigned ints (each
+// launch leaves them zero).
+inline constexpr int64_t kMaxGreedyChunks = 128;
+inline constexpr int64_t kGreedyPickBytes = 16;
+struct GreedyArgs {
+  const void* logits = nullptr;
+  int64_t rows = 0, n = 0, row_stride = 0;
+  int64_t* out = nullptr;
+  int64_t out_stride = 1;
+  int64_t* step = nullptr;
+  void* scratch = nullptr;
+  unsigned* counters = nullptr;
+};
+const char* launch_greedy_pick(const GreedyArgs& args, int element_bytes, bool bf16, int device,
+                               void* stream);
+
+// Shared by the engine's launchers: makes `device` current (an empty string, or the CUDA error),
+// and whether kernels on it use programmatic dependent launch (compute capability 9.0 and up,
+// unless FLAGSTONE_CUDA_PDL=0).
+const char* use_cuda_device(int device);
+bool pdl_enabled(int device);
+
 // Keeps `stream` busy for `microseconds` with one spinning thread, so that work queued behind it
 // runs back to back and events around each op time the device alone, not the host's launches
 // (for profiling).

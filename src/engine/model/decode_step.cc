@@ -4,6 +4,8 @@
 #include "decoder.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #ifdef FLAGSTONE_HAVE_CUDA
 #include "cuda/graph_nodes.h"
@@ -21,6 +23,18 @@ Tensor Model::forward_greedy(const Tensor& tokens, KvCache& cache) {
 
 namespace flagstone::engine::detail {
 namespace {
+
+#ifdef FLAGSTONE_HAVE_CUDA
+// FLAGSTONE_ENGINE_ARGMAX=ops: the step's greedy pick by the ops library's argmax (the engine's
+// many-block kernel otherwise), for comparing both in one run.
+bool ops_argmax() {
+  static const bool ops = [] {
+    const char* env = std::getenv("FLAGSTONE_ENGINE_ARGMAX");
+    return env && std::string(env) == "ops";
+  }();
+  return ops;
+}
+#endif
 
 void* address_of(const Tensor& t) {
   return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
@@ -124,6 +138,11 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   s.tokens = Tensor::empty({s.batch, 1}, DType::kI64, device_);
   s.step = Tensor::empty({2 * s.batch}, DType::kI64, device_);
   s.block_table = ops::arange(s.batch, device_).reshape({s.batch, 1});
+#ifdef FLAGSTONE_HAVE_CUDA
+  // Picks of kGreedyPickBytes (two i64) per block, then one ticket per row; all zero at first.
+  s.pick_scratch = Tensor::empty({s.batch * kMaxGreedyChunks * 2 + s.batch}, DType::kI64, device_);
+  s.pick_scratch.fill_bytes_(0);
+#endif
   return s;
 }
 
@@ -170,17 +189,34 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   Tensor logits = ops_.linear(h, lm_head_);
   // The greedy pick becomes the next step's input, and the positions move on, on the device:
   // a greedy loop replays step after step with nothing uploaded in between.
-  if (ops_.timer()) ops_.timer()->begin("argmax + advance (engine)");
-  std::vector<Tensor> ids{s.tokens};
-  ops::call_out("argmax", {logits.reshape({b, vocab_})}, {{"dim", int64_t{1}}, {"keepdim", true}},
-                ids);
 #ifdef FLAGSTONE_HAVE_CUDA
-  const char* error =
-      launch_advance_step(static_cast<int64_t*>(address_of(s.step)), 2 * b, device_.index(),
-                          device_.impl().default_stream().native_handle());
-  FS_CHECK(*error == '\0', kBackend, "decode step advance on ", device_.spec(), ": ", error);
-#endif
+  void* stream = device_.impl().default_stream().native_handle();
+  if (ops_argmax()) {
+    // FLAGSTONE_ENGINE_ARGMAX=ops: the ops library's argmax, then a kernel to advance.
+    if (ops_.timer()) ops_.timer()->begin("argmax + advance");
+    std::vector<Tensor> ids{s.tokens};
+    ops::call_out("argmax", {logits.reshape({b, vocab_})}, {{"dim", int64_t{1}}, {"keepdim", true}},
+                  ids);
+    const char* error = launch_advance_step(static_cast<int64_t*>(address_of(s.step)), 2 * b,
+                                            device_.index(), stream);
+    FS_CHECK(*error == '\0', kBackend, "decode step advance on ", device_.spec(), ": ", error);
+  } else {
+    if (ops_.timer()) ops_.timer()->begin("greedy pick + advance (engine)");
+    FS_ASSERT(logits.is_contiguous() && logits.dtype() == dtype_);
+    GreedyArgs g;
+    g.logits = address_of(logits);
+    g.rows = b, g.n = vocab_, g.row_stride = vocab_;
+    g.out = static_cast<int64_t*>(address_of(s.tokens));
+    g.step = static_cast<int64_t*>(address_of(s.step));
+    g.scratch = address_of(s.pick_scratch);
+    g.counters =
+        reinterpret_cast<unsigned*>(static_cast<int64_t*>(g.scratch) + b * kMaxGreedyChunks * 2);
+    const char* error = launch_greedy_pick(g, static_cast<int>(dtype_size(dtype_)),
+                                           dtype_ == DType::kBF16, device_.index(), stream);
+    FS_CHECK(*error == '\0', kBackend, "greedy pick on ", device_.spec(), ": ", error);
+  }
   if (ops_.timer()) ops_.timer()->end();
+#endif
   return logits;
 }
 

@@ -53,6 +53,7 @@ class DecoderModel : public Model {
     Tensor step;                 // i64 [2 * batch]: each sequence's position, then its length
     int64_t step_start = -1;     // the position `step` holds (each step advances it on device)
     Tensor block_table;          // i64 [batch, 1]: sequence s is block s of the cache
+    Tensor pick_scratch;         // the greedy pick's per-block picks and zeroed tickets
     Tensor logits;               // written by each replay
     runtime::Graph graph;
   };

@@ -378,6 +378,189 @@ cudaError_t launch_dim(const AttentionArgs& a, cudaStream_t stream) {
   return cudaErrorInvalidValue;
 }
 
+// ---- The previous kernel (session 10), kept selectable with FLAGSTONE_DECODE_ATTENTION=split
+// for a same-run comparison: splits sized from the capacity, partials merged by
+// attention_combine (a second launch).
+namespace previous {
+
+// Address of key row j's pack for this lane (K and V share the offset when paged), or null when
+// a paged block index is out of range.
+template <bool kPaged>
+__device__ __forceinline__ int64_t row_offset(const AttentionArgs& a, int64_t b, int64_t kh,
+                                              int64_t j, bool& bad) {
+  if constexpr (kPaged) {
+    int64_t blk = load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
+    if (blk < 0 || blk >= a.num_blocks) {
+      bad = true;
+      return -1;
+    }
+    return blk * a.k_stride[0] + (j % a.block_size) * a.k_stride[1] + kh * a.k_stride[2];
+  } else {
+    return j * a.k_stride[2];
+  }
+}
+
+// Partial attention of up to kMaxGroup query heads over keys [split * chunk, ...) of one kv
+// head. Writes, per query head, (max, sum, flags, unnormalized V accumulators) for
+// attention_combine in the layout attention_rows uses. The key loop is uniform per warp (rows
+// past the end are masked, not skipped) so the row-group shuffles always have every lane.
+template <typename T, int D, int G, bool kPaged>
+__global__ void __launch_bounds__(kThreads) decode_split(AttentionArgs a, int64_t chunk) {
+  using R = RowSplit<D>;
+  extern __shared__ float merge[];  // per slot and head: m, l, then D accumulators
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / R::kLanes, part = lane % R::kLanes;  // row within step, pack in row
+  const int slot = warp * R::kRows + sub, slots = (kThreads / 32) * R::kRows;
+  const int64_t split = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
+  int64_t n = a.kv_len;
+  bool bad = false;
+  if constexpr (kPaged) {
+    n = load_index(a.seq_lens, a.lens_i64, b);
+    if (n < 0 || n > a.max_blocks * a.block_size) bad = true, n = 0;
+  }
+  const int64_t end = a.causal ? min(n, max(int64_t{0}, a.causal_shift + 1)) : n;
+  const int64_t j_begin = split * chunk, j_end = min(end, j_begin + chunk);
+
+  float q[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const T* qr = static_cast<const T*>(a.q) + b * a.q_stride[0] + (kh * G + g) * a.q_stride[1];
+    uint4 raw = *reinterpret_cast<const uint4*>(qr + part * 8);
+    unpack8<T>(raw, q[g]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] *= a.scale;
+  }
+  const T* kbase = static_cast<const T*>(a.k) + part * 8;
+  const T* vbase = static_cast<const T*>(a.v) + part * 8;
+  if constexpr (!kPaged) {
+    kbase += b * a.k_stride[0] + kh * a.k_stride[1];
+    vbase += b * a.v_stride[0] + kh * a.v_stride[1];
+  }
+  float m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = -INFINITY, l[g] = 0;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[g][e] = 0;
+  }
+  // Two rows per slot per iteration, both loads issued before either is used.
+  constexpr int64_t kStep = (kThreads / 32) * R::kRows;
+  for (int64_t jw = j_begin + warp * R::kRows; jw < j_end; jw += 2 * kStep) {
+    const int64_t j0 = jw + sub, j1 = j0 + kStep;
+    bool has0 = j0 < j_end, has1 = j1 < j_end;
+    uint4 k0{}, v0{}, k1{}, v1{};
+    if (has0) {
+      int64_t off = row_offset<kPaged>(a, b, kh, j0, bad);
+      has0 = off >= 0;
+      if (has0) {
+        k0 = *reinterpret_cast<const uint4*>(kbase + off);
+        v0 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j0 * a.v_stride[2]));
+      }
+    }
+    if (has1) {
+      int64_t off = row_offset<kPaged>(a, b, kh, j1, bad);
+      has1 = off >= 0;
+      if (has1) {
+        k1 = *reinterpret_cast<const uint4*>(kbase + off);
+        v1 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j1 * a.v_stride[2]));
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const bool has = r == 0 ? has0 : has1;
+      float kf[8], vf[8];
+      unpack8<T>(r == 0 ? k0 : k1, kf);
+      unpack8<T>(r == 0 ? v0 : v1, vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float s = 0;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) s += q[g][e] * kf[e];
+#pragma unroll
+        for (int o = R::kLanes / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (!has) continue;
+        float mn = fmaxf(m[g], s);
+        float correction = __expf(m[g] - mn), p = __expf(s - mn);
+        l[g] = l[g] * correction + p;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] = acc[g][e] * correction + p * vf[e];
+        m[g] = mn;
+      }
+    }
+  }
+  // Merge the slots: each writes its state, then threads combine per (head, element).
+  constexpr int kWidth = 2 + D;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float* mine = merge + (slot * G + g) * kWidth;
+    if (part == 0) mine[0] = m[g], mine[1] = l[g];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
+  }
+  bad = __syncthreads_or(bad);
+  const int64_t width = 3 + a.v_dim;
+  for (int idx = threadIdx.x; idx < G * (D + 1); idx += kThreads) {
+    const int g = idx / (D + 1), c = idx % (D + 1);  // c == D: the (max, sum, flags) header
+    float big = -INFINITY;
+    for (int s = 0; s < slots; ++s) big = fmaxf(big, merge[(s * G + g) * kWidth]);
+    float value = 0;
+    if (big != -INFINITY)
+      for (int s = 0; s < slots; ++s) {
+        const float* theirs = merge + (s * G + g) * kWidth;
+        if (theirs[0] != -INFINITY) value += theirs[c == D ? 1 : 2 + c] * __expf(theirs[0] - big);
+      }
+    float* out = a.partials + ((b * a.q_heads + kh * G + g) * gridDim.x + split) * width;
+    if (c == D) {
+      // Flags as attention_rows writes them: 1 a bad length or block index, 2 no keys at all.
+      out[0] = big, out[1] = value, out[2] = static_cast<float>((bad ? 1 : 0) + (n == 0 ? 2 : 0));
+    } else {
+      out[3 + c] = value;
+    }
+  }
+}
+
+template <typename T, int D, int G>
+cudaError_t prev_typed(const AttentionArgs& a, cudaStream_t stream) {
+  using R = RowSplit<D>;
+  const int slots = (kThreads / 32) * R::kRows;
+  size_t smem = static_cast<size_t>(slots) * G * (2 + D) * sizeof(float);
+  const bool paged = a.block_table != nullptr;
+  const int64_t keys = paged ? a.max_blocks * a.block_size : a.kv_len;
+  int64_t chunk = (keys + a.splits - 1) / a.splits;
+  dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
+            static_cast<unsigned>(a.batch));
+  if (paged)
+    decode_split<T, D, G, true><<<grid, kThreads, smem, stream>>>(a, chunk);
+  else
+    decode_split<T, D, G, false><<<grid, kThreads, smem, stream>>>(a, chunk);
+  return cudaGetLastError();
+}
+
+template <typename T, int D>
+cudaError_t prev_group(const AttentionArgs& a, cudaStream_t stream) {
+  switch (a.q_heads / a.kv_heads) {
+    case 1:
+      return prev_typed<T, D, 1>(a, stream);
+    case 2:
+      return prev_typed<T, D, 2>(a, stream);
+    case 4:
+      return prev_typed<T, D, 4>(a, stream);
+    case 8:
+      return prev_typed<T, D, 8>(a, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+template <typename T>
+cudaError_t prev_dim(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.head_dim == 64) return prev_group<T, 64>(a, stream);
+  if (a.head_dim == 128) return prev_group<T, 128>(a, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace previous
+
 bool rows_aligned(const void* p, const int64_t (&stride)[4]) {
   if ((reinterpret_cast<uintptr_t>(p) & 15u) != 0) return false;
   for (int d = 0; d < 3; ++d)
@@ -402,6 +585,14 @@ bool decode_attention_supported(DType dtype, const AttentionArgs& a) {
            (reinterpret_cast<uintptr_t>(a.v) & 15u) == 0;
   return rows_aligned(a.q, a.q_stride) && rows_aligned(a.k, a.k_stride) &&
          rows_aligned(a.v, a.v_stride);
+}
+
+cudaError_t launch_decode_attention_previous(DType dtype, const AttentionArgs& args,
+                                             cudaStream_t stream) {
+  if (!args.partials || args.splits < 1) return cudaErrorInvalidValue;
+  if (dtype == DType::kBF16) return previous::prev_dim<__nv_bfloat16>(args, stream);
+  if (dtype == DType::kF16) return previous::prev_dim<__half>(args, stream);
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_decode_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream) {

@@ -4,13 +4,20 @@
 // Inputs are read through their strides, so K/V views of a cache need no copy.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "cuda/cuda_common.h"
 #include "internal.h"
 
 namespace flagstone::ops::cuda {
+
+// attention_decode.cu: the previous decode kernel (its partials merged by attention_combine).
+cudaError_t launch_decode_attention_previous(DType dtype, const AttentionArgs& args,
+                                             cudaStream_t stream);
+
 namespace {
 
 // Scratch for split decode partials and the decode kernel's ticket counters: allocated once per
@@ -81,6 +88,48 @@ bool plan_decode_splits(AttentionArgs& a, const Device& device, cudaStream_t str
   return true;
 }
 
+// FLAGSTONE_DECODE_ATTENTION=split selects the previous decode kernel (splits sized from the
+// capacity, merged by a second launch), for comparing both in one run.
+bool previous_decode_kernel() {
+  static const bool previous = [] {
+    const char* env = std::getenv("FLAGSTONE_DECODE_ATTENTION");
+    return env && std::string_view(env) == "split";
+  }();
+  return previous;
+}
+
+// The previous kernel's plan: about four blocks per SM, each over at least 64 keys of the
+// capacity.
+bool plan_previous_splits(AttentionArgs& a, const Device& device, cudaStream_t stream) {
+  int64_t blocks = a.kv_heads * a.batch;
+  int64_t sms = std::max(1, device.info().compute_units);
+  int64_t keys = a.block_table ? a.max_blocks * a.block_size : a.kv_len;
+  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, keys / 64));
+  int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
+  splits = std::min<int64_t>({splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, 1024});
+  if (splits < 1) return false;
+  a.splits = static_cast<int>(splits);
+  a.partials = scratch_for(device, stream).partials;
+  return true;
+}
+
+// One decode attention call with the selected kernel.
+void run_decode(const AttentionArgs& a, DType dtype, cudaStream_t stream, const KernelArgs& args) {
+  cudaError_t status;
+  if (previous_decode_kernel()) {
+    status = launch_decode_attention_previous(dtype, a, stream);
+    if (status == cudaSuccess) status = launch_attention_combine(dtype, a, stream);
+  } else {
+    status = launch_decode_attention(dtype, a, stream);
+  }
+  check_launch(status, args.op, args.device);
+}
+
+bool plan_decode(AttentionArgs& a, const Device& device, cudaStream_t stream) {
+  return previous_decode_kernel() ? plan_previous_splits(a, device, stream)
+                                  : plan_decode_splits(a, device, stream);
+}
+
 void strides4(const Tensor& t, int64_t (&s)[4]) {
   for (int d = 0; d < 4; ++d) s[d] = t.size(d) == 1 ? 0 : t.stride(d);
 }
@@ -110,8 +159,8 @@ void sdpa(KernelArgs& args) {
     for (int d = 0; d < 4; ++d) a.mask_stride[d] = ms[d];
   }
   cudaStream_t stream = stream_for(args.device);
-  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device, stream)) {
-    check_launch(launch_decode_attention(q.dtype(), a, stream), args.op, args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode(a, args.device, stream)) {
+    run_decode(a, q.dtype(), stream, args);
     return;
   }
   bool flash = flash_attention_supported(q.dtype(), a);
@@ -139,8 +188,8 @@ void paged(KernelArgs& args) {
   a.seq_lens = data_of(sl), a.lens_i64 = sl.dtype() == DType::kI64;
   a.block_size = kc.size(1), a.max_blocks = bt.size(1), a.num_blocks = kc.size(0);
   cudaStream_t stream = stream_for(args.device);
-  if (decode_attention_supported(q.dtype(), a) && plan_decode_splits(a, args.device, stream)) {
-    check_launch(launch_decode_attention(q.dtype(), a, stream), args.op, args.device);
+  if (decode_attention_supported(q.dtype(), a) && plan_decode(a, args.device, stream)) {
+    run_decode(a, q.dtype(), stream, args);
     return;
   }
   plan_splits(a, 1, a.max_blocks * a.block_size, args.device);

@@ -72,9 +72,10 @@ KernelBuilder::KernelBuilder(std::string name, Config config) : config_(std::mov
   blocks_.push_back(&fn_.body);
   fn_.meta["num_warps"] = config_.num_warps();
   fn_.meta["num_stages"] = config_.num_stages();
-  // CUDA hints, when asked for: programs per SM to fit in registers (__launch_bounds__), and
-  // whether the GEMM pipeline double-buffers its fragments.
-  for (const char* hint : {"occupancy", "prefetch"})
+  // CUDA hints, when asked for: programs per SM to fit in registers (__launch_bounds__),
+  // whether the GEMM pipeline double-buffers its fragments, and on sm_90 whether it uses
+  // warpgroup MMA (default on) and the tensor memory accelerator.
+  for (const char* hint : {"occupancy", "prefetch", "wgmma", "tma"})
     if (config_.has(hint)) fn_.meta[hint] = config_.get(hint);
 }
 

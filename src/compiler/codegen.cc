@@ -595,12 +595,27 @@ std::string Emitter::run(int64_t* local_bytes) {
   out += setup;
   out += body_;
   out += "}\n";
+  if (!maps_.empty()) {
+    // Tensor maps follow the IR's parameters; the type only fixes their size and alignment.
+    std::string extra = "struct __align__(64) fs_tmap_t { unsigned long long v[16]; };\n";
+    for (size_t i = 0; i < maps_.size(); ++i)
+      sig += ", const __grid_constant__ fs_tmap_t fs_tmap" + std::to_string(i);
+    std::string head = "fs_kernel(";
+    size_t at = out.find("extern \"C\" __global__");
+    size_t open_paren = out.find(head, at);
+    size_t close_paren = out.find(") {\n", open_paren);
+    out.replace(open_paren + head.size(), close_paren - open_paren - head.size(), sig);
+    out.insert(at, extra);
+  }
   return out;
 }
 
 std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
-                        int64_t* local_bytes, int arch) {
-  return Emitter(fn, dialect, threads, arch).run(local_bytes);
+                        int64_t* local_bytes, int arch, std::vector<TensorMapRecipe>* maps) {
+  Emitter emitter(fn, dialect, threads, arch);
+  std::string source = emitter.run(local_bytes);
+  if (maps) *maps = emitter.tensor_maps();
+  return source;
 }
 
 }  // namespace flagstone::compiler

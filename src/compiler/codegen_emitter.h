@@ -26,6 +26,7 @@ class Emitter {
       : fn_(fn), d_(dialect), threads_(dialect == Dialect::kCpu ? 1 : threads), arch_(arch) {}
 
   std::string run(int64_t* local_bytes);
+  const std::vector<TensorMapRecipe>& tensor_maps() const { return maps_; }
 
  private:
   bool gpu() const { return d_ != Dialect::kCpu; }
@@ -150,6 +151,7 @@ class Emitter {
     int64_t bk = 0, bn = 0, stages = 2, a_bytes = 0, b_bytes = 0;
     std::string kind;       // mma input type: f16 or bf16
     bool b_kmajor = false;  // B in shared memory as [n][k] (copied from a transposed view)
+    bool tma = false;       // sm_90: interior tiles by TMA (codegen_tma.cc)
   };
   bool gemm_loop(const Op& op);
   bool mma_store(const Op& op);
@@ -170,6 +172,9 @@ class Emitter {
   bool wgmma_tile(const MmaLayout& l, int64_t k, int64_t n) const;
   bool wgmma_shape(int64_t m, int64_t n, int64_t k) const;
   void emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const std::string& out);
+  // `<x>_tma_fits(it)` and `<x>_tma(stage, it, bar)` for an operand; false (nothing emitted)
+  // when no tensor map can describe it.
+  bool emit_tma_operand(const std::string& x, const GemmOperand& o);
   // CUDA software pipelining of a K loop: a load whose addresses and mask depend only on the
   // loop variable and loop-invariant values is issued one iteration ahead into registers, so
   // its latency overlaps the iteration's compute. False when the load does not qualify.
@@ -179,6 +184,7 @@ class Emitter {
   Dialect d_;
   int64_t threads_;
   int arch_;  // cuda: sm_XX as XX (90: the wgmma GEMM lowering); 0 otherwise
+  std::vector<TensorMapRecipe> maps_;  // TMA descriptors the kernel takes after its parameters
   std::string body_;
   int indent_ = 1;
   int counter_ = 0;

@@ -376,7 +376,12 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, GemmOperand a, Ge
   b.offset = g.stages * g.a_bytes;
   // The wgmma layout needs 1024-byte aligned tiles: room to round the scratch base up.
   const int64_t align = wgmma ? 1024 : 0;
-  scratch_max_ = std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes) + align);
+  // Meta-parameter `tma` (sm_90 wgmma only): interior tiles by the tensor memory accelerator,
+  // one mbarrier per stage after the tiles.
+  auto tma_meta = fn_.meta.find("tma");
+  const bool tma = wgmma && tma_meta != fn_.meta.end() && tma_meta->second != 0;
+  scratch_max_ =
+      std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes) + align + (tma ? 8 * g.stages : 0));
   ValueId res = op.results[0];
   const Type& rt = fn_.type(res);
   declare(res);
@@ -413,6 +418,11 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, GemmOperand a, Ge
   bool prefetch = pf != fn_.meta.end() && pf->second != 0;
   GemmShape gt = g;
   gt.b_kmajor = true;
+  if (tma) {
+    bool tma_a = emit_tma_operand("fs_a", a);
+    g.tma = tma_a && emit_tma_operand("fs_b", b);
+    gt.tma = tma_a && with_bt && emit_tma_operand("fs_bt", bt);
+  }
   if (wgmma) {
     line("const bool fs_fast = fs_a_ok && fs_b_ok;");
     if (with_bt) {

@@ -7,6 +7,7 @@
 // mma.sync on Hopper reaches about two thirds of the tensor-core rate at best; warpgroup MMA
 // is asynchronous, so the next tiles' copies overlap it, and one wgmma group stays in flight
 // while the warps go on to the next barrier.
+#include <cstdlib>
 #include <string>
 
 #include "codegen_emitter.h"
@@ -15,6 +16,12 @@ namespace flagstone::compiler {
 
 bool Emitter::wgmma_shape(int64_t m, int64_t n, int64_t k) const {
   if (d_ != Dialect::kCuda || arch_ != 90) return false;
+  // FLAGSTONE_COMPILER_WGMMA=0 keeps every kernel on mma.sync (a fallback switch).
+  static const bool enabled = [] {
+    const char* env = std::getenv("FLAGSTONE_COMPILER_WGMMA");
+    return !env || std::string(env) != "0";
+  }();
+  if (!enabled) return false;
   // Meta-parameter `wgmma` (default 1): 0 keeps mma.sync on sm_90 (for comparisons).
   auto on = fn_.meta.find("wgmma");
   if (on != fn_.meta.end() && on->second == 0) return false;
@@ -58,9 +65,27 @@ std::string wgmma_asm(int64_t n, const std::string& kind, const std::string& out
 void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const std::string& out) {
   const int64_t stages = g.stages, lead = stages - 2, regs = l.n / 2;
   const std::string last = std::to_string(stages - 1);
+  const std::string bx = g.b_kmajor ? "fs_bt" : "fs_b";
+  // With TMA every fill completes one phase of its stage's mbarrier: thread 0 arrives with the
+  // byte count the copies will deliver, or plainly when cp.async (or nothing) fills the stage.
   auto issue = [&](const std::string& stage, const std::string& iter) {
     std::string args = "(" + stage + ", " + iter + ");";
+    std::string bar = "fs_bars + 8u * (unsigned)(" + stage + ")";
+    std::string arrive =
+        "if (fs_tid == 0) asm volatile(\"mbarrier.arrive.shared::cta.b64 _, [%0];\" :: \"r\"(" +
+        bar + ") : \"memory\");";
     open("if (" + iter + " < fs_nit)");
+    if (g.tma) {
+      open("if (fs_a_tma_fits(" + iter + ") && " + bx + "_tma_fits(" + iter + "))");
+      open("if (fs_tid == 0)");
+      line("asm volatile(\"mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\" :: \"r\"(" +
+           bar + "), \"r\"(" + std::to_string(g.a_bytes + g.b_bytes) + ") : \"memory\");");
+      line("fs_a_tma(" + stage + ", " + iter + ", " + bar + ");");
+      line(bx + "_tma(" + stage + ", " + iter + ", " + bar + ");");
+      close();
+      close();
+      open("else");
+    }
     if (g.b_kmajor) {
       line("fs_a_fast" + args);
       line("fs_bt_fast" + args);
@@ -74,7 +99,16 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
       line("fs_b_slow" + args);
       close();
     }
+    if (g.tma) {
+      line(arrive);
+      close();
+    }
     close();
+    if (g.tma) {
+      open("else");
+      line(arrive);
+      close();
+    }
     line("asm volatile(\"cp.async.commit_group;\" ::: \"memory\");");
   };
   // Accumulators pinned in order around the asynchronous MMAs (no read or write of them may
@@ -89,8 +123,22 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
       "auto fs_desc = [](unsigned addr, unsigned lbo, unsigned sbo) -> unsigned long long { "
       "return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << "
       "16) | ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62); };");
+  line("const unsigned fs_bars = fs_smem + " + std::to_string(stages * (g.a_bytes + g.b_bytes)) +
+       "u;");
+  line("(void)fs_bars;");
+  if (g.tma) {
+    open("if (fs_tid == 0)");
+    for (int64_t s = 0; s < stages; ++s)
+      line("asm volatile(\"mbarrier.init.shared::cta.b64 [%0], 1;\" :: \"r\"(fs_bars + " +
+           std::to_string(8 * s) + "u) : \"memory\");");
+    line("asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");");
+    close();
+    line("__syncthreads();");
+  }
   for (int64_t s = 0; s < lead; ++s) issue(std::to_string(s), std::to_string(s));
   line("int fs_read = 0, fs_write = " + std::to_string(lead) + ";");
+  line("unsigned fs_phase = 0;");
+  line("(void)fs_phase;");
   // Warpgroup w multiplies rows 64w.. of A: 64 rows of 128 bytes into each column block.
   line("const unsigned fs_sa0 = fs_smem + (unsigned)(fs_warp >> 2) * 8192u;");
   line("const unsigned fs_sb0 = fs_smem + " + std::to_string(stages * g.a_bytes) + "u;");
@@ -98,6 +146,15 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
   open("for (int it = 0; it < fs_nit; ++it)");
   line("asm volatile(\"cp.async.wait_group " + std::to_string(stages - 3) + ";\" ::: \"memory\");");
   line("asm volatile(\"fence.proxy.async.shared::cta;\" ::: \"memory\");");
+  if (g.tma) {
+    line("unsigned fs_full = 0;");
+    open("while (!fs_full)");
+    line(
+        "asm volatile(\"{\\n.reg .pred p;\\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], "
+        "%2;\\nselp.u32 %0, 1, 0, p;\\n}\\n\" : \"=r\"(fs_full) : \"r\"(fs_bars + 8u * "
+        "(unsigned)fs_read), \"r\"(fs_phase) : \"memory\");");
+    close();
+  }
   line("__syncthreads();");
   // A is K-major: 8-row groups 1024 bytes apart (stride offset), 16-wide K steps 32 bytes into
   // the swizzled row. B as stored [k][n] is MN-major (transposed operand): 64-column blocks
@@ -121,9 +178,20 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
   line("fs_write = fs_write == " + last + " ? 0 : fs_write + 1;");
   line("asm volatile(\"wgmma.wait_group.sync.aligned 1;\" ::: \"memory\");");
   line("fs_read = fs_read == " + last + " ? 0 : fs_read + 1;");
+  line("fs_phase ^= fs_read == 0 ? 1u : 0u;");
   close();
   line("asm volatile(\"wgmma.wait_group.sync.aligned 0;\" ::: \"memory\");");
   pin();
+  if (g.tma) {
+    // Every phase has completed (fills past the end arrive plainly); the barriers' memory may
+    // serve as scratch again once they are invalidated.
+    line("__syncthreads();");
+    open("if (fs_tid == 0)");
+    for (int64_t s = 0; s < stages; ++s)
+      line("asm volatile(\"mbarrier.inval.shared::cta.b64 [%0];\" :: \"r\"(fs_bars + " +
+           std::to_string(8 * s) + "u) : \"memory\");");
+    close();
+  }
 }
 
 }  // namespace flagstone::compiler

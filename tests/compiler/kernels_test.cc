@@ -327,6 +327,19 @@ TEST_P(CompilerKernels, GemmWarpgroupTilesMasksTailsAndViews) {
   run_matmul<Half>(dev(), "gemm", configs[4], m, k, n, k + 2, n + 1, false);
 }
 
+// sm_90 with tensor-memory-accelerator copies for the interior tiles, cp.async at the edges and
+// for views no tensor map describes.
+TEST_P(CompilerKernels, GemmTmaTilesMasksTailsAndViews) {
+  const auto& configs = kernel("gemm").configs();
+  int64_t m = random_size(130, 200);
+  int64_t k = random_size(70, 150) | 1, n = random_size(140, 260) | 1;
+  run_matmul<BFloat16>(dev(), "gemm", configs[5], m, 256, 256, 256, 256, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[5], m, 200, 136, 200, 136, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[5], m, 200, 136, 200, 200, true);
+  run_matmul<BFloat16>(dev(), "gemm", configs[5], m, k, n, (k + 7) / 8 * 8, (n + 7) / 8 * 8, false);
+  run_matmul<BFloat16>(dev(), "gemm", configs[5], m, k, n, k + 2, n, false);
+}
+
 TEST_P(CompilerKernels, AtomicAddAndMax) {
   int64_t n = random_size(500, 900);
   auto x = random_floats(static_cast<size_t>(n), -1, 1);

@@ -54,6 +54,7 @@ TEST(CompilerNvrtc, HopperGemmUsesWarpgroupMmaWithoutSpills) {
       bool hopper = i >= 3;
       EXPECT_EQ(source.find("wgmma.mma_async") != std::string::npos, hopper);
       EXPECT_EQ(source.find("mma.sync.aligned") != std::string::npos, !hopper);
+      EXPECT_EQ(source.find("cp.async.bulk.tensor") != std::string::npos, tk.configs[i].has("tma"));
       if (!hopper) continue;
       std::string generic = emit_source(fn, Dialect::kCuda, fn.num_warps() * 32, &shared, 80);
       EXPECT_EQ(generic.find("wgmma"), std::string::npos);

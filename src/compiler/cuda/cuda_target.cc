@@ -3,6 +3,8 @@
 // context, which the runtime's CUDA backend shares.
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <mutex>
 
@@ -48,6 +50,9 @@ struct Driver {
                      unsigned, CUstream, void**, void**) = nullptr;
   CUresult (*error_string)(CUresult, const char**) = nullptr;
   CUresult (*set_attribute)(CUfunction, int, int) = nullptr;
+  // cuTensorMapEncodeTiled (CUDA 12+ drivers); null when missing: kernels then copy without TMA.
+  CUresult (*encode_tiled)(void*, int, unsigned, void*, const uint64_t*, const uint64_t*,
+                           const unsigned*, const unsigned*, int, int, int, int) = nullptr;
 };
 
 const Driver& driver() {
@@ -75,6 +80,8 @@ const Driver& driver() {
     sym(drv->launch, "cuLaunchKernel");
     sym(drv->error_string, "cuGetErrorString");
     sym(drv->set_attribute, "cuFuncSetAttribute");
+    drv->encode_tiled =
+        reinterpret_cast<decltype(drv->encode_tiled)>(::dlsym(h, "cuTensorMapEncodeTiled"));
     if (drv->error.empty() && drv->init(0) != 0) drv->error = "cuInit failed";
     return drv;
   }();
@@ -144,16 +151,51 @@ class ContextScope {
   bool pushed_ = false;
 };
 
+// A CUtensorMap: 128 opaque bytes, passed to the kernel by value.
+struct alignas(64) TensorMap {
+  uint64_t opaque[16] = {};
+};
+
+// The tensor map of `recipe` for this launch: 16-bit elements, rows of `stride` elements (the
+// row-stride argument), boxes of box_rows x 64 in the 128-byte swizzle. All zeros when the
+// driver cannot make it (the kernel then copies with cp.async).
+TensorMap make_tensor_map(const TensorMapRecipe& recipe, const std::vector<ArgSlot>& slots,
+                          const std::vector<LaunchArg>& args) {
+  TensorMap map;
+  const Driver& d = driver();
+  auto p = static_cast<size_t>(recipe.pointer_param),
+       s = static_cast<size_t>(recipe.row_stride_param);
+  if (!d.encode_tiled || p >= args.size() || s >= args.size()) return map;
+  void* base = slots[p].ptr;
+  int64_t stride = args[s].i;
+  if ((reinterpret_cast<uintptr_t>(base) & 15) != 0 || stride <= 0 || stride % 8 != 0 ||
+      stride >= (int64_t{1} << 32))
+    return map;
+  constexpr int kUint16 = 1, kInterleaveNone = 0, kSwizzle128 = 3, kL2Promote256 = 3, kFillZero = 0;
+  // Rows: as many as 40-bit byte offsets reach (the kernel only reads rows its masks allow).
+  uint64_t rows =
+      std::min<uint64_t>(uint64_t{1} << 31, (uint64_t{1} << 40) / (uint64_t(stride) * 2));
+  const uint64_t dims[2] = {uint64_t(stride), rows};
+  const uint64_t strides[1] = {uint64_t(stride) * 2};
+  const unsigned box[2] = {64, static_cast<unsigned>(recipe.box_rows)};
+  const unsigned unit[2] = {1, 1};
+  if (d.encode_tiled(map.opaque, kUint16, 2, base, dims, strides, box, unit, kInterleaveNone,
+                     kSwizzle128, kL2Promote256, kFillZero) != 0)
+    map = TensorMap{};
+  return map;
+}
+
 class CudaKernel final : public CompiledKernel {
  public:
   CudaKernel(runtime::Device device, CUmodule module, CUfunction fn, int64_t threads,
-             int64_t dynamic_shared, std::string name)
+             int64_t dynamic_shared, std::string name, std::vector<TensorMapRecipe> maps)
       : device_(std::move(device)),
         module_(module),
         fn_(fn),
         threads_(threads),
         dynamic_shared_(dynamic_shared),
-        name_(std::move(name)) {}
+        name_(std::move(name)),
+        maps_(std::move(maps)) {}
   ~CudaKernel() override {
     try {
       ContextScope scope(device_);
@@ -167,6 +209,10 @@ class CudaKernel final : public CompiledKernel {
     std::vector<ArgSlot> slots;
     std::vector<void*> params;
     marshal_args(args, &slots, &params);
+    std::vector<TensorMap> maps;
+    maps.reserve(maps_.size());
+    for (const TensorMapRecipe& r : maps_) maps.push_back(make_tensor_map(r, slots, args));
+    for (TensorMap& m : maps) params.push_back(m.opaque);
     ContextScope scope(device_);
     auto queue = static_cast<CUstream>(stream.impl().native_handle());
     check(driver().launch(fn_, static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y),
@@ -182,6 +228,7 @@ class CudaKernel final : public CompiledKernel {
   int64_t threads_;
   int64_t dynamic_shared_;
   std::string name_;
+  std::vector<TensorMapRecipe> maps_;
 };
 
 class CudaTarget final : public Target {
@@ -231,15 +278,16 @@ class CudaTarget final : public Target {
     // The shared memory a kernel declares dynamically is known from codegen (cheap, and
     // deterministic for the IR and options the artifact was built from).
     int64_t local = 0;
-    emit_source(fn, Dialect::kCuda, options.threads, &local, options.arch);
+    std::vector<TensorMapRecipe> maps;
+    emit_source(fn, Dialect::kCuda, options.threads, &local, options.arch, &maps);
     int64_t dynamic = local > kStaticSharedLimit ? local : 0;
     if (dynamic > 0) {
       r = driver().set_attribute(function, kFuncAttrMaxDynamicShared, static_cast<int>(dynamic));
       if (r != 0) driver().unload(module);
       check(r, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", fn.name);
     }
-    return std::make_unique<CudaKernel>(device, module, function, options.threads, dynamic,
-                                        fn.name);
+    return std::make_unique<CudaKernel>(device, module, function, options.threads, dynamic, fn.name,
+                                        std::move(maps));
   }
 };
 

@@ -5,6 +5,7 @@
 
 #include "cpu/cpu_common.h"
 #include "cpu/simd.h"
+#include "cpu/softmax_rows.h"
 #include "internal.h"
 
 namespace flagstone::ops {
@@ -50,12 +51,6 @@ FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t 
   }
 }
 
-// log(sum(exp(x))) of a row, max-shifted.
-template <typename T>
-FS_AVX2 double row_lse_avx2(const T* x, int64_t n) {
-  float m = simd::row_max8(x, n);
-  return m + std::log(static_cast<double>(simd::row_sum_exp8(x, n, m, nullptr)));
-}
 #endif
 
 // `is_silu` lets the AVX2 row replace act (silu) with its vector form.
@@ -166,26 +161,24 @@ void cross_entropy(KernelArgs& args) {
   }
   const T* px = ptr<const T>(x);
   std::vector<double> losses(static_cast<size_t>(n), 0.0);
-  bool avx2 = has_avx2();
-  parallel(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
-    std::vector<float> shifted(avx2 ? 0 : static_cast<size_t>(c));
-    float* z = shifted.data();
+  [[maybe_unused]] bool avx2 = has_avx2();
+  parallel(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       int64_t t = load_index(target, r);
       if (t == ignore) continue;
       const T* xr = px + r * c;
-      double lse = 0;
+      // One sweep over the row gives max, sum(exp) and, under label smoothing, sum(x).
+      RowStats st;
 #ifdef FS_CPU_X86
-      if (avx2) lse = row_lse_avx2(xr, c);
+      if (avx2)
+        st = simd::row_stats8(xr, c, ls > 0);
+      else
 #endif
-      if (!avx2) {
-        float m = row_max(xr, c);
-        for (int64_t j = 0; j < c; ++j) z[j] = load_f(xr[j]) - m;
-        lse = m + std::log(static_cast<double>(row_sum(z, c, [](float v) { return exp_f32(v); })));
-      }
+        st = row_stats(xr, c, ls > 0);
+      double lse = st.max + std::log(static_cast<double>(st.sum));
       double loss = lse - load_f(xr[t]);
       if (ls > 0) {
-        double sum_logp = row_sum(xr, c, [](float v) { return v; }) - static_cast<double>(c) * lse;
+        double sum_logp = static_cast<double>(st.total) - static_cast<double>(c) * lse;
         loss = (1 - ls) * loss - ls * sum_logp / static_cast<double>(c);
       }
       losses[static_cast<size_t>(r)] = loss;

@@ -4,6 +4,7 @@
 
 #include "cpu/cpu_common.h"
 #include "cpu/simd.h"
+#include "cpu/softmax_rows.h"
 #include "internal.h"
 
 namespace flagstone::ops {
@@ -14,29 +15,64 @@ namespace {
 // AVX2/FMA rows (picked at run time by has_avx2): the same passes as the portable loops below,
 // 8 lanes with several accumulators, the row staying in L1/L2 between passes.
 
-// softmax / log_softmax of one row; `tmp` holds n floats for non-f32 outputs.
-template <typename T>
-FS_AVX2 void softmax_row_avx2(const T* x, T* o, int64_t n, bool log, float* tmp) {
-  float m = simd::row_max8(x, n);
-  float* e = nullptr;
-  if (!log) {
-    if constexpr (std::is_same_v<T, float>)
-      e = o;
-    else
-      e = tmp;
-  }
-  float sum = simd::row_sum_exp8(x, n, m, e);
+// log_softmax of one row: the one-sweep statistics, then x - lse, rereading the row from cache
+// (L2, or L3 for vocabulary-sized rows).
+template <bool Stream, typename T>
+FS_AVX2 void log_softmax_row_avx2(const T* x, T* o, int64_t n) {
+  RowStats st = simd::row_stats8(x, n, false);
+  float lse = st.max + std::log(st.sum);
+  __m256 vl = _mm256_set1_ps(lse);
   int64_t i = 0;
-  if (log) {
-    float lse = m + std::log(sum);
-    __m256 vl = _mm256_set1_ps(lse);
-    for (; i + 8 <= n; i += 8) simd::store8(o + i, _mm256_sub_ps(simd::load8(x + i), vl));
-    for (; i < n; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
-  } else {
-    float inv = 1.0f / sum;
-    __m256 vi = _mm256_set1_ps(inv);
-    for (; i + 8 <= n; i += 8) simd::store8(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vi));
-    for (; i < n; ++i) o[i] = store_f<T>(e[i] * inv);
+  if constexpr (Stream)
+    for (int64_t h = simd::stream_head(o, n); i < h; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
+  for (; i + 8 <= n; i += 8) simd::put8<Stream>(o + i, _mm256_sub_ps(simd::load8(x + i), vl));
+  for (; i < n; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
+}
+
+// o[i] = e[i] * f over [b, e_end); streamed stores start at the first aligned element.
+template <bool Stream, typename T>
+FS_AVX2 inline void scale_chunk8(const float* e, T* o, int64_t b, int64_t end, float f) {
+  __m256 vf = _mm256_set1_ps(f);
+  int64_t i = b;
+  if constexpr (Stream)
+    for (int64_t h = b + simd::stream_head(o + b, end - b); i < h; ++i) o[i] = store_f<T>(e[i] * f);
+  for (; i + 8 <= end; i += 8) simd::put8<Stream>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf));
+  for (; i < end; ++i) o[i] = store_f<T>(e[i] * f);
+}
+
+// softmax of one row with one exp per element: each chunk is read from memory once for its max,
+// then from L1 for exp(x - running max) into the thread's scratch `e` (n floats, warm in L2),
+// remembering that shift per chunk; the output pass scales chunk k by exp(shift_k - max) / sum.
+// `shifts` holds one float per chunk.
+template <bool Stream, typename T>
+FS_AVX2 void softmax_row_avx2(const T* x, T* o, int64_t n, float* e, float* shifts) {
+  constexpr int64_t C = kStatChunk<T>;
+  float m = -INFINITY, sum = 0;
+  for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
+    int64_t len = std::min(C, n - b), next_n = std::min(C, n - b - len);
+    float cm = std::max(m, simd::row_max8(x + b, len));
+    shifts[k] = cm;
+    if (cm == -INFINITY) {  // nothing finite yet: this chunk is redone from x below
+      if (std::isnan(simd::chunk_sum8(x + b, len))) sum = NAN;
+      continue;
+    }
+    sum = sum * exp_f32(m - cm) + simd::chunk_sum_exp8(x + b, len, cm, x + b + len, next_n, e + b);
+    m = cm;
+  }
+  float inv = 1.0f / sum;
+  for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
+    int64_t end = std::min(n, b + C);
+    if (shifts[k] != -INFINITY) {
+      scale_chunk8<Stream>(e, o, b, end, exp_f32(shifts[k] - m) * inv);
+      continue;
+    }
+    // A chunk of -inf (and NaN): exp(x - max) is 0 (NaN) against a finite max, and NaN
+    // everywhere when the whole row is -inf, as torch gives.
+    __m256 vm = _mm256_set1_ps(m), vi = _mm256_set1_ps(inv);
+    int64_t i = b;
+    for (; i + 8 <= end; i += 8)
+      simd::store8(o + i, _mm256_mul_ps(simd::exp8(_mm256_sub_ps(simd::load8(x + i), vm)), vi));
+    for (; i < end; ++i) o[i] = store_f<T>(exp_f32(load_f(x[i]) - m) * inv);
   }
 }
 
@@ -69,28 +105,31 @@ FS_AVX2 float row_sum8(const T* x, int64_t n, float c = 0) {
   return s;
 }
 
-// o = (x - shift) * scale * w + b, with w and b optional.
-template <typename T>
+// o = (x - shift) * scale * w + b, with w and b optional; streaming stores when `Stream`.
+template <bool Stream, typename T>
 FS_AVX2 void scale_row8(const T* x, T* o, int64_t n, float shift, float scale, const T* w,
                         const T* b) {
-  __m256 vs = _mm256_set1_ps(scale), vsh = _mm256_set1_ps(shift);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(simd::load8(x + i), vsh), vs);
-    if (w) v = _mm256_mul_ps(v, simd::load8(w + i));
-    if (b) v = _mm256_add_ps(v, simd::load8(b + i));
-    simd::store8(o + i, v);
-  }
-  for (; i < n; ++i) {
+  auto one = [&](int64_t i) {
     float v = (load_f(x[i]) - shift) * scale;
     if (w) v *= load_f(w[i]);
     if (b) v += load_f(b[i]);
     o[i] = store_f<T>(v);
+  };
+  __m256 vs = _mm256_set1_ps(scale), vsh = _mm256_set1_ps(shift);
+  int64_t i = 0;
+  if constexpr (Stream)
+    for (int64_t h = simd::stream_head(o, n); i < h; ++i) one(i);
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(simd::load8(x + i), vsh), vs);
+    if (w) v = _mm256_mul_ps(v, simd::load8(w + i));
+    if (b) v = _mm256_add_ps(v, simd::load8(b + i));
+    simd::put8<Stream>(o + i, v);
   }
+  for (; i < n; ++i) one(i);
 }
 
 // rms_norm of one row, after x += residual into `sum_out` when a residual is given.
-template <typename T>
+template <bool Stream, typename T>
 FS_AVX2 void rms_row_avx2(const T* x, const T* res, T* sum_out, const T* w, T* o, int64_t n,
                           float eps) {
   if (res) {
@@ -102,14 +141,14 @@ FS_AVX2 void rms_row_avx2(const T* x, const T* res, T* sum_out, const T* w, T* o
   }
   float ss = row_sum8<SumKind::kSquares>(x, n);
   float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-  scale_row8(x, o, n, 0.0f, scale, w, static_cast<const T*>(nullptr));
+  scale_row8<Stream>(x, o, n, 0.0f, scale, w, static_cast<const T*>(nullptr));
 }
 
-template <typename T>
+template <bool Stream, typename T>
 FS_AVX2 void layer_norm_row_avx2(const T* x, const T* w, const T* b, T* o, int64_t n, float eps) {
   float mean = row_sum8<SumKind::kPlain>(x, n) / static_cast<float>(n);
   float var = row_sum8<SumKind::kCentered>(x, n, mean) / static_cast<float>(n);
-  scale_row8(x, o, n, mean, 1.0f / std::sqrt(var + eps), w, b);
+  scale_row8<Stream>(x, o, n, mean, 1.0f / std::sqrt(var + eps), w, b);
 }
 #endif
 
@@ -123,29 +162,42 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   int64_t n = x.dim() == 0 ? 1 : x.shape().back(), rows = rows_of(x);
   const T* px = ptr<const T>(x);
   T* po = ptr<T>(out);
-  [[maybe_unused]] bool avx2 = has_avx2();
-  parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    std::vector<float> tmp(static_cast<size_t>(n));
-    float* t = tmp.data();
+#ifdef FS_CPU_X86
+  if (has_avx2()) {
+    bool stream = stream_output(out.nbytes());
+    int64_t chunks = (n + kStatChunk<T> - 1) / kStatChunk<T>;
+    parallel(
+        rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+          std::vector<float> spill;
+          float* scratch = log ? nullptr : thread_scratch(static_cast<size_t>(n + chunks), spill);
+          for (int64_t r = b; r < e; ++r) {
+            const T* xr = px + r * n;
+            T* orow = po + r * n;
+            if (log && stream)
+              log_softmax_row_avx2<true>(xr, orow, n);
+            else if (log)
+              log_softmax_row_avx2<false>(xr, orow, n);
+            else if (stream)
+              softmax_row_avx2<true>(xr, orow, n, scratch, scratch + n);
+            else
+              softmax_row_avx2<false>(xr, orow, n, scratch, scratch + n);
+          }
+          if (stream) _mm_sfence();  // streamed lines are visible before the pool reports done
+        });
+    return;
+  }
+#endif
+  parallel(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = px + r * n;
       T* orow = po + r * n;
-#ifdef FS_CPU_X86
-      if (avx2) {
-        softmax_row_avx2(xr, orow, n, log, t);
-        continue;
-      }
-#endif
-      float m = row_max(xr, n);
-      // A row of -inf (fully masked) has no finite max: exp(-inf - -inf) is NaN, as in torch.
-      for (int64_t i = 0; i < n; ++i) t[i] = load_f(xr[i]) - m;
+      RowStats st = row_stats(xr, n, false);
       if (log) {
-        float lse = m + std::log(row_sum(t, n, [](float v) { return exp_f32(v); }));
+        float lse = st.max + std::log(st.sum);
         for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(load_f(xr[i]) - lse);
       } else {
-        for (int64_t i = 0; i < n; ++i) t[i] = exp_f32(t[i]);
-        float inv = 1.0f / row_sum(t, n, [](float v) { return v; });
-        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(t[i] * inv);
+        float m = st.max, inv = 1.0f / st.sum;
+        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(exp_f32(load_f(xr[i]) - m) * inv);
       }
     }
   });
@@ -163,11 +215,19 @@ void rms_rows(const Tensor& x, const Tensor& residual, const Tensor& w, const Te
   T* pro = residual_out.defined() ? ptr<T>(residual_out) : nullptr;
 #ifdef FS_CPU_X86
   if (has_avx2()) {
-    parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
-        rms_row_avx2(px + r * n, pr ? pr + r * n : nullptr, pro ? pro + r * n : nullptr, pw,
-                     po + r * n, n, static_cast<float>(eps));
-    });
+    bool stream = stream_output(out.nbytes());
+    parallel(
+        rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const T* res = pr ? pr + r * n : nullptr;
+            T* sum = pro ? pro + r * n : nullptr;
+            if (stream)
+              rms_row_avx2<true>(px + r * n, res, sum, pw, po + r * n, n, static_cast<float>(eps));
+            else
+              rms_row_avx2<false>(px + r * n, res, sum, pw, po + r * n, n, static_cast<float>(eps));
+          }
+          if (stream) _mm_sfence();
+        });
     return;
   }
 #endif
@@ -208,10 +268,18 @@ void layer_norm_rows(const Tensor& x, const Tensor& w, const Tensor& bias, const
   T* po = ptr<T>(out);
 #ifdef FS_CPU_X86
   if (has_avx2()) {
-    parallel(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
-        layer_norm_row_avx2(px + r * n, pw, pb, po + r * n, n, static_cast<float>(eps));
-    });
+    bool stream = stream_output(out.nbytes());
+    parallel(
+        rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            if (stream)
+              layer_norm_row_avx2<true>(px + r * n, pw, pb, po + r * n, n, static_cast<float>(eps));
+            else
+              layer_norm_row_avx2<false>(px + r * n, pw, pb, po + r * n, n,
+                                         static_cast<float>(eps));
+          }
+          if (stream) _mm_sfence();
+        });
     return;
   }
 #endif

@@ -50,14 +50,12 @@ FS_AVX2 inline __m256 load8(const T* p) {
   }
 }
 
-// Rounds to nearest even like store_f: F16C for half; for bf16 the same integer rounding as
-// float_to_bf16, with NaN kept quiet.
+// f16/bf16 lanes packed into 128 bits, rounded to nearest even like store_f: F16C for half; for
+// bf16 the same integer rounding as float_to_bf16, with NaN kept quiet.
 template <typename T>
-FS_AVX2 inline void store8(T* p, __m256 v) {
-  if constexpr (std::is_same_v<T, float>) {
-    _mm256_storeu_ps(p, v);
-  } else if constexpr (std::is_same_v<T, Half>) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+FS_AVX2 inline __m128i narrow8(__m256 v) {
+  if constexpr (std::is_same_v<T, Half>) {
+    return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
   } else {
     __m256i bits = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
@@ -69,8 +67,16 @@ FS_AVX2 inline void store8(T* p, __m256 v) {
     __m256i r = _mm256_blendv_epi8(rounded, quiet, is_nan);
     // packus works per 128-bit lane; the permute puts the two halves back in order.
     __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+    return _mm256_castsi256_si128(packed);
   }
+}
+
+template <typename T>
+FS_AVX2 inline void store8(T* p, __m256 v) {
+  if constexpr (std::is_same_v<T, float>)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow8<T>(v));
 }
 
 // exp_f32 on 8 lanes (the same range reduction and polynomial, with FMA): within 2 ulp on

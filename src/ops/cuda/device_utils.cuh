@@ -244,11 +244,12 @@ struct MomentsOp {
   }
 };
 
-// Tuning switch of the GPU windows: FLAGSTONE_CUDA_VARIANT=N picks kernel variant N of an op
-// (-1 when unset: the default).
-inline int tuning_variant() {
+// Kernel variant of an op: FLAGSTONE_CUDA_VARIANT=N picks variant N of every op that has one
+// (0: the op's first kernel; the launchers name the others), else `fallback`, the
+// op's default. Read on each launch so a timing tool can switch it; getenv costs ~0.1 us.
+inline int tuning_variant(int fallback) {
   const char* v = std::getenv("FLAGSTONE_CUDA_VARIANT");
-  return v ? std::atoi(v) : -1;
+  return v && *v ? std::atoi(v) : fallback;
 }
 
 // Loads pack threadIdx.x + k * blockDim.x of the row for k < P, every load issued before any

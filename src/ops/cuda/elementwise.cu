@@ -7,6 +7,8 @@ namespace flagstone::ops::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+// Default variant of the contiguous add/mul (tuning_variant): 0 one pack per thread, 1 two, 2 four.
+constexpr int kBinaryVariant = 0;
 
 template <BinaryKind K>
 __device__ __forceinline__ float apply(float a, float b, float alpha) {
@@ -125,7 +127,7 @@ cudaError_t binary_typed(void* out, const void* a, const void* b, float alpha, i
                   15u) == 0;
   // Packs need b's period to be a whole number of packs too.
   int64_t packs = aligned && b_period % N == 0 ? n / N : 0;
-  int v = tuning_variant();
+  int v = tuning_variant(kBinaryVariant);
   if (packs > 0 && b_period == 0 && packs <= (int64_t{1} << 28) && (v == 1 || v == 2)) {
     auto up = static_cast<uint32_t>(packs);
     if (v == 1)

@@ -11,6 +11,10 @@
 namespace flagstone::ops::cuda {
 namespace {
 
+// Default kernel variants (tuning_variant): 0 is the code of session 10 (rotary: one head per
+// thread; cross entropy: four packs in flight per thread).
+constexpr int kCrossEntropyVariant = 0, kRotaryVariant = 0;
+
 // Block of (threads.x, rows): threadIdx.y picks a (token, head) row, threadIdx.x walks its
 // rotation pairs (then the pass-through tail in pairs), so a warp reads consecutive pairs.
 template <typename T>
@@ -372,7 +376,7 @@ cudaError_t cross_entropy_typed(const CrossEntropyArgs& a, cudaStream_t stream) 
   }
   auto grid = static_cast<unsigned>(a.rows);
   constexpr int N = Pack<T>::kCount;
-  int v = tuning_variant();
+  int v = tuning_variant(kCrossEntropyVariant);
   bool raw = v > 0 && a.classes % N == 0 && a.classes < (int64_t{1} << 31) &&
              (reinterpret_cast<uintptr_t>(a.logits) & 15u) == 0;
   int p = v == 2 ? 4 : v == 4 ? 16 : 8;
@@ -420,7 +424,7 @@ cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
         ((reinterpret_cast<uintptr_t>(a.cos) | reinterpret_cast<uintptr_t>(a.sin)) & 15u) == 0;
     auto* o = static_cast<T*>(a.out);
     auto* xi = static_cast<const T*>(a.x);
-    int v = tuning_variant();
+    int v = tuning_variant(kRotaryVariant);
     int k = v == 1 ? 2 : v == 2 ? 4 : v == 3 ? 8 : 1;
     if (a.heads % k != 0) k = 1;
     auto it = static_cast<uint32_t>(items / k);

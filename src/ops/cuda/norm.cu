@@ -13,6 +13,9 @@
 namespace flagstone::ops::cuda {
 namespace {
 
+// Default kernel variants (tuning_variant): 0 is the block-per-row code of session 10.
+constexpr int kSoftmaxVariant = 0, kRmsVariant = 0, kLayerNormVariant = 0;
+
 constexpr int64_t kCacheElements = 12288;  // 48 KiB of f32: the default dynamic smem limit
 
 // Calls f(i, value) for every element of the row that this thread owns. The split between
@@ -341,7 +344,7 @@ cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, boo
                           cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
   auto grid = static_cast<unsigned>(rows);
-  if (int v = tuning_variant(); v > 0) {
+  if (int v = tuning_variant(kSoftmaxVariant); v > 0) {
     auto* o = static_cast<T*>(out);
     auto* xi = static_cast<const T*>(x);
     auto un = static_cast<uint32_t>(n);
@@ -396,7 +399,8 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   auto* xi = static_cast<const T*>(x);
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
-  if (int v = tuning_variant(); v == 5 && !residual) {
+  const int v = tuning_variant(kRmsVariant);
+  if (v == 5 && !residual) {
     int t = raw_threads<T>(n, 4, {out, x, weight}, 512);
     if (t > 0) {
       size_t smem = static_cast<size_t>(n) * sizeof(T);
@@ -407,7 +411,7 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
       }
     }
   }
-  if (int v = tuning_variant(); v > 0) {
+  if (v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;
     int t =
         raw_threads<T>(n, p, {out, residual_out, x, residual, weight}, rows::norm_max_threads(p));
@@ -443,7 +447,8 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
-  if (int v = tuning_variant(); v == 5) {
+  const int v = tuning_variant(kLayerNormVariant);
+  if (v == 5) {
     int t = raw_threads<T>(n, 4, {out, x, weight, bias}, 512);
     if (t > 0) {
       size_t smem = static_cast<size_t>(n) * sizeof(T);
@@ -454,7 +459,7 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
       }
     }
   }
-  if (int v = tuning_variant(); v > 0) {
+  if (v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;
     int t = raw_threads<T>(n, p, {out, x, weight, bias}, rows::norm_max_threads(p));
     auto un = static_cast<uint32_t>(n);

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "bench_timing.h"
@@ -41,6 +42,7 @@ struct Options {
   bool json = false;
   bool probe = false;  // internal: one cached-launch measurement in this fresh process
   std::vector<std::string> gemm_configs;  // replaces the GEMM candidates when given
+  bool gemm_only = false;
 };
 
 // ---- the benchmarked kernels, written as a user would write them ----
@@ -396,6 +398,19 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
     return Grid(((s + cfg.get("BM") - 1) / cfg.get("BM")) *
                 ((s + cfg.get("BN") - 1) / cfg.get("BN")));
   };
+  // NVRTC builds each candidate on one core: build them side by side first (failures show
+  // again, with their message, when the candidate is timed).
+  {
+    std::vector<std::thread> builders;
+    for (const Config& cfg : gemm.configs())
+      builders.emplace_back([&gemm, &device, cfg] {
+        try {
+          gemm.compiled(cfg, device);
+        } catch (const Error&) {
+        }
+      });
+    for (std::thread& t : builders) t.join();
+  }
   nlohmann::json candidates = nlohmann::json::array();
   auto best = best_config(
       device, stream, repeat, gemm.configs(),
@@ -542,17 +557,22 @@ nlohmann::json bench_launch(const Device& device) {
 }
 
 void print_text(const nlohmann::json& r) {
-  const auto& m = r["memory"];
-  std::printf("%s (%s): device copy %.1f GB/s (read+write), %.0f MiB per tensor\n",
-              m["device"].get<std::string>().c_str(), m["name"].get<std::string>().c_str(),
-              m["device_copy_gbps"].get<double>(), m["bytes_per_tensor"].get<double>() / 1048576.0);
-  std::printf("  %-10s %10s %10s %9s %10s  %s\n", "kernel", "ms", "GB/s", "of copy", "max err",
-              "config");
-  for (const auto& k : m["kernels"])
-    std::printf("  %-10s %10.3f %10.1f %8.1f%% %10.2e  %s\n",
-                k["kernel"].get<std::string>().c_str(), k["ms"].get<double>(),
-                k["gbps"].get<double>(), 100 * k["fraction_of_copy"].get<double>(),
-                k["max_rel_error"].get<double>(), k["config"].get<std::string>().c_str());
+  if (!r.contains("memory")) {
+    std::printf("%s:\n", r["gemm"]["device"].get<std::string>().c_str());
+  } else {
+    const auto& m = r["memory"];
+    std::printf("%s (%s): device copy %.1f GB/s (read+write), %.0f MiB per tensor\n",
+                m["device"].get<std::string>().c_str(), m["name"].get<std::string>().c_str(),
+                m["device_copy_gbps"].get<double>(),
+                m["bytes_per_tensor"].get<double>() / 1048576.0);
+    std::printf("  %-10s %10s %10s %9s %10s  %s\n", "kernel", "ms", "GB/s", "of copy", "max err",
+                "config");
+    for (const auto& k : m["kernels"])
+      std::printf("  %-10s %10.3f %10.1f %8.1f%% %10.2e  %s\n",
+                  k["kernel"].get<std::string>().c_str(), k["ms"].get<double>(),
+                  k["gbps"].get<double>(), 100 * k["fraction_of_copy"].get<double>(),
+                  k["max_rel_error"].get<double>(), k["config"].get<std::string>().c_str());
+  }
   const auto& g = r["gemm"];
   std::printf("  gemm bf16 %lldx%lldx%lld: %.3f ms, %.1f TFLOP/s  (%s)",
               g["shape"][0].get<long long>(), g["shape"][1].get<long long>(),
@@ -564,7 +584,9 @@ void print_text(const nlohmann::json& r) {
                 g["ratio_vs_cublas"].get<double>(), g["max_abs_diff_vs_cublas"].get<double>());
   else if (g.contains("cublas"))
     std::printf("; cuBLAS: %s", g["cublas"].get<std::string>().c_str());
+  if (!g["correct"].get<bool>()) std::printf("; NO CONFIG CORRECT");
   std::printf("\n");
+  if (!r.contains("launch")) return;
   const auto& l = r["launch"];
   std::printf(
       "  first compile+launch %.1f ms (%d toolchain runs); cached launch in a new process %.2f ms "
@@ -585,9 +607,11 @@ void run(const Options& o) {
   }
   nlohmann::json results = nlohmann::json::array();
   for (const Device& device : devices) {
-    nlohmann::json r = {{"memory", bench_memory(device, o)},
-                        {"gemm", bench_gemm(device, o)},
-                        {"launch", bench_launch(device)}};
+    nlohmann::json r = {{"gemm", bench_gemm(device, o)}};
+    if (!o.gemm_only) {
+      r["memory"] = bench_memory(device, o);
+      r["launch"] = bench_launch(device);
+    }
     if (!o.json) print_text(r);
     results.push_back(std::move(r));
   }
@@ -614,6 +638,8 @@ void register_bench_compiler_command(CLI::App& bench) {
   cmd->add_option("--gemm-config", options->gemm_configs,
                   "GEMM candidate to time instead of the built-in list (repeatable), e.g. "
                   "BM=128,BN=256,BK=64,num_warps=8,num_stages=4[,tma=1,wgmma=0,occupancy=2]");
+  cmd->add_flag("--gemm-only", options->gemm_only,
+                "Only the GEMM (no memory-bound kernels, no launch-time probe)");
   cmd->add_flag("--json", options->json, "Print JSON");
   cmd->add_flag("--cached-launch-probe", options->probe,
                 "Internal: launch one kernel through the caches and print the time as JSON");

@@ -42,16 +42,17 @@ cfg() { echo "--gemm-config BM=$1,BN=$2,BK=$3,num_warps=$4,num_stages=$5$6"; }
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null) (t=${SECONDS}s)"
   echo "== GEMM 4096: wgmma + cp.async vs mma.sync (t=${SECONDS}s)"
-  timeout 24 $f bench compiler --device cuda:0 --size-mib 1 --repeat 10 --json \
+  timeout 24 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
     $(cfg 128 256 64 8 4) $(cfg 128 128 64 8 3 ,occupancy=2) $(cfg 128 256 64 8 3) \
-    $(cfg 128 128 32 4 3) >/tmp/bc.json 2>/tmp/bc.err
+    $(cfg 64 256 64 4 4) $(cfg 256 128 64 16 3) $(cfg 128 128 32 4 3) >/tmp/bc.json 2>/tmp/bc.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bc.err
   python3 -c "$table" </tmp/bc.json
   # TMA in its own process: a fault or a hang there must not cost the numbers above.
   echo "== GEMM 4096: wgmma + TMA (t=${SECONDS}s)"
-  timeout 12 $f bench compiler --device cuda:0 --size-mib 1 --repeat 10 --json \
-    $(cfg 128 256 64 8 4 ,tma=1) $(cfg 128 128 64 8 4 ,tma=1) >/tmp/bt.json 2>/tmp/bt.err
+  timeout 12 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
+    $(cfg 128 256 64 8 4 ,tma=1) $(cfg 128 128 64 8 3 ,occupancy=2,tma=1) \
+    $(cfg 128 256 64 8 3 ,tma=1) >/tmp/bt.json 2>/tmp/bt.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bt.err
   python3 -c "$table" </tmp/bt.json

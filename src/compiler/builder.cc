@@ -75,7 +75,7 @@ KernelBuilder::KernelBuilder(std::string name, Config config) : config_(std::mov
   // CUDA hints, when asked for: programs per SM to fit in registers (__launch_bounds__),
   // whether the GEMM pipeline double-buffers its fragments, and on sm_90 whether it uses
   // warpgroup MMA (default on) and the tensor memory accelerator.
-  for (const char* hint : {"occupancy", "prefetch", "wgmma", "tma"})
+  for (const char* hint : {"occupancy", "prefetch", "wgmma", "tma", "mn_swap"})
     if (config_.has(hint)) fn_.meta[hint] = config_.get(hint);
 }
 

@@ -9,6 +9,7 @@
 // while the warps go on to the next barrier.
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "codegen_emitter.h"
 
@@ -160,11 +161,15 @@ void Emitter::emit_wgmma_mainloop(const MmaLayout& l, const GemmShape& g, const 
   // the swizzled row. B as stored [k][n] is MN-major (transposed operand): 64-column blocks
   // BK * 128 bytes apart (leading offset), 8-row k groups 1024 bytes apart. B copied as [n][k]
   // is K-major like A.
-  std::string b_lbo = g.b_kmajor ? "16u" : std::to_string(g.bk * 128) + "u";
+  std::string b_lbo = g.b_kmajor ? "16u" : std::to_string(g.bk * 128) + "u", b_sbo = "1024u";
+  // Meta-parameter `mn_swap` (diagnostic, default 0): the MN-major B descriptor with its two
+  // offsets exchanged, to tell on a device which reading of the PTX layout tables it follows.
+  auto swap = fn_.meta.find("mn_swap");
+  if (!g.b_kmajor && swap != fn_.meta.end() && swap->second != 0) std::swap(b_lbo, b_sbo);
   line("const unsigned long long da = fs_desc(fs_sa0 + (unsigned)fs_read * " +
        std::to_string(g.a_bytes) + "u, 16u, 1024u);");
   line("const unsigned long long db = fs_desc(fs_sb0 + (unsigned)fs_read * " +
-       std::to_string(g.b_bytes) + "u, " + b_lbo + ", 1024u);");
+       std::to_string(g.b_bytes) + "u, " + b_lbo + ", " + b_sbo + ");");
   line("asm volatile(\"wgmma.fence.sync.aligned;\" ::: \"memory\");");
   for (int64_t ks = 0; ks < g.bk / 16; ++ks) {
     int64_t a_off = (ks / 4) * l.m * 128 + (ks % 4) * 32;

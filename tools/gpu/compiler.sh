@@ -44,7 +44,8 @@ cfg() { echo "--gemm-config BM=$1,BN=$2,BK=$3,num_warps=$4,num_stages=$5$6"; }
   echo "== GEMM 4096: wgmma + cp.async vs mma.sync (t=${SECONDS}s)"
   timeout 24 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
     $(cfg 128 256 64 8 4) $(cfg 128 128 64 8 3 ,occupancy=2) $(cfg 128 256 64 8 3) \
-    $(cfg 64 256 64 4 4) $(cfg 256 128 64 16 3) $(cfg 128 128 32 4 3) >/tmp/bc.json 2>/tmp/bc.err
+    $(cfg 64 256 64 4 4) $(cfg 256 128 64 16 3) $(cfg 128 128 32 4 3) \
+    $(cfg 128 256 64 8 4 ,mn_swap=1) >/tmp/bc.json 2>/tmp/bc.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bc.err
   python3 -c "$table" </tmp/bc.json

@@ -348,17 +348,22 @@ cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, boo
     auto* o = static_cast<T*>(out);
     auto* xi = static_cast<const T*>(x);
     auto un = static_cast<uint32_t>(n);
-    if (v == 4) {
+    if (v == 4 || v == 5) {
       int t = raw_threads<T>(n, 8, {out, x});
       size_t bytes = static_cast<size_t>(n) * sizeof(T);
       if (t > 0 && bytes <= 160 * 1024) {
         static bool attr = false;  // tuning only: one device
         if (!attr) {
-          cudaFuncSetAttribute(rows::softmax_smem<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               160 * 1024);
+          cudaFuncSetAttribute(rows::softmax_smem<T, false>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024);
+          cudaFuncSetAttribute(rows::softmax_smem<T, true>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024);
           attr = true;
         }
-        rows::softmax_smem<T><<<grid, std::min(t, 512), bytes, stream>>>(o, xi, un, log);
+        if (v == 5)
+          rows::softmax_smem<T, true><<<grid, std::min(t, 512), bytes, stream>>>(o, xi, un, log);
+        else
+          rows::softmax_smem<T, false><<<grid, std::min(t, 512), bytes, stream>>>(o, xi, un, log);
         return cudaGetLastError();
       }
     }

@@ -58,13 +58,21 @@ __global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t
 // softmax with the row copied into shared memory by cp.async: the bytes in flight are not
 // limited by registers. Each thread reads back only the packs it copied, so the copy needs no
 // barrier.
-template <typename T>
+// exp2 as the bare MUFU instruction (flushes results below 2^-126 to zero), for kFast.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+template <typename T, bool kFast>
 __global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_t n, bool log) {
   constexpr int N = Pack<T>::kCount;
   extern __shared__ uint4 row[];
   __shared__ MaxSum scratch[32];
   const uint32_t packs = n / N;
   const size_t base = size_t{blockIdx.x} * n;
+  auto ex2 = [](float v) { return kFast ? exp2_ftz(v) : exp2f(v); };
   for (uint32_t p = threadIdx.x; p < packs; p += blockDim.x)
     copy16_async(row + p, x + base + size_t{p} * N);
   wait_async_copies();
@@ -80,7 +88,7 @@ __global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_
     float v[N];
     unpack<T>(row[p], v);
 #pragma unroll
-    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+    for (int j = 0; j < N; ++j) s += ex2(fmaf(v[j], kLog2e, -ml));
   }
   MaxSum r = block_merge<MaxSumOp>(MaxSum{m, m == -INFINITY ? 0.0f : s}, scratch);
   const float rl = r.m * kLog2e, inv = 1.0f / r.s;
@@ -89,7 +97,7 @@ __global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_
     float v[N];
     unpack<T>(row[p], v);
 #pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = log ? v[j] - shift : exp2f(fmaf(v[j], kLog2e, -rl)) * inv;
+    for (int j = 0; j < N; ++j) v[j] = log ? v[j] - shift : ex2(fmaf(v[j], kLog2e, -rl)) * inv;
     store16<true>(out + base + size_t{p} * N, pack<T>(v));
   }
 }

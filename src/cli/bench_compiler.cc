@@ -43,6 +43,7 @@ struct Options {
   bool probe = false;  // internal: one cached-launch measurement in this fresh process
   std::vector<std::string> gemm_configs;  // replaces the GEMM candidates when given
   bool gemm_only = false;
+  bool gemm_b_t = false;  // B stored [N, K]: C = A @ B.T
 };
 
 // ---- the benchmarked kernels, written as a user would write them ----
@@ -105,7 +106,9 @@ void build_gemm(KernelBuilder& k) {
   compiler::TensorArg a = k.tensor_arg("a", DType::kBF16, 2);
   compiler::TensorArg b = k.tensor_arg("b", DType::kBF16, 2);
   compiler::TensorArg c = k.tensor_arg("c", DType::kF32, 2);
-  Value m = a.size(0), kk = a.size(1), n = b.size(1);
+  // B_T=1: B stored as [N, K] and read transposed (x @ w.T, as a linear layer multiplies).
+  const bool b_t = k.meta("B_T") != 0;
+  Value m = a.size(0), kk = a.size(1), n = b.size(b_t ? 0 : 1);
   Value pid = k.program_id(0);
   Value tiles_m = (m + (bm - 1)) / bm, tiles_n = (n + (bn - 1)) / bn;
   Value per_group = tiles_n * group;
@@ -120,8 +123,10 @@ void build_gemm(KernelBuilder& k) {
                            Value rk = k0 + k.arange(0, bk);
                            Value ta = k.load(a.ptr + rm.col() * a.stride(0) + rk.row(),
                                              (rm.col() < m) & (rk.row() < kk), 0.0f);
-                           Value tb = k.load(b.ptr + rk.col() * b.stride(0) + rn.row(),
-                                             (rk.col() < kk) & (rn.row() < n), 0.0f);
+                           Value tb = b_t ? k.load(b.ptr + rn.row() * b.stride(0) + rk.col(),
+                                                   (rk.col() < kk) & (rn.row() < n), 0.0f)
+                                          : k.load(b.ptr + rk.col() * b.stride(0) + rn.row(),
+                                                   (rk.col() < kk) & (rn.row() < n), 0.0f);
                            return std::vector<Value>{k.dot(ta, tb, carried[0])};
                          });
   k.store(c.ptr + rm.col() * c.stride(0) + rn.row(), acc[0], (rm.col() < m) & (rn.row() < n));
@@ -268,14 +273,15 @@ const Cublas& cublas() {
 }
 
 // Row-major C = A @ B is column-major C^T = B^T A^T: cuBLAS gets B first.
-void cublas_gemm(void* handle, const Tensor& a, const Tensor& b, Tensor& c) {
-  constexpr int kOpN = 0, kBF16 = 14, kF32 = 0, kCompute32F = 68, kAlgoDefault = -1;
+// C = A @ B, or A @ B.T with `b_t` (B stored [N, K]); row-major C is column-major C.T.
+void cublas_gemm(void* handle, const Tensor& a, const Tensor& b, Tensor& c, bool b_t) {
+  constexpr int kOpN = 0, kOpT = 1, kBF16 = 14, kF32 = 0, kCompute32F = 68, kAlgoDefault = -1;
   int m = static_cast<int>(a.shape()[0]), k = static_cast<int>(a.shape()[1]);
-  int n = static_cast<int>(b.shape()[1]);
+  int n = static_cast<int>(b.shape()[b_t ? 0 : 1]);
   float alpha = 1, beta = 0;
-  int r = cublas().gemm_ex(handle, kOpN, kOpN, n, m, k, &alpha, b.buffer().handle(), kBF16, n,
-                           a.buffer().handle(), kBF16, k, &beta, c.buffer().handle(), kF32, n,
-                           kCompute32F, kAlgoDefault);
+  int r = cublas().gemm_ex(handle, b_t ? kOpT : kOpN, kOpN, n, m, k, &alpha, b.buffer().handle(),
+                           kBF16, b_t ? k : n, a.buffer().handle(), kBF16, k, &beta,
+                           c.buffer().handle(), kF32, n, kCompute32F, kAlgoDefault);
   FS_CHECK(r == 0, kBackend, "bench compiler: cublasGemmEx failed with status ", r);
 }
 
@@ -392,6 +398,7 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
     configs.clear();
     for (const std::string& text : o.gemm_configs) configs.push_back(parse_config(text));
   }
+  for (Config& cfg : configs) cfg.set("B_T", o.gemm_b_t ? 1 : 0);
   Kernel gemm("bench_gemm_bf16", build_gemm, configs);
   int repeat = std::max(3, o.repeat / 2);
   auto grid = [&](const Config& cfg) {
@@ -428,7 +435,8 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
     int64_t i = rng() % s, j = rng() % s;
     double acc = 0;
     for (int64_t p = 0; p < s; ++p)
-      acc += double(bf16_bits_to_float(ha[i * s + p])) * bf16_bits_to_float(hb[p * s + j]);
+      acc += double(bf16_bits_to_float(ha[i * s + p])) *
+             bf16_bits_to_float(hb[o.gemm_b_t ? j * s + p : p * s + j]);
     spots.push_back(i * s + j);
     want.push_back(acc);
   }
@@ -458,12 +466,11 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
   double flops = 2.0 * s * s * s;
   for (auto& cand : candidates)
     if (!cand["ms"].is_null()) cand["tflops"] = flops / (cand["ms"].get<double>() * 1e-3) / 1e12;
-  nlohmann::json out = {{"device", device.spec()},
-                        {"shape", {s, s, s}},
-                        {"config", best.second.str()},
-                        {"ms", best.first},
-                        {"tflops", flops / (best.first * 1e-3) / 1e12},
-                        {"candidates", candidates}};
+  nlohmann::json out = {
+      {"device", device.spec()},    {"shape", {s, s, s}},
+      {"b_transposed", o.gemm_b_t}, {"config", best.second.str()},
+      {"ms", best.first},           {"tflops", flops / (best.first * 1e-3) / 1e12},
+      {"candidates", candidates}};
   out["max_abs_error_over_sqrt_k"] = spot_error(got);
   out["correct"] = std::isfinite(best_ms);  // false: no config was correct (best is the fastest)
   if (device.backend() != "cuda") return out;
@@ -475,7 +482,8 @@ nlohmann::json bench_gemm(const Device& device, const Options& o) {
   FS_CHECK(cublas().create(&handle) == 0, kBackend, "bench compiler: cublasCreate failed");
   cublas().set_stream(handle, stream.impl().native_handle());
   Tensor ref = Tensor::empty({s, s}, DType::kF32, device);
-  double peer_ms = median_ms(device, stream, repeat, [&] { cublas_gemm(handle, a, b, ref); });
+  double peer_ms =
+      median_ms(device, stream, repeat, [&] { cublas_gemm(handle, a, b, ref, o.gemm_b_t); });
   std::vector<float> want_all = ref.to_vector<float>();
   cublas().destroy(handle);
   double diff = 0;
@@ -638,6 +646,8 @@ void register_bench_compiler_command(CLI::App& bench) {
   cmd->add_option("--gemm-config", options->gemm_configs,
                   "GEMM candidate to time instead of the built-in list (repeatable), e.g. "
                   "BM=128,BN=256,BK=64,num_warps=8,num_stages=4[,tma=1,wgmma=0,occupancy=2]");
+  cmd->add_flag("--gemm-b-transposed", options->gemm_b_t,
+                "GEMM with B stored [N, K] and read transposed (x @ w.T, as in linear layers)");
   cmd->add_flag("--gemm-only", options->gemm_only,
                 "Only the GEMM (no memory-bound kernels, no launch-time probe)");
   cmd->add_flag("--json", options->json, "Print JSON");

@@ -22,7 +22,8 @@ except Exception as e:
     print("no JSON:", e); sys.exit(0)
 for r in runs:
     g = r["gemm"]
-    print("gemm %s on %s" % ("x".join(str(v) for v in g["shape"]), g["device"]))
+    print("gemm %s on %s%s" % ("x".join(str(v) for v in g["shape"]), g["device"],
+          " (B transposed)" if g.get("b_transposed") else ""))
     for c in g["candidates"]:
         if c.get("ms") is None:
             print("  %-70s does not fit" % c["config"]); continue
@@ -42,26 +43,32 @@ cfg() { echo "--gemm-config BM=$1,BN=$2,BK=$3,num_warps=$4,num_stages=$5$6"; }
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null) (t=${SECONDS}s)"
   echo "== GEMM 4096: wgmma + cp.async vs mma.sync (t=${SECONDS}s)"
-  timeout 24 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
+  timeout -k 2 20 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
     $(cfg 128 256 64 8 4) $(cfg 128 128 64 8 3 ,occupancy=2) $(cfg 128 256 64 8 3) \
     $(cfg 64 256 64 4 4) $(cfg 256 128 64 16 3) $(cfg 128 128 32 4 3) \
     $(cfg 128 256 64 8 4 ,mn_swap=1) >/tmp/bc.json 2>/tmp/bc.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bc.err
   python3 -c "$table" </tmp/bc.json
+  echo "== GEMM 4096, B stored [N, K] (x @ w.T): wgmma + cp.async (t=${SECONDS}s)"
+  timeout -k 2 9 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json --gemm-b-transposed \
+    $(cfg 128 256 64 8 4) $(cfg 128 128 64 8 3 ,occupancy=2) >/tmp/bb.json 2>/tmp/bb.err
+  echo "rc=$? (124: timed out)"
+  tail -3 /tmp/bb.err
+  python3 -c "$table" </tmp/bb.json
   # TMA in its own process: a fault or a hang there must not cost the numbers above.
   echo "== GEMM 4096: wgmma + TMA (t=${SECONDS}s)"
-  timeout 12 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
+  timeout -k 2 10 $f bench compiler --device cuda:0 --gemm-only --repeat 10 --json \
     $(cfg 128 256 64 8 4 ,tma=1) $(cfg 128 128 64 8 3 ,occupancy=2,tma=1) \
     $(cfg 128 256 64 8 3 ,tma=1) >/tmp/bt.json 2>/tmp/bt.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bt.err
   python3 -c "$table" </tmp/bt.json
   echo "== compiler GEMM tests on cuda (t=${SECONDS}s)"
-  timeout 10 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
+  timeout -k 2 8 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
     --gtest_filter='*Gemm*cuda*' 2>&1 | tail -20
   echo "== compiler kernel tests on cuda (t=${SECONDS}s)"
-  timeout 8 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
+  timeout -k 2 6 $b/tests/compiler/compiler_kernels_test --gtest_brief=1 \
     --gtest_filter='*cuda*:-*Gemm*' 2>&1 | tail -20
   echo "== end (t=${SECONDS}s)"
 } >"$o" 2>&1

@@ -405,15 +405,17 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
   const int v = tuning_variant(kRmsVariant);
-  if (v == 5 && !residual) {
-    int t = raw_threads<T>(n, 4, {out, x, weight}, 512);
-    if (t > 0) {
-      size_t smem = static_cast<size_t>(n) * sizeof(T);
-      if (smem <= 48 * 1024) {
-        rows::norm_async<T, 4, false>
-            <<<grid, t, smem, stream>>>(o, xi, wi, nullptr, static_cast<uint32_t>(n), eps);
-        return cudaGetLastError();
-      }
+  if ((v == 5 || v == 6) && !residual) {
+    int t = raw_threads<T>(n, v == 6 ? 8 : 4, {out, x, weight}, 512);
+    size_t smem = static_cast<size_t>(n) * sizeof(T);
+    if (t > 0 && smem <= 48 * 1024) {
+      auto un = static_cast<uint32_t>(n);
+      if (v == 6)
+        rows::norm_async<T, 8, false, false>
+            <<<grid, t, smem, stream>>>(o, xi, wi, nullptr, un, eps);
+      else
+        rows::norm_async<T, 4, false><<<grid, t, smem, stream>>>(o, xi, wi, nullptr, un, eps);
+      return cudaGetLastError();
     }
   }
   if (v > 0) {
@@ -453,15 +455,16 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
   const int v = tuning_variant(kLayerNormVariant);
-  if (v == 5) {
-    int t = raw_threads<T>(n, 4, {out, x, weight, bias}, 512);
-    if (t > 0) {
-      size_t smem = static_cast<size_t>(n) * sizeof(T);
-      if (smem <= 48 * 1024) {
-        rows::norm_async<T, 4, true>
-            <<<grid, t, smem, stream>>>(o, xi, wi, bi, static_cast<uint32_t>(n), eps);
-        return cudaGetLastError();
-      }
+  if (v == 5 || v == 6) {
+    int t = raw_threads<T>(n, v == 6 ? 8 : 4, {out, x, weight, bias}, 512);
+    size_t smem = static_cast<size_t>(n) * sizeof(T);
+    if (t > 0 && smem <= 48 * 1024) {
+      auto un = static_cast<uint32_t>(n);
+      if (v == 6)
+        rows::norm_async<T, 8, true, false><<<grid, t, smem, stream>>>(o, xi, wi, bi, un, eps);
+      else
+        rows::norm_async<T, 4, true><<<grid, t, smem, stream>>>(o, xi, wi, bi, un, eps);
+      return cudaGetLastError();
     }
   }
   if (v > 0) {

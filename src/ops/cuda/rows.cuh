@@ -214,7 +214,7 @@ __global__ void __launch_bounds__(norm_max_threads(P))
 // rms_norm / layer_norm with the row copied into shared memory by cp.async (P packs per thread
 // in flight without holding registers, so more blocks fit per SM); each thread reads back only
 // the packs it copied. No residual (the launcher uses rms_raw for the fused add).
-template <typename T, int P, bool kLayer>
+template <typename T, int P, bool kLayer, bool kPrefetch = true>
 __global__ void __launch_bounds__(512)
     norm_async(T* out, const T* x, const T* w, const T* b, uint32_t n, float eps) {
   constexpr int N = Pack<T>::kCount;
@@ -228,8 +228,8 @@ __global__ void __launch_bounds__(512)
     if (p < packs) copy16_async(srow + p, x + base + size_t{p} * N);
   }
   uint4 wr[P], br[P];
-  if (w) load_raw<P, false>(w, packs, wr);
-  if (kLayer && b) load_raw<P, false>(b, packs, br);
+  if (kPrefetch && w) load_raw<P, false>(w, packs, wr);
+  if (kPrefetch && kLayer && b) load_raw<P, false>(b, packs, br);
   wait_async_copies();
   float sum = 0, cnt = 0;
 #pragma unroll
@@ -260,6 +260,8 @@ __global__ void __launch_bounds__(512)
     float ss = block_merge<SumOp>(sum, reinterpret_cast<float*>(scratch));
     scale = rsqrtf(ss / static_cast<float>(n) + eps);
   }
+  if (!kPrefetch && w) load_raw<P, false>(w, packs, wr);
+  if (!kPrefetch && kLayer && b) load_raw<P, false>(b, packs, br);
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     if (!owns(k, packs)) continue;

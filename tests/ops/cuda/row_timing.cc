@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
       int variants;
     };
     std::vector<Op> ops_list = {
-        {"softmax", 5},          {"rms_norm", 5}, {"layer_norm", 5}, {"cross_entropy", 5},
+        {"softmax", 5},          {"rms_norm", 6}, {"layer_norm", 6}, {"cross_entropy", 5},
         {"rotary_embedding", 3}, {"add", 2},      {"mul", 2}};
     struct Combo {
       DType dt;

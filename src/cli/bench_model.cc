@@ -288,6 +288,7 @@ std::unique_ptr<engine::Model> load(const Options& o, std::string* name) {
   mo.device = Device::get(o.device);
   mo.max_context = longest + 1;
   mo.graphs = !o.no_graph;
+  mo.describe_graph = o.profile;
   if (!o.json && isatty(STDERR_FILENO)) {
     mo.progress = [](const engine::LoadProgress& p) {
       double f = p.bytes_total ? static_cast<double>(p.bytes_done) / p.bytes_total : 1.0;

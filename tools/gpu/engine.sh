@@ -9,6 +9,8 @@
 #   FLAGSTONE_CUDA_PDL=0              no programmatic dependent launch
 #   FLAGSTONE_BENCH_TG=sync           the step-by-step tg loop (logits, argmax, wait)
 #   FLAGSTONE_ENGINE_ARGMAX=ops       the ops library's argmax in the step (not the engine's pick)
+#   FLAGSTONE_ENGINE_ROPE_ATTENTION=1 rotary + KV append + attention as one engine kernel
+#                                     (checked by DecodeStepTest.FusedRopeAttentionMatchesUnfused)
 # Output: $OUT/engine.txt.
 o="$OUT/engine.txt"
 b=build-gpu
@@ -32,12 +34,13 @@ tg() {  # label, env assignment, model, repetitions: the tg128 row without peaks
   timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -30
   echo "== llama-1b tg128 A/B (same build, no peaks measured; compare with the tg128 row above)"
   tg "previous decode kernel" FLAGSTONE_DECODE_ATTENTION=split llama-1b 2
+  tg "fused rotary + attention" FLAGSTONE_ENGINE_ROPE_ATTENTION=1 llama-1b 2
   tg "no PDL" FLAGSTONE_CUDA_PDL=0 llama-1b 2
   tg "ops argmax in the step" FLAGSTONE_ENGINE_ARGMAX=ops llama-1b 2
   tg "step-by-step tg loop" FLAGSTONE_BENCH_TG=sync llama-1b 2
-  tg "default again" "" llama-1b 2
   echo "== llama-1b pp2048 (prefill target: 50% of the measured GEMM rate)"
   timeout 20 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 2048 -n 0 -r 2 2>&1 | grep -E "pp2048|rror"
-  echo "== llama-8b tg128 with the previous decode kernel"
+  echo "== llama-8b tg128 candidates"
+  tg "fused rotary + attention" FLAGSTONE_ENGINE_ROPE_ATTENTION=1 llama-8b 1
   tg "previous decode kernel" FLAGSTONE_DECODE_ATTENTION=split llama-8b 1
 } >"$o" 2>&1

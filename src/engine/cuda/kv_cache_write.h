@@ -73,6 +73,35 @@ struct GreedyArgs {
 const char* launch_greedy_pick(const GreedyArgs& args, int element_bytes, bool bf16, int device,
                                void* stream);
 
+// One decode token per sequence: rotary of the q and k heads of `heads` (as RopeKvArgs), k and v
+// appended to the caches [batch, capacity, kv_heads, head_dim] at start[b], and attention of
+// every query head over positions 0..start[b] written to `out` [batch, q_heads, head_dim], in
+// one launch of `splits` blocks per kv head (rope_attention_splits) that merge through
+// `partials` (batch * q_heads * 128 * (2 + head_dim) floats) and `counters` (batch * kv_heads
+// zeroed unsigned ints, left zero). f16/bf16, head dims 64 and 128, groups of 1 to 8.
+struct RopeAttentionArgs {
+  const void* heads = nullptr;
+  int64_t heads_batch = 0;
+  void* out = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  int64_t capacity = 0;
+  const void* cos = nullptr;
+  const void* sin = nullptr;
+  int64_t max_positions = 0;
+  const int64_t* start = nullptr;
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  bool neox = true;
+  float scale = 1;
+  int64_t splits = 1;
+  float* partials = nullptr;
+  unsigned* counters = nullptr;
+};
+bool rope_attention_supported(const RopeAttentionArgs& args, int element_bytes);
+int64_t rope_attention_splits(const RopeAttentionArgs& args, int sms);
+const char* launch_rope_attention(const RopeAttentionArgs& args, bool bf16, int device,
+                                  void* stream);
+
 // Shared by the engine's launchers: makes `device` current (an empty string, or the CUDA error),
 // and whether kernels on it use programmatic dependent launch (compute capability 9.0 and up,
 // unless FLAGSTONE_CUDA_PDL=0).

@@ -4,6 +4,7 @@
 #include "decoder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -127,6 +128,47 @@ Tensor DecoderModel::rope_kv_write(const KvCache& cache, int64_t l, const Tensor
   return q;
 }
 
+Tensor DecoderModel::rope_attention(DecodeState& s, const KvCache& cache, int64_t l,
+                                    const Tensor& heads) const {
+  const int64_t b = heads.size(0);
+  Tensor out = Tensor::empty({b, heads_, head_dim_}, dtype_, device_);
+#ifdef FLAGSTONE_HAVE_CUDA
+  RopeAttentionArgs a = rope_attention_args(s, cache, l, heads);
+  a.out = address_of(out);
+  const char* error = launch_rope_attention(a, dtype_ == DType::kBF16, device_.index(),
+                                            device_.impl().default_stream().native_handle());
+  FS_CHECK(*error == '\0', kBackend, "fused rotary + attention on ", device_.spec(), ": ", error);
+#else
+  (void)s, (void)cache, (void)l;
+#endif
+  return out;
+}
+
+#ifdef FLAGSTONE_HAVE_CUDA
+RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCache& cache, int64_t l,
+                                                    const Tensor& heads) const {
+  RopeAttentionArgs a;
+  a.heads = address_of(heads);
+  a.heads_batch = heads.stride(0);
+  a.k_cache = address_of(cache.keys(l));
+  a.v_cache = address_of(cache.values(l));
+  a.capacity = cache.capacity();
+  a.cos = address_of(rope_cos_);
+  a.sin = address_of(rope_sin_);
+  a.max_positions = rope_cos_.size(0);
+  a.start = static_cast<const int64_t*>(address_of(s.step));
+  a.batch = s.batch, a.q_heads = heads_, a.kv_heads = kv_heads_, a.head_dim = head_dim_;
+  a.neox = traits_.rope_style == "neox";
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  a.splits = rope_attention_splits(a, device_.info().compute_units);
+  if (s.attn_scratch.defined()) {
+    a.partials = static_cast<float*>(address_of(s.attn_scratch));
+    a.counters = reinterpret_cast<unsigned*>(a.partials + s.batch * heads_ * 128 * (2 + head_dim_));
+  }
+  return a;
+}
+#endif
+
 DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   DecodeState& s = decode_;
   std::vector<void*> storage = storage_of(cache);
@@ -142,6 +184,19 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   // Picks of kGreedyPickBytes (two i64) per block, then one ticket per row; all zero at first.
   s.pick_scratch = Tensor::empty({s.batch * kMaxGreedyChunks * 2 + s.batch}, DType::kI64, device_);
   s.pick_scratch.fill_bytes_(0);
+  // FLAGSTONE_ENGINE_ROPE_ATTENTION=1: the fused kernel, where it serves this model.
+  const char* fused = std::getenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
+  if (fused && std::string(fused) == "1" && !traits_.qk_norm && rope_cos_.dtype() == dtype_ &&
+      rope_cos_.is_contiguous()) {
+    Tensor probe = Tensor::empty({s.batch, heads_ + 2 * kv_heads_, head_dim_}, dtype_, device_);
+    if (rope_attention_supported(rope_attention_args(s, cache, 0, probe),
+                                 static_cast<int>(dtype_size(dtype_)))) {
+      const int64_t floats = s.batch * heads_ * 128 * (2 + head_dim_) + s.batch * kv_heads_;
+      s.attn_scratch = Tensor::empty({floats}, DType::kF32, device_);
+      s.attn_scratch.fill_bytes_(0);
+      s.rope_attention = true;
+    }
+  }
 #endif
   return s;
 }
@@ -162,8 +217,13 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
           ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
     }
     Tensor heads = ops_.linear(h, layer.qkv, layer.qkv_bias).view({b, 1, hq + 2 * hk, d});
-    Tensor q, k, v = heads.narrow(2, hq + hk, hk);
-    if (traits_.qk_norm) {
+    Tensor q, k, v = heads.narrow(2, hq + hk, hk), attn;
+    if (s.rope_attention) {
+      // Candidate: rotary, the KV append and attention in one engine kernel.
+      if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
+      attn = rope_attention(s, cache, l, heads);
+      if (ops_.timer()) ops_.timer()->end();
+    } else if (traits_.qk_norm) {
       // q/k norms sit between the projection and rotary: the ops one by one.
       q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
       k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
@@ -178,8 +238,9 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
       q = rope_kv_write(cache, l, heads, start);
       if (ops_.timer()) ops_.timer()->end();
     }
-    Tensor attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
-                                       s.block_table, lengths);
+    if (!s.rope_attention)
+      attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
+                                  s.block_table, lengths);
     attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
     std::tie(h, residual) =
         ops_.add_rms_norm(attn, residual, layer.post_norm, config_.rms_norm_eps);
@@ -266,8 +327,9 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy
             [&] {
               s.logits = decode_body(s, cache);
 #ifdef FLAGSTONE_HAVE_CUDA
-              info_.decode_graph_nodes =
-                  describe_capture(device_.impl().default_stream().native_handle());
+              if (describe_graph_)
+                info_.decode_graph_nodes =
+                    describe_capture(device_.impl().default_stream().native_handle());
 #endif
             },
             graph_pool_);

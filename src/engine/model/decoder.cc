@@ -38,7 +38,10 @@ std::string rope_scaling_name(const ModelConfig& config) {
 
 DecoderModel::DecoderModel(const WeightSource& source, ModelConfig config, const Architecture& arch,
                            const ModelOptions& options)
-    : config_(std::move(config)), ops_(options.reference), graphs_(options.graphs) {
+    : config_(std::move(config)),
+      ops_(options.reference),
+      graphs_(options.graphs),
+      describe_graph_(options.describe_graph) {
   traits_ = arch.traits(config_, source.format());
   device_ = options.reference ? Device() : options.device;
   dtype_ =

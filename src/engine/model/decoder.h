@@ -13,6 +13,8 @@
 
 namespace flagstone::engine::detail {
 
+struct RopeAttentionArgs;  // cuda/kv_cache_write.h
+
 class DecoderModel : public Model {
  public:
   // Loads every weight from `source` as the architecture's traits and `options` ask.
@@ -48,13 +50,15 @@ class DecoderModel : public Model {
   // memory, so it can be recorded once and replayed (decode_step.cc).
   struct DecodeState {
     int64_t batch = 0;
-    std::vector<void*> storage;  // the cache's key and value buffers the recording points into
-    Tensor tokens;               // i64 [batch, 1]: this step's ids
-    Tensor step;                 // i64 [2 * batch]: each sequence's position, then its length
-    int64_t step_start = -1;     // the position `step` holds (each step advances it on device)
-    Tensor block_table;          // i64 [batch, 1]: sequence s is block s of the cache
-    Tensor pick_scratch;         // the greedy pick's per-block picks and zeroed tickets
-    Tensor logits;               // written by each replay
+    std::vector<void*> storage;   // the cache's key and value buffers the recording points into
+    Tensor tokens;                // i64 [batch, 1]: this step's ids
+    Tensor step;                  // i64 [2 * batch]: each sequence's position, then its length
+    int64_t step_start = -1;      // the position `step` holds (each step advances it on device)
+    Tensor block_table;           // i64 [batch, 1]: sequence s is block s of the cache
+    Tensor pick_scratch;          // the greedy pick's per-block picks and zeroed tickets
+    bool rope_attention = false;  // the fused rotary + KV append + attention candidate
+    Tensor attn_scratch;          // its partials and zeroed tickets
+    Tensor logits;                // written by each replay
     runtime::Graph graph;
   };
   void check_forward(const Tensor& tokens, const KvCache& cache) const;
@@ -70,6 +74,14 @@ class DecoderModel : public Model {
   // cache, in one kernel; returns q [b, hq, d].
   Tensor rope_kv_write(const KvCache& cache, int64_t layer, const Tensor& heads,
                        const Tensor& start) const;
+  // The same plus attention over the cache in one kernel (FLAGSTONE_ENGINE_ROPE_ATTENTION=1);
+  // returns the attention output [b, hq, d].
+  Tensor rope_attention(DecodeState& state, const KvCache& cache, int64_t layer,
+                        const Tensor& heads) const;
+#ifdef FLAGSTONE_HAVE_CUDA
+  RopeAttentionArgs rope_attention_args(DecodeState& state, const KvCache& cache, int64_t layer,
+                                        const Tensor& heads) const;
+#endif
 
   ModelConfig config_;
   DecoderTraits traits_;
@@ -83,6 +95,7 @@ class DecoderModel : public Model {
   Tensor rope_cos_, rope_sin_;  // [max_context, head_dim / 2]
   Tensor positions_;            // i64 [1, max_context]: 0, 1, 2, ... on the device
   bool graphs_ = true;
+  bool describe_graph_ = false;
   DecodeState decode_;
   std::shared_ptr<runtime::AllocatorPool> graph_pool_;
 };

@@ -42,6 +42,8 @@ struct ModelOptions {
   // replayed, so it costs one launch instead of one per kernel; false runs the same kernels one
   // by one (`--no-graph`). Other devices ignore it.
   bool graphs = true;
+  // Read back what the recorded step holds (ModelInfo::decode_graph_nodes), for profiling.
+  bool describe_graph = false;
   std::function<void(const LoadProgress&)> progress;
 };
 
@@ -65,8 +67,8 @@ struct ModelInfo {
   bool decode_graph = false;
   // Why recording the decode step failed (the model then runs it op by op); empty otherwise.
   std::string decode_graph_error;
-  // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)"; empty until
-  // a step is recorded.
+  // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)", when
+  // ModelOptions::describe_graph asked for it; empty until a step is recorded.
   std::string decode_graph_nodes;
 };
 

@@ -104,8 +104,10 @@ FS_AVX2 inline __m256 exp8_nonpositive(__m256 x) {
   const __m256 shift = _mm256_set1_ps(12582912.0f);
   __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
   __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shift);
-  __m256i n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shift));
   __m256 fn = _mm256_sub_ps(t, shift);
+  // From fn rather than t's bits: a NaN (any payload) converts to 0x80000000, which the shift
+  // below turns into 0, so the exponent add keeps y NaN.
+  __m256i n = _mm256_cvtps_epi32(fn);
   __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), xc);
   r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -115,9 +117,10 @@ FS_AVX2 inline __m256 exp8_nonpositive(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  // n is in [-126, 0] here, so 2^n is one normal float.
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  // n is in [-126, 0], and where n = -126 (x near -87) r >= 0.33 so y >= 1.4: the product with
+  // 2^n stays normal, and adding n to y's exponent bits is exact (an integer op, not a multiply).
+  __m256i e = _mm256_add_epi32(_mm256_castps_si256(y), _mm256_slli_epi32(n, 23));
+  return _mm256_castsi256_ps(e);
 }
 
 // exp8_nonpositive with exp8's exact 0 below -87, for values that are stored; NaN stays NaN.

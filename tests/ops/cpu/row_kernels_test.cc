@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "ops/ops_test_util.h"
 
@@ -120,6 +121,22 @@ TEST(CpuRowKernels, MaskedAndNaNRowsAreNaNAsInTorch) {
       EXPECT_TRUE(std::isnan(out.select(0, 2).to_double_vector()[n - 1])) << op;
     }
   }
+}
+
+// A NaN whose payload has low mantissa bits set (not the default NaN that arithmetic makes)
+// must still poison its row: the vector exp must not turn it into a number.
+TEST(CpuRowKernels, NaNWithPayloadPoisonsTheRow) {
+  int64_t n = 20000;
+  std::vector<float> host(static_cast<size_t>(2 * n));
+  for (int64_t i = 0; i < 2 * n; ++i) host[static_cast<size_t>(i)] = std::sin(0.01f * i);
+  uint32_t bits = 0x7fc001ffu;
+  std::memcpy(&host[static_cast<size_t>(n + 12345)], &bits, 4);
+  Tensor x = Tensor::from_vector(host, {2, n});
+  for (const char* op : {"softmax", "log_softmax"})
+    expect_matches(op, {x}, {{"dim", -1}}, Tensor::empty({2, n}, DType::kF32), n, "payload");
+  Tensor target = make_tensor({3, 7}, {2}, DType::kI64);
+  expect_matches("cross_entropy", {x, target}, {{"reduction", std::string("none")}},
+                 Tensor::empty({2}, DType::kF32), n, "payload");
 }
 
 TEST(CpuRowKernels, CrossEntropyOverManyChunks) {

@@ -212,6 +212,12 @@ Cases gemm_cases(Rng& rng, DType d, const Device& dev, const std::string& op) {
       c.push_back({{rt(rng, {k}, d, dev, -1, 1), b}, {}, k, l + " vector @ matrix"});
     }
   }
+  if (op == "linear")  // decode-shaped: few rows over a long k (cuda's 16-byte GEMV path)
+    c.push_back({{rt(rng, {5, 2056}, d, dev, -1, 1), rt(rng, {67, 2056}, d, dev, -1, 1),
+                  rt(rng, {67}, d, dev, -1, 1)},
+                 {},
+                 2056,
+                 "5x2056x67 with bias"});
   return c;
 }
 

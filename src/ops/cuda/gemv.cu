@@ -108,24 +108,10 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, int wpr) {
   }
 }
 
-// Streaming multiprocessors of the current device, asked once per device.
-int sm_count() {
-  static std::atomic<int> counts[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 108;
-  int c = counts[dev].load(std::memory_order_relaxed);
-  if (c == 0) {
-    if (cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || c <= 0)
-      c = 108;
-    counts[dev].store(c, std::memory_order_relaxed);
-  }
-  return c;
-}
-
 // Warps per output feature: split a row over more warps while the grid holds fewer than 32 warps
 // per SM (half the resident capacity) and each warp still gets two full unrolled steps.
 int pick_warps_per_row(int64_t n, int64_t chunks_per_row, int unroll) {
-  const int64_t target = int64_t{sm_count()} * 32;
+  const int64_t target = int64_t{current_device_sm_count()} * 32;
   int wpr = 1;
   while (wpr < kWarps && n * wpr < target && chunks_per_row >= int64_t{64} * wpr * unroll) wpr *= 2;
   return wpr;
@@ -169,6 +155,19 @@ cudaError_t launch_typed(const GemvArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+int current_device_sm_count() {
+  static std::atomic<int> counts[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 108;
+  int c = counts[dev].load(std::memory_order_relaxed);
+  if (c == 0) {
+    if (cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || c <= 0)
+      c = 108;
+    counts[dev].store(c, std::memory_order_relaxed);
+  }
+  return c;
+}
 
 cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream) {
   switch (dtype) {

@@ -34,6 +34,8 @@ struct GemvArgs {
 };
 
 cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream);
+// Streaming multiprocessors of the current device (asked once per device; 108 if unknown).
+int current_device_sm_count();
 
 // gemv_ops.cc: registers cuda/native/linear and cuda/native/mm.
 void register_cuda_gemv(Registry& r);

@@ -2,7 +2,11 @@
 // q8_0 / q4_0 blocks, dequantized in registers as the GEMV streams the weight once (one warp per
 // output feature, up to 4 input rows per pass). Also the dequantizer used to hand larger batches
 // to cuBLAS.
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda/device_utils.cuh"
+#include "cuda/gemv.h"
 #include "cuda/kernels.h"
 
 namespace flagstone::ops::cuda {
@@ -105,6 +109,127 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv(QuantArgs a) {
   }
 }
 
+// q8_0 / q4_0 rows whose length is a multiple of 16 bytes (k % 256 == 0): each warp copies 64
+// blocks of its row at a time into shared memory with coalesced 16-byte loads (the next step's
+// loads in flight while it decodes this one), then every lane decodes whole blocks from there.
+// The 34- and 18-byte blocks are only 2-byte aligned, which is what makes direct loads scatter.
+constexpr int kStepBlocks = 64;
+constexpr int kStepMaxBytes = kStepBlocks * 34;
+constexpr int kStepLoads = (kStepMaxBytes / 16 + 31) / 32;  // 16-byte loads per lane and step
+constexpr int kStagedWarps = 8;
+
+__device__ __forceinline__ uint4 load_once(const void* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+template <typename T, int MB>
+__global__ void __launch_bounds__(kStagedWarps * 32) quant_gemv_staged(QuantArgs a, int wpr) {
+  __shared__ __align__(16) uint8_t stage[kStagedWarps][kStepMaxBytes];
+  __shared__ float partial[kStagedWarps][MB];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rows_per_block = kStagedWarps / wpr;
+  const int64_t n0 = int64_t{blockIdx.x} * rows_per_block;
+  const int64_t n = n0 + warp / wpr;
+  const int part = warp % wpr;
+  const int m = static_cast<int>(a.m);
+  const bool q8 = a.format == QuantFormat::kQ8_0;
+  const int bb = q8 ? 34 : 18;
+  const int64_t nblocks = a.k / 32, nsteps = (nblocks + kStepBlocks - 1) / kStepBlocks;
+  const int64_t step_bytes = int64_t{kStepBlocks} * bb;
+  const T* x = static_cast<const T*>(a.x);
+  float acc[MB];
+#pragma unroll
+  for (int r = 0; r < MB; ++r) acc[r] = 0;
+  if (n < a.n) {
+    const auto* row = static_cast<const uint8_t*>(a.weight) + n * a.row_bytes;
+    uint8_t* buf = stage[warp];
+    uint4 regs[kStepLoads];
+    auto chunks_of = [&](int64_t s) {
+      int64_t left = a.row_bytes - s * step_bytes;
+      return static_cast<int>((left < step_bytes ? left : step_bytes) / 16);
+    };
+    auto load = [&](int64_t s) {
+      const int chunks = chunks_of(s);
+      const uint8_t* p = row + s * step_bytes;
+#pragma unroll
+      for (int i = 0; i < kStepLoads; ++i)
+        if (lane + 32 * i < chunks) regs[i] = load_once(p + (lane + 32 * i) * 16);
+    };
+    int64_t s = part;
+    if (s < nsteps) load(s);
+    for (; s < nsteps; s += wpr) {
+      const int chunks = chunks_of(s);
+      __syncwarp();
+#pragma unroll
+      for (int i = 0; i < kStepLoads; ++i)
+        if (lane + 32 * i < chunks) *reinterpret_cast<uint4*>(buf + (lane + 32 * i) * 16) = regs[i];
+      __syncwarp();
+      if (s + wpr < nsteps) load(s + wpr);
+      const int64_t b0 = s * kStepBlocks;
+      const int nb = static_cast<int>(nblocks - b0 < kStepBlocks ? nblocks - b0 : kStepBlocks);
+      for (int j = lane; j < nb; j += 32) {
+        const auto* h = reinterpret_cast<const uint16_t*>(buf + j * bb);
+        const float d = __half2float(__ushort_as_half(h[0]));
+        float q[32];
+        if (q8) {
+#pragma unroll
+          for (int i = 0; i < 16; ++i) {
+            uint16_t two = h[1 + i];
+            q[2 * i] = static_cast<float>(static_cast<int8_t>(two & 0xff));
+            q[2 * i + 1] = static_cast<float>(static_cast<int8_t>(two >> 8));
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            uint16_t two = h[1 + i];
+            uint32_t lo = two & 0xff, hi = two >> 8;
+            q[2 * i] = static_cast<float>(static_cast<int>(lo & 0x0f) - 8);
+            q[2 * i + 1] = static_cast<float>(static_cast<int>(hi & 0x0f) - 8);
+            q[16 + 2 * i] = static_cast<float>(static_cast<int>(lo >> 4) - 8);
+            q[16 + 2 * i + 1] = static_cast<float>(static_cast<int>(hi >> 4) - 8);
+          }
+        }
+        const int64_t k0 = (b0 + j) * 32;
+#pragma unroll
+        for (int r = 0; r < MB; ++r) {
+          if (r >= m) break;
+          const T* xr = x + r * a.k + k0;
+          constexpr int N = Pack<T>::kCount;
+          float sum = 0;
+#pragma unroll
+          for (int c = 0; c < 32; c += N) {
+            float xv[N];
+            load_pack(xr + c, xv);
+#pragma unroll
+            for (int i = 0; i < N; ++i) sum = fmaf(q[c + i], xv[i], sum);
+          }
+          acc[r] = fmaf(d, sum, acc[r]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < MB; ++r) {
+    float v = warp_sum(acc[r]);
+    if (lane == 0) partial[warp][r] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows_per_block * MB) {
+    const int row = threadIdx.x / MB, r = threadIdx.x % MB;
+    const int64_t j = n0 + row;
+    if (j < a.n && r < m) {
+      float v = 0;
+      for (int p = 0; p < wpr; ++p) v += partial[row * wpr + p][r];
+      if (a.bias) v += load_any(a.bias, a.bias_dtype, j);
+      static_cast<T*>(a.out)[r * a.n + j] = from_f<T>(v);
+    }
+  }
+}
+
 template <typename T>
 __global__ void dequantize_kernel(T* out, QuantArgs a) {
   int64_t total = a.n * a.k;
@@ -124,9 +249,37 @@ __global__ void dequantize_kernel(T* out, QuantArgs a) {
   }
 }
 
+template <typename T, int MB>
+cudaError_t staged_typed(const QuantArgs& a, cudaStream_t stream) {
+  const int64_t nsteps = (a.k / 32 + kStepBlocks - 1) / kStepBlocks;
+  const int64_t target = int64_t{current_device_sm_count()} * 32;
+  int wpr = 1;
+  while (wpr < kStagedWarps && a.n * wpr < target && nsteps >= 2 * wpr) wpr *= 2;
+  const int64_t rows_per_block = kStagedWarps / wpr;
+  const int64_t blocks = (a.n + rows_per_block - 1) / rows_per_block;
+  quant_gemv_staged<T, MB><<<static_cast<unsigned>(blocks), kStagedWarps * 32, 0, stream>>>(a, wpr);
+  return cudaGetLastError();
+}
+
+// FLAGSTONE_QUANT_GEMV=staged picks the shared-memory staged q8_0/q4_0 kernel (read on every
+// launch so a timing tool can compare both); unset or anything else: the warp-per-row kernel.
+bool staged_wanted(const QuantArgs& a) {
+  const char* v = std::getenv("FLAGSTONE_QUANT_GEMV");
+  if (!v || std::strcmp(v, "staged") != 0) return false;
+  if (a.format == QuantFormat::kInt8 || a.m > 8 || a.row_bytes % 16 != 0 || a.k % 32 != 0)
+    return false;
+  return (reinterpret_cast<uintptr_t>(a.weight) & 15u) == 0 &&
+         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0;
+}
+
 template <typename T>
 cudaError_t gemv_typed(const QuantArgs& a, cudaStream_t stream) {
   if (a.m == 0 || a.n == 0) return cudaSuccess;
+  if (staged_wanted(a)) {
+    if (a.m <= 1) return staged_typed<T, 1>(a, stream);
+    if (a.m <= 4) return staged_typed<T, 4>(a, stream);
+    return staged_typed<T, 8>(a, stream);
+  }
   dim3 grid(static_cast<unsigned>((a.n + kWarps - 1) / kWarps),
             static_cast<unsigned>((a.m + kRowsPerPass - 1) / kRowsPerPass));
   quant_gemv<T><<<grid, kWarps * 32, 0, stream>>>(a);

@@ -5,7 +5,11 @@
 // without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda/gemv.h"
+#include "flagstone/base/half.h"
 #include "flagstone/runtime/graph.h"
 #include "ops/ops_test_util.h"
 
@@ -212,6 +216,42 @@ TEST(CudaGemv, GraphReplaySeesNewInput) {
   auto want = call_reference("linear", {x2, w, b});
   std::string diff = compare(out[0], want[0], tolerance(DType::kBF16, k));
   EXPECT_TRUE(diff.empty()) << diff;
+}
+
+// GGUF q8_0 / q4_0 weights through the native linear_quantized, with both GEMV kernels
+// (FLAGSTONE_QUANT_GEMV=staged: shared-memory staged rows; unset: one warp per row).
+TEST(CudaGemv, QuantizedBothKernelsMatchReference) {
+  auto devices = cuda_devices();
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  const Implementation* impl = impl_of("linear_quantized", Provider::kNative);
+  ASSERT_NE(impl, nullptr);
+  Rng rng(test_seed() + 6);
+  const Device& dev = devices[0];
+  for (const char* kernel : {"staged", "warp"}) {
+    setenv("FLAGSTONE_QUANT_GEMV", kernel, 1);
+    for (DType q : {DType::kQ8_0, DType::kQ4_0})
+      for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{1, 256, 9},
+                             {3, 4096, 40},
+                             {8, 2048 + 256, 17},
+                             {2, 96, 5}}) {
+        SCOPED_TRACE(std::string(kernel) + " " + std::string(dtype_name(q)) +
+                     " m=" + std::to_string(m) + " k=" + std::to_string(k));
+        size_t block = dtype_info(q).block_bytes;
+        std::vector<uint8_t> bytes(static_cast<size_t>(n * k / 32) * block);
+        for (size_t b = 0; b < bytes.size(); b += block) {
+          uint16_t h = Half(static_cast<float>(rng.uniform(0.005, 0.02))).bits;
+          std::memcpy(&bytes[b], &h, 2);
+          for (size_t j = 2; j < block; ++j)
+            bytes[b + j] = static_cast<uint8_t>(rng.integer(0, 255));
+        }
+        Tensor w = Tensor::from_host(bytes.data(), bytes.size(), {n, k}, q, dev);
+        Tensor x = random_tensor(rng, {m, k}, DType::kBF16, dev, -1, 1);
+        std::vector<Tensor> in{x, w};
+        if (m % 2 == 1) in.push_back(random_tensor(rng, {n}, DType::kBF16, dev, -1, 1));
+        expect_matches(*impl, in, k);
+      }
+  }
+  unsetenv("FLAGSTONE_QUANT_GEMV");
 }
 
 }  // namespace

@@ -27,8 +27,9 @@ constexpr const char* kUsage =
     "  what dispatch picks, each call on its own weight copy (the set exceeds L2), recorded in a\n"
     "  CUDA graph. GB/s counts weight + x + y bytes; %copy is of a device copy measured here\n"
     "  (read + write bytes, 1 GiB).\n"
+    "  --rows 0 skips the table (with --quant or --sweep)\n"
     "  --sweep  also every warps-per-row x unroll variant of the native kernel (1 row)\n"
-    "  --quant  also the native q8_0 / q4_0 GEMV (linear_quantized, 1 row)\n"
+    "  --quant  also the native q8_0 / q4_0 GEMV (linear_quantized, 1 row), both kernels\n"
     "  Default shapes: the Llama-3.2-1B and Llama-3-8B decode projections and heads.\n";
 
 struct Dims {
@@ -160,7 +161,7 @@ int main(int argc, char** argv) {
                              {128256, 2048}, {6144, 4096},  {4096, 4096},  {28672, 4096},
                              {4096, 14336},  {128256, 4096}};
     bool sweep = false, quant = false;
-    int reps = 7;
+    int reps = 5;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto next = [&]() -> const char* {
@@ -206,7 +207,11 @@ int main(int argc, char** argv) {
     Policy vendor_only = saved;
     vendor_only.op_providers["linear"] = {Provider::kVendor};
     uint64_t seed = 1;
+    // --rows 0 skips the linear table (only --quant or --sweep then).
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [](int64_t m) { return m < 1; }),
+               rows.end());
     for (const Dims& d : shapes) {
+      if (rows.empty() && !sweep) break;
       double wbytes = static_cast<double>(d.n * d.k * dtype_size(dtype));
       int copies = copies_for(wbytes);
       std::vector<Tensor> ws;
@@ -261,10 +266,13 @@ int main(int argc, char** argv) {
     if (quant) {
       const Implementation* q = impl_of("linear_quantized", Provider::kNative);
       if (!q) throw std::runtime_error("no native cuda linear_quantized");
-      std::printf("\nlinear_quantized, native cuda (1 row, %s activations)\n",
-                  std::string(dtype_name(dtype)).c_str());
-      std::printf("| weight           | format |    MiB |     us |   GB/s | %%copy |\n");
-      std::printf("| ---------------- | ------ | ------ | ------ | ------ | ----- |\n");
+      std::printf(
+          "\nlinear_quantized, native cuda, 1 row of %s: both GEMV kernels "
+          "(FLAGSTONE_QUANT_GEMV=warp | staged)\n",
+          std::string(dtype_name(dtype)).c_str());
+      std::printf(
+          "| weight           | format |    MiB | warp us | %%copy | staged us | %%copy |\n");
+      std::printf("| ---------------- | ------ | ------ | ------- | ----- | --------- | ----- |\n");
       for (const Dims& d : shapes) {
         if (d.n * d.k > (int64_t{1} << 28) || d.k % 32 != 0) continue;  // skip the heads
         for (DType qt : {DType::kQ8_0, DType::kQ4_0}) {
@@ -275,13 +283,18 @@ int main(int argc, char** argv) {
           for (int c = 1; c < copies; ++c) ws.push_back(w0.clone());
           Tensor x = randn({1, d.k}, seed++, 0, dtype, dev);
           std::vector<Tensor> out{Tensor::empty({1, d.n}, dtype, dev)};
-          double us = graph_us(dev, std::max(copies, 8), reps, [&](int i) {
-            call_implementation(*q, {x, ws[static_cast<size_t>(i % copies)]}, {}, out);
-          });
-          double gbps = wbytes / (us * 1e3);
-          std::printf("| %-16s | %-6s | %6.1f | %6.2f | %6.0f | %4.0f%% |\n", shape_text(d).c_str(),
-                      std::string(dtype_name(qt)).c_str(), wbytes / (1 << 20), us, gbps,
-                      100 * gbps / copy);
+          double us[2];
+          for (int v = 0; v < 2; ++v) {
+            setenv("FLAGSTONE_QUANT_GEMV", v == 0 ? "warp" : "staged", 1);
+            us[v] = graph_us(dev, std::max(copies, 8), reps, [&](int i) {
+              call_implementation(*q, {x, ws[static_cast<size_t>(i % copies)]}, {}, out);
+            });
+          }
+          unsetenv("FLAGSTONE_QUANT_GEMV");
+          auto pct = [&](double t) { return 100 * wbytes / (t * 1e3) / copy; };
+          std::printf("| %-16s | %-6s | %6.1f | %7.2f | %4.0f%% | %9.2f | %4.0f%% |\n",
+                      shape_text(d).c_str(), std::string(dtype_name(qt)).c_str(),
+                      wbytes / (1 << 20), us[0], pct(us[0]), us[1], pct(us[1]));
         }
       }
     }

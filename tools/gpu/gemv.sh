@@ -10,9 +10,9 @@ t=$b/tests/ops/cuda/ops_cuda_gemv_timing
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null)"
   echo "== gemv tests (float64 reference)"
-  timeout 7 $b/tests/ops/cuda/ops_cuda_gemv_tests --gtest_brief=1 2>&1 | tail -25
+  timeout 6 $b/tests/ops/cuda/ops_cuda_gemv_tests --gtest_brief=1 2>&1 | tail -25
   echo "== linear bf16, 1 row: native vs cuBLAS"
-  timeout 7 $t --rows 1 2>&1 | tail -16
+  timeout 6 $t --rows 1 2>&1 | tail -16
   echo "== quantized GEMV, both kernels"
   timeout 5 $t --rows 0 --quant 2>&1 | tail -20
   echo "== native tuning sweep (1 row, graph us per call)"

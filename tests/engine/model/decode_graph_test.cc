@@ -67,6 +67,8 @@ class DecodeStepTest : public ::testing::TestWithParam<Device> {
     std::filesystem::create_directories(path);
     return path;
   }
+  // FusedRopeAttentionMatchesUnfused for one model width.
+  void check_fused_rope_attention(int64_t hidden);
   ScratchFolder folder_{"decode_step"};
 };
 
@@ -218,14 +220,20 @@ TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
 }
 
 // The fused rotary + KV append + attention candidate (FLAGSTONE_ENGINE_ROPE_ATTENTION=1, bf16,
-// head_dim 64) against the unfused step on the same tokens, and both against the float64
+// head_dim 64 and 128) against the unfused step on the same tokens, and against the float64
 // reference; CUDA only (elsewhere the step runs op by op and the variable changes nothing).
 TEST_P(DecodeStepTest, FusedRopeAttentionMatchesUnfused) {
   if (GetParam().backend() != "cuda") GTEST_SKIP() << "the fused kernel is CUDA's";
+  for (int64_t hidden : {256, 512}) check_fused_rope_attention(hidden);
+}
+
+void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
+  SCOPED_TRACE(::testing::Message() << "head_dim " << hidden / 4);
   testing::TinyOptions tiny;
-  tiny.hidden = 256;
-  tiny.intermediate = 512;
-  std::string folder = testing::write_tiny_hf_model(sub("llama_d64"), "llama", tiny);
+  tiny.hidden = hidden;  // 4 heads: head_dim 64 or 128
+  tiny.intermediate = 2 * hidden;
+  std::string folder =
+      testing::write_tiny_hf_model(sub(hidden == 256 ? "llama_h256" : "llama_h512"), "llama", tiny);
   auto ref = reference(folder);
   std::vector<TokenId> prompt = testing::tiny_prompt(6, 5);
   auto run = [&](Model& model, const std::vector<int64_t>& feed) {

@@ -321,6 +321,18 @@ std::map<std::string, CaseGenerator> make_generators() {
     }
     return c;
   };
+  // Seeded draws: every device must give the reference's indices, the same stream everywhere.
+  g["multinomial"] = [](Rng& rng, DType d, const Device& dev) {
+    int64_t seed = rng.integer(0, 1 << 30);
+    return Cases{{{rt(rng, {5, 33}, d, dev, 0.05, 1)},
+                  {{"num_samples", 7}, {"replacement", true}, {"seed", seed}, {"offset", 3}},
+                  1,
+                  "5 rows of 33 with replacement"},
+                 {{rt(rng, {4, 19}, d, dev, 0.05, 1)},
+                  {{"num_samples", 6}, {"replacement", false}, {"seed", seed}},
+                  1,
+                  "4 rows of 19 without replacement"}};
+  };
   g["topk"] = [](Rng& rng, DType d, const Device& dev) {
     return Cases{{{rt(rng, {4, 37}, d, dev)}, {{"k", 5}}, 1, "last dim"},
                  {{rt(rng, {9, 6}, d, dev, -3, 3, true)},

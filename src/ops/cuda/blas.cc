@@ -1,7 +1,8 @@
 // cuda vendor GEMM: mm, bmm, addmm, linear and matmul through cuBLAS, loaded with dlopen so the
 // binary starts on machines without it (the ops then refuse and dispatch falls back). One handle
 // and one workspace per device, made once; a call only sets the stream, so it is graph-safe.
-// linear and mm calls of 1 to 8 rows go to the native GEMV (gemv_ops.cc) when the policy allows.
+// One-row linear and mm calls on narrow weights go to the native GEMV (gemv_ops.cc), where it
+// measured faster, when the policy allows.
 #include <cublas_api.h>
 #include <dlfcn.h>
 
@@ -244,10 +245,10 @@ void run_gemm(KernelArgs& args) {
 
 std::string gemm_supports(const KernelArgs& args) {
   if (!cublas().missing.empty()) return cublas().missing;
-  // Few rows make a GEMV, bound by reading the weight: the native kernel streams it faster
-  // (unless the policy rules the native provider out for this op).
+  // One row of a narrow weight is a GEMV bound by reading the weight, which the native kernel
+  // streams faster (unless the policy rules the native provider out for this op).
   if (gemv_preferred(args))
-    return "1 to " + std::to_string(kGemvMaxRows) + " rows go to the native GEMV (cuda/native/" +
+    return "one row of a narrow weight goes to the native GEMV (cuda/native/" +
            std::string(args.op) + ")";
   const Tensor& a = args.inputs[args.op == "addmm" ? 1 : 0];
   int64_t k = a.dim() == 0 ? 0 : a.shape().back();

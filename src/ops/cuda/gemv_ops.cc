@@ -1,6 +1,6 @@
-// cuda native linear and mm for 1 to 8 activation rows (decode): the GEMV of gemv.cu, which streams
-// the weight at copy bandwidth where cuBLAS leaves narrow layers at a fraction of it. cuBLAS
-// (blas.cc) yields such calls to it and keeps every larger one, which this implementation refuses.
+// cuda native linear and mm for 1 to 8 activation rows (decode): the GEMV of gemv.cu. cuBLAS
+// (blas.cc) yields to it the calls where it measured faster (one row of a narrow weight) and
+// keeps the rest; more than 8 rows this implementation refuses.
 #include <algorithm>
 
 #include "cuda/cuda_common.h"
@@ -69,11 +69,15 @@ std::string gemv_refusal(const KernelArgs& args) {
 
 bool gemv_preferred(const KernelArgs& args) {
   if (args.op != "linear" && args.op != "mm") return false;
+  // Where the GEMV measured faster than cuBLAS on the H200 (tools/gpu/gemv.sh, session 11): one
+  // row of a weight with at most 4096 rows and 8192 columns (1.0-1.3x). cuBLAS keeps wider
+  // weights, where it streams at 80-100% of copy bandwidth, and 2 to 8 rows.
+  Plan p = plan_for(args);
+  if (!p.why.empty() || p.args.m != 1 || p.args.n > 4096 || p.args.k > 8192) return false;
   auto policy = current_policy();
   if (policy->strict) return false;
   auto order = policy->order_for(args.op);
-  if (std::find(order.begin(), order.end(), Provider::kNative) == order.end()) return false;
-  return gemv_refusal(args).empty();
+  return std::find(order.begin(), order.end(), Provider::kNative) != order.end();
 }
 
 void register_cuda_gemv(Registry& r) {

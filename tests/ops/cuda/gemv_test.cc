@@ -153,8 +153,8 @@ TEST(CudaGemv, MmWithTransposedWeight) {
   }
 }
 
-// Few rows go to the native GEMV, more to cuBLAS; a policy without the native provider for the
-// op (or strict mode) keeps cuBLAS on every call.
+// One row of a narrow weight goes to the native GEMV, everything else to cuBLAS; a policy without
+// the native provider for the op (or strict mode) keeps cuBLAS on every call.
 TEST(CudaGemv, HandOverWithCublasFollowsPolicy) {
   auto devices = cuda_devices();
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
@@ -165,13 +165,17 @@ TEST(CudaGemv, HandOverWithCublasFollowsPolicy) {
   Rng rng(test_seed() + 4);
   const Device& dev = devices[0];
   Tensor w = random_tensor(rng, {48, 256}, DType::kBF16, dev, -1, 1);
-  std::vector<Tensor> few{random_tensor(rng, {8, 256}, DType::kBF16, dev, -1, 1), w};
+  std::vector<Tensor> few{random_tensor(rng, {1, 256}, DType::kBF16, dev, -1, 1), w};
+  std::vector<Tensor> eight{random_tensor(rng, {8, 256}, DType::kBF16, dev, -1, 1), w};
   std::vector<Tensor> many{random_tensor(rng, {9, 256}, DType::kBF16, dev, -1, 1), w};
   std::string cublas_missing = refusal(*vendor, many);
   if (!cublas_missing.empty()) GTEST_SKIP() << cublas_missing;
   Policy saved = policy();
   EXPECT_NE(refusal(*vendor, few).find("native GEMV"), std::string::npos);
   EXPECT_NE(refusal(*native, many).find("9 rows"), std::string::npos);
+  // 2 to 8 rows: the GEMV serves them, but cuBLAS measured faster and keeps them.
+  EXPECT_EQ(refusal(*native, eight), "");
+  EXPECT_EQ(refusal(*vendor, eight), "");
   Policy vendor_only = saved;
   vendor_only.op_providers["linear"] = {Provider::kVendor};
   set_policy(vendor_only);
@@ -182,7 +186,7 @@ TEST(CudaGemv, HandOverWithCublasFollowsPolicy) {
   EXPECT_EQ(refusal(*vendor, few), "");
   set_policy(saved);
   // Both sides of the hand-over through dispatch agree with the reference.
-  for (const auto& in : {few, many}) {
+  for (const auto& in : {few, eight, many}) {
     auto got = call("linear", in);
     auto want = call_reference("linear", in);
     std::string diff = compare(got[0], want[0], tolerance(DType::kBF16, 256));

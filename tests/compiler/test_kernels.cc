@@ -300,13 +300,15 @@ std::vector<TestKernel> all_test_kernels() {
                {"num_stages", 4},
                {"prefetch", 0}},
         // sm_90: warpgroup MMA (one and two warpgroups; B in one and two 64-column blocks, K in
-        // two 64-wide blocks); mma.sync elsewhere.
+        // two 64-wide blocks), tiles by cp.async (tma=0) and by TMA (the default); mma.sync
+        // elsewhere.
         Config{{"BM", 64},
                {"BN", 128},
                {"BK", 64},
                {"DTYPE", static_cast<int64_t>(DType::kBF16)},
                {"num_warps", 4},
-               {"num_stages", 3}},
+               {"num_stages", 3},
+               {"tma", 0}},
         Config{{"BM", 128},
                {"BN", 64},
                {"BK", 128},

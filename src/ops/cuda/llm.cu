@@ -11,9 +11,12 @@
 namespace flagstone::ops::cuda {
 namespace {
 
-// Default kernel variants (tuning_variant): 0 is the code of session 10 (rotary: one head per
-// thread; cross entropy: four packs in flight per thread).
-constexpr int kCrossEntropyVariant = 0, kRotaryVariant = 0;
+// Default kernel variants (tuning_variant), the fastest correct ones of the H200 window of
+// session 11: cross entropy 0 (four packs in flight per thread, the session-10 code); rotary 2
+// (four heads per thread) for f16/bf16 and 0 (one head) for f32.
+constexpr int kCrossEntropyVariant = 0;
+template <typename T>
+constexpr int kRotaryVariant = sizeof(T) == 2 ? 2 : 0;
 
 // Block of (threads.x, rows): threadIdx.y picks a (token, head) row, threadIdx.x walks its
 // rotation pairs (then the pass-through tail in pairs), so a warp reads consecutive pairs.
@@ -424,7 +427,7 @@ cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
         ((reinterpret_cast<uintptr_t>(a.cos) | reinterpret_cast<uintptr_t>(a.sin)) & 15u) == 0;
     auto* o = static_cast<T*>(a.out);
     auto* xi = static_cast<const T*>(a.x);
-    int v = tuning_variant(kRotaryVariant);
+    int v = tuning_variant(kRotaryVariant<T>);
     int k = v == 1 ? 2 : v == 2 ? 4 : v == 3 ? 8 : 1;
     if (a.heads % k != 0) k = 1;
     auto it = static_cast<uint32_t>(items / k);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# GPU check of the ops layer's cuda provider (budget 45 s, most important first): the cuDNN
+# GPU check of the ops layer's cuda provider (budget 40 s, most important first): the cuDNN
 # attention and multinomial tests against the float64 reference, the row kernels timed per
 # tuning variant (FLAGSTONE_CUDA_VARIANT, each checked against the cpu in the same run), then the
 # other cuda provider tests (CUDA graph, >2^31 elements, decode attention, top-p) and attention
@@ -17,11 +17,11 @@ graph=$(find "$nv/nvidia" -name 'libcudnn_graph.so.9*' 2>/dev/null | head -1)
   echo "== cuDNN attention and multinomial tests"
   timeout 12 $b/tests/ops/cuda/ops_cuda_tests --gtest_brief=1 \
     --gtest_filter='CudnnAttention.*:CudaMultinomial.*' 2>&1 | tail -25
-  echo "== row kernels per variant (FLAGSTONE_CUDA_VARIANT; 0 = default; check vs cpu)"
-  timeout 20 $b/tests/ops/cuda/ops_cuda_row_timing 2>&1 | tail -150
-  echo "== other cuda provider tests"
+  echo "== decoder layer in a CUDA graph, decode attention, top-p (the new defaults included)"
   timeout 8 $b/tests/ops/cuda/ops_cuda_tests --gtest_brief=1 \
-    --gtest_filter='-CudnnAttention.*:CudaMultinomial.*' 2>&1 | tail -15
+    --gtest_filter='CudaGraph.*:*Decode*:*TopP*' 2>&1 | tail -12
+  echo "== row kernels per variant (FLAGSTONE_CUDA_VARIANT; 0 = default; check vs cpu)"
+  timeout 18 $b/tests/ops/cuda/ops_cuda_row_timing 2>&1 | head -400
   echo "== attention timing (cuDNN vendor, native, dispatch; torch SDPA in the same run)"
-  timeout 10 python3 tools/gpu/opscuda_attention.py $b 2>&1 | tail -20
+  timeout 4 python3 tools/gpu/opscuda_attention.py $b 2>&1 | tail -20
 } >"$o" 2>&1

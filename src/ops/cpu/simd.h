@@ -13,6 +13,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define FS_CPU_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define FS_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -26,8 +27,10 @@ inline bool has_avx2() {
   static const bool yes = [] {
     const char* isa = std::getenv("FLAGSTONE_CPU_ISA");
     if (isa && std::string_view(isa) == "baseline") return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    // F16C through cpuid: clang's __builtin_cpu_supports does not know that feature name.
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   }();
   return yes;
 #else

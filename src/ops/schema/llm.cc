@@ -277,9 +277,15 @@ void register_llm_ops(Registry& registry) {
       for (int64_t j = 0; j < c; ++j) m = std::max(m, v[i * c + j]);
       for (int64_t j = 0; j < c; ++j) s += std::exp(v[i * c + j] - m);
       double lse = m + std::log(s);
-      for (int64_t j = 0; j < c; ++j) sum_logp += v[i * c + j] - lse;
       double nll = lse - v[i * c + t[i]];
-      losses[i] = (1 - ls) * nll - ls * sum_logp / static_cast<double>(c);
+      // Only with smoothing does every log-probability count: a masked (-inf) logit must not
+      // turn an unsmoothed loss into 0 * -inf = NaN, as torch's stays finite.
+      if (ls > 0) {
+        for (int64_t j = 0; j < c; ++j) sum_logp += v[i * c + j] - lse;
+        losses[i] = (1 - ls) * nll - ls * sum_logp / static_cast<double>(c);
+      } else {
+        losses[i] = nll;
+      }
       total += losses[i];
       count += 1;
     }

@@ -145,8 +145,8 @@ TEST(CpuRowKernels, CrossEntropyOverManyChunks) {
   Rng rng(seed);
   int64_t n = 20011;
   for (DType d : kDtypes) {
-    // The masked prefix becomes -60000 (finite in every dtype): the reference's loss of a row
-    // holding -inf is NaN (0 * -inf in its smoothing term), torch's is finite.
+    // The masked prefix becomes -60000 (finite in every dtype): with smoothing, every
+    // log-probability counts and a -inf logit makes the loss infinite (as in torch).
     auto values = make_rows(rng, n);
     for (auto& v : values) v = std::isinf(v) ? -60000.0 : v;
     Tensor x = skewed(values, kRowsPerKind, n, d, 1);
@@ -168,6 +168,19 @@ TEST(CpuRowKernels, CrossEntropyOverManyChunks) {
                      Tensor::empty({}, d), n * kRowsPerKind, std::string(dtype_name(d)) + " sum");
     }
   }
+}
+
+// A masked (-inf) logit leaves the unsmoothed loss finite, as in torch: log(sum of the other
+// exponentials) minus the target's logit, worked out here by hand.
+TEST(CpuRowKernels, CrossEntropyWithAMaskedLogitIsFinite) {
+  const double want = std::log(std::exp(0.0) + std::exp(1.0) + std::exp(0.5)) - 1.0;
+  Tensor x = make_tensor({0.0, -INFINITY, 1.0, 0.5}, {1, 4}, DType::kF32);
+  Tensor target = make_tensor({2}, {1}, DType::kI64);
+  Attrs attrs{{"reduction", std::string("none")}};
+  auto ref = call_reference("cross_entropy", {x, target}, attrs);
+  EXPECT_NEAR(ref[0].to_vector<float>()[0], want, 1e-6);
+  expect_matches("cross_entropy", {x, target}, attrs, Tensor::empty({1}, DType::kF32), 4,
+                 "masked logit");
 }
 
 TEST(CpuRowKernels, NormsWithOddAddresses) {

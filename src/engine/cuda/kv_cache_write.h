@@ -31,10 +31,10 @@ const char* launch_kv_cache_write(const KvWriteArgs& args, int device, void* str
 // caches [batch, capacity, kv_heads, head_dim] (contiguous) at position start[b]. `heads` is the
 // q/k/v projection [batch, q_heads + 2 kv_heads, head_dim] with row stride `heads_batch` elements
 // (heads contiguous inside). cos/sin: [positions, head_dim / 2] tables in the same dtype.
-struct RopeKvArgs {
+// What the rotary + KV-append kernels read and write besides their outputs.
+struct RopeCacheArgs {
   const void* heads = nullptr;
   int64_t heads_batch = 0;
-  void* q_out = nullptr;
   void* k_cache = nullptr;
   void* v_cache = nullptr;
   int64_t capacity = 0;
@@ -44,6 +44,9 @@ struct RopeKvArgs {
   const int64_t* start = nullptr;
   int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
   bool neox = true;
+};
+struct RopeKvArgs : RopeCacheArgs {
+  void* q_out = nullptr;
 };
 // dtype_size 4 (f32), 2 with `bf16` false (f16) or true (bf16).
 const char* launch_rope_kv_write(const RopeKvArgs& args, int element_bytes, bool bf16, int device,
@@ -79,19 +82,8 @@ const char* launch_greedy_pick(const GreedyArgs& args, int element_bytes, bool b
 // one launch of `splits` blocks per kv head (rope_attention_splits) that merge through
 // `partials` (batch * q_heads * 128 * (2 + head_dim) floats) and `counters` (batch * kv_heads
 // zeroed unsigned ints, left zero). f16/bf16, head dims 64 and 128, groups of 1 to 8.
-struct RopeAttentionArgs {
-  const void* heads = nullptr;
-  int64_t heads_batch = 0;
+struct RopeAttentionArgs : RopeCacheArgs {
   void* out = nullptr;
-  void* k_cache = nullptr;
-  void* v_cache = nullptr;
-  int64_t capacity = 0;
-  const void* cos = nullptr;
-  const void* sin = nullptr;
-  int64_t max_positions = 0;
-  const int64_t* start = nullptr;
-  int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
-  bool neox = true;
   float scale = 1;
   int64_t splits = 1;
   float* partials = nullptr;

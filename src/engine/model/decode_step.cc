@@ -102,21 +102,8 @@ Tensor DecoderModel::rope_kv_write(const KvCache& cache, int64_t l, const Tensor
   FS_ASSERT(heads.dim() == 4 && heads.stride(3) == 1 && heads.stride(2) == head_dim_);
   FS_ASSERT(rope_cos_.is_contiguous() && rope_cos_.dtype() == dtype_);
   RopeKvArgs a;
-  a.heads = address_of(heads);
-  a.heads_batch = heads.stride(0);
+  fill_rope_cache_args(a, cache, l, heads, start, b);
   a.q_out = address_of(q);
-  a.k_cache = address_of(cache.keys(l));
-  a.v_cache = address_of(cache.values(l));
-  a.capacity = cache.capacity();
-  a.cos = address_of(rope_cos_);
-  a.sin = address_of(rope_sin_);
-  a.max_positions = rope_cos_.size(0);
-  a.start = static_cast<const int64_t*>(address_of(start));
-  a.batch = b;
-  a.q_heads = heads_;
-  a.kv_heads = kv_heads_;
-  a.head_dim = head_dim_;
-  a.neox = traits_.rope_style == "neox";
   const char* error =
       launch_rope_kv_write(a, static_cast<int>(dtype_size(dtype_)), dtype_ == DType::kBF16,
                            device_.index(), device_.impl().default_stream().native_handle());
@@ -145,9 +132,9 @@ Tensor DecoderModel::rope_attention(DecodeState& s, const KvCache& cache, int64_
 }
 
 #ifdef FLAGSTONE_HAVE_CUDA
-RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCache& cache, int64_t l,
-                                                    const Tensor& heads) const {
-  RopeAttentionArgs a;
+void DecoderModel::fill_rope_cache_args(RopeCacheArgs& a, const KvCache& cache, int64_t l,
+                                        const Tensor& heads, const Tensor& start,
+                                        int64_t batch) const {
   a.heads = address_of(heads);
   a.heads_batch = heads.stride(0);
   a.k_cache = address_of(cache.keys(l));
@@ -156,9 +143,15 @@ RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCach
   a.cos = address_of(rope_cos_);
   a.sin = address_of(rope_sin_);
   a.max_positions = rope_cos_.size(0);
-  a.start = static_cast<const int64_t*>(address_of(s.step));
-  a.batch = s.batch, a.q_heads = heads_, a.kv_heads = kv_heads_, a.head_dim = head_dim_;
+  a.start = static_cast<const int64_t*>(address_of(start));
+  a.batch = batch, a.q_heads = heads_, a.kv_heads = kv_heads_, a.head_dim = head_dim_;
   a.neox = traits_.rope_style == "neox";
+}
+
+RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCache& cache, int64_t l,
+                                                    const Tensor& heads) const {
+  RopeAttentionArgs a;
+  fill_rope_cache_args(a, cache, l, heads, s.step, s.batch);
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   a.splits = rope_attention_splits(a, device_.info().compute_units);
   if (s.attn_scratch.defined()) {

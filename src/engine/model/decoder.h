@@ -13,6 +13,7 @@
 
 namespace flagstone::engine::detail {
 
+struct RopeCacheArgs;      // cuda/kv_cache_write.h
 struct RopeAttentionArgs;  // cuda/kv_cache_write.h
 
 class DecoderModel : public Model {
@@ -79,6 +80,9 @@ class DecoderModel : public Model {
   Tensor rope_attention(DecodeState& state, const KvCache& cache, int64_t layer,
                         const Tensor& heads) const;
 #ifdef FLAGSTONE_HAVE_CUDA
+  // The caches, tables and shapes both rotary kernels share; `start` holds the positions.
+  void fill_rope_cache_args(RopeCacheArgs& args, const KvCache& cache, int64_t layer,
+                            const Tensor& heads, const Tensor& start, int64_t batch) const;
   RopeAttentionArgs rope_attention_args(DecodeState& state, const KvCache& cache, int64_t layer,
                                         const Tensor& heads) const;
 #endif

@@ -2,6 +2,7 @@
 // (vector width) choice from contiguity along the last dim.
 #include <algorithm>
 #include <limits>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
 
@@ -231,6 +232,20 @@ struct Axis {
   int64_t constancy = 1;
 };
 
+// The run length of a scalar: every element of any tile.
+constexpr int64_t kEverywhere = std::numeric_limits<int64_t>::max();
+
+// Runs of lengths x and y (each starting at multiples of its length) hold together for the
+// runs of their gcd.
+int64_t meet(int64_t x, int64_t y) {
+  return x == kEverywhere ? y : y == kEverywhere ? x : std::gcd(x, y);
+}
+
+bool cast_keeps_runs(DType from, DType to) {
+  auto index_type = [](DType d) { return d == DType::kI32 || d == DType::kI64; };
+  return index_type(from) && index_type(to);
+}
+
 }  // namespace
 
 int choose_layout(ir::Function& fn) {
@@ -241,7 +256,7 @@ int choose_layout(ir::Function& fn) {
     if (it != info.end()) return it->second;
     const ir::Type& t = fn.type(v);
     // Scalars are the same value everywhere.
-    return t.is_tile() ? Axis{} : Axis{1, std::numeric_limits<int32_t>::max()};
+    return t.is_tile() ? Axis{} : Axis{1, kEverywhere};
   };
   int changes = 0;
   ir::walk_mut(fn.body, [&](Op& op) {
@@ -276,18 +291,25 @@ int choose_layout(ir::Function& fn) {
           break;
         case OpKind::kAdd:
         case OpKind::kAddPtr:
-          out.contig = std::max(std::min(a.contig, b.constancy), std::min(a.constancy, b.contig));
-          out.constancy = std::min(a.constancy, b.constancy);
+          // Runs start at multiples of their length; two run lengths that are not multiples of
+          // each other only share boundaries every gcd elements.
+          out.contig = std::max(meet(a.contig, b.constancy), meet(a.constancy, b.contig));
+          out.constancy = meet(a.constancy, b.constancy);
           break;
         case OpKind::kMul:
+          out = {1, meet(a.constancy, b.constancy)};
+          break;
         case OpKind::kCast:
-          out = {op.kind == OpKind::kCast ? a.contig : 1, a.constancy};
+          // Consecutive integers stay consecutive only through integer casts that cannot wrap
+          // for an index (to i32 or i64); through floats or narrow types the run is not proven.
+          out = {cast_keeps_runs(fn.type(op.operands[0]).dtype, t.dtype) ? a.contig : 1,
+                 a.constancy};
           break;
         default:
           out = {1, 1};
       }
-      out.contig = std::min(out.contig, last);
-      out.constancy = std::min(out.constancy, last);
+      out.contig = meet(out.contig, last);
+      out.constancy = meet(out.constancy, last);
       info[r] = out;
     }
     if (op.kind == OpKind::kLoad || op.kind == OpKind::kStore) {

@@ -305,6 +305,47 @@ TEST(CompilerPasses, ChoosesVectorWidthFromContiguity) {
   EXPECT_THAT(text, HasSubstr("[1]\n")) << text;
 }
 
+// The vector width is a proof (the CUDA and OpenCL code no longer re-check that a group's
+// addresses are consecutive), so casts that may wrap and rows shorter than a run must cut it.
+TEST(CompilerPasses, VectorWidthStopsAtWrappingCastsAndRowEnds) {
+  auto width_of_store = [](const BuildFn& body) {
+    ir::Function fn = build(body, {});
+    passes::optimize(fn);
+    int64_t width = -1;
+    ir::walk(fn.body, [&](const ir::Op& op) {
+      if (op.kind == ir::OpKind::kStore) width = op.attrs.at(0);
+    });
+    return width;
+  };
+  // arange(0, 256) as i8 wraps from 127 to -128: no run.
+  EXPECT_EQ(width_of_store([](KernelBuilder& k) {
+              Value p = k.pointer_arg("p", DType::kF32);
+              k.store(p + k.arange(0, 256).to(DType::kI8), k.zeros({256}, DType::kF32));
+            }),
+            1);
+  // Through i64 the run stays whole.
+  EXPECT_EQ(width_of_store([](KernelBuilder& k) {
+              Value p = k.pointer_arg("p", DType::kF32);
+              k.store(p + k.arange(0, 256).to(DType::kI64), k.zeros({256}, DType::kF32));
+            }),
+            256);
+  // Through f32 (exact here, but not in general) nothing is proven.
+  EXPECT_EQ(width_of_store([](KernelBuilder& k) {
+              Value p = k.pointer_arg("p", DType::kF32);
+              k.store(p + k.arange(0, 256).to(DType::kF32).to(DType::kI32),
+                      k.zeros({256}, DType::kF32));
+            }),
+            1);
+  // Rows of 12 out of a [4, 12] tile with row stride 16: runs of 12 end at each row; the
+  // width is the row length, and a row of 12 does not split into groups of 8.
+  EXPECT_EQ(width_of_store([](KernelBuilder& k) {
+              Value p = k.pointer_arg("p", DType::kF32);
+              Value offs = k.arange(0, 4).col() * 16 + k.arange(0, 12).row();
+              k.store(p + offs, k.zeros({4, 12}, DType::kF32));
+            }),
+            12);
+}
+
 TEST(CompilerBuilder, PromotesLiteralsAndBroadcasts) {
   KernelBuilder k("promote");
   Value h = k.zeros({4}, DType::kF16);

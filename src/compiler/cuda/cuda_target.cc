@@ -247,7 +247,8 @@ class CudaTarget final : public Target {
   }
 
   std::string cache_tag(const runtime::Device& device) const override {
-    return "sm_" + std::to_string(sm_of(device)) + "|nvrtc " + cuda::nvrtc_version();
+    std::string tag = "sm_" + std::to_string(sm_of(device)) + "|nvrtc " + cuda::nvrtc_version();
+    return cuda::needs_arch_specific("") ? tag + "|sm90a-all" : tag;
   }
 
   std::string codegen(const ir::Function& fn, const CodegenOptions& options) const override {

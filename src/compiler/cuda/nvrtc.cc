@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "flagstone/base/error.h"
@@ -87,6 +88,16 @@ std::string nvrtc_version() {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
+bool needs_arch_specific(const std::string& source) {
+  // FLAGSTONE_COMPILER_SM90A=1 builds every sm_90 kernel for sm_90a (an A/B switch; it is part
+  // of the cache tag).
+  static const bool all = [] {
+    const char* env = std::getenv("FLAGSTONE_COMPILER_SM90A");
+    return env && std::string(env) == "1";
+  }();
+  return all || source.find("wgmma.") != std::string::npos;
+}
+
 std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string& kernel, int arch,
                                    std::string* info) {
   const Nvrtc& n = checked();
@@ -94,9 +105,10 @@ std::vector<uint8_t> nvrtc_compile(const std::string& source, const std::string&
   Result r = n.create(&prog, source.c_str(), (kernel + ".cu").c_str(), 0, nullptr, nullptr);
   FS_CHECK(r == 0, kBackend, "cuda target: nvrtcCreateProgram failed for kernel '", kernel,
            "': ", n.error_string(r));
-  // sm_90 code is built for sm_90a, the arch-specific variant that has warpgroup MMA (the
-  // cubin then runs on compute capability 9.0 only, which is the device it is built for).
-  std::string arch_flag = "--gpu-architecture=sm_" + std::to_string(arch) + (arch == 90 ? "a" : "");
+  // Kernels with warpgroup MMA are built for sm_90a, the arch-specific variant that has it;
+  // the rest for plain sm_90, so that ptxas schedules them as every other sm_90 kernel.
+  std::string arch_flag = "--gpu-architecture=sm_" + std::to_string(arch) +
+                          (arch == 90 && needs_arch_specific(source) ? "a" : "");
   const char* options[] = {arch_flag.c_str(), "-std=c++17", "--fmad=true", "--ptxas-options=-v"};
   r = n.compile(prog, info ? 4 : 3, options);
   size_t log_size = 0;

@@ -1,0 +1,214 @@
+// Lowering of the tile IR to C-family source, the kernel frame: the signature, parameter and
+// scratch declarations, prelude and loops around the ops that codegen.cc emits.
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+#include "codegen.h"
+#include "codegen_emitter.h"
+#include "codegen_prelude.h"
+#include "flagstone/base/error.h"
+
+namespace flagstone::compiler {
+
+using ir::Op;
+using ir::OpKind;
+using ir::Type;
+using ir::ValueId;
+
+void Emitter::loop(const Op& op) {
+  if (gemm_loop(op)) return;
+  size_t carried = op.operands.size() - 3;
+  // Results and body arguments share one variable per carried value.
+  for (size_t i = 0; i < carried; ++i) {
+    ValueId init = op.operands[3 + i];
+    ValueId res = op.results[i];
+    if (fn_.type(init).pointer) {
+      roots_[res] = roots_.at(init);
+      roots_[op.body->args[i + 1]] = roots_.at(init);
+    }
+    const Type& t = fn_.type(res);
+    if (t.is_tile()) {
+      declare(res);
+      begin_elems(t);
+      line(name(res) + "[j] = " + name(init) + "[j];");
+      end_elems(t);
+    } else {
+      declare(res, name(init));
+    }
+    names_[op.body->args[i + 1]] = name(res);
+  }
+  ValueId iv = op.body->args[0];
+  std::string ivn = "v" + std::to_string(iv);
+  names_[iv] = ivn;
+  std::string t = ct(fn_.type(iv).dtype);
+  LoopInfo info;
+  info.iv = iv;
+  info.lo = name(op.operands[0]);
+  info.hi = name(op.operands[1]);
+  info.step = name(op.operands[2]);
+  info.decl_pos = body_.size();
+  ir::walk(*op.body, [&](const Op& o) { info.defs.insert(o.results.begin(), o.results.end()); });
+  info.defs.insert(op.body->args.begin(), op.body->args.end());
+  info.defs.erase(iv);
+  loops_.push_back(std::move(info));
+  open("for (" + t + " " + ivn + " = " + name(op.operands[0]) + "; " + ivn + " < " +
+       name(op.operands[1]) + "; " + ivn + " += " + name(op.operands[2]) + ")");
+  for (const Op& inner : op.body->ops) {
+    if (inner.kind != OpKind::kYield) {
+      if (inner.kind == OpKind::kLoad && prefetch(inner)) continue;
+      this->op(inner);
+      continue;
+    }
+    // Copy through temporaries: a yield may pass carried values in another order.
+    std::vector<std::string> temps;
+    for (size_t i = 0; i < carried; ++i) {
+      ValueId y = inner.operands[i];
+      if (fn_.type(y).pointer && roots_.at(y) != roots_.at(op.results[i]))
+        throw_error(ErrorCategory::kUnsupported, "kernel '", fn_.name,
+                    "': a loop-carried pointer must keep pointing into the same tensor");
+      const Type& ty = fn_.type(y);
+      std::string tmp = "y" + std::to_string(counter_++);
+      temps.push_back(tmp);
+      if (ty.is_tile()) {
+        line(vtype(ty) + " " + tmp + "[" + std::to_string(elems(ty)) + "];");
+        begin_elems(ty);
+        line(tmp + "[j] = " + name(y) + "[j];");
+        end_elems(ty);
+      } else {
+        line(vtype(ty) + " " + tmp + " = " + name(y) + ";");
+      }
+    }
+    for (size_t i = 0; i < carried; ++i) {
+      const Type& ty = fn_.type(op.results[i]);
+      if (ty.is_tile()) {
+        begin_elems(ty);
+        line(name(op.results[i]) + "[j] = " + temps[i] + "[j];");
+        end_elems(ty);
+      } else {
+        line(name(op.results[i]) + " = " + temps[i] + ";");
+      }
+    }
+  }
+  close();
+  LoopInfo done = std::move(loops_.back());
+  loops_.pop_back();
+  body_.insert(done.decl_pos, done.decls);
+}
+
+void Emitter::block(const ir::Block& b) {
+  for (const Op& o : b.ops) op(o);
+}
+
+std::string Emitter::run(int64_t* local_bytes) {
+  // Parameters.
+  std::string sig;
+  std::string setup;
+  bool uses_f64 = false;
+  for (const Type& t : fn_.value_types) uses_f64 |= t.dtype == DType::kF64;
+  for (size_t i = 0; i < fn_.params.size(); ++i) {
+    const ir::Param& p = fn_.params[i];
+    const Type& t = fn_.type(p.value);
+    std::string idx = std::to_string(i);
+    std::string v = "v" + std::to_string(p.value);
+    names_[p.value] = v;
+    if (!sig.empty()) sig += ", ";
+    if (t.pointer) {
+      roots_[p.value] = static_cast<int>(i);
+      std::string s = st(t.dtype);
+      if (d_ == Dialect::kCpu) {
+        setup += "  " + s + "* const b" + idx + " = *(" + s + "* const*)args[" + idx + "];\n";
+      } else if (d_ == Dialect::kOpenCL) {
+        sig += "__global " + s + "* a" + idx + ", long a" + idx + "_off";
+        setup += "  __global " + s + "* const b" + idx + " = a" + idx + " + a" + idx + "_off;\n";
+      } else {
+        sig += s + "* b" + idx;
+      }
+      setup += "  const " + index_t() + " " + v + " = 0;\n";
+    } else {
+      std::string c = ct(t.dtype);
+      if (d_ == Dialect::kCpu) {
+        setup += "  const " + c + " " + v + " = *(const " + c + "*)args[" + idx + "];\n";
+      } else {
+        sig += c + " a" + idx;
+        setup += "  const " + c + " " + v + " = a" + idx + ";\n";
+      }
+    }
+  }
+  if (d_ == Dialect::kCpu) indent_ = 2;
+  plan_mma(fn_.body);
+  block(fn_.body);
+  *local_bytes = scratch_max_;
+
+  std::string out = "// Generated by flagstone from kernel '" + fn_.name + "'.\n";
+  if (d_ == Dialect::kOpenCL && uses_f64) out += "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n";
+  out += d_ == Dialect::kCpu ? kCpuPrelude : d_ == Dialect::kOpenCL ? kOpenCLPrelude : kCudaPrelude;
+  out += kHalfPrelude;
+  std::string scratch_words = std::to_string((scratch_max_ + 7) / 8);
+  if (d_ == Dialect::kCpu) {
+    out +=
+        "extern \"C\" void fs_kernel(void* const* args, int64_t begin, int64_t end, int64_t g0, "
+        "int64_t g1, int64_t g2) {\n";
+    out += setup;
+    out += "  (void)g2;\n  for (int64_t fs_p = begin; fs_p < end; ++fs_p) {\n";
+    out += "    const int fs_pid0 = (int)(fs_p % g0);\n";
+    out += "    const int fs_pid1 = (int)((fs_p / g0) % g1);\n";
+    out += "    const int fs_pid2 = (int)(fs_p / (g0 * g1));\n";
+    out += "    (void)fs_pid0; (void)fs_pid1; (void)fs_pid2;\n";
+    out += body_;
+    out += "  }\n}\n";
+    return out;
+  }
+  if (d_ == Dialect::kOpenCL) {
+    out += "__kernel __attribute__((reqd_work_group_size(" + std::to_string(threads_) +
+           ", 1, 1))) void fs_kernel(" + sig + ") {\n";
+    if (scratch_max_ > 0) {
+      out += "  __local long fs_scratch_words[" + scratch_words + "];\n";
+      out += "  __local uchar* fs_scratch = (__local uchar*)fs_scratch_words;\n";
+    }
+    out += "  const int fs_tid = (int)get_local_id(0);\n";
+  } else {
+    // Meta-parameter `occupancy`: programs per SM to fit in registers (__launch_bounds__).
+    auto occupancy = fn_.meta.find("occupancy");
+    std::string bounds = std::to_string(threads_);
+    if (occupancy != fn_.meta.end() && occupancy->second > 0)
+      bounds += ", " + std::to_string(occupancy->second);
+    out +=
+        "extern \"C\" __global__ void __launch_bounds__(" + bounds + ") fs_kernel(" + sig + ") {\n";
+    if (scratch_max_ > kCudaStaticSharedLimit) {
+      out += "  extern __shared__ __align__(16) long long fs_scratch_words[];\n";
+      out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
+    } else if (scratch_max_ > 0) {
+      out += "  __shared__ __align__(16) long long fs_scratch_words[" + scratch_words + "];\n";
+      out += "  unsigned char* fs_scratch = (unsigned char*)fs_scratch_words;\n";
+    }
+    out += "  const int fs_tid = (int)threadIdx.x;\n";
+    out += "  const int fs_lane = fs_tid & 31, fs_warp = fs_tid >> 5;\n";
+    out += "  (void)fs_lane; (void)fs_warp;\n";
+  }
+  out += setup;
+  out += body_;
+  out += "}\n";
+  if (!maps_.empty()) {
+    // Tensor maps follow the IR's parameters; the type only fixes their size and alignment.
+    std::string extra = "struct __align__(64) fs_tmap_t { unsigned long long v[16]; };\n";
+    for (size_t i = 0; i < maps_.size(); ++i)
+      sig += ", const __grid_constant__ fs_tmap_t fs_tmap" + std::to_string(i);
+    std::string head = "fs_kernel(";
+    size_t at = out.find("extern \"C\" __global__");
+    size_t open_paren = out.find(head, at);
+    size_t close_paren = out.find(") {\n", open_paren);
+    out.replace(open_paren + head.size(), close_paren - open_paren - head.size(), sig);
+    out.insert(at, extra);
+  }
+  return out;
+}
+
+std::string emit_source(const ir::Function& fn, Dialect dialect, int64_t threads,
+                        int64_t* local_bytes, int arch, std::vector<TensorMapRecipe>* maps) {
+  Emitter emitter(fn, dialect, threads, arch);
+  std::string source = emitter.run(local_bytes);
+  if (maps) *maps = emitter.tensor_maps();
+  return source;
+}
+}  // namespace flagstone::compiler

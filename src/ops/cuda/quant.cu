@@ -230,6 +230,142 @@ __global__ void __launch_bounds__(kStagedWarps * 32) quant_gemv_staged(QuantArgs
   }
 }
 
+// q8_0 / q4_0 rows whose length is a multiple of 256 values (k % 256 == 0), read in units of
+// 8 GGUF blocks (q8_0: 272 bytes, q4_0: 144): lane L of a warp takes 8 values of block L/4 of
+// the unit, so one warp-wide load step covers the unit's bytes once, coalesced. The blocks are
+// only 2-byte aligned; each lane reads the aligned 32-bit words around its bytes and funnel-
+// shifts them into place. Quants become floats with one byte permute and one add (2^23 + q
+// built in the float's bits, minus 2^23 + bias: exact) instead of the slow integer-to-float
+// conversion, and x is read 8 or 4 values per load. U units are in flight per warp.
+constexpr int kVecWarps = 8;
+
+// 8 bytes at an even offset `off` of a 4-byte aligned base, from the aligned words holding them.
+__device__ __forceinline__ uint2 load8_even(const uint8_t* base, int off) {
+  const auto* p = reinterpret_cast<const uint32_t*>(base + (off & ~3));
+  const int sh = (off & 2) * 8;
+  const uint32_t w0 = __ldg(p), w1 = __ldg(p + 1), w2 = __ldg(p + (sh ? 2 : 1));
+  return make_uint2(__funnelshift_r(w0, w1, sh), __funnelshift_r(w1, w2, sh));
+}
+// 4 bytes at an even offset of a 4-byte aligned base.
+__device__ __forceinline__ uint32_t load4_even(const uint8_t* base, int off) {
+  const auto* p = reinterpret_cast<const uint32_t*>(base + (off & ~3));
+  const int sh = (off & 2) * 8;
+  const uint32_t w0 = __ldg(p), w1 = __ldg(p + (sh ? 1 : 0));
+  return __funnelshift_r(w0, w1, sh);
+}
+// Byte i of u (0..255) as the float 2^23 + byte, minus `bias_plus_2_23`.
+__device__ __forceinline__ float byte_float(uint32_t u, int i, float bias_plus_2_23) {
+  return __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7440 | i)) - bias_plus_2_23;
+}
+
+// 4 consecutive values of x as floats (p is 8-byte aligned for 16-bit T, 16 for f32).
+template <typename T>
+__device__ __forceinline__ void load_x4(const T* p, float* out) {
+  if constexpr (sizeof(T) == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+  } else {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    const T* h = reinterpret_cast<const T*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = to_f(h[i]);
+  }
+}
+
+// One row: registers capped so that 4 blocks (32 warps) share a multiprocessor.
+template <typename T, bool kQ8, int MB, int U>
+__global__ void __launch_bounds__(kVecWarps * 32, MB == 1 ? 4 : 1)
+    quant_gemv_vec(QuantArgs a, int wpr) {
+  __shared__ float partial[kVecWarps][MB];
+  constexpr int kUnitBytes = kQ8 ? 272 : 144, kBlockBytes = kQ8 ? 34 : 18;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rows_per_block = kVecWarps / wpr;
+  const int64_t n0 = int64_t{blockIdx.x} * rows_per_block;
+  const int64_t n = n0 + warp / wpr;
+  const int part = warp % wpr;
+  const int m = static_cast<int>(a.m);
+  const int64_t units = a.k / 256;
+  const int b = lane >> 2, qt = lane & 3;
+  // Offsets in the unit of this lane's scale and quants, and of its values in the unit.
+  const int scale_off = b * kBlockBytes;
+  const int quant_off = scale_off + 2 + (kQ8 ? 8 : 4) * qt;
+  const int x_off = b * 32 + (kQ8 ? 8 : 4) * qt;  // q4_0: also x_off + 16 (high nibbles)
+  const T* x = static_cast<const T*>(a.x);
+  float acc[MB];
+#pragma unroll
+  for (int r = 0; r < MB; ++r) acc[r] = 0;
+  if (n < a.n) {
+    const auto* row = static_cast<const uint8_t*>(a.weight) + n * a.row_bytes;
+    for (int64_t u0 = part; u0 < units; u0 += int64_t{wpr} * U) {
+      uint2 q[U];
+      uint16_t d[U];
+#pragma unroll
+      for (int j = 0; j < U; ++j) {
+        const int64_t u = u0 + int64_t{j} * wpr;
+        if (u < units) {
+          const uint8_t* base = row + u * kUnitBytes;
+          d[j] = __ldg(reinterpret_cast<const unsigned short*>(base + scale_off));
+          if constexpr (kQ8)
+            q[j] = load8_even(base, quant_off);
+          else
+            q[j].x = load4_even(base, quant_off);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < U; ++j) {
+        const int64_t u = u0 + int64_t{j} * wpr;
+        if (u >= units) break;
+        float w[8];
+        if constexpr (kQ8) {
+          const uint32_t lo = q[j].x ^ 0x80808080u, hi = q[j].y ^ 0x80808080u;
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            w[i] = byte_float(lo, i, 8388736.0f);
+            w[4 + i] = byte_float(hi, i, 8388736.0f);
+          }
+        } else {
+          const uint32_t lo = q[j].x & 0x0f0f0f0fu, hi = (q[j].x >> 4) & 0x0f0f0f0fu;
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            w[i] = byte_float(lo, i, 8388616.0f);
+            w[4 + i] = byte_float(hi, i, 8388616.0f);
+          }
+        }
+        const float scale = __half2float(__ushort_as_half(d[j]));
+        const int64_t k0 = u * 256 + x_off;
+#pragma unroll
+        for (int r = 0; r < MB; ++r) {
+          if (r >= m) break;
+          const T* xr = x + r * a.k + k0;
+          float xv[8];
+          load_x4(xr, xv);
+          load_x4(xr + (kQ8 ? 4 : 16), xv + 4);
+          float sum = 0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) sum = fmaf(w[i], xv[i], sum);
+          acc[r] = fmaf(scale, sum, acc[r]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < MB; ++r) {
+    float v = warp_sum(acc[r]);
+    if (lane == 0) partial[warp][r] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows_per_block * MB) {
+    const int row = threadIdx.x / MB, r = threadIdx.x % MB;
+    const int64_t j = n0 + row;
+    if (j < a.n && r < m) {
+      float v = 0;
+      for (int p = 0; p < wpr; ++p) v += partial[row * wpr + p][r];
+      if (a.bias) v += load_any(a.bias, a.bias_dtype, j);
+      static_cast<T*>(a.out)[r * a.n + j] = from_f<T>(v);
+    }
+  }
+}
+
 template <typename T>
 __global__ void dequantize_kernel(T* out, QuantArgs a) {
   int64_t total = a.n * a.k;
@@ -261,21 +397,66 @@ cudaError_t staged_typed(const QuantArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// FLAGSTONE_QUANT_GEMV=staged picks the shared-memory staged q8_0/q4_0 kernel (read on every
-// launch so a timing tool can compare both); unset or anything else: the warp-per-row kernel.
-bool staged_wanted(const QuantArgs& a) {
+// Warps per output row of the unit kernel: enough warps in all to fill the device, each
+// keeping at least two steps of U units; FLAGSTONE_QUANT_VEC_WPR=1|2|4|8 forces it (sweeps).
+int vec_warps_per_row(const QuantArgs& a, int unroll) {
+  if (const char* v = std::getenv("FLAGSTONE_QUANT_VEC_WPR")) {
+    int w = std::atoi(v);
+    if (w == 1 || w == 2 || w == 4 || w == 8) return w;
+  }
+  const int64_t units = a.k / 256, target = int64_t{current_device_sm_count()} * 48;
+  int wpr = 1;
+  while (wpr < kVecWarps && a.n * wpr < target && units >= int64_t{2} * unroll * wpr * 2) wpr *= 2;
+  return wpr;
+}
+
+template <typename T, bool kQ8, int MB>
+cudaError_t vec_typed(const QuantArgs& a, cudaStream_t stream) {
+  // 1-2 KiB of weight in flight per warp and step.
+  constexpr int kUnroll = 8;
+  const int wpr = vec_warps_per_row(a, kUnroll);
+  const int64_t rows_per_block = kVecWarps / wpr;
+  const int64_t blocks = (a.n + rows_per_block - 1) / rows_per_block;
+  quant_gemv_vec<T, kQ8, MB, kUnroll>
+      <<<static_cast<unsigned>(blocks), kVecWarps * 32, 0, stream>>>(a, wpr);
+  return cudaGetLastError();
+}
+
+template <typename T, int MB>
+cudaError_t vec_rows(const QuantArgs& a, cudaStream_t stream) {
+  return a.format == QuantFormat::kQ8_0 ? vec_typed<T, true, MB>(a, stream)
+                                        : vec_typed<T, false, MB>(a, stream);
+}
+
+// Which q8_0/q4_0 GEMV runs, read on every launch so a timing tool can compare them:
+// FLAGSTONE_QUANT_GEMV=vec (the unit kernel), staged (shared-memory staged rows), warp or unset
+// (one warp per row); vec and staged fall back to warp where their layout needs do not hold.
+enum class QuantKernel { kWarp, kStaged, kVec };
+QuantKernel quant_kernel_for(const QuantArgs& a) {
   const char* v = std::getenv("FLAGSTONE_QUANT_GEMV");
-  if (!v || std::strcmp(v, "staged") != 0) return false;
-  if (a.format == QuantFormat::kInt8 || a.m > 8 || a.row_bytes % 16 != 0 || a.k % 32 != 0)
-    return false;
-  return (reinterpret_cast<uintptr_t>(a.weight) & 15u) == 0 &&
-         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0;
+  QuantKernel want = !v                              ? QuantKernel::kWarp
+                     : std::strcmp(v, "vec") == 0    ? QuantKernel::kVec
+                     : std::strcmp(v, "staged") == 0 ? QuantKernel::kStaged
+                                                     : QuantKernel::kWarp;
+  if (want == QuantKernel::kWarp || a.format == QuantFormat::kInt8 || a.m > 8)
+    return QuantKernel::kWarp;
+  const auto w = reinterpret_cast<uintptr_t>(a.weight), x = reinterpret_cast<uintptr_t>(a.x);
+  if (want == QuantKernel::kVec)
+    return a.k % 256 == 0 && (w & 3u) == 0 && (x & 15u) == 0 ? want : QuantKernel::kWarp;
+  return a.row_bytes % 16 == 0 && a.k % 32 == 0 && (w & 15u) == 0 && (x & 15u) == 0
+             ? want
+             : QuantKernel::kWarp;
 }
 
 template <typename T>
 cudaError_t gemv_typed(const QuantArgs& a, cudaStream_t stream) {
   if (a.m == 0 || a.n == 0) return cudaSuccess;
-  if (staged_wanted(a)) {
+  const QuantKernel kernel = quant_kernel_for(a);
+  if (kernel == QuantKernel::kVec) {
+    // Decode's one row, else up to 8 rows in one pass (fewer instantiations to compile).
+    return a.m <= 1 ? vec_rows<T, 1>(a, stream) : vec_rows<T, 8>(a, stream);
+  }
+  if (kernel == QuantKernel::kStaged) {
     if (a.m <= 1) return staged_typed<T, 1>(a, stream);
     if (a.m <= 4) return staged_typed<T, 4>(a, stream);
     return staged_typed<T, 8>(a, stream);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# GPU-window script of the operator benchmark (budget 30 s, most important first): PyTorch eager
+# GPU-window script of the operator benchmark (budget 50 s, most important first): PyTorch eager
 # as the peer, `flagstone bench ops` on cuda:0 with the peer merged in (the memory-bound ops and
-# attention), then the ops with tuning variants again under each FLAGSTONE_CUDA_VARIANT.
-# Everything lands in $OUT/opsbench.txt.
+# attention at 1024/8192 tokens, the memory-bound ops again at 32768, where the copy baseline of
+# the same bytes is itself near peak), then candidate kernels under FLAGSTONE_CUDA_VARIANT.
+# Everything lands in $OUT/opsbench.txt. OPSBENCH_VARIANTS overrides the variant list.
 set -u
 OUT=${OUT:-/tmp/opsbench-out}
 mkdir -p "$OUT"
@@ -16,29 +17,54 @@ libs=$(ls -d "$nv"/nvidia/*/lib "$nv"/nvidia/cu*/lib 2>/dev/null | sort -u | tr 
 export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:-}"
 graph=$(find "$nv/nvidia" -name 'libcudnn_graph.so.9*' 2>/dev/null | head -1)
 [ -n "$graph" ] && export FLAGSTONE_CUDNN_PATH="$(dirname "$graph")"
-OPS=add,mul,silu_and_mul,softmax,rms_norm,layer_norm,rotary,cross_entropy,attention
+MEM=add,mul,silu_and_mul,softmax,rms_norm,layer_norm,rotary,cross_entropy
+OPS=$MEM,attention
+ROWS="^ [a-z]"
 {
   echo "== opsbench $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null)"
   echo "cuDNN: FLAGSTONE_CUDNN_PATH=${FLAGSTONE_CUDNN_PATH:-unset}"
-  echo "== torch peer"
+  echo "== torch peer (bf16; 1024,8192 with attention; 32768 memory-bound ops)"
   timeout 12 python3 tools/bench/torch_ops_peer.py --device cuda --sizes 1024,8192 --ops $OPS \
-    --max-seconds 0.3 --overhead-calls 200 > "$TMP/torch.json" 2> "$TMP/torch.err"
+    --max-seconds 0.3 --overhead-calls 200 > "$TMP/t1.json" 2> "$TMP/torch.err"
   echo "torch peer rc=$?"
+  timeout 8 python3 tools/bench/torch_ops_peer.py --device cuda --sizes 32768 --ops $MEM \
+    --max-seconds 0.3 --overhead-calls 0 > "$TMP/t2.json" 2>> "$TMP/torch.err"
+  echo "torch peer 32768 rc=$?"
+  # One peer file: the rows of both runs (the overhead rows come from the first).
+  python3 - "$TMP/t1.json" "$TMP/t2.json" "$TMP/torch.json" <<'EOF'
+import json, sys
+docs = []
+for f in sys.argv[1:3]:
+    try:
+        docs.append(json.load(open(f)))
+    except Exception:
+        pass
+if docs:
+    out = docs[0]
+    for d in docs[1:]:
+        out["rows"] += d["rows"]
+    json.dump(out, open(sys.argv[3], "w"))
+EOF
   PEER=()
-  [ -s "$TMP/torch.json" ] && python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$TMP/torch.json" \
-    && PEER=(--peer-json "$TMP/torch.json")
+  [ -s "$TMP/torch.json" ] && PEER=(--peer-json "$TMP/torch.json")
   echo "== flagstone bench ops -d cuda:0 --sizes 1024,8192 --max-seconds 0.3 --overhead-calls 200 --ops $OPS --peer-json torch.json"
-  timeout 10 "$FS" bench ops -d cuda:0 --sizes 1024,8192 --max-seconds 0.3 --overhead-calls 200 \
+  timeout 12 "$FS" bench ops -d cuda:0 --sizes 1024,8192 --max-seconds 0.3 --overhead-calls 200 \
     --ops $OPS "${PEER[@]}" 2> "$TMP/ours.err"
   echo "rc=$?"; tail -3 "$TMP/ours.err"
-  for v in 0; do
-    echo "== FLAGSTONE_CUDA_VARIANT=$v flagstone bench ops -d cuda:0 --sizes 8192 --max-seconds 0.2 --overhead-calls 0 --ops add,mul,softmax,rms_norm,layer_norm,rotary,cross_entropy --peer-json torch.json"
-    FLAGSTONE_CUDA_VARIANT=$v timeout 4 "$FS" bench ops -d cuda:0 --sizes 8192 \
-      --max-seconds 0.2 --overhead-calls 0 \
-      --ops add,mul,softmax,rms_norm,layer_norm,rotary,cross_entropy "${PEER[@]}" 2>/dev/null |
-      grep -E "^ [a-z]"
+  echo "== flagstone bench ops -d cuda:0 --sizes 32768 --max-seconds 0.3 --overhead-calls 0 --ops $MEM --peer-json torch.json"
+  timeout 8 "$FS" bench ops -d cuda:0 --sizes 32768 --max-seconds 0.3 --overhead-calls 0 \
+    --ops $MEM "${PEER[@]}" 2>/dev/null | grep -E "$ROWS"
+  echo "rc=$?"
+  # Candidates at 8192 tokens: each op reads its own meaning of the variant number (the
+  # launchers in src/ops/cuda name them): 1-3 silu_and_mul, 6-9 the row kernels.
+  for v in ${OPSBENCH_VARIANTS:-1 2 3 6 7 8 9}; do
+    ops=softmax,rms_norm,layer_norm,cross_entropy
+    [ "$v" -le 3 ] && ops=silu_and_mul
+    echo "== FLAGSTONE_CUDA_VARIANT=$v flagstone bench ops -d cuda:0 --sizes 8192 --max-seconds 0.15 --overhead-calls 0 --ops $ops --peer-json torch.json"
+    FLAGSTONE_CUDA_VARIANT=$v timeout 5 "$FS" bench ops -d cuda:0 --sizes 8192 \
+      --max-seconds 0.15 --overhead-calls 0 --ops $ops "${PEER[@]}" 2>/dev/null | grep -E "$ROWS"
   done
   echo "== torch peer JSON"
-  cat "$TMP/torch.json" 2>/dev/null | tr -d ' \n' | head -c 6000; echo
+  tr -d ' \n' < "$TMP/torch.json" 2>/dev/null | head -c 8000; echo
 } > "$LOG" 2>&1
 rm -rf "$TMP"

@@ -2,6 +2,8 @@
 #include "cuda/cuda_common.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 
 #include "internal.h"
 #include "shape_rules.h"
@@ -19,6 +21,25 @@ cudaStream_t stream_for(const Device& device) {
              device.spec(), ": ", cudaGetErrorString(status));
   }
   return static_cast<cudaStream_t>(device.impl().default_stream().native_handle());
+}
+
+namespace {
+// Read from the environment once: a getenv per launch would cost ~0.1 us of every call.
+std::atomic<int>& variant_slot() {
+  static std::atomic<int> slot{[] {
+    const char* v = std::getenv("FLAGSTONE_CUDA_VARIANT");
+    return v && *v ? std::atoi(v) : -1;
+  }()};
+  return slot;
+}
+}  // namespace
+
+int tuning_variant_override() {
+  return variant_slot().load(std::memory_order_relaxed);
+}
+
+void set_tuning_variant(int variant) {
+  variant_slot().store(variant, std::memory_order_relaxed);
 }
 
 void check_launch(cudaError_t status, std::string_view op, const Device& device) {

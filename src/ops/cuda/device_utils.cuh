@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "cuda/kernels.h"
 #include "flagstone/base/dtype.h"
 
 namespace flagstone::ops::cuda {
@@ -131,6 +132,49 @@ __device__ __forceinline__ uint4 pack(const float (&in)[Pack<T>::kCount]) {
   return raw;
 }
 
+// exp2 as the bare MUFU instruction (results below 2^-126 flush to zero): for sums of
+// exp(x - max), where such terms are below f32's resolution of the sum anyway, and for f16
+// outputs (whose smallest subnormal is 2^-24).
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Max over the packs k < P that `mine(k)` says this thread holds. 16-bit types compare as
+// pairs (HMNMX2, exact: a max needs no rounding), two elements per instruction. NaN is skipped,
+// as fmaxf does (a NaN still poisons the exp sums that follow).
+template <typename T, int P, typename F>
+__device__ __forceinline__ float packs_max(const uint4 (&raw)[P], F mine) {
+  if constexpr (sizeof(T) == 2) {
+    using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+    T2 m;
+    if constexpr (std::is_same_v<T, __half>)
+      m = __float2half2_rn(-INFINITY);
+    else
+      m = __float2bfloat162_rn(-INFINITY);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!mine(k)) continue;
+      const T2* h = reinterpret_cast<const T2*>(&raw[k]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) m = __hmax2(m, h[i]);
+    }
+    return fmaxf(to_f(m.x), to_f(m.y));
+  } else {
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!mine(k)) continue;
+      float v[Pack<T>::kCount];
+      unpack<T>(raw[k], v);
+#pragma unroll
+      for (int j = 0; j < Pack<T>::kCount; ++j) m = fmaxf(m, v[j]);
+    }
+    return m;
+  }
+}
+
 // Loads and stores of data touched once: streaming (evict-first) when kStream, so a large input
 // does not push reused data (weights, tables) out of L2.
 template <bool kStream>
@@ -169,6 +213,19 @@ __device__ __forceinline__ float block_reduce(float v, float* scratch) {
   v = kMax ? warp_max(v) : warp_sum(v);
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float r = lane < warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
+  return kMax ? warp_max(r) : warp_sum(r);
+}
+
+// block_reduce for one use of `scratch` (32 floats): no barrier before it, none when the block
+// is a single warp.
+template <bool kMax>
+__device__ __forceinline__ float block_reduce_once(float v, float* scratch) {
+  v = kMax ? warp_max(v) : warp_sum(v);
+  const int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+  if (warps == 1) return v;
+  if (lane == 0) scratch[threadIdx.x >> 5] = v;
   __syncthreads();
   float r = lane < warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
   return kMax ? warp_max(r) : warp_sum(r);
@@ -244,12 +301,12 @@ struct MomentsOp {
   }
 };
 
-// Kernel variant of an op: FLAGSTONE_CUDA_VARIANT=N picks variant N of every op that has one
-// (0: the op's first kernel; the launchers name the others), else `fallback`, the
-// op's default. Read on each launch so a timing tool can switch it; getenv costs ~0.1 us.
+// Kernel variant of an op: FLAGSTONE_CUDA_VARIANT=N (read once, or set_tuning_variant from a
+// timing tool) picks variant N of every op that has one (0: the op's first kernel; the
+// launchers name the others), else `fallback`, the op's default.
 inline int tuning_variant(int fallback) {
-  const char* v = std::getenv("FLAGSTONE_CUDA_VARIANT");
-  return v && *v ? std::atoi(v) : fallback;
+  int v = tuning_variant_override();
+  return v >= 0 ? v : fallback;
 }
 
 // Loads pack threadIdx.x + k * blockDim.x of the row for k < P, every load issued before any

@@ -19,6 +19,12 @@ struct NdLayout {
   int64_t strides[3][kMaxLayoutDims] = {};
 };
 
+// The kernel variant FLAGSTONE_CUDA_VARIANT selects (read on first use), -1 when unset (each op
+// its default); set_tuning_variant replaces it for timing tools that compare variants in one
+// process (-1: defaults again).
+int tuning_variant_override();
+void set_tuning_variant(int variant);
+
 enum class BinaryKind { kAdd, kMul };
 enum class ActKind { kSilu, kGeluErf, kGeluTanh };
 

@@ -341,6 +341,35 @@ int row_threads(int64_t n) {
   return threads;
 }
 
+// rows::norm_group with p (4, 8 or 16) packs per thread and the fewest warps per row (up to
+// eight) that hold the row; false (nothing launched) when the row is not whole aligned packs or
+// needs more.
+template <typename T, bool kLayer>
+bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const T* b, int64_t rows,
+                  int64_t n, float eps, cudaStream_t stream) {
+  constexpr int N = Pack<T>::kCount;
+  if (n % N != 0 || n >= (int64_t{1} << 31)) return false;
+  for (const void* ptr :
+       {static_cast<const void*>(o), static_cast<const void*>(ro), static_cast<const void*>(x),
+        static_cast<const void*>(r), static_cast<const void*>(w), static_cast<const void*>(b)})
+    if (ptr && (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0) return false;
+  int width = 32;
+  while (int64_t{width} * p < n / N && width < 256) width *= 2;
+  if (int64_t{width} * p < n / N) return false;
+  const int64_t per_block = 256 / width;
+  const auto grid = static_cast<unsigned>((rows + per_block - 1) / per_block);
+  const auto ur = static_cast<uint32_t>(rows);
+  const auto un = static_cast<uint32_t>(n);
+  if (p == 16)
+    rows::norm_group<T, 16, kLayer>
+        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+  else if (p == 8)
+    rows::norm_group<T, 8, kLayer><<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+  else
+    rows::norm_group<T, 4, kLayer><<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+  return true;
+}
+
 size_t cache_bytes(int64_t n) {
   return n <= kCacheElements ? static_cast<size_t>(n) * sizeof(float) : 0;
 }
@@ -373,10 +402,16 @@ cudaError_t softmax_typed(void* out, const void* x, int64_t rows, int64_t n, boo
         return cudaGetLastError();
       }
     }
-    int p = v == 2 ? 4 : 8;
-    int t = raw_threads<T>(n, p, {out, x});
+    int p = v == 2 || v == 7 ? 4 : v == 8 ? 16 : 8;
+    int t = raw_threads<T>(n, p, {out, x}, p == 16 ? 256 : 1024);
     if (t > 0) {
-      if (v == 2)
+      if (v == 6)
+        rows::softmax_raw<T, 8, true, true><<<grid, t, 0, stream>>>(o, xi, un, log);
+      else if (v == 7)
+        rows::softmax_raw<T, 4, true, true><<<grid, t, 0, stream>>>(o, xi, un, log);
+      else if (v == 8)
+        rows::softmax_raw<T, 16, true, true><<<grid, t, 0, stream>>>(o, xi, un, log);
+      else if (v == 2)
         rows::softmax_raw<T, 4, false><<<grid, t, 0, stream>>>(o, xi, un, log);
       else if (v == 3)
         rows::softmax_raw<T, 8, true><<<grid, t, 0, stream>>>(o, xi, un, log);
@@ -423,6 +458,12 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
         rows::norm_async<T, 4, false><<<grid, t, smem, stream>>>(o, xi, wi, nullptr, un, eps);
       return cudaGetLastError();
     }
+  }
+  if (v >= 7 && v <= 9) {
+    // The fused add holds the residual's packs too: at most 8 per thread.
+    int p = v == 7 && !residual ? 16 : v == 9 ? 4 : 8;
+    if (launch_group<T, false>(p, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
+      return cudaGetLastError();
   }
   if (v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;
@@ -472,6 +513,11 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
         rows::norm_async<T, 4, true><<<grid, t, smem, stream>>>(o, xi, wi, bi, un, eps);
       return cudaGetLastError();
     }
+  }
+  if (v >= 7 && v <= 9) {
+    int p = v == 7 ? 16 : v == 9 ? 4 : 8;
+    if (launch_group<T, true>(p, o, nullptr, xi, nullptr, wi, bi, rows, n, eps, stream))
+      return cudaGetLastError();
   }
   if (v > 0) {
     int p = v == 2 ? 8 : v == 4 ? 2 : 4;

@@ -14,23 +14,24 @@ constexpr int norm_max_threads(int p) {
 
 // softmax / log_softmax of one row per block: one read, one barrier (the max and the rescaled
 // sum merge together), one write; exp as FMA + exp2.
-template <typename T, int P, bool kStream>
-__global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t n, bool log) {
+// kLean: the max of 16-bit rows as pairs, the MUFU exp2 (exp2_ftz) and 1/sum folded into the
+// exponent (exp2(x log2e - max log2e - log2 sum)): fewer instructions per element, which is what
+// limits 16-bit rows (two exps per element).
+template <typename T, int P, bool kStream, bool kLean = false>
+__global__ void __launch_bounds__(P >= 16 ? 256 : 1024)
+    softmax_raw(T* out, const T* x, uint32_t n, bool log) {
   constexpr int N = Pack<T>::kCount;
   __shared__ MaxSum scratch[32];
+  __shared__ float lean_scratch[2][32];
   const uint32_t packs = n / N;
   const size_t base = size_t{blockIdx.x} * n;
   uint4 raw[P];
   load_raw<P, kStream>(x + base, packs, raw);
-  float m = -INFINITY;
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    if (!owns(k, packs)) continue;
-    float v[N];
-    unpack<T>(raw[k], v);
-#pragma unroll
-    for (int j = 0; j < N; ++j) m = fmaxf(m, v[j]);
-  }
+  auto ex2 = [](float v) { return kLean ? exp2_ftz(v) : exp2f(v); };
+  float m = packs_max<T, P>(raw, [&](int k) { return owns(k, packs); });
+  // kLean: the row max first (two plain reductions and barriers instead of a merge with two
+  // exps per step, which costs a thread more than a quarter of its 64 elements' work).
+  if (kLean) m = block_reduce_once<true>(m, lean_scratch[0]);
   float s = 0, ml = m * kLog2e;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
@@ -38,18 +39,28 @@ __global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t
     float v[N];
     unpack<T>(raw[k], v);
 #pragma unroll
-    for (int j = 0; j < N; ++j) s += exp2f(fmaf(v[j], kLog2e, -ml));
+    for (int j = 0; j < N; ++j) s += ex2(fmaf(v[j], kLog2e, -ml));
   }
-  MaxSum r = block_merge<MaxSumOp>(MaxSum{m, m == -INFINITY ? 0.0f : s}, scratch);
+  MaxSum r = kLean ? MaxSum{m, block_reduce_once<false>(s, lean_scratch[1])}
+                   : block_merge<MaxSumOp>(MaxSum{m, m == -INFINITY ? 0.0f : s}, scratch);
   // An all -inf row has max -inf: exp2(-inf + inf) is NaN, as in eager PyTorch.
   const float rl = r.m * kLog2e, inv = 1.0f / r.s, shift = r.m + logf(r.s);
+  const float rls = rl + log2f(r.s);
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     if (!owns(k, packs)) continue;
     float v[N];
     unpack<T>(raw[k], v);
+    if (log) {
 #pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = log ? v[j] - shift : exp2f(fmaf(v[j], kLog2e, -rl)) * inv;
+      for (int j = 0; j < N; ++j) v[j] -= shift;
+    } else if (kLean) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] = exp2_ftz(fmaf(v[j], kLog2e, -rls));
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] = exp2f(fmaf(v[j], kLog2e, -rl)) * inv;
+    }
     raw[k] = pack<T>(v);
   }
   store_raw<P, kStream>(out + base, packs, raw);
@@ -58,13 +69,6 @@ __global__ void __launch_bounds__(1024) softmax_raw(T* out, const T* x, uint32_t
 // softmax with the row copied into shared memory by cp.async: the bytes in flight are not
 // limited by registers. Each thread reads back only the packs it copied, so the copy needs no
 // barrier.
-// exp2 as the bare MUFU instruction (flushes results below 2^-126 to zero), for kFast.
-__device__ __forceinline__ float exp2_ftz(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 template <typename T, bool kFast>
 __global__ void __launch_bounds__(1024) softmax_smem(T* out, const T* x, uint32_t n, bool log) {
   constexpr int N = Pack<T>::kCount;
@@ -273,6 +277,99 @@ __global__ void __launch_bounds__(512)
     for (int j = 0; j < N; ++j)
       v[j] = (v[j] - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
     store16<false>(out + base + size_t{threadIdx.x + k * blockDim.x} * N, pack<T>(v));
+  }
+}
+
+// Sum over the `width` threads (32 * 2^k, whole warps) that share a row; every one of them gets
+// it. `scratch` holds a float per warp of the block and serves one call.
+__device__ __forceinline__ float group_sum(float v, int width, float* scratch) {
+  v = warp_sum(v);
+  if (width == 32) return v;
+  const int warp = threadIdx.x >> 5, first = warp & ~((width >> 5) - 1);
+  if ((threadIdx.x & 31) == 0) scratch[warp] = v;
+  __syncthreads();
+  float r = 0;
+  for (int i = 0; i < width >> 5; ++i) r += scratch[first + i];
+  return r;
+}
+
+// rms_norm (optionally fused with the residual add) and layer_norm of several rows per block:
+// `width` threads (one warp up to eight) per row hold its P packs as raw registers, every load
+// issued before the first is used. With one warp per row the reductions are shuffles only (no
+// barrier, no shared memory), so a row of 4096 bf16 costs 128 elements of work per thread
+// against ten shuffles. layer_norm takes the mean first and then the squared deviations from it
+// (exact two-pass variance from registers, no E[x^2] - E[x]^2 cancellation); weight and bias
+// are read at the end (the same packs for every row, so L1 hits).
+template <typename T, int P, bool kLayer>
+__global__ void __launch_bounds__(256)
+    norm_group(T* out, T* residual_out, const T* x, const T* residual, const T* w, const T* b,
+               uint32_t rows, uint32_t n, int width, float eps) {
+  constexpr int N = Pack<T>::kCount;
+  __shared__ float scratch[2][8];
+  const uint32_t sub = threadIdx.x & (width - 1);
+  const uint32_t row = blockIdx.x * (blockDim.x / width) + threadIdx.x / width;
+  const uint32_t packs = row < rows ? n / N : 0;  // rows past the end own nothing
+  const size_t base = size_t{row} * n;
+  auto mine = [&](int k) { return sub + k * width < packs; };
+  auto at = [&](int k) { return base + size_t{sub + k * width} * N; };
+  uint4 raw[P];
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+    if (mine(k)) raw[k] = load16<false>(x + at(k));
+  if (residual) {
+    uint4 rr[P];
+#pragma unroll
+    for (int k = 0; k < P; ++k)
+      if (mine(k)) rr[k] = load16<false>(residual + at(k));
+        // The residual stream is kept in T: round the sum, store it, and normalize what was stored.
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!mine(k)) continue;
+      float v[N], r[N];
+      unpack<T>(raw[k], v);
+      unpack<T>(rr[k], r);
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] += r[j];
+      raw[k] = pack<T>(v);
+      store16<false>(residual_out + at(k), raw[k]);
+    }
+  }
+  const float inv_n = 1.0f / static_cast<float>(n);
+  float mean = 0;
+  if (kLayer) {
+    float s = 0;
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!mine(k)) continue;
+      float v[N];
+      unpack<T>(raw[k], v);
+#pragma unroll
+      for (int j = 0; j < N; ++j) s += v[j];
+    }
+    mean = group_sum(s, width, scratch[0]) * inv_n;
+  }
+  float q = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!mine(k)) continue;
+    float v[N];
+    unpack<T>(raw[k], v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) q = fmaf(v[j] - mean, v[j] - mean, q);
+  }
+  const float scale = rsqrtf(group_sum(q, width, scratch[1]) * inv_n + eps);
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (!mine(k)) continue;
+    const uint32_t c = (sub + k * width) * N;
+    float v[N], wv[N], bv[N];
+    unpack<T>(raw[k], v);
+    if (w) unpack<T>(__ldg(reinterpret_cast<const uint4*>(w + c)), wv);
+    if (kLayer && b) unpack<T>(__ldg(reinterpret_cast<const uint4*>(b + c)), bv);
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      v[j] = (v[j] - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
+    store16<false>(out + at(k), pack<T>(v));
   }
 }
 

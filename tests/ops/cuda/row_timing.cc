@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/kernels.h"
 #include "ops/ops_test_util.h"
 
 namespace {
@@ -24,14 +25,18 @@ struct Case {
   int64_t reduction = 1;  // length the tolerance scales with
 };
 
-constexpr int64_t kHidden = 4096, kHeads = 32, kHeadDim = 128, kVocab = 32000;
+constexpr int64_t kHidden = 4096, kHeads = 32, kHeadDim = 128, kVocab = 32000, kFfn = 11008;
 
 Case make(const std::string& op, int64_t t, DType dt, const Device& dev, int64_t n = 0) {
   Case c;
   double es = static_cast<double>(dtype_size(dt)), T = static_cast<double>(t);
   uint64_t seed = 7;
   auto randn = [&](const Shape& s) { return ops::randn(s, seed++, 0, dt, dev); };
-  if (op == "add" || op == "mul") {
+  if (op == "silu_and_mul") {
+    n = n ? n : kFfn;
+    c.inputs = {randn({t, 2 * n})};
+    c.bytes = 3 * T * static_cast<double>(n) * es;
+  } else if (op == "add" || op == "mul") {
     n = n ? n : kHidden;
     c.inputs = {randn({t, n}), randn({t, n})};
     c.bytes = 3 * T * static_cast<double>(n) * es;
@@ -70,11 +75,10 @@ Case make(const std::string& op, int64_t t, DType dt, const Device& dev, int64_t
   return c;
 }
 
+// Variant 0 of this tool is each op's default (the launchers' own variant 0 is their first
+// kernel, which FLAGSTONE_CUDA_VARIANT=0 selects).
 void set_variant(int v) {
-  if (v <= 0)
-    unsetenv("FLAGSTONE_CUDA_VARIANT");
-  else
-    setenv("FLAGSTONE_CUDA_VARIANT", std::to_string(v).c_str(), 1);
+  ops::cuda::set_tuning_variant(v <= 0 ? -1 : v);
 }
 
 // Median of single-call times with device events, enqueued back to back as `flagstone bench ops`
@@ -164,13 +168,19 @@ int main(int argc, char** argv) {
     std::printf("# %s: copy peak %.1f GB/s\n", dev.info().name.c_str(), peak);
     std::printf("#%-17s %-5s %6s %3s %10s %8s %6s %8s  %s\n", "op", "dtype", "tokens", "var",
                 "kernel_us", "GB/s", "%copy", "vs_var0", "check");
+    // The variants worth timing (0: the op's default); the launchers name them.
     struct Op {
       std::string name;
-      int variants;
+      std::vector<int> variants;
     };
-    std::vector<Op> ops_list = {
-        {"softmax", 5},          {"rms_norm", 6}, {"layer_norm", 6}, {"cross_entropy", 5},
-        {"rotary_embedding", 3}, {"add", 2},      {"mul", 2}};
+    std::vector<Op> ops_list = {{"layer_norm", {0, 3, 7, 8, 9}},
+                                {"cross_entropy", {0, 1, 6, 7, 8}},
+                                {"softmax", {0, 1, 3, 5, 6, 7, 8}},
+                                {"rms_norm", {0, 4, 7, 8, 9}},
+                                {"silu_and_mul", {0, 1, 2, 3}},
+                                {"rotary_embedding", {0, 1, 2, 3}},
+                                {"add", {0, 1}},
+                                {"mul", {0, 1}}};
     struct Combo {
       DType dt;
       int64_t tokens;
@@ -185,7 +195,7 @@ int main(int argc, char** argv) {
         Case c = make(op.name, tokens, dt, dev);
         double base = 0, best = 0;
         int best_v = -1;
-        for (int v = 0; v <= op.variants; ++v) {
+        for (int v : op.variants) {
           set_variant(v);
           try {
             std::string diff = tokens == 8192 ? check(op.name, dt, dev, cpu) : "";

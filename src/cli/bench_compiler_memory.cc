@@ -170,9 +170,9 @@ std::vector<Config> warps(std::vector<int64_t> counts) {
 // capped (occupancy) so that they all fit.
 std::vector<Config> persistent_configs() {
   return {Config{{"num_warps", 8}, {"PER_SM", 4}, {"occupancy", 4}},
-          Config{{"num_warps", 4}, {"PER_SM", 8}, {"occupancy", 8}},
           Config{{"num_warps", 16}, {"PER_SM", 2}, {"occupancy", 2}},
-          Config{{"num_warps", 8}, {"PER_SM", 3}, {"occupancy", 3}}};
+          Config{{"num_warps", 8}, {"PER_SM", 3}, {"occupancy", 3}},
+          Config{{"num_warps", 8}, {"PER_SM", 2}, {"occupancy", 2}}};
 }
 
 // A row kernel with its candidates and how it is launched: `args` gets (x, w, y, n, rows).

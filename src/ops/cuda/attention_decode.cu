@@ -1,39 +1,127 @@
 // cuda native decode attention (one query per head over a KV cache or a paged cache, f16/bf16,
-// head dims 64 or 128): one block per (key split, kv head, sequence) serves every query head of its
-// GQA group, so each K/V row is read from memory once, with 16-byte loads (a row spread over D/8
-// lanes). The split count is fixed at launch (graph-safe), but each block sizes its share from the
-// live length it reads on the device, so short contexts use few blocks and idle splits exit at
-// once; the last block of a head to finish merges the splits (no second kernel).
+// head dims 64 or 128): one block per (key split, kv head, sequence) serves every query head of
+// its GQA group (attention_decode.cuh, shared with the engine's fused kernel). The split count is
+// fixed at launch (graph-safe); each block sizes its share from the live length it reads on the
+// device, so short contexts use few blocks and idle splits exit before waiting on the previous
+// kernel; the last block of a group to finish merges the splits (no second kernel).
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
+#include "cuda/attention_decode.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
 namespace flagstone::ops::cuda {
 namespace {
 
-constexpr int kThreads = 128;  // four warps
-constexpr int kWarps = kThreads / 32;
-constexpr int kMaxGroup = 8;     // query heads per kv head served by one block
-constexpr int kMaxSplits = 128;  // attention_ops.cc plans at most this many
-constexpr float kLog2e = 1.4426950408889634f;
+using decode_core::kThreads;
 
-// Lanes of a warp that share one key row (8 elements of 2 bytes each), rows per warp, and rows
-// per block step.
+// The group's attention with this launch's rows: `row_at(j)` gives row j's K and V offsets.
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void decode_group(const AttentionArgs& a, decode_core::GroupTask<T>& t,
+                                             RowFn row_at) {
+  const int part = (threadIdx.x & 31) % decode_core::Tile<D, G>::kLanes;
+  const int64_t kh = blockIdx.y, b = blockIdx.z;
+  // The first pass's rows head for L2 while the previous kernel finishes (it may be writing the
+  // newest of them, so they are only prefetched, not read).
+  decode_core::prefetch_pass<T, D, G>(t, row_at);
+  decode_core::wait_for_previous_kernel();
+  decode_core::allow_next_kernel();
+
+  uint4 qraw[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const T* qr = static_cast<const T*>(a.q) + b * a.q_stride[0] + (kh * G + g) * a.q_stride[1];
+    qraw[g] = *reinterpret_cast<const uint4*>(qr + part * 8);
+  }
+  float q[G][8];
+  const float scale = a.scale * decode_core::kLog2e;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    decode_core::unpack8<T>(qraw[g], q[g]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] *= scale;
+  }
+  decode_core::attend<T, D, G>(q, t, row_at);
+}
+
+template <typename T, int D, int G, bool kPaged>
+__global__ void __launch_bounds__(kThreads) decode_attention(AttentionArgs a) {
+  using S = decode_core::Tile<D, G>;
+  const int part = (threadIdx.x & 31) % S::kLanes;
+  const int64_t kh = blockIdx.y, b = blockIdx.z;
+  // Before the wait: only the length and the block table, which no kernel that lets this one
+  // start early (the engine's and this file's, each after its own wait) writes.
+  int64_t n = a.kv_len, first_block = -1;
+  bool bad = false;
+  if constexpr (kPaged) {
+    n = load_index(a.seq_lens, a.lens_i64, b);
+    if (a.max_blocks == 1) first_block = load_index(a.block_table, a.table_i64, b);
+    if (n < 0 || n > a.max_blocks * a.block_size) bad = true, n = 0;
+  }
+  const int64_t end = a.causal ? min(n, max(int64_t{0}, a.causal_shift + 1)) : n;
+  decode_core::GroupTask<T> t;
+  t.split = decode_core::split_of(end, gridDim.x, blockIdx.x, S::kPass, S::kStep);
+  if (blockIdx.x >= t.split.active) return;
+  t.k = static_cast<const T*>(a.k) + part * 8;
+  t.v = static_cast<const T*>(a.v) + part * 8;
+  if constexpr (kPaged) {
+    t.k += kh * a.k_stride[2], t.v += kh * a.k_stride[2];
+  } else {
+    t.k += b * a.k_stride[0] + kh * a.k_stride[1];
+    t.v += b * a.v_stride[0] + kh * a.v_stride[1];
+  }
+  t.index = blockIdx.x, t.splits = gridDim.x;
+  t.bad = bad, t.empty = n == 0;
+  t.out = static_cast<T*>(a.out) + b * a.o_stride[0] + kh * G * a.o_stride[1];
+  t.out_head = a.o_stride[1], t.out_elem = a.o_stride[3];
+  if (a.partials) {
+    t.partials = a.partials + (b * a.q_heads + kh * G) * decode_core::partial_floats(gridDim.x, D);
+    t.counter = a.counters + b * a.kv_heads + kh;
+  }
+  if constexpr (kPaged) {
+    if (a.max_blocks == 1) {
+      // One block per sequence (the engine's cache): rows are that block's rows.
+      t.bad |= end > 0 && (first_block < 0 || first_block >= a.num_blocks);
+      const int64_t base = first_block * a.k_stride[0], row = a.k_stride[1];
+      const bool none = t.bad;
+      decode_group<T, D, G>(a, t, [&](int64_t j) {
+        const int64_t off = none ? -1 : base + j * row;
+        return decode_core::RowAt{off, off};
+      });
+    } else {
+      decode_group<T, D, G>(a, t, [&](int64_t j) {
+        const int64_t blk =
+            load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
+        const int64_t off = blk < 0 || blk >= a.num_blocks
+                                ? -1
+                                : blk * a.k_stride[0] + (j % a.block_size) * a.k_stride[1];
+        return decode_core::RowAt{off, off};
+      });
+    }
+  } else {
+    decode_group<T, D, G>(a, t, [&](int64_t j) {
+      return decode_core::RowAt{j * a.k_stride[2], j * a.v_stride[2]};
+    });
+  }
+}
+
+// ---- The previous kernel (session 11), selectable with FLAGSTONE_DECODE_ATTENTION=split for a
+// same-run comparison: the wait before any load, and a three-pass merge by the last split.
+namespace previous {
+
+using decode_core::unpack8;
+constexpr int kWarps = decode_core::kWarps;
+constexpr int kMaxSplits = decode_core::kMaxSplits;
+constexpr float kLog2e = decode_core::kLog2e;
+
 template <int D>
 struct RowSplit {
   static constexpr int kLanes = D / 8;
   static constexpr int kRows = 32 / kLanes;
   static constexpr int kStep = kWarps * kRows;
 };
-
-template <typename T>
-__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
-  const T* v = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) out[i] = to_f(v[i]);
-}
 
 // Offset of key row j's pack for this lane (K and V share it when paged), or -1 when a paged
 // block index is out of range (then `bad` is set). `first_block` is the sequence's only block
@@ -320,6 +408,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention(AttentionArgs a) {
   }
 }
 
+}  // namespace previous
+
 // Programmatic dependent launch on devices of compute capability 9.0 and up, unless
 // FLAGSTONE_CUDA_PDL=0 (to measure what it saves).
 bool use_pdl() {
@@ -335,6 +425,14 @@ bool use_pdl() {
   return major >= 9;
 }
 
+bool previous_kernel() {
+  static const bool previous = [] {
+    const char* env = std::getenv("FLAGSTONE_DECODE_ATTENTION");
+    return env && std::string_view(env) == "split";
+  }();
+  return previous;
+}
+
 template <typename T, int D, int G, bool kPaged>
 cudaError_t launch_kernel(const AttentionArgs& a, cudaStream_t stream) {
   cudaLaunchConfig_t config{};
@@ -346,6 +444,8 @@ cudaError_t launch_kernel(const AttentionArgs& a, cudaStream_t stream) {
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   if (use_pdl()) config.attrs = attribute, config.numAttrs = 1;
+  if (previous_kernel())
+    return cudaLaunchKernelEx(&config, previous::decode_attention<T, D, G, kPaged>, a);
   return cudaLaunchKernelEx(&config, decode_attention<T, D, G, kPaged>, a);
 }
 
@@ -378,189 +478,6 @@ cudaError_t launch_dim(const AttentionArgs& a, cudaStream_t stream) {
   return cudaErrorInvalidValue;
 }
 
-// ---- The previous kernel (session 10), kept selectable with FLAGSTONE_DECODE_ATTENTION=split
-// for a same-run comparison: splits sized from the capacity, partials merged by
-// attention_combine (a second launch).
-namespace previous {
-
-// Address of key row j's pack for this lane (K and V share the offset when paged), or null when
-// a paged block index is out of range.
-template <bool kPaged>
-__device__ __forceinline__ int64_t row_offset(const AttentionArgs& a, int64_t b, int64_t kh,
-                                              int64_t j, bool& bad) {
-  if constexpr (kPaged) {
-    int64_t blk = load_index(a.block_table, a.table_i64, b * a.max_blocks + j / a.block_size);
-    if (blk < 0 || blk >= a.num_blocks) {
-      bad = true;
-      return -1;
-    }
-    return blk * a.k_stride[0] + (j % a.block_size) * a.k_stride[1] + kh * a.k_stride[2];
-  } else {
-    return j * a.k_stride[2];
-  }
-}
-
-// Partial attention of up to kMaxGroup query heads over keys [split * chunk, ...) of one kv
-// head. Writes, per query head, (max, sum, flags, unnormalized V accumulators) for
-// attention_combine in the layout attention_rows uses. The key loop is uniform per warp (rows
-// past the end are masked, not skipped) so the row-group shuffles always have every lane.
-template <typename T, int D, int G, bool kPaged>
-__global__ void __launch_bounds__(kThreads) decode_split(AttentionArgs a, int64_t chunk) {
-  using R = RowSplit<D>;
-  extern __shared__ float merge[];  // per slot and head: m, l, then D accumulators
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int sub = lane / R::kLanes, part = lane % R::kLanes;  // row within step, pack in row
-  const int slot = warp * R::kRows + sub, slots = (kThreads / 32) * R::kRows;
-  const int64_t split = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
-  int64_t n = a.kv_len;
-  bool bad = false;
-  if constexpr (kPaged) {
-    n = load_index(a.seq_lens, a.lens_i64, b);
-    if (n < 0 || n > a.max_blocks * a.block_size) bad = true, n = 0;
-  }
-  const int64_t end = a.causal ? min(n, max(int64_t{0}, a.causal_shift + 1)) : n;
-  const int64_t j_begin = split * chunk, j_end = min(end, j_begin + chunk);
-
-  float q[G][8];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    const T* qr = static_cast<const T*>(a.q) + b * a.q_stride[0] + (kh * G + g) * a.q_stride[1];
-    uint4 raw = *reinterpret_cast<const uint4*>(qr + part * 8);
-    unpack8<T>(raw, q[g]);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) q[g][e] *= a.scale;
-  }
-  const T* kbase = static_cast<const T*>(a.k) + part * 8;
-  const T* vbase = static_cast<const T*>(a.v) + part * 8;
-  if constexpr (!kPaged) {
-    kbase += b * a.k_stride[0] + kh * a.k_stride[1];
-    vbase += b * a.v_stride[0] + kh * a.v_stride[1];
-  }
-  float m[G], l[G], acc[G][8];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    m[g] = -INFINITY, l[g] = 0;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[g][e] = 0;
-  }
-  // Two rows per slot per iteration, both loads issued before either is used.
-  constexpr int64_t kStep = (kThreads / 32) * R::kRows;
-  for (int64_t jw = j_begin + warp * R::kRows; jw < j_end; jw += 2 * kStep) {
-    const int64_t j0 = jw + sub, j1 = j0 + kStep;
-    bool has0 = j0 < j_end, has1 = j1 < j_end;
-    uint4 k0{}, v0{}, k1{}, v1{};
-    if (has0) {
-      int64_t off = row_offset<kPaged>(a, b, kh, j0, bad);
-      has0 = off >= 0;
-      if (has0) {
-        k0 = *reinterpret_cast<const uint4*>(kbase + off);
-        v0 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j0 * a.v_stride[2]));
-      }
-    }
-    if (has1) {
-      int64_t off = row_offset<kPaged>(a, b, kh, j1, bad);
-      has1 = off >= 0;
-      if (has1) {
-        k1 = *reinterpret_cast<const uint4*>(kbase + off);
-        v1 = *reinterpret_cast<const uint4*>(vbase + (kPaged ? off : j1 * a.v_stride[2]));
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const bool has = r == 0 ? has0 : has1;
-      float kf[8], vf[8];
-      unpack8<T>(r == 0 ? k0 : k1, kf);
-      unpack8<T>(r == 0 ? v0 : v1, vf);
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        float s = 0;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) s += q[g][e] * kf[e];
-#pragma unroll
-        for (int o = R::kLanes / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (!has) continue;
-        float mn = fmaxf(m[g], s);
-        float correction = __expf(m[g] - mn), p = __expf(s - mn);
-        l[g] = l[g] * correction + p;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[g][e] = acc[g][e] * correction + p * vf[e];
-        m[g] = mn;
-      }
-    }
-  }
-  // Merge the slots: each writes its state, then threads combine per (head, element).
-  constexpr int kWidth = 2 + D;
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    float* mine = merge + (slot * G + g) * kWidth;
-    if (part == 0) mine[0] = m[g], mine[1] = l[g];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
-  }
-  bad = __syncthreads_or(bad);
-  const int64_t width = 3 + a.v_dim;
-  for (int idx = threadIdx.x; idx < G * (D + 1); idx += kThreads) {
-    const int g = idx / (D + 1), c = idx % (D + 1);  // c == D: the (max, sum, flags) header
-    float big = -INFINITY;
-    for (int s = 0; s < slots; ++s) big = fmaxf(big, merge[(s * G + g) * kWidth]);
-    float value = 0;
-    if (big != -INFINITY)
-      for (int s = 0; s < slots; ++s) {
-        const float* theirs = merge + (s * G + g) * kWidth;
-        if (theirs[0] != -INFINITY) value += theirs[c == D ? 1 : 2 + c] * __expf(theirs[0] - big);
-      }
-    float* out = a.partials + ((b * a.q_heads + kh * G + g) * gridDim.x + split) * width;
-    if (c == D) {
-      // Flags as attention_rows writes them: 1 a bad length or block index, 2 no keys at all.
-      out[0] = big, out[1] = value, out[2] = static_cast<float>((bad ? 1 : 0) + (n == 0 ? 2 : 0));
-    } else {
-      out[3 + c] = value;
-    }
-  }
-}
-
-template <typename T, int D, int G>
-cudaError_t prev_typed(const AttentionArgs& a, cudaStream_t stream) {
-  using R = RowSplit<D>;
-  const int slots = (kThreads / 32) * R::kRows;
-  size_t smem = static_cast<size_t>(slots) * G * (2 + D) * sizeof(float);
-  const bool paged = a.block_table != nullptr;
-  const int64_t keys = paged ? a.max_blocks * a.block_size : a.kv_len;
-  int64_t chunk = (keys + a.splits - 1) / a.splits;
-  dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
-            static_cast<unsigned>(a.batch));
-  if (paged)
-    decode_split<T, D, G, true><<<grid, kThreads, smem, stream>>>(a, chunk);
-  else
-    decode_split<T, D, G, false><<<grid, kThreads, smem, stream>>>(a, chunk);
-  return cudaGetLastError();
-}
-
-template <typename T, int D>
-cudaError_t prev_group(const AttentionArgs& a, cudaStream_t stream) {
-  switch (a.q_heads / a.kv_heads) {
-    case 1:
-      return prev_typed<T, D, 1>(a, stream);
-    case 2:
-      return prev_typed<T, D, 2>(a, stream);
-    case 4:
-      return prev_typed<T, D, 4>(a, stream);
-    case 8:
-      return prev_typed<T, D, 8>(a, stream);
-    default:
-      return cudaErrorInvalidValue;
-  }
-}
-
-template <typename T>
-cudaError_t prev_dim(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.head_dim == 64) return prev_group<T, 64>(a, stream);
-  if (a.head_dim == 128) return prev_group<T, 128>(a, stream);
-  return cudaErrorInvalidValue;
-}
-
-}  // namespace previous
-
 bool rows_aligned(const void* p, const int64_t (&stride)[4]) {
   if ((reinterpret_cast<uintptr_t>(p) & 15u) != 0) return false;
   for (int d = 0; d < 3; ++d)
@@ -570,13 +487,20 @@ bool rows_aligned(const void* p, const int64_t (&stride)[4]) {
 
 }  // namespace
 
+int64_t decode_attention_min_keys(int64_t head_dim, int64_t group) {
+  return decode_core::keys_per_pass(head_dim, group);
+}
+int64_t decode_attention_partial_floats(int64_t splits, int64_t head_dim) {
+  return decode_core::partial_floats(splits, head_dim);
+}
+
 bool decode_attention_supported(DType dtype, const AttentionArgs& a) {
   if (dtype != DType::kF16 && dtype != DType::kBF16) return false;
   if (a.q_len != 1 || a.mask) return false;
   if (a.block_table ? a.max_blocks * a.block_size < 1 : a.kv_len < 1) return false;
   if (a.head_dim != a.v_dim || (a.head_dim != 64 && a.head_dim != 128)) return false;
   int64_t group = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
-  if (group < 1 || group > kMaxGroup || (group & (group - 1)) != 0) return false;
+  if (group < 1 || group > decode_core::kMaxGroup || (group & (group - 1)) != 0) return false;
   if (a.batch > 65535 || a.kv_heads > 65535) return false;
   // Query heads of a group must be adjacent rows ([b, h, 1, d] with any head stride); a paged
   // cache is [blocks, block_size, kv_heads, d] with K's strides for V as well.
@@ -587,16 +511,8 @@ bool decode_attention_supported(DType dtype, const AttentionArgs& a) {
          rows_aligned(a.v, a.v_stride);
 }
 
-cudaError_t launch_decode_attention_previous(DType dtype, const AttentionArgs& args,
-                                             cudaStream_t stream) {
-  if (!args.partials || args.splits < 1) return cudaErrorInvalidValue;
-  if (dtype == DType::kBF16) return previous::prev_dim<__nv_bfloat16>(args, stream);
-  if (dtype == DType::kF16) return previous::prev_dim<__half>(args, stream);
-  return cudaErrorInvalidValue;
-}
-
 cudaError_t launch_decode_attention(DType dtype, const AttentionArgs& args, cudaStream_t stream) {
-  if (args.splits < 1 || args.splits > kMaxSplits) return cudaErrorInvalidValue;
+  if (args.splits < 1 || args.splits > decode_core::kMaxSplits) return cudaErrorInvalidValue;
   if (args.splits > 1 && (!args.partials || !args.counters)) return cudaErrorInvalidValue;
   if (dtype == DType::kBF16) return launch_dim<__nv_bfloat16>(args, stream);
   if (dtype == DType::kF16) return launch_dim<__half>(args, stream);

@@ -7,16 +7,16 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <string_view>
 
 #include "cuda/cuda_common.h"
 #include "internal.h"
 
 namespace flagstone::ops::cuda {
 
-// attention_decode.cu: the previous decode kernel (its partials merged by attention_combine).
-cudaError_t launch_decode_attention_previous(DType dtype, const AttentionArgs& args,
-                                             cudaStream_t stream);
+// attention_decode.cu: the smallest share of keys a decode split is given, and the workspace
+// floats per (sequence, query head) for a split count.
+int64_t decode_attention_min_keys(int64_t head_dim, int64_t group);
+int64_t decode_attention_partial_floats(int64_t splits, int64_t head_dim);
 
 namespace {
 
@@ -64,18 +64,17 @@ void plan_splits(AttentionArgs& a, int64_t rows, int64_t keys, const Device& dev
 // Decode with the GQA-grouped kernel: one block per (split, kv head, sequence), about four
 // blocks per SM when the cache is full. The split count follows the capacity (a recorded step
 // replays it for every length); each block sizes its share from the live length, so a short
-// sequence runs few blocks, each with at least one full pass of loads per thread (`min_keys`,
-// as attention_decode.cu computes it: 4 warps x 256 / head_dim rows x 4 rows per thread, 2 for
-// groups of 8). False when the partials or counters do not fit.
-bool plan_decode_splits(AttentionArgs& a, const Device& device, cudaStream_t stream) {
-  constexpr int64_t kMaxSplits = 128;  // as attention_decode.cu
-  const int64_t group = a.q_heads / a.kv_heads;
-  const int64_t min_keys = (group >= 8 ? 2 : 4) * 4 * (256 / a.head_dim);
+// sequence runs few blocks, each with at least one full pass of loads per thread. False when the
+// partials or counters do not fit.
+bool plan_decode(AttentionArgs& a, const Device& device, cudaStream_t stream) {
+  constexpr int64_t kMaxSplits = 128;  // as attention_decode.cuh
+  const int64_t min_keys = decode_attention_min_keys(a.head_dim, a.q_heads / a.kv_heads);
   int64_t blocks = a.kv_heads * a.batch;
   int64_t sms = std::max(1, device.info().compute_units);
   int64_t keys = a.block_table ? a.max_blocks * a.block_size : a.kv_len;
   int64_t splits = std::min((4 * sms + blocks - 1) / blocks, (keys + min_keys - 1) / min_keys);
-  int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
+  int64_t bytes_per_split =
+      a.batch * a.q_heads * decode_attention_partial_floats(1, a.v_dim) * int64_t{sizeof(float)};
   splits = std::min<int64_t>(
       {splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, kMaxSplits});
   if (splits < 1) return false;
@@ -88,46 +87,8 @@ bool plan_decode_splits(AttentionArgs& a, const Device& device, cudaStream_t str
   return true;
 }
 
-// FLAGSTONE_DECODE_ATTENTION=split selects the previous decode kernel (splits sized from the
-// capacity, merged by a second launch), for comparing both in one run.
-bool previous_decode_kernel() {
-  static const bool previous = [] {
-    const char* env = std::getenv("FLAGSTONE_DECODE_ATTENTION");
-    return env && std::string_view(env) == "split";
-  }();
-  return previous;
-}
-
-// The previous kernel's plan: about four blocks per SM, each over at least 64 keys of the
-// capacity.
-bool plan_previous_splits(AttentionArgs& a, const Device& device, cudaStream_t stream) {
-  int64_t blocks = a.kv_heads * a.batch;
-  int64_t sms = std::max(1, device.info().compute_units);
-  int64_t keys = a.block_table ? a.max_blocks * a.block_size : a.kv_len;
-  int64_t splits = std::max<int64_t>(1, std::min((4 * sms + blocks - 1) / blocks, keys / 64));
-  int64_t bytes_per_split = a.batch * a.q_heads * (3 + a.v_dim) * int64_t{sizeof(float)};
-  splits = std::min<int64_t>({splits, static_cast<int64_t>(kPartialBytes) / bytes_per_split, 1024});
-  if (splits < 1) return false;
-  a.splits = static_cast<int>(splits);
-  a.partials = scratch_for(device, stream).partials;
-  return true;
-}
-
-// One decode attention call with the selected kernel.
 void run_decode(const AttentionArgs& a, DType dtype, cudaStream_t stream, const KernelArgs& args) {
-  cudaError_t status;
-  if (previous_decode_kernel()) {
-    status = launch_decode_attention_previous(dtype, a, stream);
-    if (status == cudaSuccess) status = launch_attention_combine(dtype, a, stream);
-  } else {
-    status = launch_decode_attention(dtype, a, stream);
-  }
-  check_launch(status, args.op, args.device);
-}
-
-bool plan_decode(AttentionArgs& a, const Device& device, cudaStream_t stream) {
-  return previous_decode_kernel() ? plan_previous_splits(a, device, stream)
-                                  : plan_decode_splits(a, device, stream);
+  check_launch(launch_decode_attention(dtype, a, stream), args.op, args.device);
 }
 
 void strides4(const Tensor& t, int64_t (&s)[4]) {

@@ -3,7 +3,8 @@
 // kv head, head dims 64 and 128, f16 and bf16, a strided cache view, and paged caches whose
 // sequences are shorter than the block table's capacity (down to one key in a 4096-key cache, as
 // a decode step starts), calls repeated (the split tickets reset), and a recorded call replayed
-// over new lengths. Checked against the float64 reference; skips without a CUDA device.
+// over new lengths; the split plan's edges (1, 63, 640, 4097 keys; groups of 1, 4, 8; up to 128
+// splits). Checked against the float64 reference; skips without a CUDA device.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -96,6 +97,41 @@ TEST(CudaDecodeAttention, PagedShortLengthsInLargeCache) {
         call_implementation(*impl, {q, kc, vc, bt, lens}, {}, out);
         std::string diff = compare(out[0], want[0], tolerance(DType::kBF16, n * dim));
         EXPECT_TRUE(diff.empty()) << "call " << run << ": " << diff;
+      }
+    }
+  }
+}
+
+// The split plan at its edges: one key, a key short of a pass, the engine's tg lengths and a key
+// past a power of two; groups of 1, 4 and 8 query heads; one kv head (up to 128 splits, merged
+// in several chunks) and eight (the Llama shapes). Batch 2 with the second sequence shorter, so
+// two groups of tickets run side by side.
+TEST(CudaDecodeAttention, SplitPlanEdges) {
+  auto devices = runtime::devices_of("cuda");
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  const Implementation* impl = native_impl("paged_attention");
+  ASSERT_NE(impl, nullptr);
+  Rng rng(test_seed() + 4);
+  const Device& dev = devices[0];
+  const int64_t capacity = 8192;
+  for (int64_t dim : {64, 128}) {
+    for (int64_t hk : {1, 8}) {
+      Tensor kc = random_tensor(rng, {2, capacity, hk, dim}, DType::kBF16, dev, -2, 2);
+      Tensor vc = random_tensor(rng, {2, capacity, hk, dim}, DType::kBF16, dev, -1, 1);
+      Tensor bt = make_tensor({1, 0}, {2, 1}, DType::kI32, dev);
+      for (int64_t group : {1, 4, 8}) {
+        Tensor q = random_tensor(rng, {2, hk * group, dim}, DType::kBF16, dev, -2, 2);
+        for (int64_t n : {1, 63, 640, 4097}) {
+          SCOPED_TRACE(::testing::Message() << "d" << dim << ", " << hk << " kv heads, group "
+                                            << group << ", " << n << " keys");
+          Tensor lens = make_tensor({static_cast<double>(n), static_cast<double>(n / 3 + 1)}, {2},
+                                    DType::kI32, dev);
+          auto want = call_reference("paged_attention", {q, kc, vc, bt, lens}, {});
+          std::vector<Tensor> out;
+          call_implementation(*impl, {q, kc, vc, bt, lens}, {}, out);
+          std::string diff = compare(out[0], want[0], tolerance(DType::kBF16, n * dim));
+          EXPECT_TRUE(diff.empty()) << diff;
+        }
       }
     }
   }

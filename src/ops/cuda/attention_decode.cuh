@@ -1,0 +1,422 @@
+// The device core of decode attention (one query per head over cached keys), shared by the ops
+// library's decode kernel (attention_decode.cu) and the engine's fused rotary + attention kernel.
+//
+// One block of kThreads serves the G query heads of one kv head (a GQA group) over one split of
+// the live keys, so each K/V row is read once, 16 bytes per lane (a row spread over D / 8 lanes),
+// U rows per thread in flight. Softmax runs online in f32 in the log2 domain (the caller folds
+// log2 e into q). A block holding the whole sequence writes the output; otherwise each split
+// leaves (max, sum, flag, unnormalized values) in a workspace and the last split of the group to
+// finish (an atomic ticket) merges them: one launch, no second kernel.
+//
+// Self-contained (no ops-library headers) so the engine can include it by path.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace flagstone::decode_core {
+
+inline constexpr int kThreads = 128;  // four warps
+inline constexpr int kWarps = kThreads / 32;
+inline constexpr int kMaxGroup = 8;
+inline constexpr int kMaxSplits = 128;
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+// Rows per thread whose loads are issued together (fewer for large groups: registers).
+__host__ __device__ constexpr int unroll_of(int group) {
+  return group >= 8 ? 2 : 4;
+}
+// Keys one block covers in one pass of loads: the smallest share a split is given.
+__host__ __device__ constexpr int64_t keys_per_pass(int64_t head_dim, int64_t group) {
+  return unroll_of(static_cast<int>(group)) * kWarps * (256 / head_dim);
+}
+// Workspace floats per (sequence, query head) for `splits` splits: D values per split, then a
+// 4-float header (max, sum, flag, unused) per split, so both load as aligned vectors.
+__host__ __device__ constexpr int64_t partial_floats(int64_t splits, int64_t head_dim) {
+  return splits * (head_dim + 4);
+}
+
+// Lanes sharing one key row, rows per warp and per block step, keys per pass.
+template <int D, int G>
+struct Tile {
+  static constexpr int kLanes = D / 8;
+  static constexpr int kRows = 32 / kLanes;
+  static constexpr int kStep = kWarps * kRows;
+  static constexpr int kUnroll = unroll_of(G);
+  static constexpr int kPass = kUnroll * kStep;
+};
+
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__half v) {
+  return __half2float(v);
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <typename T>
+__device__ __forceinline__ T round_to(float v);
+template <>
+__device__ __forceinline__ __half round_to<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 round_to<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
+  const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) out[i] = to_float(v[i]);
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while
+// the previous kernel of the stream finishes; it waits here before reading what that kernel
+// wrote, and lets the next kernel start early. Without the attribute both are no-ops.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// exp2(x - m) for an online softmax whose running max may still be -inf (then 0, not NaN).
+__device__ __forceinline__ float rescale(float x, float m) {
+  return m == -INFINITY ? 0.0f : exp2f(x - m);
+}
+
+// The finished value of an output element: NaN for a bad length or block index, zeros for a
+// sequence with no keys, NaN when every key was masked.
+__device__ __forceinline__ float finish(float value, float total, bool bad, bool empty) {
+  if (bad) return NAN;
+  if (total > 0) return value / total;
+  return empty ? 0.0f : NAN;
+}
+
+// The keys of one split: [begin, end) of the `end_all` live keys. Every block computes the same
+// plan from the live length (read on the device, so a recorded launch follows it): shares of at
+// least one pass of loads, rounded to whole block steps; splits past `active` have nothing to do.
+struct Split {
+  int64_t begin = 0, end = 0, active = 1;
+};
+__device__ __forceinline__ Split split_of(int64_t end_all, int64_t splits, int64_t split,
+                                          int64_t pass, int64_t step) {
+  int64_t chunk = max(pass, (end_all + splits - 1) / splits);
+  chunk = (chunk + step - 1) / step * step;
+  Split s;
+  s.active = max(int64_t{1}, (end_all + chunk - 1) / chunk);
+  s.begin = split * chunk;
+  s.end = min(end_all, s.begin + chunk);
+  return s;
+}
+
+// Offsets (elements) of key row j in K and in V, k < 0 when the row's block index is bad.
+struct RowAt {
+  int64_t k, v;
+};
+
+// One block's work beside the query: where the group's K/V rows and outputs live.
+template <typename T>
+struct GroupTask {
+  const T* k = nullptr;  // this lane's pack of the group's row 0 (row offsets from RowAt added)
+  const T* v = nullptr;
+  Split split;
+  int64_t index = 0;   // this block's split
+  int64_t splits = 1;  // splits launched (partial rows per head)
+  bool bad = false, empty = false;
+  T* out = nullptr;  // element c of group head g at out[g * out_head + c * out_elem]
+  int64_t out_head = 0, out_elem = 1;
+  float* partials = nullptr;    // the group's G heads, partial_floats(splits, D) each
+  unsigned* counter = nullptr;  // the group's ticket, zero between launches
+  // A row not read from memory but taken from registers (the fused kernel's new key and value,
+  // this lane's pack of each), or -1.
+  int64_t fresh = -1;
+  uint4 fresh_k = {}, fresh_v = {};
+};
+
+// One pass of loads: U rows per thread, issued together.
+template <int U>
+struct Pass {
+  uint4 k[U], v[U];
+  bool has[U];
+};
+
+// The slot (row within a block step) and pack of this thread.
+template <int D, int G>
+__device__ __forceinline__ int slot_of() {
+  using S = Tile<D, G>;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  return warp * S::kRows + lane / S::kLanes;
+}
+
+// Issues the loads of the pass starting at row `base` (rows past the split masked, the fresh row
+// left for attend to fill in, a bad block index sets `bad`).
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void load_pass(const GroupTask<T>& t, RowFn row_at, int64_t base,
+                                          Pass<Tile<D, G>::kUnroll>& p, bool& bad) {
+  using S = Tile<D, G>;
+  const int slot = slot_of<D, G>();
+#pragma unroll
+  for (int u = 0; u < S::kUnroll; ++u) {
+    const int64_t j = base + u * S::kStep + slot;
+    p.has[u] = j < t.split.end;
+    p.k[u] = make_uint4(0, 0, 0, 0), p.v[u] = make_uint4(0, 0, 0, 0);
+    if (p.has[u] && j != t.fresh) {
+      const RowAt r = row_at(j);
+      p.has[u] = r.k >= 0;
+      bad |= !p.has[u];
+      if (p.has[u]) {
+        p.k[u] = *reinterpret_cast<const uint4*>(t.k + r.k);
+        p.v[u] = *reinterpret_cast<const uint4*>(t.v + r.v);
+      }
+    }
+  }
+}
+
+// Pulls the first pass's rows into L2 without reading them (safe before waiting on the kernel
+// that may still write them: L2 is where writes land).
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void prefetch_pass(const GroupTask<T>& t, RowFn row_at) {
+  using S = Tile<D, G>;
+  const int slot = slot_of<D, G>();
+#pragma unroll
+  for (int u = 0; u < S::kUnroll; ++u) {
+    const int64_t j = t.split.begin + u * S::kStep + slot;
+    if (j < t.split.end) {
+      const RowAt r = row_at(j);
+      if (r.k >= 0) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(t.k + r.k));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(t.v + r.v));
+      }
+    }
+  }
+}
+
+// Vector of C consecutive floats (C = 2 or 4), loaded through L2 only: written by other blocks
+// of this launch.
+template <int C>
+__device__ __forceinline__ void load_cols(const float* p, float (&out)[C]) {
+  if constexpr (C == 4) {
+    const float4 v = __ldcg(reinterpret_cast<const float4*>(p));
+    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+  } else {
+    const float2 v = __ldcg(reinterpret_cast<const float2*>(p));
+    out[0] = v.x, out[1] = v.y;
+  }
+}
+
+// The last split's merge: warp w takes heads w, w + kWarps, ...; lane i holds header i of a chunk
+// of 8 splits and columns i * D/32 ...; the headers and the chunk's columns load together, so up
+// to 8 splits cost one round trip to L2.
+template <typename T, int D, int G>
+__device__ __forceinline__ void merge_splits(const GroupTask<T>& t) {
+  constexpr int C = D / 32;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t active = t.split.active;
+  for (int g = warp; g < G; g += kWarps) {
+    const float* head = t.partials + g * partial_floats(t.splits, D);
+    const float* headers = head + t.splits * D;
+    float big = -INFINITY, total = 0, value[C] = {};
+    bool flagged = false;
+    for (int64_t s0 = 0; s0 < active; s0 += 8) {
+      const int64_t count = min(int64_t{8}, active - s0);
+      float4 h = make_float4(-INFINITY, 0, 0, 0);
+      if (lane < count) h = __ldcg(reinterpret_cast<const float4*>(headers) + s0 + lane);
+      float cols[8][C];
+#pragma unroll
+      for (int s = 0; s < 8; ++s) {
+#pragma unroll
+        for (int c = 0; c < C; ++c) cols[s][c] = 0;
+        if (s < count) load_cols<C>(head + (s0 + s) * D + lane * C, cols[s]);
+      }
+      float mx = h.x;
+#pragma unroll
+      for (int o = 4; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      mx = __shfl_sync(0xffffffffu, mx, 0);
+      const float next = fmaxf(big, mx);
+      const float correction = rescale(big, next);
+      const float w = rescale(h.x, next);
+      float part = h.y * w;
+#pragma unroll
+      for (int o = 4; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+      total = total * correction + __shfl_sync(0xffffffffu, part, 0);
+      flagged |= __any_sync(0xffffffffu, h.z != 0.0f);
+#pragma unroll
+      for (int c = 0; c < C; ++c) value[c] *= correction;
+#pragma unroll
+      for (int s = 0; s < 8; ++s) {
+        const float ws = __shfl_sync(0xffffffffu, w, s);
+#pragma unroll
+        for (int c = 0; c < C; ++c) value[c] += ws * cols[s][c];
+      }
+      big = next;
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      t.out[g * t.out_head + (lane * C + c) * t.out_elem] =
+          round_to<T>(finish(value[c], total, flagged, t.empty));
+  }
+}
+
+// The block's attention over its split: q holds this lane's 8 elements of each group head,
+// scaled by scale * log2 e. `row_at(j)` gives row j's offsets; `first`, when set, is the first
+// pass already loaded (load_pass before the wait). Called by every thread of the block (it
+// synchronizes); writes the output or, split, the partials and the last split merges.
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T>& t, RowFn row_at,
+                                       const Pass<Tile<D, G>::kUnroll>* first = nullptr) {
+  using S = Tile<D, G>;
+  constexpr int U = S::kUnroll;
+  constexpr int kWidth = 2 + D;  // per warp and head in `merge`: m, l, accumulators
+  __shared__ float merge[kWarps * G * kWidth];
+  __shared__ bool last;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / S::kLanes, part = lane % S::kLanes;
+  const int slot = warp * S::kRows + sub;
+  bool bad = t.bad;
+
+  float m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = -INFINITY, l[g] = 0;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[g][e] = 0;
+  }
+  // U rows per thread per pass, all loads issued before any is used. The pass count is the same
+  // for every thread (rows past the end are masked), so the row-group shuffles see every lane.
+  for (int64_t base = t.split.begin; base < t.split.end; base += S::kPass) {
+    Pass<U> ps;
+    if (first && base == t.split.begin)
+      ps = *first;
+    else
+      load_pass<T, D, G>(t, row_at, base, ps, bad);
+    uint4(&kraw)[U] = ps.k;
+    uint4(&vraw)[U] = ps.v;
+    bool(&has)[U] = ps.has;
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (base + u * S::kStep + slot == t.fresh) kraw[u] = t.fresh_k, vraw[u] = t.fresh_v;
+    float s[U][G];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float kf[8];
+      unpack8<T>(kraw[u], kf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float dot = 0;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot += q[g][e] * kf[e];
+#pragma unroll
+        for (int o = S::kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        s[u][g] = has[u] ? dot : -INFINITY;
+      }
+    }
+    // One rescale per pass: the new max over the pass's rows, then their weights.
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
+      const float correction = rescale(m[g], mx);
+      l[g] *= correction;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[g][e] *= correction;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        s[u][g] = rescale(s[u][g], mx);
+        l[g] += s[u][g];
+      }
+      m[g] = mx;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float vf[8];
+      unpack8<T>(vraw[u], vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] += s[u][g] * vf[e];
+    }
+  }
+
+  // The rows of a warp merge by shuffles (lanes kLanes apart hold the same elements), then the
+  // warps through shared memory.
+#pragma unroll
+  for (int o = S::kLanes; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      const float mx = fmaxf(m[g], mo);
+      const float ca = rescale(m[g], mx), cb = rescale(mo, mx);
+      l[g] = l[g] * ca + lo * cb;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+        acc[g][e] = acc[g][e] * ca + ao * cb;
+      }
+      m[g] = mx;
+    }
+  }
+  if (sub == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float* mine = merge + (warp * G + g) * kWidth;
+      if (part == 0) mine[0] = m[g], mine[1] = l[g];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
+    }
+  }
+  bad = __syncthreads_or(bad);
+
+  const bool whole = t.split.active == 1;
+  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+    const int g = idx / D, c = idx % D;
+    float big = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) big = fmaxf(big, merge[(w * G + g) * kWidth]);
+    float value = 0, sum = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float* theirs = merge + (w * G + g) * kWidth;
+      const float f = rescale(theirs[0], big);
+      sum += theirs[1] * f;
+      value += theirs[2 + c] * f;
+    }
+    if (whole) {
+      t.out[g * t.out_head + c * t.out_elem] = round_to<T>(finish(value, sum, bad, t.empty));
+    } else {
+      float* head = t.partials + g * partial_floats(t.splits, D);
+      head[t.index * D + c] = value;
+      if (c == 0)
+        *reinterpret_cast<float4*>(head + t.splits * D + t.index * 4) =
+            make_float4(big, sum, bad ? 1.0f : 0.0f, 0.0f);
+    }
+  }
+  if (whole) return;
+
+  // Publish this split, then take a ticket; the last of the group's splits merges and leaves the
+  // ticket at zero for the next launch.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned ticket = atomicAdd(t.counter, 1u);
+    last = ticket == static_cast<unsigned>(t.split.active - 1);
+    if (last) atomicExch(t.counter, 0u);
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_splits<T, D, G>(t);
+}
+
+}  // namespace flagstone::decode_core

@@ -341,9 +341,9 @@ int row_threads(int64_t n) {
   return threads;
 }
 
-// rows::norm_group with p (4, 8 or 16) packs per thread and the fewest warps per row (up to
-// eight) that hold the row; false (nothing launched) when the row is not whole aligned packs or
-// needs more.
+// rows::norm_group with p (4, 8 or 16; at most 8 with a residual, whose packs are held too)
+// packs per thread and the fewest warps per row (up to eight) that hold the row; false (nothing
+// launched) when the row is not whole aligned packs or needs more.
 template <typename T, bool kLayer>
 bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const T* b, int64_t rows,
                   int64_t n, float eps, cudaStream_t stream) {
@@ -360,7 +360,13 @@ bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const 
   const auto grid = static_cast<unsigned>((rows + per_block - 1) / per_block);
   const auto ur = static_cast<uint32_t>(rows);
   const auto un = static_cast<uint32_t>(n);
-  if (p == 16)
+  if (!kLayer && r && p == 8)
+    rows::norm_group<T, 8, false, true>
+        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+  else if (!kLayer && r)
+    rows::norm_group<T, 4, false, true>
+        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+  else if (p == 16)
     rows::norm_group<T, 16, kLayer>
         <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
   else if (p == 8)

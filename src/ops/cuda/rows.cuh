@@ -299,9 +299,10 @@ __device__ __forceinline__ float group_sum(float v, int width, float* scratch) {
 // barrier, no shared memory), so a row of 4096 bf16 costs 128 elements of work per thread
 // against ten shuffles. layer_norm takes the mean first and then the squared deviations from it
 // (exact two-pass variance from registers, no E[x^2] - E[x]^2 cancellation); weight and bias
-// are read at the end (the same packs for every row, so L1 hits).
-template <typename T, int P, bool kLayer>
-__global__ void __launch_bounds__(256)
+// are read at the end (the same packs for every row, so L1 hits). kResidual (rms only): x +
+// residual is stored to residual_out and normalized.
+template <typename T, int P, bool kLayer, bool kResidual = false>
+__global__ void __launch_bounds__(256, 2)
     norm_group(T* out, T* residual_out, const T* x, const T* residual, const T* w, const T* b,
                uint32_t rows, uint32_t n, int width, float eps) {
   constexpr int N = Pack<T>::kCount;
@@ -316,7 +317,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int k = 0; k < P; ++k)
     if (mine(k)) raw[k] = load16<false>(x + at(k));
-  if (residual) {
+  if (kResidual) {
     uint4 rr[P];
 #pragma unroll
     for (int k = 0; k < P; ++k)

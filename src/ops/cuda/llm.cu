@@ -76,7 +76,8 @@ __device__ __forceinline__ void load_table(const void* base, DType dtype, bool v
 // packs are in flight together). Needs half and the tail to be whole packs, x/out aligned,
 // heads a multiple of K and fewer than 2^31 items (32-bit index arithmetic), which the launcher
 // checks.
-template <typename T, int K>
+// kStream: x read and out written with the evict-first hint (each byte is touched once).
+template <typename T, int K, bool kStream = false>
 __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, bool table_vec) {
   constexpr int N = Pack<T>::kCount;
   const uint32_t rot_groups = static_cast<uint32_t>(a.half / N);
@@ -92,9 +93,9 @@ __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, 
       const uint32_t c = 2 * half + (g - rot_groups) * N;
       uint4 t[K];
 #pragma unroll
-      for (int k = 0; k < K; ++k) t[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + c);
+      for (int k = 0; k < K; ++k) t[k] = load16<kStream>(x + (row0 + k) * hd + c);
 #pragma unroll
-      for (int k = 0; k < K; ++k) *reinterpret_cast<uint4*>(out + (row0 + k) * hd + c) = t[k];
+      for (int k = 0; k < K; ++k) store16<kStream>(out + (row0 + k) * hd + c, t[k]);
       continue;
     }
     // Offsets of the two packs of this group within a row.
@@ -102,8 +103,8 @@ __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, 
     uint4 u[K], v[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      u[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + o1);
-      v[k] = *reinterpret_cast<const uint4*>(x + (row0 + k) * hd + o2);
+      u[k] = load16<kStream>(x + (row0 + k) * hd + o1);
+      v[k] = load16<kStream>(x + (row0 + k) * hd + o2);
     }
     const int64_t p = load_index(a.positions, a.positions_i64, token);
     const bool bad = p < 0 || p >= a.max_positions;
@@ -137,8 +138,8 @@ __global__ void rotary_packed(T* out, const T* x, RotaryArgs a, uint32_t items, 
           rv[2 * j + 1] = fv[2 * j + 1] * c[N / 2 + j] + fv[2 * j] * s[N / 2 + j];
         }
       }
-      *reinterpret_cast<uint4*>(out + (row0 + k) * hd + o1) = pack<T>(ru);
-      *reinterpret_cast<uint4*>(out + (row0 + k) * hd + o2) = pack<T>(rv);
+      store16<kStream>(out + (row0 + k) * hd + o1, pack<T>(ru));
+      store16<kStream>(out + (row0 + k) * hd + o2, pack<T>(rv));
     }
   }
 }
@@ -177,9 +178,26 @@ cudaError_t rotary_typed(const RotaryArgs& a, cudaStream_t stream) {
     auto* o = static_cast<T*>(a.out);
     auto* xi = static_cast<const T*>(a.x);
     int v = tuning_variant(kRotaryVariant<T>);
-    int k = v == 1 ? 2 : v == 2 ? 4 : v == 3 ? 8 : 1;
+    int k = v == 1 || v == 5 ? 2 : v == 2 || v == 4 || v == 6 ? 4 : v == 3 ? 8 : 1;
     if (a.heads % k != 0) k = 1;
     auto it = static_cast<uint32_t>(items / k);
+    // 4, 5: streaming hints; 6: a resident grid (four blocks per SM) walking the items.
+    if (k == 4 && v == 4) {
+      rotary_packed<T, 4, true><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
+      return cudaGetLastError();
+    }
+    if (k == 2 && v == 5) {
+      rotary_packed<T, 2, true><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
+      return cudaGetLastError();
+    }
+    if (k == 4 && v == 6) {
+      int dev = 0, sms = 0;
+      cudaGetDevice(&dev);
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+      unsigned grid = std::min(grid_for(it, 256), static_cast<unsigned>(std::max(sms, 1) * 4));
+      rotary_packed<T, 4><<<grid, 256, 0, stream>>>(o, xi, a, it, table_vec);
+      return cudaGetLastError();
+    }
     if (k == 2) rotary_packed<T, 2><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
     if (k == 4) rotary_packed<T, 4><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);
     if (k == 8) rotary_packed<T, 8><<<grid_for(it, 256), 256, 0, stream>>>(o, xi, a, it, table_vec);

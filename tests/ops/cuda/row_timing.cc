@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
                                 {"softmax", {0, 1, 3, 5, 6, 7, 8}},
                                 {"rms_norm", {0, 4, 7, 8, 9}},
                                 {"silu_and_mul", {0, 1, 2, 3}},
-                                {"rotary_embedding", {0, 1, 2, 3}},
+                                {"rotary_embedding", {0, 1, 4, 5, 6}},
                                 {"add", {0, 1}},
                                 {"mul", {0, 1}}};
     struct Combo {

@@ -14,6 +14,10 @@
 
 namespace flagstone::compiler {
 
+// Whether contiguous multi-group accesses get a whole-tile vector branch (on with
+// FLAGSTONE_COMPILER_VEC_UNIFORM=1).
+bool uniform_vector_path();
+
 using ir::Op;
 using ir::OpKind;
 using ir::Type;
@@ -189,6 +193,7 @@ class Emitter {
   int indent_ = 1;
   int counter_ = 0;
   int64_t scratch_max_ = 0;
+  int vector_checks_ = 0;  // names the whole-tile vector checks
   std::unordered_map<ValueId, std::string> names_;
   std::unordered_map<ValueId, int> roots_;
   std::map<std::vector<int64_t>, MmaLayout> mma_;

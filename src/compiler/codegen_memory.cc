@@ -1,8 +1,21 @@
 // Loads, stores and atomics for the source emitter: per-element accesses through pointer
 // tiles, and on GPUs 16-byte vector accesses for contiguous runs with a per-element fallback.
+#include <cstdlib>
+#include <string>
+
 #include "codegen_emitter.h"
 
 namespace flagstone::compiler {
+
+// FLAGSTONE_COMPILER_VEC_UNIFORM=1 turns the whole-tile vector branch on (an A/B switch until
+// measured; it changes the generated source, so the cache keeps both).
+bool uniform_vector_path() {
+  static const bool on = [] {
+    const char* env = std::getenv("FLAGSTONE_COMPILER_VEC_UNIFORM");
+    return env && std::string(env) == "1";
+  }();
+  return on;
+}
 
 // A 16-bit float load on CUDA also keeps the loaded bits (array `<name>_b`), which tensor-core
 // dots store to shared memory as they are; the compiler drops the array when nothing reads it.
@@ -79,46 +92,77 @@ bool Emitter::vector_memory(const Op& op) {
   std::string gq = d_ == Dialect::kOpenCL ? "__global " : "";
   cond += " && ((" + u64 + ")(" + first + ") & " + std::to_string(bytes - 1) + ") == 0";
   const char* lanes[4] = {"x", "y", "z", "w"};
-  if (d_ == Dialect::kCuda) line("#pragma unroll");
-  open("for (int jv = 0; jv < " + std::to_string(elems(pt)) + "; jv += 4)");
-  open("if (" + cond + ")");
-  if (load) {
-    line("const " + vt + " w = *(" + gq + "const " + vt + "*)(" + first + ");");
-    for (int e = 0; e < 4; ++e) {
-      std::string i = "[jv + " + std::to_string(e) + "]";
-      if (raw) line(rn + "_b" + i + " = w." + lanes[e] + ";");
-      line(rn + i + " = " + load_conv(d, std::string("w.") + lanes[e]) + ";");
+  auto vector_group = [&] {
+    if (load) {
+      line("const " + vt + " w = *(" + gq + "const " + vt + "*)(" + first + ");");
+      for (int e = 0; e < 4; ++e) {
+        std::string i = "[jv + " + std::to_string(e) + "]";
+        if (raw) line(rn + "_b" + i + " = w." + lanes[e] + ";");
+        line(rn + i + " = " + load_conv(d, std::string("w.") + lanes[e]) + ";");
+      }
+    } else {
+      std::string c[4];
+      for (int e = 0; e < 4; ++e)
+        c[e] = store_conv(d, at(op.operands[1], "jv + " + std::to_string(e)));
+      line(vt + " w;");
+      for (int e = 0; e < 4; ++e) line(std::string("w.") + lanes[e] + " = " + c[e] + ";");
+      line("*(" + gq + vt + "*)(" + first + ") = w;");
     }
-  } else {
-    std::string c[4];
-    for (int e = 0; e < 4; ++e)
-      c[e] = store_conv(d, at(op.operands[1], "jv + " + std::to_string(e)));
-    line(vt + " w;");
-    for (int e = 0; e < 4; ++e) line(std::string("w.") + lanes[e] + " = " + c[e] + ";");
-    line("*(" + gq + vt + "*)(" + first + ") = w;");
+  };
+  auto scalar_group = [&] {
+    for (int e = 0; e < 4; ++e) {
+      std::string i = "jv + " + std::to_string(e);
+      std::string elem = base + "[" + at(pid, i) + "]";
+      if (load) {
+        std::string x = load_conv(d, elem);
+        std::string bits = elem;
+        if (masked) {
+          std::string other = op.operands.size() > 2 ? at(op.operands[2], i) : literal(d, 0, 0);
+          x = "(" + at(op.operands[1], i) + " ? " + x + " : " + other + ")";
+          bits = "(" + at(op.operands[1], i) + " ? " + elem + " : " + store_conv(d, other) + ")";
+        }
+        if (raw) line(rn + "_b[" + i + "] = " + bits + ";");
+        line(rn + "[" + i + "] = " + x + ";");
+      } else {
+        std::string stmt = elem + " = " + store_conv(d, at(op.operands[1], i)) + ";";
+        line(masked ? "if (" + at(op.operands[2], i) + ") " + stmt : stmt);
+      }
+    }
+  };
+  std::string groups = "for (int jv = 0; jv < " + std::to_string(elems(pt)) + "; jv += 4)";
+  auto unroll = [&] {
+    if (d_ == Dialect::kCuda) line("#pragma unroll");
+  };
+  // With more than one group, a thread whose groups all pass takes one branch to straight-line
+  // vector accesses (the usual case: interior rows, aligned tensors), so the compiler issues
+  // them back to back; the others check group by group.
+  const bool uniform = uniform_vector_path() && elems(pt) > 4;
+  std::string all;
+  if (uniform) {
+    all = "fs_vec" + std::to_string(vector_checks_++);
+    line("bool " + all + " = true;");
+    unroll();
+    open(groups);
+    line(all + " = " + all + " && (" + cond + ");");
+    close();
+    open("if (" + all + ")");
+    unroll();
+    open(groups);
+    vector_group();
+    close();
+    close();
+    open("else");
   }
+  unroll();
+  open(groups);
+  open("if (" + cond + ")");
+  vector_group();
   close();
   open("else");
-  for (int e = 0; e < 4; ++e) {
-    std::string i = "jv + " + std::to_string(e);
-    std::string elem = base + "[" + at(pid, i) + "]";
-    if (load) {
-      std::string x = load_conv(d, elem);
-      std::string bits = elem;
-      if (masked) {
-        std::string other = op.operands.size() > 2 ? at(op.operands[2], i) : literal(d, 0, 0);
-        x = "(" + at(op.operands[1], i) + " ? " + x + " : " + other + ")";
-        bits = "(" + at(op.operands[1], i) + " ? " + elem + " : " + store_conv(d, other) + ")";
-      }
-      if (raw) line(rn + "_b[" + i + "] = " + bits + ";");
-      line(rn + "[" + i + "] = " + x + ";");
-    } else {
-      std::string stmt = elem + " = " + store_conv(d, at(op.operands[1], i)) + ";";
-      line(masked ? "if (" + at(op.operands[2], i) + ") " + stmt : stmt);
-    }
-  }
+  scalar_group();
   close();
   close();
+  if (uniform) close();
   return true;
 }
 

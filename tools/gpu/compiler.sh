@@ -57,7 +57,7 @@ for r in runs:
 suite() {
   for i in 0 1 2; do
     (
-      GTEST_TOTAL_SHARDS=3 GTEST_SHARD_INDEX=$i timeout -k 2 30 \
+      GTEST_TOTAL_SHARDS=3 GTEST_SHARD_INDEX=$i timeout -k 2 26 \
         $b/tests/compiler/compiler_kernels_test --gtest_brief=1 --gtest_filter="*$1*"
       echo "rc=$? (124: timed out)"
     ) >/tmp/kt_$1_$i.txt 2>&1 &
@@ -71,7 +71,7 @@ suite() {
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null) (t=${SECONDS}s)"
   echo "== flagstone bench compiler --device cuda:0 --row-variants --json (t=${SECONDS}s)"
-  timeout -k 2 32 $f bench compiler --device cuda:0 --row-variants --json >/tmp/bc.json 2>/tmp/bc.err
+  timeout -k 2 28 $f bench compiler --device cuda:0 --row-variants --json >/tmp/bc.json 2>/tmp/bc.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bc.err
   python3 -c "$table" </tmp/bc.json
@@ -82,8 +82,14 @@ suite() {
   cat /tmp/kt_cuda.txt /tmp/kt_opencl.txt
   echo "== compiler_cache_test, compiler_cli_test (t=${SECONDS}s)"
   for t in compiler_cache_test compiler_cli_test; do
-    timeout -k 1 8 $b/tests/compiler/$t --gtest_brief=1 2>&1 | grep -v "^Running main" | tail -4
+    timeout -k 1 6 $b/tests/compiler/$t --gtest_brief=1 2>&1 | grep -v "^Running main" | tail -4
   done
+  echo "== A/B: whole-tile vector branch (FLAGSTONE_COMPILER_VEC_UNIFORM=1), row variants (t=${SECONDS}s)"
+  FLAGSTONE_CACHE_DIR=/tmp/flagstone-compiler-cache-u FLAGSTONE_COMPILER_VEC_UNIFORM=1 \
+    timeout -k 1 16 $f bench compiler --device cuda:0 --gemm 512 --row-variants --json >/tmp/bu.json 2>/tmp/bu.err
+  echo "rc=$? (124: timed out)"
+  tail -2 /tmp/bu.err
+  python3 -c "$table" </tmp/bu.json | grep -v "^  BK=\|^gemm\|BEST"
   echo "== A/B: every sm_90 kernel built for sm_90a (FLAGSTONE_COMPILER_SM90A=1) (t=${SECONDS}s)"
   FLAGSTONE_CACHE_DIR=/tmp/flagstone-compiler-cache-a FLAGSTONE_COMPILER_SM90A=1 \
     timeout -k 1 10 $f bench compiler --device cuda:0 --gemm 512 --json >/tmp/ba.json 2>/tmp/ba.err

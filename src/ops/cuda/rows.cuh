@@ -14,9 +14,9 @@ constexpr int norm_max_threads(int p) {
 
 // softmax / log_softmax of one row per block: one read, one barrier (the max and the rescaled
 // sum merge together), one write; exp as FMA + exp2.
-// kLean: the max of 16-bit rows as pairs, the MUFU exp2 (exp2_ftz) and 1/sum folded into the
-// exponent (exp2(x log2e - max log2e - log2 sum)): fewer instructions per element, which is what
-// limits 16-bit rows (two exps per element).
+// kLean: the max of 16-bit rows as pairs, the MUFU exp2 (exp2_ftz) and, for 16-bit outputs,
+// 1/sum folded into the exponent (exp2(x log2e - max log2e - log2 sum)): fewer instructions per
+// element, which is what limits 16-bit rows (two exps per element).
 template <typename T, int P, bool kStream, bool kLean = false>
 __global__ void __launch_bounds__(P >= 16 ? 256 : 1024)
     softmax_raw(T* out, const T* x, uint32_t n, bool log) {
@@ -54,7 +54,9 @@ __global__ void __launch_bounds__(P >= 16 ? 256 : 1024)
     if (log) {
 #pragma unroll
       for (int j = 0; j < N; ++j) v[j] -= shift;
-    } else if (kLean) {
+    } else if (kLean && sizeof(T) == 2) {
+      // Folding log2(sum) into the exponent costs an ulp of |max log2e| (2^-14 relative at a
+      // max of 1000): within 16-bit outputs' rounding, not within f32's.
 #pragma unroll
       for (int j = 0; j < N; ++j) v[j] = exp2_ftz(fmaf(v[j], kLog2e, -rls));
     } else {

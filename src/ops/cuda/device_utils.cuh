@@ -101,11 +101,22 @@ __device__ __forceinline__ void store_pack(T* p, const float (&in)[Pack<T>::kCou
 
 // A pack kept as its raw 16 bytes (4 registers) until used: an f16/bf16 row held this way takes
 // half the registers of f32 values, so a thread can keep twice the bytes in flight.
+// Takes the pack by value: a reference into shared memory would be read 2 bytes per element;
+// bf16 widens with one shift or mask per element.
 template <typename T>
-__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[Pack<T>::kCount]) {
-  const T* v = reinterpret_cast<const T*>(&raw);
+__device__ __forceinline__ void unpack(uint4 raw, float (&out)[Pack<T>::kCount]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-  for (int i = 0; i < Pack<T>::kCount; ++i) out[i] = to_f(v[i]);
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __uint_as_float(w[i] << 16);
+      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  } else {
+    const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < Pack<T>::kCount; ++i) out[i] = to_f(v[i]);
+  }
 }
 
 template <typename T>

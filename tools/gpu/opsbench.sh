@@ -56,8 +56,8 @@ EOF
     --ops $MEM "${PEER[@]}" 2>/dev/null | grep -E "$ROWS"
   echo "rc=$?"
   # Candidates at 8192 tokens: each op reads its own meaning of the variant number (the
-  # launchers in src/ops/cuda name them): 1-3 silu_and_mul, 6-9 the row kernels.
-  for v in ${OPSBENCH_VARIANTS:-1 2 3 6 7 8 9}; do
+  # launchers in src/ops/cuda name them): 1-3 silu_and_mul, 5-9 the row kernels.
+  for v in ${OPSBENCH_VARIANTS:-2 5 6 7 8 9}; do
     ops=softmax,rms_norm,layer_norm,cross_entropy
     [ "$v" -le 3 ] && ops=silu_and_mul
     echo "== FLAGSTONE_CUDA_VARIANT=$v flagstone bench ops -d cuda:0 --sizes 8192 --max-seconds 0.15 --overhead-calls 0 --ops $ops --peer-json torch.json"

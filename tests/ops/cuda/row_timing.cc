@@ -173,10 +173,10 @@ int main(int argc, char** argv) {
       std::string name;
       std::vector<int> variants;
     };
-    std::vector<Op> ops_list = {{"layer_norm", {0, 3, 7, 8, 9}},
-                                {"cross_entropy", {0, 1, 6, 7, 8}},
-                                {"softmax", {0, 1, 3, 5, 6, 7, 8}},
-                                {"rms_norm", {0, 4, 7, 8, 9}},
+    std::vector<Op> ops_list = {{"layer_norm", {0, 3, 5, 7, 8, 9}},
+                                {"cross_entropy", {0, 1, 5, 6, 7, 8}},
+                                {"softmax", {0, 3, 4, 5, 6, 7, 8}},
+                                {"rms_norm", {0, 4, 5, 7, 8, 9}},
                                 {"silu_and_mul", {0, 1, 2, 3}},
                                 {"rotary_embedding", {0, 1, 4, 5, 6}},
                                 {"add", {0, 1}},

@@ -201,6 +201,16 @@ __device__ __forceinline__ void prefetch_pass(const GroupTask<T>& t, RowFn row_a
   }
 }
 
+// Adds one to a ticket counter at device scope with acquire-release ordering; the old value.
+__device__ __forceinline__ unsigned ticket_acq_rel(unsigned* counter) {
+  unsigned old;
+  asm volatile("atom.add.acq_rel.gpu.global.u32 %0, [%1], 1;"
+               : "=r"(old)
+               : "l"(counter)
+               : "memory");
+  return old;
+}
+
 // Vector of C consecutive floats (C = 2 or 4), loaded through L2 only: written by other blocks
 // of this launch.
 template <int C>
@@ -405,17 +415,17 @@ __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T
   if (whole) return;
 
   // Publish this split, then take a ticket; the last of the group's splits merges and leaves the
-  // ticket at zero for the next launch.
-  __threadfence();
+  // ticket at zero for the next launch. The barrier orders the block's writes before thread 0's
+  // release, and its acquire before the block's reads (one fenced atomic instead of a fence per
+  // thread, as CUTLASS's split-K semaphore does).
   __syncthreads();
   if (threadIdx.x == 0) {
-    const unsigned ticket = atomicAdd(t.counter, 1u);
+    const unsigned ticket = ticket_acq_rel(t.counter);
     last = ticket == static_cast<unsigned>(t.split.active - 1);
     if (last) atomicExch(t.counter, 0u);
   }
   __syncthreads();
   if (!last) return;
-  __threadfence();
   merge_splits<T, D, G>(t);
 }
 

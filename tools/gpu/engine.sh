@@ -1,16 +1,15 @@
 #!/bin/bash
-# GPU check of the inference engine (issue 5), most important first (a window's limit has been
-# 95 s; a timeout kills the rest): the native decode attention tests (short live lengths in a
-# large cache, repeated calls, a recorded call replayed over new lengths) and the engine's cuda
-# tests (recorded step vs op by op, greedy steps fed back on the device, the fused rotary +
-# attention candidate at head_dim 64 and 128 against the unfused step), then `flagstone bench
-# model` on random-weight Llama-3.2-1B and Llama-3-8B shapes in bf16 with --profile (per-op
-# device times and the recorded step's nodes), then tg128 with the candidate that is not the
-# default yet:
-#   FLAGSTONE_ENGINE_ROPE_ATTENTION=1 rotary + KV append + attention as one engine kernel
-# and, if time is left, the previous versions of this session's changes (measured in session 11;
-# see docs/performance.md): FLAGSTONE_DECODE_ATTENTION=split, FLAGSTONE_ENGINE_ARGMAX=ops,
-# FLAGSTONE_CUDA_PDL=0, FLAGSTONE_BENCH_TG=sync.
+# GPU check of the inference engine (issue 5: decode at batch 1 >= 80% of the bandwidth bound),
+# most important first within its 120 s (a timeout kills the rest): the fused decode GEMV against
+# the float64 reference, the engine's cuda tests (recorded step vs op by op, the fused step of
+# every architecture against the unfused one and the reference), then `flagstone bench model` on
+# random-weight Llama-3.2-1B and Llama-3-8B shapes in bf16 with --profile (per-op device times and
+# the recorded step's nodes), then tg128 A/B rows in the same window:
+#   FLAGSTONE_ENGINE_FUSED=0       the unfused step (nine kernels a layer; session 11's path)
+#   FLAGSTONE_ENGINE_FUSED=layers  fused layers, the head's norm and product unfused (cuBLAS)
+#   FLAGSTONE_GEMV_BPSM=n          blocks per SM of the fused GEMV's persistent grid
+#   FLAGSTONE_GEMV_WPR=n           warps per output feature
+#   FLAGSTONE_CUDA_PDL=0           no programmatic dependent launch
 # Output: $OUT/engine.txt.
 o="$OUT/engine.txt"
 b=build-gpu
@@ -23,23 +22,21 @@ tg() {  # label, env assignment, model, repetitions: the tg128 row without peaks
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null)"
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -2
-  echo "== decode attention and graph tests (ops_cuda_tests)"
-  timeout 15 $b/tests/ops/cuda/ops_cuda_tests --gtest_brief=1 \
-    --gtest_filter='CudaDecodeAttention.*:CudaGraph.*' 2>&1 | tail -12
-  echo "== engine tests on cuda (recorded step, greedy on the device, fused candidate)"
-  timeout 15 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -12
-  echo "== bench model llama-1b bf16"
-  timeout 25 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -30
-  echo "== bench model llama-8b bf16"
-  timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -30
-  echo "== candidate: fused rotary + attention (tg128, no peaks; compare with the rows above)"
-  tg "llama-1b fused" FLAGSTONE_ENGINE_ROPE_ATTENTION=1 llama-1b 2
-  tg "llama-8b fused" FLAGSTONE_ENGINE_ROPE_ATTENTION=1 llama-8b 1
-  echo "== previous versions (llama-1b tg128)"
-  tg "previous decode kernel" FLAGSTONE_DECODE_ATTENTION=split llama-1b 2
-  tg "ops argmax in the step" FLAGSTONE_ENGINE_ARGMAX=ops llama-1b 2
+  echo "== fused decode GEMV tests (float64 reference)"
+  timeout 15 $b/tests/ops/cuda/ops_cuda_gemv_tests --gtest_brief=1 --gtest_filter='CudaGemv.Fused*' 2>&1 | tail -8
+  echo "== engine tests on cuda (recorded step, fused step vs unfused and reference)"
+  timeout 20 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -12
+  echo "== bench model llama-1b bf16 (fused step)"
+  timeout 25 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
+  echo "== llama-1b A/B (tg128, no peaks; compare with the row above)"
+  tg "unfused (FLAGSTONE_ENGINE_FUSED=0)" FLAGSTONE_ENGINE_FUSED=0 llama-1b 2
+  tg "fused layers, unfused head" FLAGSTONE_ENGINE_FUSED=layers llama-1b 2
   tg "no PDL" FLAGSTONE_CUDA_PDL=0 llama-1b 2
-  tg "step-by-step tg loop" FLAGSTONE_BENCH_TG=sync llama-1b 2
-  echo "== llama-1b pp2048 (prefill target: 50% of the measured GEMM rate)"
-  timeout 20 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 2048 -n 0 -r 2 2>&1 | grep -E "pp2048|rror"
+  tg "bpsm 2" FLAGSTONE_GEMV_BPSM=2 llama-1b 2
+  tg "bpsm 1" FLAGSTONE_GEMV_BPSM=1 llama-1b 2
+  tg "wpr 1" FLAGSTONE_GEMV_WPR=1 llama-1b 2
+  tg "wpr 2" FLAGSTONE_GEMV_WPR=2 llama-1b 2
+  tg "wpr 4" FLAGSTONE_GEMV_WPR=4 llama-1b 2
+  echo "== bench model llama-8b bf16 (fused step)"
+  timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
 } >"$o" 2>&1

@@ -201,15 +201,25 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   Tensor lengths = s.step.narrow(0, b, b);
   Tensor x = ops_.embedding(s.tokens, embed_);
   Tensor residual = x, h, mlp_out;
+  // Fused: each product takes the norm or silu * up before it and the residual add after it, so
+  // the residual stream is updated in place and no norm or activation runs on its own.
+  const FusedMode fused = s.batch <= kMaxFusedRows ? fused_mode() : FusedMode::kOff;
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
     const Layer& layer = layers_[l];
-    if (l == 0) {
-      h = ops_.rms_norm(x, layer.input_norm, config_.rms_norm_eps);
+    Tensor heads;
+    if (fused != FusedMode::kOff) {
+      heads = step_linear(residual, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
+                          layer.input_norm, {});
     } else {
-      std::tie(h, residual) =
-          ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
+      if (l == 0) {
+        h = ops_.rms_norm(x, layer.input_norm, config_.rms_norm_eps);
+      } else {
+        std::tie(h, residual) =
+            ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
+      }
+      heads = ops_.linear(h, layer.qkv, layer.qkv_bias);
     }
-    Tensor heads = ops_.linear(h, layer.qkv, layer.qkv_bias).view({b, 1, hq + 2 * hk, d});
+    heads = heads.view({b, 1, hq + 2 * hk, d});
     Tensor q, k, v = heads.narrow(2, hq + hk, hk), attn;
     if (s.rope_attention) {
       // Candidate: rotary, the KV append and attention in one engine kernel.
@@ -234,13 +244,28 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     if (!s.rope_attention)
       attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
                                   s.block_table, lengths);
+    if (fused != FusedMode::kOff) {
+      residual =
+          step_linear(attn.reshape({b, 1, hq * d}), layer.o, {}, StepPrologue::kNone, {}, residual);
+      Tensor gate_up =
+          step_linear(residual, layer.gate_up, {}, StepPrologue::kRmsNorm, layer.post_norm, {});
+      residual = step_linear(gate_up, layer.down, {}, StepPrologue::kSiluMul, {}, residual);
+      continue;
+    }
     attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
     std::tie(h, residual) =
         ops_.add_rms_norm(attn, residual, layer.post_norm, config_.rms_norm_eps);
     mlp_out = ops_.linear(ops_.silu_and_mul(ops_.linear(h, layer.gate_up)), layer.down);
   }
-  h = ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
-  Tensor logits = ops_.linear(h, lm_head_);
+  Tensor logits;
+  if (fused == FusedMode::kAll) {
+    logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {});
+  } else {
+    h = fused != FusedMode::kOff
+            ? ops_.rms_norm(residual, final_norm_, config_.rms_norm_eps)
+            : ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
+    logits = ops_.linear(h, lm_head_);
+  }
   // The greedy pick becomes the next step's input, and the positions move on, on the device:
   // a greedy loop replays step after step with nothing uploaded in between.
 #ifdef FLAGSTONE_HAVE_CUDA

@@ -16,6 +16,9 @@ namespace flagstone::engine::detail {
 struct RopeCacheArgs;      // cuda/kv_cache_write.h
 struct RopeAttentionArgs;  // cuda/kv_cache_write.h
 
+// What the decode step's fused linear does to its input first (DecoderModel::step_linear).
+enum class StepPrologue { kNone, kRmsNorm, kSiluMul };
+
 class DecoderModel : public Model {
  public:
   // Loads every weight from `source` as the architecture's traits and `options` ask.
@@ -62,6 +65,14 @@ class DecoderModel : public Model {
     Tensor logits;                // written by each replay
     runtime::Graph graph;
   };
+  // The step's products with their neighbours fused (decode_fused.cc): x is normed (rms_norm
+  // with `norm`) or is [g, u] turned into silu(g) * u before the product, and with `residual`
+  // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor.
+  enum class FusedMode { kOff, kLayers, kAll };
+  static constexpr int64_t kMaxFusedRows = 8;  // more rows: a GEMM (cuBLAS), unfused
+  FusedMode fused_mode() const;
+  Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                     StepPrologue prologue, const Tensor& norm, const Tensor& residual) const;
   void check_forward(const Tensor& tokens, const KvCache& cache) const;
   bool decode_on_device(const KvCache& cache) const;
   // One step; returns the logits (a copy), or with `greedy` the argmax ids the step wrote into

@@ -1,7 +1,9 @@
 // cuda native GEMV for few activation rows (decode's linear): every weight row is streamed once
 // with 16-byte loads, several in flight per thread, while the 1 to 8 x rows are re-read from L1;
 // f32 accumulation, warp shuffles, then shared memory to combine the warps that split a row.
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 
 #include "cuda/device_utils.cuh"
 #include "cuda/gemv.h"
@@ -153,6 +155,234 @@ cudaError_t launch_typed(const GemvArgs& a, cudaStream_t stream) {
   return cudaErrorInvalidValue;
 }
 
+// ---- The decode step's fused GEMV -------------------------------------------------------------
+// A persistent grid (a few blocks per SM) walks tiles of rows_per_block output features. Each
+// block first stages the x rows it multiplies into shared memory, applying the prologue (the
+// norm or silu * up of the unfused ops, rounded to T as they round), then streams its tiles'
+// weight rows with 16-byte loads, kFusedUnroll in flight per thread; the next tile's first loads
+// are issued before this tile's reduction, and the first tile's before waiting on the previous
+// kernel (weights never depend on it), so a launch's ramp-up hides under its predecessor's tail.
+constexpr int kFusedUnroll = 8;
+
+__device__ __forceinline__ void wait_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void release_next_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// x rows -> shared memory (m rows of kp packs), with the prologue applied.
+template <typename T, int MB>
+__device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*red)[MB]) {
+  constexpr int V = Pack<T>::kCount;
+  const int m = static_cast<int>(a.m);
+  const T* x = static_cast<const T*>(a.x);
+  const int64_t total = m * kp;
+  if (a.prologue == GemvPrologue::kSiluMul) {
+    for (int64_t i = threadIdx.x; i < total; i += kThreads) {
+      const int64_t r = i / kp, p = i - r * kp;
+      float g[V], u[V], o[V];
+      unpack<T>(__ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + p * V)), g);
+      unpack<T>(__ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + a.k + p * V)), u);
+#pragma unroll
+      for (int e = 0; e < V; ++e) o[e] = g[e] / (1.0f + expf(-g[e])) * u[e];
+      xs[i] = pack<T>(o);
+    }
+    return;
+  }
+  float ss[MB];
+#pragma unroll
+  for (int r = 0; r < MB; ++r) ss[r] = 0;
+  for (int64_t i = threadIdx.x; i < total; i += kThreads) {
+    const int64_t r = i / kp, p = i - r * kp;
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + p * V));
+    xs[i] = raw;
+    if (a.prologue == GemvPrologue::kRmsNorm) {
+      float v[V];
+      unpack<T>(raw, v);
+      float s = 0;
+#pragma unroll
+      for (int e = 0; e < V; ++e) s = fmaf(v[e], v[e], s);
+#pragma unroll
+      for (int q = 0; q < MB; ++q)
+        if (q == r) ss[q] += s;
+    }
+  }
+  if (a.prologue != GemvPrologue::kRmsNorm) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int r = 0; r < MB; ++r) {
+    const float s = warp_sum(ss[r]);
+    if (lane == 0) red[warp][r] = s;
+  }
+  __syncthreads();
+  float scale[MB];
+#pragma unroll
+  for (int r = 0; r < MB; ++r) {
+    float s = 0;
+    for (int w = 0; w < kWarps; ++w) s += red[w][r];
+    scale[r] = rsqrtf(s / static_cast<float>(a.k) + a.eps);
+  }
+  const T* nw = static_cast<const T*>(a.norm_weight);
+  for (int64_t i = threadIdx.x; i < total; i += kThreads) {
+    const int64_t r = i / kp, p = i - r * kp;
+    float v[V], wv[V];
+    unpack<T>(xs[i], v);
+    unpack<T>(__ldg(reinterpret_cast<const uint4*>(nw + p * V)), wv);
+    float sc = scale[0];
+#pragma unroll
+    for (int q = 1; q < MB; ++q)
+      if (q == r) sc = scale[q];
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[e] = v[e] * sc * wv[e];
+    xs[i] = pack<T>(v);
+  }
+}
+
+template <typename T, int MB>
+__global__ void __launch_bounds__(kThreads)
+    fused_gemv_kernel(FusedGemvArgs a, int wpr, int64_t tiles) {
+  extern __shared__ uint4 xs[];
+  __shared__ float partial[kWarps][MB];
+  constexpr int V = Pack<T>::kCount, U = kFusedUnroll;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rows_per_block = kWarps / wpr, m = static_cast<int>(a.m);
+  const int64_t kp = a.k / V, stride = int64_t{32} * wpr;
+  const int64_t c0 = int64_t{warp % wpr} * 32 + lane;
+  const T* wbase = static_cast<const T*>(a.w);
+  uint4 wv[U];
+  auto load_group = [&](int64_t row, int64_t c) {
+    const T* w = wbase + row * a.ldw;
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (c + u * stride < kp) wv[u] = load_once(w + (c + u * stride) * V);
+  };
+  int64_t tile = blockIdx.x;
+  int64_t row = tile * rows_per_block + warp / wpr;
+  if (row < a.n) load_group(row, c0);
+  wait_previous_grid();
+  stage_x<T, MB>(a, xs, kp, partial);
+  __syncthreads();
+  release_next_grid();
+  for (;;) {
+    float acc[MB];
+#pragma unroll
+    for (int r = 0; r < MB; ++r) acc[r] = 0;
+    if (row < a.n) {
+      for (int64_t c = c0;;) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int64_t cu = c + u * stride;
+          if (cu < kp) {
+#pragma unroll
+            for (int r = 0; r < MB; ++r)
+              if (r < m) acc[r] += dot_pack<T>(wv[u], xs[r * kp + cu]);
+          }
+        }
+        c += U * stride;
+        if (c >= kp) break;
+        load_group(row, c);
+      }
+    }
+    const int64_t next = tile + gridDim.x;
+    const int64_t next_row = next * rows_per_block + warp / wpr;
+    if (next < tiles && next_row < a.n) load_group(next_row, c0);
+#pragma unroll
+    for (int r = 0; r < MB; ++r) {
+      const float s = warp_sum(acc[r]);
+      if (lane == 0) partial[warp][r] = s;
+    }
+    __syncthreads();
+    if (threadIdx.x < rows_per_block * MB) {
+      const int rb = threadIdx.x / MB, r = threadIdx.x % MB;
+      const int64_t j = tile * rows_per_block + rb;
+      if (j < a.n && r < m) {
+        float s = 0;
+        for (int p = 0; p < wpr; ++p) s += partial[rb * wpr + p][r];
+        if (a.bias) s += to_f(static_cast<const T*>(a.bias)[j]);
+        T* o = static_cast<T*>(a.out) + r * a.ldo + j;
+        if (a.residual) {
+          // The unfused path rounds the product, then the sum (add_rms_norm's residual).
+          s = to_f(from_f<T>(s)) + to_f(static_cast<const T*>(a.residual)[r * a.ldo + j]);
+        }
+        *o = from_f<T>(s);
+      }
+    }
+    if (next >= tiles) break;
+    __syncthreads();  // partial is rewritten by the next tile
+    tile = next, row = next_row;
+  }
+}
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : 0;
+}
+
+template <typename T, int MB>
+cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
+  constexpr int V = Pack<T>::kCount;
+  const int64_t kp = a.k / V;
+  const int sms = current_device_sm_count();
+  // Warps per output feature: enough warps in the grid to fill every SM (32 each), while each
+  // lane keeps at least two 16-byte chunks of its row.
+  static const int wpr_env = env_int("FLAGSTONE_GEMV_WPR");
+  int wpr = a.warps_per_row ? a.warps_per_row : wpr_env;
+  if (wpr == 0) {
+    wpr = 1;
+    while (wpr < kWarps && a.n * wpr < int64_t{sms} * 32 && kp >= int64_t{64} * wpr * 2) wpr *= 2;
+  }
+  if (wpr != 1 && wpr != 2 && wpr != 4 && wpr != 8) return cudaErrorInvalidValue;
+  const int64_t rows_per_block = kWarps / wpr;
+  const int64_t tiles = (a.n + rows_per_block - 1) / rows_per_block;
+  const size_t smem = static_cast<size_t>(a.m * kp) * 16;
+  static const int bpsm_env = env_int("FLAGSTONE_GEMV_BPSM");
+  int bpsm = a.blocks_per_sm ? a.blocks_per_sm : bpsm_env;
+  auto kernel = fused_gemv_kernel<T, MB>;
+  // Opting in once per size (also keeps the call out of a graph capture after the warm-up).
+  static std::atomic<size_t> opted_in{48 * 1024};
+  if (smem > opted_in.load()) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    opted_in.store(smem);
+  }
+  if (bpsm <= 0) {
+    // As many blocks as fit on an SM at once (at most 4): a persistent grid larger than that
+    // would leave its last blocks to start after the others finish.
+    int fit = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, kThreads, smem) != cudaSuccess)
+      fit = 1;
+    bpsm = std::clamp(fit, 1, 4);
+  }
+  // Every block walks the same number of tiles, so none finishes a tile behind the rest.
+  const int64_t cap = int64_t{sms} * bpsm, per_block = (tiles + cap - 1) / cap;
+  const int64_t blocks = (tiles + per_block - 1) / per_block;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(blocks));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  if (a.pdl) config.attrs = attribute, config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, a, wpr, tiles);
+}
+
+template <typename T>
+cudaError_t fused_typed(const FusedGemvArgs& a, cudaStream_t stream) {
+  if (a.m <= 1) return run_fused<T, 1>(a, stream);
+  return run_fused<T, 8>(a, stream);
+}
+
+// Staged x rows above this do not fit beside a second block on the SM.
+constexpr int64_t kMaxStagedBytes = 112 * 1024;
+
 }  // namespace
 
 int current_device_sm_count() {
@@ -178,6 +408,38 @@ cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream) 
       return launch_typed<__nv_bfloat16>(args, stream);
     default:
       return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace flagstone::ops::cuda
+
+namespace flagstone::ops::cuda {
+
+const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16)
+    return "dtype is not f32, f16 or bf16";
+  if (a.m < 1 || a.m > kGemvMaxRows) return "1 to 8 rows";
+  if (a.n < 1 || a.k < 1) return "an empty product";
+  const int64_t v = 16 / static_cast<int64_t>(dtype_size(dtype));
+  if (a.k % v || a.ldx % v || a.ldw % v) return "k or a row stride not a multiple of 16 bytes";
+  if (!aligned(a.x) || !aligned(a.w) || (a.norm_weight && !aligned(a.norm_weight)))
+    return "an operand not 16-byte aligned";
+  if (a.prologue == GemvPrologue::kRmsNorm && !a.norm_weight) return "no norm weight";
+  if (a.prologue == GemvPrologue::kSiluMul && a.ldx < 2 * a.k) return "x rows narrower than 2k";
+  if (a.m * a.k * static_cast<int64_t>(dtype_size(dtype)) > kMaxStagedBytes)
+    return "the x rows do not fit in shared memory";
+  return "";
+}
+
+cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream) {
+  if (*fused_gemv_refusal(dtype, args)) return cudaErrorInvalidValue;
+  switch (dtype) {
+    case DType::kF32:
+      return fused_typed<float>(args, stream);
+    case DType::kF16:
+      return fused_typed<__half>(args, stream);
+    default:
+      return fused_typed<__nv_bfloat16>(args, stream);
   }
 }
 

@@ -34,6 +34,30 @@ struct GemvArgs {
 };
 
 cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream);
+
+// The decode step's fused form of the same product (the engine calls it directly): what the
+// x rows are made from before the product, and what the result is added to after it.
+enum class GemvPrologue {
+  kNone,     // x rows as given
+  kRmsNorm,  // x = rms_norm(x) * norm_weight, rounded to the dtype (the rms_norm op's formula)
+  kSiluMul,  // x row r is [g (k), u (k)] at x + r * ldx: x = silu(g) * u, rounded to the dtype
+};
+struct FusedGemvArgs : GemvArgs {
+  GemvPrologue prologue = GemvPrologue::kNone;
+  const void* norm_weight = nullptr;  // [k], for kRmsNorm
+  float eps = 0;
+  // out[r, j] = residual[r, j] + round(W x + bias) when set (rows of stride ldo; may be `out`:
+  // each element is read and written by the one thread that owns it).
+  const void* residual = nullptr;
+  // Programmatic dependent launch (sm_90): the first weight tiles load before waiting for the
+  // previous kernel, and the next kernel may launch once x is staged.
+  bool pdl = false;
+  int blocks_per_sm = 0;  // 0: from the shape (FLAGSTONE_GEMV_BPSM overrides, for sweeps)
+};
+// Needs 16-byte aligned x, w, norm_weight and rows (k, ldx, ldw multiples of 16 bytes) and the
+// staged x rows (m * k elements) within shared memory; the reason when not, empty when served.
+const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& args);
+cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream);
 // Streaming multiprocessors of the current device (asked once per device; 108 if unknown).
 int current_device_sm_count();
 

@@ -5,6 +5,7 @@
 // without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -256,6 +257,128 @@ TEST(CudaGemv, QuantizedBothKernelsMatchReference) {
       }
   }
   unsetenv("FLAGSTONE_QUANT_GEMV");
+}
+
+// The decode step's fused GEMV (launch_fused_gemv): the rms_norm and silu * up prologues, bias and
+// the residual add, f32/f16/bf16, 1 to 8 rows, k with partial unrolled steps at the end, every
+// warps-per-row split and one block per SM walking many tiles. The float64 reference rounds the
+// staged x and the product before the residual add as the unfused ops do.
+double round_to(DType d, double v) {
+  if (d == DType::kF16) return static_cast<float>(Half(static_cast<float>(v)));
+  if (d == DType::kBF16) return static_cast<float>(BFloat16(static_cast<float>(v)));
+  return static_cast<float>(v);
+}
+
+struct FusedCase {
+  int64_t m, n, k;
+  cuda::GemvPrologue prologue;
+  bool bias, residual;
+  int wpr = 0, bpsm = 0;
+};
+
+void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
+  const bool silu = c.prologue == cuda::GemvPrologue::kSiluMul;
+  const int64_t ldx = silu ? 2 * c.k : c.k;
+  Tensor x = random_tensor(rng, {c.m, ldx}, d, dev, -1, 1);
+  Tensor w = random_tensor(rng, {c.n, c.k}, d, dev, -1, 1);
+  Tensor nw = random_tensor(rng, {c.k}, d, dev, 0.5, 1.5);
+  Tensor b = random_tensor(rng, {c.n}, d, dev, -1, 1);
+  Tensor res = random_tensor(rng, {c.m, c.n}, d, dev, -1, 1);
+  const std::vector<double> xv = x.to_double_vector(), wv = w.to_double_vector(),
+                            nv = nw.to_double_vector(), bv = b.to_double_vector(),
+                            rv = res.to_double_vector();
+  const double eps = 1e-5;
+  std::vector<double> want(static_cast<size_t>(c.m * c.n));
+  for (int64_t r = 0; r < c.m; ++r) {
+    std::vector<double> staged(static_cast<size_t>(c.k));
+    double ss = 0;
+    for (int64_t i = 0; i < c.k; ++i) ss += xv[r * ldx + i] * xv[r * ldx + i];
+    const double scale = 1 / std::sqrt(ss / static_cast<double>(c.k) + eps);
+    for (int64_t i = 0; i < c.k; ++i) {
+      const double g = xv[r * ldx + i];
+      double v = g;
+      if (c.prologue == cuda::GemvPrologue::kRmsNorm) v = round_to(d, g * scale * nv[i]);
+      if (silu) v = round_to(d, g / (1 + std::exp(-g)) * xv[r * ldx + c.k + i]);
+      staged[i] = v;
+    }
+    for (int64_t j = 0; j < c.n; ++j) {
+      double s = c.bias ? bv[j] : 0;
+      for (int64_t i = 0; i < c.k; ++i) s += staged[i] * wv[j * c.k + i];
+      want[r * c.n + j] = c.residual ? round_to(d, s) + rv[r * c.n + j] : s;
+    }
+  }
+  auto ptr = [](const Tensor& t) {
+    return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+  };
+  Tensor out = res;  // in place when adding the residual, as the decode step does
+  if (!c.residual) {
+    out = Tensor::empty({c.m, c.n}, d, dev);
+    poison(out);
+  }
+  cuda::FusedGemvArgs a;
+  a.out = ptr(out), a.x = ptr(x), a.w = ptr(w);
+  a.bias = c.bias ? ptr(b) : nullptr;
+  a.residual = c.residual ? ptr(res) : nullptr;
+  a.norm_weight = c.prologue == cuda::GemvPrologue::kRmsNorm ? ptr(nw) : nullptr;
+  a.eps = static_cast<float>(eps);
+  a.prologue = c.prologue;
+  a.m = c.m, a.n = c.n, a.k = c.k, a.ldx = ldx, a.ldw = c.k, a.ldo = c.n;
+  a.warps_per_row = c.wpr, a.blocks_per_sm = c.bpsm;
+  a.pdl = true;  // a no-op without a previous kernel to overlap; the kernel must still wait
+  ASSERT_STREQ(cuda::fused_gemv_refusal(d, a), "");
+  auto stream =
+      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  ASSERT_EQ(cuda::launch_fused_gemv(d, a, stream), cudaSuccess);
+  std::string diff = compare(out, make_tensor(want, {c.m, c.n}, d), tolerance(d, c.k));
+  EXPECT_TRUE(diff.empty()) << diff;
+}
+
+TEST(CudaGemv, FusedProloguesAndEpiloguesMatchReference) {
+  auto devices = cuda_devices();
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  Rng rng(test_seed() + 7);
+  const Device& dev = devices[0];
+  using P = cuda::GemvPrologue;
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16})
+    for (P p : {P::kNone, P::kRmsNorm, P::kSiluMul})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 296}, {300, 2056}, {9, 4104}})
+        for (int64_t m : {1, 2, 5, 8}) {
+          FusedCase c{m, n, k, p, m % 2 == 1, m % 2 == 0};
+          SCOPED_TRACE(std::string(dtype_name(d)) + " prologue " +
+                       std::to_string(static_cast<int>(p)) + " m=" + std::to_string(m) +
+                       " n=" + std::to_string(n) + " k=" + std::to_string(k));
+          check_fused(rng, dev, d, c);
+        }
+  // Every split of a row over warps, and one block per SM walking many tiles.
+  for (int wpr : {1, 2, 4, 8})
+    for (int bpsm : {0, 1}) {
+      SCOPED_TRACE("warps/row " + std::to_string(wpr) + " blocks/SM " + std::to_string(bpsm));
+      check_fused(rng, dev, DType::kBF16, {1, 4100, 264, P::kRmsNorm, true, true, wpr, bpsm});
+      check_fused(rng, dev, DType::kF32, {3, 1030, 1032, P::kSiluMul, false, true, wpr, bpsm});
+    }
+}
+
+TEST(CudaGemv, FusedRefusesWhatItCannotServe) {
+  cuda::FusedGemvArgs a;
+  alignas(16) int64_t storage[8] = {};
+  a.x = a.w = a.out = storage;
+  a.m = 1, a.n = 4, a.k = 64, a.ldx = 64, a.ldw = 64, a.ldo = 4;
+  EXPECT_STREQ(cuda::fused_gemv_refusal(DType::kBF16, a), "");
+  a.m = 9;
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)), "");
+  a.m = 1, a.k = 60, a.ldx = 60, a.ldw = 60;
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)).find("16 bytes"),
+            std::string::npos);
+  a.k = 64, a.ldx = 64, a.ldw = 64;
+  a.prologue = cuda::GemvPrologue::kRmsNorm;
+  EXPECT_EQ(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)), "no norm weight");
+  a.prologue = cuda::GemvPrologue::kSiluMul;
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)), "");
+  a.prologue = cuda::GemvPrologue::kNone;
+  a.k = 1 << 20, a.ldx = a.k, a.ldw = a.k;
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)).find("shared memory"),
+            std::string::npos);
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kI32, a)), "");
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+// The decode step's fused matrix products: each one-token linear takes the norm or silu * up in
+// front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer runs
+// five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
+#include <cstdlib>
+#include <string>
+
+#include "decoder.h"
+
+#ifdef FLAGSTONE_HAVE_CUDA
+#include "cuda/gemv.h"
+#include "cuda/kv_cache_write.h"
+#endif
+
+namespace flagstone::engine::detail {
+namespace {
+
+#ifdef FLAGSTONE_HAVE_CUDA
+void* address_of(const Tensor& t) {
+  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+}
+
+const char* prologue_name(StepPrologue p) {
+  switch (p) {
+    case StepPrologue::kRmsNorm:
+      return " +rms_norm";
+    case StepPrologue::kSiluMul:
+      return " +silu_and_mul";
+    default:
+      return "";
+  }
+}
+#endif
+
+}  // namespace
+
+DecoderModel::FusedMode DecoderModel::fused_mode() const {
+#ifdef FLAGSTONE_HAVE_CUDA
+  // FLAGSTONE_ENGINE_FUSED=0: the ops one by one (the path before the fused GEMV), for A/B runs
+  // in one window; =layers: fused layers, the head's norm and product unfused (cuBLAS).
+  // Read at each recording (not per replay), so a test can compare both paths in one process.
+  const char* env = std::getenv("FLAGSTONE_ENGINE_FUSED");
+  const std::string v = env ? env : "";
+  const FusedMode mode = v == "0"        ? FusedMode::kOff
+                         : v == "layers" ? FusedMode::kLayers
+                                         : FusedMode::kAll;
+  if (dtype_ != DType::kF32 && dtype_ != DType::kF16 && dtype_ != DType::kBF16)
+    return FusedMode::kOff;
+  return mode;
+#else
+  return FusedMode::kOff;
+#endif
+}
+
+Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 StepPrologue prologue, const Tensor& norm,
+                                 const Tensor& residual) const {
+  const int64_t n = weight.size(0), k = weight.size(1);
+  const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
+#ifdef FLAGSTONE_HAVE_CUDA
+  if (fused_mode() != FusedMode::kOff && weight.dtype() == dtype_ && x.dtype() == dtype_ &&
+      x.is_contiguous() && weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
+      (!norm.defined() || (norm.is_contiguous() && norm.dtype() == dtype_)) &&
+      (!bias.defined() || bias.dtype() == dtype_) &&
+      (!residual.defined() || (residual.is_contiguous() && residual.dtype() == dtype_))) {
+    ops::cuda::FusedGemvArgs a;
+    a.m = rows, a.n = n, a.k = k;
+    a.x = address_of(x);
+    a.w = address_of(weight);
+    a.ldx = prologue == StepPrologue::kSiluMul ? 2 * k : k;
+    a.ldw = k, a.ldo = n;
+    a.bias = bias.defined() ? address_of(bias) : nullptr;
+    a.prologue = prologue == StepPrologue::kRmsNorm   ? ops::cuda::GemvPrologue::kRmsNorm
+                 : prologue == StepPrologue::kSiluMul ? ops::cuda::GemvPrologue::kSiluMul
+                                                      : ops::cuda::GemvPrologue::kNone;
+    a.norm_weight = norm.defined() ? address_of(norm) : nullptr;
+    a.eps = static_cast<float>(config_.rms_norm_eps);
+    if (*ops::cuda::fused_gemv_refusal(dtype_, a) == '\0') {
+      Tensor out = residual.defined() ? residual : Tensor::empty({rows, 1, n}, dtype_, device_);
+      a.out = address_of(out);
+      a.residual = residual.defined() ? address_of(residual) : nullptr;
+      a.pdl = pdl_enabled(device_.index());
+      if (ops_.timer())
+        ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
+                                prologue_name(prologue) + (residual.defined() ? " +residual" : ""),
+                            weight.nbytes());
+      const char* error = use_cuda_device(device_.index());
+      cudaError_t status = cudaSuccess;
+      if (*error == '\0')
+        status = ops::cuda::launch_fused_gemv(
+            dtype_, a, static_cast<cudaStream_t>(device_.impl().default_stream().native_handle()));
+      if (ops_.timer()) ops_.timer()->end();
+      FS_CHECK(*error == '\0', kBackend, "fused linear ", shape_to_string(weight.shape()), " on ",
+               device_.spec(), ": ", error);
+      FS_CHECK(status == cudaSuccess, kBackend, "fused linear ", shape_to_string(weight.shape()),
+               " on ", device_.spec(), ": ", cudaGetErrorString(status));
+      return out;
+    }
+  }
+#endif
+  // The same computation op by op (rounded the same way at each step).
+  Tensor in = x;
+  if (prologue == StepPrologue::kRmsNorm) in = ops_.rms_norm(x, norm, config_.rms_norm_eps);
+  if (prologue == StepPrologue::kSiluMul) in = ops_.silu_and_mul(x);
+  Tensor y = ops_.linear(in.reshape({rows, 1, k}), weight, bias);
+  return residual.defined() ? ops_.add(y, residual.reshape(y.shape())) : y;
+}
+
+}  // namespace flagstone::engine::detail

@@ -16,16 +16,22 @@ namespace {
 // AVX2/FMA rows, picked at run time by has_avx2(); tails past the last 8 lanes run the scalar
 // formula of the portable loops.
 
-// o = silu(g) * u over a row: g / (1 + exp(-g)) * u.
+// o = silu(g) * u over a row: g / (1 + exp(-g)) * u, exp at the output's precision (exp8 for
+// f32, exp8_coarse for f16/bf16).
+template <typename T>
+FS_AVX2 inline __m256 silu8(__m256 g) {
+  __m256 ng = _mm256_xor_ps(g, _mm256_set1_ps(-0.0f));
+  __m256 e = std::is_same_v<T, float> ? simd::exp8(ng) : simd::exp8_coarse(ng);
+  return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
 template <typename T>
 FS_AVX2 void silu_mul_row_avx2(const T* g, const T* u, T* o, int64_t d) {
-  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  __m256 g0, g1, u0, u1;
   int64_t i = 0;
-  for (; i + 8 <= d; i += 8) {
-    __m256 gv = simd::load8(g + i);
-    __m256 e = simd::exp8(_mm256_xor_ps(gv, sign));
-    __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
-    simd::store8(o + i, _mm256_mul_ps(s, simd::load8(u + i)));
+  for (; i + 16 <= d; i += 16) {
+    simd::load16(g + i, g0, g1), simd::load16(u + i, u0, u1);
+    simd::store16(o + i, _mm256_mul_ps(silu8<T>(g0), u0), _mm256_mul_ps(silu8<T>(g1), u1));
   }
   for (; i < d; ++i) {
     float gv = load_f(g[i]);
@@ -33,10 +39,22 @@ FS_AVX2 void silu_mul_row_avx2(const T* g, const T* u, T* o, int64_t d) {
   }
 }
 
-// neox rotation of one head: the first and second halves of the rotated dims pair up.
+// neox rotation of one head: the first and second halves of the rotated dims pair up. 16 lanes
+// a step where the table has the dtype of x (load16's lane order is per dtype), else 8.
 template <typename T, typename C>
 FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t half) {
   int64_t i = 0;
+  if constexpr (std::is_same_v<T, C>) {
+    __m256 x1a, x1b, x2a, x2b, ca, cb, sa, sb;
+    for (; i + 16 <= half; i += 16) {
+      simd::load16(x + i, x1a, x1b), simd::load16(x + i + half, x2a, x2b);
+      simd::load16(c + i, ca, cb), simd::load16(s + i, sa, sb);
+      simd::store16(o + i, _mm256_fmsub_ps(x1a, ca, _mm256_mul_ps(x2a, sa)),
+                    _mm256_fmsub_ps(x1b, cb, _mm256_mul_ps(x2b, sb)));
+      simd::store16(o + i + half, _mm256_fmadd_ps(x2a, ca, _mm256_mul_ps(x1a, sa)),
+                    _mm256_fmadd_ps(x2b, cb, _mm256_mul_ps(x1b, sb)));
+    }
+  }
   for (; i + 8 <= half; i += 8) {
     __m256 x1 = simd::load8(x + i), x2 = simd::load8(x + i + half);
     __m256 cv = simd::load8(c + i), sv = simd::load8(s + i);
@@ -171,7 +189,7 @@ void cross_entropy(KernelArgs& args) {
       RowStats st;
 #ifdef FS_CPU_X86
       if (avx2)
-        st = simd::row_stats8(xr, c, ls > 0);
+        st = simd::row_stats16(xr, c, ls > 0);
       else
 #endif
         st = row_stats(xr, c, ls > 0);

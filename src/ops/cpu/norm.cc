@@ -19,55 +19,79 @@ namespace {
 // (L2, or L3 for vocabulary-sized rows).
 template <bool Stream, typename T>
 FS_AVX2 void log_softmax_row_avx2(const T* x, T* o, int64_t n) {
-  RowStats st = simd::row_stats8(x, n, false);
+  RowStats st = simd::row_stats16(x, n, false);
   float lse = st.max + std::log(st.sum);
-  __m256 vl = _mm256_set1_ps(lse);
+  __m256 vl = _mm256_set1_ps(lse), a, b;
   int64_t i = 0;
   if constexpr (Stream)
-    for (int64_t h = simd::stream_head(o, n); i < h; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
-  for (; i + 8 <= n; i += 8) simd::put8<Stream>(o + i, _mm256_sub_ps(simd::load8(x + i), vl));
+    for (int64_t h = simd::aligned_head(o, n); i < h; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
+  for (; i + 16 <= n; i += 16) {
+    simd::load16(x + i, a, b);
+    simd::put16<Stream>(o + i, _mm256_sub_ps(a, vl), _mm256_sub_ps(b, vl));
+  }
   for (; i < n; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
 }
 
-// o[i] = e[i] * f over [b, e_end); streamed stores start at the first aligned element.
+// o[i] = e[i] * f over [b, end), on the 16-element blocks that start `phase` elements in (those
+// the exponentials were stored on).
 template <bool Stream, typename T>
-FS_AVX2 inline void scale_chunk8(const float* e, T* o, int64_t b, int64_t end, float f) {
+FS_AVX2 inline void scale_chunk16(const float* e, T* o, int64_t b, int64_t end, float f,
+                                  int64_t phase) {
   __m256 vf = _mm256_set1_ps(f);
   int64_t i = b;
-  if constexpr (Stream)
-    for (int64_t h = b + simd::stream_head(o + b, end - b); i < h; ++i) o[i] = store_f<T>(e[i] * f);
-  for (; i + 8 <= end; i += 8) simd::put8<Stream>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf));
+  for (; i < std::min(end, b + phase); ++i) o[i] = store_f<T>(e[i] * f);
+  for (; i + 16 <= end; i += 16)
+    simd::put16<Stream>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf),
+                        _mm256_mul_ps(_mm256_loadu_ps(e + i + 8), vf));
   for (; i < end; ++i) o[i] = store_f<T>(e[i] * f);
 }
 
-// softmax of one row with one exp per element: each chunk is read from memory once for its max,
-// then from L1 for exp(x - running max) into the thread's scratch `e` (n floats, warm in L2),
-// remembering that shift per chunk; the output pass scales chunk k by exp(shift_k - max) / sum.
-// `shifts` holds one float per chunk.
+// softmax of one row with one exp per element, reading it from memory once: chunk by chunk,
+// exp(x - running max) goes to the thread's scratch `e` (n floats, warm in L2) with the shift
+// used for each chunk in `shifts` (see row_stats16); the output pass scales chunk k by
+// exp(shift_k - max) / sum. Both passes share one grid of 16-element blocks, aligned for the
+// streamed stores (chunks are multiples of 32 bytes, so one phase serves every chunk).
 template <bool Stream, typename T>
 FS_AVX2 void softmax_row_avx2(const T* x, T* o, int64_t n, float* e, float* shifts) {
   constexpr int64_t C = kStatChunk<T>;
+  const int64_t phase = Stream ? simd::aligned_head(o, n) : 0;
   float m = -INFINITY, sum = 0;
   for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
-    int64_t len = std::min(C, n - b), next_n = std::min(C, n - b - len);
-    float cm = std::max(m, simd::row_max8(x + b, len));
-    shifts[k] = cm;
-    if (cm == -INFINITY) {  // nothing finite yet: this chunk is redone from x below
-      if (std::isnan(simd::chunk_sum8(x + b, len))) sum = NAN;
-      continue;
+    int64_t len = std::min(C, n - b);
+    if (m == -INFINITY) {
+      m = simd::first_shift(x + b, len);
+      if (m == -INFINITY) {  // nothing finite yet: this chunk is redone from x below
+        shifts[k] = m;
+        if (std::isnan(simd::chunk_sum16(x + b, len))) sum = NAN;
+        continue;
+      }
     }
-    sum = sum * exp_f32(m - cm) + simd::chunk_sum_exp8(x + b, len, cm, x + b + len, next_n, e + b);
-    m = cm;
+    float cm;
+    float part = simd::chunk_sum_exp16(x + b, len, m, cm, e + b, phase);
+    if (cm > m + simd::kMaxLead) {
+      sum *= exp_f32(m - cm);
+      m = cm;
+      part = simd::chunk_sum_exp16(x + b, len, m, cm, e + b, phase);
+    }
+    shifts[k] = m;
+    sum += part;
+    if (cm > m) {
+      sum *= exp_f32(m - cm);
+      m = cm;
+    }
   }
   float inv = 1.0f / sum;
   for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
     int64_t end = std::min(n, b + C);
-    if (shifts[k] != -INFINITY) {
-      scale_chunk8<Stream>(e, o, b, end, exp_f32(shifts[k] - m) * inv);
+    // The shift of a chunk lies below the row's max, by less than 80 where the scale stays a
+    // normal float (the chunk's exponentials may exceed 1 by up to exp(kMaxLead)).
+    if (shifts[k] - m >= -80.0f) {
+      scale_chunk16<Stream>(e, o, b, end, exp_f32(shifts[k] - m) * inv, phase);
       continue;
     }
-    // A chunk of -inf (and NaN): exp(x - max) is 0 (NaN) against a finite max, and NaN
-    // everywhere when the whole row is -inf, as torch gives.
+    // Else from x: a chunk of -inf (and NaN) gives 0 (NaN) against a finite max, and NaN
+    // everywhere when the whole row is -inf, as torch gives; a chunk far below a later max
+    // gives its exponentials directly.
     __m256 vm = _mm256_set1_ps(m), vi = _mm256_set1_ps(inv);
     int64_t i = b;
     for (; i + 8 <= end; i += 8)
@@ -85,45 +109,48 @@ FS_AVX2 inline __m256 sum_step(__m256 v, __m256 acc, __m256 c) {
   return _mm256_fmadd_ps(v, v, acc);
 }
 template <SumKind K, typename T>
-FS_AVX2 float row_sum8(const T* x, int64_t n, float c = 0) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, vc = _mm256_set1_ps(c);
+FS_AVX2 float row_sum16(const T* x, int64_t n, float c = 0) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, vc = _mm256_set1_ps(c), u, v, w, z;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    a0 = sum_step<K>(simd::load8(x + i), a0, vc);
-    a1 = sum_step<K>(simd::load8(x + i + 8), a1, vc);
-    a2 = sum_step<K>(simd::load8(x + i + 16), a2, vc);
-    a3 = sum_step<K>(simd::load8(x + i + 24), a3, vc);
+    simd::load16(x + i, u, v), simd::load16(x + i + 16, w, z);
+    a0 = sum_step<K>(u, a0, vc), a1 = sum_step<K>(v, a1, vc);
+    a2 = sum_step<K>(w, a2, vc), a3 = sum_step<K>(z, a3, vc);
   }
-  for (; i + 8 <= n; i += 8) a0 = sum_step<K>(simd::load8(x + i), a0, vc);
+  for (; i + 16 <= n; i += 16) {
+    simd::load16(x + i, u, v);
+    a0 = sum_step<K>(u, a0, vc), a1 = sum_step<K>(v, a1, vc);
+  }
   float s = simd::hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; i < n; ++i) {
-    float v = load_f(x[i]);
-    if constexpr (K == SumKind::kPlain) s += v;
-    if constexpr (K == SumKind::kCentered) v -= c;
-    if constexpr (K != SumKind::kPlain) s += v * v;
+    float v1 = load_f(x[i]);
+    if constexpr (K == SumKind::kPlain) s += v1;
+    if constexpr (K == SumKind::kCentered) v1 -= c;
+    if constexpr (K != SumKind::kPlain) s += v1 * v1;
   }
   return s;
 }
 
 // o = (x - shift) * scale * w + b, with w and b optional; streaming stores when `Stream`.
 template <bool Stream, typename T>
-FS_AVX2 void scale_row8(const T* x, T* o, int64_t n, float shift, float scale, const T* w,
-                        const T* b) {
+FS_AVX2 void scale_row16(const T* x, T* o, int64_t n, float shift, float scale, const T* w,
+                         const T* b) {
   auto one = [&](int64_t i) {
     float v = (load_f(x[i]) - shift) * scale;
     if (w) v *= load_f(w[i]);
     if (b) v += load_f(b[i]);
     o[i] = store_f<T>(v);
   };
-  __m256 vs = _mm256_set1_ps(scale), vsh = _mm256_set1_ps(shift);
+  __m256 vs = _mm256_set1_ps(scale), vsh = _mm256_set1_ps(shift), u, v, p, q;
   int64_t i = 0;
   if constexpr (Stream)
-    for (int64_t h = simd::stream_head(o, n); i < h; ++i) one(i);
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(simd::load8(x + i), vsh), vs);
-    if (w) v = _mm256_mul_ps(v, simd::load8(w + i));
-    if (b) v = _mm256_add_ps(v, simd::load8(b + i));
-    simd::put8<Stream>(o + i, v);
+    for (int64_t h = simd::aligned_head(o, n); i < h; ++i) one(i);
+  for (; i + 16 <= n; i += 16) {
+    simd::load16(x + i, u, v);
+    u = _mm256_mul_ps(_mm256_sub_ps(u, vsh), vs), v = _mm256_mul_ps(_mm256_sub_ps(v, vsh), vs);
+    if (w) simd::load16(w + i, p, q), u = _mm256_mul_ps(u, p), v = _mm256_mul_ps(v, q);
+    if (b) simd::load16(b + i, p, q), u = _mm256_add_ps(u, p), v = _mm256_add_ps(v, q);
+    simd::put16<Stream>(o + i, u, v);
   }
   for (; i < n; ++i) one(i);
 }
@@ -133,22 +160,25 @@ template <bool Stream, typename T>
 FS_AVX2 void rms_row_avx2(const T* x, const T* res, T* sum_out, const T* w, T* o, int64_t n,
                           float eps) {
   if (res) {
+    __m256 a, b, c, d;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-      simd::store8(sum_out + i, _mm256_add_ps(simd::load8(x + i), simd::load8(res + i)));
+    for (; i + 16 <= n; i += 16) {
+      simd::load16(x + i, a, b), simd::load16(res + i, c, d);
+      simd::store16(sum_out + i, _mm256_add_ps(a, c), _mm256_add_ps(b, d));
+    }
     for (; i < n; ++i) sum_out[i] = store_f<T>(load_f(x[i]) + load_f(res[i]));
     x = sum_out;  // the rounded sum, as the residual stream keeps it
   }
-  float ss = row_sum8<SumKind::kSquares>(x, n);
+  float ss = row_sum16<SumKind::kSquares>(x, n);
   float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-  scale_row8<Stream>(x, o, n, 0.0f, scale, w, static_cast<const T*>(nullptr));
+  scale_row16<Stream>(x, o, n, 0.0f, scale, w, static_cast<const T*>(nullptr));
 }
 
 template <bool Stream, typename T>
 FS_AVX2 void layer_norm_row_avx2(const T* x, const T* w, const T* b, T* o, int64_t n, float eps) {
-  float mean = row_sum8<SumKind::kPlain>(x, n) / static_cast<float>(n);
-  float var = row_sum8<SumKind::kCentered>(x, n, mean) / static_cast<float>(n);
-  scale_row8<Stream>(x, o, n, mean, 1.0f / std::sqrt(var + eps), w, b);
+  float mean = row_sum16<SumKind::kPlain>(x, n) / static_cast<float>(n);
+  float var = row_sum16<SumKind::kCentered>(x, n, mean) / static_cast<float>(n);
+  scale_row16<Stream>(x, o, n, mean, 1.0f / std::sqrt(var + eps), w, b);
 }
 #endif
 

@@ -82,6 +82,90 @@ FS_AVX2 inline void store8(T* p, __m256 v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow8<T>(v));
 }
 
+// 16 elements as two f32 vectors, the row loops' main step. f32 and f16 keep element order;
+// bf16 comes as its even elements in `a` and its odd ones in `b` (a shift and a mask of one
+// 32-byte load, where element order would cost two shuffles more), and store16 puts them back.
+// So a loop may combine operands of one dtype lane by lane and reduce in any order, but an f32
+// scratch row written from bf16 lanes is in that order too: read it back in the same 16-element
+// blocks.
+template <typename T>
+FS_AVX2 inline void load16(const T* p, __m256& a, __m256& b) {
+  if constexpr (std::is_same_v<T, float>) {
+    a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  } else if constexpr (std::is_same_v<T, Half>) {
+    a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    b = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+  } else {
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    a = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+    b = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+}
+
+// f32 bits rounded to nearest even at bf16 precision, still in 32 bits (the bf16 is the high
+// half); NaN is left to the caller.
+FS_AVX2 inline __m256i bf16_rounded(__m256 v) {
+  __m256i bits = _mm256_castps_si256(v);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  return _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb);
+}
+
+// NaN lanes of v made quiet NaNs in r (rounding could carry a NaN's payload into infinity).
+FS_AVX2 inline __m256i bf16_keep_nan(__m256 v, __m256i r) {
+  __m256i quiet = _mm256_or_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x00400000));
+  return _mm256_blendv_epi8(r, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+}
+
+// The 32 bytes of 16 elements stored by store16/stream16: one NaN test for both vectors, the
+// per-lane NaN fix only when one is there.
+template <typename T>
+FS_AVX2 inline __m256i pack16(__m256 a, __m256 b) {
+  if constexpr (std::is_same_v<T, Half>) {
+    return _mm256_set_m128i(_mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT),
+                            _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
+  } else {
+    __m256i ra = bf16_rounded(a), rb = bf16_rounded(b);
+    if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) != 0, 0))
+      ra = bf16_keep_nan(a, ra), rb = bf16_keep_nan(b, rb);
+    // Even elements from a's high halves, odd ones from b's: the inverse of load16.
+    return _mm256_blend_epi16(_mm256_srli_epi32(ra, 16), rb, 0xaa);
+  }
+}
+
+template <typename T>
+FS_AVX2 inline void store16(T* p, __m256 a, __m256 b) {
+  if constexpr (std::is_same_v<T, float>)
+    _mm256_storeu_ps(p, a), _mm256_storeu_ps(p + 8, b);
+  else
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), pack16<T>(a, b));
+}
+
+// store16 with non-temporal stores; p must be 32-byte aligned.
+template <typename T>
+FS_AVX2 inline void stream16(T* p, __m256 a, __m256 b) {
+  if constexpr (std::is_same_v<T, float>)
+    _mm256_stream_ps(p, a), _mm256_stream_ps(p + 8, b);
+  else
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), pack16<T>(a, b));
+}
+
+template <bool Stream, typename T>
+FS_AVX2 inline void put16(T* p, __m256 a, __m256 b) {
+  if constexpr (Stream)
+    stream16(p, a, b);
+  else
+    store16(p, a, b);
+}
+
+// Elements of p before the first 32-byte aligned one, where a row's streamed 16-element stores
+// can start (n when none is, e.g. an address not aligned to the element).
+template <typename T>
+inline int64_t aligned_head(const T* p, int64_t n) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  if (a % sizeof(T)) return n;
+  return std::min<int64_t>(n, static_cast<int64_t>(((32 - a % 32) % 32) / sizeof(T)));
+}
+
 // exp_f32 on 8 lanes (the same range reduction and polynomial, with FMA): within 2 ulp on
 // [-87, 88.7], 0 below, inf above, NaN kept.
 FS_AVX2 inline __m256 exp8(__m256 x) {
@@ -107,6 +191,34 @@ FS_AVX2 inline __m256 exp8(__m256 x) {
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
   y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// Polynomial for exp(r), |r| <= ln2/2, at the precision f16/bf16 results need: a degree-4
+// near-minimax fit of relative error 2.6e-6 (an f16 ulp is 4.9e-4, a bf16 one 3.9e-3).
+FS_AVX2 inline __m256 exp_poly4(__m256 r) {
+  __m256 p = _mm256_set1_ps(4.1458606119e-2f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6790907204e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0004358686e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9996340486e-1f));
+  return _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999926144e-1f));
+}
+
+// exp for the rows of f16/bf16 kernels, within 4e-6 relative on [-87, 88] with about half of
+// exp8's work: ln2 in one constant (the error it adds, |n| * 2e-9, is far below the
+// polynomial's), and 2^n added to the exponent bits, which stays exact because the clamp keeps
+// n in [-126, 127] with the product normal. Below -87 it gives exp(-87) ~ 1.6e-38 rather than 0;
+// above 88, inf (as exp8); NaN stays NaN (it converts to n = 0x80000000, which the shift zeroes).
+FS_AVX2 inline __m256 exp8_coarse(__m256 x) {
+  const __m256 shift = _mm256_set1_ps(12582912.0f), hi = _mm256_set1_ps(88.0f);
+  // min/max return their second operand when one is NaN, so NaN passes both.
+  __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(hi, x));
+  __m256 fn =
+      _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shift), shift);
+  __m256i n = _mm256_cvtps_epi32(fn);
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), xc);
+  __m256 y = _mm256_castsi256_ps(
+      _mm256_add_epi32(_mm256_castps_si256(exp_poly4(r)), _mm256_slli_epi32(n, 23)));
+  return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
 }
 
 FS_AVX2 inline float hsum8(__m256 v) {

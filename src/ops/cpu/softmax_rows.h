@@ -2,10 +2,10 @@
 // sum(exp(x - max)) of a row in one sweep from memory, and streaming stores for large outputs.
 //
 // A vocabulary-sized row (128k f32 = 512 KiB) does not stay in L1/L2 between a max pass and an
-// exp pass, so the row is cut into 8 KiB chunks: each chunk is read from memory once for its max
-// and again from L1 for its exponentials, and the chunks' (max, sum) pairs are merged online. The
-// AVX2 sweep also prefetches the next chunk while the current one is in the exp loop, so memory
-// keeps streaming during the arithmetic.
+// exp pass, so the row is cut into 8 KiB chunks whose (max, sum) pairs are merged online. The
+// portable sweep reads each chunk from memory once for its max and again from L1 for its
+// exponentials. The AVX2 sweep reads each chunk once: its exponentials are taken against the max
+// of the chunks before and rescaled afterwards, so memory streams while the arithmetic runs.
 #pragma once
 
 #include <unistd.h>
@@ -97,9 +97,10 @@ inline float* thread_scratch(size_t n, std::vector<float>& spill) {
 #ifdef FS_CPU_X86
 namespace simd {
 
-// exp for x <= 0 (x minus the row's max) or NaN, feeding sums only: no overflow side, and below
-// -87 it gives exp(-87) ~ 1.6e-38 instead of 0, which a sum holding exp(0) = 1 cannot notice.
-// The max with its operands in this order passes NaN through. About half of exp8's work.
+// exp for x <= 88 (x minus a running max, at most kMaxLead above it) or NaN: no overflow side,
+// and below -87 it gives exp(-87) ~ 1.6e-38 instead of 0, which a sum holding a term near 1 or
+// more cannot notice. The max with its operands in this order passes NaN through. About half of
+// exp8's work.
 FS_AVX2 inline __m256 exp8_nonpositive(__m256 x) {
   const __m256 shift = _mm256_set1_ps(12582912.0f);
   __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
@@ -117,112 +118,158 @@ FS_AVX2 inline __m256 exp8_nonpositive(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  // n is in [-126, 0], and where n = -126 (x near -87) r >= 0.33 so y >= 1.4: the product with
+  // n is in [-126, 127], and where n = -126 (x near -87) r >= 0.33 so y >= 1.4: the product with
   // 2^n stays normal, and adding n to y's exponent bits is exact (an integer op, not a multiply).
   __m256i e = _mm256_add_epi32(_mm256_castps_si256(y), _mm256_slli_epi32(n, 23));
   return _mm256_castsi256_ps(e);
 }
 
-// exp8_nonpositive with exp8's exact 0 below -87, for values that are stored; NaN stays NaN.
-FS_AVX2 inline __m256 exp8_nonpositive_exact(__m256 x) {
-  __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_NLT_UQ);
-  return _mm256_and_ps(exp8_nonpositive(x), keep);
+// exp8_nonpositive at the precision of f16/bf16 rows: exp_poly4 and ln2 in one constant (see
+// exp8_coarse), under 4e-6 relative; the same range behaviour.
+FS_AVX2 inline __m256 exp8_nonpositive_coarse(__m256 x) {
+  const __m256 shift = _mm256_set1_ps(12582912.0f);
+  __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  __m256 fn =
+      _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shift), shift);
+  __m256i n = _mm256_cvtps_epi32(fn);
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), xc);
+  return _mm256_castsi256_ps(
+      _mm256_add_epi32(_mm256_castps_si256(exp_poly4(r)), _mm256_slli_epi32(n, 23)));
 }
 
-// sum(exp(x - m)) of a chunk already in L1, prefetching `next` (the following chunk, `next_n`
-// elements) one cache line per 16 elements. When `e` is given the exponentials are stored there
-// (exact below -87, as exp_f32).
+// exp(x) for x <= 88 in a row of T: f32 rows keep exp_f32's precision, f16/bf16 rows take the
+// coarse form, whose error stays far below their rounding.
 template <typename T>
-FS_AVX2 inline float chunk_sum_exp8(const T* x, int64_t n, float m, const T* next, int64_t next_n,
-                                    float* e = nullptr) {
-  __m256 vm = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = s0;
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+FS_AVX2 inline __m256 exp8_row(__m256 x) {
+  if constexpr (std::is_same_v<T, float>)
+    return exp8_nonpositive(x);
+  else
+    return exp8_nonpositive_coarse(x);
+}
+
+// exp8_row with exp8's exact 0 below -87, for values that are stored; NaN stays NaN.
+template <typename T>
+FS_AVX2 inline __m256 exp8_row_exact(__m256 x) {
+  __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_NLT_UQ);
+  return _mm256_and_ps(exp8_row<T>(x), keep);
+}
+
+// Row maximum, 16 lanes a step; NaNs are skipped (max_ps keeps its second operand), as row_max.
+template <typename T>
+FS_AVX2 inline float row_max16(const T* x, int64_t n) {
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0, a, b, c, d;
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    load16(x + i, a, b), load16(x + i + 16, c, d);
+    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
+    m2 = _mm256_max_ps(c, m2), m3 = _mm256_max_ps(d, m3);
+  }
   for (; i + 16 <= n; i += 16) {
-    int64_t ahead = i / 16 * kLine;
-    if (ahead < next_n) _mm_prefetch(reinterpret_cast<const char*>(next + ahead), _MM_HINT_T0);
-    __m256 d0 = _mm256_sub_ps(load8(x + i), vm), d1 = _mm256_sub_ps(load8(x + i + 8), vm);
-    if (e) {
-      d0 = exp8_nonpositive_exact(d0), d1 = exp8_nonpositive_exact(d1);
-      _mm256_storeu_ps(e + i, d0), _mm256_storeu_ps(e + i + 8, d1);
-    } else {
-      d0 = exp8_nonpositive(d0), d1 = exp8_nonpositive(d1);
-    }
-    s0 = _mm256_add_ps(s0, d0), s1 = _mm256_add_ps(s1, d1);
+    load16(x + i, a, b);
+    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
   }
-  for (; i + 8 <= n; i += 8) {
-    __m256 d = exp8_nonpositive_exact(_mm256_sub_ps(load8(x + i), vm));
-    if (e) _mm256_storeu_ps(e + i, d);
-    s0 = _mm256_add_ps(s0, d);
-  }
-  float s = hsum8(_mm256_add_ps(s0, s1));
-  for (; i < n; ++i) {
-    float v = exp_f32(load_f(x[i]) - m);
+  float m = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  for (; i < n; ++i) m = std::max(m, load_f(x[i]));
+  return m;
+}
+
+// sum(exp(x - m)) of a chunk in one read, with the chunk's max beside it (NaN skipped, as
+// row_max). `m` is the running max of the chunks before, not of this one: an exponential of
+// x - m up to exp(kMaxLead) is fine in f32 and the caller rescales after the chunk; past that
+// lead (where the exponent add overflows) the caller redoes the chunk against its own max. When
+// `e` is given the exponentials are stored there (exact 0 below -87, as exp_f32), in 16-element
+// blocks that start `phase` elements in (the elements before run one at a time): a pass reading
+// `e` back must use the same blocks, since bf16 blocks hold their lanes in load16's order.
+inline constexpr float kMaxLead = 64.0f;
+template <typename T>
+FS_AVX2 inline float chunk_sum_exp16(const T* x, int64_t n, float m, float& chunk_max,
+                                     float* e = nullptr, int64_t phase = 0) {
+  float s = 0, cm = -INFINITY;
+  int64_t i = 0;
+  for (; i < std::min(phase, n); ++i) {
+    float xv = load_f(x[i]), v = exp_f32(xv - m);
     if (e) e[i] = v;
-    s += v;
+    s += v, cm = std::max(cm, xv);
   }
+  __m256 vm = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = s0, a, b;
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  for (; i + 16 <= n; i += 16) {
+    load16(x + i, a, b);
+    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
+    a = _mm256_sub_ps(a, vm), b = _mm256_sub_ps(b, vm);
+    if (e) {
+      a = exp8_row_exact<T>(a), b = exp8_row_exact<T>(b);
+      _mm256_storeu_ps(e + i, a), _mm256_storeu_ps(e + i + 8, b);
+    } else {
+      a = exp8_row<T>(a), b = exp8_row<T>(b);
+    }
+    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
+  }
+  s += hsum8(_mm256_add_ps(s0, s1));
+  cm = std::max(cm, hmax8(_mm256_max_ps(m0, m1)));
+  for (; i < n; ++i) {
+    float xv = load_f(x[i]), v = exp_f32(xv - m);
+    if (e) e[i] = v;
+    s += v, cm = std::max(cm, xv);
+  }
+  chunk_max = cm;
   return s;
 }
 
+// The shift of a row's first chunk that holds a finite value: the max of its first 16 elements
+// (a guess: chunk_sum_exp16 takes a lead up to kMaxLead), else of the whole chunk; -inf when the
+// chunk has no finite value (all -inf, or NaN).
 template <typename T>
-FS_AVX2 inline float chunk_sum8(const T* x, int64_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+FS_AVX2 inline float first_shift(const T* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < std::min<int64_t>(n, 16); ++i) m = std::max(m, load_f(x[i]));
+  return m != -INFINITY ? m : row_max16(x, n);
+}
+
+template <typename T>
+FS_AVX2 inline float chunk_sum16(const T* x, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, a, b;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_add_ps(s0, load8(x + i));
-    s1 = _mm256_add_ps(s1, load8(x + i + 8));
+    load16(x + i, a, b);
+    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
   }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_add_ps(s0, load8(x + i));
   float s = hsum8(_mm256_add_ps(s0, s1));
   for (; i < n; ++i) s += load_f(x[i]);
   return s;
 }
 
-// row_stats with AVX2: the same chunks and merge, the exp pass prefetching the next chunk.
+// row_stats with AVX2, reading the row once: each chunk's exponentials are taken against the
+// running max of the chunks before (chunk_sum_exp16), then the sum is rescaled when the chunk
+// raised the max. -inf chunks before the first finite value add nothing, as in merge_chunk.
 template <typename T>
-FS_AVX2 RowStats row_stats8(const T* x, int64_t n, bool with_total) {
+FS_AVX2 RowStats row_stats16(const T* x, int64_t n, bool with_total) {
   RowStats s;
   for (int64_t b = 0; b < n; b += kStatChunk<T>) {
     int64_t len = std::min(kStatChunk<T>, n - b);
     const T* c = x + b;
-    int64_t next_n = std::min(kStatChunk<T>, n - b - len);
-    float m = std::max(s.max, row_max8(c, len));
-    if (m != -INFINITY) {
-      s.sum = s.sum * exp_f32(s.max - m) + chunk_sum_exp8(c, len, m, c + len, next_n);
-      s.max = m;
-    } else if (std::isnan(chunk_sum8(c, len))) {
-      s.sum = NAN;  // see merge_chunk
+    if (with_total) s.total += chunk_sum16(c, len);
+    if (s.max == -INFINITY) {
+      s.max = first_shift(c, len);
+      if (s.max == -INFINITY) {
+        if (std::isnan(chunk_sum16(c, len))) s.sum = NAN;  // see merge_chunk
+        continue;
+      }
     }
-    if (with_total) s.total += chunk_sum8(c, len);
+    float cm;
+    float part = chunk_sum_exp16(c, len, s.max, cm);
+    if (cm > s.max + kMaxLead) {  // rare: a jump the exponentials cannot hold; redo the chunk
+      s.sum *= exp_f32(s.max - cm);
+      s.max = cm;
+      part = chunk_sum_exp16(c, len, s.max, cm);
+    }
+    s.sum += part;
+    if (cm > s.max) {
+      s.sum *= exp_f32(s.max - cm);
+      s.max = cm;
+    }
   }
   return s;
-}
-
-// Non-temporal store of 8 lanes; p must be 32-byte aligned for f32, 16 for f16/bf16.
-template <typename T>
-FS_AVX2 inline void stream8(T* p, __m256 v) {
-  if constexpr (std::is_same_v<T, float>)
-    _mm256_stream_ps(p, v);
-  else
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), narrow8<T>(v));
-}
-
-// Where a streamed row may start its 8-lane stores: the first element of `p` at the stores'
-// alignment (n when none is, e.g. an odd address).
-template <typename T>
-inline int64_t stream_head(const T* p, int64_t n) {
-  constexpr uintptr_t kAlign = std::is_same_v<T, float> ? 32 : 16;
-  auto a = reinterpret_cast<uintptr_t>(p);
-  if (a % sizeof(T)) return n;
-  return std::min<int64_t>(n, static_cast<int64_t>(((kAlign - a % kAlign) % kAlign) / sizeof(T)));
-}
-
-template <bool Stream, typename T>
-FS_AVX2 inline void put8(T* p, __m256 v) {
-  if constexpr (Stream)
-    stream8(p, v);
-  else
-    store8(p, v);
 }
 
 }  // namespace simd

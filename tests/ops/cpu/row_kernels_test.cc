@@ -3,8 +3,9 @@
 // float64 reference, with rows built to hit each branch of the online max/sum merge.
 //
 // The parity suite's rows are a few hundred elements, one chunk. Here rows span several 8 KiB
-// chunks with a partial last one, the running max rises chunk after chunk, whole chunks are -inf
-// (masked), and outputs start at odd addresses. ctest also runs this binary with the portable
+// chunks with a partial last one, the running max rises chunk after chunk (by more than the lead
+// the one-read sweep allows, too), whole chunks are -inf (masked), and outputs start at odd
+// addresses. ctest also runs this binary with the portable
 // loops (FLAGSTONE_CPU_ISA=baseline) and with every output streamed
 // (FLAGSTONE_CPU_STREAM_BYTES=0), so each path is checked on every machine.
 #include <gtest/gtest.h>
@@ -25,9 +26,10 @@ const Implementation& native(const std::string& op) {
 }
 
 // Row kinds; each exercises one branch of the chunk merge.
-enum class RowKind { kUniform, kRising, kMaskedPrefix, kLateSpike, kWideRange };
-constexpr RowKind kKinds[] = {RowKind::kUniform, RowKind::kRising, RowKind::kMaskedPrefix,
-                              RowKind::kLateSpike, RowKind::kWideRange};
+enum class RowKind { kUniform, kRising, kMaskedPrefix, kLateSpike, kWideRange, kLowStart, kJump };
+constexpr RowKind kKinds[] = {RowKind::kUniform,   RowKind::kRising,    RowKind::kMaskedPrefix,
+                              RowKind::kLateSpike, RowKind::kWideRange, RowKind::kLowStart,
+                              RowKind::kJump};
 
 std::vector<double> make_rows(Rng& rng, int64_t n) {
   std::vector<double> v;
@@ -49,6 +51,12 @@ std::vector<double> make_rows(Rng& rng, int64_t n) {
           break;
         case RowKind::kWideRange:  // most exponentials underflow below exp(-87)
           v.push_back(rng.uniform(-200, 40));
+          break;
+        case RowKind::kLowStart:  // the first elements far below the rest of the first chunk
+          v.push_back(i < 16 ? -100 + u : u);
+          break;
+        case RowKind::kJump:  // a max 150 above the earlier chunks: their exponentials start over
+          v.push_back(f < 0.6 ? u : 150 + u);
           break;
       }
     }

@@ -82,20 +82,26 @@ inline float arith1(float x, float y, float alpha) {
 }
 
 // out = a (op) b over n elements of unit stride; b is one broadcast value when `b_scalar`.
-template <Arith A, typename T>
+// `Stream`: non-temporal stores from the output's first 32-byte boundary.
+template <bool Stream, Arith A, typename T>
 FS_AVX2 void arith_row_avx2(T* o, const T* a, const T* b, bool b_scalar, int64_t n, float alpha) {
   const __m256 va = _mm256_set1_ps(alpha);
   const float bs = b_scalar ? load_f(b[0]) : 0.0f;
   const __m256 vb = _mm256_set1_ps(bs);
+  auto one = [&](int64_t i) {
+    o[i] = store_f<T>(arith1<A>(load_f(a[i]), b_scalar ? bs : load_f(b[i]), alpha));
+  };
   __m256 x0, x1, y0 = vb, y1 = vb;
   int64_t i = 0;
+  if constexpr (Stream)
+    for (int64_t h = simd::aligned_head(o, n); i < h; ++i) one(i);
   for (; i + 16 <= n; i += 16) {
     simd::load16(a + i, x0, x1);
     if (!b_scalar) simd::load16(b + i, y0, y1);
-    simd::store16(o + i, arith8<A>(x0, y0, va), arith8<A>(x1, y1, va));
+    simd::put16<Stream>(o + i, arith8<A>(x0, y0, va), arith8<A>(x1, y1, va));
   }
-  for (; i < n; ++i)
-    o[i] = store_f<T>(arith1<A>(load_f(a[i]), b_scalar ? bs : load_f(b[i]), alpha));
+  for (; i < n; ++i) one(i);
+  if constexpr (Stream) _mm_sfence();  // streamed lines visible before the pool reports done
 }
 
 // add/sub/mul/div of f32/f16/bf16 tensors: unit-stride rows (b dense or broadcast along the row)
@@ -109,12 +115,15 @@ void arith_avx2(const Tensor& a, const Tensor& b, const Tensor& out, float alpha
   const T* pb = ptr<const T>(b);
   const int64_t so = plan.inner_stride[0], sa = plan.inner_stride[1], sb = plan.inner_stride[2];
   const bool vector = so == 1 && sa == 1 && (sb == 1 || sb == 0);
+  const bool stream = stream_output(a.nbytes() + b.nbytes() + out.nbytes());
   parallel_rows(plan.rows, plan.row_length, 32768, [&](int64_t r, int64_t lo, int64_t hi) {
     T* o = po + plan.offsets[0][r] + lo * so;
     const T* x = pa + plan.offsets[1][r] + lo * sa;
     const T* y = pb + plan.offsets[2][r] + lo * sb;
-    if (vector)
-      arith_row_avx2<A>(o, x, y, sb == 0, hi - lo, alpha);
+    if (vector && stream)
+      arith_row_avx2<true, A>(o, x, y, sb == 0, hi - lo, alpha);
+    else if (vector)
+      arith_row_avx2<false, A>(o, x, y, sb == 0, hi - lo, alpha);
     else
       binary_row(o, so, x, sa, y, sb, hi - lo,
                  [alpha](T p, T q) { return store_f<T>(arith1<A>(load_f(p), load_f(q), alpha)); });

@@ -25,23 +25,29 @@ FS_AVX2 inline __m256 silu8(__m256 g) {
   return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-template <typename T>
+// `Stream`: non-temporal stores from the output's first 32-byte boundary.
+template <bool Stream, typename T>
 FS_AVX2 void silu_mul_row_avx2(const T* g, const T* u, T* o, int64_t d) {
-  __m256 g0, g1, u0, u1;
-  int64_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    simd::load16(g + i, g0, g1), simd::load16(u + i, u0, u1);
-    simd::store16(o + i, _mm256_mul_ps(silu8<T>(g0), u0), _mm256_mul_ps(silu8<T>(g1), u1));
-  }
-  for (; i < d; ++i) {
+  auto one = [&](int64_t i) {
     float gv = load_f(g[i]);
     o[i] = store_f<T>(gv / (1.0f + exp_f32(-gv)) * load_f(u[i]));
+  };
+  __m256 g0, g1, u0, u1;
+  int64_t i = 0;
+  if constexpr (Stream)
+    for (int64_t h = simd::aligned_head(o, d); i < h; ++i) one(i);
+  for (; i + 16 <= d; i += 16) {
+    simd::load16(g + i, g0, g1), simd::load16(u + i, u0, u1);
+    simd::put16<Stream>(o + i, _mm256_mul_ps(silu8<T>(g0), u0), _mm256_mul_ps(silu8<T>(g1), u1));
   }
+  for (; i < d; ++i) one(i);
+  if constexpr (Stream) _mm_sfence();  // streamed lines visible before the pool reports done
 }
 
 // neox rotation of one head: the first and second halves of the rotated dims pair up. 16 lanes
 // a step where the table has the dtype of x (load16's lane order is per dtype), else 8.
-template <typename T, typename C>
+// `Stream`: those 16-lane stores are non-temporal (o and o + half 32-byte aligned).
+template <bool Stream, typename T, typename C>
 FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t half) {
   int64_t i = 0;
   if constexpr (std::is_same_v<T, C>) {
@@ -49,10 +55,10 @@ FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t 
     for (; i + 16 <= half; i += 16) {
       simd::load16(x + i, x1a, x1b), simd::load16(x + i + half, x2a, x2b);
       simd::load16(c + i, ca, cb), simd::load16(s + i, sa, sb);
-      simd::store16(o + i, _mm256_fmsub_ps(x1a, ca, _mm256_mul_ps(x2a, sa)),
-                    _mm256_fmsub_ps(x1b, cb, _mm256_mul_ps(x2b, sb)));
-      simd::store16(o + i + half, _mm256_fmadd_ps(x2a, ca, _mm256_mul_ps(x1a, sa)),
-                    _mm256_fmadd_ps(x2b, cb, _mm256_mul_ps(x1b, sb)));
+      simd::put16<Stream>(o + i, _mm256_fmsub_ps(x1a, ca, _mm256_mul_ps(x2a, sa)),
+                          _mm256_fmsub_ps(x1b, cb, _mm256_mul_ps(x2b, sb)));
+      simd::put16<Stream>(o + i + half, _mm256_fmadd_ps(x2a, ca, _mm256_mul_ps(x1a, sa)),
+                          _mm256_fmadd_ps(x2b, cb, _mm256_mul_ps(x1b, sb)));
     }
   }
   for (; i + 8 <= half; i += 8) {
@@ -80,9 +86,13 @@ void act_and_mul(const Tensor& x, const Tensor& out, Act act, bool is_silu) {
   T* po = ptr<T>(out);
 #ifdef FS_CPU_X86
   if (is_silu && has_avx2()) {
+    const bool stream = stream_output(x.nbytes() + out.nbytes());
     parallel_rows(rows, d, 8192, [&](int64_t r, int64_t b, int64_t e) {
       const T* g = px + r * 2 * d;
-      silu_mul_row_avx2(g + b, g + d + b, po + r * d + b, e - b);
+      if (stream)
+        silu_mul_row_avx2<true>(g + b, g + d + b, po + r * d + b, e - b);
+      else
+        silu_mul_row_avx2<false>(g + b, g + d + b, po + r * d + b, e - b);
     });
     return;
   }
@@ -128,6 +138,11 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
              " of token ", t, " is outside the cos/sin table of ", max_pos, " rows");
   }
   [[maybe_unused]] bool avx2 = has_avx2();
+  // Streamed 16-lane stores need each head's halves 32-byte aligned: a row of 16 lanes is 32 or
+  // 64 bytes, so aligned heads (hd and half multiples of 16) from an aligned base.
+  [[maybe_unused]] bool stream = stream_output(2 * out.nbytes()) && std::is_same_v<T, C> &&
+                                 hd % 16 == 0 && half % 16 == 0 &&
+                                 reinterpret_cast<uintptr_t>(po) % 32 == 0;
   parallel(tokens, 16, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       int64_t p = load_index(positions, t);
@@ -137,8 +152,10 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
         const T* xi = px + (t * heads + h) * hd;
         T* o = po + (t * heads + h) * hd;
 #ifdef FS_CPU_X86
-        if (neox && avx2) {
-          rotary_neox_avx2(xi, o, c, s, half);
+        if (neox && avx2 && stream) {
+          rotary_neox_avx2<true>(xi, o, c, s, half);
+        } else if (neox && avx2) {
+          rotary_neox_avx2<false>(xi, o, c, s, half);
         } else
 #endif
             if (neox) {
@@ -159,6 +176,9 @@ void rotary(const Tensor& x, const Tensor& positions, const Tensor& cos, const T
         for (int64_t i = 2 * half; i < hd; ++i) o[i] = xi[i];
       }
     }
+#ifdef FS_CPU_X86
+    if (stream) _mm_sfence();  // streamed lines visible before the pool reports done
+#endif
   });
 }
 

@@ -194,7 +194,7 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   T* po = ptr<T>(out);
 #ifdef FS_CPU_X86
   if (has_avx2()) {
-    bool stream = stream_output(out.nbytes());
+    bool stream = stream_output(2 * out.nbytes());
     int64_t chunks = (n + kStatChunk<T> - 1) / kStatChunk<T>;
     parallel(
         rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
@@ -245,7 +245,7 @@ void rms_rows(const Tensor& x, const Tensor& residual, const Tensor& w, const Te
   T* pro = residual_out.defined() ? ptr<T>(residual_out) : nullptr;
 #ifdef FS_CPU_X86
   if (has_avx2()) {
-    bool stream = stream_output(out.nbytes());
+    bool stream = stream_output(2 * out.nbytes());
     parallel(
         rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r) {
@@ -298,7 +298,7 @@ void layer_norm_rows(const Tensor& x, const Tensor& w, const Tensor& bias, const
   T* po = ptr<T>(out);
 #ifdef FS_CPU_X86
   if (has_avx2()) {
-    bool stream = stream_output(out.nbytes());
+    bool stream = stream_output(2 * out.nbytes());
     parallel(
         rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r) {

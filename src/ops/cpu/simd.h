@@ -6,6 +6,8 @@
 // has_avx2(); other architectures compile none of it (FS_CPU_X86 is undefined there).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string_view>
 
@@ -36,6 +38,24 @@ inline bool has_avx2() {
 #else
   return false;
 #endif
+}
+
+// True when a call moving `bytes` (its inputs and output together) should write its output with
+// non-temporal stores: the output cannot stay in the last-level cache beside the inputs anyway,
+// and bypassing the cache saves the read-for-ownership of every line (a third of a copy's memory
+// traffic). Below that size the consumer may still find the output in cache.
+// FLAGSTONE_CPU_STREAM_BYTES sets the threshold (tuning, and tests that force either path).
+inline bool stream_output(size_t bytes) {
+  static const size_t threshold = [] {
+    if (const char* env = std::getenv("FLAGSTONE_CPU_STREAM_BYTES"))
+      return static_cast<size_t>(std::strtoull(env, nullptr, 10));
+    long l3 = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE  // glibc; elsewhere assume a server-sized cache
+    l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    return l3 > 0 ? static_cast<size_t>(l3) : size_t{32} << 20;
+  }();
+  return bytes > threshold;
 }
 
 #ifdef FS_CPU_X86

@@ -8,8 +8,6 @@
 // of the chunks before and rescaled afterwards, so memory streams while the arithmetic runs.
 #pragma once
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -61,23 +59,6 @@ RowStats row_stats(const T* x, int64_t n, bool with_total) {
     if (with_total) s.total += row_sum(c, len, [](float v) { return v; });
   }
   return s;
-}
-
-// True when an output of `bytes` is better written with non-temporal stores: it cannot stay in
-// the last-level cache anyway, and bypassing it saves the read-for-ownership of every line (a
-// third of a copy's memory traffic). Below that size the consumer may still find it in cache.
-// FLAGSTONE_CPU_STREAM_BYTES sets the threshold (tuning, and tests that force either path).
-inline bool stream_output(size_t bytes) {
-  static const size_t threshold = [] {
-    if (const char* env = std::getenv("FLAGSTONE_CPU_STREAM_BYTES"))
-      return static_cast<size_t>(std::strtoull(env, nullptr, 10));
-    long l3 = 0;
-#ifdef _SC_LEVEL3_CACHE_SIZE  // glibc; elsewhere assume a server-sized cache
-    l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-#endif
-    return l3 > 0 ? static_cast<size_t>(l3) : size_t{32} << 20;
-  }();
-  return bytes > threshold;
 }
 
 // A float buffer of at least n elements for the calling thread, kept across calls so that rows

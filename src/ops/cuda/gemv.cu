@@ -175,44 +175,50 @@ __device__ __forceinline__ void release_next_grid() {
 #endif
 }
 
-// x rows -> shared memory (m rows of kp packs), with the prologue applied.
+// x rows -> shared memory (m rows of kp packs), with the prologue applied. The loops unroll so
+// each thread has several of its (L2-resident) loads in flight: this runs after the wait, on the
+// critical path between two kernels.
 template <typename T, int MB>
 __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*red)[MB]) {
   constexpr int V = Pack<T>::kCount;
   const int m = static_cast<int>(a.m);
   const T* x = static_cast<const T*>(a.x);
-  const int64_t total = m * kp;
   if (a.prologue == GemvPrologue::kSiluMul) {
-    for (int64_t i = threadIdx.x; i < total; i += kThreads) {
-      const int64_t r = i / kp, p = i - r * kp;
-      float g[V], u[V], o[V];
-      unpack<T>(__ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + p * V)), g);
-      unpack<T>(__ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + a.k + p * V)), u);
 #pragma unroll
-      for (int e = 0; e < V; ++e) o[e] = g[e] / (1.0f + expf(-g[e])) * u[e];
-      xs[i] = pack<T>(o);
+    for (int r = 0; r < MB; ++r) {
+      if (r >= m) break;
+      const T* g_row = x + r * a.ldx;
+#pragma unroll 4
+      for (int64_t p = threadIdx.x; p < kp; p += kThreads) {
+        float g[V], u[V], o[V];
+        unpack<T>(__ldg(reinterpret_cast<const uint4*>(g_row + p * V)), g);
+        unpack<T>(__ldg(reinterpret_cast<const uint4*>(g_row + a.k + p * V)), u);
+#pragma unroll
+        for (int e = 0; e < V; ++e) o[e] = g[e] / (1.0f + expf(-g[e])) * u[e];
+        xs[r * kp + p] = pack<T>(o);
+      }
     }
     return;
   }
+  const bool norm = a.prologue == GemvPrologue::kRmsNorm;
   float ss[MB];
 #pragma unroll
-  for (int r = 0; r < MB; ++r) ss[r] = 0;
-  for (int64_t i = threadIdx.x; i < total; i += kThreads) {
-    const int64_t r = i / kp, p = i - r * kp;
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + p * V));
-    xs[i] = raw;
-    if (a.prologue == GemvPrologue::kRmsNorm) {
-      float v[V];
-      unpack<T>(raw, v);
-      float s = 0;
+  for (int r = 0; r < MB; ++r) {
+    ss[r] = 0;
+    if (r >= m) continue;
+#pragma unroll 4
+    for (int64_t p = threadIdx.x; p < kp; p += kThreads) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + r * a.ldx + p * V));
+      xs[r * kp + p] = raw;
+      if (norm) {
+        float v[V];
+        unpack<T>(raw, v);
 #pragma unroll
-      for (int e = 0; e < V; ++e) s = fmaf(v[e], v[e], s);
-#pragma unroll
-      for (int q = 0; q < MB; ++q)
-        if (q == r) ss[q] += s;
+        for (int e = 0; e < V; ++e) ss[r] = fmaf(v[e], v[e], ss[r]);
+      }
     }
   }
-  if (a.prologue != GemvPrologue::kRmsNorm) return;
+  if (!norm) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
   for (int r = 0; r < MB; ++r) {
@@ -220,26 +226,22 @@ __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*r
     if (lane == 0) red[warp][r] = s;
   }
   __syncthreads();
-  float scale[MB];
+  const T* nw = static_cast<const T*>(a.norm_weight);
 #pragma unroll
   for (int r = 0; r < MB; ++r) {
+    if (r >= m) break;
     float s = 0;
     for (int w = 0; w < kWarps; ++w) s += red[w][r];
-    scale[r] = rsqrtf(s / static_cast<float>(a.k) + a.eps);
-  }
-  const T* nw = static_cast<const T*>(a.norm_weight);
-  for (int64_t i = threadIdx.x; i < total; i += kThreads) {
-    const int64_t r = i / kp, p = i - r * kp;
-    float v[V], wv[V];
-    unpack<T>(xs[i], v);
-    unpack<T>(__ldg(reinterpret_cast<const uint4*>(nw + p * V)), wv);
-    float sc = scale[0];
+    const float scale = rsqrtf(s / static_cast<float>(a.k) + a.eps);
+#pragma unroll 4
+    for (int64_t p = threadIdx.x; p < kp; p += kThreads) {
+      float v[V], wv[V];
+      unpack<T>(xs[r * kp + p], v);
+      unpack<T>(__ldg(reinterpret_cast<const uint4*>(nw + p * V)), wv);
 #pragma unroll
-    for (int q = 1; q < MB; ++q)
-      if (q == r) sc = scale[q];
-#pragma unroll
-    for (int e = 0; e < V; ++e) v[e] = v[e] * sc * wv[e];
-    xs[i] = pack<T>(v);
+      for (int e = 0; e < V; ++e) v[e] = v[e] * scale * wv[e];
+      xs[r * kp + p] = pack<T>(v);
+    }
   }
 }
 

@@ -246,7 +246,7 @@ __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*r
 }
 
 template <typename T, int MB>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 3)
     fused_gemv_kernel(FusedGemvArgs a, int wpr, int64_t tiles) {
   extern __shared__ uint4 xs[];
   __shared__ float partial[kWarps][MB];

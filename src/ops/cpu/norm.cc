@@ -15,21 +15,24 @@ namespace {
 // AVX2/FMA rows (picked at run time by has_avx2): the same passes as the portable loops below,
 // 8 lanes with several accumulators, the row staying in L1/L2 between passes.
 
-// log_softmax of one row: the one-sweep statistics, then x - lse, rereading the row from cache
-// (L2, or L3 for vocabulary-sized rows).
+// log_softmax of one row: the one-sweep statistics, then (x - max) - log(sum), rereading the
+// row from cache (L2, or L3 for vocabulary-sized rows). In that order, as torch has it: x - max
+// is exact near the max, where x - lse with lse rounded to f32 would lose the low bits of
+// log(sum) against large logits.
 template <bool Stream, typename T>
 FS_AVX2 void log_softmax_row_avx2(const T* x, T* o, int64_t n) {
   RowStats st = simd::row_stats16(x, n, false);
-  float lse = st.max + std::log(st.sum);
-  __m256 vl = _mm256_set1_ps(lse), a, b;
+  const float m = st.max, ls = std::log(st.sum);
+  __m256 vm = _mm256_set1_ps(m), vl = _mm256_set1_ps(ls), a, b;
   int64_t i = 0;
   if constexpr (Stream)
-    for (int64_t h = simd::aligned_head(o, n); i < h; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
+    for (int64_t h = simd::aligned_head(o, n); i < h; ++i) o[i] = store_f<T>(load_f(x[i]) - m - ls);
   for (; i + 16 <= n; i += 16) {
     simd::load16(x + i, a, b);
-    simd::put16<Stream>(o + i, _mm256_sub_ps(a, vl), _mm256_sub_ps(b, vl));
+    simd::put16<Stream>(o + i, _mm256_sub_ps(_mm256_sub_ps(a, vm), vl),
+                        _mm256_sub_ps(_mm256_sub_ps(b, vm), vl));
   }
-  for (; i < n; ++i) o[i] = store_f<T>(load_f(x[i]) - lse);
+  for (; i < n; ++i) o[i] = store_f<T>(load_f(x[i]) - m - ls);
 }
 
 // o[i] = e[i] * f over [b, end), on the 16-element blocks that start `phase` elements in (those
@@ -228,8 +231,8 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
       T* orow = po + r * n;
       RowStats st = row_stats(xr, n, false);
       if (log) {
-        float lse = st.max + std::log(st.sum);
-        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(load_f(xr[i]) - lse);
+        float m = st.max, ls = std::log(st.sum);  // (x - max) - log(sum), as above
+        for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(load_f(xr[i]) - m - ls);
       } else {
         float m = st.max, inv = 1.0f / st.sum;
         for (int64_t i = 0; i < n; ++i) orow[i] = store_f<T>(exp_f32(load_f(xr[i]) - m) * inv);

@@ -5,11 +5,11 @@
 # every architecture against the unfused one and the reference), then `flagstone bench model` on
 # random-weight Llama-3.2-1B and Llama-3-8B shapes in bf16 with --profile (per-op device times and
 # the recorded step's nodes), then tg128 A/B rows in the same window:
-#   FLAGSTONE_ENGINE_FUSED=0       the unfused step (nine kernels a layer; session 11's path)
-#   FLAGSTONE_ENGINE_FUSED=layers  fused layers, the head's norm and product unfused (cuBLAS)
-#   FLAGSTONE_GEMV_BPSM=n          blocks per SM of the fused GEMV's persistent grid
-#   FLAGSTONE_GEMV_WPR=n           warps per output feature
-#   FLAGSTONE_CUDA_PDL=0           no programmatic dependent launch
+#   FLAGSTONE_ENGINE_FUSED=0        the unfused step (nine kernels a layer; session 11's path)
+#   FLAGSTONE_ENGINE_FUSED_MAX=0    every product fused (the default fuses weights of at most
+#                                   2048 x 8192 elements: the shapes window 1 measured as a win)
+#   FLAGSTONE_ENGINE_FUSED_MAX=1e8  everything but the head
+# The window's limit is 90 s: the 8B shape (30 s to load) runs once, last.
 # Output: $OUT/engine.txt.
 o="$OUT/engine.txt"
 b=build-gpu
@@ -26,17 +26,12 @@ tg() {  # label, env assignment, model, repetitions: the tg128 row without peaks
   timeout 15 $b/tests/ops/cuda/ops_cuda_gemv_tests --gtest_brief=1 --gtest_filter='CudaGemv.Fused*' 2>&1 | tail -8
   echo "== engine tests on cuda (recorded step, fused step vs unfused and reference)"
   timeout 20 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -12
-  echo "== bench model llama-1b bf16 (fused step)"
-  timeout 25 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 2 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
+  echo "== bench model llama-1b bf16 (default step)"
+  timeout 20 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
   echo "== llama-1b A/B (tg128, no peaks; compare with the row above)"
   tg "unfused (FLAGSTONE_ENGINE_FUSED=0)" FLAGSTONE_ENGINE_FUSED=0 llama-1b 2
-  tg "fused layers, unfused head" FLAGSTONE_ENGINE_FUSED=layers llama-1b 2
-  tg "no PDL" FLAGSTONE_CUDA_PDL=0 llama-1b 2
-  tg "bpsm 2" FLAGSTONE_GEMV_BPSM=2 llama-1b 2
-  tg "bpsm 1" FLAGSTONE_GEMV_BPSM=1 llama-1b 2
-  tg "wpr 1" FLAGSTONE_GEMV_WPR=1 llama-1b 2
-  tg "wpr 2" FLAGSTONE_GEMV_WPR=2 llama-1b 2
-  tg "wpr 4" FLAGSTONE_GEMV_WPR=4 llama-1b 2
-  echo "== bench model llama-8b bf16 (fused step)"
-  timeout 45 $f bench model --synthetic llama-8b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
+  tg "every product fused" FLAGSTONE_ENGINE_FUSED_MAX=0 llama-1b 2
+  tg "all but the head fused" FLAGSTONE_ENGINE_FUSED_MAX=100000000 llama-1b 2
+  echo "== llama-8b bf16 tg128 (default step)"
+  tg "llama-8b default" "" llama-8b 1
 } >"$o" 2>&1

@@ -1,6 +1,7 @@
 // The decode step's fused matrix products: each one-token linear takes the norm or silu * up in
 // front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer runs
 // five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -51,14 +52,28 @@ DecoderModel::FusedMode DecoderModel::fused_mode() const {
 #endif
 }
 
+int64_t DecoderModel::fused_max_elements() const {
+  // The fused GEMV measured faster than the ops it replaces only on narrow weights (H200, session
+  // 12 window 1: q/k/v, o and down of the 1B shape; gate/up and the head lost to cuBLAS + the
+  // separate norm), so wider products stay unfused. FLAGSTONE_ENGINE_FUSED_MAX=n moves the limit
+  // (weight elements; 0: none).
+  const char* env = std::getenv("FLAGSTONE_ENGINE_FUSED_MAX");
+  if (env && *env) {
+    const int64_t v = std::atoll(env);
+    return v > 0 ? v : INT64_MAX;
+  }
+  return int64_t{2048} * 8192;
+}
+
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  StepPrologue prologue, const Tensor& norm,
                                  const Tensor& residual) const {
   const int64_t n = weight.size(0), k = weight.size(1);
   const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
-  if (fused_mode() != FusedMode::kOff && weight.dtype() == dtype_ && x.dtype() == dtype_ &&
-      x.is_contiguous() && weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
+  if (fused_mode() != FusedMode::kOff && weight.numel() <= fused_max_elements() &&
+      weight.dtype() == dtype_ && x.dtype() == dtype_ && x.is_contiguous() &&
+      weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
       (!norm.defined() || (norm.is_contiguous() && norm.dtype() == dtype_)) &&
       (!bias.defined() || bias.dtype() == dtype_) &&
       (!residual.defined() || (residual.is_contiguous() && residual.dtype() == dtype_))) {

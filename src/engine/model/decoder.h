@@ -71,6 +71,7 @@ class DecoderModel : public Model {
   enum class FusedMode { kOff, kLayers, kAll };
   static constexpr int64_t kMaxFusedRows = 8;  // more rows: a GEMM (cuBLAS), unfused
   FusedMode fused_mode() const;
+  int64_t fused_max_elements() const;  // wider weights run their ops unfused
   Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                      StepPrologue prologue, const Tensor& norm, const Tensor& residual) const;
   void check_forward(const Tensor& tokens, const KvCache& cache) const;

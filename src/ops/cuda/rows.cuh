@@ -162,61 +162,6 @@ __global__ void __launch_bounds__(norm_max_threads(P))
   store_raw<P, false>(out + base, packs, raw);
 }
 
-// layer_norm with the row in registers: mean and variance in one barrier (per-thread moments
-// merged pairwise), weight and bias loaded before it.
-template <typename T, int P, bool kPrefetch>
-__global__ void __launch_bounds__(norm_max_threads(P))
-    layer_norm_raw(T* out, const T* x, const T* w, const T* b, uint32_t n, float eps) {
-  constexpr int N = Pack<T>::kCount;
-  __shared__ Moments scratch[32];
-  const uint32_t packs = n / N;
-  const size_t base = size_t{blockIdx.x} * n;
-  uint4 raw[P], wr[P], br[P];
-  load_raw<P, false>(x + base, packs, raw);
-  if (kPrefetch && w) load_raw<P, false>(w, packs, wr);
-  if (kPrefetch && b) load_raw<P, false>(b, packs, br);
-  float sum = 0, cnt = 0;
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    if (!owns(k, packs)) continue;
-    float v[N];
-    unpack<T>(raw[k], v);
-    cnt += N;
-#pragma unroll
-    for (int j = 0; j < N; ++j) sum += v[j];
-  }
-  const float mean = cnt > 0 ? sum / cnt : 0.0f;
-  float m2 = 0;
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    if (!owns(k, packs)) continue;
-    float v[N];
-    unpack<T>(raw[k], v);
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      float d = v[j] - mean;
-      m2 = fmaf(d, d, m2);
-    }
-  }
-  Moments r = block_merge<MomentsOp>(Moments{cnt, mean, m2}, scratch);
-  const float rstd = rsqrtf(r.m2 / static_cast<float>(n) + eps);
-  if (!kPrefetch && w) load_raw<P, false>(w, packs, wr);
-  if (!kPrefetch && b) load_raw<P, false>(b, packs, br);
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    if (!owns(k, packs)) continue;
-    float v[N], wv[N], bv[N];
-    unpack<T>(raw[k], v);
-    if (w) unpack<T>(wr[k], wv);
-    if (b) unpack<T>(br[k], bv);
-#pragma unroll
-    for (int j = 0; j < N; ++j)
-      v[j] = (v[j] - r.mean) * rstd * (w ? wv[j] : 1.0f) + (b ? bv[j] : 0.0f);
-    raw[k] = pack<T>(v);
-  }
-  store_raw<P, false>(out + base, packs, raw);
-}
-
 // rms_norm / layer_norm with the row copied into shared memory by cp.async (P packs per thread
 // in flight without holding registers, so more blocks fit per SM); each thread reads back only
 // the packs it copied. No residual (the launcher uses rms_raw for the fused add).
@@ -338,6 +283,10 @@ __global__ void __launch_bounds__(256, 2)
     }
   }
   const float inv_n = 1.0f / static_cast<float>(n);
+  // layer_norm centres on the row's first element before summing (shift): the sum of x - shift
+  // and its mean are small, so x - shift - mean keeps the bits that x - mean, with mean rounded
+  // near |x|, loses (rows far from zero with a bias that cancels the normalized value).
+  const float shift = kLayer && packs > 0 ? to_f(x[base]) : 0.0f;
   float mean = 0;
   if (kLayer) {
     float s = 0;
@@ -347,7 +296,7 @@ __global__ void __launch_bounds__(256, 2)
       float v[N];
       unpack<T>(raw[k], v);
 #pragma unroll
-      for (int j = 0; j < N; ++j) s += v[j];
+      for (int j = 0; j < N; ++j) s += v[j] - shift;
     }
     mean = group_sum(s, width, scratch[0]) * inv_n;
   }
@@ -358,7 +307,10 @@ __global__ void __launch_bounds__(256, 2)
     float v[N];
     unpack<T>(raw[k], v);
 #pragma unroll
-    for (int j = 0; j < N; ++j) q = fmaf(v[j] - mean, v[j] - mean, q);
+    for (int j = 0; j < N; ++j) {
+      const float d = (v[j] - shift) - mean;
+      q = fmaf(d, d, q);
+    }
   }
   const float scale = rsqrtf(group_sum(q, width, scratch[1]) * inv_n + eps);
 #pragma unroll
@@ -371,7 +323,7 @@ __global__ void __launch_bounds__(256, 2)
     if (kLayer && b) unpack<T>(__ldg(reinterpret_cast<const uint4*>(b + c)), bv);
 #pragma unroll
     for (int j = 0; j < N; ++j)
-      v[j] = (v[j] - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
+      v[j] = ((v[j] - shift) - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
     store16<false>(out + at(k), pack<T>(v));
   }
 }

@@ -516,10 +516,20 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(weight);
   auto* bi = static_cast<const T*>(bias);
-  // 0: the session-10 block-per-row kernel; 7-9: norm_group with 16, 8, 4 packs per thread.
-  // (Session 11's register and shared-memory variants 1-6 lost in every window and merged the
-  // moments with Chan's formula, which loses bits on rows far from zero: removed.)
+  // 0: the session-10 block-per-row kernel; 5: the row through shared memory (norm_async);
+  // 7-9: norm_group with 16, 8, 4 packs per thread. (Session 11's register variants 1-4 and 6
+  // lost in every window and merged the moments with Chan's formula, which loses bits on rows
+  // far from zero: removed.)
   const int v = tuning_variant(kLayerNormVariant<T>);
+  if (v == 5) {
+    int t = raw_threads<T>(n, 4, {out, x, weight, bias}, 512);
+    size_t smem = static_cast<size_t>(n) * sizeof(T);
+    if (t > 0 && smem <= 48 * 1024) {
+      rows::norm_async<T, 4, true>
+          <<<grid, t, smem, stream>>>(o, xi, wi, bi, static_cast<uint32_t>(n), eps);
+      return cudaGetLastError();
+    }
+  }
   if (v >= 7 && v <= 9) {
     int p = v == 7 ? 16 : v == 9 ? 4 : 8;
     if (launch_group<T, true>(p, o, nullptr, xi, nullptr, wi, bi, rows, n, eps, stream))

@@ -164,13 +164,14 @@ __global__ void __launch_bounds__(norm_max_threads(P))
 
 // rms_norm / layer_norm with the row copied into shared memory by cp.async (P packs per thread
 // in flight without holding registers, so more blocks fit per SM); each thread reads back only
-// the packs it copied. No residual (the launcher uses rms_raw for the fused add).
+// the packs it copied; one barrier (rms_norm) or two (layer_norm: mean, then squared deviations
+// around it). No residual (the launcher uses rms_raw for the fused add).
 template <typename T, int P, bool kLayer, bool kPrefetch = true>
 __global__ void __launch_bounds__(512)
     norm_async(T* out, const T* x, const T* w, const T* b, uint32_t n, float eps) {
   constexpr int N = Pack<T>::kCount;
   extern __shared__ uint4 srow[];
-  __shared__ Moments scratch[32];
+  __shared__ float scratch[2][32];
   const uint32_t packs = n / N;
   const size_t base = size_t{blockIdx.x} * n;
 #pragma unroll
@@ -178,23 +179,24 @@ __global__ void __launch_bounds__(512)
     uint32_t p = threadIdx.x + k * blockDim.x;
     if (p < packs) copy16_async(srow + p, x + base + size_t{p} * N);
   }
+  const float shift = kLayer ? to_f(x[base]) : 0.0f;
   uint4 wr[P], br[P];
   if (kPrefetch && w) load_raw<P, false>(w, packs, wr);
   if (kPrefetch && kLayer && b) load_raw<P, false>(b, packs, br);
   wait_async_copies();
-  float sum = 0, cnt = 0;
+  // layer_norm: two plain sums around the row's first element (shift), as norm_group does.
+  float sum = 0;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     if (!owns(k, packs)) continue;
     float v[N];
     unpack<T>(srow[threadIdx.x + k * blockDim.x], v);
-    cnt += N;
 #pragma unroll
-    for (int j = 0; j < N; ++j) sum += kLayer ? v[j] : v[j] * v[j];
+    for (int j = 0; j < N; ++j) sum += kLayer ? v[j] - shift : v[j] * v[j];
   }
   float mean = 0, scale;
   if (kLayer) {
-    const float local = cnt > 0 ? sum / cnt : 0.0f;
+    mean = block_reduce_once<false>(sum, scratch[0]) / static_cast<float>(n);
     float m2 = 0;
 #pragma unroll
     for (int k = 0; k < P; ++k) {
@@ -202,14 +204,14 @@ __global__ void __launch_bounds__(512)
       float v[N];
       unpack<T>(srow[threadIdx.x + k * blockDim.x], v);
 #pragma unroll
-      for (int j = 0; j < N; ++j) m2 = fmaf(v[j] - local, v[j] - local, m2);
+      for (int j = 0; j < N; ++j) {
+        const float d = (v[j] - shift) - mean;
+        m2 = fmaf(d, d, m2);
+      }
     }
-    Moments r = block_merge<MomentsOp>(Moments{cnt, local, m2}, scratch);
-    mean = r.mean;
-    scale = rsqrtf(r.m2 / static_cast<float>(n) + eps);
+    scale = rsqrtf(block_reduce_once<false>(m2, scratch[1]) / static_cast<float>(n) + eps);
   } else {
-    float ss = block_merge<SumOp>(sum, reinterpret_cast<float*>(scratch));
-    scale = rsqrtf(ss / static_cast<float>(n) + eps);
+    scale = rsqrtf(block_reduce_once<false>(sum, scratch[0]) / static_cast<float>(n) + eps);
   }
   if (!kPrefetch && w) load_raw<P, false>(w, packs, wr);
   if (!kPrefetch && kLayer && b) load_raw<P, false>(b, packs, br);
@@ -222,7 +224,7 @@ __global__ void __launch_bounds__(512)
     if (kLayer && b) unpack<T>(br[k], bv);
 #pragma unroll
     for (int j = 0; j < N; ++j)
-      v[j] = (v[j] - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
+      v[j] = ((v[j] - shift) - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
     store16<false>(out + base + size_t{threadIdx.x + k * blockDim.x} * N, pack<T>(v));
   }
 }

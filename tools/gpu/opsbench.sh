@@ -2,7 +2,8 @@
 # GPU-window script of the operator benchmark (budget 50 s, most important first): PyTorch eager
 # as the peer, `flagstone bench ops` on cuda:0 with the peer merged in (the memory-bound ops and
 # attention at 1024/8192 tokens, the memory-bound ops again at 32768, where the copy baseline of
-# the same bytes is itself near peak), then candidate kernels under FLAGSTONE_CUDA_VARIANT.
+# the same bytes is itself near peak), the same ops in f16 and f32 beside torch in that dtype, then
+# candidate kernels under FLAGSTONE_CUDA_VARIANT.
 # Everything lands in $OUT/opsbench.txt. OPSBENCH_VARIANTS overrides the variant list.
 set -u
 OUT=${OUT:-/tmp/opsbench-out}
@@ -55,11 +56,20 @@ EOF
   timeout 8 "$FS" bench ops -d cuda:0 --sizes 32768 --max-seconds 0.3 --overhead-calls 0 \
     --ops $MEM "${PEER[@]}" 2>/dev/null | grep -E "$ROWS"
   echo "rc=$?"
+  # The defaults in f16 and f32 once, each beside torch in the same dtype.
+  for dt in f16 f32; do
+    timeout 7 python3 tools/bench/torch_ops_peer.py --device cuda --dtype $dt --sizes 8192 \
+      --ops $MEM --max-seconds 0.2 --overhead-calls 0 > "$TMP/t_$dt.json" 2>> "$TMP/torch.err"
+    P2=()
+    [ -s "$TMP/t_$dt.json" ] && P2=(--peer-json "$TMP/t_$dt.json")
+    echo "== flagstone bench ops -d cuda:0 --dtype $dt --sizes 8192 --max-seconds 0.2 --overhead-calls 0 --ops $MEM --peer-json torch_$dt.json"
+    timeout 6 "$FS" bench ops -d cuda:0 --dtype $dt --sizes 8192 --max-seconds 0.2 \
+      --overhead-calls 0 --ops $MEM "${P2[@]}" 2>/dev/null | grep -E "$ROWS"
+  done
   # Candidates at 8192 tokens: each op reads its own meaning of the variant number (the
-  # launchers in src/ops/cuda name them): 1-3 silu_and_mul, 5-9 the row kernels.
-  for v in ${OPSBENCH_VARIANTS:-2 5 6 7 8 9}; do
-    ops=softmax,rms_norm,layer_norm,cross_entropy
-    [ "$v" -le 3 ] && ops=silu_and_mul
+  # launchers in src/ops/cuda name them).
+  for v in ${OPSBENCH_VARIANTS:-5 8 9}; do
+    ops=layer_norm,rms_norm
     echo "== FLAGSTONE_CUDA_VARIANT=$v flagstone bench ops -d cuda:0 --sizes 8192 --max-seconds 0.15 --overhead-calls 0 --ops $ops --peer-json torch.json"
     FLAGSTONE_CUDA_VARIANT=$v timeout 5 "$FS" bench ops -d cuda:0 --sizes 8192 \
       --max-seconds 0.15 --overhead-calls 0 --ops $ops "${PEER[@]}" 2>/dev/null | grep -E "$ROWS"

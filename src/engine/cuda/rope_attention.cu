@@ -170,7 +170,7 @@ bool rope_attention_supported(const RopeAttentionArgs& a, int element_bytes) {
 int64_t rope_attention_splits(const RopeAttentionArgs& a, int sms) {
   const int64_t min_keys = decode_core::keys_per_pass(a.head_dim, a.q_heads / a.kv_heads);
   const int64_t blocks = a.kv_heads * a.batch;
-  int64_t splits = std::min<int64_t>((4 * int64_t{sms} + blocks - 1) / blocks,
+  int64_t splits = std::min<int64_t>((2 * int64_t{sms} + blocks - 1) / blocks,
                                      (a.capacity + min_keys - 1) / min_keys);
   return std::max<int64_t>(1, std::min<int64_t>(splits, kMaxFusedSplits));
 }

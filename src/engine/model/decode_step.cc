@@ -177,9 +177,10 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   // Picks of kGreedyPickBytes (two i64) per block, then one ticket per row; all zero at first.
   s.pick_scratch = Tensor::empty({s.batch * kMaxGreedyChunks * 2 + s.batch}, DType::kI64, device_);
   s.pick_scratch.fill_bytes_(0);
-  // FLAGSTONE_ENGINE_ROPE_ATTENTION=1: the fused kernel, where it serves this model.
+  // The fused rotary + KV append + attention kernel where it serves this model (the default;
+  // FLAGSTONE_ENGINE_ROPE_ATTENTION=0 keeps rope_kv_write then paged_attention, for A/B).
   const char* fused = std::getenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
-  if (fused && std::string(fused) == "1" && !traits_.qk_norm && rope_cos_.dtype() == dtype_ &&
+  if (!(fused && std::string(fused) == "0") && !traits_.qk_norm && rope_cos_.dtype() == dtype_ &&
       rope_cos_.is_contiguous()) {
     Tensor probe = Tensor::empty({s.batch, heads_ + 2 * kv_heads_, head_dim_}, dtype_, device_);
     if (rope_attention_supported(rope_attention_args(s, cache, 0, probe),
@@ -222,7 +223,7 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     heads = heads.view({b, 1, hq + 2 * hk, d});
     Tensor q, k, v = heads.narrow(2, hq + hk, hk), attn;
     if (s.rope_attention) {
-      // Candidate: rotary, the KV append and attention in one engine kernel.
+      // Rotary, the KV append and attention in one engine kernel (the default).
       if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
       attn = rope_attention(s, cache, l, heads);
       if (ops_.timer()) ops_.timer()->end();

@@ -225,8 +225,8 @@ __device__ __forceinline__ void load_cols(const float* p, float (&out)[C]) {
 }
 
 // The last split's merge: warp w takes heads w, w + kWarps, ...; lane i holds header i of a chunk
-// of 8 splits and columns i * D/32 ...; the headers and the chunk's columns load together, so up
-// to 8 splits cost one round trip to L2.
+// of 16 splits and columns i * D/32 ...; the headers and the chunk's columns load together, so up
+// to 16 splits cost one round trip to L2.
 template <typename T, int D, int G>
 __device__ __forceinline__ void merge_splits(const GroupTask<T>& t) {
   constexpr int C = D / 32;
@@ -237,33 +237,33 @@ __device__ __forceinline__ void merge_splits(const GroupTask<T>& t) {
     const float* headers = head + t.splits * D;
     float big = -INFINITY, total = 0, value[C] = {};
     bool flagged = false;
-    for (int64_t s0 = 0; s0 < active; s0 += 8) {
-      const int64_t count = min(int64_t{8}, active - s0);
+    for (int64_t s0 = 0; s0 < active; s0 += 16) {
+      const int64_t count = min(int64_t{16}, active - s0);
       float4 h = make_float4(-INFINITY, 0, 0, 0);
       if (lane < count) h = __ldcg(reinterpret_cast<const float4*>(headers) + s0 + lane);
-      float cols[8][C];
+      float cols[16][C];
 #pragma unroll
-      for (int s = 0; s < 8; ++s) {
+      for (int s = 0; s < 16; ++s) {
 #pragma unroll
         for (int c = 0; c < C; ++c) cols[s][c] = 0;
         if (s < count) load_cols<C>(head + (s0 + s) * D + lane * C, cols[s]);
       }
       float mx = h.x;
 #pragma unroll
-      for (int o = 4; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
       mx = __shfl_sync(0xffffffffu, mx, 0);
       const float next = fmaxf(big, mx);
       const float correction = rescale(big, next);
       const float w = rescale(h.x, next);
       float part = h.y * w;
 #pragma unroll
-      for (int o = 4; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+      for (int o = 8; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
       total = total * correction + __shfl_sync(0xffffffffu, part, 0);
       flagged |= __any_sync(0xffffffffu, h.z != 0.0f);
 #pragma unroll
       for (int c = 0; c < C; ++c) value[c] *= correction;
 #pragma unroll
-      for (int s = 0; s < 8; ++s) {
+      for (int s = 0; s < 16; ++s) {
         const float ws = __shfl_sync(0xffffffffu, w, s);
 #pragma unroll
         for (int c = 0; c < C; ++c) value[c] += ws * cols[s][c];
@@ -303,12 +303,17 @@ __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T
   }
   // U rows per thread per pass, all loads issued before any is used. The pass count is the same
   // for every thread (rows past the end are masked), so the row-group shuffles see every lane.
+  // Software-pipelined: the next pass's loads are issued before this pass's arithmetic, so a
+  // long split keeps two passes in flight.
+  Pass<U> ps;
+  if (first)
+    ps = *first;
+  else
+    load_pass<T, D, G>(t, row_at, t.split.begin, ps, bad);
   for (int64_t base = t.split.begin; base < t.split.end; base += S::kPass) {
-    Pass<U> ps;
-    if (first && base == t.split.begin)
-      ps = *first;
-    else
-      load_pass<T, D, G>(t, row_at, base, ps, bad);
+    Pass<U> next;
+    const bool more = base + S::kPass < t.split.end;
+    if (more) load_pass<T, D, G>(t, row_at, base + S::kPass, next, bad);
     uint4(&kraw)[U] = ps.k;
     uint4(&vraw)[U] = ps.v;
     bool(&has)[U] = ps.has;
@@ -356,6 +361,7 @@ __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[g][e] += s[u][g] * vf[e];
     }
+    if (more) ps = next;
   }
 
   // The rows of a warp merge by shuffles (lanes kLanes apart hold the same elements), then the

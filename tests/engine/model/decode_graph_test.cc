@@ -219,7 +219,7 @@ TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
   }
 }
 
-// The fused rotary + KV append + attention candidate (FLAGSTONE_ENGINE_ROPE_ATTENTION=1, bf16,
+// The fused rotary + KV append + attention kernel (the default; bf16,
 // head_dim 64 and 128) against the unfused step on the same tokens, and against the float64
 // reference; CUDA only (elsewhere the step runs op by op and the variable changes nothing).
 TEST_P(DecodeStepTest, FusedRopeAttentionMatchesUnfused) {
@@ -235,9 +235,10 @@ void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
   std::string folder =
       testing::write_tiny_hf_model(sub(hidden == 256 ? "llama_h256" : "llama_h512"), "llama", tiny);
   auto ref = reference(folder);
-  std::vector<TokenId> prompt = testing::tiny_prompt(6, 5);
+  // 90 cached tokens: more than one pass of the attention's loads, so the split blocks merge.
+  std::vector<TokenId> prompt = testing::tiny_prompt(90, 5);
   auto run = [&](Model& model, const std::vector<int64_t>& feed) {
-    KvCache cache = model.new_cache(1, 48);
+    KvCache cache = model.new_cache(1, 128);
     model.forward(ids(prompt, 0, static_cast<int64_t>(prompt.size())), cache);
     std::vector<std::vector<double>> out;
     for (int64_t id : feed)
@@ -247,7 +248,15 @@ void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
   };
   std::vector<int64_t> feed{3, 17, 42, 5, 99, 7, 12, 64, 1, 30};
   auto want = run(*ref, feed);
-  auto unfused = run(*load(folder, DType::kBF16, true), feed);
+  // The fused kernel is the default; "0" selects rotary + KV append, then paged_attention.
+  ::setenv("FLAGSTONE_ENGINE_ROPE_ATTENTION", "0", 1);
+  std::vector<std::vector<double>> unfused;
+  try {
+    unfused = run(*load(folder, DType::kBF16, true), feed);
+  } catch (...) {
+    ::unsetenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
+    throw;
+  }
   ::setenv("FLAGSTONE_ENGINE_ROPE_ATTENTION", "1", 1);
   std::vector<std::vector<double>> fused;
   try {

@@ -42,8 +42,9 @@ void build_add(KernelBuilder& k) {
 }
 
 // rms_norm of the rows of a contiguous [rows, n] matrix times a weight row; N (>= n) is the
-// tile width. One program per row; `w_first` loads the weight before the reduction, so its
-// latency hides behind the row's.
+// tile width. One program per row; `w_first` (the benchmarked form) loads the weight before the
+// reduction, so its latency hides behind the row's and the compiler keeps fewer registers live
+// across the barrier (48 instead of 57 at 8 warps).
 void build_rms_norm_row(KernelBuilder& k, bool w_first) {
   int64_t width = k.meta("N");
   Value x = k.pointer_arg("x", DType::kF32);
@@ -188,45 +189,32 @@ std::vector<RowKernel> row_kernels(int64_t width, bool all) {
   using G = RowKernel::Grid;
   std::vector<RowKernel> out = {
       {"softmax", "row", build_softmax, with(warps({4, 8, 16}), "N", width), G::kRow},
-      {"rms_norm", "row", [](KernelBuilder& k) { build_rms_norm_row(k, false); },
+      {"rms_norm", "row", [](KernelBuilder& k) { build_rms_norm_row(k, true); },
        with(warps({4, 8, 16}), "N", width), G::kRow}};
   if (!all) return out;
   auto occ = [&](int64_t w, int64_t o) {
     return Config{{"N", width}, {"num_warps", w}, {"occupancy", o}};
   };
-  out.push_back({"softmax",
-                 "row+occupancy",
-                 build_softmax,
-                 {occ(4, 8), occ(4, 12), occ(8, 6), occ(8, 8)},
-                 G::kRow});
-  out.push_back(
-      {"softmax", "rows", build_softmax_rows,
-       with({Config{{"ROWS", 2}, {"num_warps", 8}}, Config{{"ROWS", 2}, {"num_warps", 16}},
-             Config{{"ROWS", 4}, {"num_warps", 16}}},
-            "N", width),
-       G::kRows});
+  // Session 12 window 1 (H200, % of copy): rms_norm with the weight loaded after the reduction
+  // 84.5 at 8 warps against 86.7 loaded before it (now the benchmarked kernel); occupancy caps
+  // 50-90; ROWS tiles 26-46 (their axis-1 reductions go through shared memory); persistent
+  // 68-86. Kept, one or two configs each, so every window re-checks them.
+  out.push_back({"softmax", "row+occupancy", build_softmax, {occ(8, 6), occ(8, 8)}, G::kRow});
+  out.push_back({"softmax", "rows", build_softmax_rows,
+                 with({Config{{"ROWS", 2}, {"num_warps", 16}}}, "N", width), G::kRows});
   out.push_back({"softmax", "persistent", build_softmax_persistent,
-                 with(persistent_configs(), "N", width), G::kPersistent});
+                 with({persistent_configs().back()}, "N", width), G::kPersistent});
+  out.push_back({"rms_norm", "row w_after", [](KernelBuilder& k) { build_rms_norm_row(k, false); },
+                 with(warps({8}), "N", width), G::kRow});
   out.push_back({"rms_norm",
                  "row+occupancy",
-                 [](KernelBuilder& k) { build_rms_norm_row(k, false); },
-                 {occ(4, 8), occ(8, 5), occ(8, 6), occ(8, 8)},
-                 G::kRow});
-  out.push_back({"rms_norm", "row w_first", [](KernelBuilder& k) { build_rms_norm_row(k, true); },
-                 with(warps({4, 8, 16}), "N", width), G::kRow});
-  out.push_back({"rms_norm",
-                 "row w_first+occupancy",
                  [](KernelBuilder& k) { build_rms_norm_row(k, true); },
-                 {occ(4, 8), occ(8, 5), occ(8, 6)},
+                 {occ(8, 5), occ(16, 3)},
                  G::kRow});
-  out.push_back(
-      {"rms_norm", "rows", build_rms_norm_rows,
-       with({Config{{"ROWS", 2}, {"num_warps", 8}}, Config{{"ROWS", 2}, {"num_warps", 16}},
-             Config{{"ROWS", 4}, {"num_warps", 16}}},
-            "N", width),
-       G::kRows});
+  out.push_back({"rms_norm", "rows", build_rms_norm_rows,
+                 with({Config{{"ROWS", 4}, {"num_warps", 16}}}, "N", width), G::kRows});
   out.push_back({"rms_norm", "persistent", build_rms_norm_persistent,
-                 with(persistent_configs(), "N", width), G::kPersistent});
+                 with({persistent_configs().back()}, "N", width), G::kPersistent});
   return out;
 }
 

@@ -313,8 +313,23 @@ TEST_P(CompilerKernels, GemmPipelineMasksTailsAndViews) {
 // tiles and the K tail, masked edges of odd width, B transposed (K-major in shared memory) and
 // unaligned strides (element loads into the swizzled layout); configs[3] copies by cp.async,
 // configs[4] by TMA where the tiles allow (the default).
+// Why `config` of `name` cannot be built for this device (its tiles need more local memory than
+// the device has: NVIDIA's OpenCL offers 48 KiB), or empty. Any other failure is the test's.
+std::string does_not_fit(const std::string& name, const Config& config, const Device& device) {
+  try {
+    kernel(name).compiled(config, device);
+  } catch (const Error& e) {
+    if (e.category() == ErrorCategory::kUnsupported) return e.message();
+    throw;
+  }
+  return "";
+}
+
 TEST_P(CompilerKernels, GemmWarpgroupTilesMasksTailsAndViews) {
   const auto& configs = kernel("gemm").configs();
+  for (size_t c : {3, 4})
+    if (std::string why = does_not_fit("gemm", configs[c], dev()); !why.empty())
+      GTEST_SKIP() << why;
   int64_t m = random_size(130, 200);
   int64_t k = random_size(70, 150) | 1, n = random_size(140, 260) | 1;
   run_matmul<BFloat16>(dev(), "gemm", configs[3], m, 256, 256, 256, 256, false);
@@ -332,6 +347,7 @@ TEST_P(CompilerKernels, GemmWarpgroupTilesMasksTailsAndViews) {
 // for views no tensor map describes.
 TEST_P(CompilerKernels, GemmTmaTilesMasksTailsAndViews) {
   const auto& configs = kernel("gemm").configs();
+  if (std::string why = does_not_fit("gemm", configs[5], dev()); !why.empty()) GTEST_SKIP() << why;
   int64_t m = random_size(130, 200);
   int64_t k = random_size(70, 150) | 1, n = random_size(140, 260) | 1;
   run_matmul<BFloat16>(dev(), "gemm", configs[5], m, 256, 256, 256, 256, false);

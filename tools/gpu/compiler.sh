@@ -70,8 +70,8 @@ suite() {
 }
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null) (t=${SECONDS}s)"
-  echo "== flagstone bench compiler --device cuda:0 --row-variants --json (t=${SECONDS}s)"
-  timeout -k 2 28 $f bench compiler --device cuda:0 --row-variants --json >/tmp/bc.json 2>/tmp/bc.err
+  echo "== flagstone bench compiler --device cuda:0 --row-variants --repeat 20 --json (t=${SECONDS}s)"
+  timeout -k 2 28 $f bench compiler --device cuda:0 --row-variants --repeat 20 --json >/tmp/bc.json 2>/tmp/bc.err
   echo "rc=$? (124: timed out)"
   tail -3 /tmp/bc.err
   python3 -c "$table" </tmp/bc.json
@@ -84,15 +84,15 @@ suite() {
   for t in compiler_cache_test compiler_cli_test; do
     timeout -k 1 6 $b/tests/compiler/$t --gtest_brief=1 2>&1 | grep -v "^Running main" | tail -4
   done
-  echo "== A/B: whole-tile vector branch (FLAGSTONE_COMPILER_VEC_UNIFORM=1), row variants (t=${SECONDS}s)"
+  echo "== A/B: whole-tile vector branch (FLAGSTONE_COMPILER_VEC_UNIFORM=1) (t=${SECONDS}s)"
   FLAGSTONE_CACHE_DIR=/tmp/flagstone-compiler-cache-u FLAGSTONE_COMPILER_VEC_UNIFORM=1 \
-    timeout -k 1 16 $f bench compiler --device cuda:0 --gemm 512 --row-variants --json >/tmp/bu.json 2>/tmp/bu.err
+    timeout -k 1 12 $f bench compiler --device cuda:0 --gemm 512 --repeat 20 --json >/tmp/bu.json 2>/tmp/bu.err
   echo "rc=$? (124: timed out)"
   tail -2 /tmp/bu.err
   python3 -c "$table" </tmp/bu.json | grep -v "^  BK=\|^gemm\|BEST"
   echo "== A/B: every sm_90 kernel built for sm_90a (FLAGSTONE_COMPILER_SM90A=1) (t=${SECONDS}s)"
   FLAGSTONE_CACHE_DIR=/tmp/flagstone-compiler-cache-a FLAGSTONE_COMPILER_SM90A=1 \
-    timeout -k 1 10 $f bench compiler --device cuda:0 --gemm 512 --json >/tmp/ba.json 2>/tmp/ba.err
+    timeout -k 1 12 $f bench compiler --device cuda:0 --gemm 512 --repeat 20 --json >/tmp/ba.json 2>/tmp/ba.err
   echo "rc=$? (124: timed out)"
   tail -2 /tmp/ba.err
   python3 -c "$table" </tmp/ba.json | grep -v "^  BK=\|^gemm\|BEST"

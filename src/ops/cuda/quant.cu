@@ -296,9 +296,8 @@ __global__ void __launch_bounds__(kVecWarps * 32, MB == 1 ? 4 : 1)
   for (int r = 0; r < MB; ++r) acc[r] = 0;
   if (n < a.n) {
     const auto* row = static_cast<const uint8_t*>(a.weight) + n * a.row_bytes;
-    for (int64_t u0 = part; u0 < units; u0 += int64_t{wpr} * U) {
-      uint2 q[U];
-      uint16_t d[U];
+    const int64_t stride = int64_t{wpr} * U;
+    auto load_step = [&](int64_t u0, uint2(&q)[U], uint16_t(&d)[U]) {
 #pragma unroll
       for (int j = 0; j < U; ++j) {
         const int64_t u = u0 + int64_t{j} * wpr;
@@ -311,6 +310,15 @@ __global__ void __launch_bounds__(kVecWarps * 32, MB == 1 ? 4 : 1)
             q[j].x = load4_even(base, quant_off);
         }
       }
+    };
+    // Software pipelined: the next step's weight words are in flight while this step computes.
+    uint2 q[U] = {};
+    uint16_t d[U] = {};
+    if (part < units) load_step(part, q, d);
+    for (int64_t u0 = part; u0 < units; u0 += stride) {
+      uint2 qn[U] = {};
+      uint16_t dn[U] = {};
+      if (u0 + stride < units) load_step(u0 + stride, qn, dn);
 #pragma unroll
       for (int j = 0; j < U; ++j) {
         const int64_t u = u0 + int64_t{j} * wpr;
@@ -346,6 +354,8 @@ __global__ void __launch_bounds__(kVecWarps * 32, MB == 1 ? 4 : 1)
           acc[r] = fmaf(scale, sum, acc[r]);
         }
       }
+#pragma unroll
+      for (int j = 0; j < U; ++j) q[j] = qn[j], d[j] = dn[j];
     }
   }
 #pragma unroll
@@ -412,8 +422,8 @@ int vec_warps_per_row(const QuantArgs& a, int unroll) {
 
 template <typename T, bool kQ8, int MB>
 cudaError_t vec_typed(const QuantArgs& a, cudaStream_t stream) {
-  // 1-2 KiB of weight in flight per warp and step.
-  constexpr int kUnroll = 8;
+  // Two steps of 4 units (0.6-1.1 KiB each) in flight per warp.
+  constexpr int kUnroll = 4;
   const int wpr = vec_warps_per_row(a, kUnroll);
   const int64_t rows_per_block = kVecWarps / wpr;
   const int64_t blocks = (a.n + rows_per_block - 1) / rows_per_block;

@@ -27,6 +27,8 @@ tg() {  # label, env assignment, model, repetitions: the tg128 row without peaks
   timeout 20 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --profile 2>&1 | grep -v "^flagstone ops" | tail -26
   echo "== llama-1b A/B (tg128, no peaks; compare with the row above)"
   tg "fused GEMV (FLAGSTONE_ENGINE_FUSED=1)" FLAGSTONE_ENGINE_FUSED=1 llama-1b 2
+  tg "fused GEMV, one tile per block (FLAGSTONE_GEMV_BPSM=8)" "FLAGSTONE_ENGINE_FUSED=1 FLAGSTONE_GEMV_BPSM=8" llama-1b 2
+  tg "fused GEMV, every product (FLAGSTONE_ENGINE_FUSED_MAX=0)" "FLAGSTONE_ENGINE_FUSED=1 FLAGSTONE_ENGINE_FUSED_MAX=0" llama-1b 2
   echo "== llama-8b bf16 tg128 (default step)"
   tg "llama-8b default" "" llama-8b 2
 } >"$o" 2>&1

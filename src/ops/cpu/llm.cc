@@ -13,7 +13,7 @@ namespace cpu {
 namespace {
 
 #ifdef FS_CPU_X86
-// AVX2/FMA rows, picked at run time by has_avx2(); tails past the last 8 lanes run the scalar
+// AVX2/FMA rows, picked at run time by has_avx2(); tails past the last full step run the scalar
 // formula of the portable loops.
 
 // o = silu(g) * u over a row: g / (1 + exp(-g)) * u, exp at the output's precision (exp8 for

@@ -13,7 +13,7 @@ namespace {
 
 #ifdef FS_CPU_X86
 // AVX2/FMA rows (picked at run time by has_avx2): the same passes as the portable loops below,
-// 8 lanes with several accumulators, the row staying in L1/L2 between passes.
+// 16 lanes a step with several accumulators, the row staying in L1/L2 between passes.
 
 // log_softmax of one row: the one-sweep statistics, then (x - max) - log(sum), rereading the
 // row from cache (L2, or L3 for vocabulary-sized rows). In that order, as torch has it: x - max

@@ -267,7 +267,11 @@ __global__ void __launch_bounds__(kThreads, 3)
   int64_t row = tile * rows_per_block + warp / wpr;
   if (row < a.n) load_group(row, c0);
   wait_previous_grid();
-  stage_x<T, MB>(a, xs, kp, partial);
+  // Without a prologue x is read where it lies (L1/L2), as the plain GEMV does: no staging.
+  const bool staged = a.prologue != GemvPrologue::kNone;
+  const uint4* xg = static_cast<const uint4*>(a.x);
+  const int64_t xld = a.ldx / V;
+  if (staged) stage_x<T, MB>(a, xs, kp, partial);
   __syncthreads();
   release_next_grid();
   for (;;) {
@@ -282,7 +286,8 @@ __global__ void __launch_bounds__(kThreads, 3)
           if (cu < kp) {
 #pragma unroll
             for (int r = 0; r < MB; ++r)
-              if (r < m) acc[r] += dot_pack<T>(wv[u], xs[r * kp + cu]);
+              if (r < m)
+                acc[r] += dot_pack<T>(wv[u], staged ? xs[r * kp + cu] : __ldg(xg + r * xld + cu));
           }
         }
         c += U * stride;
@@ -341,7 +346,7 @@ cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
   if (wpr != 1 && wpr != 2 && wpr != 4 && wpr != 8) return cudaErrorInvalidValue;
   const int64_t rows_per_block = kWarps / wpr;
   const int64_t tiles = (a.n + rows_per_block - 1) / rows_per_block;
-  const size_t smem = static_cast<size_t>(a.m * kp) * 16;
+  const size_t smem = a.prologue == GemvPrologue::kNone ? 0 : static_cast<size_t>(a.m * kp) * 16;
   static const int bpsm_env = env_int("FLAGSTONE_GEMV_BPSM");
   int bpsm = a.blocks_per_sm ? a.blocks_per_sm : bpsm_env;
   auto kernel = fused_gemv_kernel<T, MB>;

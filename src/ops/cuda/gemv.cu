@@ -179,7 +179,8 @@ __device__ __forceinline__ void release_next_grid() {
 // each thread has several of its (L2-resident) loads in flight: this runs after the wait, on the
 // critical path between two kernels.
 template <typename T, int MB>
-__device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*red)[MB]) {
+__device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*red)[MB],
+                        const uint4& nw0) {
   constexpr int V = Pack<T>::kCount;
   const int m = static_cast<int>(a.m);
   const T* x = static_cast<const T*>(a.x);
@@ -237,7 +238,8 @@ __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t kp, float (*r
     for (int64_t p = threadIdx.x; p < kp; p += kThreads) {
       float v[V], wv[V];
       unpack<T>(xs[r * kp + p], v);
-      unpack<T>(__ldg(reinterpret_cast<const uint4*>(nw + p * V)), wv);
+      // The thread's first pack of the norm weight was loaded before the wait.
+      unpack<T>(p == threadIdx.x ? nw0 : __ldg(reinterpret_cast<const uint4*>(nw + p * V)), wv);
 #pragma unroll
       for (int e = 0; e < V; ++e) v[e] = v[e] * scale * wv[e];
       xs[r * kp + p] = pack<T>(v);
@@ -266,12 +268,16 @@ __global__ void __launch_bounds__(kThreads, 3)
   int64_t tile = blockIdx.x;
   int64_t row = tile * rows_per_block + warp / wpr;
   if (row < a.n) load_group(row, c0);
+  // The norm weight is a model weight too: its first pack loads before the wait as well.
+  uint4 nw0 = make_uint4(0, 0, 0, 0);
+  if (a.prologue == GemvPrologue::kRmsNorm && threadIdx.x < kp)
+    nw0 = __ldg(reinterpret_cast<const uint4*>(static_cast<const T*>(a.norm_weight)) + threadIdx.x);
   wait_previous_grid();
   // Without a prologue x is read where it lies (L1/L2), as the plain GEMV does: no staging.
   const bool staged = a.prologue != GemvPrologue::kNone;
   const uint4* xg = static_cast<const uint4*>(a.x);
   const int64_t xld = a.ldx / V;
-  if (staged) stage_x<T, MB>(a, xs, kp, partial);
+  if (staged) stage_x<T, MB>(a, xs, kp, partial, nw0);
   __syncthreads();
   release_next_grid();
   for (;;) {

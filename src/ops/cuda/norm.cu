@@ -18,13 +18,15 @@ namespace {
 // Default kernel variants (tuning_variant), the fastest correct ones of session 12's first H200
 // window (ops_cuda_row_timing at 8192 x 32000 / 8192 x 4096, copy peak 4228 GB/s): softmax 6
 // (lean row in registers, 96.5% bf16 / 97.0% f16) and 5 for f32 (row through shared memory,
-// 97.0%); rms_norm 5 (row through shared memory, 88.6 / 87.9 / 92.2%). layer_norm 5 (row through
-// shared memory, two reductions around the row's first element; window 2: 72.1 / 73.2 / 89.7%
-// in bf16 / f16 / f32, within 1% of the fastest variant of each dtype and correct on offset rows).
+// 97.0%); rms_norm 5 (row through shared memory, 88.6 / 87.9 / 92.2%). layer_norm (window 2,
+// both correct on offset rows): 8 for 16-bit (two warps per row: 72.9 / 72.9% in the row timing,
+// 72.6% in the bench, where the shared-memory row measured 62.9%) and 5 for f32 (row through
+// shared memory, 89.7%).
 template <typename T>
 constexpr int kSoftmaxVariant = std::is_same_v<T, float> ? 5 : 6;
 constexpr int kRmsVariant = 5;
-constexpr int kLayerNormVariant = 5;
+template <typename T>
+constexpr int kLayerNormVariant = std::is_same_v<T, float> ? 5 : 8;
 
 constexpr int64_t kCacheElements = 12288;  // 48 KiB of f32: the default dynamic smem limit
 
@@ -531,7 +533,7 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   // 7-9: norm_group with 16, 8, 4 packs per thread. (Session 11's register variants 1-4 and 6
   // lost in every window and merged the moments with Chan's formula, which loses bits on rows
   // far from zero: removed.)
-  const int v = tuning_variant(kLayerNormVariant);
+  const int v = tuning_variant(kLayerNormVariant<T>);
   if (v == 5) {
     int t = raw_threads<T>(n, 4, {out, x, weight, bias}, 512);
     size_t smem = static_cast<size_t>(n) * sizeof(T);

@@ -70,9 +70,10 @@ int64_t DecoderModel::fused_max_elements() const {
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  StepPrologue prologue, const Tensor& norm,
                                  const Tensor& residual) const {
-  const int64_t n = weight.size(0), k = weight.size(1);
+  const int64_t k = weight.size(1);
   const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
+  const int64_t n = weight.size(0);
   if (fused_mode() != FusedMode::kOff && weight.numel() <= fused_max_elements() &&
       weight.dtype() == dtype_ && x.dtype() == dtype_ && x.is_contiguous() &&
       weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&

@@ -11,6 +11,7 @@
 
 #include "cuda/kernels.h"
 #include "flagstone/runtime/graph.h"
+#include "graph_timing.h"
 #include "ops/ops_test_util.h"
 
 namespace {
@@ -28,30 +29,6 @@ constexpr const char* kUsage =
 
 void* address_of(const Tensor& t) {
   return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-}
-
-// Median microseconds per call of `calls` recorded once in a graph and replayed.
-double graph_us(const Device& dev, int calls, const std::function<void(int)>& one) {
-  for (int i = 0; i < calls; ++i) one(i);  // first use (scratch) outside capture
-  auto graph = runtime::Graph::capture(
-      dev,
-      [&] {
-        for (int i = 0; i < calls; ++i) one(i);
-      },
-      dev.allocator().create_pool());
-  runtime::Stream stream = runtime::Stream::default_stream(dev);
-  graph.replay();
-  std::vector<double> us;
-  for (int r = 0; r < 9; ++r) {
-    runtime::Event start(dev), end(dev);
-    start.record(stream);
-    graph.replay();
-    end.record(stream);
-    end.synchronize();
-    us.push_back(1e3 * start.elapsed_ms(end) / calls);
-  }
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
 }
 
 std::vector<int64_t> parse_list(const char* text) {
@@ -118,7 +95,7 @@ int main(int argc, char** argv) {
         Tensor lens = testing::make_tensor({static_cast<double>(n)}, {1}, DType::kI64, dev);
         std::vector<Tensor> out{Tensor::empty({1, hq, d}, DType::kBF16, dev)};
         const int calls = std::max(copies, 16);
-        double op_us = graph_us(dev, calls, [&](int i) {
+        double op_us = test::graph_us(dev, calls, 9, [&](int i) {
           call_out("paged_attention", {q, kc[i % copies], vc[i % copies], bt, lens}, {}, out);
         });
         std::printf("%-6lld %-6lld %-6s %10.2f %9.0f", static_cast<long long>(d),
@@ -142,7 +119,7 @@ int main(int argc, char** argv) {
           a.counters = reinterpret_cast<unsigned*>(static_cast<char*>(scratch.handle()) +
                                                    scratch.size() - 4096);
           auto native = static_cast<cudaStream_t>(dev.impl().default_stream().native_handle());
-          double us = graph_us(dev, calls, [&](int i) {
+          double us = test::graph_us(dev, calls, 9, [&](int i) {
             a.k = address_of(kc[i % copies]), a.v = address_of(vc[i % copies]);
             cudaError_t e = cuda::launch_decode_attention(DType::kBF16, a, native);
             if (e != cudaSuccess) throw_error(ErrorCategory::kBackend, cudaGetErrorString(e));

@@ -13,12 +13,15 @@
 #include "cuda/gemv.h"
 #include "flagstone/base/half.h"
 #include "flagstone/runtime/graph.h"
+#include "graph_timing.h"
 #include "ops/ops_test_util.h"
 
 namespace {
 
 using namespace flagstone;
 using namespace flagstone::ops;
+using flagstone::ops::test::copy_gbps;
+using flagstone::ops::test::graph_us;
 
 constexpr const char* kUsage =
     "usage: ops_cuda_gemv_timing [--dtype bf16|f16|f32] [--rows 1,4,8] [--shapes NxK,...]\n"
@@ -58,49 +61,6 @@ std::vector<Dims> parse_shapes(const char* text) {
     p = *end == ',' ? end + 1 : end;
   }
   return out;
-}
-
-// Median microseconds per call of `calls` recorded once in a graph and replayed `reps` times.
-double graph_us(const Device& dev, int calls, int reps, const std::function<void(int)>& one) {
-  for (int i = 0; i < calls; ++i) one(i);  // first use (handles, workspaces) outside capture
-  auto graph = runtime::Graph::capture(
-      dev,
-      [&] {
-        for (int i = 0; i < calls; ++i) one(i);
-      },
-      dev.allocator().create_pool());
-  runtime::Stream stream = runtime::Stream::default_stream(dev);
-  graph.replay();
-  std::vector<double> us;
-  for (int r = 0; r < reps; ++r) {
-    runtime::Event start(dev), end(dev);
-    start.record(stream);
-    graph.replay();
-    end.record(stream);
-    end.synchronize();
-    us.push_back(1e3 * start.elapsed_ms(end) / calls);
-  }
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
-}
-
-double copy_gbps(const Device& dev) {
-  const size_t bytes = size_t{1} << 30;
-  runtime::Buffer a = runtime::Buffer::allocate(dev, bytes),
-                  b = runtime::Buffer::allocate(dev, bytes);
-  runtime::Stream stream = runtime::Stream::default_stream(dev);
-  runtime::fill_bytes(stream, a, 0, bytes, 1);
-  std::vector<double> ms;
-  for (int i = 0; i < 12; ++i) {
-    runtime::Event start(dev), end(dev);
-    start.record(stream);
-    runtime::copy_device_to_device(stream, b, 0, a, 0, bytes);
-    end.record(stream);
-    end.synchronize();
-    if (i >= 2) ms.push_back(start.elapsed_ms(end));
-  }
-  std::sort(ms.begin(), ms.end());
-  return 2.0 * static_cast<double>(bytes) / (ms[ms.size() / 2] * 1e6);
 }
 
 const Implementation* impl_of(const char* op, Provider provider) {

@@ -22,6 +22,7 @@ using namespace flagstone;
 using namespace flagstone::ops;
 using flagstone::ops::test::copy_gbps;
 using flagstone::ops::test::graph_us;
+using flagstone::ops::test::random_quant;
 
 constexpr const char* kUsage =
     "usage: ops_cuda_quant_timing [--dtype bf16|f16|f32] [--rows N] [--shapes NxK,...]\n"
@@ -59,23 +60,6 @@ std::vector<std::string> parse_names(const std::string& text) {
     pos = end + 1;
   }
   return out;
-}
-
-// GGUF q8_0 / q4_0 bytes: valid f16 scales in [0.005, 0.02), pseudo-random quants.
-Tensor random_quant(DType q, const Dims& d, uint64_t seed, const Device& dev) {
-  size_t block = dtype_info(q).block_bytes;
-  size_t bytes = static_cast<size_t>(d.n * d.k / 32) * block;
-  std::vector<uint8_t> host(bytes);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i + 8 <= bytes; i += 8) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    std::memcpy(&host[i], &s, 8);
-  }
-  for (size_t b = 0; b < bytes; b += block) {
-    uint16_t h = Half(0.005f + 0.015f * static_cast<float>(host[b + 2]) / 255.0f).bits;
-    std::memcpy(&host[b], &h, 2);
-  }
-  return Tensor::from_host(host.data(), bytes, {d.n, d.k}, q, dev);
 }
 
 }  // namespace
@@ -130,7 +114,7 @@ int main(int argc, char** argv) {
     uint64_t seed = 1;
     for (const Dims& d : shapes) {
       for (DType qt : {DType::kQ8_0, DType::kQ4_0}) {
-        Tensor w0 = random_quant(qt, d, seed++, dev);
+        Tensor w0 = random_quant(qt, d.n, d.k, seed++, dev);
         double wbytes = static_cast<double>(w0.nbytes());
         int copies = static_cast<int>(std::clamp(256.0 * 1024 * 1024 / wbytes, 1.0, 48.0));
         std::vector<Tensor> ws{w0};

@@ -1,6 +1,7 @@
-// The decode step's fused matrix products: each one-token linear takes the norm or silu * up in
-// front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer runs
-// five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
+// The decode step's matrix products: the plain GEMV with its weights streamed early (the
+// default), and the opt-in fused form in which each one-token linear takes the norm or silu * up
+// in front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer
+// runs five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -121,6 +122,50 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
   if (prologue == StepPrologue::kSiluMul) in = ops_.silu_and_mul(x);
   Tensor y = ops_.linear(in.reshape({rows, 1, k}), weight, bias);
   return residual.defined() ? ops_.add(y, residual.reshape(y.shape())) : y;
+}
+
+Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const Tensor& bias) const {
+  const int64_t n = weight.size(0), k = weight.size(1), rows = x.numel() / k;
+#ifdef FLAGSTONE_HAVE_CUDA
+  // The ops library's GEMV with its first weight loads issued before it waits for the kernel in
+  // front (PDL): the step's weights never change while it runs, so their streaming starts under
+  // the norm, attention or activation before the product. Products the ops library would give to
+  // cuBLAS (more than 4096 features or 8192 inputs: gate/up, the head) stay with the ops library.
+  // FLAGSTONE_ENGINE_STEP_GEMV=0 runs every product through the ops library (for A/B), =all
+  // gives them all to the early GEMV.
+  static const std::string mode = [] {
+    const char* env = std::getenv("FLAGSTONE_ENGINE_STEP_GEMV");
+    return std::string(env ? env : "");
+  }();
+  const bool fits = mode == "all" || (n <= 4096 && k <= 8192);
+  if (mode != "0" && fits && rows <= ops::cuda::kGemvMaxRows && weight.dtype() == dtype_ &&
+      x.dtype() == dtype_ && x.is_contiguous() && weight.is_contiguous() &&
+      (!bias.defined() || (bias.is_contiguous() && bias.dtype() == dtype_))) {
+    Tensor out = Tensor::empty({rows, 1, n}, dtype_, device_);
+    ops::cuda::GemvArgs a;
+    a.m = rows, a.n = n, a.k = k;
+    a.x = address_of(x);
+    a.w = address_of(weight);
+    a.bias = bias.defined() ? address_of(bias) : nullptr;
+    a.out = address_of(out);
+    a.ldx = k, a.ldw = k, a.ldo = n;
+    a.early_weights = true;
+    if (ops_.timer())
+      ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " early", weight.nbytes());
+    const char* error = use_cuda_device(device_.index());
+    cudaError_t status = cudaSuccess;
+    if (*error == '\0')
+      status = ops::cuda::launch_gemv(
+          dtype_, a, static_cast<cudaStream_t>(device_.impl().default_stream().native_handle()));
+    if (ops_.timer()) ops_.timer()->end();
+    FS_CHECK(*error == '\0', kBackend, "linear ", shape_to_string(weight.shape()), " on ",
+             device_.spec(), ": ", error);
+    FS_CHECK(status == cudaSuccess, kBackend, "linear ", shape_to_string(weight.shape()), " on ",
+             device_.spec(), ": ", cudaGetErrorString(status));
+    return out;
+  }
+#endif
+  return ops_.linear(x.reshape({rows, 1, k}), weight, bias);
 }
 
 }  // namespace flagstone::engine::detail

@@ -218,7 +218,7 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
         std::tie(h, residual) =
             ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
       }
-      heads = ops_.linear(h, layer.qkv, layer.qkv_bias);
+      heads = step_product(h, layer.qkv, layer.qkv_bias);
     }
     heads = heads.view({b, 1, hq + 2 * hk, d});
     Tensor q, k, v = heads.narrow(2, hq + hk, hk), attn;
@@ -253,10 +253,10 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
       residual = step_linear(gate_up, layer.down, {}, StepPrologue::kSiluMul, {}, residual);
       continue;
     }
-    attn = ops_.linear(attn.reshape({b, 1, hq * d}), layer.o);
+    attn = step_product(attn.reshape({b, 1, hq * d}), layer.o);
     std::tie(h, residual) =
         ops_.add_rms_norm(attn, residual, layer.post_norm, config_.rms_norm_eps);
-    mlp_out = ops_.linear(ops_.silu_and_mul(ops_.linear(h, layer.gate_up)), layer.down);
+    mlp_out = step_product(ops_.silu_and_mul(step_product(h, layer.gate_up)), layer.down);
   }
   Tensor logits;
   if (fused == FusedMode::kAll) {

@@ -74,6 +74,9 @@ class DecoderModel : public Model {
   int64_t fused_max_elements() const;  // wider weights run their ops unfused
   Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                      StepPrologue prologue, const Tensor& norm, const Tensor& residual) const;
+  // A one-token product of the step, x [rows, 1, k] by weight [n, k] (the ops library's GEMV
+  // with early weight loads where it serves, else ops linear); returns [rows, 1, n].
+  Tensor step_product(const Tensor& x, const Tensor& weight, const Tensor& bias = {}) const;
   void check_forward(const Tensor& tokens, const KvCache& cache) const;
   bool decode_on_device(const KvCache& cache) const;
   // One step; returns the logits (a copy), or with `greedy` the argmax ids the step wrote into

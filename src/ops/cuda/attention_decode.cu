@@ -4,12 +4,11 @@
 // fixed at launch (graph-safe); each block sizes its share from the live length it reads on the
 // device, so short contexts use few blocks and idle splits exit before waiting on the previous
 // kernel; the last block of a group to finish merges the splits (no second kernel).
-#include <cstdlib>
-#include <cstring>
 
 #include "cuda/attention_decode.cuh"
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
 
 namespace flagstone::ops::cuda {
 namespace {
@@ -106,33 +105,11 @@ __global__ void __launch_bounds__(kThreads) decode_attention(AttentionArgs a) {
   }
 }
 
-// Programmatic dependent launch on devices of compute capability 9.0 and up, unless
-// FLAGSTONE_CUDA_PDL=0 (to measure what it saves).
-bool use_pdl() {
-  static const bool allowed = [] {
-    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
-  if (!allowed) return false;
-  int device = 0, major = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
-    return false;
-  return major >= 9;
-}
-
 template <typename T, int D, int G, bool kPaged>
 cudaError_t launch_kernel(const AttentionArgs& a, cudaStream_t stream) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
-                        static_cast<unsigned>(a.batch));
-  config.blockDim = dim3(kThreads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (use_pdl()) config.attrs = attribute, config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, decode_attention<T, D, G, kPaged>, a);
+  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
+                  static_cast<unsigned>(a.batch));
+  return launch_with_pdl(decode_attention<T, D, G, kPaged>, grid, dim3(kThreads), 0, stream, a);
 }
 
 template <typename T, int D, int G>

@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "cuda/pdl.cuh"
+
 namespace flagstone::decode_core {
 
 inline constexpr int kThreads = 128;  // four warps
@@ -75,19 +77,9 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
   for (int i = 0; i < 8; ++i) out[i] = to_float(v[i]);
 }
 
-// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while
-// the previous kernel of the stream finishes; it waits here before reading what that kernel
-// wrote, and lets the next kernel start early. Without the attribute both are no-ops.
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void allow_next_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
+// Programmatic dependent launch: the waits and releases of cuda/pdl.cuh.
+using ops::cuda::allow_next_kernel;
+using ops::cuda::wait_for_previous_kernel;
 
 // exp2(x - m) for an online softmax whose running max may still be -inf (then 0, not NaN).
 __device__ __forceinline__ float rescale(float x, float m) {

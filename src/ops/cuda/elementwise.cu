@@ -2,6 +2,7 @@
 // broadcast and views), f32/f16/bf16 casts, and the fused gated activations of MLP blocks.
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
 
 namespace flagstone::ops::cuda {
 namespace {
@@ -232,6 +233,9 @@ __global__ void act_mul_u(T* out, const T* x, uint32_t per_row, uint32_t packs) 
   constexpr int N = Pack<T>::kCount;
   const uint32_t base = blockIdx.x * (U * blockDim.x) + threadIdx.x;
   const size_t d = size_t{per_row} * N;
+  // Launched with PDL (a decode step's one-row activation): wait for the kernel that wrote x.
+  wait_for_previous_kernel();
+  allow_next_kernel();
   uint4 g[U], u[U];
   size_t at[U];
 #pragma unroll
@@ -279,14 +283,15 @@ cudaError_t act_typed(void* out, const void* x, int64_t rows, int64_t d, cudaStr
   // No grid stride: grid_for's 2^20 blocks of one pack each per thread cover 2^28 packs.
   if (packed && packs <= (int64_t{1} << 28) && v >= 1 && v <= 3) {
     const auto per_row = static_cast<uint32_t>(d / N), up = static_cast<uint32_t>(packs);
+    const unsigned per = v == 1 ? 1 : v == 2 ? 2 : 4;
+    const dim3 grid = grid_for((packs + per - 1) / per, kThreads);
     if (v == 1)
-      act_mul_u<T, A, 1><<<grid_for(packs, kThreads), kThreads, 0, stream>>>(o, in, per_row, up);
-    else if (v == 2)
-      act_mul_u<T, A, 2>
-          <<<grid_for((packs + 1) / 2, kThreads), kThreads, 0, stream>>>(o, in, per_row, up);
-    else
-      act_mul_u<T, A, 4>
-          <<<grid_for((packs + 3) / 4, kThreads), kThreads, 0, stream>>>(o, in, per_row, up);
+      return launch_with_pdl(act_mul_u<T, A, 1>, grid, dim3(kThreads), 0, stream, o, in, per_row,
+                             up);
+    if (v == 2)
+      return launch_with_pdl(act_mul_u<T, A, 2>, grid, dim3(kThreads), 0, stream, o, in, per_row,
+                             up);
+    return launch_with_pdl(act_mul_u<T, A, 4>, grid, dim3(kThreads), 0, stream, o, in, per_row, up);
   } else if (packed)
     act_mul_packed<T, A>
         <<<grid_for(rows * (d / N), kThreads), kThreads, 0, stream>>>(o, in, rows, d);

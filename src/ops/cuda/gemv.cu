@@ -7,6 +7,7 @@
 
 #include "cuda/device_utils.cuh"
 #include "cuda/gemv.h"
+#include "cuda/pdl.cuh"
 
 namespace flagstone::ops::cuda {
 namespace {
@@ -51,17 +52,34 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, int wpr) {
   float acc[MB];
 #pragma unroll
   for (int r = 0; r < MB; ++r) acc[r] = 0;
+  const T* w = static_cast<const T*>(a.w) + (n < a.n ? n : 0) * a.ldw;
+  const int64_t stride = int64_t{32} * wpr;
+  // With early_weights the first step's weight loads go out before the wait below, so under PDL
+  // they overlap the previous kernel (weights are never written by it).
+  uint4 wv[kVec ? U : 1];
+  bool preloaded = false;
+  if constexpr (kVec) {
+    constexpr int V = Pack<T>::kCount;
+    const int64_t c = int64_t{part} * 32 + lane;
+    if (a.early_weights && n < a.n && c + (U - 1) * stride < a.k / V) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) wv[u] = load_once(w + (c + u * stride) * V);
+      preloaded = true;
+    }
+  }
+  wait_for_previous_kernel();
+  allow_next_kernel();
   if (n < a.n) {
-    const T* w = static_cast<const T*>(a.w) + n * a.ldw;
-    const int64_t stride = int64_t{32} * wpr;
     if constexpr (kVec) {
       constexpr int V = Pack<T>::kCount;
       const int64_t chunks = a.k / V;
       int64_t c = int64_t{part} * 32 + lane;
       for (; c + (U - 1) * stride < chunks; c += U * stride) {
-        uint4 wv[U];
+        if (!preloaded) {
 #pragma unroll
-        for (int u = 0; u < U; ++u) wv[u] = load_once(w + (c + u * stride) * V);
+          for (int u = 0; u < U; ++u) wv[u] = load_once(w + (c + u * stride) * V);
+        }
+        preloaded = false;
 #pragma unroll
         for (int u = 0; u < U; ++u) {
 #pragma unroll
@@ -123,8 +141,8 @@ cudaError_t run(const GemvArgs& a, int wpr, cudaStream_t stream) {
   const int64_t rows_per_block = kWarps / wpr;
   const int64_t blocks = (a.n + rows_per_block - 1) / rows_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  gemv_kernel<T, MB, U, kVec><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a, wpr);
-  return cudaGetLastError();
+  return launch_with_pdl(gemv_kernel<T, MB, U, kVec>, dim3(static_cast<unsigned>(blocks)),
+                         dim3(kThreads), 0, stream, a, wpr);
 }
 
 template <typename T, int U>
@@ -163,17 +181,6 @@ cudaError_t launch_typed(const GemvArgs& a, cudaStream_t stream) {
 // are issued before this tile's reduction, and the first tile's before waiting on the previous
 // kernel (weights never depend on it), so a launch's ramp-up hides under its predecessor's tail.
 constexpr int kFusedUnroll = 8;
-
-__device__ __forceinline__ void wait_previous_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void release_next_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
 
 // x rows -> shared memory (m rows of kp packs), with the prologue applied. The loops unroll so
 // each thread has several of its (L2-resident) loads in flight: this runs after the wait, on the
@@ -272,14 +279,14 @@ __global__ void __launch_bounds__(kThreads, 3)
   uint4 nw0 = make_uint4(0, 0, 0, 0);
   if (a.prologue == GemvPrologue::kRmsNorm && threadIdx.x < kp)
     nw0 = __ldg(reinterpret_cast<const uint4*>(static_cast<const T*>(a.norm_weight)) + threadIdx.x);
-  wait_previous_grid();
+  wait_for_previous_kernel();
   // Without a prologue x is read where it lies (L1/L2), as the plain GEMV does: no staging.
   const bool staged = a.prologue != GemvPrologue::kNone;
   const uint4* xg = static_cast<const uint4*>(a.x);
   const int64_t xld = a.ldx / V;
   if (staged) stage_x<T, MB>(a, xs, kp, partial, nw0);
   __syncthreads();
-  release_next_grid();
+  allow_next_kernel();
   for (;;) {
     float acc[MB];
 #pragma unroll

@@ -31,6 +31,9 @@ struct GemvArgs {
   // Tuning overrides for the timing tool; 0 picks from the shape and the device's SM count.
   int warps_per_row = 0;
   int unroll = 0;
+  // The caller promises that no kernel still running before this one writes w (the decode step's
+  // constant weights): the first weight loads may then start before the previous kernel ends.
+  bool early_weights = false;
 };
 
 cudaError_t launch_gemv(DType dtype, const GemvArgs& args, cudaStream_t stream);

@@ -377,19 +377,24 @@ bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const 
   const auto grid = static_cast<unsigned>((rows + per_block - 1) / per_block);
   const auto ur = static_cast<uint32_t>(rows);
   const auto un = static_cast<uint32_t>(n);
+  const dim3 blocks(grid), threads(256);
+  cudaError_t e;
   if (!kLayer && r && p == 8)
-    rows::norm_group<T, 8, false, true>
-        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+    e = launch_with_pdl(rows::norm_group<T, 8, false, true>, blocks, threads, 0, stream, o, ro, x,
+                        r, w, b, ur, un, width, eps);
   else if (!kLayer && r)
-    rows::norm_group<T, 4, false, true>
-        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+    e = launch_with_pdl(rows::norm_group<T, 4, false, true>, blocks, threads, 0, stream, o, ro, x,
+                        r, w, b, ur, un, width, eps);
   else if (p == 16)
-    rows::norm_group<T, 16, kLayer>
-        <<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+    e = launch_with_pdl(rows::norm_group<T, 16, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
   else if (p == 8)
-    rows::norm_group<T, 8, kLayer><<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+    e = launch_with_pdl(rows::norm_group<T, 8, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
   else
-    rows::norm_group<T, 4, kLayer><<<grid, 256, 0, stream>>>(o, ro, x, r, w, b, ur, un, width, eps);
+    e = launch_with_pdl(rows::norm_group<T, 4, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
+  (void)e;  // the caller reads launch errors with cudaGetLastError, as after <<<>>>
   return true;
 }
 

@@ -84,24 +84,31 @@ TEST(CudaGemv, EveryTuningVariantMatchesReference) {
       Tensor b = random_tensor(rng, {n}, d, dev, -1, 1);
       auto want = call_reference("linear", {x, w, b}, {});
       for (int wpr : {1, 2, 4, 8})
-        for (int unroll : {4, 8}) {
-          SCOPED_TRACE(std::string(dtype_name(d)) + " m=" + std::to_string(m) +
-                       " warps/row=" + std::to_string(wpr) + " unroll=" + std::to_string(unroll));
-          Tensor out = Tensor::empty({m, n}, d, dev);
-          poison(out);
-          auto ptr = [](const Tensor& t) {
-            return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-          };
-          cuda::GemvArgs a;
-          a.out = ptr(out), a.x = ptr(x), a.w = ptr(w), a.bias = ptr(b);
-          a.m = m, a.n = n, a.k = k, a.ldx = k, a.ldw = k, a.ldo = n;
-          a.warps_per_row = wpr, a.unroll = unroll;
-          auto stream = static_cast<cudaStream_t>(
-              runtime::Stream::default_stream(dev).impl().native_handle());
-          ASSERT_EQ(cuda::launch_gemv(d, a, stream), cudaSuccess);
-          std::string diff = compare(out, want[0], tolerance(d, k));
-          EXPECT_TRUE(diff.empty()) << diff;
-        }
+        for (int unroll : {4, 8})
+          for (bool early : {false, true}) {
+            SCOPED_TRACE(std::string(dtype_name(d)) + " m=" + std::to_string(m) +
+                         " warps/row=" + std::to_string(wpr) + " unroll=" + std::to_string(unroll) +
+                         (early ? " early weights" : ""));
+            Tensor out = Tensor::empty({m, n}, d, dev);
+            poison(out);
+            // x is written by the kernels just before the product (a poison fill, then a copy):
+            // with early weight loads under PDL the product must still wait for them.
+            Tensor xs = Tensor::empty({m, k}, d, dev);
+            poison(xs);
+            xs.copy_(x);
+            auto ptr = [](const Tensor& t) {
+              return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+            };
+            cuda::GemvArgs a;
+            a.out = ptr(out), a.x = ptr(xs), a.w = ptr(w), a.bias = ptr(b);
+            a.m = m, a.n = n, a.k = k, a.ldx = k, a.ldw = k, a.ldo = n;
+            a.warps_per_row = wpr, a.unroll = unroll, a.early_weights = early;
+            auto stream = static_cast<cudaStream_t>(
+                runtime::Stream::default_stream(dev).impl().native_handle());
+            ASSERT_EQ(cuda::launch_gemv(d, a, stream), cudaSuccess);
+            std::string diff = compare(out, want[0], tolerance(d, k));
+            EXPECT_TRUE(diff.empty()) << diff;
+          }
     }
 }
 

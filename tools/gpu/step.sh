@@ -42,4 +42,6 @@ tg() {  # label, env assignments, model, repetitions
   tg "default" "" llama-8b 1
   tg "FLAGSTONE_CUDA_PDL=0" "FLAGSTONE_CUDA_PDL=0" llama-8b 1
   tg "FLAGSTONE_ENGINE_STEP_GEMV=all" "FLAGSTONE_ENGINE_STEP_GEMV=all" llama-8b 1
+  echo "== gemv timing"
+  timeout 30 $b/tests/ops/cuda/ops_cuda_gemv_timing 2>&1 | tail -30
 } >"$o" 2>&1

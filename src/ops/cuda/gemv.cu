@@ -74,12 +74,20 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, int wpr) {
       constexpr int V = Pack<T>::kCount;
       const int64_t chunks = a.k / V;
       int64_t c = int64_t{part} * 32 + lane;
-      for (; c + (U - 1) * stride < chunks; c += U * stride) {
-        if (!preloaded) {
+      // Software pipelined: each step's products run while the next step's loads are in flight,
+      // so a warp whose row takes several steps (down, gate/up) never waits with none out.
+      if (!preloaded && c + (U - 1) * stride < chunks) {
 #pragma unroll
-          for (int u = 0; u < U; ++u) wv[u] = load_once(w + (c + u * stride) * V);
+        for (int u = 0; u < U; ++u) wv[u] = load_once(w + (c + u * stride) * V);
+      }
+      for (; c + (U - 1) * stride < chunks; c += U * stride) {
+        const int64_t next = c + U * stride;
+        const bool more = next + (U - 1) * stride < chunks;
+        uint4 nv[U];
+        if (more) {
+#pragma unroll
+          for (int u = 0; u < U; ++u) nv[u] = load_once(w + (next + u * stride) * V);
         }
-        preloaded = false;
 #pragma unroll
         for (int u = 0; u < U; ++u) {
 #pragma unroll
@@ -89,6 +97,10 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, int wpr) {
               acc[r] += dot_pack<T>(wv[u], __ldg(reinterpret_cast<const uint4*>(xr)));
             }
           }
+        }
+        if (more) {
+#pragma unroll
+          for (int u = 0; u < U; ++u) wv[u] = nv[u];
         }
       }
       for (; c < chunks; c += stride) {

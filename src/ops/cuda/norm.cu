@@ -9,7 +9,9 @@
 #include <utility>
 
 #include "cuda/device_utils.cuh"
+#include "cuda/gemv.h"
 #include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
 #include "cuda/rows.cuh"
 
 namespace flagstone::ops::cuda {
@@ -379,7 +381,13 @@ bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const 
   const auto un = static_cast<uint32_t>(n);
   const dim3 blocks(grid), threads(256);
   cudaError_t e;
-  if (!kLayer && r && p == 8)
+  if (!kLayer && r && p == 2)
+    e = launch_with_pdl(rows::norm_group<T, 2, false, true>, blocks, threads, 0, stream, o, ro, x,
+                        r, w, b, ur, un, width, eps);
+  else if (!kLayer && p == 2)
+    e = launch_with_pdl(rows::norm_group<T, 2, false>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
+  else if (!kLayer && r && p == 8)
     e = launch_with_pdl(rows::norm_group<T, 8, false, true>, blocks, threads, 0, stream, o, ro, x,
                         r, w, b, ur, un, width, eps);
   else if (!kLayer && r)
@@ -478,6 +486,12 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   auto* xi = static_cast<const T*>(x);
   auto* ri = static_cast<const T*>(residual);
   auto* wi = static_cast<const T*>(weight);
+  // Fewer rows than SMs (a decode step's norms; no variant forced): two packs per thread, so a
+  // row is spread over up to eight warps with x, residual and weight loads all out at once, and
+  // launched with PDL.
+  if (tuning_variant_override() < 0 && rows < current_device_sm_count() &&
+      launch_group<T, false>(2, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
+    return cudaGetLastError();
   const int v = tuning_variant(kRmsVariant);
   if ((v == 5 || v == 6) && !residual) {
     int t = raw_threads<T>(n, v == 6 ? 8 : 4, {out, x, weight}, 512);

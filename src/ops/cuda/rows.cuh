@@ -288,6 +288,19 @@ __global__ void __launch_bounds__(256, 2)
       store16<false>(residual_out + at(k), raw[k]);
     }
   }
+  // With few packs per thread (the one-row norms of a decode step, spread over more warps) the
+  // weight and bias loads go out now, beside x's, not in a dependent round trip at the end.
+  constexpr bool kAffineFirst = P <= 2;
+  uint4 w_raw[kAffineFirst ? P : 1], b_raw[kAffineFirst ? P : 1];
+  if constexpr (kAffineFirst) {
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      if (!mine(k)) continue;
+      const uint32_t c = (sub + k * width) * N;
+      if (w) w_raw[k] = __ldg(reinterpret_cast<const uint4*>(w + c));
+      if (kLayer && b) b_raw[k] = __ldg(reinterpret_cast<const uint4*>(b + c));
+    }
+  }
   const float inv_n = 1.0f / static_cast<float>(n);
   // layer_norm centres on the row's first element before summing (shift): the sum of x - shift
   // and its mean are small, so x - shift - mean keeps the bits that x - mean, with mean rounded
@@ -325,8 +338,9 @@ __global__ void __launch_bounds__(256, 2)
     const uint32_t c = (sub + k * width) * N;
     float v[N], wv[N], bv[N];
     unpack<T>(raw[k], v);
-    if (w) unpack<T>(__ldg(reinterpret_cast<const uint4*>(w + c)), wv);
-    if (kLayer && b) unpack<T>(__ldg(reinterpret_cast<const uint4*>(b + c)), bv);
+    if (w) unpack<T>(kAffineFirst ? w_raw[k] : __ldg(reinterpret_cast<const uint4*>(w + c)), wv);
+    if (kLayer && b)
+      unpack<T>(kAffineFirst ? b_raw[k] : __ldg(reinterpret_cast<const uint4*>(b + c)), bv);
 #pragma unroll
     for (int j = 0; j < N; ++j)
       v[j] = ((v[j] - shift) - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);

@@ -16,31 +16,88 @@ namespace {
 // AVX2/FMA rows, picked at run time by has_avx2(); tails past the last full step run the scalar
 // formula of the portable loops.
 
-// o = silu(g) * u over a row: g / (1 + exp(-g)) * u, exp at the output's precision (exp8 for
-// f32, exp8_coarse for f16/bf16).
+// silu(g) = g / (1 + exp(-g)) on 8 lanes for g >= -87 (lower g, -inf included, goes through
+// silu_mul_slow: exp(-g) would overflow the exponent add): exp(-g) from the sign-flipped
+// polynomial of exp8_coarse (f16/bf16) or exp8's (f32), and the division as a reciprocal
+// estimate, refined by one Newton step for f32 (2^-22) and taken as is for f16/bf16 (within
+// 1.5 * 2^-12, a third of an f16 ulp): a division costs several times the rest of the lane's work
+// on this hardware. g > 87 is clamped inside the exp only, so silu(g) = g there; NaN stays NaN
+// through the final product with g.
 template <typename T>
 FS_AVX2 inline __m256 silu8(__m256 g) {
-  __m256 ng = _mm256_xor_ps(g, _mm256_set1_ps(-0.0f));
-  __m256 e = std::is_same_v<T, float> ? simd::exp8(ng) : simd::exp8_coarse(ng);
-  return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+  const __m256 shift = _mm256_set1_ps(12582912.0f);
+  __m256 gc = _mm256_min_ps(g, _mm256_set1_ps(87.0f));
+  __m256 t = _mm256_fnmadd_ps(gc, _mm256_set1_ps(1.44269504088896341f), shift);
+  __m256 fn = _mm256_sub_ps(t, shift);  // round(-g / ln2)
+  __m256 e;
+  if constexpr (std::is_same_v<T, float>) {
+    // r = -g - fn ln2 (ln2 in two parts), e^r as in exp8.
+    __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f),
+                                _mm256_xor_ps(gc, _mm256_set1_ps(-0.0f)));
+    r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  } else if constexpr (std::is_same_v<T, Half>) {
+    // s = g + fn ln2 = -r; exp_poly4(-s) with the odd coefficients negated.
+    __m256 s = _mm256_fmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), gc);
+    __m256 p = _mm256_set1_ps(4.1458606119e-2f);
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-1.6790907204e-1f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(5.0004358686e-1f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-9.9996340486e-1f));
+    e = _mm256_fmadd_ps(p, s, _mm256_set1_ps(9.9999926144e-1f));
+  } else {
+    // bf16: exp_poly3(-s), as above.
+    __m256 s = _mm256_fmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), gc);
+    __m256 p = _mm256_set1_ps(-1.6566842794e-1f);
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(5.0496333838e-1f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-1.0001641512e+0f));
+    e = _mm256_fmadd_ps(p, s, _mm256_set1_ps(9.9992805719e-1f));
+  }
+  // n = round(-g / ln2) is in [-126, 126] here: t's low bits, shifted into the exponent field.
+  e = _mm256_castsi256_ps(
+      _mm256_add_epi32(_mm256_castps_si256(e), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+  __m256 den = _mm256_add_ps(e, _mm256_set1_ps(1.0f));
+  __m256 inv = _mm256_rcp_ps(den);
+  if constexpr (std::is_same_v<T, float>)
+    inv = _mm256_mul_ps(inv, _mm256_fnmadd_ps(den, inv, _mm256_set1_ps(2.0f)));
+  return _mm256_mul_ps(g, inv);
+}
+
+// The portable formula on elements [b, e) (torch's results for g below -87: -0 or tiny, NaN
+// for -inf).
+template <typename T>
+inline void silu_mul_slow(const T* g, const T* u, T* o, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    float gv = load_f(g[i]);
+    o[i] = store_f<T>(gv / (1.0f + exp_f32(-gv)) * load_f(u[i]));
+  }
 }
 
 // `Stream`: non-temporal stores from the output's first 32-byte boundary.
 template <bool Stream, typename T>
 FS_AVX2 void silu_mul_row_avx2(const T* g, const T* u, T* o, int64_t d) {
-  auto one = [&](int64_t i) {
-    float gv = load_f(g[i]);
-    o[i] = store_f<T>(gv / (1.0f + exp_f32(-gv)) * load_f(u[i]));
-  };
   __m256 g0, g1, u0, u1;
-  int64_t i = 0;
-  if constexpr (Stream)
-    for (int64_t h = simd::aligned_head(o, d); i < h; ++i) one(i);
+  const __m256 lo = _mm256_set1_ps(-87.0f);
+  int64_t i = Stream ? simd::aligned_head(o, d) : 0;
+  silu_mul_slow(g, u, o, 0, i);
   for (; i + 16 <= d; i += 16) {
-    simd::load16(g + i, g0, g1), simd::load16(u + i, u0, u1);
+    simd::load16(g + i, g0, g1);
+    // One test for both vectors (min_ps gives its second operand for NaN, so a lane below -87
+    // is caught in either; a NaN lane is fine on the fast path).
+    if (__builtin_expect(
+            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_min_ps(g0, g1), lo, _CMP_NGE_UQ)) != 0, 0)) {
+      silu_mul_slow(g, u, o, i, i + 16);
+      continue;
+    }
+    simd::load16(u + i, u0, u1);
     simd::put16<Stream>(o + i, _mm256_mul_ps(silu8<T>(g0), u0), _mm256_mul_ps(silu8<T>(g1), u1));
   }
-  for (; i < d; ++i) one(i);
+  silu_mul_slow(g, u, o, i, d);
   if constexpr (Stream) _mm_sfence();  // streamed lines visible before the pool reports done
 }
 
@@ -73,6 +130,24 @@ FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t 
     o[i] = store_f<T>(x1 * cv - x2 * sv);
     o[i + half] = store_f<T>(x2 * cv + x1 * sv);
   }
+}
+
+// log(sum(exp(x))) of a 16-bit row in one read over shifts of whole ln2 (softmax_rows.h), with
+// sum(x) in `total` when asked; false when the row must take row_stats16 (values beyond the
+// shifts' range, or nothing finite). The loads run 2 KiB behind a software prefetch: the
+// hardware prefetcher alone left the loop waiting on memory between its bursts.
+template <typename T>
+FS_AVX2 bool ce_row_pow2(const T* x, int64_t n, bool with_total, double& lse, float& total) {
+  simd::Pow2Sum s;
+  total = 0;
+  for (int64_t b = 0; b < n; b += kStatChunk<T>) {
+    int64_t len = std::min(kStatChunk<T>, n - b);
+    if (with_total) total += simd::chunk_sum16(x + b, len);
+    if (!simd::pow2_chunk<T>(s, x + b, len, nullptr, 0, nullptr, 2048)) return false;
+  }
+  if (s.k == -INFINITY) return false;
+  lse = s.k * simd::kLn2 + std::log(static_cast<double>(s.sum));
+  return true;
 }
 
 #endif
@@ -207,13 +282,18 @@ void cross_entropy(KernelArgs& args) {
       const T* xr = px + r * c;
       // One sweep over the row gives max, sum(exp) and, under label smoothing, sum(x).
       RowStats st;
+      double lse = 0;
 #ifdef FS_CPU_X86
-      if (avx2)
+      if (avx2 && !std::is_same_v<T, float> && ce_row_pow2(xr, c, ls > 0, lse, st.total)) {
+      } else if (avx2) {
         st = simd::row_stats16(xr, c, ls > 0);
-      else
+        lse = st.max + std::log(static_cast<double>(st.sum));
+      } else
 #endif
+      {
         st = row_stats(xr, c, ls > 0);
-      double lse = st.max + std::log(static_cast<double>(st.sum));
+        lse = st.max + std::log(static_cast<double>(st.sum));
+      }
       double loss = lse - load_f(xr[t]);
       if (ls > 0) {
         double sum_logp = static_cast<double>(st.total) - static_cast<double>(c) * lse;

@@ -50,23 +50,52 @@ FS_AVX2 inline void scale_chunk16(const float* e, T* o, int64_t b, int64_t end, 
 }
 
 // softmax of one row with one exp per element, reading it from memory once: chunk by chunk,
-// exp(x - running max) goes to the thread's scratch `e` (n floats, warm in L2) with the shift
-// used for each chunk in `shifts` (see row_stats16); the output pass scales chunk k by
-// exp(shift_k - max) / sum. Both passes share one grid of 16-element blocks, aligned for the
-// streamed stores (chunks are multiples of 32 bytes, so one phase serves every chunk).
-template <bool Stream, typename T>
-FS_AVX2 void softmax_row_avx2(const T* x, T* o, int64_t n, float* e, float* shifts) {
-  constexpr int64_t C = kStatChunk<T>;
-  const int64_t phase = Stream ? simd::aligned_head(o, n) : 0;
-  float m = -INFINITY, sum = 0;
-  for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
-    int64_t len = std::min(C, n - b);
+// exp(x - running shift) goes to a scratch row `e` (n floats, warm in L2) with the shift used for
+// each chunk in `shifts`; the output pass scales chunk k by exp(shift_k - max) / sum. Both passes
+// share one grid of 16-element blocks, aligned for the streamed stores (chunks are multiples of
+// 32 bytes, so one phase serves every chunk). The passes are split per chunk so that a thread
+// runs the output pass of one row between the chunks of the next row's first pass: memory then
+// streams the next row in and this one out while the arithmetic runs, where a row's output pass
+// alone leaves the arithmetic idle and its first pass the writes.
+//
+// f16/bf16 rows shift by whole multiples of ln2 (softmax_rows.h), f32 rows by the running max
+// (row_stats16); a 16-bit row whose values leave the ln2 shifts' range takes the f32 path.
+template <typename T>
+struct SoftmaxRow {
+  static constexpr int64_t C = kStatChunk<T>;
+  // Bytes the first pass prefetches ahead of its loads (a 16-bit row's first pass is short
+  // enough per byte that the hardware prefetcher alone let it wait on memory).
+  static constexpr int kAhead = 1024;
+  const T* x = nullptr;
+  int64_t n = 0, phase = 0;
+  float* e = nullptr;
+  float* shifts = nullptr;
+  bool pow2 = false, failed = false;
+  simd::Pow2Sum p2;
+  float m = -INFINITY, sum = 0;  // the f32 path's running max and sum
+  float top = 0, inv = 0;        // after end(): the final shift and 1 / sum
+
+  int64_t chunks() const { return (n + C - 1) / C; }
+
+  void begin(const T* xr, int64_t len, float* scratch, int64_t ph) {
+    x = xr, n = len, e = scratch, shifts = scratch + len, phase = ph;
+    pow2 = !std::is_same_v<T, float>, failed = false;
+    p2 = {}, m = -INFINITY, sum = 0;
+  }
+
+  FS_AVX2 void stats(int64_t k) {
+    const int64_t b = k * C, len = std::min(C, n - b);
+    if (pow2) {
+      if (!failed && !simd::pow2_chunk<T>(p2, x + b, len, e + b, phase, shifts + k, kAhead))
+        failed = true;
+      return;
+    }
     if (m == -INFINITY) {
       m = simd::first_shift(x + b, len);
-      if (m == -INFINITY) {  // nothing finite yet: this chunk is redone from x below
+      if (m == -INFINITY) {  // nothing finite yet: this chunk is redone from x in out()
         shifts[k] = m;
         if (std::isnan(simd::chunk_sum16(x + b, len))) sum = NAN;
-        continue;
+        return;
       }
     }
     float cm;
@@ -83,24 +112,63 @@ FS_AVX2 void softmax_row_avx2(const T* x, T* o, int64_t n, float* e, float* shif
       m = cm;
     }
   }
-  float inv = 1.0f / sum;
-  for (int64_t b = 0, k = 0; b < n; b += C, ++k) {
-    int64_t end = std::min(n, b + C);
-    // The shift of a chunk lies below the row's max, by less than 80 where the scale stays a
-    // normal float (the chunk's exponentials may exceed 1 by up to exp(kMaxLead)).
-    if (shifts[k] - m >= -80.0f) {
-      scale_chunk16<Stream>(e, o, b, end, exp_f32(shifts[k] - m) * inv, phase);
-      continue;
+
+  // After every stats(k). A 16-bit row that left the ln2 shifts (or held nothing finite, whose
+  // NaN result the f32 path gives as torch does) is redone on the f32 path.
+  FS_AVX2 void end() {
+    if (pow2 && (failed || p2.k == -INFINITY)) {
+      pow2 = false;
+      for (int64_t k = 0; k < chunks(); ++k) stats(k);
+    }
+    top = pow2 ? p2.k : m;
+    inv = 1.0f / (pow2 ? p2.sum : sum);
+  }
+
+  template <bool Stream>
+  FS_AVX2 void out(T* o, int64_t k) const {
+    const int64_t b = k * C, end = std::min(n, b + C);
+    // The shift of a chunk lies below the row's, by less than 80 (115 ln2) where the scale
+    // stays a normal float (the chunk's exponentials may exceed 1 by up to exp(kMaxLead)).
+    float d = shifts[k] - top;
+    if (pow2 ? d >= -115.0f : d >= -80.0f) {
+      float f = pow2 ? std::ldexp(inv, static_cast<int>(d)) : exp_f32(d) * inv;
+      scale_chunk16<Stream>(e, o, b, end, f, phase);
+      return;
     }
     // Else from x: a chunk of -inf (and NaN) gives 0 (NaN) against a finite max, and NaN
     // everywhere when the whole row is -inf, as torch gives; a chunk far below a later max
     // gives its exponentials directly.
-    __m256 vm = _mm256_set1_ps(m), vi = _mm256_set1_ps(inv);
+    float shift = pow2 ? static_cast<float>(top * simd::kLn2) : top;
+    __m256 vm = _mm256_set1_ps(shift), vi = _mm256_set1_ps(inv);
     int64_t i = b;
     for (; i + 8 <= end; i += 8)
       simd::store8(o + i, _mm256_mul_ps(simd::exp8(_mm256_sub_ps(simd::load8(x + i), vm)), vi));
-    for (; i < end; ++i) o[i] = store_f<T>(exp_f32(load_f(x[i]) - m) * inv);
+    for (; i < end; ++i) o[i] = store_f<T>(exp_f32(load_f(x[i]) - shift) * inv);
   }
+};
+
+// softmax of rows [b, e), each row's output pass run between the chunks of the next row's first
+// pass. `scratch` holds two rows' exponentials and shifts.
+template <bool Stream, typename T>
+FS_AVX2 void softmax_rows_avx2(const T* px, T* po, int64_t n, int64_t b, int64_t e,
+                               float* scratch) {
+  const int64_t chunks = (n + kStatChunk<T> - 1) / kStatChunk<T>;
+  SoftmaxRow<T> rows[2];
+  for (int64_t r = b; r < e; ++r) {
+    SoftmaxRow<T>& cur = rows[(r - b) & 1];
+    const SoftmaxRow<T>& prev = rows[(r - b + 1) & 1];
+    T* prev_out = po + (r - 1) * n;
+    cur.begin(px + r * n, n, scratch + ((r - b) & 1) * (n + chunks),
+              Stream ? simd::aligned_head(po + r * n, n) : 0);
+    for (int64_t k = 0; k < chunks; ++k) {
+      cur.stats(k);
+      if (r > b) prev.template out<Stream>(prev_out, k);
+    }
+    cur.end();
+  }
+  if (e > b)
+    for (int64_t k = 0; k < chunks; ++k)
+      rows[(e - 1 - b) & 1].template out<Stream>(po + (e - 1) * n, k);
 }
 
 // sum(f(x)) of a row for f(v) = v * v (squares) or v - c then squared (centered), or v.
@@ -204,24 +272,24 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   if (has_avx2()) {
     bool stream = stream_output(2 * out.nbytes());
     int64_t chunks = (n + kStatChunk<T> - 1) / kStatChunk<T>;
-    parallel(
-        rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-          std::vector<float> spill;
-          float* scratch = log ? nullptr : thread_scratch(static_cast<size_t>(n + chunks), spill);
-          for (int64_t r = b; r < e; ++r) {
-            const T* xr = px + r * n;
-            T* orow = po + r * n;
-            if (log && stream)
-              log_softmax_row_avx2<true>(xr, orow, n);
-            else if (log)
-              log_softmax_row_avx2<false>(xr, orow, n);
-            else if (stream)
-              softmax_row_avx2<true>(xr, orow, n, scratch, scratch + n);
-            else
-              softmax_row_avx2<false>(xr, orow, n, scratch, scratch + n);
-          }
-          if (stream) _mm_sfence();  // streamed lines are visible before the pool reports done
-        });
+    parallel(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)),
+             [&](int64_t b, int64_t e) {
+               std::vector<float> spill;
+               if (!log) {
+                 float* scratch = thread_scratch(static_cast<size_t>(2 * (n + chunks)), spill);
+                 if (stream)
+                   softmax_rows_avx2<true>(px, po, n, b, e, scratch);
+                 else
+                   softmax_rows_avx2<false>(px, po, n, b, e, scratch);
+               }
+               for (int64_t r = b; log && r < e; ++r) {
+                 if (stream)
+                   log_softmax_row_avx2<true>(px + r * n, po + r * n, n);
+                 else
+                   log_softmax_row_avx2<false>(px + r * n, po + r * n, n);
+               }
+               if (stream) _mm_sfence();  // streamed lines are visible before the pool reports done
+             });
     return;
   }
 #endif

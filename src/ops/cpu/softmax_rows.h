@@ -253,6 +253,135 @@ FS_AVX2 RowStats row_stats16(const T* x, int64_t n, bool with_total) {
   return s;
 }
 
+// f16/bf16 rows shift by whole multiples of ln2: exp(x - k ln2) with k an integer folds the
+// shift into the range reduction's rounding constant (c = 1.5 * 2^23 - k), so x - max costs no
+// subtraction and t's low mantissa bits are the result's exponent itself, and moving a sum from
+// shift k to k' multiplies it by 2^(k - k'), exactly. The chunk's max still decides k.
+inline constexpr double kLn2 = 0.69314718055994531;
+// Shifts beyond this (maxima past 2^19 in size) take the f32 rows' path: t must stay in
+// [2^23, 2^24) for its low bits to be the exponent.
+inline constexpr float kMaxPow2Max = 524288.0f;
+
+// The shift k for a row maximum m: round(m / ln2).
+inline float pow2_shift(float m) {
+  return std::nearbyint(m * 1.44269504088896341f);
+}
+
+// exp(r), |r| <= ln2/2, for bf16 rows: a degree-3 near-minimax fit of relative error 7.5e-5,
+// a fiftieth of a bf16 ulp (f16 rows keep exp_poly4: 7.5e-5 would be a sixth of theirs).
+FS_AVX2 inline __m256 exp_poly3(__m256 r) {
+  __m256 p = _mm256_set1_ps(1.6566842794e-1f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0496333838e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0001641512e+0f));
+  return _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9992805719e-1f));
+}
+
+// exp(x - k ln2) at the precision of a T row (ln2 in one constant, as exp8_coarse) for
+// x - k ln2 in [-87, 88], given c = 1.5 * 2^23 - k; NaN stays NaN. x's NaNs come from 16-bit
+// values, whose low 16 bits are zero, so the exponent add leaves them NaN.
+template <typename T>
+FS_AVX2 inline __m256 exp8_pow2(__m256 x, __m256 c) {
+  __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), c);
+  __m256 fn = _mm256_sub_ps(t, c);  // round(x / ln2), exact in t's range
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), x);
+  __m256 p = std::is_same_v<T, Half> ? exp_poly4(r) : exp_poly3(r);
+  return _mm256_castsi256_ps(
+      _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+}
+
+// sum(exp(x - k ln2)) of a chunk of a 16-bit row in one read, with the chunk's max (NaN skipped),
+// as chunk_sum_exp16 with the shift k. Inputs below k ln2 - 87 are raised to it when summed
+// (they add ~1e-38 each); when `e` is given the exponentials are stored there instead, exactly 0
+// below k ln2 - 87, on the 16-element blocks that start `phase` elements in. `ahead`: bytes
+// prefetched ahead of the loads (0: none).
+template <typename T>
+FS_AVX2 inline float chunk_sum_pow2(const T* x, int64_t n, float k, float& chunk_max,
+                                    float* e = nullptr, int64_t phase = 0, int ahead = 0) {
+  const double shift = static_cast<double>(k) * kLn2;
+  float s = 0, cm = -INFINITY;
+  auto one = [&](int64_t i) {
+    float xv = load_f(x[i]), v = exp_f32(static_cast<float>(xv - shift));
+    if (e) e[i] = v;
+    s += v, cm = std::max(cm, xv);
+  };
+  int64_t i = 0;
+  for (; i < std::min(phase, n); ++i) one(i);
+  const __m256 c = _mm256_set1_ps(12582912.0f - k),
+               lo = _mm256_set1_ps(static_cast<float>(shift - 87));
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, m0 = _mm256_set1_ps(-INFINITY), m1 = m0, a, b;
+  for (; i + 16 <= n; i += 16) {
+    if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + ahead, _MM_HINT_T0);
+    load16(x + i, a, b);
+    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
+    if (e) {
+      // Lanes below the range compute garbage that the mask clears (NaN lanes are kept).
+      a = _mm256_and_ps(exp8_pow2<T>(a, c), _mm256_cmp_ps(a, lo, _CMP_NLT_UQ));
+      b = _mm256_and_ps(exp8_pow2<T>(b, c), _mm256_cmp_ps(b, lo, _CMP_NLT_UQ));
+      _mm256_storeu_ps(e + i, a), _mm256_storeu_ps(e + i + 8, b);
+    } else {
+      // max(lo, v) keeps NaN (max_ps returns its second operand then).
+      a = exp8_pow2<T>(_mm256_max_ps(lo, a), c), b = exp8_pow2<T>(_mm256_max_ps(lo, b), c);
+    }
+    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
+  }
+  s += hsum8(_mm256_add_ps(s0, s1));
+  cm = std::max(cm, hmax8(_mm256_max_ps(m0, m1)));
+  for (; i < n; ++i) one(i);
+  chunk_max = cm;
+  return s;
+}
+
+// The running (shift, sum) of a 16-bit row over shifts k ln2: folds in one chunk whose
+// exponentials `part` were taken against k and whose max is cm. Returns false when the chunk's
+// max left the range the shifts cover (then the row takes the f32 path).
+struct Pow2Sum {
+  float k = -INFINITY;  // -inf: no finite value yet
+  float sum = 0;
+};
+inline bool pow2_raise(Pow2Sum& s, float cm) {
+  if (!(cm < kMaxPow2Max)) return false;  // +inf or huge (NaN never reaches here: max skips it)
+  float k = pow2_shift(cm);
+  if (k > s.k) s.sum = std::ldexp(s.sum, static_cast<int>(s.k - k)), s.k = k;
+  return true;
+}
+
+// The first shift of a row at chunk `c`: from its first 16 elements (a guess that the lead
+// covers) else the whole chunk; false when out of range. k stays -inf for a chunk with nothing
+// finite (all -inf, or NaN, which `sum` records as in merge_chunk).
+template <typename T>
+FS_AVX2 inline bool pow2_start(Pow2Sum& s, const T* c, int64_t len) {
+  float m = first_shift(c, len);
+  if (m == -INFINITY) {
+    if (std::isnan(chunk_sum16(c, len))) s.sum = NAN;
+    return true;
+  }
+  if (!(std::abs(m) < kMaxPow2Max)) return false;
+  s.k = pow2_shift(m);
+  return true;
+}
+
+// One chunk of a 16-bit row into the running sum (exponentials stored in `e` when given);
+// false when the row must take the f32 path instead.
+// `used` (when given) receives the shift the exponentials were taken against (-inf: none were).
+template <typename T>
+FS_AVX2 inline bool pow2_chunk(Pow2Sum& s, const T* c, int64_t len, float* e = nullptr,
+                               int64_t phase = 0, float* used = nullptr, int ahead = 0) {
+  if (used) *used = -INFINITY;
+  if (s.k == -INFINITY) {
+    if (!pow2_start(s, c, len)) return false;
+    if (s.k == -INFINITY) return true;
+  }
+  float cm;
+  float part = chunk_sum_pow2<T>(c, len, s.k, cm, e, phase, ahead);
+  if (cm > static_cast<float>(s.k * kLn2) + kMaxLead) {  // rare: redo against the new max
+    if (!pow2_raise(s, cm)) return false;
+    part = chunk_sum_pow2<T>(c, len, s.k, cm, e, phase, ahead);
+  }
+  if (used) *used = s.k;
+  s.sum += part;
+  return cm > static_cast<float>(s.k * kLn2) ? pow2_raise(s, cm) : true;
+}
+
 }  // namespace simd
 #endif
 

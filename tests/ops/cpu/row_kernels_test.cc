@@ -112,6 +112,66 @@ TEST(CpuRowKernels, SoftmaxAndLogSoftmaxOverManyChunks) {
   }
 }
 
+// Many rows per pool task, so that a thread runs one row's output pass between the chunks of
+// the next row's first pass (softmax): rows of every kind follow each other, and each row's
+// output starts at another alignment (n is odd).
+TEST(CpuRowKernels, SoftmaxRowsInterleavedWithinATask) {
+  uint64_t seed = test_seed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  Rng rng(seed);
+  const int64_t n = 9001, copies = 5, rows = copies * kRowsPerKind;
+  for (DType d : kDtypes) {
+    std::vector<double> values;
+    for (int64_t c = 0; c < copies; ++c) {
+      auto part = make_rows(rng, n);
+      values.insert(values.end(), part.begin(), part.end());
+    }
+    Tensor x = skewed(values, rows, n, d, 1);
+    expect_matches("softmax", {x}, {{"dim", -1}}, Tensor::empty({rows, n}, d), n,
+                   std::string(dtype_name(d)) + " interleaved rows");
+  }
+}
+
+// f16/bf16 rows shift their exponentials by whole multiples of ln2 while the row's values stay
+// within 2^19; rows beyond (bf16 and f32 logits near 1e6) and rows holding +inf take the f32
+// rows' path, also when they sit between ordinary rows of one task.
+TEST(CpuRowKernels, LogitsBeyondTheLn2ShiftRange) {
+  uint64_t seed = test_seed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  Rng rng(seed);
+  const int64_t n = 9001, rows = 12;
+  for (DType d : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const double big = d == DType::kF16 ? 6e4 : 1e6;
+    std::vector<double> values;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < n; ++i) {
+        double u = rng.uniform(-3, 3);
+        switch (r % 4) {
+          case 0:
+            values.push_back(u);
+            break;
+          case 1:
+            values.push_back(big + 2000 * u);
+            break;  // beyond the range
+          case 2:
+            values.push_back(i == n / 3 ? INFINITY : u);
+            break;
+          default:
+            values.push_back(-big + 2000 * u);
+            break;
+        }
+      }
+    Tensor x = make_tensor(values, {rows, n}, d);
+    expect_matches("softmax", {x}, {{"dim", -1}}, Tensor::empty({rows, n}, d), n,
+                   std::string(dtype_name(d)) + " big logits");
+    std::vector<double> t;
+    for (int64_t r = 0; r < rows; ++r) t.push_back(static_cast<double>(rng.integer(0, n - 1)));
+    Tensor target = make_tensor(t, {rows}, DType::kI64);
+    expect_matches("cross_entropy", {x, target}, {{"reduction", std::string("none")}},
+                   Tensor::empty({rows}, d), n, std::string(dtype_name(d)) + " big logits");
+  }
+}
+
 // Row 0 is all -inf; row 1 is finite; row 2 holds a NaN inside its leading -inf chunks, which
 // the chunk merge skips for their max but must still let poison the row (torch gives NaN rows).
 TEST(CpuRowKernels, MaskedAndNaNRowsAreNaNAsInTorch) {

@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
       c[e] = decode_core::to_float(cos[i]), s[e] = decode_core::to_float(sin[i]);
     }
   }
-  decode_core::wait_for_previous_kernel();
   decode_core::allow_next_kernel();
+  decode_core::wait_for_previous_kernel();
 
   // The group's query heads and the new key (every block turns it: the block whose split holds
   // position p uses it from registers, and one row group of that block appends it).

@@ -234,8 +234,8 @@ __global__ void act_mul_u(T* out, const T* x, uint32_t per_row, uint32_t packs) 
   const uint32_t base = blockIdx.x * (U * blockDim.x) + threadIdx.x;
   const size_t d = size_t{per_row} * N;
   // Launched with PDL (a decode step's one-row activation): wait for the kernel that wrote x.
-  wait_for_previous_kernel();
   allow_next_kernel();
+  wait_for_previous_kernel();
   uint4 g[U], u[U];
   size_t at[U];
 #pragma unroll

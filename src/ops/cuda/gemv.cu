@@ -67,8 +67,8 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, int wpr) {
       preloaded = true;
     }
   }
-  wait_for_previous_kernel();
   allow_next_kernel();
+  wait_for_previous_kernel();
   if (n < a.n) {
     if constexpr (kVec) {
       constexpr int V = Pack<T>::kCount;

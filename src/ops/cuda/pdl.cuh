@@ -20,7 +20,10 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 // Lets the next kernel of the stream, when launched with PDL, start its blocks before this one
-// ends (they still wait for it in wait_for_previous_kernel).
+// ends (they still wait for it in wait_for_previous_kernel). Calling it even before this kernel's
+// own wait is safe: the next kernel's wait returns only once this one has finished, which is
+// after everything this one waited for, so only loads of data no kernel in flight writes (the
+// weights of a decode step) may come before a wait.
 __device__ __forceinline__ void allow_next_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

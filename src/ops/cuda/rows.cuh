@@ -264,8 +264,8 @@ __global__ void __launch_bounds__(256, 2)
   auto mine = [&](int k) { return sub + k * width < packs; };
   auto at = [&](int k) { return base + size_t{sub + k * width} * N; };
   // Launched with PDL (a decode step's one-row norms): wait for the kernel that wrote x.
-  wait_for_previous_kernel();
   allow_next_kernel();
+  wait_for_previous_kernel();
   uint4 raw[P];
 #pragma unroll
   for (int k = 0; k < P; ++k)

@@ -21,6 +21,17 @@ void* address_of(const Tensor& t) {
   return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
 }
 
+// Runs `launch` on the device's stream with that device current; a failure names `what`.
+template <typename F>
+void launch_checked(const Device& device, const std::string& what, F launch) {
+  const char* error = use_cuda_device(device.index());
+  FS_CHECK(*error == '\0', kBackend, what, " on ", device.spec(), ": ", error);
+  const cudaError_t status =
+      launch(static_cast<cudaStream_t>(device.impl().default_stream().native_handle()));
+  FS_CHECK(status == cudaSuccess, kBackend, what, " on ", device.spec(), ": ",
+           cudaGetErrorString(status));
+}
+
 const char* prologue_name(StepPrologue p) {
   switch (p) {
     case StepPrologue::kRmsNorm:
@@ -102,16 +113,10 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
         ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
                                 prologue_name(prologue) + (residual.defined() ? " +residual" : ""),
                             weight.nbytes());
-      const char* error = use_cuda_device(device_.index());
-      cudaError_t status = cudaSuccess;
-      if (*error == '\0')
-        status = ops::cuda::launch_fused_gemv(
-            dtype_, a, static_cast<cudaStream_t>(device_.impl().default_stream().native_handle()));
+      launch_checked(
+          device_, "fused linear " + shape_to_string(weight.shape()),
+          [&](cudaStream_t stream) { return ops::cuda::launch_fused_gemv(dtype_, a, stream); });
       if (ops_.timer()) ops_.timer()->end();
-      FS_CHECK(*error == '\0', kBackend, "fused linear ", shape_to_string(weight.shape()), " on ",
-               device_.spec(), ": ", error);
-      FS_CHECK(status == cudaSuccess, kBackend, "fused linear ", shape_to_string(weight.shape()),
-               " on ", device_.spec(), ": ", cudaGetErrorString(status));
       return out;
     }
   }
@@ -152,16 +157,9 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
     a.early_weights = true;
     if (ops_.timer())
       ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " early", weight.nbytes());
-    const char* error = use_cuda_device(device_.index());
-    cudaError_t status = cudaSuccess;
-    if (*error == '\0')
-      status = ops::cuda::launch_gemv(
-          dtype_, a, static_cast<cudaStream_t>(device_.impl().default_stream().native_handle()));
+    launch_checked(device_, "linear " + shape_to_string(weight.shape()),
+                   [&](cudaStream_t stream) { return ops::cuda::launch_gemv(dtype_, a, stream); });
     if (ops_.timer()) ops_.timer()->end();
-    FS_CHECK(*error == '\0', kBackend, "linear ", shape_to_string(weight.shape()), " on ",
-             device_.spec(), ": ", error);
-    FS_CHECK(status == cudaSuccess, kBackend, "linear ", shape_to_string(weight.shape()), " on ",
-             device_.spec(), ": ", cudaGetErrorString(status));
     return out;
   }
 #endif

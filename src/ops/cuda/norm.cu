@@ -360,52 +360,6 @@ int row_threads(int64_t n) {
   return threads;
 }
 
-// rows::norm_group with p (4, 8 or 16; at most 8 with a residual, whose packs are held too)
-// packs per thread and the fewest warps per row (up to eight) that hold the row; false (nothing
-// launched) when the row is not whole aligned packs or needs more.
-template <typename T, bool kLayer>
-bool launch_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const T* b, int64_t rows,
-                  int64_t n, float eps, cudaStream_t stream) {
-  constexpr int N = Pack<T>::kCount;
-  if (n % N != 0 || n >= (int64_t{1} << 31)) return false;
-  for (const void* ptr :
-       {static_cast<const void*>(o), static_cast<const void*>(ro), static_cast<const void*>(x),
-        static_cast<const void*>(r), static_cast<const void*>(w), static_cast<const void*>(b)})
-    if (ptr && (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0) return false;
-  int width = 32;
-  while (int64_t{width} * p < n / N && width < 256) width *= 2;
-  if (int64_t{width} * p < n / N) return false;
-  const int64_t per_block = 256 / width;
-  const auto grid = static_cast<unsigned>((rows + per_block - 1) / per_block);
-  const auto ur = static_cast<uint32_t>(rows);
-  const auto un = static_cast<uint32_t>(n);
-  const dim3 blocks(grid), threads(256);
-  cudaError_t e;
-  if (!kLayer && r && p == 2)
-    e = launch_with_pdl(rows::norm_group<T, 2, false, true>, blocks, threads, 0, stream, o, ro, x,
-                        r, w, b, ur, un, width, eps);
-  else if (!kLayer && p == 2)
-    e = launch_with_pdl(rows::norm_group<T, 2, false>, blocks, threads, 0, stream, o, ro, x, r, w,
-                        b, ur, un, width, eps);
-  else if (!kLayer && r && p == 8)
-    e = launch_with_pdl(rows::norm_group<T, 8, false, true>, blocks, threads, 0, stream, o, ro, x,
-                        r, w, b, ur, un, width, eps);
-  else if (!kLayer && r)
-    e = launch_with_pdl(rows::norm_group<T, 4, false, true>, blocks, threads, 0, stream, o, ro, x,
-                        r, w, b, ur, un, width, eps);
-  else if (p == 16)
-    e = launch_with_pdl(rows::norm_group<T, 16, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
-                        b, ur, un, width, eps);
-  else if (p == 8)
-    e = launch_with_pdl(rows::norm_group<T, 8, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
-                        b, ur, un, width, eps);
-  else
-    e = launch_with_pdl(rows::norm_group<T, 4, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w,
-                        b, ur, un, width, eps);
-  (void)e;  // the caller reads launch errors with cudaGetLastError, as after <<<>>>
-  return true;
-}
-
 size_t cache_bytes(int64_t n) {
   return n <= kCacheElements ? static_cast<size_t>(n) * sizeof(float) : 0;
 }
@@ -490,7 +444,7 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   // row is spread over up to eight warps with x, residual and weight loads all out at once, and
   // launched with PDL.
   if (tuning_variant_override() < 0 && rows < current_device_sm_count() &&
-      launch_group<T, false>(2, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
+      rows::launch_norm_group<T, false>(2, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
     return cudaGetLastError();
   const int v = tuning_variant(kRmsVariant);
   if ((v == 5 || v == 6) && !residual) {
@@ -509,7 +463,7 @@ cudaError_t rms_typed(void* out, void* residual_out, const void* x, const void* 
   if (v >= 7 && v <= 9) {
     // The fused add holds the residual's packs too: at most 8 per thread.
     int p = v == 7 && !residual ? 16 : v == 9 ? 4 : 8;
-    if (launch_group<T, false>(p, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
+    if (rows::launch_norm_group<T, false>(p, o, ro, xi, ri, wi, nullptr, rows, n, eps, stream))
       return cudaGetLastError();
   }
   if (v > 0) {
@@ -564,7 +518,7 @@ cudaError_t layer_norm_typed(void* out, const void* x, const void* weight, const
   }
   if (v >= 7 && v <= 9) {
     int p = v == 7 ? 16 : v == 9 ? 4 : 8;
-    if (launch_group<T, true>(p, o, nullptr, xi, nullptr, wi, bi, rows, n, eps, stream))
+    if (rows::launch_norm_group<T, true>(p, o, nullptr, xi, nullptr, wi, bi, rows, n, eps, stream))
       return cudaGetLastError();
   }
   if (per == 4) layer_norm_regs<T, 4><<<grid, threads, 0, stream>>>(o, xi, wi, bi, n, eps);

@@ -1,5 +1,6 @@
 // Row kernels that hold their row as raw 16-byte packs in registers (softmax, rms_norm,
-// layer_norm) or in shared memory (softmax through cp.async); included by norm.cu only.
+// layer_norm) or in shared memory (softmax through cp.async), and the launcher of the grouped
+// norm kernel; included by norm.cu only.
 #pragma once
 
 #include "cuda/device_utils.cuh"
@@ -346,6 +347,52 @@ __global__ void __launch_bounds__(256, 2)
       v[j] = ((v[j] - shift) - mean) * scale * (w ? wv[j] : 1.0f) + (kLayer && b ? bv[j] : 0.0f);
     store16<false>(out + at(k), pack<T>(v));
   }
+}
+
+// norm_group with p (2, 4, 8 or 16; at most 8 with a residual, whose packs are held too)
+// packs per thread and the fewest warps per row (up to eight) that hold the row; false (nothing
+// launched) when the row is not whole aligned packs or needs more.
+template <typename T, bool kLayer>
+bool launch_norm_group(int p, T* o, T* ro, const T* x, const T* r, const T* w, const T* b,
+                       int64_t rows, int64_t n, float eps, cudaStream_t stream) {
+  constexpr int N = Pack<T>::kCount;
+  if (n % N != 0 || n >= (int64_t{1} << 31)) return false;
+  for (const void* ptr :
+       {static_cast<const void*>(o), static_cast<const void*>(ro), static_cast<const void*>(x),
+        static_cast<const void*>(r), static_cast<const void*>(w), static_cast<const void*>(b)})
+    if (ptr && (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0) return false;
+  int width = 32;
+  while (int64_t{width} * p < n / N && width < 256) width *= 2;
+  if (int64_t{width} * p < n / N) return false;
+  const int64_t per_block = 256 / width;
+  const auto grid = static_cast<unsigned>((rows + per_block - 1) / per_block);
+  const auto ur = static_cast<uint32_t>(rows);
+  const auto un = static_cast<uint32_t>(n);
+  const dim3 blocks(grid), threads(256);
+  cudaError_t e;
+  if (!kLayer && r && p == 2)
+    e = launch_with_pdl(norm_group<T, 2, false, true>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
+  else if (!kLayer && p == 2)
+    e = launch_with_pdl(norm_group<T, 2, false>, blocks, threads, 0, stream, o, ro, x, r, w, b, ur,
+                        un, width, eps);
+  else if (!kLayer && r && p == 8)
+    e = launch_with_pdl(norm_group<T, 8, false, true>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
+  else if (!kLayer && r)
+    e = launch_with_pdl(norm_group<T, 4, false, true>, blocks, threads, 0, stream, o, ro, x, r, w,
+                        b, ur, un, width, eps);
+  else if (p == 16)
+    e = launch_with_pdl(norm_group<T, 16, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w, b,
+                        ur, un, width, eps);
+  else if (p == 8)
+    e = launch_with_pdl(norm_group<T, 8, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w, b, ur,
+                        un, width, eps);
+  else
+    e = launch_with_pdl(norm_group<T, 4, kLayer>, blocks, threads, 0, stream, o, ro, x, r, w, b, ur,
+                        un, width, eps);
+  (void)e;  // the caller reads launch errors with cudaGetLastError, as after <<<>>>
+  return true;
 }
 
 }  // namespace flagstone::ops::cuda::rows

@@ -286,7 +286,7 @@ void cross_entropy(KernelArgs& args) {
 #ifdef FS_CPU_X86
       if (avx2 && !std::is_same_v<T, float> && ce_row_pow2(xr, c, ls > 0, lse, st.total)) {
       } else if (avx2) {
-        st = simd::row_stats16(xr, c, ls > 0);
+        st = simd::row_stats16(xr, c, ls > 0, 2048);
         lse = st.max + std::log(static_cast<double>(st.sum));
       } else
 #endif

@@ -63,8 +63,8 @@ FS_AVX2 inline void scale_chunk16(const float* e, T* o, int64_t b, int64_t end, 
 template <typename T>
 struct SoftmaxRow {
   static constexpr int64_t C = kStatChunk<T>;
-  // Bytes the first pass prefetches ahead of its loads (a 16-bit row's first pass is short
-  // enough per byte that the hardware prefetcher alone let it wait on memory).
+  // Bytes the first pass prefetches ahead of its loads (the hardware prefetcher alone let the
+  // first pass wait on memory between its bursts).
   static constexpr int kAhead = 1024;
   const T* x = nullptr;
   int64_t n = 0, phase = 0;
@@ -99,7 +99,7 @@ struct SoftmaxRow {
       }
     }
     float cm;
-    float part = simd::chunk_sum_exp16(x + b, len, m, cm, e + b, phase);
+    float part = simd::chunk_sum_exp16(x + b, len, m, cm, e + b, phase, kAhead);
     if (cm > m + simd::kMaxLead) {
       sum *= exp_f32(m - cm);
       m = cm;

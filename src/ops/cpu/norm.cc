@@ -37,15 +37,17 @@ FS_AVX2 void log_softmax_row_avx2(const T* x, T* o, int64_t n) {
 
 // o[i] = e[i] * f over [b, end), on the 16-element blocks that start `phase` elements in (those
 // the exponentials were stored on).
-template <bool Stream, typename T>
+// `MayBeNaN` false when the row's sum is not NaN: then no stored exponential is NaN (a NaN
+// input makes the sum NaN) and the bf16 stores skip their NaN test.
+template <bool Stream, bool MayBeNaN, typename T>
 FS_AVX2 inline void scale_chunk16(const float* e, T* o, int64_t b, int64_t end, float f,
                                   int64_t phase) {
   __m256 vf = _mm256_set1_ps(f);
   int64_t i = b;
   for (; i < std::min(end, b + phase); ++i) o[i] = store_f<T>(e[i] * f);
   for (; i + 16 <= end; i += 16)
-    simd::put16<Stream>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf),
-                        _mm256_mul_ps(_mm256_loadu_ps(e + i + 8), vf));
+    simd::put16<Stream, T, MayBeNaN>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf),
+                                     _mm256_mul_ps(_mm256_loadu_ps(e + i + 8), vf));
   for (; i < end; ++i) o[i] = store_f<T>(e[i] * f);
 }
 
@@ -132,7 +134,10 @@ struct SoftmaxRow {
     float d = shifts[k] - top;
     if (pow2 ? d >= -115.0f : d >= -80.0f) {
       float f = pow2 ? std::ldexp(inv, static_cast<int>(d)) : exp_f32(d) * inv;
-      scale_chunk16<Stream>(e, o, b, end, f, phase);
+      if (std::isnan(inv))
+        scale_chunk16<Stream, true>(e, o, b, end, f, phase);
+      else
+        scale_chunk16<Stream, false>(e, o, b, end, f, phase);
       return;
     }
     // Else from x: a chunk of -inf (and NaN) gives 0 (NaN) against a finite max, and NaN

@@ -137,44 +137,45 @@ FS_AVX2 inline __m256i bf16_keep_nan(__m256 v, __m256i r) {
 }
 
 // The 32 bytes of 16 elements stored by store16/stream16: one NaN test for both vectors, the
-// per-lane NaN fix only when one is there.
-template <typename T>
+// per-lane NaN fix only when one is there. `MayBeNaN` false skips the test, for callers that
+// know their values are not NaN (a bf16 NaN would round into the next binade, or -0).
+template <typename T, bool MayBeNaN = true>
 FS_AVX2 inline __m256i pack16(__m256 a, __m256 b) {
   if constexpr (std::is_same_v<T, Half>) {
     return _mm256_set_m128i(_mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT),
                             _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
   } else {
     __m256i ra = bf16_rounded(a), rb = bf16_rounded(b);
-    if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) != 0, 0))
+    if (MayBeNaN && __builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) != 0, 0))
       ra = bf16_keep_nan(a, ra), rb = bf16_keep_nan(b, rb);
     // Even elements from a's high halves, odd ones from b's: the inverse of load16.
     return _mm256_blend_epi16(_mm256_srli_epi32(ra, 16), rb, 0xaa);
   }
 }
 
-template <typename T>
+template <typename T, bool MayBeNaN = true>
 FS_AVX2 inline void store16(T* p, __m256 a, __m256 b) {
   if constexpr (std::is_same_v<T, float>)
     _mm256_storeu_ps(p, a), _mm256_storeu_ps(p + 8, b);
   else
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), pack16<T>(a, b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), pack16<T, MayBeNaN>(a, b));
 }
 
 // store16 with non-temporal stores; p must be 32-byte aligned.
-template <typename T>
+template <typename T, bool MayBeNaN = true>
 FS_AVX2 inline void stream16(T* p, __m256 a, __m256 b) {
   if constexpr (std::is_same_v<T, float>)
     _mm256_stream_ps(p, a), _mm256_stream_ps(p + 8, b);
   else
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), pack16<T>(a, b));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), pack16<T, MayBeNaN>(a, b));
 }
 
-template <bool Stream, typename T>
+template <bool Stream, typename T, bool MayBeNaN = true>
 FS_AVX2 inline void put16(T* p, __m256 a, __m256 b) {
   if constexpr (Stream)
-    stream16(p, a, b);
+    stream16<T, MayBeNaN>(p, a, b);
   else
-    store16(p, a, b);
+    store16<T, MayBeNaN>(p, a, b);
 }
 
 // Elements of p before the first 32-byte aligned one, where a row's streamed 16-element stores

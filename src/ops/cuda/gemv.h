@@ -61,8 +61,6 @@ struct FusedGemvArgs : GemvArgs {
 // staged x rows (m * k elements) within shared memory; the reason when not, empty when served.
 const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& args);
 cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream);
-// Streaming multiprocessors of the current device (asked once per device; 108 if unknown).
-int current_device_sm_count();
 
 // gemv_ops.cc: registers cuda/native/linear and cuda/native/mm.
 void register_cuda_gemv(Registry& r);

@@ -24,6 +24,8 @@ struct NdLayout {
 // process (-1: defaults again).
 int tuning_variant_override();
 void set_tuning_variant(int variant);
+// Streaming multiprocessors of the current device (asked once per device; 108 if unknown).
+int current_device_sm_count();
 
 enum class BinaryKind { kAdd, kMul };
 enum class ActKind { kSilu, kGeluErf, kGeluTanh };

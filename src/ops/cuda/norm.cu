@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "cuda/device_utils.cuh"
-#include "cuda/gemv.h"
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 #include "cuda/rows.cuh"

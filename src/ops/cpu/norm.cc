@@ -230,17 +230,14 @@ FS_AVX2 void scale_row16(const T* x, T* o, int64_t n, float shift, float scale, 
     if (next) _mm_prefetch(reinterpret_cast<const char*>(next + i), _MM_HINT_T1);
     simd::load16(x + i, u, v);
     u = _mm256_mul_ps(_mm256_sub_ps(u, vsh), vs), v = _mm256_mul_ps(_mm256_sub_ps(v, vsh), vs);
-    // Widened parameters with both w and b: one FMA. Parameters in the row's dtype keep the
-    // multiply and add of before (f16 layer_norm ran ~10% slower with the FMA in loaded bench
-    // runs, and level without it in one-thread A/Bs; the cause is not pinned down).
-    if (std::is_same_v<P, float> && w && b) {
+    if (w && b) {
       simd::load16(w + i, p, q), simd::load16(b + i, c, d);
       u = _mm256_fmadd_ps(u, p, c), v = _mm256_fmadd_ps(v, q, d);
-      simd::put16<Stream>(o + i, u, v);
-      continue;
+    } else if (w) {
+      simd::load16(w + i, p, q), u = _mm256_mul_ps(u, p), v = _mm256_mul_ps(v, q);
+    } else if (b) {
+      simd::load16(b + i, p, q), u = _mm256_add_ps(u, p), v = _mm256_add_ps(v, q);
     }
-    if (w) simd::load16(w + i, p, q), u = _mm256_mul_ps(u, p), v = _mm256_mul_ps(v, q);
-    if (b) simd::load16(b + i, p, q), u = _mm256_add_ps(u, p), v = _mm256_add_ps(v, q);
     simd::put16<Stream>(o + i, u, v);
   }
   for (; i < n; ++i) one(i);

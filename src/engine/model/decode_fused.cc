@@ -130,8 +130,9 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
 }
 
 Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const Tensor& bias) const {
-  const int64_t n = weight.size(0), k = weight.size(1), rows = x.numel() / k;
+  const int64_t k = weight.size(1), rows = x.numel() / k;
 #ifdef FLAGSTONE_HAVE_CUDA
+  const int64_t n = weight.size(0);
   // The ops library's GEMV with its first weight loads issued before it waits for the kernel in
   // front (PDL): the step's weights never change while it runs, so their streaming starts under
   // the norm, attention or activation before the product. Products the ops library would give to

@@ -35,13 +35,7 @@ FS_AVX2 inline __m256 silu8(__m256 g) {
     __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f),
                                 _mm256_xor_ps(gc, _mm256_set1_ps(-0.0f)));
     r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    e = simd::exp8_reduced(r);
   } else if constexpr (std::is_same_v<T, Half>) {
     // s = g + fn ln2 = -r; exp_poly4(-s) with the odd coefficients negated.
     __m256 s = _mm256_fmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), gc);

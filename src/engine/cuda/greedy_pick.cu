@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "cuda/pdl.cuh"
 #include "kv_cache_write.h"
 
 namespace flagstone::engine::detail {
@@ -62,9 +63,7 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 v) {
 
 template <typename T, bool kVector>
 __global__ void __launch_bounds__(kThreads) greedy_pick(GreedyArgs a) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  ops::cuda::wait_for_previous_kernel();
   __shared__ Pick scratch[kThreads / 32];
   __shared__ bool last;
   const int64_t row = blockIdx.y, chunk = blockIdx.x, chunks = gridDim.x;
@@ -119,7 +118,7 @@ __global__ void __launch_bounds__(kThreads) greedy_pick(GreedyArgs a) {
 }
 
 template <typename T>
-cudaError_t launch_typed(const GreedyArgs& a, cudaStream_t stream, bool pdl) {
+cudaError_t launch_typed(const GreedyArgs& a, cudaStream_t stream) {
   constexpr int64_t kPack = 16 / sizeof(T);
   const bool vector = (reinterpret_cast<uintptr_t>(a.logits) & 15u) == 0 && a.n % kPack == 0 &&
                       a.row_stride % kPack == 0;
@@ -130,16 +129,9 @@ cudaError_t launch_typed(const GreedyArgs& a, cudaStream_t stream, bool pdl) {
   int64_t per = (a.n + chunks - 1) / chunks;
   per = (per + kPack - 1) / kPack * kPack;
   chunks = (a.n + per - 1) / per;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(a.rows));
-  config.blockDim = dim3(kThreads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (pdl) config.attrs = attribute, config.numAttrs = 1;
-  return vector ? cudaLaunchKernelEx(&config, greedy_pick<T, true>, a)
-                : cudaLaunchKernelEx(&config, greedy_pick<T, false>, a);
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(a.rows));
+  return ops::cuda::launch_with_pdl(vector ? greedy_pick<T, true> : greedy_pick<T, false>, grid,
+                                    dim3(kThreads), 0, stream, a);
 }
 
 }  // namespace
@@ -150,10 +142,9 @@ const char* launch_greedy_pick(const GreedyArgs& a, int element_bytes, bool bf16
   if (a.n <= 0 || a.rows > 65535) return "unsupported shape for the greedy pick";
   if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
-  const bool pdl = pdl_enabled(device);
-  cudaError_t status = element_bytes == 4 ? launch_typed<float>(a, stream, pdl)
-                       : bf16             ? launch_typed<__nv_bfloat16>(a, stream, pdl)
-                                          : launch_typed<__half>(a, stream, pdl);
+  cudaError_t status = element_bytes == 4 ? launch_typed<float>(a, stream)
+                       : bf16             ? launch_typed<__nv_bfloat16>(a, stream)
+                                          : launch_typed<__half>(a, stream);
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 

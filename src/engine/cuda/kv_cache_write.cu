@@ -4,9 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <cstring>
-
+#include "cuda/pdl.cuh"
 #include "kv_cache_write.h"
 
 namespace flagstone::engine::detail {
@@ -59,18 +57,12 @@ __device__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 
 // One block per (sequence, head); threads walk the head's rotation pairs. The arithmetic is the
 // rotary_embedding op's (float, x1 c - x2 s and x2 c + x1 s, rounded once), so both paths agree.
-// Programmatic dependent launch (sm_90): the rotary kernel may start while the q/k/v projection
-// finishes and waits for it here; the attention kernel after it may start in turn.
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
+// Programmatic dependent launch (cuda/pdl.cuh): the rotary kernel may start while the q/k/v
+// projection finishes and waits for it here; the attention kernel after it may start in turn.
 template <typename T>
 __global__ void rope_kv_write(RopeKvArgs a) {
-  wait_for_previous_kernel();
+  ops::cuda::wait_for_previous_kernel();
+  ops::cuda::allow_next_kernel();
   const int64_t b = blockIdx.x, h = blockIdx.y;
   const T* x = static_cast<const T*>(a.heads) + b * a.heads_batch + h * a.head_dim;
   const int64_t p = a.start[b];
@@ -97,18 +89,12 @@ __global__ void rope_kv_write(RopeKvArgs a) {
 }
 
 template <typename T>
-cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream, bool pdl) {
+cudaError_t launch_rope(const RopeKvArgs& a, cudaStream_t stream) {
   const int64_t pairs = a.head_dim / 2;
-  cudaLaunchConfig_t config{};
-  config.gridDim =
-      dim3(static_cast<unsigned>(a.batch), static_cast<unsigned>(a.q_heads + 2 * a.kv_heads));
-  config.blockDim = dim3(static_cast<unsigned>(pairs < 128 ? (pairs + 31) / 32 * 32 : 128));
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (pdl) config.attrs = attribute, config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, rope_kv_write<T>, a);
+  const dim3 grid(static_cast<unsigned>(a.batch),
+                  static_cast<unsigned>(a.q_heads + 2 * a.kv_heads));
+  const dim3 block(static_cast<unsigned>(pairs < 128 ? (pairs + 31) / 32 * 32 : 128));
+  return ops::cuda::launch_with_pdl(rope_kv_write<T>, grid, block, 0, stream, a);
 }
 
 __global__ void advance(int64_t* values, int64_t count) {
@@ -136,17 +122,6 @@ const char* use_cuda_device(int device) {
   return "";
 }
 
-bool pdl_enabled(int device) {
-  static const bool allowed = [] {
-    const char* env = std::getenv("FLAGSTONE_CUDA_PDL");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
-  int major = 0;
-  return allowed &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-         major >= 9;
-}
-
 const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf16, int device,
                                  void* stream_handle) {
   if (a.batch <= 0) return "";
@@ -154,10 +129,9 @@ const char* launch_rope_kv_write(const RopeKvArgs& a, int element_bytes, bool bf
     return "unsupported shape for the fused rotary + KV append";
   if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
-  const bool pdl = pdl_enabled(device);
-  cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream, pdl)
-                       : bf16             ? launch_rope<__nv_bfloat16>(a, stream, pdl)
-                                          : launch_rope<__half>(a, stream, pdl);
+  cudaError_t status = element_bytes == 4 ? launch_rope<float>(a, stream)
+                       : bf16             ? launch_rope<__nv_bfloat16>(a, stream)
+                                          : launch_rope<__half>(a, stream);
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 

@@ -94,11 +94,9 @@ int64_t rope_attention_splits(const RopeAttentionArgs& args, int sms);
 const char* launch_rope_attention(const RopeAttentionArgs& args, bool bf16, int device,
                                   void* stream);
 
-// Shared by the engine's launchers: makes `device` current (an empty string, or the CUDA error),
-// and whether kernels on it use programmatic dependent launch (compute capability 9.0 and up,
-// unless FLAGSTONE_CUDA_PDL=0).
+// Shared by the engine's launchers: makes `device` current (an empty string, or the CUDA error).
+// Their kernels use programmatic dependent launch through the ops library's cuda/pdl.cuh.
 const char* use_cuda_device(int device);
-bool pdl_enabled(int device);
 
 // Keeps `stream` busy for `microseconds` with one spinning thread, so that work queued behind it
 // runs back to back and events around each op time the device alone, not the host's launches

@@ -124,34 +124,30 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
 }
 
 template <typename T, int D>
-cudaError_t launch_group(const RopeAttentionArgs& a, cudaStream_t stream, bool pdl) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
-                        static_cast<unsigned>(a.batch));
-  config.blockDim = dim3(kThreads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (pdl) config.attrs = attribute, config.numAttrs = 1;
+cudaError_t launch_group(const RopeAttentionArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
+                  static_cast<unsigned>(a.batch));
+  auto launch = [&](auto kernel) {
+    return ops::cuda::launch_with_pdl(kernel, grid, dim3(kThreads), 0, stream, a);
+  };
   switch (a.q_heads / a.kv_heads) {
     case 1:
-      return cudaLaunchKernelEx(&config, rope_attention<T, D, 1>, a);
+      return launch(rope_attention<T, D, 1>);
     case 2:
-      return cudaLaunchKernelEx(&config, rope_attention<T, D, 2>, a);
+      return launch(rope_attention<T, D, 2>);
     case 4:
-      return cudaLaunchKernelEx(&config, rope_attention<T, D, 4>, a);
+      return launch(rope_attention<T, D, 4>);
     case 8:
-      return cudaLaunchKernelEx(&config, rope_attention<T, D, 8>, a);
+      return launch(rope_attention<T, D, 8>);
     default:
       return cudaErrorInvalidValue;
   }
 }
 
 template <typename T>
-cudaError_t launch_typed(const RopeAttentionArgs& a, cudaStream_t stream, bool pdl) {
-  if (a.head_dim == 64) return launch_group<T, 64>(a, stream, pdl);
-  if (a.head_dim == 128) return launch_group<T, 128>(a, stream, pdl);
+cudaError_t launch_typed(const RopeAttentionArgs& a, cudaStream_t stream) {
+  if (a.head_dim == 64) return launch_group<T, 64>(a, stream);
+  if (a.head_dim == 128) return launch_group<T, 128>(a, stream);
   return cudaErrorInvalidValue;
 }
 
@@ -181,9 +177,8 @@ const char* launch_rope_attention(const RopeAttentionArgs& a, bool bf16, int dev
   if (a.splits < 1 || a.splits > kMaxFusedSplits) return "bad split count for the fused attention";
   if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
-  const bool pdl = pdl_enabled(device);
   cudaError_t status =
-      bf16 ? launch_typed<__nv_bfloat16>(a, stream, pdl) : launch_typed<__half>(a, stream, pdl);
+      bf16 ? launch_typed<__nv_bfloat16>(a, stream) : launch_typed<__half>(a, stream);
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
 }
 

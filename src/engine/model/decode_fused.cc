@@ -108,7 +108,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
       Tensor out = residual.defined() ? residual : Tensor::empty({rows, 1, n}, dtype_, device_);
       a.out = address_of(out);
       a.residual = residual.defined() ? address_of(residual) : nullptr;
-      a.pdl = pdl_enabled(device_.index());
+      a.pdl = true;
       if (ops_.timer())
         ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
                                 prologue_name(prologue) + (residual.defined() ? " +residual" : ""),

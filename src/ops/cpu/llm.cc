@@ -17,8 +17,8 @@ namespace {
 // formula of the portable loops.
 
 // silu(g) = g / (1 + exp(-g)) on 8 lanes for g >= -87 (lower g, -inf included, goes through
-// silu_mul_slow: exp(-g) would overflow the exponent add): exp(-g) from the sign-flipped
-// polynomial of exp8_coarse (f16/bf16) or exp8's (f32), and the division as a reciprocal
+// silu_mul_slow: exp(-g) would overflow the exponent add): exp(-g) from the polynomial of
+// exp8_coarse (f16), exp_poly3 (bf16) or exp8 (f32), and the division as a reciprocal
 // estimate, refined by one Newton step for f32 (2^-22) and taken as is for f16/bf16 (within
 // 1.5 * 2^-12, a third of an f16 ulp): a division costs several times the rest of the lane's work
 // on this hardware. g > 87 is clamped inside the exp only, so silu(g) = g there; NaN stays NaN
@@ -29,28 +29,16 @@ FS_AVX2 inline __m256 silu8(__m256 g) {
   __m256 gc = _mm256_min_ps(g, _mm256_set1_ps(87.0f));
   __m256 t = _mm256_fnmadd_ps(gc, _mm256_set1_ps(1.44269504088896341f), shift);
   __m256 fn = _mm256_sub_ps(t, shift);  // round(-g / ln2)
+  // r = -g - fn ln2: ln2 in two parts at f32 precision (as exp8), in one for 16-bit rows (as
+  // exp8_coarse); e^r from the polynomial of each.
+  const __m256 ng = _mm256_xor_ps(gc, _mm256_set1_ps(-0.0f));
   __m256 e;
   if constexpr (std::is_same_v<T, float>) {
-    // r = -g - fn ln2 (ln2 in two parts), e^r as in exp8.
-    __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f),
-                                _mm256_xor_ps(gc, _mm256_set1_ps(-0.0f)));
-    r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
-    e = simd::exp8_reduced(r);
-  } else if constexpr (std::is_same_v<T, Half>) {
-    // s = g + fn ln2 = -r; exp_poly4(-s) with the odd coefficients negated.
-    __m256 s = _mm256_fmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), gc);
-    __m256 p = _mm256_set1_ps(4.1458606119e-2f);
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-1.6790907204e-1f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(5.0004358686e-1f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-9.9996340486e-1f));
-    e = _mm256_fmadd_ps(p, s, _mm256_set1_ps(9.9999926144e-1f));
+    __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), ng);
+    e = simd::exp8_reduced(_mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r));
   } else {
-    // bf16: exp_poly3(-s), as above.
-    __m256 s = _mm256_fmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), gc);
-    __m256 p = _mm256_set1_ps(-1.6566842794e-1f);
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(5.0496333838e-1f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-1.0001641512e+0f));
-    e = _mm256_fmadd_ps(p, s, _mm256_set1_ps(9.9992805719e-1f));
+    __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), ng);
+    e = std::is_same_v<T, Half> ? simd::exp_poly4(r) : simd::exp_poly3(r);
   }
   // n = round(-g / ln2) is in [-126, 126] here: t's low bits, shifted into the exponent field.
   e = _mm256_castsi256_ps(

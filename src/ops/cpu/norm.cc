@@ -354,19 +354,20 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
     int64_t chunks = (n + kStatChunk<T> - 1) / kStatChunk<T>;
     parallel(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)),
              [&](int64_t b, int64_t e) {
-               std::vector<float> spill;
-               if (!log) {
+               if (log) {
+                 for (int64_t r = b; r < e; ++r) {
+                   if (stream)
+                     log_softmax_row_avx2<true>(px + r * n, po + r * n, n);
+                   else
+                     log_softmax_row_avx2<false>(px + r * n, po + r * n, n);
+                 }
+               } else {
+                 std::vector<float> spill;
                  float* scratch = thread_scratch(static_cast<size_t>(2 * (n + chunks)), spill);
                  if (stream)
                    softmax_rows_avx2<true>(px, po, n, b, e, scratch);
                  else
                    softmax_rows_avx2<false>(px, po, n, b, e, scratch);
-               }
-               for (int64_t r = b; log && r < e; ++r) {
-                 if (stream)
-                   log_softmax_row_avx2<true>(px + r * n, po + r * n, n);
-                 else
-                   log_softmax_row_avx2<false>(px + r * n, po + r * n, n);
                }
                if (stream) _mm_sfence();  // streamed lines are visible before the pool reports done
              });

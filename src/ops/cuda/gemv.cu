@@ -394,16 +394,10 @@ cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
   // Every block walks the same number of tiles, so none finishes a tile behind the rest.
   const int64_t cap = int64_t{sms} * bpsm, per_block = (tiles + cap - 1) / cap;
   const int64_t blocks = (tiles + per_block - 1) / per_block;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(blocks));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  if (a.pdl) config.attrs = attribute, config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, a, wpr, tiles);
+  const dim3 grid(static_cast<unsigned>(blocks));
+  if (a.pdl) return launch_with_pdl(kernel, grid, dim3(kThreads), smem, stream, a, wpr, tiles);
+  kernel<<<grid, kThreads, smem, stream>>>(a, wpr, tiles);
+  return cudaGetLastError();
 }
 
 template <typename T>

@@ -52,8 +52,9 @@ struct FusedGemvArgs : GemvArgs {
   // out[r, j] = residual[r, j] + round(W x + bias) when set (rows of stride ldo; may be `out`:
   // each element is read and written by the one thread that owns it).
   const void* residual = nullptr;
-  // Programmatic dependent launch (sm_90): the first weight tiles load before waiting for the
-  // previous kernel, and the next kernel may launch once x is staged.
+  // Programmatic dependent launch (cuda/pdl.cuh: sm_90 and up, unless FLAGSTONE_CUDA_PDL=0): the
+  // first weight tiles load before waiting for the previous kernel, and the next kernel may
+  // launch once x is staged.
   bool pdl = false;
   int blocks_per_sm = 0;  // 0: from the shape (FLAGSTONE_GEMV_BPSM overrides, for sweeps)
 };

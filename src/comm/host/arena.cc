@@ -245,9 +245,15 @@ void Arena::wait_until(HostOp& op, const std::function<bool()>& ready, std::atom
       continue;
     }
     if (now >= next_check) {
-      check_alive(op, what, member);
+      // A peer that posted its last counter and then exited is done, not dead: what it did may
+      // have become visible while the check ran, so look again before believing the check.
+      try {
+        check_alive(op, what, member);
+      } catch (const CommError&) {
+        if (ready()) return;
+        throw;
+      }
       next_check = now + std::chrono::milliseconds(1);
-      // Something the peer did may have become visible while the check ran.
       if (ready()) return;
     }
     std::atomic<uint32_t>& sleepers = header_[member].sleepers.value;
@@ -412,7 +418,12 @@ void Arena::all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType
       }
       if (now >= next_check) {
         int member = finished < published ? lagging(finished) : -1;
-        check_alive(op, member >= 0 ? "part of the reduction" : "device copies", member);
+        try {
+          check_alive(op, member >= 0 ? "part of the reduction" : "device copies", member);
+        } catch (const CommError&) {
+          // The member may have posted its part and exited since it was found lagging.
+          if (member < 0 || lagging(finished) == member) throw;
+        }
         next_check = now + std::chrono::milliseconds(1);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(20));

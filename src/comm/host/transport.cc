@@ -232,8 +232,11 @@ void Transport::drain_doorbells(int peer, const std::string& op) {
   for (;;) {
     ssize_t n = ::recv(peers_[peer].fd.get(), sink, sizeof(sink), MSG_DONTWAIT);
     if (n > 0) continue;
-    if (n == 0) {
-      peers_[peer].eof = true;  // the rings may still hold its last words: read them first
+    // A peer that closes with our doorbells unread resets the socket instead of ending it
+    // (ECONNRESET), which says no more than an orderly EOF does: it has gone, and the rings may
+    // still hold its last words, so read them first.
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      peers_[peer].eof = true;
       return;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;

@@ -116,7 +116,8 @@ FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t 
 
 // log(sum(exp(x))) of a 16-bit row in one read over shifts of whole ln2 (softmax_rows.h), with
 // sum(x) in `total` when asked; false when the row must take row_stats16 (values beyond the
-// shifts' range, or nothing finite). The loads run 2 KiB behind a software prefetch: the
+// shifts' range, or nothing finite). f16 rows too take the degree-3 exponential (kPow2Degree
+// says why). The loads run 2 KiB behind a software prefetch: the
 // hardware prefetcher alone left the loop waiting on memory between its bursts.
 template <typename T>
 FS_AVX2 bool ce_row_pow2(const T* x, int64_t n, bool with_total, double& lse, float& total) {
@@ -125,7 +126,7 @@ FS_AVX2 bool ce_row_pow2(const T* x, int64_t n, bool with_total, double& lse, fl
   for (int64_t b = 0; b < n; b += kStatChunk<T>) {
     int64_t len = std::min(kStatChunk<T>, n - b);
     if (with_total) total += simd::chunk_sum16(x + b, len);
-    if (!simd::pow2_chunk<T>(s, x + b, len, nullptr, 0, nullptr, 2048)) return false;
+    if (!simd::pow2_chunk<T, 3>(s, x + b, len, nullptr, 0, nullptr, 2048)) return false;
   }
   if (s.k == -INFINITY) return false;
   lse = s.k * simd::kLn2 + std::log(static_cast<double>(s.sum));

@@ -173,12 +173,12 @@ FS_AVX2 inline float chunk_sum_exp16(const T* x, int64_t n, float m, float& chun
     if (e) e[i] = v;
     s += v, cm = std::max(cm, xv);
   }
-  __m256 vm = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = s0, a, b;
-  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  // One accumulator each for the sum and the max, as in sweep_pow2 (registers).
+  __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps(), max = _mm256_set1_ps(-INFINITY), a, b;
   for (; i + 16 <= n; i += 16) {
     if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + ahead, _MM_HINT_T0);
     load16(x + i, a, b);
-    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
+    max = _mm256_max_ps(_mm256_max_ps(a, b), max);
     a = _mm256_sub_ps(a, vm), b = _mm256_sub_ps(b, vm);
     if (e) {
       a = exp8_row_exact<T>(a), b = exp8_row_exact<T>(b);
@@ -186,10 +186,10 @@ FS_AVX2 inline float chunk_sum_exp16(const T* x, int64_t n, float m, float& chun
     } else {
       a = exp8_row<T>(a), b = exp8_row<T>(b);
     }
-    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
+    sum = _mm256_add_ps(sum, _mm256_add_ps(a, b));
   }
-  s += hsum8(_mm256_add_ps(s0, s1));
-  cm = std::max(cm, hmax8(_mm256_max_ps(m0, m1)));
+  s += hsum8(sum);
+  cm = std::max(cm, hmax8(max));
   for (; i < n; ++i) {
     float xv = load_f(x[i]), v = exp_f32(xv - m);
     if (e) e[i] = v;
@@ -271,7 +271,8 @@ inline float pow2_shift(float m) {
 }
 
 // exp(r), |r| <= ln2/2, for bf16 rows: a degree-3 near-minimax fit of relative error 7.5e-5,
-// a fiftieth of a bf16 ulp (f16 rows keep exp_poly4: 7.5e-5 would be a sixth of theirs).
+// a fiftieth of a bf16 ulp (stored f16 exponentials keep exp_poly4: 7.5e-5 would be a sixth of
+// theirs).
 FS_AVX2 inline __m256 exp_poly3(__m256 r) {
   __m256 p = _mm256_set1_ps(1.6566842794e-1f);
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0496333838e-1f));
@@ -279,17 +280,55 @@ FS_AVX2 inline __m256 exp_poly3(__m256 r) {
   return _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9992805719e-1f));
 }
 
-// exp(x - k ln2) at the precision of a T row (ln2 in one constant, as exp8_coarse) for
+// The polynomial degree of exp8_pow2 for the stored exponentials of a T row (softmax): 4 for f16,
+// 3 for bf16 (see exp_poly3). A loss reduces a row to one log-sum, where degree 3's 7.5e-5
+// relative becomes at most 7.5e-5 absolute; f16's own rounding of a logit in [1, 2) already
+// moves the loss by up to 2^-11 (4.9e-4), so cross_entropy takes degree 3 for f16 rows too.
+template <typename T>
+inline constexpr int kPow2Degree = std::is_same_v<T, Half> ? 4 : 3;
+
+// exp(x - k ln2) with ln2 in one constant (as exp8_coarse) and a polynomial of `Degree`, for
 // x - k ln2 in [-87, 88], given c = 1.5 * 2^23 - k; NaN stays NaN. x's NaNs come from 16-bit
 // values, whose low 16 bits are zero, so the exponent add leaves them NaN.
-template <typename T>
+template <int Degree>
 FS_AVX2 inline __m256 exp8_pow2(__m256 x, __m256 c) {
+  static_assert(Degree == 3 || Degree == 4);
   __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), c);
   __m256 fn = _mm256_sub_ps(t, c);  // round(x / ln2), exact in t's range
   __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693147180559945f), x);
-  __m256 p = std::is_same_v<T, Half> ? exp_poly4(r) : exp_poly3(r);
+  __m256 p = Degree == 4 ? exp_poly4(r) : exp_poly3(r);
   return _mm256_castsi256_ps(
       _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+}
+
+// The vector part of chunk_sum_pow2: 16-element blocks [i, n) against c = 1.5 * 2^23 - k, below
+// `lo` = k ln2 - 87 clamped (sums) or stored as 0 (Store); returns the blocks' sum and folds their
+// max into `cm`. One loop per Store so that neither carries the other's branch, and one
+// accumulator each for the sum and the max: with two of each, the constants and temporaries
+// left no register for the last accumulator, which gcc kept on the stack, so every iteration
+// waited on a store-to-load round trip (f16 sums ran 25% slower).
+template <typename T, int Degree, bool Store>
+FS_AVX2 inline float sweep_pow2(const T* x, int64_t& i, int64_t n, __m256 c, __m256 lo, float* e,
+                                int ahead, float& cm) {
+  __m256 sum = _mm256_setzero_ps(), max = _mm256_set1_ps(-INFINITY), a, b;
+  for (; i + 16 <= n; i += 16) {
+    if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + ahead, _MM_HINT_T0);
+    load16(x + i, a, b);
+    max = _mm256_max_ps(_mm256_max_ps(a, b), max);
+    if constexpr (Store) {
+      // Lanes below the range compute garbage that the mask clears (NaN lanes are kept).
+      a = _mm256_and_ps(exp8_pow2<Degree>(a, c), _mm256_cmp_ps(a, lo, _CMP_NLT_UQ));
+      b = _mm256_and_ps(exp8_pow2<Degree>(b, c), _mm256_cmp_ps(b, lo, _CMP_NLT_UQ));
+      _mm256_storeu_ps(e + i, a), _mm256_storeu_ps(e + i + 8, b);
+    } else {
+      // max(lo, v) keeps NaN (max_ps returns its second operand then).
+      a = exp8_pow2<Degree>(_mm256_max_ps(lo, a), c);
+      b = exp8_pow2<Degree>(_mm256_max_ps(lo, b), c);
+    }
+    sum = _mm256_add_ps(sum, _mm256_add_ps(a, b));
+  }
+  cm = std::max(cm, hmax8(max));
+  return hsum8(sum);
 }
 
 // sum(exp(x - k ln2)) of a chunk of a 16-bit row in one read, with the chunk's max (NaN skipped),
@@ -297,7 +336,7 @@ FS_AVX2 inline __m256 exp8_pow2(__m256 x, __m256 c) {
 // (they add ~1e-38 each); when `e` is given the exponentials are stored there instead, exactly 0
 // below k ln2 - 87, on the 16-element blocks that start `phase` elements in. `ahead`: bytes
 // prefetched ahead of the loads (0: none).
-template <typename T>
+template <typename T, int Degree = kPow2Degree<T>>
 FS_AVX2 inline float chunk_sum_pow2(const T* x, int64_t n, float k, float& chunk_max,
                                     float* e = nullptr, int64_t phase = 0, int ahead = 0) {
   const double shift = static_cast<double>(k) * kLn2;
@@ -311,24 +350,8 @@ FS_AVX2 inline float chunk_sum_pow2(const T* x, int64_t n, float k, float& chunk
   for (; i < std::min(phase, n); ++i) one(i);
   const __m256 c = _mm256_set1_ps(12582912.0f - k),
                lo = _mm256_set1_ps(static_cast<float>(shift - 87));
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, m0 = _mm256_set1_ps(-INFINITY), m1 = m0, a, b;
-  for (; i + 16 <= n; i += 16) {
-    if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + ahead, _MM_HINT_T0);
-    load16(x + i, a, b);
-    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
-    if (e) {
-      // Lanes below the range compute garbage that the mask clears (NaN lanes are kept).
-      a = _mm256_and_ps(exp8_pow2<T>(a, c), _mm256_cmp_ps(a, lo, _CMP_NLT_UQ));
-      b = _mm256_and_ps(exp8_pow2<T>(b, c), _mm256_cmp_ps(b, lo, _CMP_NLT_UQ));
-      _mm256_storeu_ps(e + i, a), _mm256_storeu_ps(e + i + 8, b);
-    } else {
-      // max(lo, v) keeps NaN (max_ps returns its second operand then).
-      a = exp8_pow2<T>(_mm256_max_ps(lo, a), c), b = exp8_pow2<T>(_mm256_max_ps(lo, b), c);
-    }
-    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
-  }
-  s += hsum8(_mm256_add_ps(s0, s1));
-  cm = std::max(cm, hmax8(_mm256_max_ps(m0, m1)));
+  s += e ? sweep_pow2<T, Degree, true>(x, i, n, c, lo, e, ahead, cm)
+         : sweep_pow2<T, Degree, false>(x, i, n, c, lo, e, ahead, cm);
   for (; i < n; ++i) one(i);
   chunk_max = cm;
   return s;
@@ -366,7 +389,7 @@ FS_AVX2 inline bool pow2_start(Pow2Sum& s, const T* c, int64_t len) {
 // One chunk of a 16-bit row into the running sum (exponentials stored in `e` when given);
 // false when the row must take the f32 path instead.
 // `used` (when given) receives the shift the exponentials were taken against (-inf: none were).
-template <typename T>
+template <typename T, int Degree = kPow2Degree<T>>
 FS_AVX2 inline bool pow2_chunk(Pow2Sum& s, const T* c, int64_t len, float* e = nullptr,
                                int64_t phase = 0, float* used = nullptr, int ahead = 0) {
   if (used) *used = -INFINITY;
@@ -375,10 +398,10 @@ FS_AVX2 inline bool pow2_chunk(Pow2Sum& s, const T* c, int64_t len, float* e = n
     if (s.k == -INFINITY) return true;
   }
   float cm;
-  float part = chunk_sum_pow2<T>(c, len, s.k, cm, e, phase, ahead);
+  float part = chunk_sum_pow2<T, Degree>(c, len, s.k, cm, e, phase, ahead);
   if (cm > static_cast<float>(s.k * kLn2) + kMaxLead) {  // rare: redo against the new max
     if (!pow2_raise(s, cm)) return false;
-    part = chunk_sum_pow2<T>(c, len, s.k, cm, e, phase, ahead);
+    part = chunk_sum_pow2<T, Degree>(c, len, s.k, cm, e, phase, ahead);
   }
   if (used) *used = s.k;
   s.sum += part;

@@ -117,8 +117,8 @@ FS_AVX2 void rotary_neox_avx2(const T* x, T* o, const C* c, const C* s, int64_t 
 // log(sum(exp(x))) of a 16-bit row in one read over shifts of whole ln2 (softmax_rows.h), with
 // sum(x) in `total` when asked; false when the row must take row_stats16 (values beyond the
 // shifts' range, or nothing finite). f16 rows too take the degree-3 exponential (kPow2Degree
-// says why). The loads run 2 KiB behind a software prefetch: the
-// hardware prefetcher alone left the loop waiting on memory between its bursts.
+// says why). The loads run 2 KiB behind a software prefetch: the hardware prefetcher alone left
+// the loop waiting on memory between its bursts.
 template <typename T>
 FS_AVX2 bool ce_row_pow2(const T* x, int64_t n, bool with_total, double& lse, float& total) {
   simd::Pow2Sum s;

@@ -173,12 +173,12 @@ FS_AVX2 inline float chunk_sum_exp16(const T* x, int64_t n, float m, float& chun
     if (e) e[i] = v;
     s += v, cm = std::max(cm, xv);
   }
-  // One accumulator each for the sum and the max, as in sweep_pow2 (registers).
-  __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps(), max = _mm256_set1_ps(-INFINITY), a, b;
+  __m256 vm = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = s0, a, b;
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
   for (; i + 16 <= n; i += 16) {
     if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + ahead, _MM_HINT_T0);
     load16(x + i, a, b);
-    max = _mm256_max_ps(_mm256_max_ps(a, b), max);
+    m0 = _mm256_max_ps(a, m0), m1 = _mm256_max_ps(b, m1);
     a = _mm256_sub_ps(a, vm), b = _mm256_sub_ps(b, vm);
     if (e) {
       a = exp8_row_exact<T>(a), b = exp8_row_exact<T>(b);
@@ -186,10 +186,10 @@ FS_AVX2 inline float chunk_sum_exp16(const T* x, int64_t n, float m, float& chun
     } else {
       a = exp8_row<T>(a), b = exp8_row<T>(b);
     }
-    sum = _mm256_add_ps(sum, _mm256_add_ps(a, b));
+    s0 = _mm256_add_ps(s0, a), s1 = _mm256_add_ps(s1, b);
   }
-  s += hsum8(sum);
-  cm = std::max(cm, hmax8(max));
+  s += hsum8(_mm256_add_ps(s0, s1));
+  cm = std::max(cm, hmax8(_mm256_max_ps(m0, m1)));
   for (; i < n; ++i) {
     float xv = load_f(x[i]), v = exp_f32(xv - m);
     if (e) e[i] = v;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -42,8 +43,12 @@ RankPair connect_pair(size_t ring_bytes) {
   fds1.emplace_back();
   pair.rank0 = std::make_unique<fc::Transport>(0, std::move(fds0), -1);
   pair.rank1 = std::make_unique<fc::Transport>(1, std::move(fds1), -1);
-  std::thread other([&] { pair.rank1->enable_shm({true, true}, 0x7e57, ring_bytes, deadline); });
-  int pairs = pair.rank0->enable_shm({true, true}, 0x7e57, ring_bytes, deadline);
+  // The segment's name comes from the magic: one per pair, so that rounds and other processes
+  // running this test never meet a name still in use.
+  static std::atomic<uint64_t> pairs_made{0};
+  uint64_t magic = (static_cast<uint64_t>(::getpid()) << 32) | pairs_made.fetch_add(1);
+  std::thread other([&] { pair.rank1->enable_shm({true, true}, magic, ring_bytes, deadline); });
+  int pairs = pair.rank0->enable_shm({true, true}, magic, ring_bytes, deadline);
   other.join();
   EXPECT_EQ(pairs, 1) << "shared memory could not be set up";
   return pair;

@@ -216,11 +216,14 @@ void Arena::post(Counter which, uint32_t value) {
   if (header_[me_].sleepers.value.load() > 0) futex(&word, FUTEX_WAKE, INT32_MAX, nullptr);
 }
 
-void Arena::check_alive(HostOp& op, const char* what, int member) {
+void Arena::check_alive(HostOp& op, const char* what, int member,
+                        const std::function<bool()>& still_waiting) {
   pollfd abort{op.transport.abort_fd(), POLLIN, 0};
   if (abort.fd >= 0 && ::poll(&abort, 1, 0) > 0 && (abort.revents & POLLIN))
     fail(fsAborted, op.name, ": rank ", op.transport.rank(), ": the communicator was aborted");
-  if (member >= 0 && member != me_ && op.transport.peer_gone(op.global(member)))
+  // A member that posted what we wait for and then exited is done, not dead: its post may have
+  // become visible after the caller last looked, so the caller looks again once it is gone.
+  if (member >= 0 && member != me_ && op.transport.peer_gone(op.global(member)) && still_waiting())
     fail(fsRemoteError, op.name, ": rank ", op.transport.rank(), " lost its connection to rank ",
          op.global(member), " while waiting for its ", what, ": that rank died, aborted or failed");
   if (op.deadline.expired()) {
@@ -245,15 +248,9 @@ void Arena::wait_until(HostOp& op, const std::function<bool()>& ready, std::atom
       continue;
     }
     if (now >= next_check) {
-      // A peer that posted its last counter and then exited is done, not dead: what it did may
-      // have become visible while the check ran, so look again before believing the check.
-      try {
-        check_alive(op, what, member);
-      } catch (const CommError&) {
-        if (ready()) return;
-        throw;
-      }
+      check_alive(op, what, member, [&] { return !ready(); });
       next_check = now + std::chrono::milliseconds(1);
+      // Something the peer did may have become visible while the check ran.
       if (ready()) return;
     }
     std::atomic<uint32_t>& sleepers = header_[member].sleepers.value;
@@ -418,12 +415,8 @@ void Arena::all_reduce(HostOp& op, ArenaDevice& device, size_t count, fsDataType
       }
       if (now >= next_check) {
         int member = finished < published ? lagging(finished) : -1;
-        try {
-          check_alive(op, member >= 0 ? "part of the reduction" : "device copies", member);
-        } catch (const CommError&) {
-          // The member may have posted its part and exited since it was found lagging.
-          if (member < 0 || lagging(finished) == member) throw;
-        }
+        check_alive(op, member >= 0 ? "part of the reduction" : "device copies", member,
+                    [&] { return lagging(finished) == member; });
         next_check = now + std::chrono::milliseconds(1);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(20));

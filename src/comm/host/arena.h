@@ -84,7 +84,10 @@ class Arena {
   void wait_all(HostOp& op, Counter which, uint32_t value);
   void wait_until(HostOp& op, const std::function<bool()>& ready, std::atomic<uint32_t>* word,
                   const char* what, int member);
-  void check_alive(HostOp& op, const char* what, int member);
+  // Throws when the communicator was aborted, the deadline passed, or `member` has gone while
+  // `still_waiting()` (asked after the liveness check) says its part has not arrived.
+  void check_alive(HostOp& op, const char* what, int member,
+                   const std::function<bool()>& still_waiting);
   void describe(uint32_t chunk, size_t n, fsDataType_t dtype, fsRedOp_t redop);
   void compare_calls(HostOp& op, uint32_t chunk);
   void reduce_portion(uint32_t chunk, const char* in, char* out, size_t first, size_t end,

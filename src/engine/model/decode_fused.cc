@@ -2,6 +2,7 @@
 // default), and the opt-in fused form in which each one-token linear takes the norm or silu * up
 // in front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer
 // runs five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -22,6 +23,25 @@ void* address_of(const Tensor& t) {
 }
 
 // Runs `launch` on the device's stream with that device current; a failure names `what`.
+// Whether the device's memory is slow enough (theoretical peak under 4 TB/s) that the step's
+// wide products run faster on the early GEMV than on cuBLAS (measured: H100 yes, H200 no).
+bool wide_products_on_gemv(int device) {
+  static std::atomic<int> cached[64];  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int c = cached[device].load(std::memory_order_relaxed);
+  if (c == 0) {
+    int khz = 0, bits = 0;
+    const bool known =
+        cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, device) == cudaSuccess &&
+        khz > 0 && bits > 0;
+    const double bytes_per_second = 2.0 * khz * 1e3 * bits / 8;  // double data rate
+    c = known && bytes_per_second < 4e12 ? 2 : 1;
+    cached[device].store(c, std::memory_order_relaxed);
+  }
+  return c == 2;
+}
+
 template <typename F>
 void launch_checked(const Device& device, const std::string& what, F launch) {
   const char* error = use_cuda_device(device.index());
@@ -135,15 +155,20 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
   const int64_t n = weight.size(0);
   // The ops library's GEMV with its first weight loads issued before it waits for the kernel in
   // front (PDL): the step's weights never change while it runs, so their streaming starts under
-  // the norm, attention or activation before the product. Products the ops library would give to
-  // cuBLAS (more than 4096 features or 8192 inputs: gate/up, the head) stay with the ops library.
-  // FLAGSTONE_ENGINE_STEP_GEMV=0 runs every product through the ops library (for A/B), =all
-  // gives them all to the early GEMV.
+  // the norm, attention or activation before the product. The narrow products (at most 4096
+  // features and 8192 inputs) always take it. The wide ones (gate/up, the head) take it where the
+  // device's memory is slower than 4 TB/s: on an H100 (3.35 TB/s) that made llama-1b decode 3.5%
+  // and llama-8b 5.7% faster than cuBLAS there, on an H200 (4.8 TB/s) 1-2% slower (session 15 and
+  // 13; docs/performance.md). FLAGSTONE_ENGINE_STEP_GEMV overrides: =0 every product through
+  // the ops library, =narrow, =wide (gate/up too), =head (the head too), =all.
   static const std::string mode = [] {
     const char* env = std::getenv("FLAGSTONE_ENGINE_STEP_GEMV");
     return std::string(env ? env : "");
   }();
-  const bool fits = mode == "all" || (n <= 4096 && k <= 8192);
+  const bool head = n == vocab_;
+  const bool wide = mode.empty() ? wide_products_on_gemv(device_.index()) : mode == "all";
+  const bool fits =
+      wide || (n <= 4096 && k <= 8192) || (mode == "wide" && !head) || (mode == "head" && head);
   if (mode != "0" && fits && rows <= ops::cuda::kGemvMaxRows && weight.dtype() == dtype_ &&
       x.dtype() == dtype_ && x.is_contiguous() && weight.is_contiguous() &&
       (!bias.defined() || (bias.is_contiguous() && bias.dtype() == dtype_))) {

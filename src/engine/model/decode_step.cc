@@ -265,7 +265,7 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     h = fused != FusedMode::kOff
             ? ops_.rms_norm(residual, final_norm_, config_.rms_norm_eps)
             : ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
-    logits = ops_.linear(h, lm_head_);
+    logits = step_product(h, lm_head_);
   }
   // The greedy pick becomes the next step's input, and the positions move on, on the device:
   // a greedy loop replays step after step with nothing uploaded in between.

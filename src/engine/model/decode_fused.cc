@@ -22,7 +22,6 @@ void* address_of(const Tensor& t) {
   return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
 }
 
-// Runs `launch` on the device's stream with that device current; a failure names `what`.
 // Whether the device's memory is slow enough (theoretical peak under 4 TB/s) that the step's
 // wide products run faster on the early GEMV than on cuBLAS (measured: H100 yes, H200 no).
 bool wide_products_on_gemv(int device) {
@@ -42,6 +41,7 @@ bool wide_products_on_gemv(int device) {
   return c == 2;
 }
 
+// Runs `launch` on the device's stream with that device current; a failure names `what`.
 template <typename F>
 void launch_checked(const Device& device, const std::string& what, F launch) {
   const char* error = use_cuda_device(device.index());
@@ -156,17 +156,20 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
   // The ops library's GEMV with its first weight loads issued before it waits for the kernel in
   // front (PDL): the step's weights never change while it runs, so their streaming starts under
   // the norm, attention or activation before the product. The narrow products (at most 4096
-  // features and 8192 inputs) always take it. The wide ones (gate/up, the head) take it where the
-  // device's memory is slower than 4 TB/s: on an H100 (3.35 TB/s) that made llama-1b decode 3.5%
-  // and llama-8b 5.7% faster than cuBLAS there, on an H200 (4.8 TB/s) 1-2% slower (session 15 and
-  // 13; docs/performance.md). FLAGSTONE_ENGINE_STEP_GEMV overrides: =0 every product through
-  // the ops library, =narrow, =wide (gate/up too), =head (the head too), =all.
+  // features and 8192 inputs) always take it. The wide ones (gate/up, the head) take it for one
+  // row where the device's memory is slower than 4 TB/s: on an H100 (3.35 TB/s) that made
+  // llama-1b decode about 3% and llama-8b about 6% faster than cuBLAS there, on an H200 (4.8
+  // TB/s) 1-2% slower (sessions 15 and 13; docs/performance.md). With 4 or 8 rows the GEMV ran
+  // at 0.25-0.52x of cuBLAS on such weights (gemv.sh). FLAGSTONE_ENGINE_STEP_GEMV overrides: =0
+  // every product through the ops library, =narrow, =wide (gate/up too), =head (the head too),
+  // =all.
   static const std::string mode = [] {
     const char* env = std::getenv("FLAGSTONE_ENGINE_STEP_GEMV");
     return std::string(env ? env : "");
   }();
   const bool head = n == vocab_;
-  const bool wide = mode.empty() ? wide_products_on_gemv(device_.index()) : mode == "all";
+  const bool wide =
+      mode.empty() ? rows == 1 && wide_products_on_gemv(device_.index()) : mode == "all";
   const bool fits =
       wide || (n <= 4096 && k <= 8192) || (mode == "wide" && !head) || (mode == "head" && head);
   if (mode != "0" && fits && rows <= ops::cuda::kGemvMaxRows && weight.dtype() == dtype_ &&

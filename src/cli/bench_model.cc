@@ -380,6 +380,10 @@ void run(const Options& o) {
                 info.decode_graph ? "recorded as a graph and replayed" : "run op by op");
     if (!info.decode_graph_error.empty())
       std::printf("recording the decode step failed: %s\n", info.decode_graph_error.c_str());
+    if (info.decode_persistent)
+      std::printf("decode step: one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT=1)\n");
+    else if (!info.decode_persistent_note.empty())
+      std::printf("persistent decode step not used: %s\n", info.decode_persistent_note.c_str());
     if (o.profile && !info.decode_graph_nodes.empty())
       std::printf("recorded decode step: %s\n", info.decode_graph_nodes.c_str());
     if (!profile.empty()) {
@@ -434,6 +438,9 @@ void run(const Options& o) {
   out["decode_graph"] = info.decode_graph;
   if (!info.decode_graph_error.empty()) out["decode_graph_error"] = info.decode_graph_error;
   if (!info.decode_graph_nodes.empty()) out["decode_graph_nodes"] = info.decode_graph_nodes;
+  out["decode_persistent"] = info.decode_persistent;
+  if (!info.decode_persistent_note.empty())
+    out["decode_persistent_note"] = info.decode_persistent_note;
   if (!o.no_peak) {
     out["peak"] = {{"copy_gbps", peak.copy_gbps},
                    {"copy_bytes", peak.copy_bytes},

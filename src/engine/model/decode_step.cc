@@ -191,6 +191,7 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
       s.rope_attention = true;
     }
   }
+  if (persistent_wanted()) setup_persistent(s, cache);
 #endif
   return s;
 }
@@ -198,6 +199,7 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
 Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
   Tensor start = s.step.narrow(0, 0, b);
+  if (s.mega) return pick_next(s, persistent_step(s));
   Tensor positions = start.view({b, 1});
   Tensor lengths = s.step.narrow(0, b, b);
   Tensor x = ops_.embedding(s.tokens, embed_);
@@ -267,9 +269,14 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
             : ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
     logits = step_product(h, lm_head_);
   }
+  return pick_next(s, logits);
+}
+
+Tensor DecoderModel::pick_next(DecodeState& s, const Tensor& logits) {
   // The greedy pick becomes the next step's input, and the positions move on, on the device:
   // a greedy loop replays step after step with nothing uploaded in between.
 #ifdef FLAGSTONE_HAVE_CUDA
+  const int64_t b = s.batch;
   void* stream = device_.impl().default_stream().native_handle();
   if (ops_argmax()) {
     // FLAGSTONE_ENGINE_ARGMAX=ops: the ops library's argmax, then a kernel to advance.
@@ -296,6 +303,8 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     FS_CHECK(*error == '\0', kBackend, "greedy pick on ", device_.spec(), ": ", error);
   }
   if (ops_.timer()) ops_.timer()->end();
+#else
+  (void)s;
 #endif
   return logits;
 }
@@ -338,6 +347,8 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy
     // Eager (also the warm-up before recording: library handles and scratch get made here,
     // outside the capture).
     logits = decode_body(s, cache);
+    // The persistent step writes its own buffer, which the next step overwrites.
+    if (s.mega && !greedy) logits = logits.clone();
     if (graphs_ && !ops_.timer() && !s.graph.defined() && runtime::Graph::supported(device_)) {
       if (!graph_pool_) graph_pool_ = device_.allocator().create_pool();
       try {

@@ -15,6 +15,7 @@ namespace flagstone::engine::detail {
 
 struct RopeCacheArgs;      // cuda/kv_cache_write.h
 struct RopeAttentionArgs;  // cuda/kv_cache_write.h
+struct MegaArgs;           // cuda/decode_megakernel.h
 
 // What the decode step's fused linear does to its input first (DecoderModel::step_linear).
 enum class StepPrologue { kNone, kRmsNorm, kSiluMul };
@@ -63,6 +64,10 @@ class DecoderModel : public Model {
     bool rope_attention = false;  // the fused rotary + KV append + attention candidate
     Tensor attn_scratch;          // its partials and zeroed tickets
     Tensor logits;                // written by each replay
+    // The whole step as one persistent kernel (decode_mega.cc), when set: its arguments, the
+    // layer table on the device, activation buffers and zeroed scratch.
+    std::shared_ptr<MegaArgs> mega;
+    Tensor mega_table, mega_acts, mega_scratch;
     runtime::Graph graph;
   };
   // The step's products with their neighbours fused (decode_fused.cc): x is normed (rms_norm
@@ -77,6 +82,12 @@ class DecoderModel : public Model {
   // A one-token product of the step, x [rows, 1, k] by weight [n, k] (the ops library's GEMV
   // with early weight loads where it serves, else ops linear); returns [rows, 1, n].
   Tensor step_product(const Tensor& x, const Tensor& weight, const Tensor& bias = {}) const;
+  // The persistent step (decode_mega.cc): whether it is asked for, its setup for a new cache
+  // (leaves state.mega unset, with the reason in info(), where it cannot serve), and one launch
+  // returning the logits it writes.
+  bool persistent_wanted() const;
+  void setup_persistent(DecodeState& state, const KvCache& cache);
+  Tensor persistent_step(DecodeState& state);
   void check_forward(const Tensor& tokens, const KvCache& cache) const;
   bool decode_on_device(const KvCache& cache) const;
   // One step; returns the logits (a copy), or with `greedy` the argmax ids the step wrote into
@@ -84,6 +95,9 @@ class DecoderModel : public Model {
   Tensor decode(const Tensor& tokens, KvCache& cache, bool greedy = false);
   DecodeState& decode_state(const KvCache& cache);
   Tensor decode_body(DecodeState& state, KvCache& cache);
+  // The step's end: the greedy pick of `logits` written as the next step's ids, positions
+  // advanced, on the device; returns `logits`.
+  Tensor pick_next(DecodeState& state, const Tensor& logits);
   void write_kv(const KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
                 const Tensor& start) const;
   // Rotary of the q and k heads of `heads` [b, 1, hq + 2 hk, d] with k and v appended to the

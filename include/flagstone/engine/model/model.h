@@ -70,6 +70,10 @@ struct ModelInfo {
   // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)", when
   // ModelOptions::describe_graph asked for it; empty until a step is recorded.
   std::string decode_graph_nodes;
+  // The decode step runs as one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT); when asked for
+  // but not possible, why not.
+  bool decode_persistent = false;
+  std::string decode_persistent_note;
 };
 
 // Device time of one op (or one kind of matrix product) over a profiled forward pass.

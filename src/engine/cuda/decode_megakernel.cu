@@ -1,0 +1,469 @@
+// The persistent decode step (decode_megakernel.h): one block per SM walks every layer. Each
+// block owns a slice of the rows of every product; thread 0 streams the block's weight rows, in
+// step order, through a ring of shared-memory slots (megakernel_parts.cuh), and the block computes
+// from a slot as soon as it lands, so the weights of the next products load while the block waits
+// at a grid barrier for activations. The rounding follows the op-by-op step: every product,
+// residual sum, norm output and activation is rounded to T where the ops round it.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "../../ops/cuda/attention_decode.cuh"
+#include "decode_megakernel.h"
+#include "kv_cache_write.h"
+#include "megakernel_attention.cuh"
+#include "megakernel_parts.cuh"
+
+namespace flagstone::engine::detail {
+namespace {
+
+using decode_core::round_to;
+using decode_core::to_float;
+using decode_core::unpack8;
+using mega::kThreads;
+using mega::kWarps;
+using mega::Rows;
+
+constexpr int kMaxGate = 256;  // gate results a block keeps for its up rows
+constexpr int kMaxOwn = 64;    // residual entries a block owns
+constexpr int kMaxRows = 16;   // weight rows per chunk
+// Barriers, block sums, flag, two sets of row parts, gate, own residual.
+constexpr int kFixedBytes =
+    128 + 128 + 128 + 2 * kMaxRows * kWarps * 4 + kMaxGate * 4 + kMaxOwn * 4;
+static_assert(kFixedBytes % 128 == 0);
+constexpr int kMaxSplits = 16;
+
+__device__ __forceinline__ uint64_t now_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Block 0's time per part of the step (diagnostics): waits for chunks, issuing, and the phases.
+struct Trace {
+  bool on = false;
+  uint64_t wait = 0, issue = 0, last = 0;
+  long long compute = 0, sync = 0;  // SM cycles
+  uint64_t phase[8] = {};
+  __device__ void mark(int i) {
+    if (!on) return;
+    const uint64_t t = now_ns();
+    phase[i] += t - last;
+    last = t;
+  }
+};
+
+enum Kind { kQkv = 0, kO = 1, kGate = 2, kUp = 3, kDown = 4, kKinds = 5, kHead = 5 };
+
+// Shared memory, carved from the dynamic allocation in this order.
+struct Smem {
+  uint64_t* bars;
+  float* red;
+  int* flag;
+  float* partial;
+  float* gate;
+  float* own;
+  unsigned char* x;     // the product's input (T), or attention's per-warp partials (float)
+  unsigned char* ring;  // slots of slot_bytes
+};
+
+__device__ Smem carve(unsigned char* base, const MegaArgs& a) {
+  Smem s;
+  s.bars = reinterpret_cast<uint64_t*>(base);
+  s.red = reinterpret_cast<float*>(base + 128);
+  s.flag = reinterpret_cast<int*>(base + 128 + 128);
+  s.partial = reinterpret_cast<float*>(base + 128 + 256);
+  s.gate = s.partial + 2 * kMaxRows * kWarps;
+  s.own = s.gate + kMaxGate;
+  s.x = base + kFixedBytes;
+  s.ring = base + a.shared_bytes - static_cast<int64_t>(a.slots) * a.slot_bytes;
+  return s;
+}
+
+// Segment `index` of the step's weight stream for this block: layer index / 5, product index % 5,
+// then the head. Gate and up rows are separate segments over the same rows of the intermediate.
+template <typename T>
+struct Seg {
+  const T* base = nullptr;  // row 0 of the weight
+  int64_t k = 0;            // row length
+  Rows rows;
+  int64_t per_chunk = 1;
+};
+
+template <typename T>
+__device__ Seg<T> segment(const MegaArgs& a, int index) {
+  Seg<T> s;
+  const int64_t b = blockIdx.x, n_blocks = gridDim.x;
+  const int64_t hd = a.q_heads * a.head_dim;
+  if (index >= a.layer_count * kKinds) {
+    s.base = static_cast<const T*>(a.head), s.k = a.hidden;
+    s.rows = mega::rows_of(a.vocab, b, n_blocks);
+  } else {
+    const MegaLayer& w = a.layers[index / kKinds];
+    switch (index % kKinds) {
+      case kQkv:
+        s.base = static_cast<const T*>(w.qkv), s.k = a.hidden;
+        s.rows = mega::rows_of(hd + 2 * a.kv_heads * a.head_dim, b, n_blocks);
+        break;
+      case kO:
+        s.base = static_cast<const T*>(w.o), s.k = hd;
+        s.rows = mega::rows_of(a.hidden, b, n_blocks);
+        break;
+      case kGate:
+      case kUp:
+        s.base = static_cast<const T*>(w.gate_up) +
+                 (index % kKinds == kUp ? a.intermediate * a.hidden : 0);
+        s.k = a.hidden;
+        s.rows = mega::rows_of(a.intermediate, b, n_blocks);
+        break;
+      default:
+        s.base = static_cast<const T*>(w.down), s.k = a.intermediate;
+        s.rows = mega::rows_of(a.hidden, b, n_blocks);
+        break;
+    }
+  }
+  s.per_chunk = min(int64_t{kMaxRows}, a.slot_bytes / (s.k * static_cast<int64_t>(sizeof(T))));
+  return s;
+}
+
+// Thread 0's place in the weight stream: the next chunk to ask for, in segment `seg`.
+template <typename T>
+struct Producer {
+  int seg = 0;
+  Seg<T> cur;
+  int64_t row = 0;
+  int64_t issued = 0;  // chunks asked for so far (chunk c goes to slot c % slots)
+
+  __device__ void start(const MegaArgs& a) {
+    cur = segment<T>(a, 0);
+    row = cur.rows.begin;
+  }
+  // Asks for the next chunk, if any, into its slot.
+  __device__ void issue(const MegaArgs& a, const Smem& sm) {
+    const int last = a.layer_count * kKinds;
+    while (row >= cur.rows.end) {
+      if (++seg > last) return;
+      cur = segment<T>(a, seg);
+      row = cur.rows.begin;
+    }
+    const int64_t rows = min(cur.per_chunk, cur.rows.end - row);
+    const int slot = static_cast<int>(issued % a.slots);
+    mega::bulk_load(sm.ring + static_cast<int64_t>(slot) * a.slot_bytes, cur.base + row * cur.k,
+                    static_cast<uint32_t>(rows * cur.k * sizeof(T)), sm.bars + slot);
+    row += rows;
+    ++issued;
+  }
+};
+
+// x (n elements of T, contiguous, written by other blocks) into shared memory.
+template <typename T>
+__device__ void load_x(const T* src, int64_t n, const Smem& sm) {
+  uint4* x = reinterpret_cast<uint4*>(sm.x);
+  for (int64_t p = threadIdx.x; p < n / 8; p += kThreads)
+    x[p] = __ldcg(reinterpret_cast<const uint4*>(src) + p);
+  __syncthreads();
+}
+
+// rms_norm(src) * w into shared memory, rounded as the ops library's rms_norm rounds.
+template <typename T>
+__device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Smem& sm) {
+  uint4* x = reinterpret_cast<uint4*>(sm.x);
+  float ss = 0;
+  for (int64_t p = threadIdx.x; p < n / 8; p += kThreads) {
+    const uint4 raw = __ldcg(reinterpret_cast<const uint4*>(src) + p);
+    float v[8];
+    unpack8<T>(raw, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) ss += v[e] * v[e];
+    x[p] = raw;
+  }
+  ss = mega::block_sum(ss, sm.red);
+  const float scale = rsqrtf(ss / static_cast<float>(n) + eps);
+  for (int64_t p = threadIdx.x; p < n / 8; p += kThreads) {
+    float v[8], wv[8];
+    unpack8<T>(uint4(x[p]), v);  // a 16-byte load, not eight 2-byte ones
+    unpack8<T>(__ldg(reinterpret_cast<const uint4*>(w) + p), wv);
+    uint4 out;
+    T* o = reinterpret_cast<T*>(&out);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[e] = round_to<T>(v[e] * scale * wv[e]);
+    x[p] = out;
+  }
+  __syncthreads();
+}
+
+// The result of row r of product K (dot, in f32) written where the step wants it.
+template <typename T, int K>
+__device__ __forceinline__ void finish_row(const MegaArgs& a, const Smem& sm, int64_t r, float dot,
+                                           int64_t seg_begin, int64_t own_begin) {
+  const float y = to_float(round_to<T>(dot));
+  if constexpr (K == kQkv) {
+    static_cast<T*>(a.qkv_out)[r] = round_to<T>(y);
+  } else if constexpr (K == kO || K == kDown) {
+    const T sum = round_to<T>(sm.own[r - own_begin] + y);
+    sm.own[r - own_begin] = to_float(sum);
+    static_cast<T*>(a.residual)[r] = sum;
+  } else if constexpr (K == kGate) {
+    sm.gate[r - seg_begin] = y;
+  } else if constexpr (K == kUp) {
+    const float g = sm.gate[r - seg_begin];
+    static_cast<T*>(a.act)[r] = round_to<T>(g / (1.0f + expf(-g)) * y);
+  } else {
+    static_cast<T*>(a.logits)[r] = round_to<T>(y);
+  }
+}
+
+// The block's rows of product `index` against x in shared memory, chunk by chunk as they land.
+// A chunk's rows go to the warps, each row to `wpr` warps (all warps busy when a chunk has fewer
+// rows than warps, as rows of the down product do) whose lanes split its packs; one warp sums its
+// rows at once. After the block is done reading the slot, thread 0 refills it with the next chunk
+// of the stream. The loops stay rolled: the body fits the instruction cache.
+template <typename T, int K>
+__device__ void product(const MegaArgs& a, const Smem& sm, Producer<T>& producer, int64_t& chunk,
+                        int index, Trace& trace) {
+  constexpr int kRowsPerWarp = kMaxRows / kWarps;
+  const Seg<T> s = segment<T>(a, index);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t packs = s.k / 8;
+  const uint4* x = reinterpret_cast<const uint4*>(sm.x);
+  const int64_t own_begin = mega::rows_of(a.hidden, blockIdx.x, gridDim.x).begin;
+  for (int64_t r0 = s.rows.begin; r0 < s.rows.end; r0 += s.per_chunk) {
+    const int rows = static_cast<int>(min(s.per_chunk, s.rows.end - r0));
+    const int wpr = rows >= kWarps ? 1 : rows >= kWarps / 2 ? 2 : rows >= kWarps / 4 ? 4 : 8;
+    const int lines = kWarps / wpr, part = warp % wpr, first = warp / wpr;
+    const int slot = static_cast<int>(chunk % a.slots);
+    const uint64_t t0 = trace.on ? now_ns() : 0;
+    mega::bar_wait(sm.bars + slot, static_cast<uint32_t>((chunk / a.slots) & 1));
+    if (trace.on) trace.wait += now_ns() - t0;
+    const uint4* w =
+        reinterpret_cast<const uint4*>(sm.ring + static_cast<int64_t>(slot) * a.slot_bytes);
+    const long long c0 = trace.on ? clock64() : 0;
+    float acc[kRowsPerWarp];
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) acc[j] = 0;
+#pragma unroll 1
+    for (int64_t p = part * 32 + lane; p < packs; p += 32 * wpr) {
+      float xv[8];
+      const uint4 xp = x[p];  // one 16-byte load (unpack8 of a reference reads elements)
+      unpack8<T>(xp, xv);
+#pragma unroll
+      for (int j = 0; j < kRowsPerWarp; ++j) {
+        const int row = first + j * lines;
+        if (row < rows) {
+          float wv[8];
+          const uint4 wp = w[row * packs + p];
+          unpack8<T>(wp, wv);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[j] += wv[e] * xv[e];
+        }
+      }
+    }
+    float* partial = sm.partial + (chunk & 1) * kMaxRows * kWarps;
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; ++j) {
+      const int row = first + j * lines;
+      if (row < rows) {
+        float v = acc[j];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) {
+          if (wpr == 1)
+            finish_row<T, K>(a, sm, r0 + row, v, s.rows.begin, own_begin);
+          else
+            partial[row * kWarps + part] = v;
+        }
+      }
+    }
+    const long long c1 = trace.on ? clock64() : 0;
+    __syncthreads();
+    if (trace.on) {
+      const long long c2 = clock64();
+      trace.compute += c1 - c0, trace.sync += c2 - c1;
+    }
+    if (threadIdx.x == 0) {
+      const uint64_t t1 = trace.on ? now_ns() : 0;
+      // No proxy fence: the block's reads of the slot completed before the barrier (their
+      // values are in registers), as CUTLASS's TMA pipelines release a buffer.
+      producer.issue(a, sm);
+      if (trace.on) trace.issue += now_ns() - t1;
+    }
+    // Rows split over warps: their parts meet here (the sets alternate by chunk, so the next
+    // chunk's writes cannot overtake these reads).
+    if (wpr > 1 && threadIdx.x < rows) {
+      float v = 0;
+      for (int q = 0; q < wpr; ++q) v += partial[threadIdx.x * kWarps + q];
+      finish_row<T, K>(a, sm, r0 + threadIdx.x, v, s.rows.begin, own_begin);
+    }
+    ++chunk;
+  }
+}
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads, 1)
+    decode_step_kernel(const __grid_constant__ MegaArgs a) {
+  extern __shared__ __align__(128) unsigned char shared[];
+  const Smem sm = carve(shared, a);
+  Producer<T> producer;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < a.slots; ++s) mega::bar_init(sm.bars + s);
+    mega::bar_init_fence();
+    // Weights are constant: the first slots load before waiting on the kernel in front.
+    producer.start(a);
+    for (int s = 0; s < a.slots; ++s) producer.issue(a, sm);
+  }
+  __syncthreads();
+  decode_core::wait_for_previous_kernel();
+  const int64_t token = a.token[0], p = a.step[0];
+  const int64_t h = a.hidden;
+  const T* embed_row = static_cast<const T*>(a.embed) + token * h;
+  const Rows own = mega::rows_of(h, blockIdx.x, gridDim.x);
+  for (int64_t i = threadIdx.x; i < own.end - own.begin; i += kThreads)
+    sm.own[i] = to_float(embed_row[own.begin + i]);
+  int64_t chunk = 0;
+  unsigned arrivals = 0;
+  Trace trace;
+  trace.on = blockIdx.x == 0 && threadIdx.x == 0 && p == a.trace_position;
+  trace.last = trace.on ? now_ns() : 0;
+  auto barrier = [&] {
+    arrivals += gridDim.x;
+    mega::grid_barrier(a.barrier, arrivals);
+  };
+  const T* residual = static_cast<const T*>(a.residual);
+  for (int l = 0; l < a.layer_count; ++l) {
+    const MegaLayer& w = a.layers[l];
+    norm_x<T>(l == 0 ? embed_row : residual, static_cast<const T*>(w.input_norm), h, a.eps, sm);
+    trace.mark(0);
+    product<T, kQkv>(a, sm, producer, chunk, l * kKinds + kQkv, trace);
+    mega::AttnItem item = mega::attention_plan<T, D, G>(a, l, p);
+    trace.mark(1);
+    barrier();
+    trace.mark(2);
+    mega::attention<T, D, G>(a, l, item, reinterpret_cast<float*>(sm.x), sm.flag);
+    trace.mark(3);
+    barrier();
+    trace.mark(2);
+    load_x<T>(static_cast<const T*>(a.attn_out), a.q_heads * D, sm);
+    trace.mark(0);
+    product<T, kO>(a, sm, producer, chunk, l * kKinds + kO, trace);
+    trace.mark(4);
+    barrier();
+    trace.mark(2);
+    norm_x<T>(residual, static_cast<const T*>(w.post_norm), h, a.eps, sm);
+    trace.mark(0);
+    product<T, kGate>(a, sm, producer, chunk, l * kKinds + kGate, trace);
+    product<T, kUp>(a, sm, producer, chunk, l * kKinds + kUp, trace);
+    trace.mark(5);
+    barrier();
+    trace.mark(2);
+    load_x<T>(static_cast<const T*>(a.act), a.intermediate, sm);
+    trace.mark(0);
+    product<T, kDown>(a, sm, producer, chunk, l * kKinds + kDown, trace);
+    trace.mark(6);
+    barrier();
+    trace.mark(2);
+  }
+  decode_core::allow_next_kernel();
+  norm_x<T>(residual, static_cast<const T*>(a.final_norm), h, a.eps, sm);
+  trace.mark(0);
+  product<T, kHead>(a, sm, producer, chunk, a.layer_count * kKinds, trace);
+  trace.mark(7);
+  if (trace.on)
+    printf(
+        "persistent step trace (block 0, us): norms/x loads %.1f, qkv %.1f, barriers %.1f, "
+        "attention %.1f, o %.1f, gate/up %.1f, down %.1f, head %.1f; inside products: chunk "
+        "waits %.1f, issuing %.1f; %lld chunks; kcycles: compute %lld, sync %lld\n",
+        trace.phase[0] / 1e3, trace.phase[1] / 1e3, trace.phase[2] / 1e3, trace.phase[3] / 1e3,
+        trace.phase[4] / 1e3, trace.phase[5] / 1e3, trace.phase[6] / 1e3, trace.phase[7] / 1e3,
+        trace.wait / 1e3, trace.issue / 1e3, static_cast<long long>(chunk), trace.compute / 1000,
+        trace.sync / 1000);
+}
+
+template <typename T, int D, int G>
+cudaError_t launch_shape(const MegaArgs& a, cudaStream_t stream, bool configure) {
+  auto kernel = decode_step_kernel<T, D, G>;
+  if (configure)
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                a.shared_bytes);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(a.blocks));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = static_cast<size_t>(a.shared_bytes);
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  // Cooperative: the launch fails rather than hang if the grid cannot be resident at once.
+  attribute[0].id = cudaLaunchAttributeCooperative;
+  attribute[0].val.cooperative = 1;
+  config.attrs = attribute, config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, a);
+}
+
+template <typename T>
+cudaError_t dispatch(const MegaArgs& a, cudaStream_t stream, bool configure) {
+  const int64_t g = a.q_heads / a.kv_heads;
+  if (a.head_dim == 64) {
+    if (g == 1) return launch_shape<T, 64, 1>(a, stream, configure);
+    if (g == 2) return launch_shape<T, 64, 2>(a, stream, configure);
+    if (g == 4) return launch_shape<T, 64, 4>(a, stream, configure);
+    if (g == 8) return launch_shape<T, 64, 8>(a, stream, configure);
+  } else if (a.head_dim == 128) {
+    if (g == 1) return launch_shape<T, 128, 1>(a, stream, configure);
+    if (g == 2) return launch_shape<T, 128, 2>(a, stream, configure);
+    if (g == 4) return launch_shape<T, 128, 4>(a, stream, configure);
+  }
+  return cudaErrorInvalidValue;
+}
+
+int64_t round_up(int64_t v, int64_t to) {
+  return (v + to - 1) / to * to;
+}
+
+}  // namespace
+
+const char* plan_decode_megakernel(MegaArgs& a, bool bf16, int device) {
+  const int64_t d = a.head_dim, g = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
+  if (d != 64 && d != 128) return "head_dim is not 64 or 128";
+  if (g < 1 || g * a.kv_heads != a.q_heads || (g & (g - 1)) != 0 || g * d > 512)
+    return "query heads per kv head not 1, 2, 4 or 8 (at most 4 for head_dim 128)";
+  if (a.hidden % 8 || a.intermediate % 8) return "hidden or intermediate size not a multiple of 8";
+  if (const char* error = use_cuda_device(device); *error) return error;
+  int sms = 0, optin = 0, major = 0;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+    return "device attributes unavailable";
+  if (major < 9) return "needs compute capability 9.0 (bulk copies)";
+  a.blocks = sms;
+  if (a.vocab * sms >= (int64_t{1} << 32)) return "vocabulary too large for the grid";
+  if ((a.hidden + sms - 1) / sms > kMaxOwn || (a.intermediate + sms - 1) / sms > kMaxGate)
+    return "hidden or intermediate size too large for the grid";
+  a.splits = static_cast<int>(std::clamp<int64_t>(sms / a.kv_heads, 1, kMaxSplits));
+  const int64_t widest = std::max({a.hidden, a.q_heads * d, a.intermediate});
+  const int64_t x_bytes = round_up(std::max(widest * 2, int64_t{kWarps} * g * (d + 2) * 4), 128);
+  const char* env = std::getenv("FLAGSTONE_MEGA_SLOTS");
+  a.slots = std::clamp(env && *env ? std::atoi(env) : 2, 2, mega::kMaxSlots);
+  const int64_t ring = optin - kFixedBytes - x_bytes;
+  a.slot_bytes = static_cast<int>(ring / a.slots / 128 * 128);
+  if (a.slot_bytes < widest * 2) return "a weight row does not fit a shared-memory slot";
+  a.shared_bytes = static_cast<int>(kFixedBytes + x_bytes + int64_t{a.slots} * a.slot_bytes);
+  auto status =
+      bf16 ? dispatch<__nv_bfloat16>(a, nullptr, true) : dispatch<__half>(a, nullptr, true);
+  if (status != cudaSuccess) return cudaGetErrorString(status);
+  return "";
+}
+
+const char* launch_decode_megakernel(const MegaArgs& a, bool bf16, int device,
+                                     void* stream_handle) {
+  if (const char* error = use_cuda_device(device); *error) return error;
+  auto stream = static_cast<cudaStream_t>(stream_handle);
+  cudaError_t status = cudaMemsetAsync(a.barrier, 0, sizeof(unsigned), stream);
+  if (status == cudaSuccess)
+    status = bf16 ? dispatch<__nv_bfloat16>(a, stream, false) : dispatch<__half>(a, stream, false);
+  return status == cudaSuccess ? "" : cudaGetErrorString(status);
+}
+
+}  // namespace flagstone::engine::detail

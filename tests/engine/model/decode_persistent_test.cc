@@ -1,0 +1,141 @@
+// The decode step as one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT=1, CUDA on sm_90):
+// logits of each step against the kernel-per-op step on the same tokens and against the float64
+// reference, for head dims 64 and 128, tied and untied heads, one attention split and several
+// (the split merge), f16 and bf16; and the models it cannot serve say why and stay correct.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "engine/model/tiny_models.h"
+#include "flagstone/engine/model/model.h"
+#include "support/devices.h"
+
+namespace flagstone::engine {
+namespace {
+
+using testing::relative_error;
+using testing::ScratchFolder;
+
+// Sets FLAGSTONE_ENGINE_PERSISTENT for one scope (read when a model sets up its step).
+class PersistentEnv {
+ public:
+  explicit PersistentEnv(const char* value) { ::setenv("FLAGSTONE_ENGINE_PERSISTENT", value, 1); }
+  ~PersistentEnv() { ::unsetenv("FLAGSTONE_ENGINE_PERSISTENT"); }
+  PersistentEnv(const PersistentEnv&) = delete;
+  PersistentEnv& operator=(const PersistentEnv&) = delete;
+};
+
+// Logits of each of `steps` decode steps after `prompt`; each step feeds `forced`'s token when
+// given (so two paths see the same inputs), else its own greedy pick.
+struct Steps {
+  std::vector<std::vector<double>> logits;
+  std::vector<int64_t> tokens;
+};
+Steps decode(Model& model, const std::vector<TokenId>& prompt, int64_t steps,
+             const std::vector<int64_t>* forced = nullptr) {
+  const auto n = static_cast<int64_t>(prompt.size());
+  std::vector<int64_t> ids(prompt.begin(), prompt.end());
+  KvCache cache = model.new_cache(1, 112);
+  Tensor logits = model.forward(Tensor::from_vector(ids, {1, n}), cache);
+  Steps out;
+  for (int64_t i = 0; i < steps; ++i) {
+    std::vector<double> all = logits.to_double_vector();
+    const int64_t pick = std::max_element(all.begin(), all.end()) - all.begin();
+    out.tokens.push_back(pick);
+    const int64_t next = forced ? (*forced)[i] : pick;
+    logits = model.forward(Tensor::from_vector(std::vector<int64_t>{next}, {1, 1}), cache);
+    out.logits.push_back(logits.to_double_vector());
+  }
+  return out;
+}
+
+class DecodePersistentTest : public ::testing::TestWithParam<Device> {
+ protected:
+  void SetUp() override {
+    if (GetParam().backend() != "cuda") GTEST_SKIP() << "the persistent decode step is CUDA's";
+    const std::string arch = GetParam().info().arch;
+    if (arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 90)
+      GTEST_SKIP() << "the persistent decode step needs sm_90 (" << arch << ")";
+  }
+  std::unique_ptr<Model> load(const std::string& folder, DType dtype) {
+    ModelOptions options;
+    options.device = GetParam();
+    options.dtype = dtype;
+    return load_model(folder, options);
+  }
+  std::string sub(const std::string& name) {
+    std::string path = folder_.path() + "/" + name;
+    std::filesystem::create_directories(path);
+    return path;
+  }
+  ScratchFolder folder_{"decode_persistent"};
+};
+
+TEST_P(DecodePersistentTest, MatchesTheOpByOpStepAndTheReference) {
+  struct Case {
+    const char* variant;
+    int64_t hidden;  // 4 heads: head_dim 64 or 128
+    int64_t prompt;  // 5 keys: one attention split; 90: several
+  };
+  for (const Case& c : {Case{"llama", 256, 5}, Case{"llama3", 256, 90}, Case{"mistral", 512, 90},
+                        Case{"llama", 512, 5}}) {
+    testing::TinyOptions tiny;
+    tiny.sliding_window = false;
+    tiny.hidden = c.hidden;
+    tiny.intermediate = 2 * c.hidden + 8 * 3;
+    const std::string name = std::string(c.variant) + std::to_string(c.hidden);
+    const std::string folder = testing::write_tiny_hf_model(sub(name), c.variant, tiny);
+    ModelOptions ref_options;
+    ref_options.reference = true;
+    auto ref = load_model(folder, ref_options);
+    const std::vector<TokenId> prompt = testing::tiny_prompt(c.prompt, 5);
+    const Steps want = decode(*ref, prompt, 6);
+    for (DType dtype : {DType::kF16, DType::kBF16}) {
+      SCOPED_TRACE(name + " prompt " + std::to_string(c.prompt) + " " +
+                   std::string(dtype_name(dtype)));
+      Steps persistent, plain;
+      {
+        PersistentEnv env("1");
+        auto model = load(folder, dtype);
+        persistent = decode(*model, prompt, 6, &want.tokens);
+        EXPECT_TRUE(model->info().decode_persistent) << model->info().decode_persistent_note;
+      }
+      {
+        PersistentEnv env("0");
+        auto model = load(folder, dtype);
+        plain = decode(*model, prompt, 6, &want.tokens);
+        EXPECT_FALSE(model->info().decode_persistent);
+      }
+      ASSERT_EQ(persistent.logits.size(), plain.logits.size());
+      for (size_t i = 0; i < plain.logits.size(); ++i) {
+        // The same roundings as the op-by-op step in a different order of accumulation.
+        EXPECT_LT(relative_error(persistent.logits[i], plain.logits[i]), 2e-2) << "step " << i;
+        EXPECT_LT(relative_error(persistent.logits[i], want.logits[i]), 1e-1) << "step " << i;
+      }
+    }
+  }
+}
+
+TEST_P(DecodePersistentTest, UnservedModelsSayWhyAndStayCorrect) {
+  testing::TinyOptions tiny;
+  tiny.hidden = 256;
+  const std::string folder = testing::write_tiny_hf_model(sub("qwen2"), "qwen2", tiny);
+  ModelOptions ref_options;
+  ref_options.reference = true;
+  const std::vector<TokenId> prompt = testing::tiny_prompt(6, 5);
+  const Steps want = decode(*load_model(folder, ref_options), prompt, 3);
+  PersistentEnv env("1");
+  auto model = load(folder, DType::kBF16);
+  const Steps got = decode(*model, prompt, 3, &want.tokens);
+  EXPECT_FALSE(model->info().decode_persistent);
+  EXPECT_NE(model->info().decode_persistent_note.find("bias"), std::string::npos)
+      << model->info().decode_persistent_note;
+  for (size_t i = 0; i < got.logits.size(); ++i)
+    EXPECT_LT(relative_error(got.logits[i], want.logits[i]), 1e-1) << "step " << i;
+}
+
+FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(DecodePersistentTest);
+
+}  // namespace
+}  // namespace flagstone::engine

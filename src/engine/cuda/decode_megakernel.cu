@@ -174,7 +174,8 @@ __device__ void load_x(const T* src, int64_t n, const Smem& sm) {
 
 // rms_norm(src) * w into shared memory, rounded as the ops library's rms_norm rounds.
 template <typename T>
-__device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Smem& sm) {
+__device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Smem& sm,
+                       float poison = 0) {
   uint4* x = reinterpret_cast<uint4*>(sm.x);
   float ss = 0;
   for (int64_t p = threadIdx.x; p < n / 8; p += kThreads) {
@@ -186,7 +187,7 @@ __device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Sme
     x[p] = raw;
   }
   ss = mega::block_sum(ss, sm.red);
-  const float scale = rsqrtf(ss / static_cast<float>(n) + eps);
+  const float scale = rsqrtf(ss / static_cast<float>(n) + eps) + poison;
   for (int64_t p = threadIdx.x; p < n / 8; p += kThreads) {
     float v[8], wv[8];
     unpack8<T>(uint4(x[p]), v);  // a 16-byte load, not eight 2-byte ones
@@ -327,10 +328,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   decode_core::wait_for_previous_kernel();
   const int64_t token = a.token[0], p = a.step[0];
   const int64_t h = a.hidden;
-  const T* embed_row = static_cast<const T*>(a.embed) + token * h;
+  // A token outside the vocabulary turns the step's outputs into NaN, as the ops library's
+  // embedding does (a device cannot raise); row 0 is read instead, so no read goes astray.
+  const bool bad_token = token < 0 || token >= a.vocab;
+  const float poison = bad_token ? NAN : 0.0f;
+  const T* embed_row = static_cast<const T*>(a.embed) + (bad_token ? 0 : token) * h;
   const Rows own = mega::rows_of(h, blockIdx.x, gridDim.x);
   for (int64_t i = threadIdx.x; i < own.end - own.begin; i += kThreads)
-    sm.own[i] = to_float(embed_row[own.begin + i]);
+    sm.own[i] = to_float(embed_row[own.begin + i]) + poison;
   int64_t chunk = 0;
   unsigned arrivals = 0;
   Trace trace;
@@ -343,7 +348,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const T* residual = static_cast<const T*>(a.residual);
   for (int l = 0; l < a.layer_count; ++l) {
     const MegaLayer& w = a.layers[l];
-    norm_x<T>(l == 0 ? embed_row : residual, static_cast<const T*>(w.input_norm), h, a.eps, sm);
+    norm_x<T>(l == 0 ? embed_row : residual, static_cast<const T*>(w.input_norm), h, a.eps, sm,
+              l == 0 ? poison : 0.0f);
     trace.mark(0);
     product<T, kQkv>(a, sm, producer, chunk, l * kKinds + kQkv, trace);
     mega::AttnItem item = mega::attention_plan<T, D, G>(a, l, p);

@@ -4,6 +4,7 @@
 // (the split merge), f16 and bf16; and the models it cannot serve say why and stay correct.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -133,6 +134,21 @@ TEST_P(DecodePersistentTest, UnservedModelsSayWhyAndStayCorrect) {
       << model->info().decode_persistent_note;
   for (size_t i = 0; i < got.logits.size(); ++i)
     EXPECT_LT(relative_error(got.logits[i], want.logits[i]), 1e-1) << "step " << i;
+}
+
+TEST_P(DecodePersistentTest, TokenOutsideTheVocabularyGivesNaNLogits) {
+  // A device cannot raise: like the ops library's embedding, the step's outputs become NaN.
+  testing::TinyOptions tiny;
+  tiny.hidden = 256;
+  const std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama", tiny);
+  PersistentEnv env("1");
+  auto model = load(folder, DType::kBF16);
+  KvCache cache = model->new_cache(1, 32);
+  model->forward(Tensor::from_vector(std::vector<int64_t>{3, 4, 5}, {1, 3}), cache);
+  Tensor logits = model->forward(
+      Tensor::from_vector(std::vector<int64_t>{testing::kTinyVocab + 3}, {1, 1}), cache);
+  ASSERT_TRUE(model->info().decode_persistent) << model->info().decode_persistent_note;
+  for (double v : logits.to_double_vector()) ASSERT_TRUE(std::isnan(v));
 }
 
 FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(DecodePersistentTest);

@@ -9,6 +9,7 @@
 #include "../../ops/cuda/attention_decode.cuh"
 #include "decode_megakernel.h"
 #include "megakernel_parts.cuh"
+#include "rotate_pack.cuh"
 
 namespace flagstone::engine::detail::mega {
 
@@ -18,31 +19,6 @@ using decode_core::rescale;
 using decode_core::round_to;
 using decode_core::to_float;
 using decode_core::unpack8;
-
-// Rotary of this lane's 8 elements of a head (the partner element of neox is in the lane D/16
-// away), rounded to T as the op-by-op step rounds it.
-template <typename T, int D>
-__device__ __forceinline__ void rotate(float (&x)[8], const float (&c)[8], const float (&s)[8],
-                                       int part, bool neox) {
-  constexpr int kLanes = D / 8;
-  float partner[8], out[8];
-#pragma unroll
-  for (int e = 0; e < 8; ++e) partner[e] = __shfl_xor_sync(0xffffffffu, x[e], kLanes / 2);
-  if (neox) {
-    const bool low = part < kLanes / 2;
-#pragma unroll
-    for (int e = 0; e < 8; ++e)
-      out[e] = low ? x[e] * c[e] - partner[e] * s[e] : x[e] * c[e] + partner[e] * s[e];
-  } else {
-#pragma unroll
-    for (int e = 0; e < 8; e += 2) {
-      out[e] = x[e] * c[e] - x[e + 1] * s[e];
-      out[e + 1] = x[e + 1] * c[e] + x[e] * s[e];
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < 8; ++e) x[e] = to_float(round_to<T>(out[e]));
-}
 
 // The attention work of this block: GQA group kh over keys [begin, end) of the live `total`.
 struct AttnItem {
@@ -103,26 +79,18 @@ __device__ void attention(const MegaArgs& a, int layer, const AttnItem& it, floa
   for (int g = 0; g < G; ++g) qraw[g] = pack_at(kh * G + g);
   const uint4 kraw = pack_at(hq + kh), fresh_v = pack_at(hq + hk + kh);
   float c[8] = {}, s[8] = {};
-  if (!it.bad) {
-    const T* cos = static_cast<const T*>(a.cos) + p * (D / 2);
-    const T* sin = static_cast<const T*>(a.sin) + p * (D / 2);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int i = a.neox ? (part * 8 + e) % (D / 2) : (part * 8 + e) / 2;
-      c[e] = to_float(cos[i]), s[e] = to_float(sin[i]);
-    }
-  }
+  if (!it.bad) load_angles<T, D>(a.cos, a.sin, p, part, a.neox, c, s);
   float q[G][8];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     unpack8<T>(qraw[g], q[g]);
-    if (!it.bad) rotate<T, D>(q[g], c, s, part, a.neox);
+    if (!it.bad) rotate_pack<T, D>(q[g], c, s, part, a.neox);
 #pragma unroll
     for (int e = 0; e < 8; ++e) q[g][e] *= a.scale * kLog2e;
   }
   float kf[8];
   unpack8<T>(kraw, kf);
-  rotate<T, D>(kf, c, s, part, a.neox);
+  rotate_pack<T, D>(kf, c, s, part, a.neox);
   uint4 fresh_k;
   T* packed = reinterpret_cast<T*>(&fresh_k);
 #pragma unroll
@@ -173,48 +141,15 @@ __device__ void attention(const MegaArgs& a, int layer, const AttnItem& it, floa
     kr = kn, vr = vn;
   }
   // The rows of a warp merge by shuffles, then the warps through shared memory.
-#pragma unroll
-  for (int o = kLanes; o < 32; o <<= 1) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
-      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
-      const float mx = fmaxf(m[g], mo);
-      const float ca = rescale(m[g], mx), cb = rescale(mo, mx);
-      l[g] = l[g] * ca + lo * cb;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
-        acc[g][e] = acc[g][e] * ca + ao * cb;
-      }
-      m[g] = mx;
-    }
-  }
-  if (lane < kLanes) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float* mine = merge + (warp * G + g) * kWidth;
-      if (part == 0) mine[0] = m[g], mine[1] = l[g];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
-    }
-  }
+  decode_core::merge_warp_rows<kLanes, G>(m, l, acc);
+  if (lane < kLanes) decode_core::store_warp_state<G, D>(merge, warp, part, m, l, acc);
   __syncthreads();
   T* out = static_cast<T*>(a.attn_out) + kh * G * D;
   float* partials = a.partials + kh * G * a.splits * kWidth;
   for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
     const int g = idx / D, col = idx % D;
-    float big = -INFINITY;
-#pragma unroll
-    for (int v = 0; v < kWarps; ++v) big = fmaxf(big, merge[(v * G + g) * kWidth]);
-    float value = 0, sum = 0;
-#pragma unroll
-    for (int v = 0; v < kWarps; ++v) {
-      const float* theirs = merge + (v * G + g) * kWidth;
-      const float f = rescale(theirs[0], big);
-      sum += theirs[1] * f;
-      value += theirs[2 + col] * f;
-    }
+    float big, sum, value;
+    decode_core::combine_warps<kWarps, G, D>(merge, g, col, big, sum, value);
     if (it.active == 1) {
       out[idx] = round_to<T>(finish(value, sum, it.bad, it.total == 0));
     } else {

@@ -11,6 +11,7 @@
 
 #include "../../ops/cuda/attention_decode.cuh"
 #include "kv_cache_write.h"
+#include "rotate_pack.cuh"
 
 namespace flagstone::engine::detail {
 namespace {
@@ -19,33 +20,6 @@ using decode_core::kThreads;
 // The workspace the step allocates holds 128 * (2 + D) floats per (sequence, query head)
 // (kv_cache_write.h); the core's layout needs (4 + D) per split, so at most 120 splits fit.
 constexpr int64_t kMaxFusedSplits = 120;
-
-// Rotary of this lane's 8 elements (elements part * 8 ...) of a head, as rope_kv_write computes
-// it (float, rounded once to T): neox pairs element i with i + D/2, held by the lane kLanes / 2
-// away; interleaved pairs are inside the lane. `c`/`s` hold the lane's 8 angle entries.
-template <typename T, int D>
-__device__ __forceinline__ void rotate(float (&x)[8], const float (&c)[8], const float (&s)[8],
-                                       int part, bool neox) {
-  constexpr int kLanes = D / 8;
-  float partner[8];
-#pragma unroll
-  for (int e = 0; e < 8; ++e) partner[e] = __shfl_xor_sync(0xffffffffu, x[e], kLanes / 2);
-  float out[8];
-  if (neox) {
-    const bool low = part < kLanes / 2;
-#pragma unroll
-    for (int e = 0; e < 8; ++e)
-      out[e] = low ? x[e] * c[e] - partner[e] * s[e] : x[e] * c[e] + partner[e] * s[e];
-  } else {
-#pragma unroll
-    for (int e = 0; e < 8; e += 2) {
-      out[e] = x[e] * c[e] - x[e + 1] * s[e];
-      out[e + 1] = x[e + 1] * c[e] + x[e] * s[e];
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < 8; ++e) x[e] = decode_core::to_float(decode_core::round_to<T>(out[e]));
-}
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) {
@@ -73,15 +47,7 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
   bool no_bad = false;
   decode_core::load_pass<T, D, G>(t, row_at, t.split.begin, first, no_bad);
   float c[8] = {}, s[8] = {};
-  if (!bad) {
-    const T* cos = static_cast<const T*>(a.cos) + p * (D / 2);
-    const T* sin = static_cast<const T*>(a.sin) + p * (D / 2);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int i = a.neox ? (part * 8 + e) % (D / 2) : (part * 8 + e) / 2;
-      c[e] = decode_core::to_float(cos[i]), s[e] = decode_core::to_float(sin[i]);
-    }
-  }
+  if (!bad) load_angles<T, D>(a.cos, a.sin, p, part, a.neox, c, s);
   decode_core::allow_next_kernel();
   decode_core::wait_for_previous_kernel();
 
@@ -98,13 +64,13 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     decode_core::unpack8<T>(qraw[g], q[g]);
-    if (!bad) rotate<T, D>(q[g], c, s, part, a.neox);
+    if (!bad) rotate_pack<T, D>(q[g], c, s, part, a.neox);
 #pragma unroll
     for (int e = 0; e < 8; ++e) q[g][e] *= a.scale * decode_core::kLog2e;
   }
   float k[8];
   decode_core::unpack8<T>(kraw, k);
-  rotate<T, D>(k, c, s, part, a.neox);
+  rotate_pack<T, D>(k, c, s, part, a.neox);
   T* packed = reinterpret_cast<T*>(&t.fresh_k);
 #pragma unroll
   for (int e = 0; e < 8; ++e) packed[e] = decode_core::round_to<T>(k[e]);

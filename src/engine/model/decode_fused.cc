@@ -18,10 +18,6 @@ namespace flagstone::engine::detail {
 namespace {
 
 #ifdef FLAGSTONE_HAVE_CUDA
-void* address_of(const Tensor& t) {
-  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-}
-
 // Whether the device's memory is slow enough (theoretical peak under 4 TB/s) that the step's
 // wide products run faster on the early GEMV than on cuBLAS (measured: H100 yes, H200 no).
 bool wide_products_on_gemv(int device) {

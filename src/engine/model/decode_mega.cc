@@ -15,10 +15,6 @@ namespace flagstone::engine::detail {
 namespace {
 
 #ifdef FLAGSTONE_HAVE_CUDA
-void* address_of(const Tensor& t) {
-  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-}
-
 // Why `t` cannot be streamed by the kernel's bulk copies (dtype, layout, alignment), or "".
 std::string unfit(const Tensor& t, DType dtype, const char* name) {
   if (!t.defined()) return std::string(name) + " missing";

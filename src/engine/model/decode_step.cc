@@ -37,10 +37,6 @@ bool ops_argmax() {
 }
 #endif
 
-void* address_of(const Tensor& t) {
-  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-}
-
 std::vector<void*> storage_of(const KvCache& cache) {
   std::vector<void*> out;
   for (int64_t l = 0; l < cache.layers(); ++l) {
@@ -197,9 +193,9 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
 }
 
 Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
+  if (s.mega) return pick_next(s, persistent_step(s));
   const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
   Tensor start = s.step.narrow(0, 0, b);
-  if (s.mega) return pick_next(s, persistent_step(s));
   Tensor positions = start.view({b, 1});
   Tensor lengths = s.step.narrow(0, b, b);
   Tensor x = ops_.embedding(s.tokens, embed_);

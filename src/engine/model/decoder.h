@@ -17,6 +17,11 @@ struct RopeCacheArgs;      // cuda/kv_cache_write.h
 struct RopeAttentionArgs;  // cuda/kv_cache_write.h
 struct MegaArgs;           // cuda/decode_megakernel.h
 
+// The device address of a tensor's first element (what the engine's own kernels are given).
+inline void* address_of(const Tensor& t) {
+  return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+}
+
 // What the decode step's fused linear does to its input first (DecoderModel::step_linear).
 enum class StepPrologue { kNone, kRmsNorm, kSiluMul };
 

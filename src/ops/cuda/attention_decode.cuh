@@ -86,6 +86,62 @@ __device__ __forceinline__ float rescale(float x, float m) {
   return m == -INFINITY ? 0.0f : exp2f(x - m);
 }
 
+// Merges the online-softmax states (max m, sum l, unnormalized values acc of this lane's 8
+// elements, per group head) of the rows a warp holds: lanes kLanes apart hold the same elements
+// of different rows. Afterwards every lane holds the warp's merged state for its elements.
+template <int kLanes, int G>
+__device__ __forceinline__ void merge_warp_rows(float (&m)[G], float (&l)[G], float (&acc)[G][8]) {
+#pragma unroll
+  for (int o = kLanes; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      const float mx = fmaxf(m[g], mo);
+      const float ca = rescale(m[g], mx), cb = rescale(mo, mx);
+      l[g] = l[g] * ca + lo * cb;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+        acc[g][e] = acc[g][e] * ca + ao * cb;
+      }
+      m[g] = mx;
+    }
+  }
+}
+
+// One warp's merged state into shared memory at merge[(warp * G + g) * (2 + D)]: max, sum, then
+// the D values (called by the lanes holding row 0 of the warp, lane = part).
+template <int G, int D>
+__device__ __forceinline__ void store_warp_state(float* merge, int warp, int part,
+                                                 const float (&m)[G], const float (&l)[G],
+                                                 const float (&acc)[G][8]) {
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float* mine = merge + (warp * G + g) * (2 + D);
+    if (part == 0) mine[0] = m[g], mine[1] = l[g];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
+  }
+}
+
+// The W warps' states of head g merged for column c: the common max, the rescaled sum and value.
+template <int W, int G, int D>
+__device__ __forceinline__ void combine_warps(const float* merge, int g, int c, float& big,
+                                              float& sum, float& value) {
+  big = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < W; ++w) big = fmaxf(big, merge[(w * G + g) * (2 + D)]);
+  value = 0, sum = 0;
+#pragma unroll
+  for (int w = 0; w < W; ++w) {
+    const float* theirs = merge + (w * G + g) * (2 + D);
+    const float f = rescale(theirs[0], big);
+    sum += theirs[1] * f;
+    value += theirs[2 + c] * f;
+  }
+}
+
 // The finished value of an output element: NaN for a bad length or block index, zeros for a
 // sequence with no keys, NaN when every key was masked.
 __device__ __forceinline__ float finish(float value, float total, bool bad, bool empty) {
@@ -356,50 +412,16 @@ __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T
     if (more) ps = next;
   }
 
-  // The rows of a warp merge by shuffles (lanes kLanes apart hold the same elements), then the
-  // warps through shared memory.
-#pragma unroll
-  for (int o = S::kLanes; o < 32; o <<= 1) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
-      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
-      const float mx = fmaxf(m[g], mo);
-      const float ca = rescale(m[g], mx), cb = rescale(mo, mx);
-      l[g] = l[g] * ca + lo * cb;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
-        acc[g][e] = acc[g][e] * ca + ao * cb;
-      }
-      m[g] = mx;
-    }
-  }
-  if (sub == 0) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float* mine = merge + (warp * G + g) * kWidth;
-      if (part == 0) mine[0] = m[g], mine[1] = l[g];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) mine[2 + part * 8 + e] = acc[g][e];
-    }
-  }
+  // The rows of a warp merge by shuffles, then the warps through shared memory.
+  merge_warp_rows<S::kLanes, G>(m, l, acc);
+  if (sub == 0) store_warp_state<G, D>(merge, warp, part, m, l, acc);
   bad = __syncthreads_or(bad);
 
   const bool whole = t.split.active == 1;
   for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
     const int g = idx / D, c = idx % D;
-    float big = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) big = fmaxf(big, merge[(w * G + g) * kWidth]);
-    float value = 0, sum = 0;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float* theirs = merge + (w * G + g) * kWidth;
-      const float f = rescale(theirs[0], big);
-      sum += theirs[1] * f;
-      value += theirs[2 + c] * f;
-    }
+    float big, sum, value;
+    combine_warps<kWarps, G, D>(merge, g, c, big, sum, value);
     if (whole) {
       t.out[g * t.out_head + c * t.out_elem] = round_to<T>(finish(value, sum, bad, t.empty));
     } else {

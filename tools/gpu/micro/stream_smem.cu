@@ -1,16 +1,21 @@
 // Microbenchmark: how fast one persistent block per SM can stream a large read-only buffer into
 // shared memory (bulk copies, or cp.async by every thread) or into registers, and what a grid
 // barrier costs; it chose the persistent decode kernel's loading scheme (docs/performance.md).
-// Build here: nvcc -O3 -arch=sm_90a -std=c++17 -o build-gpu/stream_smem
-// tools/gpu/micro/stream_smem.cu
+// Build (from the repository root):
+//   nvcc -O3 -arch=sm_90a -std=c++17 -o build-gpu/stream_smem tools/gpu/micro/stream_smem.cu
 #include <cuda_runtime.h>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
+#include "../../../src/engine/cuda/megakernel_parts.cuh"
+
+// The persistent decode kernel's own helpers (megakernel_parts.cuh), so this measures them.
+namespace mega = flagstone::engine::detail::mega;
+
 __device__ __forceinline__ uint32_t sa(const void* p) {
-  return (uint32_t)__cvta_generic_to_shared(p);
+  return mega::shared_address(p);
 }
 
 __global__ void bulk_stream(const char* src, int64_t bytes_per_block, int slots, int slot_bytes,
@@ -21,23 +26,16 @@ __global__ void bulk_stream(const char* src, int64_t bytes_per_block, int slots,
   const char* base = src + blockIdx.x * bytes_per_block;
   int64_t chunks = bytes_per_block / slot_bytes;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < slots; ++s)
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(sa(bars + s)));
-    asm volatile("fence.mbarrier_init.release.cluster;");
-    asm volatile("fence.proxy.async.shared::cta;");
+    for (int s = 0; s < slots; ++s) mega::bar_init(bars + s);
+    mega::bar_init_fence();
   }
   __syncthreads();
   int64_t issued = 0;
   auto issue = [&]() {
     if (issued >= chunks) return;
     int s = issued % slots;
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sa(bars + s)),
-                 "r"(slot_bytes));
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::
-            "r"(sa(ring + (int64_t)s * slot_bytes)),
-        "l"(base + issued * slot_bytes), "r"(slot_bytes), "r"(sa(bars + s))
-        : "memory");
+    mega::bulk_load(ring + (int64_t)s * slot_bytes, base + issued * slot_bytes, slot_bytes,
+                    bars + s);
     ++issued;
   };
   if (threadIdx.x == 0)
@@ -45,25 +43,14 @@ __global__ void bulk_stream(const char* src, int64_t bytes_per_block, int slots,
   float acc = 0;
   for (int64_t c = 0; c < chunks; ++c) {
     int s = c % slots;
-    uint32_t parity = (c / slots) & 1, done = 0;
-    do {
-      asm volatile(
-          "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 "
-          "%0, 1, 0, p;\n}"
-          : "=r"(done)
-          : "r"(sa(bars + s)), "r"(parity)
-          : "memory");
-    } while (!done);
+    mega::bar_wait(bars + s, (c / slots) & 1);
     const uint4* w = (const uint4*)(ring + (int64_t)s * slot_bytes);
     for (int i = threadIdx.x; i < slot_bytes / 16; i += blockDim.x) {
       uint4 v = w[i];
       acc += __int_as_float(v.x ^ v.w);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      asm volatile("fence.proxy.async.shared::cta;");
-      issue();
-    }
+    if (threadIdx.x == 0) issue();
   }
   if (acc == 1.2345f) sink[0] = acc;
 }
@@ -127,17 +114,7 @@ __global__ void barriers(unsigned* counter, int count) {
   unsigned target = 0;
   for (int i = 0; i < count; ++i) {
     target += gridDim.x;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      __threadfence();
-      atomicAdd(counter, 1u);
-      unsigned seen;
-      do {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
-      } while (seen < target);
-      __threadfence();
-    }
-    __syncthreads();
+    mega::grid_barrier(counter, target);
   }
 }
 

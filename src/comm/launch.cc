@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -52,6 +53,9 @@ struct Child {
   int out = -1, err = -1;
   std::string out_partial, err_partial;
   bool exited = false;
+  // The poll round in which one of its pipes first hung up (-1: not yet): a rank's pipes close
+  // when it exits, so this orders exits that one reaping sweep finds together.
+  int64_t hangup_round = -1;
   RankExit exit;
 };
 
@@ -165,6 +169,7 @@ LaunchResult launch(const LaunchOptions& options, const LineSink& sink) {
   Clock::time_point kill_at = Clock::time_point::max();
   bool stopping = false;
   int running = options.nranks;
+  int64_t round = 0;
   while (running > 0) {
     std::vector<pollfd> polls;
     std::vector<std::pair<int, bool>> owners;
@@ -181,14 +186,20 @@ LaunchResult launch(const LaunchOptions& options, const LineSink& sink) {
     // Short poll: children are reaped in this loop too (a rank's pipes may be inherited by
     // its own children and stay open after it exits).
     ::poll(polls.data(), polls.size(), 50);
+    ++round;
     for (size_t i = 0; i < polls.size(); ++i) {
       if (!polls[i].revents) continue;
       Child& c = children[owners[i].first];
+      if ((polls[i].revents & POLLHUP) && c.hangup_round < 0) c.hangup_round = round;
       if (owners[i].second)
         drain(c, c.err, c.err_partial, true, owners[i].first, sink);
       else
         drain(c, c.out, c.out_partial, false, owners[i].first, sink);
     }
+    // Reap; of the ranks that failed since the last sweep, the first is the one whose pipes hung
+    // up first (a rank that dies makes its peers fail within microseconds, often before this
+    // sweep, so rank order alone would blame a survivor).
+    Child* first_failed = nullptr;
     for (Child& c : children) {
       if (c.exited) continue;
       int status = 0;
@@ -201,14 +212,17 @@ LaunchResult launch(const LaunchOptions& options, const LineSink& sink) {
         c.exit.exit_code = 128 + c.exit.signal;
       }
       c.exit.stopped_by_launcher = stopping;
-      if (c.exit.exit_code != 0 && !stopping) {
-        result.first_failed_rank = c.exit.rank;
-        result.exit_code = c.exit.exit_code;
-        stopping = true;
-        stop_all(SIGTERM);
-        kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(options.grace_s));
-      }
+      if (c.exit.exit_code == 0 || stopping) continue;
+      auto hung = [](const Child& x) { return x.hangup_round < 0 ? INT64_MAX : x.hangup_round; };
+      if (!first_failed || hung(c) < hung(*first_failed)) first_failed = &c;
+    }
+    if (first_failed) {
+      result.first_failed_rank = first_failed->exit.rank;
+      result.exit_code = first_failed->exit.exit_code;
+      stopping = true;
+      stop_all(SIGTERM);
+      kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(options.grace_s));
     }
     auto now = Clock::now();
     if (!stopping && options.timeout_s > 0 &&

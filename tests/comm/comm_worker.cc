@@ -417,6 +417,9 @@ int main(int argc, char** argv) {
   } else if (scenario == "hello" || scenario == "die") {
     // For launch tests: report what the launcher passed, then one all-reduce of the ranks.
     if (scenario == "die" && g_rank == 1) std::_Exit(3);
+    // The others fail only once they reach the all-reduce: well after rank 1 is gone, so which
+    // rank failed first is not a race the launcher can lose on a busy machine.
+    if (scenario == "die") std::this_thread::sleep_for(std::chrono::milliseconds(300));
     int64_t mine = g_rank, sum = -1;
     CHECK_OK(fsAllReduce(fsHostBuf(&mine), fsHostBuf(&sum), 1, fsInt64, fsSum, g_comm, nullptr));
     std::printf("hello rank %d of %d on %s sum %ld\n", g_rank, g_size, spec, long(sum));

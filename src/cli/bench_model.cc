@@ -381,7 +381,9 @@ void run(const Options& o) {
     if (!info.decode_graph_error.empty())
       std::printf("recording the decode step failed: %s\n", info.decode_graph_error.c_str());
     if (info.decode_persistent)
-      std::printf("decode step: one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT=1)\n");
+      std::printf(
+          "decode step: one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT=0 runs a kernel per "
+          "op)\n");
     else if (!info.decode_persistent_note.empty())
       std::printf("persistent decode step not used: %s\n", info.decode_persistent_note.c_str());
     if (o.profile && !info.decode_graph_nodes.empty())

@@ -3,7 +3,7 @@
 o="$OUT/persistent_trace.txt"
 f=build-gpu/src/cli/flagstone
 {
-  for cfg in "2 0" "3 0"; do
+  for cfg in "2 0" "3 0" "4 0"; do
     set -- $cfg
     echo "== llama-1b slots $1 flags $2"
     FLAGSTONE_MEGA_FLAGS=$2 FLAGSTONE_MEGA_SLOTS=$1 FLAGSTONE_ENGINE_PERSISTENT=1 FLAGSTONE_ENGINE_PERSISTENT_TRACE=100 timeout 60 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --no-peak 2>&1 | grep -E "tg128|trace|rror" | head -4

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "../../ops/cuda/attention_decode.cuh"
 #include "decode_megakernel.h"
@@ -40,6 +41,7 @@ constexpr int kFixedBytes =
     128 + 128 + 128 + 2 * kMaxRows * kWarps * 4 + kMaxGate * 4 + kMaxOwn * 4;
 static_assert(kFixedBytes % 128 == 0);
 constexpr int kMaxSplits = 16;
+constexpr int kIssuer = kThreads - 32;  // the thread that asks for weight chunks
 
 __device__ __forceinline__ uint64_t now_ns() {
   uint64_t t;
@@ -47,11 +49,12 @@ __device__ __forceinline__ uint64_t now_ns() {
   return t;
 }
 
-// Block 0's time per part of the step (diagnostics): waits for chunks, issuing, and the phases.
+// Block 0's time per part of the step (diagnostics): the phases, and inside the products the
+// waits for chunks, the arithmetic, the block barriers and the finishing of split rows.
 struct Trace {
   bool on = false;
-  uint64_t wait = 0, issue = 0, last = 0;
-  long long compute = 0, sync = 0;  // SM cycles
+  uint64_t last = 0;
+  long long wait = 0, compute = 0, sync = 0, finish = 0;  // SM cycles
   uint64_t phase[8] = {};
   __device__ void mark(int i) {
     if (!on) return;
@@ -65,6 +68,7 @@ enum Kind { kQkv = 0, kO = 1, kGate = 2, kUp = 3, kDown = 4, kKinds = 5, kHead =
 
 // Shared memory, carved from the dynamic allocation in this order.
 struct Smem {
+  const MegaLayer* layers;  // the layer table, copied in at the start
   uint64_t* bars;
   float* red;
   int* flag;
@@ -75,6 +79,11 @@ struct Smem {
   unsigned char* ring;  // slots of slot_bytes
 };
 
+static_assert(sizeof(MegaLayer) % 16 == 0);  // copied in 16-byte pieces
+__host__ __device__ constexpr int64_t table_bytes(int layer_count) {
+  return (layer_count * static_cast<int64_t>(sizeof(MegaLayer)) + 127) / 128 * 128;
+}
+
 __device__ Smem carve(unsigned char* base, const MegaArgs& a) {
   Smem s;
   s.bars = reinterpret_cast<uint64_t*>(base);
@@ -83,7 +92,8 @@ __device__ Smem carve(unsigned char* base, const MegaArgs& a) {
   s.partial = reinterpret_cast<float*>(base + 128 + 256);
   s.gate = s.partial + 2 * kMaxRows * kWarps;
   s.own = s.gate + kMaxGate;
-  s.x = base + kFixedBytes;
+  s.layers = reinterpret_cast<const MegaLayer*>(base + kFixedBytes);
+  s.x = base + kFixedBytes + table_bytes(a.layer_count);
   s.ring = base + a.shared_bytes - static_cast<int64_t>(a.slots) * a.slot_bytes;
   return s;
 }
@@ -99,7 +109,7 @@ struct Seg {
 };
 
 template <typename T>
-__device__ Seg<T> segment(const MegaArgs& a, int index) {
+__device__ Seg<T> segment(const MegaArgs& a, const Smem& sm, int index) {
   Seg<T> s;
   const int64_t b = blockIdx.x, n_blocks = gridDim.x;
   const int64_t hd = a.q_heads * a.head_dim;
@@ -107,7 +117,7 @@ __device__ Seg<T> segment(const MegaArgs& a, int index) {
     s.base = static_cast<const T*>(a.head), s.k = a.hidden;
     s.rows = mega::rows_of(a.vocab, b, n_blocks);
   } else {
-    const MegaLayer& w = a.layers[index / kKinds];
+    const MegaLayer& w = sm.layers[index / kKinds];
     switch (index % kKinds) {
       case kQkv:
         s.base = static_cast<const T*>(w.qkv), s.k = a.hidden;
@@ -131,10 +141,13 @@ __device__ Seg<T> segment(const MegaArgs& a, int index) {
     }
   }
   s.per_chunk = min(int64_t{kMaxRows}, a.slot_bytes / (s.k * static_cast<int64_t>(sizeof(T))));
+  // 9 to 15 rows would leave some warps one row where others have two.
+  if (s.per_chunk > kWarps) s.per_chunk = s.per_chunk / kWarps * kWarps;
   return s;
 }
 
-// Thread 0's place in the weight stream: the next chunk to ask for, in segment `seg`.
+// The issuer's place in the weight stream: the next chunk to ask for, in segment `seg`. One
+// copy per chunk (a copy per row cost the issuer about three times as long).
 template <typename T>
 struct Producer {
   int seg = 0;
@@ -142,8 +155,8 @@ struct Producer {
   int64_t row = 0;
   int64_t issued = 0;  // chunks asked for so far (chunk c goes to slot c % slots)
 
-  __device__ void start(const MegaArgs& a) {
-    cur = segment<T>(a, 0);
+  __device__ void start(const MegaArgs& a, const Smem& sm) {
+    cur = segment<T>(a, sm, 0);
     row = cur.rows.begin;
   }
   // Asks for the next chunk, if any, into its slot.
@@ -151,7 +164,7 @@ struct Producer {
     const int last = a.layer_count * kKinds;
     while (row >= cur.rows.end) {
       if (++seg > last) return;
-      cur = segment<T>(a, seg);
+      cur = segment<T>(a, sm, seg);
       row = cur.rows.begin;
     }
     const int64_t rows = min(cur.per_chunk, cur.rows.end - row);
@@ -172,9 +185,29 @@ __device__ void load_x(const T* src, int64_t n, const Smem& sm) {
   __syncthreads();
 }
 
+// A norm weight's first packs in this thread's registers, asked for before the grid barrier in
+// front of the norm so that their latency hides behind it.
+constexpr int kNormPacks = 4;
+struct NormWeight {
+  const uint4* w;
+  uint4 v[kNormPacks];
+};
+
+template <typename T>
+__device__ NormWeight fetch_norm(const T* w, int64_t n) {
+  NormWeight r;
+  r.w = reinterpret_cast<const uint4*>(w);
+#pragma unroll
+  for (int i = 0; i < kNormPacks; ++i) {
+    const int64_t p = threadIdx.x + int64_t{i} * kThreads;
+    r.v[i] = p < n / 8 ? __ldg(r.w + p) : uint4{};
+  }
+  return r;
+}
+
 // rms_norm(src) * w into shared memory, rounded as the ops library's rms_norm rounds.
 template <typename T>
-__device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Smem& sm,
+__device__ void norm_x(const T* src, const NormWeight& w, int64_t n, float eps, const Smem& sm,
                        float poison = 0) {
   uint4* x = reinterpret_cast<uint4*>(sm.x);
   float ss = 0;
@@ -188,16 +221,23 @@ __device__ void norm_x(const T* src, const T* w, int64_t n, float eps, const Sme
   }
   ss = mega::block_sum(ss, sm.red);
   const float scale = rsqrtf(ss / static_cast<float>(n) + eps) + poison;
-  for (int64_t p = threadIdx.x; p < n / 8; p += kThreads) {
+  auto apply = [&](int64_t p, const uint4& weight) {
     float v[8], wv[8];
     unpack8<T>(uint4(x[p]), v);  // a 16-byte load, not eight 2-byte ones
-    unpack8<T>(__ldg(reinterpret_cast<const uint4*>(w) + p), wv);
+    unpack8<T>(weight, wv);
     uint4 out;
     T* o = reinterpret_cast<T*>(&out);
 #pragma unroll
     for (int e = 0; e < 8; ++e) o[e] = round_to<T>(v[e] * scale * wv[e]);
     x[p] = out;
+  };
+#pragma unroll
+  for (int i = 0; i < kNormPacks; ++i) {
+    const int64_t p = threadIdx.x + int64_t{i} * kThreads;
+    if (p < n / 8) apply(p, w.v[i]);
   }
+  for (int64_t p = threadIdx.x + int64_t{kNormPacks} * kThreads; p < n / 8; p += kThreads)
+    apply(p, __ldg(w.w + p));
   __syncthreads();
 }
 
@@ -222,64 +262,87 @@ __device__ __forceinline__ void finish_row(const MegaArgs& a, const Smem& sm, in
   }
 }
 
+// Eight packed values to floats with the fewest instructions: bf16 is the top half of an f32.
+template <typename T>
+__device__ __forceinline__ void widen8(const uint4& raw, float (&v)[8]) {
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (std::is_same_v<T, __half>) {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      v[2 * i] = f.x, v[2 * i + 1] = f.y;
+    } else {
+      v[2 * i] = __uint_as_float(w[i] << 16);
+      v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+}
+
+// Rows `first` and `first + step` of a slot against x, over packs [begin, end) in strides of
+// `stride` (lanes take consecutive packs); the warp's sums, reduced into every lane. The second
+// row is skipped when `two` is false.
+template <typename T>
+__device__ __forceinline__ float2 dot_rows(const uint4* w, const uint4* x, int packs, int first,
+                                           int step, bool two, int begin, int stride) {
+  const uint4* w0 = w + first * packs;
+  const uint4* w1 = w + (two ? first + step : first) * packs;
+  float a0 = 0, a1 = 0;
+#pragma unroll 1
+  for (int p = begin; p < packs; p += stride) {
+    float xv[8], u[8], v[8];
+    widen8<T>(x[p], xv);
+    widen8<T>(w0[p], u);
+    widen8<T>(w1[p], v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) a0 += u[e] * xv[e], a1 += v[e] * xv[e];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    a0 += __shfl_xor_sync(0xffffffffu, a0, o);
+    a1 += __shfl_xor_sync(0xffffffffu, a1, o);
+  }
+  return make_float2(a0, a1);
+}
+
 // The block's rows of product `index` against x in shared memory, chunk by chunk as they land.
-// A chunk's rows go to the warps, each row to `wpr` warps (all warps busy when a chunk has fewer
-// rows than warps, as rows of the down product do) whose lanes split its packs; one warp sums its
-// rows at once. After the block is done reading the slot, thread 0 refills it with the next chunk
-// of the stream. The loops stay rolled: the body fits the instruction cache.
+// FMA on widened values: on the H200 this beats the tensor cores' mma.sync, whose rate (about
+// 4.4 cycles an m16n8k16 per SM) and the bank conflicts of eight rows at a 4 KiB stride made a
+// chunk slower (tools/gpu/micro/product_smem.cu: 1422 against 1812 cycles for 64 KiB).
+// A full chunk (kMaxRows rows) gives warp w rows w and w + kWarps over the whole of k: each sum
+// stays in one warp, whose lane 0 finishes the rows at once. A shorter chunk (the down product's
+// long rows, the last chunk of a range) splits each row over `wpr` warps, whose parts meet in
+// shared memory after the block's barrier. After that barrier the issuer refills the slot.
 template <typename T, int K>
 __device__ void product(const MegaArgs& a, const Smem& sm, Producer<T>& producer, int64_t& chunk,
                         int index, Trace& trace) {
-  constexpr int kRowsPerWarp = kMaxRows / kWarps;
-  const Seg<T> s = segment<T>(a, index);
+  const Seg<T> s = segment<T>(a, sm, index);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t packs = s.k / 8;
+  const int packs = static_cast<int>(s.k / 8);
   const uint4* x = reinterpret_cast<const uint4*>(sm.x);
   const int64_t own_begin = mega::rows_of(a.hidden, blockIdx.x, gridDim.x).begin;
   for (int64_t r0 = s.rows.begin; r0 < s.rows.end; r0 += s.per_chunk) {
     const int rows = static_cast<int>(min(s.per_chunk, s.rows.end - r0));
-    const int wpr = rows >= kWarps ? 1 : rows >= kWarps / 2 ? 2 : rows >= kWarps / 4 ? 4 : 8;
-    const int lines = kWarps / wpr, part = warp % wpr, first = warp / wpr;
     const int slot = static_cast<int>(chunk % a.slots);
-    const uint64_t t0 = trace.on ? now_ns() : 0;
+    const long long t0 = trace.on ? clock64() : 0;
     mega::bar_wait(sm.bars + slot, static_cast<uint32_t>((chunk / a.slots) & 1));
-    if (trace.on) trace.wait += now_ns() - t0;
+    if (trace.on) trace.wait += clock64() - t0;
+    const long long c0 = trace.on ? clock64() : 0;
     const uint4* w =
         reinterpret_cast<const uint4*>(sm.ring + static_cast<int64_t>(slot) * a.slot_bytes);
-    const long long c0 = trace.on ? clock64() : 0;
-    float acc[kRowsPerWarp];
-#pragma unroll
-    for (int j = 0; j < kRowsPerWarp; ++j) acc[j] = 0;
-#pragma unroll 1
-    for (int64_t p = part * 32 + lane; p < packs; p += 32 * wpr) {
-      float xv[8];
-      const uint4 xp = x[p];  // one 16-byte load (unpack8 of a reference reads elements)
-      unpack8<T>(xp, xv);
-#pragma unroll
-      for (int j = 0; j < kRowsPerWarp; ++j) {
-        const int row = first + j * lines;
-        if (row < rows) {
-          float wv[8];
-          const uint4 wp = w[row * packs + p];
-          unpack8<T>(wp, wv);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j] += wv[e] * xv[e];
-        }
-      }
-    }
+    // Rows of a chunk over warps: wpr warps a row, `lines` rows a round, two rounds.
+    const int wpr = rows > kWarps ? 1 : rows > kWarps / 2 ? 2 : rows > kWarps / 4 ? 4 : 8;
+    const int lines = kWarps / wpr, part = warp % wpr, first = warp / wpr;
     float* partial = sm.partial + (chunk & 1) * kMaxRows * kWarps;
-#pragma unroll
-    for (int j = 0; j < kRowsPerWarp; ++j) {
-      const int row = first + j * lines;
-      if (row < rows) {
-        float v = acc[j];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) {
-          if (wpr == 1)
-            finish_row<T, K>(a, sm, r0 + row, v, s.rows.begin, own_begin);
-          else
-            partial[row * kWarps + part] = v;
+    if (first < rows) {
+      const bool two = first + lines < rows;
+      const float2 d = dot_rows<T>(w, x, packs, first, lines, two, part * 32 + lane, 32 * wpr);
+      if (lane == 0) {
+        if (wpr == 1) {
+          finish_row<T, K>(a, sm, r0 + first, d.x, s.rows.begin, own_begin);
+          if (two) finish_row<T, K>(a, sm, r0 + first + lines, d.y, s.rows.begin, own_begin);
+        } else {
+          partial[first * kWarps + part] = d.x;
+          if (two) partial[(first + lines) * kWarps + part] = d.y;
         }
       }
     }
@@ -289,20 +352,19 @@ __device__ void product(const MegaArgs& a, const Smem& sm, Producer<T>& producer
       const long long c2 = clock64();
       trace.compute += c1 - c0, trace.sync += c2 - c1;
     }
-    if (threadIdx.x == 0) {
-      const uint64_t t1 = trace.on ? now_ns() : 0;
-      // No proxy fence: the block's reads of the slot completed before the barrier (their
-      // values are in registers), as CUTLASS's TMA pipelines release a buffer.
-      producer.issue(a, sm);
-      if (trace.on) trace.issue += now_ns() - t1;
-    }
-    // Rows split over warps: their parts meet here (the sets alternate by chunk, so the next
-    // chunk's writes cannot overtake these reads).
+    // No proxy fence before a refill: the block's reads of the slot completed before the
+    // barrier (their values are in registers), as CUTLASS's TMA pipelines release a buffer. The
+    // issuer is in the last warp, so that issuing overlaps warp 0's finishing of split rows.
+    if (threadIdx.x == kIssuer) producer.issue(a, sm);
+    const long long t3 = trace.on ? clock64() : 0;
+    // Split rows meet here (the sets alternate by chunk, so the next chunk's writes cannot
+    // overtake these reads).
     if (wpr > 1 && threadIdx.x < rows) {
       float v = 0;
       for (int q = 0; q < wpr; ++q) v += partial[threadIdx.x * kWarps + q];
       finish_row<T, K>(a, sm, r0 + threadIdx.x, v, s.rows.begin, own_begin);
     }
+    if (trace.on) trace.finish += clock64() - t3;
     ++chunk;
   }
 }
@@ -317,11 +379,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ __align__(128) unsigned char shared[];
   const Smem sm = carve(shared, a);
   Producer<T> producer;
+  // The layer table and the weights are constant: they load before waiting on the kernel in
+  // front.
+  {
+    const auto* from = reinterpret_cast<const uint4*>(a.layers);
+    auto* to = reinterpret_cast<uint4*>(const_cast<MegaLayer*>(sm.layers));
+    const int n = a.layer_count * static_cast<int>(sizeof(MegaLayer) / 16);
+    for (int i = threadIdx.x; i < n; i += kThreads) to[i] = from[i];
+  }
   if (threadIdx.x == 0) {
     for (int s = 0; s < a.slots; ++s) mega::bar_init(sm.bars + s);
     mega::bar_init_fence();
-    // Weights are constant: the first slots load before waiting on the kernel in front.
-    producer.start(a);
+  }
+  __syncthreads();
+  if (threadIdx.x == kIssuer) {
+    producer.start(a, sm);
     for (int s = 0; s < a.slots; ++s) producer.issue(a, sm);
   }
   __syncthreads();
@@ -346,17 +418,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     mega::grid_barrier(a.barrier, arrivals);
   };
   const T* residual = static_cast<const T*>(a.residual);
+  NormWeight norm = fetch_norm(static_cast<const T*>(sm.layers[0].input_norm), h);
   for (int l = 0; l < a.layer_count; ++l) {
-    const MegaLayer& w = a.layers[l];
-    norm_x<T>(l == 0 ? embed_row : residual, static_cast<const T*>(w.input_norm), h, a.eps, sm,
-              l == 0 ? poison : 0.0f);
+    const MegaLayer& w = sm.layers[l];
+    norm_x<T>(l == 0 ? embed_row : residual, norm, h, a.eps, sm, l == 0 ? poison : 0.0f);
     trace.mark(0);
     product<T, kQkv>(a, sm, producer, chunk, l * kKinds + kQkv, trace);
-    mega::AttnItem item = mega::attention_plan<T, D, G>(a, l, p);
+    mega::AttnItem item = mega::attention_plan<T, D, G>(a, w, p);
     trace.mark(1);
     barrier();
     trace.mark(2);
-    mega::attention<T, D, G>(a, l, item, reinterpret_cast<float*>(sm.x), sm.flag);
+    mega::attention<T, D, G>(a, w, item, reinterpret_cast<float*>(sm.x), sm.flag);
     trace.mark(3);
     barrier();
     trace.mark(2);
@@ -364,9 +436,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     trace.mark(0);
     product<T, kO>(a, sm, producer, chunk, l * kKinds + kO, trace);
     trace.mark(4);
+    norm = fetch_norm(static_cast<const T*>(w.post_norm), h);
     barrier();
     trace.mark(2);
-    norm_x<T>(residual, static_cast<const T*>(w.post_norm), h, a.eps, sm);
+    norm_x<T>(residual, norm, h, a.eps, sm);
     trace.mark(0);
     product<T, kGate>(a, sm, producer, chunk, l * kKinds + kGate, trace);
     product<T, kUp>(a, sm, producer, chunk, l * kKinds + kUp, trace);
@@ -377,23 +450,26 @@ __global__ void __launch_bounds__(kThreads, 1)
     trace.mark(0);
     product<T, kDown>(a, sm, producer, chunk, l * kKinds + kDown, trace);
     trace.mark(6);
+    norm = fetch_norm(
+        static_cast<const T*>(l + 1 < a.layer_count ? sm.layers[l + 1].input_norm : a.final_norm),
+        h);
     barrier();
     trace.mark(2);
   }
   decode_core::allow_next_kernel();
-  norm_x<T>(residual, static_cast<const T*>(a.final_norm), h, a.eps, sm);
+  norm_x<T>(residual, norm, h, a.eps, sm);
   trace.mark(0);
   product<T, kHead>(a, sm, producer, chunk, a.layer_count * kKinds, trace);
   trace.mark(7);
   if (trace.on)
     printf(
         "persistent step trace (block 0, us): norms/x loads %.1f, qkv %.1f, barriers %.1f, "
-        "attention %.1f, o %.1f, gate/up %.1f, down %.1f, head %.1f; inside products: chunk "
-        "waits %.1f, issuing %.1f; %lld chunks; kcycles: compute %lld, sync %lld\n",
+        "attention %.1f, o %.1f, gate/up %.1f, down %.1f, head %.1f; %lld chunks, kcycles in "
+        "them: waits %lld, compute %lld, sync %lld, finishing split rows %lld\n",
         trace.phase[0] / 1e3, trace.phase[1] / 1e3, trace.phase[2] / 1e3, trace.phase[3] / 1e3,
         trace.phase[4] / 1e3, trace.phase[5] / 1e3, trace.phase[6] / 1e3, trace.phase[7] / 1e3,
-        trace.wait / 1e3, trace.issue / 1e3, static_cast<long long>(chunk), trace.compute / 1000,
-        trace.sync / 1000);
+        static_cast<long long>(chunk), trace.wait / 1000, trace.compute / 1000, trace.sync / 1000,
+        trace.finish / 1000);
 #endif
 }
 
@@ -460,11 +536,11 @@ const char* plan_decode_megakernel(MegaArgs& a, bool bf16, int device) {
   const int64_t widest = std::max({a.hidden, a.q_heads * d, a.intermediate});
   const int64_t x_bytes = round_up(std::max(widest * 2, int64_t{kWarps} * g * (d + 2) * 4), 128);
   const char* env = std::getenv("FLAGSTONE_MEGA_SLOTS");
-  a.slots = std::clamp(env && *env ? std::atoi(env) : 2, 2, mega::kMaxSlots);
-  const int64_t ring = optin - kFixedBytes - x_bytes;
-  a.slot_bytes = static_cast<int>(ring / a.slots / 128 * 128);
+  a.slots = std::clamp(env && *env ? std::atoi(env) : 3, 2, mega::kMaxSlots);
+  const int64_t fixed = kFixedBytes + table_bytes(a.layer_count) + x_bytes;
+  a.slot_bytes = static_cast<int>((optin - fixed) / a.slots / 128 * 128);
   if (a.slot_bytes < widest * 2) return "a weight row does not fit a shared-memory slot";
-  a.shared_bytes = static_cast<int>(kFixedBytes + x_bytes + int64_t{a.slots} * a.slot_bytes);
+  a.shared_bytes = static_cast<int>(fixed + int64_t{a.slots} * a.slot_bytes);
   auto status =
       bf16 ? dispatch<__nv_bfloat16>(a, nullptr, true) : dispatch<__half>(a, nullptr, true);
   if (status != cudaSuccess) return cudaGetErrorString(status);

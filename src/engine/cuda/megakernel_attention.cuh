@@ -28,7 +28,7 @@ struct AttnItem {
 };
 
 template <typename T, int D, int G>
-__device__ AttnItem attention_plan(const MegaArgs& a, int layer, int64_t p) {
+__device__ AttnItem attention_plan(const MegaArgs& a, const MegaLayer& w, int64_t p) {
   constexpr int kLanes = D / 8, kPass = kWarps * (32 / kLanes);
   AttnItem it;
   it.p = p;
@@ -48,7 +48,6 @@ __device__ AttnItem attention_plan(const MegaArgs& a, int layer, int64_t p) {
   const int64_t j = it.begin + warp * (32 / kLanes) + lane / kLanes;
   if (j < it.end && j != p) {
     const int64_t row = a.kv_heads * D;
-    const MegaLayer& w = a.layers[layer];
     const int64_t off = j * row + it.kh * D + (lane % kLanes) * 8;
     it.k0 = *reinterpret_cast<const uint4*>(static_cast<const T*>(w.k_cache) + off);
     it.v0 = *reinterpret_cast<const uint4*>(static_cast<const T*>(w.v_cache) + off);
@@ -62,13 +61,12 @@ __device__ AttnItem attention_plan(const MegaArgs& a, int layer, int64_t p) {
 // shared memory. A split leaves (max, sum, values) per head; the group's last split to finish (a
 // ticket) merges them.
 template <typename T, int D, int G>
-__device__ void attention(const MegaArgs& a, int layer, const AttnItem& it, float* merge,
+__device__ void attention(const MegaArgs& a, const MegaLayer& w, const AttnItem& it, float* merge,
                           int* flag) {
   if (!it.work) return;
   constexpr int kLanes = D / 8, kRows = 32 / kLanes, kPass = kWarps * kRows, kWidth = D + 2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = lane % kLanes, slot = warp * kRows + lane / kLanes;
-  const MegaLayer& w = a.layers[layer];
   const int64_t hq = a.q_heads, hk = a.kv_heads, kh = it.kh, p = it.p;
   const T* heads = static_cast<const T*>(a.qkv_out);
   auto pack_at = [&](int64_t head) {

@@ -17,18 +17,18 @@ inline constexpr int kWarps = kThreads / 32;
 inline constexpr int kMaxSlots = 8;
 
 // Every block of the grid arrives, then waits until all have: `target` is the running total of
-// arrivals (blocks times barriers so far), the counter is zeroed before the launch. The fences
-// publish this block's writes before its arrival and order the reads after the wait.
+// arrivals (blocks times barriers so far), the counter is zeroed before the launch. The block's
+// barrier orders its threads' writes before thread 0's release-add, which publishes them; the
+// acquire-load orders the reads after the wait. (Release and acquire instead of two sequentially
+// consistent fences.)
 __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target) {
   __syncthreads();
   if (threadIdx.x == 0) {
-    __threadfence();
-    atomicAdd(counter, 1u);
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(counter) : "memory");
     unsigned seen;
     do {
       asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
     } while (seen < target);
-    __threadfence();
   }
   __syncthreads();
 }

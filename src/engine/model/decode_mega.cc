@@ -28,11 +28,18 @@ std::string unfit(const Tensor& t, DType dtype, const char* name) {
 
 }  // namespace
 
-// FLAGSTONE_ENGINE_PERSISTENT=0 keeps the kernel-per-op step where the persistent kernel would
-// serve (for A/B), =1 asks for it; read when a step is set up, so a test can compare both.
+// Whether a batch-1 step tries the persistent kernel. By default it does from a hidden size of
+// kPersistentFromHidden: on the H200 the persistent step ran the 8B shape (hidden 4096) at 1.09x
+// the kernel-per-op step and the 1B shape (hidden 2048) at 0.965x (docs/performance.md, session
+// 17): narrow layers leave too little streaming between the grid barriers to pay for them.
+// FLAGSTONE_ENGINE_PERSISTENT=1 asks for it at any size, =0 never (for A/B); read when a step is
+// set up, so a test can compare both.
 bool DecoderModel::persistent_wanted() const {
+  constexpr int64_t kPersistentFromHidden = 4096;
   const char* env = std::getenv("FLAGSTONE_ENGINE_PERSISTENT");
-  return env && std::string(env) == "1";
+  if (env && std::string(env) == "1") return true;
+  if (env && std::string(env) == "0") return false;
+  return hidden_ >= kPersistentFromHidden;
 }
 
 void DecoderModel::setup_persistent(DecodeState& s, const KvCache& cache) {

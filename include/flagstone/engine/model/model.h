@@ -70,8 +70,8 @@ struct ModelInfo {
   // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)", when
   // ModelOptions::describe_graph asked for it; empty until a step is recorded.
   std::string decode_graph_nodes;
-  // The decode step runs as one persistent kernel (FLAGSTONE_ENGINE_PERSISTENT); when asked for
-  // but not possible, why not.
+  // The batch-1 decode step runs as one persistent kernel (CUDA, by default from hidden size 4096;
+  // FLAGSTONE_ENGINE_PERSISTENT=1 or 0 forces it on or off); when tried but not possible, why.
   bool decode_persistent = false;
   std::string decode_persistent_note;
 };

@@ -278,9 +278,9 @@ __device__ __forceinline__ void widen8(const uint4& raw, float (&v)[8]) {
   }
 }
 
-// Rows `first` and `first + step` of a slot against x, over packs [begin, end) in strides of
-// `stride` (lanes take consecutive packs); the warp's sums, reduced into every lane. The second
-// row is skipped when `two` is false.
+// Rows `first` and `first + step` of a slot against x, over the packs from `begin` up to
+// `packs` in strides of `stride` (lanes take consecutive packs); the warp's sums, reduced into
+// every lane. The second row is skipped (its sum is the first row's) when `two` is false.
 template <typename T>
 __device__ __forceinline__ float2 dot_rows(const uint4* w, const uint4* x, int packs, int first,
                                            int step, bool two, int begin, int stride) {

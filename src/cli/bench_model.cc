@@ -33,6 +33,7 @@ struct Options {
   std::string dtype;
   std::vector<int64_t> prompt{512};
   std::vector<int64_t> gen{128};
+  std::vector<int64_t> depth{0};
   int reps = 5;
   uint64_t seed = 1;
   bool json = false;
@@ -125,9 +126,24 @@ double measure_gemm(const Device& device, DType dtype, int64_t* size) {
   return best;
 }
 
+// The most tokens any test holds in its cache: the deepest prefill plus the longest test.
+int64_t longest_context(const Options& o) {
+  int64_t longest = 0;
+  for (int64_t p : o.prompt) longest = std::max(longest, p);
+  for (int64_t g : o.gen) longest = std::max(longest, g);
+  int64_t deepest = 0;
+  for (int64_t d : o.depth) deepest = std::max(deepest, d);
+  return deepest + longest;
+}
+
+// llama-bench's test names: pp512, tg128, tg128 @ d4096.
+std::string test_name(const char* kind, int64_t n, int64_t depth) {
+  return kind + std::to_string(n) + (depth > 0 ? " @ d" + std::to_string(depth) : "");
+}
+
 struct Result {
-  std::string test;  // "pp512", "tg128"
-  int64_t n_prompt = 0, n_gen = 0;
+  std::string test;  // "pp512", "tg128", "tg128 @ d4096" (llama-bench's names)
+  int64_t n_prompt = 0, n_gen = 0, n_depth = 0;
   std::vector<double> samples_ts;
   Stats ts;
   double gbps = 0, flops = 0;
@@ -138,9 +154,7 @@ class Bench {
   Bench(const Options& o, engine::Model& model) : o_(o), model_(model) {
     const engine::ModelConfig& c = model.config();
     device_ = model.info().device;
-    int64_t longest = 0;
-    for (int64_t p : o.prompt) longest = std::max(longest, p);
-    for (int64_t g : o.gen) longest = std::max(longest, g);
+    const int64_t longest = longest_context(o);
     cache_ = model.new_cache(1, longest + 1);
     std::vector<int64_t> ids(static_cast<size_t>(longest));
     uint64_t state = o.seed;
@@ -153,28 +167,33 @@ class Bench {
     events_ = {runtime::Event(device_), runtime::Event(device_)};
   }
 
-  // One forward pass over `n` prompt tokens from an empty cache.
-  double prompt_seconds(int64_t n) {
+  // The cache emptied, then filled with `depth` tokens (untimed), as llama-bench's -d does.
+  void start_at(int64_t depth) {
     cache_.clear();
+    if (depth > 0) model_.forward(tokens_.narrow(1, 0, depth), cache_);
     device_.synchronize();
+  }
+
+  // One forward pass over `n` prompt tokens after `depth` cached ones.
+  double prompt_seconds(int64_t n, int64_t depth) {
+    start_at(depth);
     auto t0 = Clock::now();
-    model_.forward(tokens_.narrow(1, 0, n), cache_);
+    model_.forward(tokens_.narrow(1, depth, n), cache_);
     device_.synchronize();
     return seconds(t0, Clock::now());
   }
 
-  // `n` tokens one at a time from an empty cache, each picked greedily on the device; the
+  // `n` tokens one at a time after `depth` cached ones, each picked greedily on the device; the
   // chosen id is copied to the host every step (into one of two pinned slots) and checked. The
   // next step is queued before the host waits for this one's id, as a serving loop overlaps
   // its host work with the device, so the device does not idle on the round trip.
-  double generate_seconds(int64_t n) {
-    cache_.clear();
-    device_.synchronize();
+  double generate_seconds(int64_t n, int64_t depth) {
+    start_at(depth);
     auto t0 = Clock::now();
     const int64_t vocab = model_.config().vocab_size;
     if (sync_loop_) {
       // FLAGSTONE_BENCH_TG=sync: logits out of each step, argmax, then wait for the id.
-      Tensor token = tokens_.narrow(1, 0, 1);
+      Tensor token = tokens_.narrow(1, depth, 1);
       for (int64_t i = 0; i < n; ++i) {
         Tensor logits = model_.forward(token, cache_);
         Tensor next = ops::argmax(logits.reshape({1, vocab}), 1, true);
@@ -186,7 +205,7 @@ class Bench {
       return seconds(t0, Clock::now());
     }
     Stream stream = Stream::default_stream(device_);
-    Tensor next = n > 0 ? model_.forward_greedy(tokens_.narrow(1, 0, 1), cache_) : Tensor();
+    Tensor next = n > 0 ? model_.forward_greedy(tokens_.narrow(1, depth, 1), cache_) : Tensor();
     for (int64_t i = 0; i < n; ++i) {
       const size_t slot = static_cast<size_t>(i % 2);
       FS_CHECK(next.dtype() == DType::kI64 && next.numel() == 1, kInternal, "greedy step gave ids ",
@@ -216,16 +235,17 @@ class Bench {
     return times;
   }
 
-  Result run_prompt(int64_t n) {
+  Result run_prompt(int64_t n, int64_t depth) {
     Result r;
-    r.test = "pp" + std::to_string(n);
-    r.n_prompt = n;
-    prompt_seconds(n);  // warm-up
-    for (int i = 0; i < o_.reps; ++i) r.samples_ts.push_back(n / prompt_seconds(n));
+    r.test = test_name("pp", n, depth);
+    r.n_prompt = n, r.n_depth = depth;
+    prompt_seconds(n, depth);  // warm-up
+    for (int i = 0; i < o_.reps; ++i) r.samples_ts.push_back(n / prompt_seconds(n, depth));
     r.ts = stats_of(r.samples_ts);
-    // Causal attention: query i attends to i + 1 keys; QK^T and PV cost 2 FLOPs per pair each.
+    // Causal attention: query i attends to depth + i + 1 keys; QK^T and PV cost 2 FLOPs per
+    // pair each.
     const engine::ModelConfig& c = model_.config();
-    double pairs = static_cast<double>(n) * (n + 1) / 2.0;
+    double pairs = static_cast<double>(n) * depth + static_cast<double>(n) * (n + 1) / 2.0;
     double attention = 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * pairs;
     double flops_per_pass = 2.0 * model_.info().matmul_parameters * n + attention;
     r.flops = flops_per_pass * r.ts.mean / n;
@@ -233,16 +253,16 @@ class Bench {
     return r;
   }
 
-  Result run_generate(int64_t n) {
+  Result run_generate(int64_t n, int64_t depth) {
     Result r;
-    r.test = "tg" + std::to_string(n);
-    r.n_gen = n;
-    generate_seconds(std::min<int64_t>(n, 8));  // warm-up
-    for (int i = 0; i < o_.reps; ++i) r.samples_ts.push_back(n / generate_seconds(n));
+    r.test = test_name("tg", n, depth);
+    r.n_gen = n, r.n_depth = depth;
+    generate_seconds(std::min<int64_t>(n, 8), depth);  // warm-up
+    for (int i = 0; i < o_.reps; ++i) r.samples_ts.push_back(n / generate_seconds(n, depth));
     r.ts = stats_of(r.samples_ts);
-    // Step i reads the weights once and i + 1 cached keys and values of every layer.
+    // Step i reads the weights once and depth + i + 1 cached keys and values of every layer.
     const engine::ModelConfig& c = model_.config();
-    double avg_ctx = (n + 1) / 2.0;
+    double avg_ctx = static_cast<double>(depth) + (n + 1) / 2.0;
     double kv_row = 2.0 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
                     static_cast<double>(dtype_size(cache_.dtype()));
     double bytes = static_cast<double>(model_.info().bytes_per_token) + kv_row * avg_ctx;
@@ -281,12 +301,9 @@ std::unique_ptr<engine::Model> load(const Options& o, std::string* name) {
   FS_CHECK(o.model.empty() != o.synthetic.empty(), kInvalidArgument,
            "give a model with -m MODEL or a random-weight shape with --synthetic NAME (one of "
            "them)");
-  int64_t longest = 0;
-  for (int64_t p : o.prompt) longest = std::max(longest, p);
-  for (int64_t g : o.gen) longest = std::max(longest, g);
   engine::ModelOptions mo;
   mo.device = Device::get(o.device);
-  mo.max_context = longest + 1;
+  mo.max_context = longest_context(o) + 1;
   mo.graphs = !o.no_graph;
   mo.describe_graph = o.profile;
   if (!o.json && isatty(STDERR_FILENO)) {
@@ -322,6 +339,7 @@ void run(const Options& o) {
   FS_CHECK(o.reps >= 1, kInvalidArgument, "-r must be at least 1");
   for (int64_t p : o.prompt) FS_CHECK(p >= 0, kInvalidArgument, "-p ", p, " must be >= 0");
   for (int64_t g : o.gen) FS_CHECK(g >= 0, kInvalidArgument, "-n ", g, " must be >= 0");
+  for (int64_t d : o.depth) FS_CHECK(d >= 0, kInvalidArgument, "-d ", d, " must be >= 0");
   std::string name;
   auto t0 = Clock::now();
   std::unique_ptr<engine::Model> model = load(o, &name);
@@ -338,14 +356,19 @@ void run(const Options& o) {
 
   Bench bench(o, *model);
   std::vector<Result> results;
+  int tw = 7;  // the test column fits the longest name
+  for (int64_t d : o.depth) {
+    for (int64_t p : o.prompt) tw = std::max(tw, static_cast<int>(test_name("pp", p, d).size()));
+    for (int64_t g : o.gen) tw = std::max(tw, static_cast<int>(test_name("tg", g, d).size()));
+  }
   if (!o.json) {
-    std::printf("| %-18s | %9s | %9s | %-8s | %-5s | %7s | %20s | %8s | %5s | %9s | %5s |\n",
-                "model", "size", "params", "device", "dtype", "test", "t/s", "GB/s", "%bw",
+    std::printf("| %-18s | %9s | %9s | %-8s | %-5s | %*s | %20s | %8s | %5s | %9s | %5s |\n",
+                "model", "size", "params", "device", "dtype", tw, "test", "t/s", "GB/s", "%bw",
                 "TFLOP/s", "%gemm");
-    std::printf(
-        "| %.18s | %.9s | %.9s | %.8s | %.5s | %.7s | %.20s | %.8s | %.5s | %.9s | %.5s |\n",
-        "--------------------", "----------", "----------", "----------", "------", "--------",
-        "----------------------", "----------", "------", "----------", "------");
+    std::printf("| %.18s | %.9s | %.9s | %.8s | %.5s | %s | %.20s | %.8s | %.5s | %.9s | %.5s |\n",
+                "--------------------", "----------", "----------", "----------", "------",
+                std::string(static_cast<size_t>(tw), '-').c_str(), "----------------------",
+                "----------", "------", "----------", "------");
     std::fflush(stdout);
   }
   auto emit = [&](const Result& r) {
@@ -357,17 +380,19 @@ void run(const Options& o) {
       return peak_value > 0 ? 100.0 * x / peak_value : 0.0;
     };
     std::printf(
-        "| %-18s | %5.2f GiB | %9s | %-8s | %-5s | %7s | %21s | %8.1f | %4.0f%% | %9.3f | %4.0f%% "
+        "| %-18s | %5.2f GiB | %9s | %-8s | %-5s | %*s | %21s | %8.1f | %4.0f%% | %9.3f | %4.0f%% "
         "|\n",
         name.c_str(), info.weight_bytes / 1073741824.0, human_params(info.parameters).c_str(),
-        device.spec().c_str(), std::string(dtype_name(info.dtype)).c_str(), r.test.c_str(), ts,
+        device.spec().c_str(), std::string(dtype_name(info.dtype)).c_str(), tw, r.test.c_str(), ts,
         r.gbps, pct(r.gbps, peak.copy_gbps), r.flops / 1e12, pct(r.flops, peak.gemm_flops));
     std::fflush(stdout);
   };
-  for (int64_t p : o.prompt)
-    if (p > 0) emit(bench.run_prompt(p));
-  for (int64_t g : o.gen)
-    if (g > 0) emit(bench.run_generate(g));
+  for (int64_t d : o.depth) {
+    for (int64_t p : o.prompt)
+      if (p > 0) emit(bench.run_prompt(p, d));
+    for (int64_t g : o.gen)
+      if (g > 0) emit(bench.run_generate(g, d));
+  }
   std::vector<engine::OpTime> profile;
   if (o.profile) profile = bench.profile_step();
   double profile_us = 0;
@@ -457,10 +482,15 @@ void run(const Options& o) {
   }
   out["results"] = nlohmann::json::array();
   for (const Result& r : results) {
-    nlohmann::json j = {{"test", r.test},           {"n_prompt", r.n_prompt},
-                        {"n_gen", r.n_gen},         {"avg_ts", r.ts.mean},
-                        {"stddev_ts", r.ts.stddev}, {"samples_ts", r.samples_ts},
-                        {"gbps", r.gbps},           {"flops", r.flops}};
+    nlohmann::json j = {{"test", r.test},
+                        {"n_prompt", r.n_prompt},
+                        {"n_gen", r.n_gen},
+                        {"n_depth", r.n_depth},
+                        {"avg_ts", r.ts.mean},
+                        {"stddev_ts", r.ts.stddev},
+                        {"samples_ts", r.samples_ts},
+                        {"gbps", r.gbps},
+                        {"flops", r.flops}};
     if (!o.no_peak) {
       j["bandwidth_fraction"] = peak.copy_gbps > 0 ? r.gbps / peak.copy_gbps : 0.0;
       j["gemm_fraction"] = peak.gemm_flops > 0 ? r.flops / peak.gemm_flops : 0.0;
@@ -494,6 +524,11 @@ void register_bench_model_command(CLI::App& bench) {
   cmd->add_option("-n,--n-gen", o->gen, "Generation lengths to test (tgN); 0 skips")
       ->delimiter(',')
       ->capture_default_str();
+  cmd->add_option("-d,--n-depth", o->depth,
+                  "Tokens already in the KV cache before each test (prefilled, untimed), e.g. "
+                  "-d 0,4096: the tests at each depth, named like tg128 @ d4096")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("-r,--repetitions", o->reps, "Timed repetitions of each test")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the synthetic weights and prompt tokens")
@@ -505,8 +540,10 @@ void register_bench_model_command(CLI::App& bench) {
                 "Run each decode step op by op instead of replaying it as a CUDA graph");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->footer(
-      "ppN runs one forward pass over N prompt tokens from an empty KV cache; tgN generates N\n"
-      "tokens one at a time (greedy on the device, the id copied back every step). Each test is\n"
+      "ppN runs one forward pass over N prompt tokens; tgN generates N tokens one at a time\n"
+      "(greedy on the device, the id copied back every step). Both start from an empty KV cache,\n"
+      "or, with -d D, from D cached tokens prefilled untimed (named ppN @ dD, tgN @ dD, as\n"
+      "llama-bench names them). Each test is\n"
       "warmed up once, then timed -r times: t/s is mean ± sample standard deviation, as in\n"
       "llama-bench. GB/s counts the weight bytes one token reads (every matrix once, one\n"
       "embedding row, plus the KV cache) and %bw compares it with the device's copy bandwidth\n"
@@ -516,7 +553,8 @@ void register_bench_model_command(CLI::App& bench) {
       "Examples:\n"
       "  flagstone bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512,2048\n"
       "  flagstone bench model -m model-q8_0.gguf -p 128 -n 32 -r 3 --json\n"
-      "  flagstone bench model --synthetic llama-1b --dtype q8_0 -p 64 -n 16 -r 2");
+      "  flagstone bench model --synthetic llama-1b --dtype q8_0 -p 64 -n 16 -r 2\n"
+      "  flagstone bench model --synthetic llama-8b --device cuda:0 -p 0 -n 128 -d 0,4096");
   cmd->callback([o] { run(*o); });
 }
 

@@ -107,6 +107,33 @@ TEST(BenchModelCli, SyntheticJsonHasEveryTest) {
   EXPECT_EQ(j["parameters"].get<int64_t>(), matmul + vocab * h + h + layers * 2 * h);
 }
 
+// -d: every test again after that many cached tokens, named as llama-bench names them, with the
+// cache's bytes counted into GB/s (a deeper cache reads more per generated token).
+TEST(BenchModelCli, DepthRunsEveryTestAfterACachedPrefix) {
+  Outcome b = cli("bench model --synthetic tiny -p 8 -n 4 -d 0,32 -r 1 --no-peak --json");
+  ASSERT_EQ(b.status, 0) << b.err;
+  nlohmann::json j = nlohmann::json::parse(b.out);
+  std::vector<std::string> tests;
+  std::vector<int64_t> depths;
+  for (const auto& r : j["results"]) {
+    tests.push_back(r["test"]);
+    depths.push_back(r["n_depth"]);
+    EXPECT_GT(r["avg_ts"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "tg4", "pp8 @ d32", "tg4 @ d32"}));
+  EXPECT_EQ(depths, (std::vector<int64_t>{0, 0, 32, 32}));
+  // GB/s per t/s is the bytes one token reads: 32 more cached positions of K and V in each of
+  // the tiny preset's 2 layers (2 KV heads of 16, f32 on the cpu).
+  auto bytes_per_token = [&](int i) {
+    return j["results"][i]["gbps"].get<double>() * 1e9 / j["results"][i]["avg_ts"].get<double>();
+  };
+  EXPECT_NEAR(bytes_per_token(3) - bytes_per_token(1), 32.0 * 2 * 2 * 2 * 16 * 4, 1.0);
+
+  Outcome bad = cli("bench model --synthetic tiny -d -1");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("-d -1"), std::string::npos) << bad.err;
+}
+
 TEST(BenchModelCli, ModelFolderAndErrors) {
   testing::ScratchFolder folder("bench_cli");
   const std::string model = tiny_model(folder.path());

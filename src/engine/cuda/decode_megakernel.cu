@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <type_traits>
 
 #include "../../ops/cuda/attention_decode.cuh"
 #include "decode_megakernel.h"
@@ -68,7 +67,7 @@ enum Kind { kQkv = 0, kO = 1, kGate = 2, kUp = 3, kDown = 4, kKinds = 5, kHead =
 
 // Shared memory, carved from the dynamic allocation in this order.
 struct Smem {
-  const MegaLayer* layers;  // the layer table, copied in at the start
+  MegaLayer* layers;  // the layer table, copied in at the start
   uint64_t* bars;
   float* red;
   int* flag;
@@ -92,7 +91,7 @@ __device__ Smem carve(unsigned char* base, const MegaArgs& a) {
   s.partial = reinterpret_cast<float*>(base + 128 + 256);
   s.gate = s.partial + 2 * kMaxRows * kWarps;
   s.own = s.gate + kMaxGate;
-  s.layers = reinterpret_cast<const MegaLayer*>(base + kFixedBytes);
+  s.layers = reinterpret_cast<MegaLayer*>(base + kFixedBytes);
   s.x = base + kFixedBytes + table_bytes(a.layer_count);
   s.ring = base + a.shared_bytes - static_cast<int64_t>(a.slots) * a.slot_bytes;
   return s;
@@ -262,22 +261,6 @@ __device__ __forceinline__ void finish_row(const MegaArgs& a, const Smem& sm, in
   }
 }
 
-// Eight packed values to floats with the fewest instructions: bf16 is the top half of an f32.
-template <typename T>
-__device__ __forceinline__ void widen8(const uint4& raw, float (&v)[8]) {
-  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (std::is_same_v<T, __half>) {
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-      v[2 * i] = f.x, v[2 * i + 1] = f.y;
-    } else {
-      v[2 * i] = __uint_as_float(w[i] << 16);
-      v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-  }
-}
-
 // Rows `first` and `first + step` of a slot against x, over the packs from `begin` up to
 // `packs` in strides of `stride` (lanes take consecutive packs); the warp's sums, reduced into
 // every lane. The second row is skipped (its sum is the first row's) when `two` is false.
@@ -290,9 +273,9 @@ __device__ __forceinline__ float2 dot_rows(const uint4* w, const uint4* x, int p
 #pragma unroll 1
   for (int p = begin; p < packs; p += stride) {
     float xv[8], u[8], v[8];
-    widen8<T>(x[p], xv);
-    widen8<T>(w0[p], u);
-    widen8<T>(w1[p], v);
+    unpack8<T>(x[p], xv);
+    unpack8<T>(w0[p], u);
+    unpack8<T>(w1[p], v);
 #pragma unroll
     for (int e = 0; e < 8; ++e) a0 += u[e] * xv[e], a1 += v[e] * xv[e];
   }
@@ -305,7 +288,7 @@ __device__ __forceinline__ float2 dot_rows(const uint4* w, const uint4* x, int p
 }
 
 // The block's rows of product `index` against x in shared memory, chunk by chunk as they land.
-// FMA on widened values: on the H200 this beats the tensor cores' mma.sync, whose rate (about
+// FMA on unpacked values: on the H200 this beats the tensor cores' mma.sync, whose rate (about
 // 4.4 cycles an m16n8k16 per SM) and the bank conflicts of eight rows at a 4 KiB stride made a
 // chunk slower (tools/gpu/micro/product_smem.cu: 1422 against 1812 cycles for 64 KiB).
 // A full chunk (kMaxRows rows) gives warp w rows w and w + kWarps over the whole of k: each sum
@@ -383,7 +366,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // front.
   {
     const auto* from = reinterpret_cast<const uint4*>(a.layers);
-    auto* to = reinterpret_cast<uint4*>(const_cast<MegaLayer*>(sm.layers));
+    auto* to = reinterpret_cast<uint4*>(sm.layers);
     const int n = a.layer_count * static_cast<int>(sizeof(MegaLayer) / 16);
     for (int i = threadIdx.x; i < n; i += kThreads) to[i] = from[i];
   }

@@ -2,7 +2,8 @@
 // in shared memory, for the persistent decode kernel's product loops (FMA on unpacked floats, or
 // tensor-core mma), with and without bulk copies landing in a second slot meanwhile.
 // Build (from the repository root):
-//   nvcc -O3 -arch=sm_90a -std=c++17 -o build-gpu/product_smem tools/gpu/micro/product_smem.cu
+//   nvcc -O3 -arch=sm_90a -std=c++17 -Isrc/ops -o build-gpu/product_smem \
+//     tools/gpu/micro/product_smem.cu
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -10,8 +11,10 @@
 #include <cstdio>
 
 #include "../../../src/engine/cuda/megakernel_parts.cuh"
+#include "../../../src/ops/cuda/attention_decode.cuh"
 
 namespace mega = flagstone::engine::detail::mega;
+namespace decode_core = flagstone::decode_core;
 
 constexpr int kRows = 16, kK = 2048, kThreads = 256, kWarps = 8;
 constexpr int kChunkBytes = kRows * kK * 2;
@@ -22,15 +25,6 @@ __device__ __forceinline__ void mma_row(float (&d)[4], uint32_t x01, uint32_t x2
       "{%6,%7}, {%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(x01), "r"(x23), "r"(w01), "r"(w23));
-}
-
-__device__ __forceinline__ void unpack(uint4 raw, float (&v)[8]) {
-  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    v[2 * i] = __uint_as_float(w[i] << 16);
-    v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
 }
 
 // mode 0: FMA, 2 rows per warp (the session-16 loop); 1: mma, 8 rows per warp and k split over
@@ -64,11 +58,11 @@ __global__ void product(const char* src, int mode, int copies, int reps, float* 
 #pragma unroll 1
       for (int p = lane; p < kK / 8; p += 32) {
         float xv[8];
-        unpack(x[p], xv);
+        decode_core::unpack8<__nv_bfloat16>(x[p], xv);
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
           float wv[8];
-          unpack(w[(warp + j * kWarps) * (kK / 8) + p], wv);
+          decode_core::unpack8<__nv_bfloat16>(w[(warp + j * kWarps) * (kK / 8) + p], wv);
 #pragma unroll
           for (int e = 0; e < 8; ++e) acc[j] += wv[e] * xv[e];
         }
@@ -80,11 +74,11 @@ __global__ void product(const char* src, int mode, int copies, int reps, float* 
 #pragma unroll 1
       for (int p = half * (kK / 16) + lane; p < (half + 1) * (kK / 16); p += 32) {
         float xv[8];
-        unpack(x[p], xv);
+        decode_core::unpack8<__nv_bfloat16>(x[p], xv);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           float wv[8];
-          unpack(w[(set * 4 + j) * (kK / 8) + p], wv);
+          decode_core::unpack8<__nv_bfloat16>(w[(set * 4 + j) * (kK / 8) + p], wv);
 #pragma unroll
           for (int e = 0; e < 8; ++e) acc[j] += wv[e] * xv[e];
         }

@@ -5,8 +5,10 @@
 namespace flagstone::compiler {
 
 // Written once with FS_FN / FS_U32 / FS_U16 / fs_bits2f / fs_f2bits / FS_RINTF supplied by the
-// dialect-specific part before it.
+// dialect-specific part before it. A dialect with hardware f16 conversions defines fs_h2f and
+// fs_f2h itself, with FS_HW_HALF (the same bits, except a NaN's payload).
 inline constexpr const char* kHalfPrelude = R"(
+#ifndef FS_HW_HALF
 FS_FN float fs_h2f(FS_U16 h) {
   FS_U32 s = ((FS_U32)h & 0x8000u) << 16;
   FS_U32 e = ((FS_U32)h >> 10) & 0x1fu;
@@ -28,6 +30,7 @@ FS_FN FS_U16 fs_f2h(float f) {
   FS_U32 r = ax + 0xc8000fffu + ((ax >> 13) & 1u);
   return (FS_U16)(s | (r >> 13));
 }
+#endif
 FS_FN float fs_bf2f(FS_U16 h) { return fs_bits2f((FS_U32)h << 16); }
 FS_FN FS_U16 fs_f2bf(float f) {
   FS_U32 x = fs_f2bits(f);
@@ -72,6 +75,15 @@ inline constexpr const char* kOpenCLPrelude = R"(#define FS_FN inline
 #define FS_RINTF(x) rint(x)
 FS_FN float fs_bits2f(uint b) { return as_float(b); }
 FS_FN uint fs_f2bits(float f) { return as_uint(f); }
+// f16 through the built-in conversions (core OpenCL C, no cl_khr_fp16 needed): one instruction
+// each on GPUs, where the portable bit manipulation cost f16 kernels most of their bandwidth.
+#define FS_HW_HALF 1
+FS_FN float fs_h2f(ushort h) { return vload_half(0, (const __private half*)&h); }
+FS_FN ushort fs_f2h(float f) {
+  ushort r;
+  vstore_half_rte(f, 0, (__private half*)&r);
+  return r;
+}
 FS_FN void fs_atomic_add_i(volatile __global int* p, int v) { atomic_add(p, v); }
 FS_FN void fs_atomic_max_i(volatile __global int* p, int v) { atomic_max(p, v); }
 FS_FN void fs_atomic_add_f(volatile __global float* p, float v) {

@@ -129,13 +129,13 @@ void run_embedding(KernelArgs& args) {
 }
 
 // Per-sample losses of cross_entropy into stats [2, N] (loss, counted as 1 or 0 when ignored).
-void build_cross_entropy(KernelBuilder& k, DType dt, DType tdt) {
+void build_cross_entropy(KernelBuilder& k, DType dt, DType tdt, bool unit) {
   TensorArg x = k.tensor_arg("x", dt, 4);
   TensorArg target = k.tensor_arg("target", tdt, 1);
   TensorArg stats = k.tensor_arg("stats", DType::kF32, 2);
   Value ignore = k.scalar_arg("ignore_index", DType::kI64);
   Value smoothing = k.scalar_arg("label_smoothing", DType::kF32);
-  RowGeometry g(k, x);
+  RowGeometry g(k, x, unit);
   Value lowest = k.full({g.bm, g.bn}, -1e30f, DType::kF32);
   Value zero = k.zeros({g.bm, g.bn}, DType::kF32);
   auto load = [&](Value cols, Value valid) {
@@ -172,12 +172,14 @@ void run_cross_entropy(KernelArgs& args) {
   int64_t n = x.size(0);
   Tensor stats = Tensor::empty({2, n}, DType::kF32, device);
   RowViews v = row_views(args.op, {x}, 1);
+  const bool unit = unit_rows(v);
   std::string key = "cross_entropy_" + std::string(dtype_name(x.dtype())) + "_" +
-                    std::string(dtype_name(target.dtype()));
+                    std::string(dtype_name(target.dtype())) + (unit ? "_u" : "");
   DType dt = x.dtype(), tdt = target.dtype();
   const Kernel& kernel = cached_kernel(key, [&] {
     return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_cross_entropy(k, dt, tdt); }, row_configs());
+        "gen_" + key, [=](KernelBuilder& k) { build_cross_entropy(k, dt, tdt, unit); },
+        row_configs());
   });
   if (n > 0) {
     Config config = row_config(v.n);

@@ -1,12 +1,20 @@
 // The generated elementwise kernel: dims of all operands are collapsed first and the kernel
 // indexes three (dense, row-broadcast and batched-broadcast calls all fit; one kernel per body
 // and dtypes keeps compile counts low). Layouts with more unmergeable dims are copied dense.
+// Two layouts get kernels of their own with no division per element, whose loads and stores the
+// code generator can vectorize (on NVIDIA's OpenCL the three-dim kernel ran f32 add at 30% of
+// the copy bandwidth): all operands dense (indexed by the flat offset), and rows of unit step
+// (a row-broadcast operand, the halves of silu_and_mul's input: a program per row segment).
 #include "generated/map.h"
 
 namespace flagstone::ops::gen {
 namespace {
 
 constexpr int kMapRank = 3;
+// Rows at least this long (and at most a grid's second dimension of them) take kRows.
+constexpr int64_t kMinRowLength = 256, kMaxRows = 65535;
+
+enum class Layout { kStrided, kDense, kRows };
 // 1024 elements per program: 8 per thread at 4 warps, enough work to hide memory latency.
 const Config kMapConfig{{"BLOCK", 1024}, {"num_warps", 4}};
 
@@ -16,8 +24,11 @@ std::string kernel_name(const std::string& key) {
   return name;
 }
 
+// kStrided: rank-`rank` operands indexed from the flat offset's coordinates. kDense: rank 1, unit
+// stride, the flat offset itself. kRows: rank 2, unit steps along the rows; the grid's second
+// dimension picks the row, the first a segment of it.
 void build_map(KernelBuilder& k, const MapBody& body, int variant, const std::vector<DType>& in,
-               DType out_dtype, const std::vector<DType>& scalars, int rank) {
+               DType out_dtype, const std::vector<DType>& scalars, int rank, Layout layout) {
   int64_t block = k.meta("BLOCK");
   std::vector<TensorArg> ins;
   for (size_t i = 0; i < in.size(); ++i)
@@ -28,7 +39,7 @@ void build_map(KernelBuilder& k, const MapBody& body, int variant, const std::ve
     s.push_back(k.scalar_arg("s" + std::to_string(i), scalars[i]));
   Value n = k.scalar_arg("n", DType::kI32);
   Value offs = k.program_id(0) * block + k.arange(0, block);
-  Value mask = offs < n;
+  Value mask = layout == Layout::kRows ? offs < out.size(1) : offs < n;
   std::vector<Value> coord(static_cast<size_t>(rank));
   Value rest = offs;
   for (int d = rank - 1; d > 0; --d) {
@@ -37,6 +48,8 @@ void build_map(KernelBuilder& k, const MapBody& body, int variant, const std::ve
   }
   coord[0] = rest;
   auto offset = [&](const TensorArg& t) {
+    if (layout == Layout::kDense) return offs;
+    if (layout == Layout::kRows) return k.program_id(1) * t.stride(0) + offs;
     Value o = coord[0] * t.stride(0);
     for (int d = 1; d < rank; ++d) o = o + coord[static_cast<size_t>(d)] * t.stride(d);
     return o;
@@ -70,7 +83,11 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
     target.copy_(tmp);
     return;
   }
-  const int rank = kMapRank;
+  bool dense = c.sizes.size() == 1,
+       rows = c.sizes.size() == 2 && c.sizes[1] >= kMinRowLength && c.sizes[0] <= kMaxRows;
+  for (const Shape& s : c.strides) dense = dense && s[0] == 1, rows = rows && s.back() == 1;
+  const Layout layout = dense ? Layout::kDense : rows ? Layout::kRows : Layout::kStrided;
+  const int rank = dense ? 1 : rows ? 2 : kMapRank;
   pad_rank(c, static_cast<size_t>(rank));
 
   std::vector<DType> in_dtypes, scalar_dtypes;
@@ -84,13 +101,13 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
     scalar_dtypes.push_back(s.dtype);
     full_key += "_s" + std::string(dtype_name(s.dtype));
   }
-  full_key += "_v" + std::to_string(variant);
+  full_key += "_v" + std::to_string(variant) + (dense ? "_dense" : rows ? "_rows" : "");
   DType out_dtype = out.dtype();
   const Kernel& kernel = cached_kernel(full_key, [&] {
     return std::make_unique<Kernel>(
         kernel_name(full_key),
         [=](KernelBuilder& k) {
-          build_map(k, body, variant, in_dtypes, out_dtype, scalar_dtypes, rank);
+          build_map(k, body, variant, in_dtypes, out_dtype, scalar_dtypes, rank, layout);
         },
         std::vector<Config>{kMapConfig});
   });
@@ -107,7 +124,9 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
   }
   args.emplace_back(n);
   int64_t block = kMapConfig.get("BLOCK");
-  launch(kernel, op, out.device(), compiler::Grid((n + block - 1) / block), args);
+  compiler::Grid grid = rows ? compiler::Grid((c.sizes[1] + block - 1) / block, c.sizes[0])
+                             : compiler::Grid((n + block - 1) / block);
+  launch(kernel, op, out.device(), grid, args);
 }
 
 }  // namespace flagstone::ops::gen

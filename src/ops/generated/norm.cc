@@ -18,10 +18,10 @@ std::string key_of(const std::string& op, const std::vector<Tensor>& ts, int fla
   return key + "_f" + std::to_string(flags);
 }
 
-void build_softmax(KernelBuilder& k, DType dt, int flags) {
+void build_softmax(KernelBuilder& k, DType dt, int flags, bool unit) {
   TensorArg x = k.tensor_arg("x", dt, 4);
   TensorArg y = k.tensor_arg("y", dt, 4);
-  RowGeometry g(k, x);
+  RowGeometry g(k, x, unit);
   Value m0 = k.full({g.bm, g.bn}, kLowest, DType::kF32);
   Value l0 = k.zeros({g.bm, g.bn}, DType::kF32);
   auto stats = g.loop({m0, l0}, [&](Value cols, std::vector<Value> c) {
@@ -43,7 +43,7 @@ void build_softmax(KernelBuilder& k, DType dt, int flags) {
 }
 
 // rms_norm (flags: weight) and add_rms_norm (residual in, residual_out out, weight always).
-void build_rms(KernelBuilder& k, DType dt, DType wdt, int flags, bool add) {
+void build_rms(KernelBuilder& k, DType dt, DType wdt, int flags, bool add, bool unit) {
   TensorArg x = k.tensor_arg("x", dt, 4);
   TensorArg res, res_out;
   if (add) res = k.tensor_arg("residual", dt, 4);
@@ -52,7 +52,7 @@ void build_rms(KernelBuilder& k, DType dt, DType wdt, int flags, bool add) {
   TensorArg y = k.tensor_arg("y", dt, 4);
   if (add) res_out = k.tensor_arg("residual_out", dt, 4);
   Value eps = k.scalar_arg("eps", DType::kF32);
-  RowGeometry g(k, x);
+  RowGeometry g(k, x, unit);
   // The residual sum is rounded to the dtype before it is normalized, as the reference does.
   auto input = [&](Value cols, Value valid) {
     Value v = k.load(g.ptrs(x, cols), valid, 0).to(DType::kF32);
@@ -72,20 +72,20 @@ void build_rms(KernelBuilder& k, DType dt, DType wdt, int flags, bool add) {
     Value valid = g.valid(cols);
     Value r = input(cols, valid) * scale.col();
     if (flags & kHasWeight)
-      r = r * k.load(w.ptr + cols * w.stride(0), cols < g.n, 0).to(DType::kF32).row();
+      r = r * k.load(g.vector_ptrs(w, cols), cols < g.n, 0).to(DType::kF32).row();
     k.store(g.ptrs(y, cols), r.to(dt), valid);
     return std::vector<Value>{};
   });
 }
 
-void build_layer_norm(KernelBuilder& k, DType dt, DType wdt, DType bdt, int flags) {
+void build_layer_norm(KernelBuilder& k, DType dt, DType wdt, DType bdt, int flags, bool unit) {
   TensorArg x = k.tensor_arg("x", dt, 4);
   TensorArg w, b;
   if (flags & kHasWeight) w = k.tensor_arg("weight", wdt, 1);
   if (flags & kHasBias) b = k.tensor_arg("bias", bdt, 1);
   TensorArg y = k.tensor_arg("y", dt, 4);
   Value eps = k.scalar_arg("eps", DType::kF32);
-  RowGeometry g(k, x);
+  RowGeometry g(k, x, unit);
   Value zero = k.zeros({g.bm, g.bn}, DType::kF32);
   Value nf = g.n.to(DType::kF32);
   auto load = [&](Value cols, Value valid) {
@@ -105,9 +105,9 @@ void build_layer_norm(KernelBuilder& k, DType dt, DType wdt, DType bdt, int flag
     Value valid = g.valid(cols);
     Value r = (load(cols, valid) - mean.col()) * rstd.col();
     if (flags & kHasWeight)
-      r = r * k.load(w.ptr + cols * w.stride(0), cols < g.n, 0).to(DType::kF32).row();
+      r = r * k.load(g.vector_ptrs(w, cols), cols < g.n, 0).to(DType::kF32).row();
     if (flags & kHasBias)
-      r = r + k.load(b.ptr + cols * b.stride(0), cols < g.n, 0).to(DType::kF32).row();
+      r = r + k.load(g.vector_ptrs(b, cols), cols < g.n, 0).to(DType::kF32).row();
     k.store(g.ptrs(y, cols), r.to(dt), valid);
     return std::vector<Value>{};
   });
@@ -126,11 +126,12 @@ void run_softmax(KernelArgs& args, bool log) {
   int dim = x.dim() == 0 ? 0 : normalize_dim(args.attrs.get_int("dim", -1), x.dim());
   RowViews v = row_views(args.op, {x, args.outputs[0]}, dim);
   int flags = log ? kLog : 0;
-  std::string key = key_of("softmax", {x}, flags);
+  const bool unit = unit_rows(v);
+  std::string key = key_of("softmax", {x}, flags) + (unit ? "_u" : "");
   DType dt = x.dtype();
   const Kernel& kernel = cached_kernel(key, [&] {
     return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_softmax(k, dt, flags); }, row_configs());
+        "gen_" + key, [=](KernelBuilder& k) { build_softmax(k, dt, flags, unit); }, row_configs());
   });
   launch_rows(kernel, args.op, x.device(), v.rows, v.n, {v.views[0], v.views[1]});
 }
@@ -144,11 +145,13 @@ void run_rms(KernelArgs& args, bool add) {
   if (add) rowed.push_back(args.outputs[1]);
   RowViews v = row_views(args.op, rowed, x.dim() - 1);
   int flags = w.defined() ? kHasWeight : 0;
-  std::string key = key_of(add ? "add_rms_norm" : "rms_norm", {x, w}, flags);
+  const bool unit = unit_rows(v, {w});
+  std::string key = key_of(add ? "add_rms_norm" : "rms_norm", {x, w}, flags) + (unit ? "_u" : "");
   DType dt = x.dtype(), wdt = w.defined() ? w.dtype() : dt;
   const Kernel& kernel = cached_kernel(key, [&] {
     return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_rms(k, dt, wdt, flags, add); }, row_configs());
+        "gen_" + key, [=](KernelBuilder& k) { build_rms(k, dt, wdt, flags, add, unit); },
+        row_configs());
   });
   std::vector<compiler::Arg> la{v.views[0]};
   if (add) la.emplace_back(v.views[1]);
@@ -165,11 +168,12 @@ void run_layer_norm(KernelArgs& args) {
   Tensor b = args.inputs.size() > 2 ? args.inputs[2] : Tensor();
   RowViews v = row_views(args.op, {x, args.outputs[0]}, x.dim() - 1);
   int flags = (w.defined() ? kHasWeight : 0) | (b.defined() ? kHasBias : 0);
-  std::string key = key_of("layer_norm", {x, w, b}, flags);
+  const bool unit = unit_rows(v, {w, b});
+  std::string key = key_of("layer_norm", {x, w, b}, flags) + (unit ? "_u" : "");
   DType dt = x.dtype(), wdt = w.defined() ? w.dtype() : dt, bdt = b.defined() ? b.dtype() : dt;
   const Kernel& kernel = cached_kernel(key, [&] {
     return std::make_unique<Kernel>(
-        "gen_" + key, [=](KernelBuilder& k) { build_layer_norm(k, dt, wdt, bdt, flags); },
+        "gen_" + key, [=](KernelBuilder& k) { build_layer_norm(k, dt, wdt, bdt, flags, unit); },
         row_configs());
   });
   std::vector<compiler::Arg> la{v.views[0]};

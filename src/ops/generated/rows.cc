@@ -18,14 +18,23 @@ RowViews row_views(std::string_view op, const std::vector<Tensor>& tensors, int 
   pad_rank(c, 3);
   RowViews r;
   r.n = x.dim() == 0 ? 1 : x.size(dim);
+  r.unit = true;
   r.rows = shape_numel(c.sizes);
   for (size_t i = 0; i < tensors.size(); ++i) {
     Shape sizes = c.sizes, st = c.strides[i];
     sizes.push_back(r.n);
     st.push_back(x.dim() == 0 ? 0 : tensors[i].stride(dim));
+    r.unit = r.unit && (r.n <= 1 || st.back() == 1);
     r.views.push_back(restride(tensors[i], sizes, st));
   }
   return r;
+}
+
+bool unit_rows(const RowViews& v, const std::vector<Tensor>& vectors) {
+  bool unit = v.unit;
+  for (const Tensor& t : vectors)
+    unit = unit && (!t.defined() || t.numel() <= 1 || t.stride(0) == 1);
+  return unit;
 }
 
 Config row_config(int64_t n) {
@@ -37,7 +46,8 @@ std::vector<Config> row_configs() {
   return {row_config(0), row_config(1 << 20)};
 }
 
-RowGeometry::RowGeometry(KernelBuilder& builder, const TensorArg& x) : k(builder) {
+RowGeometry::RowGeometry(KernelBuilder& builder, const TensorArg& x, bool unit_steps)
+    : k(builder), unit(unit_steps) {
   bm = k.meta("BM");
   bn = k.meta("BN");
   rows = k.program_id(0) * bm + k.arange(0, bm);
@@ -50,7 +60,7 @@ RowGeometry::RowGeometry(KernelBuilder& builder, const TensorArg& x) : k(builder
 
 Value RowGeometry::ptrs(const TensorArg& t, const Value& cols) const {
   Value base = k0 * t.stride(0) + k1 * t.stride(1) + k2 * t.stride(2);
-  return t.ptr + base.col() + cols.row() * t.stride(3);
+  return t.ptr + base.col() + (unit ? cols.row() : cols.row() * t.stride(3));
 }
 
 Value RowGeometry::row_ptrs(const TensorArg& t) const {

@@ -121,6 +121,46 @@ TEST(GeneratedProvider, LongRowsUseTheWideConfig) {
   }
 }
 
+// Rows of 256 or more elements with unit steps (silu_and_mul's halves, a row-broadcast operand)
+// take the kernel with a program per row segment, and dense operands the flat one; the parity
+// shapes are shorter, so these check both against the reference here, on opencl and, for the
+// ops the generated provider serves there (no native kernel), on cuda.
+TEST(GeneratedProvider, LongUnitStepRowsAndDenseCallsMatchTheReference) {
+  Rng rng(test_seed());
+  std::vector<Device> devices = opencl_devices();
+  for (const Device& d : runtime::all_devices())
+    if (d.backend() == "cuda") devices.push_back(d);
+  for (const Device& dev : devices) {
+    for (DType d : {DType::kF32, DType::kF16, DType::kBF16}) {
+      struct Case {
+        const char* op;
+        std::vector<Tensor> inputs;
+      };
+      const std::vector<Case> cases = {
+          {"silu_and_mul", {random_tensor(rng, {3, 2 * 1100}, d, dev)}},
+          {"add", {random_tensor(rng, {4, 300}, d, dev), random_tensor(rng, {300}, d, dev)}},
+          {"mul", {random_tensor(rng, {5, 2051}, d, dev), random_tensor(rng, {5, 2051}, d, dev)}},
+          {"atan2", {random_tensor(rng, {4, 300}, d, dev), random_tensor(rng, {300}, d, dev)}},
+          {"atan2", {random_tensor(rng, {2, 999}, d, dev), random_tensor(rng, {2, 999}, d, dev)}}};
+      for (const Case& c : cases) {
+        const Implementation* impl = find(c.op, dev.backend(), Provider::kGenerated);
+        if (dev.backend() == "opencl") {
+          ASSERT_NE(impl, nullptr) << c.op;
+        }
+        if (!impl) continue;
+        Shape shape = c.inputs[0].shape();
+        if (std::string(c.op) == "silu_and_mul") shape.back() /= 2;
+        Tensor out = Tensor::empty(shape, d, dev);
+        poison(out);
+        std::vector<Tensor> outs{out};
+        call_implementation(*impl, c.inputs, {}, outs);
+        EXPECT_EQ(compare(out.to(Device()), call_reference(c.op, c.inputs)[0], tolerance(d)), "")
+            << c.op << " " << dtype_name(d);
+      }
+    }
+  }
+}
+
 TEST(ClblastGemm, LargerThanTheParityShapes) {
   const Implementation* impl = find("linear", "opencl", Provider::kVendor);
   if (!impl) GTEST_SKIP() << "built without CLBlast";

@@ -72,8 +72,9 @@ void register_bench_ops_command(CLI::App& bench_group) {
       ->default_val("all");
   cmd->add_option(
       "--sizes", o->sizes,
-      "Token counts, e.g. 1,512,8k (default per op: 1024,8192 on GPUs; smaller on cpu)");
-  cmd->add_option("--dtype", c.dtype, "f32, f16, bf16 or auto (f32 on cpu, bf16 elsewhere)")
+      "Token counts, e.g. 1,512,8k (default per op: 1024,8192 on GPUs; smaller on cpu and "
+      "on OpenCL devices that are cpus, such as PoCL)");
+  cmd->add_option("--dtype", c.dtype, "f32, f16, bf16 or auto (f32 on cpus, bf16 elsewhere)")
       ->default_val("auto");
   cmd->add_option("--reps", c.reps, "Timed repetitions per mode; the median is reported")
       ->default_val(20)
@@ -97,9 +98,9 @@ void register_bench_ops_command(CLI::App& bench_group) {
   cmd->add_option("--vocab", c.dims.vocab, "Vocabulary size (softmax, cross_entropy)")
       ->default_val(32000);
   cmd->add_option("--copy-mib", c.copy_mib,
-                  "Copy size for the bandwidth peak (default 256 MiB on cpu, 1024 elsewhere)");
+                  "Copy size for the bandwidth peak (default 256 MiB on cpus, 1024 elsewhere)");
   cmd->add_option("--gemm-size", c.gemm_size,
-                  "Square GEMM size for the compute peak (default 2048 on cpu, 8192 elsewhere)");
+                  "Square GEMM size for the compute peak (default 2048 on cpus, 8192 elsewhere)");
   cmd->add_option("--peer-json", o->peer_json,
                   "Merge a peer's timings (tools/bench/torch_ops_peer.py output) into the table");
   cmd->add_option("--json-out", o->json_out, "Also write the JSON report to this file");

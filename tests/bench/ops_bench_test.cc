@@ -197,6 +197,9 @@ TEST(BenchOpsRun, TinyRunOnEveryDevice) {
     OpsBenchReport r = run_ops_bench(cfg, [&](const std::string&) { ++lines; });
     EXPECT_GT(lines, 0);
     EXPECT_EQ(r.device, device.spec());
+    // A cpu (the cpu backend, or an OpenCL driver on the host such as PoCL) measures f32 by
+    // default, a GPU bf16.
+    EXPECT_EQ(r.dtype, device.info().type == runtime::DeviceType::kCpu ? "f32" : "bf16");
     EXPECT_GT(r.peaks.copy_gbps, 0);
     ASSERT_EQ(r.rows.size(), bench_op_names().size());
     for (const OpsBenchRow& row : r.rows) {

@@ -158,13 +158,13 @@ void openblas_direct(const OpCase& c, float* out) {
 #endif
 
 // A device that is a cpu underneath (the cpu backend, or an OpenCL driver such as PoCL running on
-// the host) gets the cpu's default sizes: a GPU's would take it many minutes.
-bool host_class(const Device& device) {
-  return device.is_cpu() || device.info().type == runtime::DeviceType::kCpu;
+// the host) gets the cpu's default sizes and dtype: a GPU's would take it many minutes.
+bool on_cpu(const Device& device) {
+  return device.info().type == runtime::DeviceType::kCpu;
 }
 
 void measure_peaks(const Device& device, const OpsBenchConfig& cfg, DType dtype, Peaks& peaks) {
-  double mib = cfg.copy_mib > 0 ? cfg.copy_mib : (host_class(device) ? 256 : 1024);
+  double mib = cfg.copy_mib > 0 ? cfg.copy_mib : (on_cpu(device) ? 256 : 1024);
   size_t bytes = static_cast<size_t>(mib * 1024 * 1024);
   double us = device_copy_us(device, cfg, bytes);
   peaks.copy_gbps = 2.0 * static_cast<double>(bytes) / (us * 1e3);
@@ -174,7 +174,7 @@ void measure_peaks(const Device& device, const OpsBenchConfig& cfg, DType dtype,
   if (device.is_cpu())
     peaks.stream_gbps = 2.0 * static_cast<double>(bytes) / (stream_copy_us(cfg, bytes) * 1e3);
 
-  int64_t n = cfg.gemm_size > 0 ? cfg.gemm_size : (host_class(device) ? 2048 : 8192);
+  int64_t n = cfg.gemm_size > 0 ? cfg.gemm_size : (on_cpu(device) ? 2048 : 8192);
   double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
   std::string nn = std::to_string(n) + "^3";
   if (device.is_cpu()) {
@@ -259,7 +259,7 @@ OpsBenchReport run_ops_bench(const OpsBenchConfig& cfg,
   FS_CHECK(cfg.reps >= 1 && cfg.warmup >= 0 && cfg.max_seconds > 0 && cfg.overhead_calls >= 0,
            kInvalidArgument, "bench ops: --reps must be >= 1, --warmup >= 0, --max-seconds > 0");
   Device device = Device::get(cfg.device);
-  DType dtype = resolve_dtype(cfg.dtype, host_class(device) ? "cpu" : device.backend());
+  DType dtype = resolve_dtype(cfg.dtype, on_cpu(device));
   std::vector<std::string> op_names = cfg.ops.empty() ? bench_op_names() : cfg.ops;
   for (const std::string& op : op_names) registry_op_of(op);
   auto say = [&](const std::string& line) {
@@ -276,9 +276,7 @@ OpsBenchReport run_ops_bench(const OpsBenchConfig& cfg,
   measure_peaks(device, cfg, dtype, report.peaks);
 
   for (const std::string& op : op_names) {
-    std::vector<int64_t> sizes =
-        cfg.sizes.empty() ? default_sizes(op, host_class(device) ? "cpu" : device.backend())
-                          : cfg.sizes;
+    std::vector<int64_t> sizes = cfg.sizes.empty() ? default_sizes(op, on_cpu(device)) : cfg.sizes;
     for (int64_t tokens : sizes) {
       OpCase c = make_case(op, tokens, cfg.dims, dtype, device);
       OpsBenchRow row = c.row;

@@ -128,8 +128,8 @@ std::vector<int64_t> parse_sizes(std::string_view text) {
   return sizes;
 }
 
-std::vector<int64_t> default_sizes(std::string_view op, std::string_view backend) {
-  if (backend != "cpu") return {1024, 8192};
+std::vector<int64_t> default_sizes(std::string_view op, bool on_cpu) {
+  if (!on_cpu) return {1024, 8192};
   // The cpu is slower by orders of magnitude: keep a run of every op within a minute, while the
   // large memory-bound sizes still exceed the last-level cache.
   if (op == "mm" || op == "linear") return {128, 1024};
@@ -137,8 +137,8 @@ std::vector<int64_t> default_sizes(std::string_view op, std::string_view backend
   return {256, 4096};
 }
 
-DType resolve_dtype(std::string_view text, std::string_view backend) {
-  if (text == "auto") return backend == "cpu" ? DType::kF32 : DType::kBF16;
+DType resolve_dtype(std::string_view text, bool on_cpu) {
+  if (text == "auto") return on_cpu ? DType::kF32 : DType::kBF16;
   DType d = parse_dtype(text);
   FS_CHECK(d == DType::kF32 || d == DType::kF16 || d == DType::kBF16, kInvalidArgument,
            "bench ops: --dtype ", text, " is not one of f32, f16, bf16");

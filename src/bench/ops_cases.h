@@ -24,6 +24,6 @@ OpCase make_case(const std::string& op, int64_t tokens, const ModelDims& dims, D
                  const Device& device);
 
 // The dtype the bench runs for `text` on `backend` ("auto": f32 on cpu, else bf16).
-DType resolve_dtype(std::string_view text, std::string_view backend);
+DType resolve_dtype(std::string_view text, bool on_cpu);
 
 }  // namespace flagstone::bench

@@ -101,7 +101,9 @@ std::vector<int64_t> parse_sizes(std::string_view text);
 // The shape string and byte/flop counts of one case, as the report gives them (no device work).
 OpsBenchRow describe_case(std::string_view op, int64_t tokens, const ModelDims& dims,
                           std::string_view dtype);
-std::vector<int64_t> default_sizes(std::string_view op, std::string_view backend);
+// The token counts measured by default: GPU sizes, or smaller ones on a cpu (`on_cpu`: the cpu
+// backend, or an OpenCL driver running on the host such as PoCL).
+std::vector<int64_t> default_sizes(std::string_view op, bool on_cpu);
 
 // Runs the benchmark. `progress` (optional) receives one line per finished measurement.
 OpsBenchReport run_ops_bench(const OpsBenchConfig& config,

@@ -15,6 +15,18 @@ constexpr int kMapRank = 3;
 constexpr int64_t kMinRowLength = 256, kMaxRows = 65535;
 
 enum class Layout { kStrided, kDense, kRows };
+
+int rank_of(Layout layout) {
+  return layout == Layout::kDense ? 1 : layout == Layout::kRows ? 2 : kMapRank;
+}
+
+// The layout of a call from its collapsed dims and strides (out first, then the inputs).
+Layout layout_of(const Collapsed& c) {
+  bool dense = c.sizes.size() == 1,
+       rows = c.sizes.size() == 2 && c.sizes[1] >= kMinRowLength && c.sizes[0] <= kMaxRows;
+  for (const Shape& s : c.strides) dense = dense && s[0] == 1, rows = rows && s.back() == 1;
+  return dense ? Layout::kDense : rows ? Layout::kRows : Layout::kStrided;
+}
 // 1024 elements per program: 8 per thread at 4 warps, enough work to hide memory latency.
 const Config kMapConfig{{"BLOCK", 1024}, {"num_warps", 4}};
 
@@ -24,11 +36,12 @@ std::string kernel_name(const std::string& key) {
   return name;
 }
 
-// kStrided: rank-`rank` operands indexed from the flat offset's coordinates. kDense: rank 1, unit
+// kStrided: rank-3 operands indexed from the flat offset's coordinates. kDense: rank 1, unit
 // stride, the flat offset itself. kRows: rank 2, unit steps along the rows; the grid's second
 // dimension picks the row, the first a segment of it.
 void build_map(KernelBuilder& k, const MapBody& body, int variant, const std::vector<DType>& in,
-               DType out_dtype, const std::vector<DType>& scalars, int rank, Layout layout) {
+               DType out_dtype, const std::vector<DType>& scalars, Layout layout) {
+  const int rank = rank_of(layout);
   int64_t block = k.meta("BLOCK");
   std::vector<TensorArg> ins;
   for (size_t i = 0; i < in.size(); ++i)
@@ -41,12 +54,14 @@ void build_map(KernelBuilder& k, const MapBody& body, int variant, const std::ve
   Value offs = k.program_id(0) * block + k.arange(0, block);
   Value mask = layout == Layout::kRows ? offs < out.size(1) : offs < n;
   std::vector<Value> coord(static_cast<size_t>(rank));
-  Value rest = offs;
-  for (int d = rank - 1; d > 0; --d) {
-    coord[static_cast<size_t>(d)] = rest % out.size(d);
-    rest = rest / out.size(d);
+  if (layout == Layout::kStrided) {
+    Value rest = offs;
+    for (int d = rank - 1; d > 0; --d) {
+      coord[static_cast<size_t>(d)] = rest % out.size(d);
+      rest = rest / out.size(d);
+    }
+    coord[0] = rest;
   }
-  coord[0] = rest;
   auto offset = [&](const TensorArg& t) {
     if (layout == Layout::kDense) return offs;
     if (layout == Layout::kRows) return k.program_id(1) * t.stride(0) + offs;
@@ -83,12 +98,8 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
     target.copy_(tmp);
     return;
   }
-  bool dense = c.sizes.size() == 1,
-       rows = c.sizes.size() == 2 && c.sizes[1] >= kMinRowLength && c.sizes[0] <= kMaxRows;
-  for (const Shape& s : c.strides) dense = dense && s[0] == 1, rows = rows && s.back() == 1;
-  const Layout layout = dense ? Layout::kDense : rows ? Layout::kRows : Layout::kStrided;
-  const int rank = dense ? 1 : rows ? 2 : kMapRank;
-  pad_rank(c, static_cast<size_t>(rank));
+  const Layout layout = layout_of(c);
+  pad_rank(c, static_cast<size_t>(rank_of(layout)));
 
   std::vector<DType> in_dtypes, scalar_dtypes;
   std::string full_key = "map_" + key + "_";
@@ -101,13 +112,16 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
     scalar_dtypes.push_back(s.dtype);
     full_key += "_s" + std::string(dtype_name(s.dtype));
   }
-  full_key += "_v" + std::to_string(variant) + (dense ? "_dense" : rows ? "_rows" : "");
+  full_key += "_v" + std::to_string(variant) +
+              (layout == Layout::kDense  ? "_dense"
+               : layout == Layout::kRows ? "_rows"
+                                         : "");
   DType out_dtype = out.dtype();
   const Kernel& kernel = cached_kernel(full_key, [&] {
     return std::make_unique<Kernel>(
         kernel_name(full_key),
         [=](KernelBuilder& k) {
-          build_map(k, body, variant, in_dtypes, out_dtype, scalar_dtypes, rank, layout);
+          build_map(k, body, variant, in_dtypes, out_dtype, scalar_dtypes, layout);
         },
         std::vector<Config>{kMapConfig});
   });
@@ -124,8 +138,9 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
   }
   args.emplace_back(n);
   int64_t block = kMapConfig.get("BLOCK");
-  compiler::Grid grid = rows ? compiler::Grid((c.sizes[1] + block - 1) / block, c.sizes[0])
-                             : compiler::Grid((n + block - 1) / block);
+  compiler::Grid grid = layout == Layout::kRows
+                            ? compiler::Grid((c.sizes[1] + block - 1) / block, c.sizes[0])
+                            : compiler::Grid((n + block - 1) / block);
   launch(kernel, op, out.device(), grid, args);
 }
 

@@ -1,6 +1,8 @@
 // Runs `flagstone bench ops`: the device's peaks (copy bandwidth, vendor GEMM rate), then each op
 // case in three modes (device-event kernel time, end-to-end call time, host launch rate) and its
 // baseline (vendor library or a copy of the same bytes), all in one process and one run.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -171,8 +173,12 @@ void measure_peaks(const Device& device, const OpsBenchConfig& cfg, DType dtype,
   std::ostringstream src;
   src << "runtime copy " << mib << " MiB, read+write";
   peaks.copy_source = src.str();
-  if (device.is_cpu())
+  if (device.is_cpu()) {
     peaks.stream_gbps = 2.0 * static_cast<double>(bytes) / (stream_copy_us(cfg, bytes) * 1e3);
+#ifdef _SC_LEVEL3_CACHE_SIZE  // glibc
+    peaks.llc_bytes = static_cast<double>(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
+#endif
+  }
 
   int64_t n = cfg.gemm_size > 0 ? cfg.gemm_size : (on_cpu(device) ? 2048 : 8192);
   double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);

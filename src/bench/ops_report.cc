@@ -135,7 +135,14 @@ std::string format_table(const OpsBenchReport& r) {
       << pad("base_us", 11, false) << pad("vs_base", 8, false);
   if (with_peer) out << pad("peer_us", 11, false) << pad("vs_peer", 8, false);
   out << "  impl\n";
+  // A memory-bound case under twice the last-level cache may run from it, and so may its copy
+  // baseline, which then measures the cache rather than memory (STREAM's rule: 4x the caches).
+  auto fits_llc = [&](const OpsBenchRow& row) {
+    return p.llc_bytes > 0 && row.flops == 0 && row.bytes > 0 && row.bytes < 2 * p.llc_bytes;
+  };
+  bool any_fits = false;
   for (const OpsBenchRow& row : r.rows) {
+    any_fits = any_fits || fits_llc(row);
     out << " " << pad(row.op, 13) << pad(std::to_string(row.tokens), 7, false) << "  "
         << pad(row.shape, 18) << num(11, 2, row.kernel_us) << num(11, 2, row.call_us)
         << num(9, 1, row.flops > 0 ? 0 : row.gbps) << num(9, 3, row.tflops)
@@ -143,8 +150,13 @@ std::string format_table(const OpsBenchReport& r) {
         << pad(row.baseline.empty() ? "-" : row.baseline, 14) << num(11, 2, row.baseline_us)
         << num(8, 2, row.baseline_ratio);
     if (with_peer) out << num(11, 2, row.peer_us) << num(8, 2, row.peer_ratio);
-    out << "  " << row.impl << "\n";
+    out << "  " << row.impl << (fits_llc(row) ? "  (fits LLC)" : "") << "\n";
   }
+  if (any_fits)
+    out << "# (fits LLC): moves under twice the " << fmt("%.0f", p.llc_bytes / 1048576)
+        << " MiB last-level cache, so the case and its copy baseline\n"
+           "# may run from cache; --sizes large enough to move 4x the cache compare against "
+           "memory\n";
   if (!r.overhead.empty()) {
     out << "#\n# host overhead per call: 1 token at tiny dims (hidden 128), "
         << r.overhead.front().calls << " calls back to back, then one synchronize\n";
@@ -205,7 +217,8 @@ json to_json(const OpsBenchReport& r) {
                 {"copy_source", r.peaks.copy_source},
                 {"stream_gbps", r.peaks.stream_gbps},
                 {"gemm_tflops", r.peaks.gemm_tflops},
-                {"gemm_source", r.peaks.gemm_source}}},
+                {"gemm_source", r.peaks.gemm_source},
+                {"llc_bytes", r.peaks.llc_bytes}}},
               {"rows", rows},
               {"overhead", overhead}};
   if (!r.peer.empty()) out["peer"] = r.peer;
@@ -233,7 +246,8 @@ OpsBenchReport report_from_json(const json& j, std::string_view origin) {
                field_or<std::string>(p, "copy_source", "", where),
                field_or<double>(p, "stream_gbps", 0, where),
                field_or<double>(p, "gemm_tflops", 0, where),
-               field_or<std::string>(p, "gemm_source", "", where)};
+               field_or<std::string>(p, "gemm_source", "", where),
+               field_or<double>(p, "llc_bytes", 0, where)};
   }
   const json& rows = array_field(j, "rows", origin);
   for (size_t i = 0; i < rows.size(); ++i) {

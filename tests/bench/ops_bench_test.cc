@@ -129,6 +129,31 @@ TEST(BenchOpsReport, JsonRoundTripAndTable) {
   EXPECT_NE(msg.find("saved.json"), std::string::npos) << msg;
 }
 
+// A memory-bound row under twice the last-level cache is marked (its copy baseline may run from
+// cache); a GEMM row and a row past the bound are not, and a report without the cache size marks
+// nothing. The size survives the JSON round trip.
+TEST(BenchOpsReport, MarksRowsThatFitTheLastLevelCache) {
+  OpsBenchReport r = sample_report();
+  const double add_bytes = r.rows[0].bytes;
+  ASSERT_GT(add_bytes, 0);
+  r.peaks.llc_bytes = add_bytes;  // the add moves 1x the cache: fits
+  OpsBenchReport back = report_from_json(to_json(r), "test");
+  EXPECT_DOUBLE_EQ(back.peaks.llc_bytes, add_bytes);
+  auto line_of = [](const std::string& table, const std::string& impl) {
+    size_t at = table.find(impl);
+    return at == std::string::npos ? std::string() : table.substr(at, table.find('\n', at) - at);
+  };
+  std::string table = format_table(back);
+  EXPECT_NE(line_of(table, "cpu/native/add").find("(fits LLC)"), std::string::npos) << table;
+  EXPECT_EQ(line_of(table, "cpu/vendor/mm").find("(fits LLC)"), std::string::npos) << table;
+  EXPECT_NE(table.find("# (fits LLC): moves under twice the"), std::string::npos);
+  back.peaks.llc_bytes = add_bytes / 2;  // exactly twice the cache: memory-bound, no mark
+  table = format_table(back);
+  EXPECT_EQ(table.find("(fits LLC)"), std::string::npos) << table;
+  back.peaks.llc_bytes = 0;
+  EXPECT_EQ(format_table(back).find("(fits LLC)"), std::string::npos);
+}
+
 TEST(BenchOpsReport, MergePeer) {
   OpsBenchReport r = sample_report();
   nlohmann::json peer = {{"peer", "torch test"},

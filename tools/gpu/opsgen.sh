@@ -21,7 +21,7 @@ run() {  # name, timeout, gtest filter, extra env
   echo "== devices"
   timeout 20 $b/src/cli/flagstone info 2>&1 | grep -E "^  (cpu|cuda|opencl):" | head -5
   run cuda-all 45 "*/4:*/5" "FLAGSTONE_OPS_GENERATED_CUDA=all"
-  run default 70 "*/0:*/1:*/2:*/9" ""
+  run default 170 "*/0:*/1:*/2:*/9" ""
   run movement-factory 90 "*/10:*/11" "FLAGSTONE_OPS_GENERATED_CUDA=all"
   echo "== generated/CLBlast tests"
   timeout 10 $b/tests/ops/ops_generated_test --gtest_brief=1 2>&1 | tail -15

@@ -4,6 +4,7 @@
 
 #include "cpu/cpu_common.h"
 #include "cpu/simd.h"
+#include "cpu/simd512.h"
 #include "cpu/softmax_rows.h"
 #include "internal.h"
 
@@ -49,6 +50,21 @@ FS_AVX2 inline void scale_chunk16(const float* e, T* o, int64_t b, int64_t end, 
     simd::put16<Stream, T, MayBeNaN>(o + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), vf),
                                      _mm256_mul_ps(_mm256_loadu_ps(e + i + 8), vf));
   for (; i < end; ++i) o[i] = store_f<T>(e[i] * f);
+}
+
+// scale_chunk16 for exponentials stored by the AVX-512 sweep (chunk_sum_pow2 with
+// has_avx512()): 32-element blocks while they fit, then 16-element ones, as they were stored.
+// With `Stream` the blocks start 64-byte aligned (the row's phase is taken for that).
+template <bool Stream, bool MayBeNaN, typename T>
+FS_AVX512 void scale_chunk512(const float* e, T* o, int64_t b, int64_t end, float f,
+                              int64_t phase) {
+  const __m512 vf = _mm512_set1_ps(f);
+  int64_t i = b;
+  for (; i < std::min(end, b + phase); ++i) o[i] = store_f<T>(e[i] * f);
+  for (; i + 32 <= end; i += 32)
+    simd::put32<Stream, T, MayBeNaN>(o + i, _mm512_mul_ps(_mm512_loadu_ps(e + i), vf),
+                                     _mm512_mul_ps(_mm512_loadu_ps(e + i + 16), vf));
+  scale_chunk16<Stream, MayBeNaN>(e, o, i, end, f, 0);
 }
 
 // softmax of one row with one exp per element, reading it from memory once: chunk by chunk,
@@ -134,10 +150,14 @@ struct SoftmaxRow {
     float d = shifts[k] - top;
     if (pow2 ? d >= -115.0f : d >= -80.0f) {
       float f = pow2 ? std::ldexp(inv, static_cast<int>(d)) : exp_f32(d) * inv;
+      // The 16-bit rows' exponentials come from chunk_sum_pow2, on its block grid.
+      const bool wide = pow2 && has_avx512();
       if (std::isnan(inv))
-        scale_chunk16<Stream, true>(e, o, b, end, f, phase);
+        wide ? scale_chunk512<Stream, true>(e, o, b, end, f, phase)
+             : scale_chunk16<Stream, true>(e, o, b, end, f, phase);
       else
-        scale_chunk16<Stream, false>(e, o, b, end, f, phase);
+        wide ? scale_chunk512<Stream, false>(e, o, b, end, f, phase)
+             : scale_chunk16<Stream, false>(e, o, b, end, f, phase);
       return;
     }
     // Else from x: a chunk of -inf (and NaN) gives 0 (NaN) against a finite max, and NaN
@@ -163,8 +183,11 @@ FS_AVX2 void softmax_rows_avx2(const T* px, T* po, int64_t n, int64_t b, int64_t
     SoftmaxRow<T>& cur = rows[(r - b) & 1];
     const SoftmaxRow<T>& prev = rows[(r - b + 1) & 1];
     T* prev_out = po + (r - 1) * n;
-    cur.begin(px + r * n, n, scratch + ((r - b) & 1) * (n + chunks),
-              Stream ? simd::aligned_head(po + r * n, n) : 0);
+    // 64-byte aligned blocks for the AVX-512 stores (which keeps them 32-byte aligned for AVX2).
+    const int64_t phase = !Stream        ? 0
+                          : has_avx512() ? simd::aligned_head64(po + r * n, n)
+                                         : simd::aligned_head(po + r * n, n);
+    cur.begin(px + r * n, n, scratch + ((r - b) & 1) * (n + chunks), phase);
     for (int64_t k = 0; k < chunks; ++k) {
       cur.stats(k);
       if (r > b) prev.template out<Stream>(prev_out, k);

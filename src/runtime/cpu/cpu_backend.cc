@@ -11,6 +11,7 @@
 
 #include "backends.h"
 #include "flagstone/base/error.h"
+#include "flagstone/runtime/cpu_features.h"
 #include "flagstone/runtime/thread_pool.h"
 
 namespace flagstone::runtime {
@@ -94,13 +95,7 @@ class CpuDevice final : public DeviceImpl {
     info_.caps.fp64 = info_.caps.fp16 = info_.caps.bf16 = info_.caps.int8_dot = true;
     info_.caps.host_accessible = true;
     info_.extra["threads"] = std::to_string(cpu_threads());
-#if defined(__AVX512F__)
-    info_.extra["simd"] = "avx512";
-#elif defined(__AVX2__)
-    info_.extra["simd"] = "avx2";
-#else
-    info_.extra["simd"] = "baseline";
-#endif
+    info_.extra["simd"] = cpu_isa_name(cpu_isa());  // what the cpu kernels run with
   }
 
   const DeviceInfo& info() const override {

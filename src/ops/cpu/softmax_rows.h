@@ -363,7 +363,7 @@ FS_AVX512 float sweep_pow2_512(const T* x, int64_t& i, int64_t n, float k, float
 // as chunk_sum_exp16 with the shift k. Inputs below k ln2 - 87 are raised to it when summed
 // (they add ~1e-38 each); when `e` is given the exponentials are stored there instead, exactly 0
 // below k ln2 - 87, on the blocks that start `phase` elements in: with AVX-512, 32-element blocks
-// while they fit, then 16-element ones (scale_blocks in norm.cc reads them back on that grid).
+// while they fit, then 16-element ones (scale_chunk512 in norm.cc reads them back on that grid).
 // `ahead`: bytes prefetched ahead of the loads (0: none).
 template <typename T, int Degree = kPow2Degree<T>>
 FS_AVX2 inline float chunk_sum_pow2(const T* x, int64_t n, float k, float& chunk_max,

@@ -1,6 +1,7 @@
 // Run-time detection of the cpu kernels' instruction set (flagstone/runtime/cpu_features.h).
 #include "flagstone/runtime/cpu_features.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -37,9 +38,19 @@ CpuIsa cpu_isa() {
     const char* cap = std::getenv("FLAGSTONE_CPU_ISA");
     if (cap == nullptr) return found;
     std::string_view want(cap);
-    CpuIsa limit = want == "baseline" ? CpuIsa::kBaseline
-                   : want == "avx2"   ? CpuIsa::kAvx2
-                                      : CpuIsa::kAvx512;
+    CpuIsa limit = CpuIsa::kAvx512;
+    if (want == "baseline") {
+      limit = CpuIsa::kBaseline;
+    } else if (want == "avx2") {
+      limit = CpuIsa::kAvx2;
+    } else if (want != "avx512") {
+      // Decided inside the first kernel call, which must not fail over a tuning variable: say
+      // so once and use what the CPU has.
+      std::fprintf(stderr,
+                   "flagstone: FLAGSTONE_CPU_ISA='%s' is not one of baseline, avx2, avx512; "
+                   "ignored (the cpu kernels use %s)\n",
+                   cap, cpu_isa_name(found));
+    }
     return found < limit ? found : limit;
   }();
   return isa;

@@ -173,12 +173,13 @@ void measure_peaks(const Device& device, const OpsBenchConfig& cfg, DType dtype,
   std::ostringstream src;
   src << "runtime copy " << mib << " MiB, read+write";
   peaks.copy_source = src.str();
-  if (device.is_cpu()) {
+  if (device.is_cpu())
     peaks.stream_gbps = 2.0 * static_cast<double>(bytes) / (stream_copy_us(cfg, bytes) * 1e3);
 #ifdef _SC_LEVEL3_CACHE_SIZE  // glibc
+  // Any device running on the host (PoCL too) has its cases and copies go through this cache.
+  if (on_cpu(device))
     peaks.llc_bytes = static_cast<double>(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
 #endif
-  }
 
   int64_t n = cfg.gemm_size > 0 ? cfg.gemm_size : (on_cpu(device) ? 2048 : 8192);
   double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);

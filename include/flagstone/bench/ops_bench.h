@@ -76,7 +76,7 @@ struct Peaks {
   double stream_gbps = 0;  // cpu: STREAM-style parallel copy loop on the runtime thread pool
   double gemm_tflops = 0;
   std::string gemm_source;  // "openblas sgemm 2048^3", "cuda/vendor/mm bf16 8192^3", or why none
-  double llc_bytes = 0;     // cpu: the last-level cache, when the OS reports it (0: unknown)
+  double llc_bytes = 0;     // cpus (PoCL too): the host's last-level cache (0: unknown)
 };
 
 struct OpsBenchReport {

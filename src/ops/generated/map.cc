@@ -20,6 +20,11 @@ int rank_of(Layout layout) {
   return layout == Layout::kDense ? 1 : layout == Layout::kRows ? 2 : kMapRank;
 }
 
+// What a layout adds to the kernel cache key.
+const char* key_suffix(Layout layout) {
+  return layout == Layout::kDense ? "_dense" : layout == Layout::kRows ? "_rows" : "";
+}
+
 // The layout of a call from its collapsed dims and strides (out first, then the inputs).
 Layout layout_of(const Collapsed& c) {
   bool dense = c.sizes.size() == 1,
@@ -112,10 +117,7 @@ void run_map(std::string_view op, const std::string& key, const MapBody& body, i
     scalar_dtypes.push_back(s.dtype);
     full_key += "_s" + std::string(dtype_name(s.dtype));
   }
-  full_key += "_v" + std::to_string(variant) +
-              (layout == Layout::kDense  ? "_dense"
-               : layout == Layout::kRows ? "_rows"
-                                         : "");
+  full_key += "_v" + std::to_string(variant) + key_suffix(layout);
   DType out_dtype = out.dtype();
   const Kernel& kernel = cached_kernel(full_key, [&] {
     return std::make_unique<Kernel>(

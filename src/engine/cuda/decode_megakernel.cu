@@ -168,8 +168,8 @@ struct Producer {
     }
     const int64_t rows = min(cur.per_chunk, cur.rows.end - row);
     const int slot = static_cast<int>(issued % a.slots);
-    mega::bulk_load(sm.ring + static_cast<int64_t>(slot) * a.slot_bytes, cur.base + row * cur.k,
-                    static_cast<uint32_t>(rows * cur.k * sizeof(T)), sm.bars + slot);
+    mega::load(sm.ring + static_cast<int64_t>(slot) * a.slot_bytes, cur.base + row * cur.k,
+               static_cast<uint32_t>(rows * cur.k * sizeof(T)), sm.bars + slot);
     row += rows;
     ++issued;
   }

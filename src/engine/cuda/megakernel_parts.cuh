@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "cuda/bulk_copy.cuh"
+
 namespace flagstone::engine::detail::mega {
 
 inline constexpr int kThreads = 256;
@@ -33,49 +35,12 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
   __syncthreads();
 }
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void bar_init(uint64_t* bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)) : "memory");
-}
-
-// Makes the barriers' initialization visible to the bulk-copy engine (the async proxy).
-__device__ __forceinline__ void bar_init_fence() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-
-// Waits until the copy tracked by `bar` in its phase `parity` has landed.
-__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
-  const uint32_t addr = shared_address(bar);
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(addr), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-
-// One bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) from global memory
-// into shared memory, completing on `bar`; streamed weights are marked to leave L2 first.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes,
-                                          uint64_t* bar) {
-  const uint32_t b = shared_address(bar);
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(bytes)
-               : "memory");
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
-      " [%0], [%1], %2, [%3], %4;" ::"r"(shared_address(dst)),
-      "l"(src), "r"(bytes), "r"(b), "l"(policy)
-      : "memory");
-}
+// The bulk-copy and barrier helpers are the ops library's (its streamed GEMV uses them too).
+using ops::cuda::bulk::bar_init;
+using ops::cuda::bulk::bar_init_fence;
+using ops::cuda::bulk::bar_wait;
+using ops::cuda::bulk::load;
+using ops::cuda::bulk::shared_address;
 
 // Rows [begin, end) of an n-row product that block `b` of `blocks` computes.
 struct Rows {

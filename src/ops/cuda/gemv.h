@@ -63,6 +63,22 @@ struct FusedGemvArgs : GemvArgs {
 const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& args);
 cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream);
 
+// gemv_stream.cu: the same product for one row, each block streaming its run of weight rows
+// through a shared-memory ring with bulk copies (sm_90), the first ones asked for before it waits
+// on the kernel in front (so early_weights is implied: only for weights no kernel in flight
+// writes); the prologue and residual of the fused form are served as well. Needs contiguous
+// weight rows of a multiple of 2 KiB, 16-byte aligned x, weight and norm weight; the reason when
+// not, empty when served.
+struct StreamedGemvTuning {  // 0: the default, or FLAGSTONE_GEMV_RING_KIB / _STREAM_BPSM /
+                             // _CHUNK_KIB
+  int ring_kib = 0;          // shared memory for chunks in flight, per block
+  int blocks_per_sm = 0;
+  int chunk_kib = 0;  // one bulk copy (2 to 16 KiB; the largest that divides a row)
+};
+const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& args);
+cudaError_t launch_streamed_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream,
+                                 StreamedGemvTuning tuning = {});
+
 // gemv_ops.cc: registers cuda/native/linear and cuda/native/mm.
 void register_cuda_gemv(Registry& r);
 // Why the native GEMV does not serve this linear or mm call; empty when it does.

@@ -281,6 +281,8 @@ struct FusedCase {
   cuda::GemvPrologue prologue;
   bool bias, residual;
   int wpr = 0, bpsm = 0;
+  bool streamed = false;  // gemv_stream.cu's kernel (one row) instead of the fused GEMV
+  int ring_kib = 0;       // its ring (0: the default)
 };
 
 void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
@@ -332,14 +334,21 @@ void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
   a.m = c.m, a.n = c.n, a.k = c.k, a.ldx = ldx, a.ldw = c.k, a.ldo = c.n;
   a.warps_per_row = c.wpr, a.blocks_per_sm = c.bpsm;
   a.pdl = true;  // a no-op without a previous kernel to overlap; the kernel must still wait
+  auto stream =
+      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  if (c.streamed) {
+    ASSERT_STREQ(cuda::streamed_gemv_refusal(d, a), "");
+    ASSERT_EQ(cuda::launch_streamed_gemv(d, a, stream, {c.ring_kib, c.bpsm, 0}), cudaSuccess);
+    std::string diff = compare(out, make_tensor(want, {c.m, c.n}, d), tolerance(d, c.k));
+    EXPECT_TRUE(diff.empty()) << diff;
+    return;
+  }
   if (c.m * c.k * static_cast<int64_t>(dtype_size(d)) > 112 * 1024) {
     // Staged x rows past the shared-memory limit: refused (the engine runs the ops unfused).
     EXPECT_NE(std::string(cuda::fused_gemv_refusal(d, a)).find("shared memory"), std::string::npos);
     return;
   }
   ASSERT_STREQ(cuda::fused_gemv_refusal(d, a), "");
-  auto stream =
-      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
   ASSERT_EQ(cuda::launch_fused_gemv(d, a, stream), cudaSuccess);
   std::string diff = compare(out, make_tensor(want, {c.m, c.n}, d), tolerance(d, c.k));
   EXPECT_TRUE(diff.empty()) << diff;
@@ -368,6 +377,31 @@ TEST(CudaGemv, FusedProloguesAndEpiloguesMatchReference) {
       check_fused(rng, dev, DType::kBF16, {1, 4100, 264, P::kRmsNorm, true, true, wpr, bpsm});
       check_fused(rng, dev, DType::kF32, {3, 1030, 1032, P::kSiluMul, false, true, wpr, bpsm});
     }
+}
+
+// The streamed GEMV (gemv_stream.cu, sm_90) with the same prologues and residual: one row, rows
+// of whole 2 KiB chunks, the default ring with one block per SM, and the smallest with two.
+TEST(CudaGemv, StreamedProloguesAndEpiloguesMatchReference) {
+  auto devices = cuda_devices();
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, devices[0].index());
+  if (major < 9) GTEST_SKIP() << "the streamed GEMV needs compute capability 9.0";
+  Rng rng(test_seed() + 8);
+  const Device& dev = devices[0];
+  using P = cuda::GemvPrologue;
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16})
+    for (P p : {P::kNone, P::kRmsNorm, P::kSiluMul})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 1024}, {300, 2048}, {9, 8192}})
+        for (int variant = 0; variant < 2; ++variant) {
+          const int64_t kk = d == DType::kF32 ? k / 2 : k;
+          FusedCase c{
+              1, n, kk, p, variant == 0, variant == 1, 0, variant + 1, true, variant ? 32 : 0};
+          SCOPED_TRACE(std::string(dtype_name(d)) + " streamed prologue " +
+                       std::to_string(static_cast<int>(p)) + " n=" + std::to_string(n) +
+                       " k=" + std::to_string(kk) + " variant " + std::to_string(variant));
+          check_fused(rng, dev, d, c);
+        }
 }
 
 TEST(CudaGemv, FusedRefusesWhatItCannotServe) {

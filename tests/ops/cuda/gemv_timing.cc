@@ -26,13 +26,14 @@ using flagstone::ops::test::random_quant;
 
 constexpr const char* kUsage =
     "usage: ops_cuda_gemv_timing [--dtype bf16|f16|f32] [--rows 1,4,8] [--shapes NxK,...]\n"
-    "                            [--sweep] [--quant] [--reps N]\n"
+    "                            [--sweep] [--streamed] [--quant] [--reps N]\n"
     "  Times linear (y = x W^T, W [N, K]) with few rows on cuda:0: the native GEMV, cuBLAS and\n"
     "  what dispatch picks, each call on its own weight copy (the set exceeds L2), recorded in a\n"
     "  CUDA graph. GB/s counts weight + x + y bytes; %copy is of a device copy measured here\n"
     "  (read + write bytes, 1 GiB).\n"
     "  --rows 0 skips the table (with --quant or --sweep)\n"
     "  --sweep  also every warps-per-row x unroll variant of the native kernel (1 row)\n"
+    "  --streamed  also the streamed GEMV (bulk copies) per ring size and blocks per SM (1 row)\n"
     "  --quant  also the native q8_0 / q4_0 GEMV (linear_quantized, 1 row), both kernels\n"
     "  Default shapes: the Llama-3.2-1B and Llama-3-8B decode projections and heads.\n";
 
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
     std::vector<Dims> shapes{{3072, 2048},   {2048, 2048},  {16384, 2048}, {2048, 8192},
                              {128256, 2048}, {6144, 4096},  {4096, 4096},  {28672, 4096},
                              {4096, 14336},  {128256, 4096}};
-    bool sweep = false, quant = false;
+    bool sweep = false, quant = false, streamed = false;
     int reps = 5;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -122,6 +123,8 @@ int main(int argc, char** argv) {
         reps = std::max(1, std::atoi(next()));
       else if (a == "--sweep")
         sweep = true;
+      else if (a == "--streamed")
+        streamed = true;
       else if (a == "--quant")
         quant = true;
       else {
@@ -155,7 +158,7 @@ int main(int argc, char** argv) {
     rows.erase(std::remove_if(rows.begin(), rows.end(), [](int64_t m) { return m < 1; }),
                rows.end());
     for (const Dims& d : shapes) {
-      if (rows.empty() && !sweep) break;
+      if (rows.empty() && !sweep && !streamed) break;
       double wbytes = static_cast<double>(d.n * d.k * dtype_size(dtype));
       int copies = copies_for(wbytes);
       std::vector<Tensor> ws;
@@ -204,6 +207,38 @@ int main(int argc, char** argv) {
             });
             std::printf(" w%d/u%d %.2f", wpr, unroll, us);
           }
+        std::printf("\n");
+      }
+      if (streamed) {
+        Tensor x = randn({1, d.k}, seed++, 0, dtype, dev);
+        Tensor out = Tensor::empty({1, d.n}, dtype, dev);
+        auto ptr = [](const Tensor& t) {
+          return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
+        };
+        auto stream =
+            static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+        cuda::FusedGemvArgs a;
+        a.out = ptr(out), a.x = ptr(x), a.w = ptr(ws[0]);
+        a.m = 1, a.n = d.n, a.k = d.k, a.ldx = d.k, a.ldw = d.k, a.ldo = d.n;
+        if (const char* why = cuda::streamed_gemv_refusal(dtype, a); *why) {
+          std::printf("  streamed %s: refused (%s)\n", shape_text(d).c_str(), why);
+          continue;
+        }
+        std::printf("  streamed %s (1 row, us; ring KiB/blocks per SM/chunk KiB):\n   ",
+                    shape_text(d).c_str());
+        for (int bpsm : {1, 2})
+          for (int slots : {8, 16})
+            for (int chunk : {4, 8, 16}) {
+              const int kib = slots * chunk;
+              if (kib * bpsm > 200) continue;
+              double us = graph_us(dev, calls, reps, [&](int i) {
+                a.w = ptr(ws[static_cast<size_t>(i % copies)]);
+                if (cuda::launch_streamed_gemv(dtype, a, stream, {kib, bpsm, chunk}) != cudaSuccess)
+                  throw std::runtime_error("launch_streamed_gemv failed");
+              });
+              std::printf(" %d/%d/%d %.2f (%.0f%%)", kib, bpsm, chunk, us,
+                          100 * wbytes / (us * 1e3) / copy);
+            }
         std::printf("\n");
       }
     }

@@ -1,0 +1,320 @@
+// cuda streamed GEMV for one activation row (decode's products): each block owns a run of whole
+// weight rows and streams it through a ring of 4 KiB shared-memory chunks with bulk copies.
+//
+// Why a second GEMV: the register-streaming kernel of gemv.cu keeps a few 16-byte loads in flight
+// per thread, so a product of 16 to 64 MiB spends several memory round trips per warp, and only
+// its first loads can start before the previous kernel ends. Here one thread asks the bulk-copy
+// engine for whole chunks: the ring (tens of KiB per SM) is in flight at once, and it is asked
+// for before the kernel waits on its predecessor (PDL), since weights are constant in a step.
+// Each consumer warp multiplies whole chunks on its own (one reduction per chunk), so a warp that
+// is slow to get its chunk holds up no other.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "cuda/bulk_copy.cuh"
+#include "cuda/device_utils.cuh"
+#include "cuda/gemv.h"
+#include "cuda/pdl.cuh"
+
+namespace flagstone::ops::cuda {
+namespace {
+
+constexpr int kConsumerWarps = 8;
+constexpr int kConsumers = kConsumerWarps * 32;
+constexpr int kThreads = kConsumers + 32;  // the last warp issues the copies
+// A chunk is one bulk copy and one warp's work: 2 to 16 KiB (128 to 1024 packs of 16 bytes),
+// dividing the row, so a chunk never straddles two rows.
+constexpr int kSmallChunkPacks = 128;
+constexpr int kMaxChunkPacks = 1024;
+constexpr int kDefaultChunkKiB = 8;
+constexpr int kDefaultRingKiB = 64;
+constexpr int kDefaultBlocksPerSm = 2;  // two rings an SM
+
+// The consumers' own barrier (the copy-issuing warp never joins it).
+__device__ __forceinline__ void consumers_sync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory");
+}
+
+template <typename T>
+__device__ __forceinline__ float dot(uint4 w, uint4 x) {
+  constexpr int V = Pack<T>::kCount;
+  float wf[V], xf[V];
+  unpack<T>(w, wf);
+  unpack<T>(x, xf);
+  float s = 0;
+#pragma unroll
+  for (int i = 0; i < V; ++i) s = fmaf(wf[i], xf[i], s);
+  return s;
+}
+
+// Shared memory: the ring (slots chunks), x (k elements), one f32 sum per owned row, the norm's
+// per-warp partial sums, then the full and empty barrier of every slot.
+struct Layout {
+  size_t x = 0, sums = 0, red = 0, bars = 0, total = 0;
+};
+__host__ __device__ Layout layout_of(int slots, int chunk_packs, int64_t row_packs,
+                                     int64_t rows_max) {
+  Layout l;
+  l.x = static_cast<size_t>(slots) * chunk_packs * 16;
+  l.sums = l.x + static_cast<size_t>(row_packs) * 16;
+  l.red = l.sums + static_cast<size_t>(rows_max) * 4;
+  l.bars = (l.red + (kConsumerWarps + 1) * 4 + 7) / 8 * 8;
+  l.total = l.bars + static_cast<size_t>(2 * slots) * 8;
+  return l;
+}
+
+// x -> shared memory with the prologue applied, rounded to T as the unfused ops round (the same
+// formulas as the fused GEMV's stage_x). Runs after the wait, on the consumer threads only.
+template <typename T>
+__device__ void stage_x(const FusedGemvArgs& a, uint4* xs, int64_t row_packs, float* red) {
+  constexpr int V = Pack<T>::kCount;
+  const auto* xg = static_cast<const uint4*>(a.x);
+  if (a.prologue == GemvPrologue::kSiluMul) {
+    const int64_t up = a.k / V;  // u follows g in the x row
+    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
+      float g[V], u[V], o[V];
+      unpack<T>(__ldg(xg + p), g);
+      unpack<T>(__ldg(xg + up + p), u);
+#pragma unroll
+      for (int e = 0; e < V; ++e) o[e] = g[e] / (1.0f + expf(-g[e])) * u[e];
+      xs[p] = pack<T>(o);
+    }
+    return;
+  }
+  if (a.prologue == GemvPrologue::kNone) {
+    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) xs[p] = __ldg(xg + p);
+    return;
+  }
+  const auto* nw = static_cast<const uint4*>(a.norm_weight);
+  float ss = 0;
+  for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
+    const uint4 raw = __ldg(xg + p);
+    xs[p] = raw;
+    float v[V];
+    unpack<T>(raw, v);
+#pragma unroll
+    for (int e = 0; e < V; ++e) ss = fmaf(v[e], v[e], ss);
+  }
+  ss = warp_sum(ss);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) red[warp] = ss;
+  consumers_sync();
+  float total = 0;
+#pragma unroll
+  for (int w = 0; w < kConsumerWarps; ++w) total += red[w];
+  const float scale = rsqrtf(total / static_cast<float>(a.k) + a.eps);
+  for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
+    float v[V], w[V];
+    unpack<T>(xs[p], v);
+    unpack<T>(__ldg(nw + p), w);
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[e] = v[e] * scale * w[e];
+    xs[p] = pack<T>(v);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1)
+    streamed_gemv_kernel(const __grid_constant__ FusedGemvArgs a, int slots, int chunk_packs,
+                         int64_t rows_max) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // bulk copies are sm_90's; streamed_gemv_refusal turns older devices away
+#else
+  extern __shared__ __align__(128) unsigned char shared[];
+  constexpr int V = Pack<T>::kCount;
+  const int64_t row_packs = a.k / V;  // a multiple of chunk_packs (the launcher picks it so)
+  const Layout l = layout_of(slots, chunk_packs, row_packs, rows_max);
+  auto* ring = reinterpret_cast<uint4*>(shared);
+  auto* xs = reinterpret_cast<uint4*>(shared + l.x);
+  auto* sums = reinterpret_cast<float*>(shared + l.sums);
+  auto* red = reinterpret_cast<float*>(shared + l.red);
+  auto* full = reinterpret_cast<uint64_t*>(shared + l.bars);
+  uint64_t* empty = full + slots;
+  // 32-bit row arithmetic: the launcher keeps n * blocks below 2^32.
+  const auto n32 = static_cast<uint32_t>(a.n), blocks = gridDim.x;
+  const int64_t first = int64_t{blockIdx.x * n32 / blocks};
+  const int64_t rows = int64_t{(blockIdx.x + 1) * n32 / blocks} - first;
+  const int64_t chunks = rows * (row_packs / chunk_packs);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (threadIdx.x == kConsumers) {
+    for (int s = 0; s < slots; ++s) {
+      bulk::bar_init(full + s);
+      bulk::bar_init(empty + s);
+    }
+    bulk::bar_init_fence();
+  }
+  __syncthreads();
+  allow_next_kernel();
+  if (warp == kConsumerWarps) {
+    // The copies never wait on the kernel in front: the weights are constant while it runs.
+    if (lane == 0) {
+      // Slot and phase advance by counting (64-bit division is a long software routine).
+      const uint4* src = static_cast<const uint4*>(a.w) + first * row_packs;
+      const auto bytes = static_cast<uint32_t>(chunk_packs * 16);
+      const uint64_t policy = bulk::evict_first_policy();
+      int s = 0;
+      uint32_t phase = 0;
+      for (int64_t i = 0; i < chunks; ++i) {
+        if (i >= slots) bulk::bar_wait(empty + s, phase ^ 1);
+        bulk::load(ring + int64_t{s} * chunk_packs, src + i * chunk_packs, bytes, full + s, policy);
+        if (++s == slots) s = 0, phase ^= 1;
+      }
+    }
+    return;
+  }
+  if (a.prologue == GemvPrologue::kRmsNorm) {
+    // The norm weight is constant too: into L1 before the wait.
+    const auto* nw = static_cast<const uint4*>(a.norm_weight);
+    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers)
+      asm volatile("prefetch.global.L1 [%0];" ::"l"(nw + p));
+  }
+  wait_for_previous_kernel();
+  stage_x<T>(a, xs, row_packs, red);
+  for (int64_t r = threadIdx.x; r < rows; r += kConsumers) sums[r] = 0;
+  consumers_sync();
+  // Each warp takes every kConsumerWarps-th chunk on its own, so no warp waits for another's.
+  // Chunk i sits in slot i % slots in phase (i / slots) & 1 (slots is a multiple of the warps: a
+  // slot is always the same warp's) and holds packs k0.. of row `row`: all advanced by counting.
+  const bool whole_rows = chunk_packs == row_packs;
+  int s = warp % slots;
+  uint32_t phase = (warp / slots) & 1;
+  int64_t row = 0, k0 = int64_t{warp} * chunk_packs;
+  while (k0 >= row_packs) k0 -= row_packs, ++row;
+  for (int64_t i = warp; i < chunks; i += kConsumerWarps) {
+    bulk::bar_wait(full + s, phase);
+    const uint4* chunk = ring + int64_t{s} * chunk_packs;
+    float acc = 0;
+#pragma unroll 4
+    for (int j = lane; j < chunk_packs; j += 32) acc += dot<T>(chunk[j], xs[k0 + j]);
+    acc = warp_sum(acc);
+    __syncwarp();
+    if (lane == 0) {
+      bulk::bar_arrive(empty + s);
+      if (whole_rows)
+        sums[row] = acc;
+      else
+        atomicAdd(sums + row, acc);
+    }
+    s += kConsumerWarps;
+    while (s >= slots) s -= slots, phase ^= 1;
+    k0 += int64_t{kConsumerWarps} * chunk_packs;
+    while (k0 >= row_packs) k0 -= row_packs, ++row;
+  }
+  consumers_sync();
+  T* out = static_cast<T*>(a.out);
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* residual = static_cast<const T*>(a.residual);
+  for (int64_t r = threadIdx.x; r < rows; r += kConsumers) {
+    float v = sums[r];
+    if (bias) v += to_f(bias[first + r]);
+    // The unfused path rounds the product, then the sum (add_rms_norm's residual).
+    if (residual) v = to_f(from_f<T>(v)) + to_f(residual[first + r]);
+    out[first + r] = from_f<T>(v);
+  }
+#endif
+}
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : 0;
+}
+
+struct Plan {
+  int slots = 0, chunk_packs = 0;
+  int64_t blocks = 0, rows_max = 0;
+  Layout layout;
+};
+
+// Chunk size: the largest of 2, 4, 8 or 16 KiB up to the asked size that divides the row; ring
+// slots from the budget (8 to 64 chunks); blocks_per_sm blocks per SM, never more blocks than
+// rows.
+Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
+  Plan p;
+  static const int ring_env = env_int("FLAGSTONE_GEMV_RING_KIB");
+  static const int bpsm_env = env_int("FLAGSTONE_GEMV_STREAM_BPSM");
+  static const int chunk_env = env_int("FLAGSTONE_GEMV_CHUNK_KIB");
+  const int ring_kib = t.ring_kib > 0 ? t.ring_kib : ring_env > 0 ? ring_env : kDefaultRingKiB;
+  // Two rings an SM for long products; one for weights of at most 16 MiB (the 1B shape's q/k/v
+  // and o), which measured faster so (H200, tools/gpu/stream.sh).
+  const int by_size = n * row_packs * 16 <= (int64_t{16} << 20) ? 1 : kDefaultBlocksPerSm;
+  const int blocks_per_sm = t.blocks_per_sm > 0 ? t.blocks_per_sm
+                            : bpsm_env > 0      ? bpsm_env
+                                                : by_size;
+  const int chunk_kib = t.chunk_kib > 0 ? t.chunk_kib
+                        : chunk_env > 0 ? chunk_env
+                                        : kDefaultChunkKiB;
+  p.chunk_packs = kSmallChunkPacks;
+  while (p.chunk_packs * 2 * 16 <= chunk_kib * 1024 && p.chunk_packs < kMaxChunkPacks &&
+         row_packs % (p.chunk_packs * 2) == 0)
+    p.chunk_packs *= 2;
+  // A multiple of the consumer warps, so each slot has one consumer, which waits on its phases
+  // in order (a parity wait cannot tell a phase from the one two ahead).
+  const int slots = ring_kib * 1024 / (p.chunk_packs * 16) / kConsumerWarps * kConsumerWarps;
+  p.slots = std::clamp(slots, kConsumerWarps, 64);
+  p.blocks = std::min<int64_t>(n, int64_t{current_device_sm_count()} * blocks_per_sm);
+  p.rows_max = (n + p.blocks - 1) / p.blocks;
+  p.layout = layout_of(p.slots, p.chunk_packs, row_packs, p.rows_max);
+  return p;
+}
+
+template <typename T>
+cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGemvTuning t) {
+  const Plan p = plan_of(a.n, a.k / Pack<T>::kCount, t);
+  if (a.n * p.blocks >= (int64_t{1} << 32)) return cudaErrorInvalidValue;
+  auto kernel = streamed_gemv_kernel<T>;
+  // Opting in once per size (so a graph capture after the warm-up makes no such call).
+  static std::atomic<size_t> opted_in{48 * 1024};
+  if (p.layout.total > opted_in.load()) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(p.layout.total));
+    if (e != cudaSuccess) return e;
+    opted_in.store(p.layout.total);
+  }
+  return launch_with_pdl(kernel, dim3(static_cast<unsigned>(p.blocks)), dim3(kThreads),
+                         p.layout.total, stream, a, p.slots, p.chunk_packs, p.rows_max);
+}
+
+}  // namespace
+
+const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16)
+    return "dtype is not f32, f16 or bf16";
+  if (a.m != 1) return "not one activation row";
+  if (a.n < 1 || a.k < 1) return "an empty product";
+  const auto row_bytes = a.k * static_cast<int64_t>(dtype_size(dtype));
+  if (row_bytes % (kSmallChunkPacks * 16)) return "a weight row is not a multiple of 2 KiB";
+  if (a.ldw != a.k) return "weight rows are not contiguous";
+  if ((reinterpret_cast<uintptr_t>(a.x) | reinterpret_cast<uintptr_t>(a.w) |
+       reinterpret_cast<uintptr_t>(a.norm_weight)) &
+      15u)
+    return "x, the weight or the norm weight not 16-byte aligned";
+  if (a.prologue == GemvPrologue::kRmsNorm && !a.norm_weight) return "no norm weight";
+  if (a.prologue == GemvPrologue::kSiluMul && a.ldx < 2 * a.k) return "x rows narrower than 2k";
+  int device = 0, major = 0, optin = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+          cudaSuccess)
+    return "device attributes unavailable";
+  if (major < 9) return "needs compute capability 9.0 (bulk copies)";
+  const Plan p = plan_of(a.n, row_bytes / 16, StreamedGemvTuning{});
+  if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
+  if (p.layout.total > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";
+  return "";
+}
+
+cudaError_t launch_streamed_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream,
+                                 StreamedGemvTuning tuning) {
+  if (*streamed_gemv_refusal(dtype, args)) return cudaErrorInvalidValue;
+  switch (dtype) {
+    case DType::kF32:
+      return launch_typed<float>(args, stream, tuning);
+    case DType::kF16:
+      return launch_typed<__half>(args, stream, tuning);
+    default:
+      return launch_typed<__nv_bfloat16>(args, stream, tuning);
+  }
+}
+
+}  // namespace flagstone::ops::cuda

@@ -9,9 +9,9 @@
 o="$OUT/stream.txt"
 b=build-gpu
 f=$b/src/cli/flagstone
-tg() {  # label, env assignments, model, repetitions
+tg() {  # label, env assignments, model, repetitions, more options
   echo "-- $1"
-  env $2 timeout 60 $f bench model --synthetic "$3" --device cuda:0 --dtype bf16 -p 512 -n 128 -r "$4" --no-peak >/tmp/tg.log 2>&1
+  env $2 timeout 60 $f bench model --synthetic "$3" --device cuda:0 --dtype bf16 -p 512 -n 128 -r "$4" --no-peak $5 >/tmp/tg.log 2>&1
   echo "rc=$?"; grep -v "^flagstone ops" /tmp/tg.log | grep -E "tg128|rror" | cut -c1-300
 }
 {
@@ -28,10 +28,16 @@ tg() {  # label, env assignments, model, repetitions
   tg "FLAGSTONE_GEMV_STREAM_BPSM=2" "FLAGSTONE_GEMV_STREAM_BPSM=2" llama-1b 2
   tg "default again" "" llama-1b 2
   tg "FLAGSTONE_ENGINE_STREAM=0 again" "FLAGSTONE_ENGINE_STREAM=0" llama-1b 2
+  tg "fused q/k/v, o, down (FLAGSTONE_ENGINE_FUSED=1)" "FLAGSTONE_ENGINE_FUSED=1" llama-1b 2
+  tg "every product fused (FLAGSTONE_ENGINE_FUSED=1 FLAGSTONE_ENGINE_FUSED_MAX=0)" "FLAGSTONE_ENGINE_FUSED=1 FLAGSTONE_ENGINE_FUSED_MAX=0" llama-1b 2
+  tg "default at depth 4096" "" llama-1b 1 "-d 4096"
+  tg "FLAGSTONE_ENGINE_STREAM=0 at depth 4096" "FLAGSTONE_ENGINE_STREAM=0" llama-1b 1 "-d 4096"
   echo "== profile, default"
   timeout 30 $f bench model --synthetic llama-1b --device cuda:0 --dtype bf16 -p 512 -n 128 -r 1 --profile 2>&1 | grep -v "^flagstone ops" | tail -22
   echo "== llama-8b"
-  tg "8b default (persistent)" "" llama-8b 1
-  tg "8b op by op, streamed" "FLAGSTONE_ENGINE_PERSISTENT=0" llama-8b 1
+  for i in 1 2; do
+    tg "8b default (persistent)" "" llama-8b 2
+    tg "8b op by op, streamed" "FLAGSTONE_ENGINE_PERSISTENT=0" llama-8b 2
+  done
   tg "8b op by op, FLAGSTONE_ENGINE_STREAM=0" "FLAGSTONE_ENGINE_PERSISTENT=0 FLAGSTONE_ENGINE_STREAM=0" llama-8b 1
 } >"$o" 2>&1

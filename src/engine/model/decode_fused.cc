@@ -167,7 +167,8 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
   const int64_t k = weight.size(1), rows = x.numel() / k;
 #ifdef FLAGSTONE_HAVE_CUDA
   const int64_t n = weight.size(0);
-  // The ops library's GEMV with its first weight loads issued before it waits for the kernel in
+  // On sm_90 one-row products take the streamed GEMV (stream_mode above). Otherwise the ops
+  // library's GEMV with its first weight loads issued before it waits for the kernel in
   // front (PDL): the step's weights never change while it runs, so their streaming starts under
   // the norm, attention or activation before the product. The narrow products (at most 4096
   // features and 8192 inputs) always take it. The wide ones (gate/up, the head) take it for one

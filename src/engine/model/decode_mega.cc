@@ -28,18 +28,15 @@ std::string unfit(const Tensor& t, DType dtype, const char* name) {
 
 }  // namespace
 
-// Whether a batch-1 step tries the persistent kernel. By default it does from a hidden size of
-// kPersistentFromHidden: on the H200 the persistent step ran the 8B shape (hidden 4096) at 1.09x
-// the kernel-per-op step and the 1B shape (hidden 2048) at 0.965x (docs/performance.md, session
-// 17): narrow layers leave too little streaming between the grid barriers to pay for them.
-// FLAGSTONE_ENGINE_PERSISTENT=1 asks for it at any size, =0 never (for A/B); read when a step is
-// set up, so a test can compare both.
+// Whether a batch-1 step tries the persistent kernel: only when FLAGSTONE_ENGINE_PERSISTENT=1
+// (=0 or unset: the kernel-per-op step); read when a step is set up, so a test can compare both.
+// It was the default from a hidden size of 4096 (session 17, H200: the 8B shape at 1.09x the
+// kernel-per-op step) until the kernel-per-op step's products took the streamed GEMV (session
+// 20, H200: the 8B shape op by op 255.0 against 251.7 t/s persistent, 235.1 against 227.2 at
+// depth 4096; the 1B shape was faster op by op already; docs/performance.md).
 bool DecoderModel::persistent_wanted() const {
-  constexpr int64_t kPersistentFromHidden = 4096;
   const char* env = std::getenv("FLAGSTONE_ENGINE_PERSISTENT");
-  if (env && std::string(env) == "1") return true;
-  if (env && std::string(env) == "0") return false;
-  return hidden_ >= kPersistentFromHidden;
+  return env && std::string(env) == "1";
 }
 
 void DecoderModel::setup_persistent(DecodeState& s, const KvCache& cache) {

@@ -1,5 +1,5 @@
 // cuda streamed GEMV for one activation row (decode's products): each block owns a run of whole
-// weight rows and streams it through a ring of 4 KiB shared-memory chunks with bulk copies.
+// weight rows and streams it through a ring of shared-memory chunks (8 KiB) with bulk copies.
 //
 // Why a second GEMV: the register-streaming kernel of gemv.cu keeps a few 16-byte loads in flight
 // per thread, so a product of 16 to 64 MiB spends several memory round trips per warp, and only

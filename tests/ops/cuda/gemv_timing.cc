@@ -1,6 +1,6 @@
 // Times linear with few activation rows on cuda:0 (decode's matrix-vector products): the native
-// GEMV against cuBLAS in the same run, as GB/s of weight streamed and a fraction of the measured
-// copy bandwidth. Each call reads its own copy of the weight from a set larger than L2, and the
+// GEMV against cuBLAS in the same run (and, with --streamed, the decode step's streamed GEMV), as
+// GB/s of weight streamed and a fraction of the measured copy bandwidth. Each call reads its own copy of the weight from a set larger than L2, and the
 // calls are recorded in a CUDA graph as a decode step replays them. A timing tool, not a test.
 #include <algorithm>
 #include <cstdio>
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
             gbps(t_native), 100 * gbps(t_native) / copy, t_vendor, 100 * gbps(t_vendor) / copy,
             t_vendor / t_native, pick.c_str());
       }
-      if (sweep) {
+      if (sweep || streamed) {
         Tensor x = randn({1, d.k}, seed++, 0, dtype, dev);
         Tensor out = Tensor::empty({1, d.n}, dtype, dev);
         auto ptr = [](const Tensor& t) {
@@ -194,52 +194,48 @@ int main(int argc, char** argv) {
         };
         auto stream =
             static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
-        std::printf("  sweep %s (1 row, us):", shape_text(d).c_str());
-        for (int wpr : {1, 2, 4, 8})
-          for (int unroll : {4, 8}) {
-            double us = graph_us(dev, calls, reps, [&](int i) {
-              cuda::GemvArgs a;
-              a.out = ptr(out), a.x = ptr(x), a.w = ptr(ws[static_cast<size_t>(i % copies)]);
-              a.m = 1, a.n = d.n, a.k = d.k, a.ldx = d.k, a.ldw = d.k, a.ldo = d.n;
-              a.warps_per_row = wpr, a.unroll = unroll;
-              if (cuda::launch_gemv(dtype, a, stream) != cudaSuccess)
-                throw std::runtime_error("launch_gemv failed");
-            });
-            std::printf(" w%d/u%d %.2f", wpr, unroll, us);
-          }
-        std::printf("\n");
-      }
-      if (streamed) {
-        Tensor x = randn({1, d.k}, seed++, 0, dtype, dev);
-        Tensor out = Tensor::empty({1, d.n}, dtype, dev);
-        auto ptr = [](const Tensor& t) {
-          return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
-        };
-        auto stream =
-            static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
-        cuda::FusedGemvArgs a;
-        a.out = ptr(out), a.x = ptr(x), a.w = ptr(ws[0]);
-        a.m = 1, a.n = d.n, a.k = d.k, a.ldx = d.k, a.ldw = d.k, a.ldo = d.n;
-        if (const char* why = cuda::streamed_gemv_refusal(dtype, a); *why) {
-          std::printf("  streamed %s: refused (%s)\n", shape_text(d).c_str(), why);
-          continue;
-        }
-        std::printf("  streamed %s (1 row, us; ring KiB/blocks per SM/chunk KiB):\n   ",
-                    shape_text(d).c_str());
-        for (int bpsm : {1, 2})
-          for (int slots : {8, 16})
-            for (int chunk : {4, 8, 16}) {
-              const int kib = slots * chunk;
-              if (kib * bpsm > 200) continue;
+        if (sweep) {
+          std::printf("  sweep %s (1 row, us):", shape_text(d).c_str());
+          for (int wpr : {1, 2, 4, 8})
+            for (int unroll : {4, 8}) {
               double us = graph_us(dev, calls, reps, [&](int i) {
-                a.w = ptr(ws[static_cast<size_t>(i % copies)]);
-                if (cuda::launch_streamed_gemv(dtype, a, stream, {kib, bpsm, chunk}) != cudaSuccess)
-                  throw std::runtime_error("launch_streamed_gemv failed");
+                cuda::GemvArgs a;
+                a.out = ptr(out), a.x = ptr(x), a.w = ptr(ws[static_cast<size_t>(i % copies)]);
+                a.m = 1, a.n = d.n, a.k = d.k, a.ldx = d.k, a.ldw = d.k, a.ldo = d.n;
+                a.warps_per_row = wpr, a.unroll = unroll;
+                if (cuda::launch_gemv(dtype, a, stream) != cudaSuccess)
+                  throw std::runtime_error("launch_gemv failed");
               });
-              std::printf(" %d/%d/%d %.2f (%.0f%%)", kib, bpsm, chunk, us,
-                          100 * wbytes / (us * 1e3) / copy);
+              std::printf(" w%d/u%d %.2f", wpr, unroll, us);
             }
-        std::printf("\n");
+          std::printf("\n");
+        }
+        if (streamed) {
+          cuda::FusedGemvArgs a;
+          a.out = ptr(out), a.x = ptr(x), a.w = ptr(ws[0]);
+          a.m = 1, a.n = d.n, a.k = d.k, a.ldx = d.k, a.ldw = d.k, a.ldo = d.n;
+          if (const char* why = cuda::streamed_gemv_refusal(dtype, a); *why) {
+            std::printf("  streamed %s: refused (%s)\n", shape_text(d).c_str(), why);
+            continue;
+          }
+          std::printf("  streamed %s (1 row, us; ring KiB/blocks per SM/chunk KiB):\n   ",
+                      shape_text(d).c_str());
+          for (int bpsm : {1, 2})
+            for (int slots : {8, 16})
+              for (int chunk : {4, 8, 16}) {
+                const int kib = slots * chunk;
+                if (kib * bpsm > 200) continue;
+                double us = graph_us(dev, calls, reps, [&](int i) {
+                  a.w = ptr(ws[static_cast<size_t>(i % copies)]);
+                  if (cuda::launch_streamed_gemv(dtype, a, stream, {kib, bpsm, chunk}) !=
+                      cudaSuccess)
+                    throw std::runtime_error("launch_streamed_gemv failed");
+                });
+                std::printf(" %d/%d/%d %.2f (%.0f%%)", kib, bpsm, chunk, us,
+                            100 * wbytes / (us * 1e3) / copy);
+              }
+          std::printf("\n");
+        }
       }
     }
     if (quant) {

@@ -1,7 +1,8 @@
 // Times linear with few activation rows on cuda:0 (decode's matrix-vector products): the native
 // GEMV against cuBLAS in the same run (and, with --streamed, the decode step's streamed GEMV), as
-// GB/s of weight streamed and a fraction of the measured copy bandwidth. Each call reads its own copy of the weight from a set larger than L2, and the
-// calls are recorded in a CUDA graph as a decode step replays them. A timing tool, not a test.
+// GB/s of weight streamed and a fraction of the measured copy bandwidth. Each call reads its own
+// copy of the weight from a set larger than L2, and the calls are recorded in a CUDA graph as a
+// decode step replays them. A timing tool, not a test.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

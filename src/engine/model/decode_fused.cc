@@ -1,7 +1,8 @@
-// The decode step's matrix products: the plain GEMV with its weights streamed early (the
-// default), and the opt-in fused form in which each one-token linear takes the norm or silu * up
-// in front of it and the residual add behind it (the GEMV of src/ops/cuda/gemv.cu), so a layer
-// runs five kernels instead of nine. Any call the fused GEMV refuses runs the same ops unfused.
+// The decode step's matrix products: the streamed GEMV (one row, sm_90; the default there) or the
+// register GEMV with its weights loaded early, and the opt-in fused form in which each one-token
+// linear takes the norm or silu * up in front of it and the residual add behind it (the GEMVs of
+// src/ops/cuda/gemv.cu and gemv_stream.cu), so a layer runs five kernels instead of nine. Any
+// call the fused GEMVs refuse runs the same ops unfused.
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>

@@ -1,8 +1,6 @@
 // Runs `flagstone bench ops`: the device's peaks (copy bandwidth, vendor GEMM rate), then each op
 // case in three modes (device-event kernel time, end-to-end call time, host launch rate) and its
 // baseline (vendor library or a copy of the same bytes), all in one process and one run.
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -10,6 +8,7 @@
 
 #include "flagstone/bench/ops_bench.h"
 #include "flagstone/ops/ops.h"
+#include "flagstone/runtime/cpu_features.h"
 #include "flagstone/runtime/thread_pool.h"
 #include "ops_cases.h"
 
@@ -175,11 +174,8 @@ void measure_peaks(const Device& device, const OpsBenchConfig& cfg, DType dtype,
   peaks.copy_source = src.str();
   if (device.is_cpu())
     peaks.stream_gbps = 2.0 * static_cast<double>(bytes) / (stream_copy_us(cfg, bytes) * 1e3);
-#ifdef _SC_LEVEL3_CACHE_SIZE  // glibc
   // Any device running on the host (PoCL too) has its cases and copies go through this cache.
-  if (on_cpu(device))
-    peaks.llc_bytes = static_cast<double>(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
-#endif
+  if (on_cpu(device)) peaks.llc_bytes = static_cast<double>(runtime::last_level_cache_bytes());
 
   int64_t n = cfg.gemm_size > 0 ? cfg.gemm_size : (on_cpu(device) ? 2048 : 8192);
   double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);

@@ -1,6 +1,9 @@
 // Which vector instruction set the cpu kernels may use on this host, decided once at run time
-// (the library is built for baseline x86-64 and carries wider code paths beside the portable ones).
+// (the library is built for baseline x86-64 and carries wider code paths beside the portable ones),
+// and the host's last-level cache, which benchmarks must exceed to measure memory.
 #pragma once
+
+#include <cstddef>
 
 namespace flagstone::runtime {
 
@@ -17,5 +20,8 @@ CpuIsa cpu_isa();
 
 // "baseline", "avx2" or "avx512".
 const char* cpu_isa_name(CpuIsa isa);
+
+// Bytes of the host's last-level (L3) cache as the C library reports it; 0 when unknown.
+size_t last_level_cache_bytes();
 
 }  // namespace flagstone::runtime

@@ -1,6 +1,8 @@
 // Run-time detection of the cpu kernels' instruction set (flagstone/runtime/cpu_features.h).
 #include "flagstone/runtime/cpu_features.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -65,6 +67,15 @@ const char* cpu_isa_name(CpuIsa isa) {
     default:
       return "baseline";
   }
+}
+
+size_t last_level_cache_bytes() {
+#ifdef _SC_LEVEL3_CACHE_SIZE  // glibc
+  const long bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return bytes > 0 ? static_cast<size_t>(bytes) : 0;
+#else
+  return 0;
+#endif
 }
 
 }  // namespace flagstone::runtime

@@ -2,7 +2,9 @@
 // library generates from it, the benchmark's JSON carries every test with sane numbers, and bad
 // invocations fail with a message naming the problem.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -99,6 +101,13 @@ TEST(BenchModelCli, SyntheticJsonHasEveryTest) {
   EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "pp16", "tg4"}));
   EXPECT_GT(j["peak"]["copy_gbps"].get<double>(), 0.0);
   EXPECT_GT(j["peak"]["gemm_flops"].get<double>(), 0.0);
+  // The cpu copy peak moves at least 256 MiB and twice the last-level cache, so it measures
+  // memory.
+  double llc = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  llc = static_cast<double>(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
+#endif
+  EXPECT_GE(j["peak"]["copy_bytes"].get<double>(), std::max(256.0 * (1 << 20), 2 * llc));
   // The tiny preset's shapes (2 layers, hidden 64, 4 query and 2 KV heads of 16, MLP 128, vocab
   // 256, untied head), counted here from its definition rather than taken from our output.
   const int64_t h = 64, layers = 2, q = 4 * 16, kv = 2 * 16, ff = 128, vocab = 256;

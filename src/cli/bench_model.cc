@@ -76,7 +76,12 @@ struct Peak {
 size_t copy_bytes_for(const Device& device) {
   if (!device.is_cpu()) return size_t{1} << 30;
   const size_t llc = runtime::last_level_cache_bytes();
-  return std::max(size_t{256} << 20, (2 * llc + (size_t{1} << 20) - 1) >> 20 << 20);
+  size_t bytes = std::max(size_t{256} << 20, (2 * llc + (size_t{1} << 20) - 1) >> 20 << 20);
+  // Two such buffers: at most a quarter of the host's memory (a cache reported as huge).
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0)
+    bytes = std::min(bytes, static_cast<size_t>(pages) * static_cast<size_t>(page) / 8 >> 20 << 20);
+  return std::max(bytes, size_t{64} << 20);
 }
 
 // Copy bandwidth with the runtime's device copy. The cpu backend's copy is one memmove, so on

@@ -52,13 +52,12 @@ void launch_checked(const Device& device, const std::string& what, F launch) {
 // Which one-row products of a step take the streamed GEMV (src/ops/cuda/gemv_stream.cu, sm_90;
 // refused elsewhere): FLAGSTONE_ENGINE_STREAM=all (the default: every product, the head too),
 // =wide (down and gate/up), =down (inputs wider than outputs), =0 none (the register GEMV and
-// cuBLAS as before). On the H200 every product streamed ran llama-1b decode 1.06x faster.
-const std::string& stream_mode() {
-  static const std::string mode = [] {
-    const char* env = std::getenv("FLAGSTONE_ENGINE_STREAM");
-    return std::string(env && *env ? env : "all");
-  }();
-  return mode;
+// cuBLAS as before; FLAGSTONE_ENGINE_STEP_GEMV=0 also turns it off). On the H200 every product
+// streamed ran llama-1b decode 1.05-1.07x faster. Read at each recording (not per replay), so a
+// test can compare both paths in one process.
+std::string stream_mode() {
+  const char* env = std::getenv("FLAGSTONE_ENGINE_STREAM");
+  return env && *env ? env : "all";
 }
 
 const char* prologue_name(StepPrologue p) {
@@ -134,9 +133,10 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     a.norm_weight = norm.defined() ? address_of(norm) : nullptr;
     a.eps = static_cast<float>(config_.rms_norm_eps);
     // Unless FLAGSTONE_ENGINE_STREAM=0, a fused one-row product takes the streamed GEMV, which
-    // serves the same prologue and residual.
-    const bool streamed =
-        stream_mode() != "0" && *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+    // serves the same prologue and residual (asked on the model's device, which the refusal
+    // and the launch plan query).
+    const bool streamed = stream_mode() != "0" && *use_cuda_device(device_.index()) == '\0' &&
+                          *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
     if (streamed || *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0') {
       Tensor out = residual.defined() ? residual : Tensor::empty({rows, 1, n}, dtype_, device_);
       a.out = address_of(out);
@@ -189,7 +189,7 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
   const bool fits =
       wide || (n <= 4096 && k <= 8192) || (mode == "wide" && !head) || (mode == "head" && head);
   const bool down = k > n, gate_up = n >= 2 * k && !head;
-  const std::string& rule = stream_mode();
+  const std::string rule = stream_mode();
   const bool stream_asked = rows == 1 && (rule == "all" || (rule == "wide" && (down || gate_up)) ||
                                           (rule == "down" && down));
   if (mode != "0" && (fits || stream_asked) && rows <= ops::cuda::kGemvMaxRows &&
@@ -203,7 +203,8 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
     a.bias = bias.defined() ? address_of(bias) : nullptr;
     a.ldx = k, a.ldw = k, a.ldo = n;
     a.early_weights = true;
-    const bool use_stream = stream_asked && *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+    const bool use_stream = stream_asked && *use_cuda_device(device_.index()) == '\0' &&
+                            *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
     // A product that only the streamed GEMV would have taken goes to ops linear (cuBLAS) when
     // the device refuses it (before sm_90).
     if (!use_stream && !fits) return ops_.linear(x.reshape({rows, 1, k}), weight, bias);

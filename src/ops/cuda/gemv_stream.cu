@@ -258,21 +258,52 @@ Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
   return p;
 }
 
+// Opts the kernel in to `bytes` of dynamic shared memory on `device`, once per size and device
+// (so a graph capture after the warm-up makes no such call); the attribute is per device.
+template <typename T>
+cudaError_t opt_in(int device, size_t bytes) {
+  static std::atomic<size_t> opted_in[64];
+  if (device < 0 || device >= 64) return cudaErrorInvalidDevice;
+  if (bytes <= 48 * 1024 || bytes <= opted_in[device].load()) return cudaSuccess;
+  cudaError_t e =
+      cudaFuncSetAttribute(streamed_gemv_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(bytes));
+  if (e == cudaSuccess) opted_in[device].store(bytes);
+  return e;
+}
+
 template <typename T>
 cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGemvTuning t) {
-  const Plan p = plan_of(a.n, a.k / Pack<T>::kCount, t);
-  if (a.n * p.blocks >= (int64_t{1} << 32)) return cudaErrorInvalidValue;
-  auto kernel = streamed_gemv_kernel<T>;
-  // Opting in once per size (so a graph capture after the warm-up makes no such call).
-  static std::atomic<size_t> opted_in{48 * 1024};
-  if (p.layout.total > opted_in.load()) {
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(p.layout.total));
-    if (e != cudaSuccess) return e;
-    opted_in.store(p.layout.total);
+  Plan p = plan_of(a.n, a.k / Pack<T>::kCount, t);
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = opt_in<T>(device, p.layout.total);
+  if (e != cudaSuccess) return e;
+  // Never more blocks than fit at once (registers or a large x can leave room for one an SM):
+  // a second wave would start its copies only after the first wave ends.
+  int fit = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, streamed_gemv_kernel<T>, kThreads,
+                                                    p.layout.total) == cudaSuccess &&
+      fit >= 1 && p.blocks > int64_t{fit} * current_device_sm_count()) {
+    p.blocks = int64_t{fit} * current_device_sm_count();
+    p.rows_max = (a.n + p.blocks - 1) / p.blocks;
+    p.layout = layout_of(p.slots, p.chunk_packs, a.k / Pack<T>::kCount, p.rows_max);
   }
-  return launch_with_pdl(kernel, dim3(static_cast<unsigned>(p.blocks)), dim3(kThreads),
-                         p.layout.total, stream, a, p.slots, p.chunk_packs, p.rows_max);
+  if (a.n * p.blocks >= (int64_t{1} << 32)) return cudaErrorInvalidValue;
+  return launch_with_pdl(streamed_gemv_kernel<T>, dim3(static_cast<unsigned>(p.blocks)),
+                         dim3(kThreads), p.layout.total, stream, a, p.slots, p.chunk_packs,
+                         p.rows_max);
+}
+
+// Whether this build carries sm_90 code for the kernel: a build for older GPUs only would run
+// their code (the trapping body) on a Hopper GPU through its PTX.
+bool built_for_sm90() {
+  static const bool yes = [] {
+    cudaFuncAttributes attributes{};
+    return cudaFuncGetAttributes(&attributes, streamed_gemv_kernel<__nv_bfloat16>) == cudaSuccess &&
+           attributes.binaryVersion >= 90;
+  }();
+  return yes;
 }
 
 }  // namespace
@@ -298,6 +329,7 @@ const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
           cudaSuccess)
     return "device attributes unavailable";
   if (major < 9) return "needs compute capability 9.0 (bulk copies)";
+  if (!built_for_sm90()) return "this build has no sm_90 code for it";
   const Plan p = plan_of(a.n, row_bytes / 16, StreamedGemvTuning{});
   if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
   if (p.layout.total > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "engine/model/decode_steps.h"
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/model/model.h"
 #include "support/devices.h"
@@ -15,8 +16,10 @@
 namespace flagstone::engine {
 namespace {
 
+using testing::decode;
 using testing::relative_error;
 using testing::ScratchFolder;
+using testing::Steps;
 
 // Sets FLAGSTONE_ENGINE_PERSISTENT for one scope (read when a model sets up its step).
 class PersistentEnv {
@@ -26,30 +29,6 @@ class PersistentEnv {
   PersistentEnv(const PersistentEnv&) = delete;
   PersistentEnv& operator=(const PersistentEnv&) = delete;
 };
-
-// Logits of each of `steps` decode steps after `prompt`; each step feeds `forced`'s token when
-// given (so two paths see the same inputs), else its own greedy pick.
-struct Steps {
-  std::vector<std::vector<double>> logits;
-  std::vector<int64_t> tokens;
-};
-Steps decode(Model& model, const std::vector<TokenId>& prompt, int64_t steps,
-             const std::vector<int64_t>* forced = nullptr) {
-  const auto n = static_cast<int64_t>(prompt.size());
-  std::vector<int64_t> ids(prompt.begin(), prompt.end());
-  KvCache cache = model.new_cache(1, 112);
-  Tensor logits = model.forward(Tensor::from_vector(ids, {1, n}), cache);
-  Steps out;
-  for (int64_t i = 0; i < steps; ++i) {
-    std::vector<double> all = logits.to_double_vector();
-    const int64_t pick = std::max_element(all.begin(), all.end()) - all.begin();
-    out.tokens.push_back(pick);
-    const int64_t next = forced ? (*forced)[i] : pick;
-    logits = model.forward(Tensor::from_vector(std::vector<int64_t>{next}, {1, 1}), cache);
-    out.logits.push_back(logits.to_double_vector());
-  }
-  return out;
-}
 
 class DecodePersistentTest : public ::testing::TestWithParam<Device> {
  protected:

@@ -380,7 +380,8 @@ TEST(CudaGemv, FusedProloguesAndEpiloguesMatchReference) {
 }
 
 // The streamed GEMV (gemv_stream.cu, sm_90) with the same prologues and residual: one row, rows
-// of whole 2 KiB chunks, the default ring with one block per SM, and the smallest with two.
+// of whole 2 KiB chunks, the default ring with one block per SM, and 32 KiB asked (8 slots at
+// least) with two.
 TEST(CudaGemv, StreamedProloguesAndEpiloguesMatchReference) {
   auto devices = cuda_devices();
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";

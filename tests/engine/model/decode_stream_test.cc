@@ -1,0 +1,92 @@
+// The decode step's one-row products on the streamed GEMV (FLAGSTONE_ENGINE_STREAM, CUDA on sm_90;
+// the default there): f32 models wide enough that every product qualifies (rows of 2 KiB), with
+// q/k/v bias (qwen2) and without, one attention split and several. The logits of each step match
+// the float64 reference and the step on the register GEMV and cuBLAS (=0), greedy tokens equal,
+// and the two steps are different code (their f32 sums differ in order).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "engine/model/decode_steps.h"
+#include "engine/model/tiny_models.h"
+#include "flagstone/engine/model/model.h"
+#include "support/devices.h"
+
+namespace flagstone::engine {
+namespace {
+
+using testing::decode;
+using testing::relative_error;
+using testing::ScratchFolder;
+using testing::Steps;
+
+// Sets FLAGSTONE_ENGINE_STREAM for one scope (read when a model records its step).
+class StreamEnv {
+ public:
+  explicit StreamEnv(const char* value) { ::setenv("FLAGSTONE_ENGINE_STREAM", value, 1); }
+  ~StreamEnv() { ::unsetenv("FLAGSTONE_ENGINE_STREAM"); }
+  StreamEnv(const StreamEnv&) = delete;
+  StreamEnv& operator=(const StreamEnv&) = delete;
+};
+
+class DecodeStreamTest : public ::testing::TestWithParam<Device> {
+ protected:
+  void SetUp() override {
+    if (GetParam().backend() != "cuda") GTEST_SKIP() << "the streamed GEMV is CUDA's";
+    const std::string arch = GetParam().info().arch;
+    if (arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 90)
+      GTEST_SKIP() << "the streamed GEMV needs sm_90 (" << arch << ")";
+  }
+  std::string sub(const std::string& name) {
+    std::string path = folder_.path() + "/" + name;
+    std::filesystem::create_directories(path);
+    return path;
+  }
+  ScratchFolder folder_{"decode_stream"};
+};
+
+TEST_P(DecodeStreamTest, MatchesTheRegisterGemvStepAndTheReference) {
+  struct Case {
+    const char* variant;
+    int64_t prompt;  // 5 keys: one attention split; 90: several
+  };
+  for (const Case& c : {Case{"llama", 5}, Case{"qwen2", 90}}) {
+    SCOPED_TRACE(std::string(c.variant) + " prompt " + std::to_string(c.prompt));
+    testing::TinyOptions tiny;
+    tiny.sliding_window = false;
+    tiny.hidden = 512;         // f32 rows of 2 KiB: q/k/v, o, gate/up and the head
+    tiny.intermediate = 1024;  // and down
+    const std::string folder = testing::write_tiny_hf_model(sub(c.variant), c.variant, tiny);
+    ModelOptions ref_options;
+    ref_options.reference = true;
+    const std::vector<TokenId> prompt = testing::tiny_prompt(c.prompt, 5);
+    const Steps want = decode(*load_model(folder, ref_options), prompt, 6);
+    ModelOptions options;
+    options.device = GetParam();
+    options.dtype = DType::kF32;
+    Steps streamed, plain;
+    {
+      StreamEnv env("all");
+      streamed = decode(*load_model(folder, options), prompt, 6);
+    }
+    {
+      StreamEnv env("0");
+      plain = decode(*load_model(folder, options), prompt, 6, &want.tokens);
+    }
+    EXPECT_EQ(streamed.tokens, want.tokens);
+    ASSERT_EQ(streamed.logits.size(), want.logits.size());
+    bool differs = false;
+    for (size_t i = 0; i < want.logits.size(); ++i) {
+      EXPECT_LT(relative_error(streamed.logits[i], want.logits[i]), 1e-4) << "step " << i;
+      EXPECT_LT(relative_error(streamed.logits[i], plain.logits[i]), 1e-4) << "step " << i;
+      differs = differs || streamed.logits[i] != plain.logits[i];
+    }
+    EXPECT_TRUE(differs) << "the streamed and the register-GEMV step gave identical logits";
+  }
+}
+
+FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(DecodeStreamTest);
+
+}  // namespace
+}  // namespace flagstone::engine

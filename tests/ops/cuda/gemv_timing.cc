@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
             std::printf("  streamed %s: refused (%s)\n", shape_text(d).c_str(), why);
             continue;
           }
-          std::printf("  streamed %s (1 row, us; ring KiB/blocks per SM/chunk KiB):\n   ",
+          std::printf("  streamed %s (1 row, us; ring KiB/blocks per SM/chunk KiB asked):\n   ",
                       shape_text(d).c_str());
           for (int bpsm : {1, 2})
             for (int slots : {8, 16})

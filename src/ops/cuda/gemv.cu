@@ -350,11 +350,6 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
-int env_int(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : 0;
-}
-
 template <typename T, int MB>
 cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
   constexpr int V = Pack<T>::kCount;
@@ -362,7 +357,7 @@ cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
   const int sms = current_device_sm_count();
   // Warps per output feature: enough warps in the grid to fill every SM (32 each), while each
   // lane keeps at least two 16-byte chunks of its row.
-  static const int wpr_env = env_int("FLAGSTONE_GEMV_WPR");
+  static const int wpr_env = gemv_env_int("FLAGSTONE_GEMV_WPR");
   int wpr = a.warps_per_row ? a.warps_per_row : wpr_env;
   if (wpr == 0) {
     wpr = 1;
@@ -372,7 +367,7 @@ cudaError_t run_fused(const FusedGemvArgs& a, cudaStream_t stream) {
   const int64_t rows_per_block = kWarps / wpr;
   const int64_t tiles = (a.n + rows_per_block - 1) / rows_per_block;
   const size_t smem = a.prologue == GemvPrologue::kNone ? 0 : static_cast<size_t>(a.m * kp) * 16;
-  static const int bpsm_env = env_int("FLAGSTONE_GEMV_BPSM");
+  static const int bpsm_env = gemv_env_int("FLAGSTONE_GEMV_BPSM");
   int bpsm = a.blocks_per_sm ? a.blocks_per_sm : bpsm_env;
   auto kernel = fused_gemv_kernel<T, MB>;
   // Opting in once per size (also keeps the call out of a graph capture after the warm-up).
@@ -410,6 +405,11 @@ cudaError_t fused_typed(const FusedGemvArgs& a, cudaStream_t stream) {
 constexpr int64_t kMaxStagedBytes = 112 * 1024;
 
 }  // namespace
+
+int gemv_env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : 0;
+}
 
 int current_device_sm_count() {
   static std::atomic<int> counts[64];

@@ -63,6 +63,9 @@ struct FusedGemvArgs : GemvArgs {
 const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& args);
 cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream_t stream);
 
+// A GEMV tuning override from the environment (FLAGSTONE_GEMV_*): its integer value, 0 when unset.
+int gemv_env_int(const char* name);
+
 // gemv_stream.cu: the same product for one row, each block streaming its run of weight rows
 // through a shared-memory ring with bulk copies (sm_90), the first ones asked for before it waits
 // on the kernel in front (so early_weights is implied: only for weights no kernel in flight

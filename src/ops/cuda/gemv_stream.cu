@@ -215,11 +215,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-int env_int(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : 0;
-}
-
 struct Plan {
   int slots = 0, chunk_packs = 0;
   int64_t blocks = 0, rows_max = 0;
@@ -231,9 +226,9 @@ struct Plan {
 // rows.
 Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
   Plan p;
-  static const int ring_env = env_int("FLAGSTONE_GEMV_RING_KIB");
-  static const int bpsm_env = env_int("FLAGSTONE_GEMV_STREAM_BPSM");
-  static const int chunk_env = env_int("FLAGSTONE_GEMV_CHUNK_KIB");
+  static const int ring_env = gemv_env_int("FLAGSTONE_GEMV_RING_KIB");
+  static const int bpsm_env = gemv_env_int("FLAGSTONE_GEMV_STREAM_BPSM");
+  static const int chunk_env = gemv_env_int("FLAGSTONE_GEMV_CHUNK_KIB");
   const int ring_kib = t.ring_kib > 0 ? t.ring_kib : ring_env > 0 ? ring_env : kDefaultRingKiB;
   // Two rings an SM for long products; one for weights of at most 16 MiB (the 1B shape's q/k/v
   // and o), which measured faster so (H200, tools/gpu/stream.sh).

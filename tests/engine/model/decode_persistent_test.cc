@@ -18,25 +18,16 @@ namespace {
 
 using testing::decode;
 using testing::relative_error;
+using testing::ScopedEnv;
 using testing::ScratchFolder;
 using testing::Steps;
-
-// Sets FLAGSTONE_ENGINE_PERSISTENT for one scope (read when a model sets up its step).
-class PersistentEnv {
- public:
-  explicit PersistentEnv(const char* value) { ::setenv("FLAGSTONE_ENGINE_PERSISTENT", value, 1); }
-  ~PersistentEnv() { ::unsetenv("FLAGSTONE_ENGINE_PERSISTENT"); }
-  PersistentEnv(const PersistentEnv&) = delete;
-  PersistentEnv& operator=(const PersistentEnv&) = delete;
-};
 
 class DecodePersistentTest : public ::testing::TestWithParam<Device> {
  protected:
   void SetUp() override {
-    if (GetParam().backend() != "cuda") GTEST_SKIP() << "the persistent decode step is CUDA's";
-    const std::string arch = GetParam().info().arch;
-    if (arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 90)
-      GTEST_SKIP() << "the persistent decode step needs sm_90 (" << arch << ")";
+    if (const std::string why = testing::why_not_sm90(GetParam(), "the persistent decode step");
+        !why.empty())
+      GTEST_SKIP() << why;
   }
   std::unique_ptr<Model> load(const std::string& folder, DType dtype) {
     ModelOptions options;
@@ -76,13 +67,13 @@ TEST_P(DecodePersistentTest, MatchesTheOpByOpStepAndTheReference) {
                    std::string(dtype_name(dtype)));
       Steps persistent, plain;
       {
-        PersistentEnv env("1");
+        ScopedEnv env("FLAGSTONE_ENGINE_PERSISTENT", "1");
         auto model = load(folder, dtype);
         persistent = decode(*model, prompt, 6, &want.tokens);
         EXPECT_TRUE(model->info().decode_persistent) << model->info().decode_persistent_note;
       }
       {
-        PersistentEnv env("0");
+        ScopedEnv env("FLAGSTONE_ENGINE_PERSISTENT", "0");
         auto model = load(folder, dtype);
         plain = decode(*model, prompt, 6, &want.tokens);
         EXPECT_FALSE(model->info().decode_persistent);
@@ -105,7 +96,7 @@ TEST_P(DecodePersistentTest, UnservedModelsSayWhyAndStayCorrect) {
   ref_options.reference = true;
   const std::vector<TokenId> prompt = testing::tiny_prompt(6, 5);
   const Steps want = decode(*load_model(folder, ref_options), prompt, 3);
-  PersistentEnv env("1");
+  ScopedEnv env("FLAGSTONE_ENGINE_PERSISTENT", "1");
   auto model = load(folder, DType::kBF16);
   const Steps got = decode(*model, prompt, 3, &want.tokens);
   EXPECT_FALSE(model->info().decode_persistent);
@@ -120,7 +111,7 @@ TEST_P(DecodePersistentTest, TokenOutsideTheVocabularyGivesNaNLogits) {
   testing::TinyOptions tiny;
   tiny.hidden = 256;
   const std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama", tiny);
-  PersistentEnv env("1");
+  ScopedEnv env("FLAGSTONE_ENGINE_PERSISTENT", "1");
   auto model = load(folder, DType::kBF16);
   KvCache cache = model->new_cache(1, 32);
   model->forward(Tensor::from_vector(std::vector<int64_t>{3, 4, 5}, {1, 3}), cache);

@@ -1,14 +1,39 @@
-// Decoding helpers shared by the decode-step tests: the logits of each step after a prompt, with
-// the tokens fed forced from another run so two paths see the same inputs.
+// Helpers shared by the decode-step tests: an environment switch for one scope, the check that a
+// device runs the sm_90-only step paths, and the logits of each step after a prompt, with the
+// tokens fed forced from another run so two paths see the same inputs.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "flagstone/engine/model/model.h"
 
 namespace flagstone::engine::testing {
+
+// Sets an environment variable for one scope (the model reads its FLAGSTONE_ENGINE_* switches
+// when it records a step).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// Why `device` cannot run `what` (a CUDA path for compute capability 9.0); empty when it can.
+inline std::string why_not_sm90(const Device& device, const std::string& what) {
+  if (device.backend() != "cuda") return what + " is CUDA's";
+  const std::string arch = device.info().arch;
+  if (arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 90)
+    return what + " needs sm_90 (" + arch + ")";
+  return "";
+}
 
 // Logits of each of `steps` decode steps after `prompt`; each step feeds `forced`'s token when
 // given (so two paths see the same inputs), else its own greedy pick.

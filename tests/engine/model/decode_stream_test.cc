@@ -18,25 +18,16 @@ namespace {
 
 using testing::decode;
 using testing::relative_error;
+using testing::ScopedEnv;
 using testing::ScratchFolder;
 using testing::Steps;
-
-// Sets FLAGSTONE_ENGINE_STREAM for one scope (read when a model records its step).
-class StreamEnv {
- public:
-  explicit StreamEnv(const char* value) { ::setenv("FLAGSTONE_ENGINE_STREAM", value, 1); }
-  ~StreamEnv() { ::unsetenv("FLAGSTONE_ENGINE_STREAM"); }
-  StreamEnv(const StreamEnv&) = delete;
-  StreamEnv& operator=(const StreamEnv&) = delete;
-};
 
 class DecodeStreamTest : public ::testing::TestWithParam<Device> {
  protected:
   void SetUp() override {
-    if (GetParam().backend() != "cuda") GTEST_SKIP() << "the streamed GEMV is CUDA's";
-    const std::string arch = GetParam().info().arch;
-    if (arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 90)
-      GTEST_SKIP() << "the streamed GEMV needs sm_90 (" << arch << ")";
+    if (const std::string why = testing::why_not_sm90(GetParam(), "the streamed GEMV");
+        !why.empty())
+      GTEST_SKIP() << why;
   }
   std::string sub(const std::string& name) {
     std::string path = folder_.path() + "/" + name;
@@ -67,11 +58,11 @@ TEST_P(DecodeStreamTest, MatchesTheRegisterGemvStepAndTheReference) {
     options.dtype = DType::kF32;
     Steps streamed, plain;
     {
-      StreamEnv env("all");
+      ScopedEnv env("FLAGSTONE_ENGINE_STREAM", "all");
       streamed = decode(*load_model(folder, options), prompt, 6);
     }
     {
-      StreamEnv env("0");
+      ScopedEnv env("FLAGSTONE_ENGINE_STREAM", "0");
       plain = decode(*load_model(folder, options), prompt, 6, &want.tokens);
     }
     EXPECT_EQ(streamed.tokens, want.tokens);

@@ -74,30 +74,42 @@ const char* prologue_name(StepPrologue p) {
 
 }  // namespace
 
-DecoderModel::FusedMode DecoderModel::fused_mode() const {
+DecoderModel::FusedMode DecoderModel::fused_mode(int64_t rows) const {
 #ifdef FLAGSTONE_HAVE_CUDA
-  // Opt-in: FLAGSTONE_ENGINE_FUSED=1 fuses every product the size limit allows, =layers all but
-  // the head's. Off by default: in session 12 (H200) the fused GEMV ran about 2x slower than the
-  // plain one (the x staging after the wait sits on the critical path), and the llama-1b step
-  // measured 913 t/s with it against 1032 without.
+  if (dtype_ != DType::kF32 && dtype_ != DType::kF16 && dtype_ != DType::kBF16)
+    return FusedMode::kOff;
+  // FLAGSTONE_ENGINE_FUSED=1 fuses every product the size limit allows, =layers all but the
+  // head's, =0 none. Unset: every product for one row where the streamed GEMV serves the step
+  // (sm_90): five kernels a layer ran llama-1b decode 1.07x and llama-8b 1.02x faster there than
+  // the eight-kernel step (H200, session 21). Elsewhere off: on the register GEMV the fused form
+  // ran about 2x slower than the plain one (the x staging after the wait sits on the critical
+  // path; session 12, H200: 913 t/s against 1032).
   // Read at each recording (not per replay), so a test can compare both paths in one process.
   const char* env = std::getenv("FLAGSTONE_ENGINE_FUSED");
   const std::string v = env ? env : "";
-  const FusedMode mode = v == "1"        ? FusedMode::kAll
-                         : v == "layers" ? FusedMode::kLayers
-                                         : FusedMode::kOff;
-  if (dtype_ != DType::kF32 && dtype_ != DType::kF16 && dtype_ != DType::kBF16)
-    return FusedMode::kOff;
-  return mode;
+  if (v == "1") return FusedMode::kAll;
+  if (v == "layers") return FusedMode::kLayers;
+  if (!v.empty() || rows != 1 || layers_.empty() || stream_mode() == "0") return FusedMode::kOff;
+  const Layer& first = layers_.front();
+  if (!first.qkv.is_contiguous() || first.qkv.dtype() != dtype_) return FusedMode::kOff;
+  ops::cuda::FusedGemvArgs a;
+  a.m = 1, a.n = first.qkv.size(0), a.k = first.qkv.size(1);
+  a.w = address_of(first.qkv);
+  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
+  const bool streamed = *use_cuda_device(device_.index()) == '\0' &&
+                        *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+  return streamed ? FusedMode::kAll : FusedMode::kOff;
 #else
+  (void)rows;
   return FusedMode::kOff;
 #endif
 }
 
 int64_t DecoderModel::fused_max_elements() const {
-  // The fused GEMV measured faster than the ops it replaces only on narrow weights (H200, session
-  // 12 window 1: q/k/v, o and down of the 1B shape; gate/up and the head lost to cuBLAS + the
-  // separate norm), so wider products stay unfused. FLAGSTONE_ENGINE_FUSED_MAX=n moves the limit
+  // The register GEMV's fused form measured faster than the ops it replaces only on narrow
+  // weights (H200, session 12 window 1: q/k/v, o and down of the 1B shape; gate/up and the head
+  // lost to cuBLAS + the separate norm), so wider products stay unfused there (the streamed GEMV
+  // takes every size). FLAGSTONE_ENGINE_FUSED_MAX=n moves the limit
   // (weight elements; 0: none).
   const char* env = std::getenv("FLAGSTONE_ENGINE_FUSED_MAX");
   if (env && *env) {
@@ -107,16 +119,38 @@ int64_t DecoderModel::fused_max_elements() const {
   return int64_t{2048} * 8192;
 }
 
+bool DecoderModel::silu_after_gate_up(const Layer& layer, int64_t rows) const {
+#ifdef FLAGSTONE_HAVE_CUDA
+  const char* env = std::getenv("FLAGSTONE_ENGINE_SILU");
+  if ((env && std::string(env) == "down") || rows != 1 || stream_mode() == "0") return false;
+  const Tensor& w = layer.gate_up;
+  if (w.dtype() != dtype_ || !w.is_contiguous() || !layer.post_norm.is_contiguous() ||
+      layer.post_norm.dtype() != dtype_)
+    return false;
+  ops::cuda::FusedGemvArgs a;
+  a.m = 1, a.n = w.size(0), a.k = w.size(1);
+  a.w = address_of(w);
+  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
+  a.prologue = ops::cuda::GemvPrologue::kRmsNorm;
+  a.norm_weight = address_of(layer.post_norm);
+  a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
+  return *use_cuda_device(device_.index()) == '\0' &&
+         *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+#else
+  (void)layer, (void)rows;
+  return false;
+#endif
+}
+
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                 StepPrologue prologue, const Tensor& norm,
-                                 const Tensor& residual) const {
+                                 StepPrologue prologue, const Tensor& norm, const Tensor& residual,
+                                 bool silu_after) const {
   const int64_t k = weight.size(1);
   const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
   const int64_t n = weight.size(0);
-  if (fused_mode() != FusedMode::kOff && weight.numel() <= fused_max_elements() &&
-      weight.dtype() == dtype_ && x.dtype() == dtype_ && x.is_contiguous() &&
-      weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
+  if (fused_mode(rows) != FusedMode::kOff && weight.dtype() == dtype_ && x.dtype() == dtype_ &&
+      x.is_contiguous() && weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
       (!norm.defined() || (norm.is_contiguous() && norm.dtype() == dtype_)) &&
       (!bias.defined() || bias.dtype() == dtype_) &&
       (!residual.defined() || (residual.is_contiguous() && residual.dtype() == dtype_))) {
@@ -132,19 +166,24 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
                                                       : ops::cuda::GemvPrologue::kNone;
     a.norm_weight = norm.defined() ? address_of(norm) : nullptr;
     a.eps = static_cast<float>(config_.rms_norm_eps);
+    if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
     // Unless FLAGSTONE_ENGINE_STREAM=0, a fused one-row product takes the streamed GEMV, which
     // serves the same prologue and residual (asked on the model's device, which the refusal
     // and the launch plan query).
     const bool streamed = stream_mode() != "0" && *use_cuda_device(device_.index()) == '\0' &&
                           *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
-    if (streamed || *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0') {
-      Tensor out = residual.defined() ? residual : Tensor::empty({rows, 1, n}, dtype_, device_);
+    if (streamed || (weight.numel() <= fused_max_elements() &&
+                     *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0')) {
+      Tensor out = residual.defined()
+                       ? residual
+                       : Tensor::empty({rows, 1, silu_after ? n / 2 : n}, dtype_, device_);
       a.out = address_of(out);
       a.residual = residual.defined() ? address_of(residual) : nullptr;
       a.pdl = true;
       if (ops_.timer())
         ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
-                                prologue_name(prologue) + (residual.defined() ? " +residual" : ""),
+                                prologue_name(prologue) + (residual.defined() ? " +residual" : "") +
+                                (silu_after ? " +silu_and_mul after" : ""),
                             weight.nbytes());
       launch_checked(device_, "fused linear " + shape_to_string(weight.shape()),
                      [&](cudaStream_t stream) {
@@ -161,6 +200,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
   if (prologue == StepPrologue::kRmsNorm) in = ops_.rms_norm(x, norm, config_.rms_norm_eps);
   if (prologue == StepPrologue::kSiluMul) in = ops_.silu_and_mul(x);
   Tensor y = ops_.linear(in.reshape({rows, 1, k}), weight, bias);
+  if (silu_after) y = ops_.silu_and_mul(y);
   return residual.defined() ? ops_.add(y, residual.reshape(y.shape())) : y;
 }
 

@@ -202,9 +202,11 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   Tensor residual = x, h, mlp_out;
   // Fused: each product takes the norm or silu * up before it and the residual add after it, so
   // the residual stream is updated in place and no norm or activation runs on its own.
-  const FusedMode fused = s.batch <= kMaxFusedRows ? fused_mode() : FusedMode::kOff;
+  const FusedMode fused = s.batch <= kMaxFusedRows ? fused_mode(s.batch) : FusedMode::kOff;
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
     const Layer& layer = layers_[l];
+    // One row on sm_90: the activation rides on the gate/up product, down takes it plain.
+    const bool silu_after = fused != FusedMode::kOff && silu_after_gate_up(layer, b);
     Tensor heads;
     if (fused != FusedMode::kOff) {
       heads = step_linear(residual, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
@@ -246,6 +248,12 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     if (fused != FusedMode::kOff) {
       residual =
           step_linear(attn.reshape({b, 1, hq * d}), layer.o, {}, StepPrologue::kNone, {}, residual);
+      if (silu_after) {
+        Tensor act = step_linear(residual, layer.gate_up, {}, StepPrologue::kRmsNorm,
+                                 layer.post_norm, {}, true);
+        residual = step_linear(act, layer.down, {}, StepPrologue::kNone, {}, residual);
+        continue;
+      }
       Tensor gate_up =
           step_linear(residual, layer.gate_up, {}, StepPrologue::kRmsNorm, layer.post_norm, {});
       residual = step_linear(gate_up, layer.down, {}, StepPrologue::kSiluMul, {}, residual);

@@ -77,13 +77,19 @@ class DecoderModel : public Model {
   };
   // The step's products with their neighbours fused (decode_fused.cc): x is normed (rms_norm
   // with `norm`) or is [g, u] turned into silu(g) * u before the product, and with `residual`
-  // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor.
+  // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor. With
+  // `silu_after` the weight is [gate; up] and the result silu(gate) * up, [rows, 1, n / 2].
   enum class FusedMode { kOff, kLayers, kAll };
   static constexpr int64_t kMaxFusedRows = 8;  // more rows: a GEMM (cuBLAS), unfused
-  FusedMode fused_mode() const;
+  FusedMode fused_mode(int64_t rows) const;
   int64_t fused_max_elements() const;  // wider weights run their ops unfused
   Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                     StepPrologue prologue, const Tensor& norm, const Tensor& residual) const;
+                     StepPrologue prologue, const Tensor& norm, const Tensor& residual,
+                     bool silu_after = false) const;
+  // Whether a one-row step's gate/up product (normed in front) serves silu_after on the
+  // streamed GEMV, so down takes the activation as its plain input (FLAGSTONE_ENGINE_SILU=down:
+  // never; the activation is then down's prologue).
+  bool silu_after_gate_up(const Layer& layer, int64_t rows) const;
   // A one-token product of the step, x [rows, 1, k] by weight [n, k] (the ops library's GEMV
   // with early weight loads where it serves, else ops linear); returns [rows, 1, n].
   Tensor step_product(const Tensor& x, const Tensor& weight, const Tensor& bias = {}) const;

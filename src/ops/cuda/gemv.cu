@@ -452,6 +452,7 @@ const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
     return "an operand not 16-byte aligned";
   if (a.prologue == GemvPrologue::kRmsNorm && !a.norm_weight) return "no norm weight";
   if (a.prologue == GemvPrologue::kSiluMul && a.ldx < 2 * a.k) return "x rows narrower than 2k";
+  if (a.epilogue != GemvEpilogue::kNone) return "the silu epilogue is the streamed GEMV's";
   if (a.m * a.k * static_cast<int64_t>(dtype_size(dtype)) > kMaxStagedBytes)
     return "the x rows do not fit in shared memory";
   return "";

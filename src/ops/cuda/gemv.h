@@ -45,8 +45,17 @@ enum class GemvPrologue {
   kRmsNorm,  // x = rms_norm(x) * norm_weight, rounded to the dtype (the rms_norm op's formula)
   kSiluMul,  // x row r is [g (k), u (k)] at x + r * ldx: x = silu(g) * u, rounded to the dtype
 };
+// What the product becomes after it (the streamed GEMV's alone).
+enum class GemvEpilogue {
+  kNone,
+  // The weight's n rows are gate (n / 2) then up (n / 2): out[j] = silu(g) * u of the rounded
+  // y[j] and y[n / 2 + j] for j < n / 2, rounded (silu_and_mul after the product); out has n / 2
+  // columns. Each block owns both halves of its rows, so the activation needs no kernel of its own.
+  kSiluMul,
+};
 struct FusedGemvArgs : GemvArgs {
   GemvPrologue prologue = GemvPrologue::kNone;
+  GemvEpilogue epilogue = GemvEpilogue::kNone;
   const void* norm_weight = nullptr;  // [k], for kRmsNorm
   float eps = 0;
   // out[r, j] = residual[r, j] + round(W x + bias) when set (rows of stride ldo; may be `out`:

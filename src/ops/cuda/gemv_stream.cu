@@ -1,5 +1,6 @@
 // cuda streamed GEMV for one activation row (decode's products): each block owns a run of whole
-// weight rows and streams it through a ring of shared-memory chunks (8 KiB) with bulk copies.
+// weight rows and streams it through a ring of shared-memory chunks (4 KiB) with bulk copies;
+// the gate/up product can finish as silu(gate) * up (GemvEpilogue::kSiluMul).
 //
 // Why a second GEMV: the register-streaming kernel of gemv.cu keeps a few 16-byte loads in flight
 // per thread, so a product of 16 to 64 MiB spends several memory round trips per warp, and only
@@ -27,7 +28,7 @@ constexpr int kThreads = kConsumers + 32;  // the last warp issues the copies
 // dividing the row, so a chunk never straddles two rows.
 constexpr int kSmallChunkPacks = 128;
 constexpr int kMaxChunkPacks = 1024;
-constexpr int kDefaultChunkKiB = 8;
+constexpr int kDefaultChunkKiB = 4;
 constexpr int kDefaultRingKiB = 64;
 constexpr int kDefaultBlocksPerSm = 2;  // two rings an SM
 
@@ -131,11 +132,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto* red = reinterpret_cast<float*>(shared + l.red);
   auto* full = reinterpret_cast<uint64_t*>(shared + l.bars);
   uint64_t* empty = full + slots;
+  // With the silu epilogue a block owns rows first.. of the gate half and the same rows of the
+  // up half: two runs, streamed one after the other, summed into 2 * rows sums.
+  const bool pairs = a.epilogue == GemvEpilogue::kSiluMul;
+  const int64_t half = a.n / 2;
   // 32-bit row arithmetic: the launcher keeps n * blocks below 2^32.
-  const auto n32 = static_cast<uint32_t>(a.n), blocks = gridDim.x;
-  const int64_t first = int64_t{blockIdx.x * n32 / blocks};
-  const int64_t rows = int64_t{(blockIdx.x + 1) * n32 / blocks} - first;
-  const int64_t chunks = rows * (row_packs / chunk_packs);
+  const auto units = static_cast<uint32_t>(pairs ? half : a.n), blocks = gridDim.x;
+  const int64_t first = int64_t{blockIdx.x * units / blocks};
+  const int64_t rows = int64_t{(blockIdx.x + 1) * units / blocks} - first;
+  const int64_t run_chunks = rows * (row_packs / chunk_packs);
+  const int64_t chunks = pairs ? 2 * run_chunks : run_chunks;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (threadIdx.x == kConsumers) {
     for (int s = 0; s < slots; ++s) {
@@ -150,14 +156,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The copies never wait on the kernel in front: the weights are constant while it runs.
     if (lane == 0) {
       // Slot and phase advance by counting (64-bit division is a long software routine).
-      const uint4* src = static_cast<const uint4*>(a.w) + first * row_packs;
+      const auto* w = static_cast<const uint4*>(a.w);
+      int64_t base = first * row_packs;  // chunk i starts at base + i * chunk_packs
       const auto bytes = static_cast<uint32_t>(chunk_packs * 16);
       const uint64_t policy = bulk::evict_first_policy();
       int s = 0;
       uint32_t phase = 0;
       for (int64_t i = 0; i < chunks; ++i) {
         if (i >= slots) bulk::bar_wait(empty + s, phase ^ 1);
-        bulk::load(ring + int64_t{s} * chunk_packs, src + i * chunk_packs, bytes, full + s, policy);
+        if (pairs && i == run_chunks) base = (half + first) * row_packs - run_chunks * chunk_packs;
+        bulk::load(ring + int64_t{s} * chunk_packs, w + base + i * chunk_packs, bytes, full + s,
+                   policy);
         if (++s == slots) s = 0, phase ^= 1;
       }
     }
@@ -171,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   wait_for_previous_kernel();
   stage_x<T>(a, xs, row_packs, red);
-  for (int64_t r = threadIdx.x; r < rows; r += kConsumers) sums[r] = 0;
+  for (int64_t r = threadIdx.x; r < (pairs ? 2 * rows : rows); r += kConsumers) sums[r] = 0;
   consumers_sync();
   // Each warp takes every kConsumerWarps-th chunk on its own, so no warp waits for another's.
   // Chunk i sits in slot i % slots in phase (i / slots) & 1 (slots is a multiple of the warps: a
@@ -206,6 +215,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const T* bias = static_cast<const T*>(a.bias);
   const T* residual = static_cast<const T*>(a.residual);
   for (int64_t r = threadIdx.x; r < rows; r += kConsumers) {
+    if (pairs) {  // silu_and_mul's formula on the rounded products
+      float g = sums[r], u = sums[rows + r];
+      if (bias) g += to_f(bias[first + r]), u += to_f(bias[half + first + r]);
+      g = to_f(from_f<T>(g));
+      u = to_f(from_f<T>(u));
+      out[first + r] = from_f<T>(g / (1.0f + expf(-g)) * u);
+      continue;
+    }
     float v = sums[r];
     if (bias) v += to_f(bias[first + r]);
     // The unfused path rounds the product, then the sum (add_rms_norm's residual).
@@ -221,10 +238,17 @@ struct Plan {
   Layout layout;
 };
 
+// The sums a block keeps: its share of the n rows (of the n / 2 row pairs with the silu
+// epilogue, two sums each).
+int64_t sums_per_block(int64_t n, int64_t blocks, bool pairs) {
+  const int64_t units = pairs ? n / 2 : n;
+  return (units + blocks - 1) / blocks * (pairs ? 2 : 1);
+}
+
 // Chunk size: the largest of 2, 4, 8 or 16 KiB up to the asked size that divides the row; ring
 // slots from the budget (8 to 64 chunks); blocks_per_sm blocks per SM, never more blocks than
-// rows.
-Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
+// rows (row pairs with the silu epilogue).
+Plan plan_of(int64_t n, int64_t row_packs, bool pairs, StreamedGemvTuning t) {
   Plan p;
   static const int ring_env = gemv_env_int("FLAGSTONE_GEMV_RING_KIB");
   static const int bpsm_env = gemv_env_int("FLAGSTONE_GEMV_STREAM_BPSM");
@@ -233,6 +257,8 @@ Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
   // Two rings an SM for long products; one for weights of at most 16 MiB (the 1B shape's q/k/v
   // and o), which measured faster so (H200, tools/gpu/stream.sh).
   const int by_size = n * row_packs * 16 <= (int64_t{16} << 20) ? 1 : kDefaultBlocksPerSm;
+  // 4 KiB chunks: llama-1b decode 1.02-1.03x and llama-8b 1.01x faster than 8 KiB (H200,
+  // session 21; 2 KiB: 0.9x).
   const int blocks_per_sm = t.blocks_per_sm > 0 ? t.blocks_per_sm
                             : bpsm_env > 0      ? bpsm_env
                                                 : by_size;
@@ -247,8 +273,9 @@ Plan plan_of(int64_t n, int64_t row_packs, StreamedGemvTuning t) {
   // in order (a parity wait cannot tell a phase from the one two ahead).
   const int slots = ring_kib * 1024 / (p.chunk_packs * 16) / kConsumerWarps * kConsumerWarps;
   p.slots = std::clamp(slots, kConsumerWarps, 64);
-  p.blocks = std::min<int64_t>(n, int64_t{current_device_sm_count()} * blocks_per_sm);
-  p.rows_max = (n + p.blocks - 1) / p.blocks;
+  p.blocks =
+      std::min<int64_t>(pairs ? n / 2 : n, int64_t{current_device_sm_count()} * blocks_per_sm);
+  p.rows_max = sums_per_block(n, p.blocks, pairs);
   p.layout = layout_of(p.slots, p.chunk_packs, row_packs, p.rows_max);
   return p;
 }
@@ -269,7 +296,8 @@ cudaError_t opt_in(int device, size_t bytes) {
 
 template <typename T>
 cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGemvTuning t) {
-  Plan p = plan_of(a.n, a.k / Pack<T>::kCount, t);
+  const bool pairs = a.epilogue == GemvEpilogue::kSiluMul;
+  Plan p = plan_of(a.n, a.k / Pack<T>::kCount, pairs, t);
   int device = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = opt_in<T>(device, p.layout.total);
@@ -281,7 +309,7 @@ cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGe
                                                     p.layout.total) == cudaSuccess &&
       fit >= 1 && p.blocks > int64_t{fit} * current_device_sm_count()) {
     p.blocks = int64_t{fit} * current_device_sm_count();
-    p.rows_max = (a.n + p.blocks - 1) / p.blocks;
+    p.rows_max = sums_per_block(a.n, p.blocks, pairs);
     p.layout = layout_of(p.slots, p.chunk_packs, a.k / Pack<T>::kCount, p.rows_max);
   }
   if (a.n * p.blocks >= (int64_t{1} << 32)) return cudaErrorInvalidValue;
@@ -325,7 +353,10 @@ const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
     return "device attributes unavailable";
   if (major < 9) return "needs compute capability 9.0 (bulk copies)";
   if (!built_for_sm90()) return "this build has no sm_90 code for it";
-  const Plan p = plan_of(a.n, row_bytes / 16, StreamedGemvTuning{});
+  if (a.epilogue == GemvEpilogue::kSiluMul && (a.n % 2 || a.residual))
+    return "the silu epilogue needs an even row count and no residual";
+  const Plan p =
+      plan_of(a.n, row_bytes / 16, a.epilogue == GemvEpilogue::kSiluMul, StreamedGemvTuning{});
   if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
   if (p.layout.total > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";
   return "";

@@ -77,6 +77,48 @@ TEST_P(DecodeStreamTest, MatchesTheRegisterGemvStepAndTheReference) {
   }
 }
 
+// The fused step (FLAGSTONE_ENGINE_FUSED=1, every product): on sm_90 the gate/up product takes
+// the norm in front and silu * up behind it (the streamed GEMV's silu epilogue), down only the
+// residual add; the profile names that product, and the logits match the float64 reference and
+// the fused step with the activation in front of down (FLAGSTONE_ENGINE_SILU=down).
+TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
+  testing::TinyOptions tiny;
+  tiny.sliding_window = false;
+  tiny.hidden = 512;
+  tiny.intermediate = 1024;
+  const std::string folder = testing::write_tiny_hf_model(sub("fused"), "llama", tiny);
+  ModelOptions ref_options;
+  ref_options.reference = true;
+  const std::vector<TokenId> prompt = testing::tiny_prompt(40, 3);
+  const Steps want = decode(*load_model(folder, ref_options), prompt, 6);
+  ModelOptions options;
+  options.device = GetParam();
+  options.dtype = DType::kF32;
+  ScopedEnv fused("FLAGSTONE_ENGINE_FUSED", "1"), every("FLAGSTONE_ENGINE_FUSED_MAX", "0");
+  Steps after, before;
+  {
+    auto model = load_model(folder, options);
+    after = decode(*model, prompt, 6, &want.tokens);
+    KvCache cache = model->new_cache(1, 16);
+    model->forward(Tensor::from_vector(std::vector<int64_t>{1, 5, 9}, {1, 3}), cache);
+    int named = 0;
+    for (const OpTime& op :
+         model->profile_forward(Tensor::from_vector(std::vector<int64_t>{4}, {1, 1}), cache))
+      named += op.op.find("+rms_norm +silu_and_mul after") != std::string::npos;
+    EXPECT_EQ(named, 1) << "no gate/up product with the silu epilogue in the profile";
+  }
+  {
+    ScopedEnv down("FLAGSTONE_ENGINE_SILU", "down");
+    before = decode(*load_model(folder, options), prompt, 6, &want.tokens);
+  }
+  EXPECT_EQ(after.tokens, want.tokens);
+  ASSERT_EQ(after.logits.size(), want.logits.size());
+  for (size_t i = 0; i < want.logits.size(); ++i) {
+    EXPECT_LT(relative_error(after.logits[i], want.logits[i]), 1e-4) << "step " << i;
+    EXPECT_LT(relative_error(after.logits[i], before.logits[i]), 1e-5) << "step " << i;
+  }
+}
+
 FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(DecodeStreamTest);
 
 }  // namespace

@@ -281,8 +281,9 @@ struct FusedCase {
   cuda::GemvPrologue prologue;
   bool bias, residual;
   int wpr = 0, bpsm = 0;
-  bool streamed = false;  // gemv_stream.cu's kernel (one row) instead of the fused GEMV
-  int ring_kib = 0;       // its ring (0: the default)
+  bool streamed = false;    // gemv_stream.cu's kernel (one row) instead of the fused GEMV
+  int ring_kib = 0;         // its ring (0: the default)
+  bool silu_after = false;  // the streamed GEMV's silu epilogue: out = silu(gate) * up
 };
 
 void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
@@ -315,13 +316,22 @@ void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
       for (int64_t i = 0; i < c.k; ++i) s += staged[i] * wv[j * c.k + i];
       want[r * c.n + j] = c.residual ? round_to(d, s) + rv[r * c.n + j] : s;
     }
+    if (c.silu_after) {  // silu_and_mul of the rounded product, in place in the first half
+      const int64_t h = c.n / 2;
+      for (int64_t j = 0; j < h; ++j) {
+        const double g = round_to(d, want[r * c.n + j]), u = round_to(d, want[r * c.n + h + j]);
+        want[r * h + j] = g / (1 + std::exp(-g)) * u;
+      }
+    }
   }
+  const int64_t out_n = c.silu_after ? c.n / 2 : c.n;
+  want.resize(static_cast<size_t>(c.m * out_n));
   auto ptr = [](const Tensor& t) {
     return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
   };
   Tensor out = res;  // in place when adding the residual, as the decode step does
   if (!c.residual) {
-    out = Tensor::empty({c.m, c.n}, d, dev);
+    out = Tensor::empty({c.m, out_n}, d, dev);
     poison(out);
   }
   cuda::FusedGemvArgs a;
@@ -331,6 +341,7 @@ void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
   a.norm_weight = c.prologue == cuda::GemvPrologue::kRmsNorm ? ptr(nw) : nullptr;
   a.eps = static_cast<float>(eps);
   a.prologue = c.prologue;
+  if (c.silu_after) a.epilogue = cuda::GemvEpilogue::kSiluMul;
   a.m = c.m, a.n = c.n, a.k = c.k, a.ldx = ldx, a.ldw = c.k, a.ldo = c.n;
   a.warps_per_row = c.wpr, a.blocks_per_sm = c.bpsm;
   a.pdl = true;  // a no-op without a previous kernel to overlap; the kernel must still wait
@@ -339,7 +350,7 @@ void check_fused(Rng& rng, const Device& dev, DType d, const FusedCase& c) {
   if (c.streamed) {
     ASSERT_STREQ(cuda::streamed_gemv_refusal(d, a), "");
     ASSERT_EQ(cuda::launch_streamed_gemv(d, a, stream, {c.ring_kib, c.bpsm, 0}), cudaSuccess);
-    std::string diff = compare(out, make_tensor(want, {c.m, c.n}, d), tolerance(d, c.k));
+    std::string diff = compare(out, make_tensor(want, {c.m, out_n}, d), tolerance(d, c.k));
     EXPECT_TRUE(diff.empty()) << diff;
     return;
   }
@@ -403,6 +414,54 @@ TEST(CudaGemv, StreamedProloguesAndEpiloguesMatchReference) {
                        " k=" + std::to_string(kk) + " variant " + std::to_string(variant));
           check_fused(rng, dev, d, c);
         }
+}
+
+// The silu epilogue (the weight is [gate; up], out = silu(gate) * up): each block owns both
+// halves of its rows; odd pair counts over the blocks, a pair count below the SM count, bias,
+// the norm prologue in front (the decode step's gate/up), two blocks per SM and a small ring.
+TEST(CudaGemv, StreamedSiluEpilogueMatchesReference) {
+  auto devices = cuda_devices();
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, devices[0].index());
+  if (major < 9) GTEST_SKIP() << "the streamed GEMV needs compute capability 9.0";
+  Rng rng(test_seed() + 9);
+  const Device& dev = devices[0];
+  using P = cuda::GemvPrologue;
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16})
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{2, 1024}, {74, 2048}, {2 * 1000 + 6, 2048}})
+      for (int variant = 0; variant < 2; ++variant) {
+        const int64_t kk = d == DType::kF32 ? k / 2 : k;
+        FusedCase c{1,
+                    n,
+                    kk,
+                    variant ? P::kRmsNorm : P::kNone,
+                    variant == 0,
+                    false,
+                    0,
+                    variant + 1,
+                    true,
+                    variant ? 16 : 0,
+                    true};
+        SCOPED_TRACE(std::string(dtype_name(d)) + " silu epilogue n=" + std::to_string(n) +
+                     " k=" + std::to_string(kk) + " variant " + std::to_string(variant));
+        check_fused(rng, dev, d, c);
+      }
+  // Refused: an odd row count, a residual, and by the register GEMV's fused form.
+  cuda::FusedGemvArgs a;
+  alignas(16) static int64_t storage[1024] = {};
+  a.x = a.w = a.out = storage;
+  a.m = 1, a.n = 3, a.k = 1024, a.ldx = 1024, a.ldw = 1024, a.ldo = 3;
+  a.epilogue = cuda::GemvEpilogue::kSiluMul;
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("even"),
+            std::string::npos);
+  a.n = 4, a.residual = storage;
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("residual"),
+            std::string::npos);
+  a.residual = nullptr;
+  EXPECT_STREQ(cuda::streamed_gemv_refusal(DType::kBF16, a), "");
+  EXPECT_NE(std::string(cuda::fused_gemv_refusal(DType::kBF16, a)).find("streamed"),
+            std::string::npos);
 }
 
 TEST(CudaGemv, FusedRefusesWhatItCannotServe) {

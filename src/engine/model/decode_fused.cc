@@ -1,8 +1,8 @@
-// The decode step's matrix products: the streamed GEMV (one row, sm_90; the default there) or the
-// register GEMV with its weights loaded early, and the opt-in fused form in which each one-token
-// linear takes the norm or silu * up in front of it and the residual add behind it (the GEMVs of
-// src/ops/cuda/gemv.cu and gemv_stream.cu), so a layer runs five kernels instead of nine. Any
-// call the fused GEMVs refuse runs the same ops unfused.
+// The decode step's matrix products: the streamed GEMV (one row, sm_90) or the register GEMV with
+// its weights loaded early, and the fused form (the default for one row on sm_90, opt-in
+// elsewhere) in which each one-token linear takes the norm in front of it and the residual add or
+// silu * up behind it (the GEMVs of src/ops/cuda/gemv.cu and gemv_stream.cu), so a layer runs
+// five kernels instead of eight. Any call the fused GEMVs refuse runs the same ops unfused.
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>

@@ -8,11 +8,7 @@ o="$OUT/fused.txt"
 b=build-gpu
 f=$b/src/cli/flagstone
 F="FLAGSTONE_ENGINE_FUSED=1 FLAGSTONE_ENGINE_FUSED_MAX=0"
-tg() {  # label, env assignments, model, repetitions, more options
-  echo "-- $1"
-  env $2 timeout 60 $f bench model --synthetic "$3" --device cuda:0 --dtype bf16 -p 512 -n 128 -r "$4" --no-peak $5 >/tmp/tg.log 2>&1
-  echo "rc=$?"; grep -v "^flagstone ops" /tmp/tg.log | grep -E "tg128|rror" | cut -c1-300
-}
+source "$(dirname "$0")/tg.inc"
 {
   echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null)"
   echo "== gemv tests"

@@ -77,10 +77,10 @@ TEST_P(DecodeStreamTest, MatchesTheRegisterGemvStepAndTheReference) {
   }
 }
 
-// The fused step (FLAGSTONE_ENGINE_FUSED=1, every product): on sm_90 the gate/up product takes
-// the norm in front and silu * up behind it (the streamed GEMV's silu epilogue), down only the
-// residual add; the profile names that product, and the logits match the float64 reference and
-// the fused step with the activation in front of down (FLAGSTONE_ENGINE_SILU=down).
+// The fused step, the default for one row on sm_90: the gate/up product takes the norm in front
+// and silu * up behind it (the streamed GEMV's silu epilogue), down only the residual add; the
+// profile names that product, and the logits match the float64 reference and the fused step with
+// the activation in front of down (FLAGSTONE_ENGINE_SILU=down).
 TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
   testing::TinyOptions tiny;
   tiny.sliding_window = false;
@@ -94,7 +94,6 @@ TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
   ModelOptions options;
   options.device = GetParam();
   options.dtype = DType::kF32;
-  ScopedEnv fused("FLAGSTONE_ENGINE_FUSED", "1"), every("FLAGSTONE_ENGINE_FUSED_MAX", "0");
   Steps after, before;
   {
     auto model = load_model(folder, options);

@@ -86,6 +86,15 @@ void blas_gemm(const GemmCall& g, const float* a, const float* b, const float* b
           C[i * g.n + j] = static_cast<float>(g.beta) * bias[i * g.bias_rs + j * g.bias_cs];
       beta = 1;
     }
+    if (g.m == 1) {
+      // One row (a decode step's linear): sgemv reads the weight once, where sgemm would first
+      // pack all of it.
+      cblas_sgemv(CblasRowMajor, g.b_trans ? CblasNoTrans : CblasTrans,
+                  static_cast<int>(g.b_trans ? g.n : g.k), static_cast<int>(g.b_trans ? g.k : g.n),
+                  static_cast<float>(g.alpha), b + g.b_off[p],
+                  static_cast<int>(g.b_trans ? g.k : g.n), a + g.a_off[p], 1, beta, C, 1);
+      continue;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, g.b_trans ? CblasTrans : CblasNoTrans,
                 static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k),
                 static_cast<float>(g.alpha), a + g.a_off[p], static_cast<int>(g.k), b + g.b_off[p],

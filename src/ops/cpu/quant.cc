@@ -93,6 +93,15 @@ void dot_generic(const QuantProblem& p, int64_t r0, int rows, int64_t j, float* 
               ((acc[r][4] + acc[r][5]) + (acc[r][6] + acc[r][7]));
 }
 
+// An int8 row's products past its last whole block (linear_int8 takes any k), for the vector
+// rows, which widen whole blocks only.
+inline float int8_tail(const uint8_t* row, const float* x, int64_t from, int64_t k) {
+  const auto* q = reinterpret_cast<const int8_t*>(row);
+  float d = 0;
+  for (int64_t i = from; i < k; ++i) d += static_cast<float>(q[i]) * x[i];
+  return d;
+}
+
 #ifdef FS_CPU_X86
 FS_AVX2 inline __m256 widen8(__m128i bytes) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
@@ -151,11 +160,7 @@ FS_AVX2 void dot_rows_avx2(const QuantProblem& p, int64_t r0, int64_t j, float* 
     __m256 s = acc[r][0];
     for (int a = 1; a < A; ++a) s = _mm256_add_ps(s, acc[r][a]);
     float d = simd::hsum8(s);
-    if constexpr (F == WFormat::kInt8) {  // the int8 tail past the last whole block
-      const auto* q = reinterpret_cast<const int8_t*>(row);
-      const float* x = x0 + r * p.k;
-      for (int64_t i = full * kBlock; i < p.k; ++i) d += static_cast<float>(q[i]) * x[i];
-    }
+    if constexpr (F == WFormat::kInt8) d += int8_tail(row, x0 + r * p.k, full * kBlock, p.k);
     dots[r] = d;
   }
 }
@@ -239,11 +244,7 @@ FS_AVX512 void dot_rows_avx512(const QuantProblem& p, int64_t r0, int64_t j, flo
     const __m512 v = _mm512_add_ps(acc[r][0], acc[r][1]);
     float d = simd::hsum8(_mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0),  // (as above)
                                         _mm512_maskz_extractf32x8_ps(0xff, v, 1)));
-    if constexpr (F == WFormat::kInt8) {  // the int8 tail past the last whole block
-      const auto* q = reinterpret_cast<const int8_t*>(row);
-      const float* x = x0 + r * p.k;
-      for (int64_t i = full * kBlock; i < p.k; ++i) d += static_cast<float>(q[i]) * x[i];
-    }
+    if constexpr (F == WFormat::kInt8) d += int8_tail(row, x0 + r * p.k, full * kBlock, p.k);
     dots[r] = d;
   }
 }

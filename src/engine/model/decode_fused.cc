@@ -60,6 +60,26 @@ std::string stream_mode() {
   return env && *env ? env : "all";
 }
 
+// Whether the streamed GEMV serves one row by `weight` on `device`, normed by `norm` in front
+// when defined and with the silu epilogue when asked (what the step's fused products need).
+bool streamed_serves(const Device& device, DType dtype, const Tensor& weight, const Tensor& norm,
+                     bool silu_after) {
+  if (stream_mode() == "0" || weight.dtype() != dtype || !weight.is_contiguous() ||
+      (norm.defined() && (!norm.is_contiguous() || norm.dtype() != dtype)))
+    return false;
+  ops::cuda::FusedGemvArgs a;
+  a.m = 1, a.n = weight.size(0), a.k = weight.size(1);
+  a.w = address_of(weight);
+  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
+  if (norm.defined()) {
+    a.prologue = ops::cuda::GemvPrologue::kRmsNorm;
+    a.norm_weight = address_of(norm);
+  }
+  if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
+  return *use_cuda_device(device.index()) == '\0' &&
+         *ops::cuda::streamed_gemv_refusal(dtype, a) == '\0';
+}
+
 const char* prologue_name(StepPrologue p) {
   switch (p) {
     case StepPrologue::kRmsNorm:
@@ -89,16 +109,10 @@ DecoderModel::FusedMode DecoderModel::fused_mode(int64_t rows) const {
   const std::string v = env ? env : "";
   if (v == "1") return FusedMode::kAll;
   if (v == "layers") return FusedMode::kLayers;
-  if (!v.empty() || rows != 1 || layers_.empty() || stream_mode() == "0") return FusedMode::kOff;
+  if (!v.empty() || rows != 1 || layers_.empty()) return FusedMode::kOff;
   const Layer& first = layers_.front();
-  if (!first.qkv.is_contiguous() || first.qkv.dtype() != dtype_) return FusedMode::kOff;
-  ops::cuda::FusedGemvArgs a;
-  a.m = 1, a.n = first.qkv.size(0), a.k = first.qkv.size(1);
-  a.w = address_of(first.qkv);
-  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
-  const bool streamed = *use_cuda_device(device_.index()) == '\0' &&
-                        *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
-  return streamed ? FusedMode::kAll : FusedMode::kOff;
+  return streamed_serves(device_, dtype_, first.qkv, first.input_norm, false) ? FusedMode::kAll
+                                                                              : FusedMode::kOff;
 #else
   (void)rows;
   return FusedMode::kOff;
@@ -122,20 +136,8 @@ int64_t DecoderModel::fused_max_elements() const {
 bool DecoderModel::silu_after_gate_up(const Layer& layer, int64_t rows) const {
 #ifdef FLAGSTONE_HAVE_CUDA
   const char* env = std::getenv("FLAGSTONE_ENGINE_SILU");
-  if ((env && std::string(env) == "down") || rows != 1 || stream_mode() == "0") return false;
-  const Tensor& w = layer.gate_up;
-  if (w.dtype() != dtype_ || !w.is_contiguous() || !layer.post_norm.is_contiguous() ||
-      layer.post_norm.dtype() != dtype_)
-    return false;
-  ops::cuda::FusedGemvArgs a;
-  a.m = 1, a.n = w.size(0), a.k = w.size(1);
-  a.w = address_of(w);
-  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
-  a.prologue = ops::cuda::GemvPrologue::kRmsNorm;
-  a.norm_weight = address_of(layer.post_norm);
-  a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
-  return *use_cuda_device(device_.index()) == '\0' &&
-         *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+  if ((env && std::string(env) == "down") || rows != 1) return false;
+  return streamed_serves(device_, dtype_, layer.gate_up, layer.post_norm, true);
 #else
   (void)layer, (void)rows;
   return false;
@@ -149,8 +151,9 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
   const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
   const int64_t n = weight.size(0);
-  if (fused_mode(rows) != FusedMode::kOff && weight.dtype() == dtype_ && x.dtype() == dtype_ &&
-      x.is_contiguous() && weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
+  // Called by the step in fused mode only (decode_body asked fused_mode once).
+  if (weight.dtype() == dtype_ && x.dtype() == dtype_ && x.is_contiguous() &&
+      weight.is_contiguous() && (!bias.defined() || bias.is_contiguous()) &&
       (!norm.defined() || (norm.is_contiguous() && norm.dtype() == dtype_)) &&
       (!bias.defined() || bias.dtype() == dtype_) &&
       (!residual.defined() || (residual.is_contiguous() && residual.dtype() == dtype_))) {

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/model/model.h"
@@ -75,11 +74,6 @@ class DecodeFusedTest : public ::testing::TestWithParam<Device> {
     options.reference = true;
     return load_model(folder, options);
   }
-  std::string sub(const std::string& name) {
-    std::string path = folder_.path() + "/" + name;
-    std::filesystem::create_directories(path);
-    return path;
-  }
   ScratchFolder folder_{"decode_fused"};
 };
 
@@ -87,7 +81,7 @@ TEST_P(DecodeFusedTest, EveryVariantMatchesUnfusedAndReference) {
   for (const std::string& variant : testing::tiny_variants()) {
     testing::TinyOptions tiny;
     tiny.sliding_window = false;  // a window shorter than the cache keeps the step op by op
-    const std::string folder = testing::write_tiny_hf_model(sub(variant), variant, tiny);
+    const std::string folder = testing::write_tiny_hf_model(folder_.sub(variant), variant, tiny);
     auto ref = reference(folder);
     const std::vector<TokenId> prompt = testing::tiny_prompt(7, 11);
     const Steps want = decode(*ref, prompt, 8, 1);
@@ -129,7 +123,7 @@ TEST_P(DecodeFusedTest, EveryVariantMatchesUnfusedAndReference) {
 }
 
 TEST_P(DecodeFusedTest, ProfileNamesTheFusedKernels) {
-  const std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
+  const std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama");
   for (const char* mode : {"1", "layers", "0"}) {
     SCOPED_TRACE(mode);
     FusedEnv env(mode);

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/model/model.h"
@@ -61,25 +60,19 @@ class DecodeStepTest : public ::testing::TestWithParam<Device> {
     options.reference = true;
     return load_model(folder, options);
   }
-  // A fresh subfolder of the scratch folder for one model.
-  std::string sub(const std::string& name) {
-    std::string path = folder_.path() + "/" + name;
-    std::filesystem::create_directories(path);
-    return path;
-  }
   // FusedRopeAttentionMatchesUnfused for one model width.
   void check_fused_rope_attention(int64_t hidden);
   ScratchFolder folder_{"decode_step"};
 };
 
 TEST_P(DecodeStepTest, RecordedStepEqualsOpByOpExactly) {
-  auto probe = load(testing::write_tiny_hf_model(sub("probe"), "llama"), DType::kF32, true);
+  auto probe = load(testing::write_tiny_hf_model(folder_.sub("probe"), "llama"), DType::kF32, true);
   if (!probe->info().decode_graph)
     GTEST_SKIP() << GetParam().spec() << " runs decode op by op (no graphs to compare)";
   for (const std::string& variant : testing::tiny_variants()) {
     testing::TinyOptions tiny;
     tiny.sliding_window = false;  // mistral's window of 8 would keep it off the device step
-    std::string folder = testing::write_tiny_hf_model(sub(variant), variant, tiny);
+    std::string folder = testing::write_tiny_hf_model(folder_.sub(variant), variant, tiny);
     for (DType dtype : {DType::kF32, DType::kBF16}) {
       SCOPED_TRACE(variant + " " + std::string(dtype_name(dtype)));
       auto graph = load(folder, dtype, true);
@@ -102,7 +95,7 @@ TEST_P(DecodeStepTest, DecodeMatchesReferenceAtEachStep) {
   for (const std::string& variant :
        {std::string("llama3"), std::string("qwen2"), std::string("qwen3")}) {
     SCOPED_TRACE(variant);
-    std::string folder = testing::write_tiny_hf_model(sub(variant), variant);
+    std::string folder = testing::write_tiny_hf_model(folder_.sub(variant), variant);
     auto model = load(folder, DType::kF32, true);
     auto ref = reference(folder);
     std::vector<TokenId> prompt = testing::tiny_prompt(6, 9);
@@ -115,7 +108,7 @@ TEST_P(DecodeStepTest, DecodeMatchesReferenceAtEachStep) {
 }
 
 TEST_P(DecodeStepTest, BatchedDecodeMatchesSingleSequences) {
-  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
+  std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama");
   auto model = load(folder, DType::kF32, true);
   auto ref = reference(folder);
   std::vector<TokenId> a = testing::tiny_prompt(9, 1), b = testing::tiny_prompt(9, 2);
@@ -146,7 +139,7 @@ TEST_P(DecodeStepTest, BatchedDecodeMatchesSingleSequences) {
 }
 
 TEST_P(DecodeStepTest, SecondCacheAndKeptLogitsStayCorrect) {
-  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
+  std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama");
   auto model = load(folder, DType::kF32, true);
   auto ref = reference(folder);
   std::vector<TokenId> p = testing::tiny_prompt(8, 4);
@@ -179,7 +172,7 @@ TEST_P(DecodeStepTest, SecondCacheAndKeptLogitsStayCorrect) {
 // input buffer, and positions advance on the device) follow the same tokens as argmax over
 // forward()'s logits, also after the cache is cleared and when forward() steps are mixed in.
 TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
-  std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama");
+  std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama");
   auto ref = reference(folder);
   std::vector<TokenId> prompt = testing::tiny_prompt(6, 3);
   const int64_t steps = 10, vocab = testing::kTinyVocab;
@@ -232,8 +225,8 @@ void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
   testing::TinyOptions tiny;
   tiny.hidden = hidden;  // 4 heads: head_dim 64 or 128
   tiny.intermediate = 2 * hidden;
-  std::string folder =
-      testing::write_tiny_hf_model(sub(hidden == 256 ? "llama_h256" : "llama_h512"), "llama", tiny);
+  std::string folder = testing::write_tiny_hf_model(
+      folder_.sub(hidden == 256 ? "llama_h256" : "llama_h512"), "llama", tiny);
   auto ref = reference(folder);
   // 90 cached tokens: more than one pass of the attention's loads, so the split blocks merge.
   std::vector<TokenId> prompt = testing::tiny_prompt(90, 5);

@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 
 #include "engine/model/decode_steps.h"
 #include "engine/model/tiny_models.h"
@@ -35,11 +34,6 @@ class DecodePersistentTest : public ::testing::TestWithParam<Device> {
     options.dtype = dtype;
     return load_model(folder, options);
   }
-  std::string sub(const std::string& name) {
-    std::string path = folder_.path() + "/" + name;
-    std::filesystem::create_directories(path);
-    return path;
-  }
   ScratchFolder folder_{"decode_persistent"};
 };
 
@@ -56,7 +50,7 @@ TEST_P(DecodePersistentTest, MatchesTheOpByOpStepAndTheReference) {
     tiny.hidden = c.hidden;
     tiny.intermediate = 2 * c.hidden + 8 * 3;
     const std::string name = std::string(c.variant) + std::to_string(c.hidden);
-    const std::string folder = testing::write_tiny_hf_model(sub(name), c.variant, tiny);
+    const std::string folder = testing::write_tiny_hf_model(folder_.sub(name), c.variant, tiny);
     ModelOptions ref_options;
     ref_options.reference = true;
     auto ref = load_model(folder, ref_options);
@@ -91,7 +85,7 @@ TEST_P(DecodePersistentTest, MatchesTheOpByOpStepAndTheReference) {
 TEST_P(DecodePersistentTest, UnservedModelsSayWhyAndStayCorrect) {
   testing::TinyOptions tiny;
   tiny.hidden = 256;
-  const std::string folder = testing::write_tiny_hf_model(sub("qwen2"), "qwen2", tiny);
+  const std::string folder = testing::write_tiny_hf_model(folder_.sub("qwen2"), "qwen2", tiny);
   ModelOptions ref_options;
   ref_options.reference = true;
   const std::vector<TokenId> prompt = testing::tiny_prompt(6, 5);
@@ -110,7 +104,7 @@ TEST_P(DecodePersistentTest, TokenOutsideTheVocabularyGivesNaNLogits) {
   // A device cannot raise: like the ops library's embedding, the step's outputs become NaN.
   testing::TinyOptions tiny;
   tiny.hidden = 256;
-  const std::string folder = testing::write_tiny_hf_model(sub("llama"), "llama", tiny);
+  const std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama", tiny);
   ScopedEnv env("FLAGSTONE_ENGINE_PERSISTENT", "1");
   auto model = load(folder, DType::kBF16);
   KvCache cache = model->new_cache(1, 32);

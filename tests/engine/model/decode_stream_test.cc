@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 
 #include "engine/model/decode_steps.h"
 #include "engine/model/tiny_models.h"
@@ -29,11 +28,6 @@ class DecodeStreamTest : public ::testing::TestWithParam<Device> {
         !why.empty())
       GTEST_SKIP() << why;
   }
-  std::string sub(const std::string& name) {
-    std::string path = folder_.path() + "/" + name;
-    std::filesystem::create_directories(path);
-    return path;
-  }
   ScratchFolder folder_{"decode_stream"};
 };
 
@@ -48,7 +42,8 @@ TEST_P(DecodeStreamTest, MatchesTheRegisterGemvStepAndTheReference) {
     tiny.sliding_window = false;
     tiny.hidden = 512;         // f32 rows of 2 KiB: q/k/v, o, gate/up and the head
     tiny.intermediate = 1024;  // and down
-    const std::string folder = testing::write_tiny_hf_model(sub(c.variant), c.variant, tiny);
+    const std::string folder =
+        testing::write_tiny_hf_model(folder_.sub(c.variant), c.variant, tiny);
     ModelOptions ref_options;
     ref_options.reference = true;
     const std::vector<TokenId> prompt = testing::tiny_prompt(c.prompt, 5);
@@ -86,7 +81,7 @@ TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
   tiny.sliding_window = false;
   tiny.hidden = 512;
   tiny.intermediate = 1024;
-  const std::string folder = testing::write_tiny_hf_model(sub("fused"), "llama", tiny);
+  const std::string folder = testing::write_tiny_hf_model(folder_.sub("fused"), "llama", tiny);
   ModelOptions ref_options;
   ref_options.reference = true;
   const std::vector<TokenId> prompt = testing::tiny_prompt(40, 3);

@@ -48,6 +48,12 @@ ScratchFolder::~ScratchFolder() {
   fs::remove_all(path_, ec);
 }
 
+std::string ScratchFolder::sub(const std::string& name) const {
+  std::string path = path_ + "/" + name;
+  fs::create_directories(path);
+  return path;
+}
+
 std::string write_tiny_hf_model(const std::string& folder, const std::string& variant,
                                 const TinyOptions& options) {
   const int64_t hidden = options.hidden, inter = options.intermediate, layers = 2, heads = 4,

@@ -24,6 +24,8 @@ class ScratchFolder {
   ScratchFolder(const ScratchFolder&) = delete;
   ScratchFolder& operator=(const ScratchFolder&) = delete;
   const std::string& path() const { return path_; }
+  // The folder `name` inside it, created (one tiny model each).
+  std::string sub(const std::string& name) const;
 
  private:
   std::string path_;

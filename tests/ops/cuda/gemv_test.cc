@@ -390,15 +390,20 @@ TEST(CudaGemv, FusedProloguesAndEpiloguesMatchReference) {
     }
 }
 
+// Why the streamed GEMV's tests cannot run on the first of `devices`; empty when they can.
+std::string why_not_streamed(const std::vector<Device>& devices) {
+  if (devices.empty()) return "no CUDA device";
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, devices[0].index());
+  return major < 9 ? "the streamed GEMV needs compute capability 9.0" : "";
+}
+
 // The streamed GEMV (gemv_stream.cu, sm_90) with the same prologues and residual: one row, rows
 // of whole 2 KiB chunks, the default ring with one block per SM, and 32 KiB asked (8 slots at
 // least) with two.
 TEST(CudaGemv, StreamedProloguesAndEpiloguesMatchReference) {
   auto devices = cuda_devices();
-  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, devices[0].index());
-  if (major < 9) GTEST_SKIP() << "the streamed GEMV needs compute capability 9.0";
+  if (const std::string why = why_not_streamed(devices); !why.empty()) GTEST_SKIP() << why;
   Rng rng(test_seed() + 8);
   const Device& dev = devices[0];
   using P = cuda::GemvPrologue;
@@ -421,10 +426,7 @@ TEST(CudaGemv, StreamedProloguesAndEpiloguesMatchReference) {
 // the norm prologue in front (the decode step's gate/up), two blocks per SM and a small ring.
 TEST(CudaGemv, StreamedSiluEpilogueMatchesReference) {
   auto devices = cuda_devices();
-  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, devices[0].index());
-  if (major < 9) GTEST_SKIP() << "the streamed GEMV needs compute capability 9.0";
+  if (const std::string why = why_not_streamed(devices); !why.empty()) GTEST_SKIP() << why;
   Rng rng(test_seed() + 9);
   const Device& dev = devices[0];
   using P = cuda::GemvPrologue;

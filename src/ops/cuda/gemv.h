@@ -76,9 +76,10 @@ cudaError_t launch_fused_gemv(DType dtype, const FusedGemvArgs& args, cudaStream
 int gemv_env_int(const char* name);
 
 // gemv_stream.cu: the same product for one row, each block streaming its run of weight rows
-// through a shared-memory ring with bulk copies (sm_90), the first ones asked for before it waits
-// on the kernel in front (so early_weights is implied: only for weights no kernel in flight
-// writes); the prologue and residual of the fused form are served as well. Needs contiguous
+// through a shared-memory ring with bulk copies (sm_90), the first ones (and the norm weight)
+// asked for before it waits on the kernel in front (so early_weights is implied: only for
+// weights no kernel in flight writes); the prologue and residual of the fused form are served
+// as well. Needs contiguous
 // weight rows of a multiple of 2 KiB, 16-byte aligned x, weight and norm weight; the reason when
 // not, empty when served.
 struct StreamedGemvTuning {  // 0: the default, or FLAGSTONE_GEMV_RING_KIB / _STREAM_BPSM /

@@ -79,9 +79,8 @@ int gemv_env_int(const char* name);
 // through a shared-memory ring with bulk copies (sm_90), the first ones (and the norm weight)
 // asked for before it waits on the kernel in front (so early_weights is implied: only for
 // weights no kernel in flight writes); the prologue and residual of the fused form are served
-// as well. Needs contiguous
-// weight rows of a multiple of 2 KiB, 16-byte aligned x, weight and norm weight; the reason when
-// not, empty when served.
+// as well. Needs contiguous weight rows of a multiple of 2 KiB, 16-byte aligned x, weight and
+// norm weight; the reason when not, empty when served.
 struct StreamedGemvTuning {  // 0: the default, or FLAGSTONE_GEMV_RING_KIB / _STREAM_BPSM /
                              // _CHUNK_KIB
   int ring_kib = 0;          // shared memory for chunks in flight, per block

@@ -253,24 +253,42 @@ int64_t sums_per_block(int64_t n, int64_t blocks, bool pairs) {
 
 // Chunk size: the largest of 2, 4, 8 or 16 KiB up to the asked size that divides the row; ring
 // slots from the budget (8 to 64 chunks); blocks_per_sm blocks per SM, never more blocks than
-// rows (row pairs with the silu epilogue).
-Plan plan_of(int64_t n, int64_t row_packs, bool pairs, bool norm, StreamedGemvTuning t) {
+// rows (row pairs with the silu epilogue). Small products (weights of at most 16 MiB) and those
+// with long rows (k at least twice n: down) can be tuned on their own for sweeps
+// (FLAGSTONE_GEMV_SMALL_RING_KIB / _SMALL_BPSM, _LONG_RING_KIB / _LONG_BPSM / _LONG_CHUNK_KIB):
+// with one block of down an SM, the next layer's q/k/v block fits beside it and fills its ring
+// during down.
+Plan plan_of(int64_t n, int64_t k, int64_t row_packs, bool pairs, bool norm, StreamedGemvTuning t) {
   Plan p;
   static const int ring_env = gemv_env_int("FLAGSTONE_GEMV_RING_KIB");
   static const int bpsm_env = gemv_env_int("FLAGSTONE_GEMV_STREAM_BPSM");
   static const int chunk_env = gemv_env_int("FLAGSTONE_GEMV_CHUNK_KIB");
-  const int ring_kib = t.ring_kib > 0 ? t.ring_kib : ring_env > 0 ? ring_env : kDefaultRingKiB;
+  static const int small_ring_env = gemv_env_int("FLAGSTONE_GEMV_SMALL_RING_KIB");
+  static const int small_bpsm_env = gemv_env_int("FLAGSTONE_GEMV_SMALL_BPSM");
+  static const int long_ring_env = gemv_env_int("FLAGSTONE_GEMV_LONG_RING_KIB");
+  static const int long_bpsm_env = gemv_env_int("FLAGSTONE_GEMV_LONG_BPSM");
+  static const int long_chunk_env = gemv_env_int("FLAGSTONE_GEMV_LONG_CHUNK_KIB");
+  const bool small = n * row_packs * 16 <= (int64_t{16} << 20), long_rows = k >= 2 * n;
+  const int class_ring = small ? small_ring_env : long_rows ? long_ring_env : 0;
+  const int class_bpsm = small ? small_bpsm_env : long_rows ? long_bpsm_env : 0;
+  const int ring_kib = t.ring_kib > 0   ? t.ring_kib
+                       : class_ring > 0 ? class_ring
+                       : ring_env > 0   ? ring_env
+                                        : kDefaultRingKiB;
   // Two rings an SM for long products; one for weights of at most 16 MiB (the 1B shape's q/k/v
   // and o), which measured faster so (H200, tools/gpu/stream.sh).
-  const int by_size = n * row_packs * 16 <= (int64_t{16} << 20) ? 1 : kDefaultBlocksPerSm;
+  const int by_size = small ? 1 : kDefaultBlocksPerSm;
   // 4 KiB chunks: llama-1b decode 1.02-1.03x and llama-8b 1.01x faster than 8 KiB (H200,
   // session 21; 2 KiB: 0.9x).
   const int blocks_per_sm = t.blocks_per_sm > 0 ? t.blocks_per_sm
+                            : class_bpsm > 0    ? class_bpsm
                             : bpsm_env > 0      ? bpsm_env
                                                 : by_size;
-  const int chunk_kib = t.chunk_kib > 0 ? t.chunk_kib
-                        : chunk_env > 0 ? chunk_env
-                                        : kDefaultChunkKiB;
+  const int class_chunk = !small && long_rows ? long_chunk_env : 0;
+  const int chunk_kib = t.chunk_kib > 0   ? t.chunk_kib
+                        : class_chunk > 0 ? class_chunk
+                        : chunk_env > 0   ? chunk_env
+                                          : kDefaultChunkKiB;
   p.chunk_packs = kSmallChunkPacks;
   while (p.chunk_packs * 2 * 16 <= chunk_kib * 1024 && p.chunk_packs < kMaxChunkPacks &&
          row_packs % (p.chunk_packs * 2) == 0)
@@ -304,7 +322,7 @@ cudaError_t opt_in(int device, size_t bytes) {
 template <typename T>
 cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGemvTuning t) {
   const bool pairs = a.epilogue == GemvEpilogue::kSiluMul;
-  Plan p = plan_of(a.n, a.k / Pack<T>::kCount, pairs, a.prologue == GemvPrologue::kRmsNorm, t);
+  Plan p = plan_of(a.n, a.k, a.k / Pack<T>::kCount, pairs, a.prologue == GemvPrologue::kRmsNorm, t);
   int device = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = opt_in<T>(device, p.layout.total);
@@ -362,7 +380,7 @@ const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
   if (!built_for_sm90()) return "this build has no sm_90 code for it";
   if (a.epilogue == GemvEpilogue::kSiluMul && (a.n % 2 || a.residual))
     return "the silu epilogue needs an even row count and no residual";
-  const Plan p = plan_of(a.n, row_bytes / 16, a.epilogue == GemvEpilogue::kSiluMul,
+  const Plan p = plan_of(a.n, a.k, row_bytes / 16, a.epilogue == GemvEpilogue::kSiluMul,
                          a.prologue == GemvPrologue::kRmsNorm, StreamedGemvTuning{});
   if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
   if (p.layout.total > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";

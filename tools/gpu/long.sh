@@ -1,0 +1,20 @@
+#!/bin/bash
+# GPU sweep for the next session: one block of down an SM (FLAGSTONE_GEMV_LONG_BPSM=1, its ring
+# and chunk by _LONG_RING_KIB / _LONG_CHUNK_KIB), so the next layer's q/k/v block (one an SM,
+# ring by _SMALL_RING_KIB) fits beside it and fills its ring while down runs. GEMV and engine
+# tests under the settings, then llama-1b / llama-8b tg128 against the default of the same
+# window. Output: $OUT/long.txt.
+o="$OUT/long.txt"
+b=build-gpu
+G=FLAGSTONE_GEMV
+L="${G}_LONG_BPSM=1"
+{
+  echo "== date $(date -u +%FT%TZ), HEAD $(git rev-parse --short HEAD 2>/dev/null)"
+  timeout 60 $b/tests/ops/cuda/ops_cuda_gemv_tests --gtest_brief=1 2>&1 | tail -3
+  env $L ${G}_LONG_RING_KIB=128 timeout 60 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -2
+} >"$o" 2>&1
+FLAGSTONE_SWEEP="${LONG_SWEEP:-;$L ${G}_LONG_RING_KIB=128;$L ${G}_LONG_RING_KIB=128 ${G}_LONG_CHUNK_KIB=8;$L ${G}_LONG_RING_KIB=96;$L ${G}_LONG_RING_KIB=96 ${G}_SMALL_RING_KIB=96;$L ${G}_LONG_RING_KIB=64;}" bash tools/gpu/sweep.sh
+cat "$OUT/sweep.txt" >>"$o"
+MODEL=llama-8b FLAGSTONE_SWEEP="${LONG_SWEEP8:-;$L ${G}_LONG_RING_KIB=128;$L ${G}_LONG_RING_KIB=96}" bash tools/gpu/sweep.sh
+cat "$OUT/sweep.txt" >>"$o"
+rm -f "$OUT/sweep.txt"

@@ -1,9 +1,9 @@
 #!/bin/bash
-# GPU sweep for the next session: one block of down an SM (FLAGSTONE_GEMV_LONG_BPSM=1, its ring
+# GPU sweeps for the next session: one block of down an SM (FLAGSTONE_GEMV_LONG_BPSM=1, its ring
 # and chunk by _LONG_RING_KIB / _LONG_CHUNK_KIB), so the next layer's q/k/v block (one an SM,
 # ring by _SMALL_RING_KIB) fits beside it and fills its ring while down runs. GEMV and engine
 # tests under the settings, then llama-1b / llama-8b tg128 against the default of the same
-# window. Output: $OUT/long.txt.
+# window; then part of the weights kept in L2 between steps (below). Output: $OUT/long.txt.
 o="$OUT/long.txt"
 b=build-gpu
 G=FLAGSTONE_GEMV
@@ -18,3 +18,12 @@ cat "$OUT/sweep.txt" >>"$o"
 MODEL=llama-8b FLAGSTONE_SWEEP="${LONG_SWEEP8:-;$L ${G}_LONG_RING_KIB=128;$L ${G}_LONG_RING_KIB=96}" bash tools/gpu/sweep.sh
 cat "$OUT/sweep.txt" >>"$o"
 rm -f "$OUT/sweep.txt"
+# Then part of the weights kept in L2 from one step to the next (FLAGSTONE_ENGINE_L2_KEEP_MIB: the
+# first layers' q/k/v, or o, or both, streamed with evict_last), 1B and 8B.
+K=FLAGSTONE_ENGINE_L2_KEEP
+FLAGSTONE_SWEEP="${KEEP_SWEEP:-;${K}_MIB=12;${K}_MIB=24;${K}_MIB=36;${K}_MIB=48;${K}_MIB=40 $K=both;${K}_MIB=32 $K=o;}" bash tools/gpu/sweep.sh
+cat "$OUT/sweep.txt" >>"$o"
+MODEL=llama-8b FLAGSTONE_SWEEP="${KEEP_SWEEP8:-;${K}_MIB=24;${K}_MIB=40}" bash tools/gpu/sweep.sh
+cat "$OUT/sweep.txt" >>"$o"
+rm -f "$OUT/sweep.txt"
+env ${K}_MIB=36 timeout 60 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -2 >>"$o"

@@ -144,6 +144,29 @@ bool DecoderModel::silu_after_gate_up(const Layer& layer, int64_t rows) const {
 #endif
 }
 
+bool DecoderModel::kept_in_l2(const Tensor& weight) const {
+  static const int64_t budget = [] {
+    const char* env = std::getenv("FLAGSTONE_ENGINE_L2_KEEP_MIB");
+    return env ? std::atoll(env) << 20 : 0;
+  }();
+  static const std::string what = [] {
+    const char* env = std::getenv("FLAGSTONE_ENGINE_L2_KEEP");
+    return std::string(env ? env : "qkv");
+  }();
+  if (budget <= 0) return false;
+  int64_t used = 0;
+  for (const Layer& layer : layers_)
+    for (const Tensor* kept : {&layer.qkv, &layer.o}) {
+      if (!kept->defined() || (kept == &layer.qkv && what == "o") ||
+          (kept == &layer.o && what == "qkv"))
+        continue;
+      used += kept->nbytes();
+      if (used > budget) return false;
+      if (address_of(*kept) == address_of(weight)) return true;
+    }
+  return false;
+}
+
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  StepPrologue prologue, const Tensor& norm, const Tensor& residual,
                                  bool silu_after) const {
@@ -170,6 +193,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     a.norm_weight = norm.defined() ? address_of(norm) : nullptr;
     a.eps = static_cast<float>(config_.rms_norm_eps);
     if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
+    a.keep_in_l2 = kept_in_l2(weight);
     // Unless FLAGSTONE_ENGINE_STREAM=0, a fused one-row product takes the streamed GEMV, which
     // serves the same prologue and residual (asked on the model's device, which the refusal
     // and the launch plan query).

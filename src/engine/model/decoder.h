@@ -90,6 +90,10 @@ class DecoderModel : public Model {
   // streamed GEMV, so down takes the activation as its plain input (FLAGSTONE_ENGINE_SILU=down:
   // never; the activation is then down's prologue).
   bool silu_after_gate_up(const Layer& layer, int64_t rows) const;
+  // Whether the step streams `weight` asking L2 to keep it for the next step
+  // (FLAGSTONE_ENGINE_L2_KEEP_MIB: the q/k/v weights of the first layers up to that many MiB;
+  // FLAGSTONE_ENGINE_L2_KEEP=o or =both picks the o weights, or both, instead). Off by default.
+  bool kept_in_l2(const Tensor& weight) const;
   // A one-token product of the step, x [rows, 1, k] by weight [n, k] (the ops library's GEMV
   // with early weight loads where it serves, else ops linear); returns [rows, 1, n].
   Tensor step_product(const Tensor& x, const Tensor& weight, const Tensor& bias = {}) const;

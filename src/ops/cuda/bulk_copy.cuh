@@ -50,6 +50,13 @@ __device__ __forceinline__ uint64_t evict_first_policy() {
   return policy;
 }
 
+// The L2 policy for data read again soon (a weight kept for the next decode step): leave L2 last.
+__device__ __forceinline__ uint64_t evict_last_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+  return policy;
+}
+
 // One bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) from global memory
 // into shared memory, completing on `bar`, under the L2 `policy`.
 __device__ __forceinline__ void load(void* dst, const void* src, uint32_t bytes, uint64_t* bar,

@@ -66,6 +66,9 @@ struct FusedGemvArgs : GemvArgs {
   // launch once x is staged.
   bool pdl = false;
   int blocks_per_sm = 0;  // 0: from the shape (FLAGSTONE_GEMV_BPSM overrides, for sweeps)
+  // The streamed GEMV asks L2 to keep the weight (evict_last instead of evict_first), so a weight
+  // read every decode step can still be there at the next one.
+  bool keep_in_l2 = false;
 };
 // Needs 16-byte aligned x, w, norm_weight and rows (k, ldx, ldw multiples of 16 bytes) and the
 // staged x rows (m * k elements) within shared memory; the reason when not, empty when served.

@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const auto* w = static_cast<const uint4*>(a.w);
       int64_t base = first * row_packs;  // chunk i starts at base + i * chunk_packs
       const auto bytes = static_cast<uint32_t>(chunk_packs * 16);
-      const uint64_t policy = bulk::evict_first_policy();
+      const uint64_t policy = a.keep_in_l2 ? bulk::evict_last_policy() : bulk::evict_first_policy();
       int s = 0;
       uint32_t phase = 0;
       for (int64_t i = 0; i < chunks; ++i) {

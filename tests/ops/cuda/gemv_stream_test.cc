@@ -28,22 +28,24 @@ TEST(CudaStreamedGemv, MatchesReference) {
     int ring_kib, blocks_per_sm;
     bool bias;
     int chunk_kib = 0;
+    bool keep_in_l2 = false;  // the weight streamed with L2 evict_last
   };
   // k: rows of one 2 KiB chunk (1024 bf16), of one 4 KiB chunk, of several, of 2 KiB chunks only
   // (3072); n: fewer rows than SMs, rows that split unevenly, a decode-sized down product; rings
-  // from the 8-slot minimum (1 KiB asked; 4096 x 8192 then runs about 8 laps of it) to 192 KiB.
+  // from the 8-slot minimum (1 KiB asked; 4096 x 8192 then runs about 8 laps of it) to 192 KiB;
+  // one weight streamed with the L2 policy that keeps it.
   const Case cases[] = {
       {7, 1024, 0, 0, true},      {300, 2048, 0, 0, false},      {1001, 4096, 32, 1, true},
       {133, 8192, 0, 2, false},   {2048, 8192, 192, 1, true},    {517, 3072, 48, 2, true},
       {300, 2048, 1, 1, true},    {129, 8192, 64, 1, false, 16}, {300, 4096, 48, 2, true, 8},
-      {65, 2048, 0, 1, true, 16}, {4096, 8192, 1, 1, true}};
+      {65, 2048, 0, 1, true, 16}, {4096, 8192, 1, 1, true},      {300, 2048, 0, 1, true, 0, true}};
   for (DType d : {DType::kBF16, DType::kF16, DType::kF32})
     for (const Case& c : cases) {
       const int64_t k = d == DType::kF32 ? c.k / 2 : c.k;
       SCOPED_TRACE(std::string(dtype_name(d)) + " n=" + std::to_string(c.n) +
                    " k=" + std::to_string(k) + " ring " + std::to_string(c.ring_kib) +
                    " KiB, blocks/SM " + std::to_string(c.blocks_per_sm) + ", chunk " +
-                   std::to_string(c.chunk_kib) + " KiB");
+                   std::to_string(c.chunk_kib) + " KiB" + (c.keep_in_l2 ? ", kept in L2" : ""));
       Tensor x = random_tensor(rng, {1, k}, d, dev, -1, 1);
       Tensor w = random_tensor(rng, {c.n, k}, d, dev, -1, 1);
       Tensor b = random_tensor(rng, {c.n}, d, dev, -1, 1);
@@ -61,6 +63,7 @@ TEST(CudaStreamedGemv, MatchesReference) {
       a.out = address(out), a.x = address(xs), a.w = address(w);
       a.bias = c.bias ? address(b) : nullptr;
       a.m = 1, a.n = c.n, a.k = k, a.ldx = k, a.ldw = k, a.ldo = c.n;
+      a.keep_in_l2 = c.keep_in_l2;
       const std::string refused = cuda::streamed_gemv_refusal(d, a);
       if (refused.find("compute capability") != std::string::npos) GTEST_SKIP() << refused;
       ASSERT_EQ(refused, "");

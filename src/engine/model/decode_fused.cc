@@ -158,7 +158,7 @@ bool DecoderModel::kept_in_l2(const Tensor& weight) const {
   for (const Layer& layer : layers_)
     for (const Tensor* kept : {&layer.qkv, &layer.o}) {
       if (!kept->defined() || (kept == &layer.qkv && what == "o") ||
-          (kept == &layer.o && what == "qkv"))
+          (kept == &layer.o && what != "o" && what != "both"))
         continue;
       used += kept->nbytes();
       if (used > budget) return false;

@@ -60,11 +60,18 @@ std::string stream_mode() {
   return env && *env ? env : "all";
 }
 
+// Whether the streamed GEMV takes the product `a` on `device` (unless FLAGSTONE_ENGINE_STREAM=0;
+// asked on the model's device, which the refusal and the launch plan query).
+bool streamed_takes(const Device& device, DType dtype, const ops::cuda::FusedGemvArgs& a) {
+  return stream_mode() != "0" && *use_cuda_device(device.index()) == '\0' &&
+         *ops::cuda::streamed_gemv_refusal(dtype, a) == '\0';
+}
+
 // Whether the streamed GEMV serves one row by `weight` on `device`, normed by `norm` in front
 // when defined and with the silu epilogue when asked (what the step's fused products need).
 bool streamed_serves(const Device& device, DType dtype, const Tensor& weight, const Tensor& norm,
                      bool silu_after) {
-  if (stream_mode() == "0" || weight.dtype() != dtype || !weight.is_contiguous() ||
+  if (weight.dtype() != dtype || !weight.is_contiguous() ||
       (norm.defined() && (!norm.is_contiguous() || norm.dtype() != dtype)))
     return false;
   ops::cuda::FusedGemvArgs a;
@@ -76,8 +83,7 @@ bool streamed_serves(const Device& device, DType dtype, const Tensor& weight, co
     a.norm_weight = address_of(norm);
   }
   if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
-  return *use_cuda_device(device.index()) == '\0' &&
-         *ops::cuda::streamed_gemv_refusal(dtype, a) == '\0';
+  return streamed_takes(device, dtype, a);
 }
 
 const char* prologue_name(StepPrologue p) {
@@ -194,11 +200,9 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     a.eps = static_cast<float>(config_.rms_norm_eps);
     if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
     a.keep_in_l2 = kept_in_l2(weight);
-    // Unless FLAGSTONE_ENGINE_STREAM=0, a fused one-row product takes the streamed GEMV, which
-    // serves the same prologue and residual (asked on the model's device, which the refusal
-    // and the launch plan query).
-    const bool streamed = stream_mode() != "0" && *use_cuda_device(device_.index()) == '\0' &&
-                          *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+    // A fused one-row product takes the streamed GEMV where it serves (the same prologue and
+    // residual).
+    const bool streamed = streamed_takes(device_, dtype_, a);
     if (streamed || (weight.numel() <= fused_max_elements() &&
                      *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0')) {
       Tensor out = residual.defined()
@@ -270,8 +274,7 @@ Tensor DecoderModel::step_product(const Tensor& x, const Tensor& weight, const T
     a.bias = bias.defined() ? address_of(bias) : nullptr;
     a.ldx = k, a.ldw = k, a.ldo = n;
     a.early_weights = true;
-    const bool use_stream = stream_asked && *use_cuda_device(device_.index()) == '\0' &&
-                            *ops::cuda::streamed_gemv_refusal(dtype_, a) == '\0';
+    const bool use_stream = stream_asked && streamed_takes(device_, dtype_, a);
     // A product that only the streamed GEMV would have taken goes to ops linear (cuBLAS) when
     // the device refuses it (before sm_90).
     if (!use_stream && !fits) return ops_.linear(x.reshape({rows, 1, k}), weight, bias);

@@ -88,9 +88,15 @@ struct RopeAttentionArgs : RopeCacheArgs {
   int64_t splits = 1;
   float* partials = nullptr;
   unsigned* counters = nullptr;
+  // The group's splits run as one thread-block cluster and merge in shared memory, not through
+  // `partials` (sm_90; rope_attention_clusters says where it may).
+  bool cluster = false;
 };
 bool rope_attention_supported(const RopeAttentionArgs& args, int element_bytes);
 int64_t rope_attention_splits(const RopeAttentionArgs& args, int sms);
+// Whether args' split count fits one cluster, on a CUDA device of compute capability 9.0 and up
+// (FLAGSTONE_ENGINE_ATTN_CLUSTER=0 turns it off, to measure it).
+bool rope_attention_clusters(const RopeAttentionArgs& args, int device);
 const char* launch_rope_attention(const RopeAttentionArgs& args, bool bf16, int device,
                                   void* stream);
 

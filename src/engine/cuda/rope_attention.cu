@@ -8,8 +8,11 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "../../ops/cuda/attention_decode.cuh"
+#include "attention_cluster.cuh"
 #include "kv_cache_write.h"
 #include "rotate_pack.cuh"
 
@@ -21,9 +24,12 @@ using decode_core::kThreads;
 // (kv_cache_write.h); the core's layout needs (4 + D) per split, so at most 120 splits fit.
 constexpr int64_t kMaxFusedSplits = 120;
 
-template <typename T, int D, int G>
+// kCluster: the group's splits are one thread-block cluster and merge through the first split's
+// shared memory (attention_cluster.cuh) instead of the workspace.
+template <typename T, int D, int G, bool kCluster>
 __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) {
   using S = decode_core::Tile<D, G>;
+  if constexpr (kCluster) decode_core::cluster_start();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int sub = lane / S::kLanes, part = lane % S::kLanes;
   const int64_t kh = blockIdx.y, b = blockIdx.z;
@@ -86,25 +92,54 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
     t.partials = a.partials + (b * hq + kh * G) * decode_core::partial_floats(gridDim.x, D);
     t.counter = a.counters + b * hk + kh;
   }
-  decode_core::attend<T, D, G>(q, t, row_at, &first);
+  if constexpr (kCluster)
+    decode_core::attend_cluster<T, D, G>(q, t, row_at, &first);
+  else
+    decode_core::attend<T, D, G>(q, t, row_at, &first);
+}
+
+// A launch whose blocks of one group (grid x) form a cluster, with PDL where it is on.
+template <typename Kernel>
+cudaError_t launch_clustered(Kernel kernel, dim3 grid, cudaStream_t stream,
+                             const RopeAttentionArgs& a) {
+  if (grid.x > 8) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+    if (e != cudaSuccess) return e;
+  }
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  cudaLaunchAttribute attribute[2];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = grid.x;
+  attribute[0].val.clusterDim.y = 1;
+  attribute[0].val.clusterDim.z = 1;
+  attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = ops::cuda::use_pdl() ? 2 : 1;
+  return cudaLaunchKernelEx(&config, kernel, a);
 }
 
 template <typename T, int D>
 cudaError_t launch_group(const RopeAttentionArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(a.batch));
-  auto launch = [&](auto kernel) {
-    return ops::cuda::launch_with_pdl(kernel, grid, dim3(kThreads), 0, stream, a);
+  auto launch = [&](auto plain, auto clustered) {
+    if (a.cluster) return launch_clustered(clustered, grid, stream, a);
+    return ops::cuda::launch_with_pdl(plain, grid, dim3(kThreads), 0, stream, a);
   };
   switch (a.q_heads / a.kv_heads) {
     case 1:
-      return launch(rope_attention<T, D, 1>);
+      return launch(rope_attention<T, D, 1, false>, rope_attention<T, D, 1, true>);
     case 2:
-      return launch(rope_attention<T, D, 2>);
+      return launch(rope_attention<T, D, 2, false>, rope_attention<T, D, 2, true>);
     case 4:
-      return launch(rope_attention<T, D, 4>);
+      return launch(rope_attention<T, D, 4, false>, rope_attention<T, D, 4, true>);
     case 8:
-      return launch(rope_attention<T, D, 8>);
+      return launch(rope_attention<T, D, 8, false>, rope_attention<T, D, 8, true>);
     default:
       return cudaErrorInvalidValue;
   }
@@ -137,10 +172,35 @@ int64_t rope_attention_splits(const RopeAttentionArgs& a, int sms) {
   return std::max<int64_t>(1, std::min<int64_t>(splits, kMaxFusedSplits));
 }
 
+bool rope_attention_clusters(const RopeAttentionArgs& a, int device) {
+  // Read at each recording (tests compare both merges in one process).
+  const char* env = std::getenv("FLAGSTONE_ENGINE_ATTN_CLUSTER");
+  const bool allowed = !(env && std::string(env) == "0");
+  int major = 0;
+  if (!allowed || a.splits < 2 ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      major < 9)
+    return false;
+  const int64_t group = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
+  int64_t most = 0;
+  if (a.head_dim == 64)
+    most = group == 1   ? decode_core::kMaxClusterSplits<64, 1>
+           : group == 2 ? decode_core::kMaxClusterSplits<64, 2>
+           : group == 4 ? decode_core::kMaxClusterSplits<64, 4>
+                        : decode_core::kMaxClusterSplits<64, 8>;
+  else
+    most = group == 1   ? decode_core::kMaxClusterSplits<128, 1>
+           : group == 2 ? decode_core::kMaxClusterSplits<128, 2>
+           : group == 4 ? decode_core::kMaxClusterSplits<128, 4>
+                        : decode_core::kMaxClusterSplits<128, 8>;
+  return a.splits <= most;
+}
+
 const char* launch_rope_attention(const RopeAttentionArgs& a, bool bf16, int device,
                                   void* stream_handle) {
   if (a.batch <= 0) return "";
   if (a.splits < 1 || a.splits > kMaxFusedSplits) return "bad split count for the fused attention";
+  if (a.cluster && a.splits > 16) return "more splits than a cluster holds";
   if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
   cudaError_t status =

@@ -150,6 +150,7 @@ RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCach
   fill_rope_cache_args(a, cache, l, heads, s.step, s.batch);
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   a.splits = rope_attention_splits(a, device_.info().compute_units);
+  a.cluster = rope_attention_clusters(a, device_.index());
   if (s.attn_scratch.defined()) {
     a.partials = static_cast<float*>(address_of(s.attn_scratch));
     a.counters = reinterpret_cast<unsigned*>(a.partials + s.batch * heads_ * 128 * (2 + head_dim_));

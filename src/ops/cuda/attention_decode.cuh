@@ -337,18 +337,21 @@ __device__ __forceinline__ void merge_splits(const GroupTask<T>& t) {
   }
 }
 
-// The block's attention over its split: q holds this lane's 8 elements of each group head,
-// scaled by scale * log2 e. `row_at(j)` gives row j's offsets; `first`, when set, is the first
-// pass already loaded (load_pass before the wait). Called by every thread of the block (it
-// synchronizes); writes the output or, split, the partials and the last split merges.
+// Floats of the block's per-warp states (attend_states): per warp and head m, l, D values.
+template <int D, int G>
+inline constexpr int kMergeFloats = kWarps* G*(2 + D);
+
+// The block's attention over its split, up to the per-warp online-softmax states in `merge`
+// (kMergeFloats<D, G>, combine_warps reads them): q holds this lane's 8 elements of each group
+// head, scaled by scale * log2 e. `row_at(j)` gives row j's offsets; `first`, when set, is the
+// first pass already loaded (load_pass before the wait). Called by every thread of the block (it
+// synchronizes); returns whether any thread met a bad row.
 template <typename T, int D, int G, typename RowFn>
-__device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T>& t, RowFn row_at,
-                                       const Pass<Tile<D, G>::kUnroll>* first = nullptr) {
+__device__ __forceinline__ bool attend_states(const float (&q)[G][8], const GroupTask<T>& t,
+                                              RowFn row_at, const Pass<Tile<D, G>::kUnroll>* first,
+                                              float* merge) {
   using S = Tile<D, G>;
   constexpr int U = S::kUnroll;
-  constexpr int kWidth = 2 + D;  // per warp and head in `merge`: m, l, accumulators
-  __shared__ float merge[kWarps * G * kWidth];
-  __shared__ bool last;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int sub = lane / S::kLanes, part = lane % S::kLanes;
   const int slot = warp * S::kRows + sub;
@@ -427,8 +430,17 @@ __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T
   // The rows of a warp merge by shuffles, then the warps through shared memory.
   merge_warp_rows<S::kLanes, G>(m, l, acc);
   if (sub == 0) store_warp_state<G, D>(merge, warp, part, m, l, acc);
-  bad = __syncthreads_or(bad);
+  return __syncthreads_or(bad);
+}
 
+// The block's attention over its split (attend_states), then the output, or, split, the partials
+// of the split, and the last split of the group merges them.
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T>& t, RowFn row_at,
+                                       const Pass<Tile<D, G>::kUnroll>* first = nullptr) {
+  __shared__ float merge[kMergeFloats<D, G>];
+  __shared__ bool last;
+  const bool bad = attend_states<T, D, G>(q, t, row_at, first, merge);
   const bool whole = t.split.active == 1;
   for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
     const int g = idx / D, c = idx % D;

@@ -61,7 +61,7 @@ class DecodeStepTest : public ::testing::TestWithParam<Device> {
     return load_model(folder, options);
   }
   // FusedRopeAttentionMatchesUnfused for one model width.
-  void check_fused_rope_attention(int64_t hidden);
+  void check_fused_rope_attention(int64_t hidden, int64_t capacity, int64_t cached);
   ScratchFolder folder_{"decode_step"};
 };
 
@@ -212,26 +212,47 @@ TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
   }
 }
 
-// The fused rotary + KV append + attention kernel (the default; bf16,
-// head_dim 64 and 128) against the unfused step on the same tokens, and against the float64
-// reference; CUDA only (elsewhere the step runs op by op and the variable changes nothing).
+// The fused rotary + KV append + attention kernel (the default; bf16, head_dim 64 and 128),
+// its splits merged through a thread-block cluster (sm_90) or through the global workspace,
+// against the unfused step on the same tokens, and against the float64 reference; CUDA only
+// (elsewhere the step runs op by op and the variables change nothing).
 TEST_P(DecodeStepTest, FusedRopeAttentionMatchesUnfused) {
   if (GetParam().backend() != "cuda") GTEST_SKIP() << "the fused kernel is CUDA's";
-  for (int64_t hidden : {256, 512}) check_fused_rope_attention(hidden);
+  // 90 cached tokens in a cache of 128: more than one pass of the attention's loads, so 2 (head
+  // dim 64) or 4 (128) split blocks merge. 400 in 1024: 16 splits of which 7 hold keys (64), or
+  // 32, more than a cluster holds, so the workspace merges (128).
+  for (int64_t hidden : {256, 512}) {
+    check_fused_rope_attention(hidden, 128, 90);
+    check_fused_rope_attention(hidden, 1024, 400);
+  }
 }
 
-void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
-  SCOPED_TRACE(::testing::Message() << "head_dim " << hidden / 4);
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+void DecodeStepTest::check_fused_rope_attention(int64_t hidden, int64_t capacity, int64_t cached) {
+  SCOPED_TRACE(::testing::Message()
+               << "head_dim " << hidden / 4 << ", " << cached << " cached of " << capacity);
   testing::TinyOptions tiny;
   tiny.hidden = hidden;  // 4 heads: head_dim 64 or 128
   tiny.intermediate = 2 * hidden;
+  tiny.max_positions = capacity;
   std::string folder = testing::write_tiny_hf_model(
-      folder_.sub(hidden == 256 ? "llama_h256" : "llama_h512"), "llama", tiny);
+      folder_.sub("llama_h" + std::to_string(hidden) + "_c" + std::to_string(capacity)), "llama",
+      tiny);
   auto ref = reference(folder);
-  // 90 cached tokens: more than one pass of the attention's loads, so the split blocks merge.
-  std::vector<TokenId> prompt = testing::tiny_prompt(90, 5);
+  std::vector<TokenId> prompt = testing::tiny_prompt(cached, 5);
   auto run = [&](Model& model, const std::vector<int64_t>& feed) {
-    KvCache cache = model.new_cache(1, 128);
+    KvCache cache = model.new_cache(1, capacity);
     model.forward(ids(prompt, 0, static_cast<int64_t>(prompt.size())), cache);
     std::vector<std::vector<double>> out;
     for (int64_t id : feed)
@@ -239,32 +260,26 @@ void DecodeStepTest::check_fused_rope_attention(int64_t hidden) {
                         .to_double_vector());
     return out;
   };
-  std::vector<int64_t> feed{3, 17, 42, 5, 99, 7, 12, 64, 1, 30};
-  auto want = run(*ref, feed);
+  const std::vector<int64_t> feed{3, 17, 42, 5, 99, 7, 12, 64, 1, 30};
+  const auto want = run(*ref, feed);
   // The fused kernel is the default; "0" selects rotary + KV append, then paged_attention.
-  ::setenv("FLAGSTONE_ENGINE_ROPE_ATTENTION", "0", 1);
-  std::vector<std::vector<double>> unfused;
-  try {
-    unfused = run(*load(folder, DType::kBF16, true), feed);
-  } catch (...) {
-    ::unsetenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
-    throw;
-  }
-  ::setenv("FLAGSTONE_ENGINE_ROPE_ATTENTION", "1", 1);
-  std::vector<std::vector<double>> fused;
-  try {
-    fused = run(*load(folder, DType::kBF16, true), feed);
-  } catch (...) {
-    ::unsetenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
-    throw;
-  }
-  ::unsetenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
-  ASSERT_EQ(fused.size(), feed.size());
-  // Same weights and dtype: only the order of rounding in rotary and attention differs. Against
-  // the reference, bf16 weights and activations (every matrix product rounded) dominate.
-  for (size_t i = 0; i < feed.size(); ++i) {
-    EXPECT_LT(relative_error(fused[i], unfused[i]), 2e-2) << "step " << i;
-    EXPECT_LT(relative_error(fused[i], want[i]), 1e-1) << "step " << i;
+  auto run_with = [&](const char* fused, const char* cluster) {
+    ScopedEnv a("FLAGSTONE_ENGINE_ROPE_ATTENTION", fused);
+    ScopedEnv b("FLAGSTONE_ENGINE_ATTN_CLUSTER", cluster);
+    return run(*load(folder, DType::kBF16, true), feed);
+  };
+  const auto unfused = run_with("0", "1");
+  for (const char* cluster : {"1", "0"}) {
+    SCOPED_TRACE(std::string("cluster merge ") + cluster);
+    const auto fused = run_with("1", cluster);
+    ASSERT_EQ(fused.size(), feed.size());
+    // Same weights and dtype: only the order of rounding in rotary and attention differs.
+    // Against the reference, bf16 weights and activations (every matrix product rounded)
+    // dominate.
+    for (size_t i = 0; i < feed.size(); ++i) {
+      EXPECT_LT(relative_error(fused[i], unfused[i]), 2e-2) << "step " << i;
+      EXPECT_LT(relative_error(fused[i], want[i]), 1e-1) << "step " << i;
+    }
   }
 }
 

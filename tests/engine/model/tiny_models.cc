@@ -73,7 +73,7 @@ std::string write_tiny_hf_model(const std::string& folder, const std::string& va
                                    {"num_key_value_heads", kv_heads},
                                    {"head_dim", head_dim},
                                    {"vocab_size", vocab},
-                                   {"max_position_embeddings", 128},
+                                   {"max_position_embeddings", options.max_positions},
                                    {"rms_norm_eps", 1e-5},
                                    {"rope_theta", variant == "llama" ? 10000.0 : 500000.0},
                                    {"tie_word_embeddings", tied},

@@ -40,6 +40,7 @@ struct TinyOptions {
   // 256 and a multiple of 256 make every matrix row whole K-quant super-blocks.
   int64_t hidden = 64;
   int64_t intermediate = 160;
+  int64_t max_positions = 128;  // max_position_embeddings: the longest KV cache it allows
 };
 // Writes `folder`/config.json, generation_config.json and model.safetensors with random
 // weights. Returns `folder`.

@@ -428,6 +428,9 @@ void run(const Options& o) {
           "op)\n");
     else if (!info.decode_persistent_note.empty())
       std::printf("persistent decode step not used: %s\n", info.decode_persistent_note.c_str());
+    if (!info.decode_qkv_attention_note.empty())
+      std::printf("q/k/v + attention kernel not used: %s\n",
+                  info.decode_qkv_attention_note.c_str());
     if (o.profile && !info.decode_graph_nodes.empty())
       std::printf("recorded decode step: %s\n", info.decode_graph_nodes.c_str());
     if (!profile.empty()) {
@@ -485,6 +488,9 @@ void run(const Options& o) {
   out["decode_persistent"] = info.decode_persistent;
   if (!info.decode_persistent_note.empty())
     out["decode_persistent_note"] = info.decode_persistent_note;
+  out["decode_qkv_attention"] = info.decode_qkv_attention;
+  if (!info.decode_qkv_attention_note.empty())
+    out["decode_qkv_attention_note"] = info.decode_qkv_attention_note;
   if (!o.no_peak) {
     out["peak"] = {{"copy_gbps", peak.copy_gbps},
                    {"copy_bytes", peak.copy_bytes},

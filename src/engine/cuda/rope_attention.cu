@@ -98,37 +98,14 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
     decode_core::attend<T, D, G>(q, t, row_at, &first);
 }
 
-// A launch whose blocks of one group (grid x) form a cluster, with PDL where it is on.
-template <typename Kernel>
-cudaError_t launch_clustered(Kernel kernel, dim3 grid, cudaStream_t stream,
-                             const RopeAttentionArgs& a) {
-  if (grid.x > 8) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-    if (e != cudaSuccess) return e;
-  }
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(kThreads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute[2];
-  attribute[0].id = cudaLaunchAttributeClusterDimension;
-  attribute[0].val.clusterDim.x = grid.x;
-  attribute[0].val.clusterDim.y = 1;
-  attribute[0].val.clusterDim.z = 1;
-  attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[1].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attribute;
-  config.numAttrs = ops::cuda::use_pdl() ? 2 : 1;
-  return cudaLaunchKernelEx(&config, kernel, a);
-}
-
 template <typename T, int D>
 cudaError_t launch_group(const RopeAttentionArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(a.batch));
   auto launch = [&](auto plain, auto clustered) {
-    if (a.cluster) return launch_clustered(clustered, grid, stream, a);
+    if (a.cluster)
+      return ops::cuda::launch_clusters_with_pdl(clustered, grid, dim3(kThreads), 0, stream, grid.x,
+                                                 a);
     return ops::cuda::launch_with_pdl(plain, grid, dim3(kThreads), 0, stream, a);
   };
   switch (a.q_heads / a.kv_heads) {

@@ -188,6 +188,7 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
       s.rope_attention = true;
     }
   }
+  setup_qkv_attention(s, cache);
   if (persistent_wanted()) setup_persistent(s, cache);
 #endif
   return s;
@@ -208,44 +209,50 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     const Layer& layer = layers_[l];
     // One row on sm_90: the activation rides on the gate/up product, down takes it plain.
     const bool silu_after = fused != FusedMode::kOff && silu_after_gate_up(layer, b);
-    Tensor heads;
-    if (fused != FusedMode::kOff) {
-      heads = step_linear(residual, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
-                          layer.input_norm, {});
+    Tensor attn;
+    if (s.qkv_attention) {
+      // The q/k/v product (normed in front), rotary, KV append and attention in one kernel.
+      attn = qkv_attention(s, cache, l, residual);
     } else {
-      if (l == 0) {
-        h = ops_.rms_norm(x, layer.input_norm, config_.rms_norm_eps);
+      Tensor heads;
+      if (fused != FusedMode::kOff) {
+        heads = step_linear(residual, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
+                            layer.input_norm, {});
       } else {
-        std::tie(h, residual) =
-            ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
+        if (l == 0) {
+          h = ops_.rms_norm(x, layer.input_norm, config_.rms_norm_eps);
+        } else {
+          std::tie(h, residual) =
+              ops_.add_rms_norm(mlp_out, residual, layer.input_norm, config_.rms_norm_eps);
+        }
+        heads = step_product(h, layer.qkv, layer.qkv_bias);
       }
-      heads = step_product(h, layer.qkv, layer.qkv_bias);
+      heads = heads.view({b, 1, hq + 2 * hk, d});
+      Tensor q, k, v = heads.narrow(2, hq + hk, hk);
+      if (s.rope_attention) {
+        // Rotary, the KV append and attention in one engine kernel (the default).
+        if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
+        attn = rope_attention(s, cache, l, heads);
+        if (ops_.timer()) ops_.timer()->end();
+      } else if (traits_.qk_norm) {
+        // q/k norms sit between the projection and rotary: the ops one by one.
+        q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
+        k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
+        q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
+        k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
+        if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
+        write_kv(cache, l, k, v, start);
+        if (ops_.timer()) ops_.timer()->end();
+      } else {
+        // One kernel turns q and k, appends k and v to the cache and leaves q for attention.
+        if (ops_.timer()) ops_.timer()->begin("rope_kv_write (engine)");
+        q = rope_kv_write(cache, l, heads, start);
+        if (ops_.timer()) ops_.timer()->end();
+      }
+      if (!s.rope_attention)
+        attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
+                                    s.block_table, lengths);
     }
-    heads = heads.view({b, 1, hq + 2 * hk, d});
-    Tensor q, k, v = heads.narrow(2, hq + hk, hk), attn;
-    if (s.rope_attention) {
-      // Rotary, the KV append and attention in one engine kernel (the default).
-      if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
-      attn = rope_attention(s, cache, l, heads);
-      if (ops_.timer()) ops_.timer()->end();
-    } else if (traits_.qk_norm) {
-      // q/k norms sit between the projection and rotary: the ops one by one.
-      q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
-      k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
-      q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
-      k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
-      if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
-      write_kv(cache, l, k, v, start);
-      if (ops_.timer()) ops_.timer()->end();
-    } else {
-      // One kernel turns q and k, appends k and v to the cache and leaves q for attention.
-      if (ops_.timer()) ops_.timer()->begin("rope_kv_write (engine)");
-      q = rope_kv_write(cache, l, heads, start);
-      if (ops_.timer()) ops_.timer()->end();
-    }
-    if (!s.rope_attention)
-      attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
-                                  s.block_table, lengths);
     if (fused != FusedMode::kOff) {
       residual =
           step_linear(attn.reshape({b, 1, hq * d}), layer.o, {}, StepPrologue::kNone, {}, residual);

@@ -16,6 +16,7 @@ namespace flagstone::engine::detail {
 struct RopeCacheArgs;      // cuda/kv_cache_write.h
 struct RopeAttentionArgs;  // cuda/kv_cache_write.h
 struct MegaArgs;           // cuda/decode_megakernel.h
+struct QkvAttentionArgs;   // cuda/qkv_attention.h
 
 // The device address of a tensor's first element (what the engine's own kernels are given).
 inline void* address_of(const Tensor& t) {
@@ -68,7 +69,10 @@ class DecoderModel : public Model {
     Tensor pick_scratch;          // the greedy pick's per-block picks and zeroed tickets
     bool rope_attention = false;  // the fused rotary + KV append + attention candidate
     Tensor attn_scratch;          // its partials and zeroed tickets
-    Tensor logits;                // written by each replay
+    // The q/k/v product, rotary, KV append and attention in one cluster kernel (one sequence,
+    // sm_90; decode_qkv_attention.cc), when set.
+    bool qkv_attention = false;
+    Tensor logits;  // written by each replay
     // The whole step as one persistent kernel (decode_mega.cc), when set: its arguments, the
     // layer table on the device, activation buffers and zeroed scratch.
     std::shared_ptr<MegaArgs> mega;
@@ -123,7 +127,15 @@ class DecoderModel : public Model {
   // returns the attention output [b, hq, d].
   Tensor rope_attention(DecodeState& state, const KvCache& cache, int64_t layer,
                         const Tensor& heads) const;
+  // The q/k/v product of the normed residual, rotary, the KV append and attention in one kernel
+  // (state.qkv_attention); returns the attention output [1, hq, d]. Its setup for a new cache
+  // sets state.qkv_attention where the kernel serves this model and device.
+  Tensor qkv_attention(DecodeState& state, const KvCache& cache, int64_t layer,
+                       const Tensor& residual);
+  void setup_qkv_attention(DecodeState& state, const KvCache& cache);
 #ifdef FLAGSTONE_HAVE_CUDA
+  QkvAttentionArgs qkv_attention_args(DecodeState& state, const KvCache& cache, int64_t layer,
+                                      const Tensor& residual);
   // The caches, tables and shapes both rotary kernels share; `start` holds the positions.
   void fill_rope_cache_args(RopeCacheArgs& args, const KvCache& cache, int64_t layer,
                             const Tensor& heads, const Tensor& start, int64_t batch) const;
@@ -138,6 +150,9 @@ class DecoderModel : public Model {
   Device device_;
   DType dtype_;
   int64_t hidden_, heads_, kv_heads_, head_dim_, intermediate_, vocab_;
+  // Each layer's q/k/v weight with its rows by GQA group (the query heads of a group, then its
+  // key, then its value), made for the qkv_attention kernel on its first use.
+  std::vector<Tensor> qkv_by_group_;
   Tensor embed_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
   Tensor rope_cos_, rope_sin_;  // [max_context, head_dim / 2]

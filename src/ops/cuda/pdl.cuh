@@ -65,4 +65,42 @@ cudaError_t launch_with_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, si
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
+// The configuration of a launch whose blocks form clusters of `cluster_x` blocks along x
+// (sm_90), with PDL when `pdl` is set; `attributes` must outlive the launch.
+inline cudaLaunchConfig_t cluster_config(dim3 grid, dim3 block, size_t shared_bytes,
+                                         cudaStream_t stream, unsigned cluster_x, bool pdl,
+                                         cudaLaunchAttribute (&attributes)[2]) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = cluster_x;
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attributes;
+  config.numAttrs = pdl ? 2 : 1;
+  return config;
+}
+
+// Launches `kernel` in clusters of `cluster_x` blocks along x (more than 8 allowed: a
+// non-portable size on sm_90), with PDL where use_pdl() allows it.
+template <typename... Params, typename... Args>
+cudaError_t launch_clusters_with_pdl(void (*kernel)(Params...), dim3 grid, dim3 block,
+                                     size_t shared_bytes, cudaStream_t stream, unsigned cluster_x,
+                                     Args... args) {
+  if (cluster_x > 8) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+    if (e != cudaSuccess) return e;
+  }
+  cudaLaunchAttribute attributes[2];
+  const cudaLaunchConfig_t config =
+      cluster_config(grid, block, shared_bytes, stream, cluster_x, use_pdl(), attributes);
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 }  // namespace flagstone::ops::cuda

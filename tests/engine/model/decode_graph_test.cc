@@ -6,7 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "engine/model/decode_steps.h"
 #include "engine/model/tiny_models.h"
 #include "flagstone/engine/model/model.h"
 #include "flagstone/ops/ops.h"
@@ -61,7 +66,13 @@ class DecodeStepTest : public ::testing::TestWithParam<Device> {
     return load_model(folder, options);
   }
   // FusedRopeAttentionMatchesUnfused for one model width.
-  void check_fused_rope_attention(int64_t hidden, int64_t capacity, int64_t cached);
+  // A bf16 llama of `tiny`'s shape with `cached` tokens in a cache of `capacity`: ten decode
+  // steps under each variant's environment against the unfused step and the float64 reference;
+  // with `first_variant_op` set, the first variant's step profile must name that op.
+  using EnvList = std::vector<std::pair<const char*, const char*>>;
+  void check_fused_attention(testing::TinyOptions tiny, int64_t capacity, int64_t cached,
+                             const std::vector<EnvList>& variants,
+                             const std::string& first_variant_op);
   ScratchFolder folder_{"decode_step"};
 };
 
@@ -222,56 +233,78 @@ TEST_P(DecodeStepTest, FusedRopeAttentionMatchesUnfused) {
   // dim 64) or 4 (128) split blocks merge. 400 in 1024: 16 splits of which 7 hold keys (64), or
   // 32, more than a cluster holds, so the workspace merges (128).
   for (int64_t hidden : {256, 512}) {
-    check_fused_rope_attention(hidden, 128, 90);
-    check_fused_rope_attention(hidden, 1024, 400);
+    testing::TinyOptions tiny;
+    tiny.hidden = hidden;  // 4 heads: head_dim 64 or 128
+    for (auto [capacity, cached] : {std::pair<int64_t, int64_t>{128, 90}, {1024, 400}})
+      check_fused_attention(
+          tiny, capacity, cached,
+          {{{"FLAGSTONE_ENGINE_ATTN_CLUSTER", "1"}}, {{"FLAGSTONE_ENGINE_ATTN_CLUSTER", "0"}}}, "");
   }
 }
 
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
-  ~ScopedEnv() { ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-};
-
-void DecodeStepTest::check_fused_rope_attention(int64_t hidden, int64_t capacity, int64_t cached) {
-  SCOPED_TRACE(::testing::Message()
-               << "head_dim " << hidden / 4 << ", " << cached << " cached of " << capacity);
+// The q/k/v product, rotary, KV append and attention in one kernel of clusters (sm_90, rows of
+// whole 4 KiB chunks: the 1B shape's 32 heads of 64 in 8 groups), against the two-kernel step
+// (FLAGSTONE_ENGINE_QKV_ATTENTION=0), the unfused step and the reference; the profile names it
+// where the device has clusters. 90 cached tokens in 128 (16 splits, 6 of them with keys) and
+// 400 in 1024 (every split).
+TEST_P(DecodeStepTest, QkvAttentionMatchesUnfused) {
+  if (GetParam().backend() != "cuda") GTEST_SKIP() << "the fused kernel is CUDA's";
   testing::TinyOptions tiny;
-  tiny.hidden = hidden;  // 4 heads: head_dim 64 or 128
-  tiny.intermediate = 2 * hidden;
+  tiny.hidden = 2048, tiny.heads = 32, tiny.kv_heads = 8;
+  const std::string& arch = GetParam().info().arch;
+  const bool clusters = arch.rfind("sm_", 0) == 0 && std::stoi(arch.substr(3)) >= 90;
+  for (auto [capacity, cached] : {std::pair<int64_t, int64_t>{128, 90}, {1024, 400}})
+    check_fused_attention(
+        tiny, capacity, cached,
+        {{{"FLAGSTONE_ENGINE_QKV_ATTENTION", "1"}}, {{"FLAGSTONE_ENGINE_QKV_ATTENTION", "0"}}},
+        clusters ? "qkv_attention (engine)" : "");
+}
+
+void DecodeStepTest::check_fused_attention(testing::TinyOptions tiny, int64_t capacity,
+                                           int64_t cached, const std::vector<EnvList>& variants,
+                                           const std::string& first_variant_op) {
+  SCOPED_TRACE(::testing::Message()
+               << "hidden " << tiny.hidden << ", head_dim " << tiny.hidden / tiny.heads << ", "
+               << cached << " cached of " << capacity);
+  tiny.intermediate = 2 * tiny.hidden;
   tiny.max_positions = capacity;
-  std::string folder = testing::write_tiny_hf_model(
-      folder_.sub("llama_h" + std::to_string(hidden) + "_c" + std::to_string(capacity)), "llama",
-      tiny);
+  const std::string folder = testing::write_tiny_hf_model(
+      folder_.sub("llama_h" + std::to_string(tiny.hidden) + "_c" + std::to_string(capacity)),
+      "llama", tiny);
   auto ref = reference(folder);
   std::vector<TokenId> prompt = testing::tiny_prompt(cached, 5);
-  auto run = [&](Model& model, const std::vector<int64_t>& feed) {
+  const std::vector<int64_t> feed{3, 17, 42, 5, 99, 7, 12, 64, 1, 30};
+  std::vector<OpTime> profile;
+  std::string last_note;
+  auto run = [&](Model& model, bool profiled) {
     KvCache cache = model.new_cache(1, capacity);
     model.forward(ids(prompt, 0, static_cast<int64_t>(prompt.size())), cache);
     std::vector<std::vector<double>> out;
     for (int64_t id : feed)
       out.push_back(model.forward(Tensor::from_vector(std::vector<int64_t>{id}, {1, 1}), cache)
                         .to_double_vector());
+    if (profiled) {
+      profile = model.profile_forward(Tensor::from_vector(std::vector<int64_t>{2}, {1, 1}), cache);
+      last_note = model.info().decode_qkv_attention_note;
+    }
     return out;
   };
-  const std::vector<int64_t> feed{3, 17, 42, 5, 99, 7, 12, 64, 1, 30};
-  const auto want = run(*ref, feed);
+  const auto want = run(*ref, false);
   // The fused kernel is the default; "0" selects rotary + KV append, then paged_attention.
-  auto run_with = [&](const char* fused, const char* cluster) {
-    ScopedEnv a("FLAGSTONE_ENGINE_ROPE_ATTENTION", fused);
-    ScopedEnv b("FLAGSTONE_ENGINE_ATTN_CLUSTER", cluster);
-    return run(*load(folder, DType::kBF16, true), feed);
-  };
-  const auto unfused = run_with("0", "1");
-  for (const char* cluster : {"1", "0"}) {
-    SCOPED_TRACE(std::string("cluster merge ") + cluster);
-    const auto fused = run_with("1", cluster);
+  std::vector<std::vector<double>> unfused;
+  {
+    testing::ScopedEnv off("FLAGSTONE_ENGINE_ROPE_ATTENTION", "0");
+    unfused = run(*load(folder, DType::kBF16, true), false);
+  }
+  for (size_t v = 0; v < variants.size(); ++v) {
+    std::string name;
+    std::vector<std::unique_ptr<testing::ScopedEnv>> env;
+    for (const auto& [key, value] : variants[v]) {
+      name += std::string(key) + "=" + value + " ";
+      env.push_back(std::make_unique<testing::ScopedEnv>(key, value));
+    }
+    SCOPED_TRACE(name);
+    const auto fused = run(*load(folder, DType::kBF16, true), v == 0);
     ASSERT_EQ(fused.size(), feed.size());
     // Same weights and dtype: only the order of rounding in rotary and attention differs.
     // Against the reference, bf16 weights and activations (every matrix product rounded)
@@ -279,6 +312,12 @@ void DecodeStepTest::check_fused_rope_attention(int64_t hidden, int64_t capacity
     for (size_t i = 0; i < feed.size(); ++i) {
       EXPECT_LT(relative_error(fused[i], unfused[i]), 2e-2) << "step " << i;
       EXPECT_LT(relative_error(fused[i], want[i]), 1e-1) << "step " << i;
+    }
+    if (v == 0 && !first_variant_op.empty()) {
+      bool found = false;
+      for (const OpTime& op : profile) found |= op.op == first_variant_op;
+      EXPECT_TRUE(found) << "no " << first_variant_op << " in the step's profile (" << last_note
+                         << ")";
     }
   }
 }

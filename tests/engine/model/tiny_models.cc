@@ -56,8 +56,8 @@ std::string ScratchFolder::sub(const std::string& name) const {
 
 std::string write_tiny_hf_model(const std::string& folder, const std::string& variant,
                                 const TinyOptions& options) {
-  const int64_t hidden = options.hidden, inter = options.intermediate, layers = 2, heads = 4,
-                kv_heads = 2, vocab = options.vocab;
+  const int64_t hidden = options.hidden, inter = options.intermediate, layers = 2,
+                heads = options.heads, kv_heads = options.kv_heads, vocab = options.vocab;
   const DType dtype = options.dtype;
   int64_t head_dim = variant == "qwen3" ? 32 : hidden / heads;
   bool tied = variant == "llama3" || variant == "qwen2";

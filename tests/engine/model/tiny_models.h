@@ -41,6 +41,7 @@ struct TinyOptions {
   int64_t hidden = 64;
   int64_t intermediate = 160;
   int64_t max_positions = 128;  // max_position_embeddings: the longest KV cache it allows
+  int64_t heads = 4, kv_heads = 2;
 };
 // Writes `folder`/config.json, generation_config.json and model.safetensors with random
 // weights. Returns `folder`.

@@ -74,6 +74,11 @@ struct ModelInfo {
   // FLAGSTONE_ENGINE_PERSISTENT=1 or 0 forces it on or off); when tried but not possible, why.
   bool decode_persistent = false;
   std::string decode_persistent_note;
+  // The one-sequence step's q/k/v product, rotary and attention run as one kernel of clusters
+  // (CUDA sm_90, q/k/v weights of at most 16 MiB; asked for with FLAGSTONE_ENGINE_QKV_ATTENTION=1);
+  // when asked for but not possible, why.
+  bool decode_qkv_attention = false;
+  std::string decode_qkv_attention_note;
 };
 
 // Device time of one op (or one kind of matrix product) over a profiled forward pass.

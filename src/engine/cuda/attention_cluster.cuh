@@ -1,12 +1,12 @@
-// The split merge of the decode attention core through a thread-block cluster: the splits of one
-// GQA group run as one cluster (sm_90), write their states into the first split's shared memory
-// and meet at a cluster barrier, so the first split merges with no global round trip.
+// The split merge of the decode attention core through a thread-block cluster (sm_90): a group's
+// splits write their states into the first split's shared memory, which merges them.
 //
-// Why: the core's global merge (partials, a fenced ticket, the last split reading them back) is
-// three dependent trips to L2 after the attention itself, most of a short decode attention's time.
-// Every block calls cluster_start() when it starts, then attend_cluster() or, for a split with no
-// keys, returns: an exited thread counts as arrived at every later cluster barrier (PTX `exit`),
-// so a block leaves as soon as its part is written and frees its SM for the next kernel.
+// The splits run as one cluster and meet at a cluster barrier, so the merge makes no global round
+// trip. Why: the core's global merge (partials, a fenced ticket, the last split reading them back)
+// is three dependent trips to L2 after the attention itself, most of a short decode attention's
+// time. Every block calls cluster_start() when it starts, then attend_cluster() or, for a split
+// with no keys, returns: an exited thread counts as arrived at every later cluster barrier (PTX
+// `exit`), so a block leaves as soon as its part is written and frees its SM for the next kernel.
 #pragma once
 
 #include "../../ops/cuda/attention_decode.cuh"
@@ -18,7 +18,7 @@ namespace flagstone::decode_core {
 template <int D, int G>
 inline constexpr int kMaxClusterSplits = 6144 / (G * (D + 4)) < 16 ? 6144 / (G * (D + 4)) : 16;
 
-// Clusters are sm_90's: the host takes this path only there (rope_attention_clustered), and an
+// Clusters are sm_90's: the host takes this path only there (rope_attention_clusters), and an
 // older device's code traps.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void cluster_arrive_relaxed() {
@@ -58,52 +58,72 @@ __device__ __forceinline__ void cluster_start() {
   cluster_arrive_relaxed();
 }
 
-// attend() for a group whose splits are the blocks of one cluster (t.index is the block's rank):
-// each split's combined state goes into rank 0's `states` [split][head][D values, max, sum, bad],
-// then rank 0 merges them as merge_splits does and writes the output.
-template <typename T, int D, int G, typename RowFn>
-__device__ __forceinline__ void attend_cluster(const float (&q)[G][8], const GroupTask<T>& t,
-                                               RowFn row_at,
-                                               const Pass<Tile<D, G>::kUnroll>* first) {
-  constexpr int kStride = D + 4;
-  __shared__ float merge[kMergeFloats<D, G>];
-  __shared__ float states[kMaxClusterSplits<D, G> * G * kStride];
-  const bool bad = attend_states<T, D, G>(q, t, row_at, first, merge);
-  const bool whole = t.split.active == 1;
-  if (!whole) cluster_wait();
-  float* leader = whole ? nullptr : in_rank(states, 0);
-  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+// The combined state of a split's W warps (their states in `merge`, as attend_states leaves
+// them) written into rank 0's `states` at row `index`: per head D values, max, sum, bad flag.
+// Called by the block's `threads` threads after the first phase's wait.
+template <int W, int G, int D>
+__device__ __forceinline__ void publish_split(const float* merge, float* states, int64_t index,
+                                              bool bad, int threads) {
+  float* leader = in_rank(states, 0);
+  for (int idx = threadIdx.x; idx < G * D; idx += threads) {
     const int g = idx / D, c = idx % D;
     float big, sum, value;
-    combine_warps<kWarps, G, D>(merge, g, c, big, sum, value);
-    if (whole) {
-      t.out[g * t.out_head + c * t.out_elem] = round_to<T>(finish(value, sum, bad, t.empty));
-      continue;
-    }
-    float* mine = leader + (t.index * G + g) * kStride;
+    combine_warps<W, G, D>(merge, g, c, big, sum, value);
+    float* mine = leader + (index * G + g) * (D + 4);
     mine[c] = value;
     if (c == 0) mine[D] = big, mine[D + 1] = sum, mine[D + 2] = bad ? 1.0f : 0.0f;
   }
-  if (whole) return;
-  cluster_arrive();
-  if (t.index != 0) return;
-  cluster_wait();
-  const int64_t active = t.split.active;
-  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+}
+
+// Rank 0, after the second phase's wait: the first `splits` published states merged as
+// merge_splits merges the workspace's, element c of head g written to out[g * out_head + c *
+// out_elem].
+template <typename T, int G, int D>
+__device__ __forceinline__ void merge_published(const float* states, int64_t splits, T* out,
+                                                int64_t out_head, int64_t out_elem, bool empty,
+                                                int threads) {
+  for (int idx = threadIdx.x; idx < G * D; idx += threads) {
     const int g = idx / D, c = idx % D;
     float big = -INFINITY;
-    for (int64_t s = 0; s < active; ++s) big = fmaxf(big, states[(s * G + g) * kStride + D]);
+    for (int64_t s = 0; s < splits; ++s) big = fmaxf(big, states[(s * G + g) * (D + 4) + D]);
     float total = 0, value = 0;
     bool flagged = false;
-    for (int64_t s = 0; s < active; ++s) {
-      const float* theirs = states + (s * G + g) * kStride;
+    for (int64_t s = 0; s < splits; ++s) {
+      const float* theirs = states + (s * G + g) * (D + 4);
       const float w = rescale(theirs[D], big);
       total += theirs[D + 1] * w;
       value += theirs[c] * w;
       flagged |= theirs[D + 2] != 0.0f;
     }
-    t.out[g * t.out_head + c * t.out_elem] = round_to<T>(finish(value, total, flagged, t.empty));
+    out[g * out_head + c * out_elem] = round_to<T>(finish(value, total, flagged, empty));
   }
+}
+
+// attend() for a group whose splits are the blocks of one cluster (t.index is the block's rank):
+// each split publishes its state into rank 0's shared memory, which merges them.
+template <typename T, int D, int G, typename RowFn>
+__device__ __forceinline__ void attend_cluster(const float (&q)[G][8], const GroupTask<T>& t,
+                                               RowFn row_at,
+                                               const Pass<Tile<D, G>::kUnroll>* first) {
+  __shared__ float merge[merge_floats(D, G)];
+  __shared__ float states[kMaxClusterSplits<D, G> * G * (D + 4)];
+  const bool bad = attend_states<T, D, G>(q, t, row_at, first, merge);
+  if (t.split.active == 1) {  // one split holds every key: no merge
+    for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+      const int g = idx / D, c = idx % D;
+      float big, sum, value;
+      combine_warps<kWarps, G, D>(merge, g, c, big, sum, value);
+      t.out[g * t.out_head + c * t.out_elem] = round_to<T>(finish(value, sum, bad, t.empty));
+    }
+    return;
+  }
+  cluster_wait();
+  publish_split<kWarps, G, D>(merge, states, t.index, bad, kThreads);
+  cluster_arrive();
+  if (t.index != 0) return;
+  cluster_wait();
+  merge_published<T, G, D>(states, t.split.active, t.out, t.out_head, t.out_elem, t.empty,
+                           kThreads);
 }
 
 }  // namespace flagstone::decode_core

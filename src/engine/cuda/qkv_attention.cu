@@ -13,22 +13,23 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <type_traits>
-
 #include "../../ops/cuda/attention_decode.cuh"
 #include "../../ops/cuda/gemv_stream.cuh"
 #include "attention_cluster.cuh"
 #include "kv_cache_write.h"
 #include "qkv_attention.h"
+#include "shape_dispatch.cuh"
 
 namespace flagstone::engine::detail {
 namespace {
 
-namespace st = ops::cuda::streamed;
+namespace streamed = ops::cuda::streamed;
 using decode_core::cluster_arrive;
 using decode_core::cluster_start;
 using decode_core::cluster_wait;
 using decode_core::in_rank;
+using decode_core::merge_published;
+using decode_core::publish_split;
 using decode_core::rescale;
 
 constexpr int kCluster = 16;      // blocks of a group: splits of its keys (a non-portable size)
@@ -38,12 +39,12 @@ constexpr int kSlots = 16;        // a 64 KiB ring
 // Floats after the streamed GEMV's shared memory: the group's products, the rotated q heads
 // (scaled) and key, the warps' softmax states, and (used in the first block) every split's.
 template <int D, int G>
-struct Extra {
+struct TailLayout {
   static constexpr int kRows = (G + 2) * D;
   static constexpr int kProducts = 0;
   static constexpr int kRotated = kProducts + kRows;
   static constexpr int kWarpStates = kRotated + (G + 1) * D;
-  static constexpr int kSplitStates = kWarpStates + st::kConsumerWarps * G * (D + 2);
+  static constexpr int kSplitStates = kWarpStates + streamed::kConsumerWarps * G * (D + 2);
   static constexpr int kFloats = kSplitStates + kCluster * G * (D + 4);
 };
 
@@ -66,20 +67,20 @@ __device__ __forceinline__ void load_row(const T* p, float (&out)[E]) {
 }
 
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(st::kThreads, 2)
+__global__ void __launch_bounds__(streamed::kThreads, 2)
     qkv_attention(const __grid_constant__ QkvAttentionArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   __trap();  // clusters and bulk copies are sm_90's; the host refuses older devices
 #else
-  using X = Extra<D, G>;
+  using X = TailLayout<D, G>;
   constexpr int V = ops::cuda::Pack<T>::kCount;
   constexpr int E = D / 32;  // elements of a key row a lane holds
   constexpr int U = kKeysInFlight<D>;
   extern __shared__ __align__(128) unsigned char shared[];
   const int64_t row_packs = a.hidden / V;
   constexpr int kRowsMax = (X::kRows + kCluster - 1) / kCluster;
-  const st::Layout l = st::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
-  const auto [ring, xs, nws, sums, red, full, empty] = st::regions_of(shared, l, kSlots);
+  const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
+  const auto [ring, xs, nws, sums, red, full, empty] = streamed::regions_of(shared, l, kSlots);
   float* extra = reinterpret_cast<float*>(shared + (l.total + 15) / 16 * 16);
   float* products = extra + X::kProducts;
   float* rotated = extra + X::kRotated;
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(st::kThreads, 2)
   const int64_t chunks = rows * (row_packs / kChunkPacks);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   cluster_start();
-  if (threadIdx.x == st::kConsumers) {
+  if (threadIdx.x == streamed::kConsumers) {
     for (int s = 0; s < kSlots; ++s) {
       ops::cuda::bulk::bar_init(full + s);
       ops::cuda::bulk::bar_init(empty + s);
@@ -103,13 +104,13 @@ __global__ void __launch_bounds__(st::kThreads, 2)
   }
   __syncthreads();
   ops::cuda::allow_next_kernel();
-  if (warp == st::kConsumerWarps) {
+  if (warp == streamed::kConsumerWarps) {
     // The copy-issuing warp leaves once its copies are asked for (an exited thread counts as
     // arrived at every cluster barrier).
     if (lane == 0)
-      st::issue_chunks(static_cast<const uint4*>(a.w), first * row_packs, chunks, chunks, 0,
-                       kChunkPacks, kSlots, ring, full, empty,
-                       ops::cuda::bulk::evict_first_policy());
+      streamed::issue_chunks(static_cast<const uint4*>(a.w), first * row_packs, chunks, chunks, 0,
+                             kChunkPacks, kSlots, ring, full, empty,
+                             ops::cuda::bulk::evict_first_policy());
     return;
   }
   // The position (the previous step's pick wrote it), the norm weight and this split's cached rows
@@ -117,13 +118,13 @@ __global__ void __launch_bounds__(st::kThreads, 2)
   const int64_t p = *a.start;
   const bool bad = p < 0 || p >= a.capacity || p >= a.max_positions;
   const int64_t end = bad ? 0 : p + 1;
-  const int64_t per = (end + kCluster - 1) / kCluster;
-  const int64_t begin = min(end, rank * per), stop = min(end, begin + per);
+  const int64_t keys_per_split = (end + kCluster - 1) / kCluster;
+  const int64_t begin = min(end, rank * keys_per_split), stop = min(end, begin + keys_per_split);
   const T* kc = static_cast<const T*>(a.k_cache) + h * D;
   const T* vc = static_cast<const T*>(a.v_cache) + h * D;
   {
     const int64_t lines = (stop - begin) * (D * sizeof(T) / 128);  // 128-byte lines per row set
-    for (int64_t i = threadIdx.x; i < 2 * lines; i += st::kConsumers) {
+    for (int64_t i = threadIdx.x; i < 2 * lines; i += streamed::kConsumers) {
       const int64_t j = begin + (i % lines) / (D * sizeof(T) / 128);
       const int64_t byte = (i % lines) % (D * sizeof(T) / 128) * 128;
       const T* base = i < lines ? kc : vc;
@@ -132,20 +133,20 @@ __global__ void __launch_bounds__(st::kThreads, 2)
     }
   }
   const auto* nw = static_cast<const uint4*>(a.norm_weight);
-  for (int64_t i = threadIdx.x; i < row_packs; i += st::kConsumers) nws[i] = __ldg(nw + i);
+  for (int64_t i = threadIdx.x; i < row_packs; i += streamed::kConsumers) nws[i] = __ldg(nw + i);
   ops::cuda::wait_for_previous_kernel();
 
   ops::cuda::FusedGemvArgs fa;
   fa.x = a.x, fa.k = a.hidden, fa.eps = a.eps, fa.prologue = ops::cuda::GemvPrologue::kRmsNorm;
-  st::stage_x<T>(fa, xs, nws, row_packs, red);
-  for (int r = threadIdx.x; r < rows; r += st::kConsumers) sums[r] = 0;
-  st::consumers_sync();
-  st::consume_chunks<T>(ring, xs, sums, chunks, row_packs, kChunkPacks, kSlots, full, empty);
-  st::consumers_sync();
+  streamed::stage_x<T>(fa, xs, nws, row_packs, red);
+  for (int r = threadIdx.x; r < rows; r += streamed::kConsumers) sums[r] = 0;
+  streamed::consumers_sync();
+  streamed::consume_chunks<T>(ring, xs, sums, chunks, row_packs, kChunkPacks, kSlots, full, empty);
+  streamed::consumers_sync();
 
   // Every block of the cluster gets the group's products, rounded as the product's output is.
   cluster_wait();
-  for (int i = threadIdx.x; i < rows * kCluster; i += st::kConsumers) {
+  for (int i = threadIdx.x; i < rows * kCluster; i += streamed::kConsumers) {
     const int r = i % rows;
     const float v = ops::cuda::to_f(ops::cuda::from_f<T>(sums[r]));
     *in_rank(products + first_local + r, static_cast<unsigned>(i / rows)) = v;
@@ -157,7 +158,7 @@ __global__ void __launch_bounds__(st::kThreads, 2)
   // rope_attention rounds them.
   const T* cos = static_cast<const T*>(a.cos) + (bad ? 0 : p) * (D / 2);
   const T* sin = static_cast<const T*>(a.sin) + (bad ? 0 : p) * (D / 2);
-  for (int i = threadIdx.x; i < (G + 1) * D; i += st::kConsumers) {
+  for (int i = threadIdx.x; i < (G + 1) * D; i += streamed::kConsumers) {
     const int head = i / D, e = i % D;
     const float x = products[i];
     float out = x;
@@ -171,19 +172,20 @@ __global__ void __launch_bounds__(st::kThreads, 2)
       out = low ? x * c - other * s : x * c + other * s;
     }
     const float rounded = decode_core::to_float(decode_core::round_to<T>(out));
-    rotated[i] = head < G ? rounded * a.scale * decode_core::kLog2e : rounded;
+    rotated[i] = head < G ? rounded * (a.scale * decode_core::kLog2e) : rounded;
   }
-  st::consumers_sync();
+  streamed::consumers_sync();
   if (!bad && begin <= p && p < stop) {
     T* kw = static_cast<T*>(a.k_cache) + (p * hk + h) * D;
     T* vw = static_cast<T*>(a.v_cache) + (p * hk + h) * D;
-    for (int e = threadIdx.x; e < D; e += st::kConsumers) {
+    for (int e = threadIdx.x; e < D; e += streamed::kConsumers) {
       kw[e] = decode_core::round_to<T>(rotated[G * D + e]);
       vw[e] = decode_core::round_to<T>(products[(G + 1) * D + e]);
     }
   }
 
-  // This split's keys, U rows a warp in flight; lane holds elements lane * E...
+  // This split's keys: U rows a warp loaded together, so their L2 round trips overlap (one key
+  // at a time would chain them); lane holds elements lane * E...
   float q[G][E], m[G], sum[G], acc[G][E];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
@@ -191,11 +193,11 @@ __global__ void __launch_bounds__(st::kThreads, 2)
 #pragma unroll
     for (int e = 0; e < E; ++e) q[g][e] = rotated[g * D + lane * E + e], acc[g][e] = 0;
   }
-  for (int64_t base = begin + warp; base < stop; base += int64_t{U} * st::kConsumerWarps) {
+  for (int64_t base = begin + warp; base < stop; base += int64_t{U} * streamed::kConsumerWarps) {
     float kf[U][E], vf[U][E];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t j = base + int64_t{u} * st::kConsumerWarps;
+      const int64_t j = base + int64_t{u} * streamed::kConsumerWarps;
 #pragma unroll
       for (int e = 0; e < E; ++e) kf[u][e] = 0, vf[u][e] = 0;
       if (j < stop && j != p) {
@@ -209,7 +211,8 @@ __global__ void __launch_bounds__(st::kThreads, 2)
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if (base + int64_t{u} * st::kConsumerWarps >= stop) break;  // the same for the whole warp
+      if (base + int64_t{u} * streamed::kConsumerWarps >= stop)
+        break;  // the same for the whole warp
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         float dot = 0;
@@ -232,44 +235,25 @@ __global__ void __launch_bounds__(st::kThreads, 2)
 #pragma unroll
     for (int e = 0; e < E; ++e) mine[2 + lane * E + e] = acc[g][e];
   }
-  st::consumers_sync();
+  streamed::consumers_sync();
 
   // The split's state into the first block's shared memory, which merges every split's.
-  float* leader = in_rank(split_states, 0);
-  for (int i = threadIdx.x; i < G * D; i += st::kConsumers) {
-    const int g = i / D, c = i % D;
-    float big, total, value;
-    decode_core::combine_warps<st::kConsumerWarps, G, D>(warp_states, g, c, big, total, value);
-    float* theirs = leader + (rank * G + g) * (D + 4);
-    theirs[c] = value;
-    if (c == 0) theirs[D] = big, theirs[D + 1] = total;
-  }
+  publish_split<streamed::kConsumerWarps, G, D>(warp_states, split_states, rank, bad,
+                                                streamed::kConsumers);
   cluster_arrive();
   if (rank != 0) return;
   cluster_wait();
-  T* out = static_cast<T*>(a.out) + h * G * D;
-  for (int i = threadIdx.x; i < G * D; i += st::kConsumers) {
-    const int g = i / D, c = i % D;
-    float big = -INFINITY;
-    for (int s = 0; s < kCluster; ++s) big = fmaxf(big, split_states[(s * G + g) * (D + 4) + D]);
-    float total = 0, value = 0;
-    for (int s = 0; s < kCluster; ++s) {
-      const float* theirs = split_states + (s * G + g) * (D + 4);
-      const float w = rescale(theirs[D], big);
-      total += theirs[D + 1] * w;
-      value += theirs[c] * w;
-    }
-    out[g * D + c] = decode_core::round_to<T>(bad || !(total > 0) ? NAN : value / total);
-  }
+  merge_published<T, G, D>(split_states, kCluster, static_cast<T*>(a.out) + h * G * D, D, 1, false,
+                           streamed::kConsumers);
 #endif
 }
 
 template <int D, int G>
 size_t shared_bytes(int64_t hidden, int element_bytes) {
   const int64_t row_packs = hidden * element_bytes / 16;
-  constexpr int kRowsMax = (Extra<D, G>::kRows + kCluster - 1) / kCluster;
-  const st::Layout l = st::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
-  return (l.total + 15) / 16 * 16 + static_cast<size_t>(Extra<D, G>::kFloats) * 4;
+  constexpr int kRowsMax = (TailLayout<D, G>::kRows + kCluster - 1) / kCluster;
+  const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
+  return (l.total + 15) / 16 * 16 + static_cast<size_t>(TailLayout<D, G>::kFloats) * 4;
 }
 
 // Opts `kernel` in to `bytes` of shared memory and to its cluster size (both per device, set at
@@ -283,14 +267,14 @@ cudaError_t opt_in(Kernel kernel, size_t bytes) {
 }
 
 // What a launch would need: its shared memory and how many of its clusters fit at once.
-struct Check {
+struct LaunchNeeds {
   size_t bytes = 0;
   int clusters = 0;
 };
 
 // Launches the kernel, or with `check` set only fills it in.
 template <typename T, int D, int G>
-cudaError_t launch_typed(const QkvAttentionArgs& a, cudaStream_t stream, Check* check) {
+cudaError_t launch_typed(const QkvAttentionArgs& a, cudaStream_t stream, LaunchNeeds* check) {
   auto kernel = qkv_attention<T, D, G>;
   const size_t bytes = shared_bytes<D, G>(a.hidden, sizeof(T));
   const dim3 grid(kCluster, static_cast<unsigned>(a.kv_heads));
@@ -300,50 +284,25 @@ cudaError_t launch_typed(const QkvAttentionArgs& a, cudaStream_t stream, Check* 
     check->clusters = 0;
     cudaLaunchAttribute attributes[2];
     const cudaLaunchConfig_t config = ops::cuda::cluster_config(
-        grid, dim3(st::kThreads), bytes, nullptr, kCluster, false, attributes);
+        grid, dim3(streamed::kThreads), bytes, nullptr, kCluster, false, attributes);
     if (opt_in(kernel, bytes) == cudaSuccess &&
         cudaOccupancyMaxActiveClusters(&check->clusters, kernel, &config) != cudaSuccess)
       check->clusters = 0;
     return cudaSuccess;
   }
   if (const cudaError_t e = opt_in(kernel, bytes); e != cudaSuccess) return e;
-  return ops::cuda::launch_clusters_with_pdl(kernel, grid, dim3(st::kThreads), bytes, stream,
+  return ops::cuda::launch_clusters_with_pdl(kernel, grid, dim3(streamed::kThreads), bytes, stream,
                                              kCluster, a);
 }
 
 template <typename T>
-cudaError_t dispatch(const QkvAttentionArgs& a, cudaStream_t stream, Check* check) {
-  const int64_t g = a.q_heads / a.kv_heads;
-  auto by_group = [&](auto d) -> cudaError_t {
-    constexpr int D = decltype(d)::value;
-    switch (g) {
-      case 1:
-        return launch_typed<T, D, 1>(a, stream, check);
-      case 2:
-        return launch_typed<T, D, 2>(a, stream, check);
-      case 4:
-        return launch_typed<T, D, 4>(a, stream, check);
-      case 8:
-        return launch_typed<T, D, 8>(a, stream, check);
-      default:
-        return cudaErrorInvalidValue;
-    }
-  };
-  if (a.head_dim == 64) return by_group(std::integral_constant<int, 64>{});
-  if (a.head_dim == 128) return by_group(std::integral_constant<int, 128>{});
-  return cudaErrorInvalidValue;
+cudaError_t dispatch(const QkvAttentionArgs& a, cudaStream_t stream, LaunchNeeds* check) {
+  return with_shape(a, [&](auto d, auto g) {
+    return launch_typed<T, decltype(d)::value, decltype(g)::value>(a, stream, check);
+  });
 }
 
 }  // namespace
-
-int64_t group_major_qkv_row(int64_t r, int64_t q_heads, int64_t kv_heads, int64_t head_dim) {
-  const int64_t g = q_heads / kv_heads, per_group = (g + 2) * head_dim;
-  if (r < q_heads * head_dim) return r / (g * head_dim) * per_group + r % (g * head_dim);
-  r -= q_heads * head_dim;
-  if (r < kv_heads * head_dim) return r / head_dim * per_group + g * head_dim + r % head_dim;
-  r -= kv_heads * head_dim;
-  return r / head_dim * per_group + (g + 1) * head_dim + r % head_dim;
-}
 
 const char* qkv_attention_refusal(const QkvAttentionArgs& a, int element_bytes, int device) {
   const int64_t g = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
@@ -351,7 +310,7 @@ const char* qkv_attention_refusal(const QkvAttentionArgs& a, int element_bytes, 
   if (a.head_dim != 64 && a.head_dim != 128) return "head_dim not 64 or 128";
   if (g < 1 || g > 8 || (g & (g - 1)) || g * a.kv_heads != a.q_heads) return "unsupported group";
   if (a.hidden < 1 || (a.hidden * element_bytes) % (kChunkPacks * 16))
-    return "hidden is not a multiple of 4 KiB of elements";
+    return "a row of hidden elements is not a multiple of 4 KiB";
   if ((reinterpret_cast<uintptr_t>(a.x) | reinterpret_cast<uintptr_t>(a.w) |
        reinterpret_cast<uintptr_t>(a.norm_weight) | reinterpret_cast<uintptr_t>(a.k_cache) |
        reinterpret_cast<uintptr_t>(a.v_cache)) &
@@ -364,7 +323,7 @@ const char* qkv_attention_refusal(const QkvAttentionArgs& a, int element_bytes, 
           cudaSuccess)
     return "device attributes unavailable";
   if (major < 9) return "needs compute capability 9.0 (clusters, bulk copies)";
-  Check check;
+  LaunchNeeds check;
   if (dispatch<__nv_bfloat16>(a, nullptr, &check) != cudaSuccess) return "unsupported shape";
   if (check.bytes > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";
   if (check.clusters < 1) return "the device cannot hold one cluster of 16 blocks";

@@ -15,6 +15,7 @@
 #include "attention_cluster.cuh"
 #include "kv_cache_write.h"
 #include "rotate_pack.cuh"
+#include "shape_dispatch.cuh"
 
 namespace flagstone::engine::detail {
 namespace {
@@ -98,35 +99,24 @@ __global__ void __launch_bounds__(kThreads) rope_attention(RopeAttentionArgs a) 
     decode_core::attend<T, D, G>(q, t, row_at, &first);
 }
 
-template <typename T, int D>
-cudaError_t launch_group(const RopeAttentionArgs& a, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
-                  static_cast<unsigned>(a.batch));
-  auto launch = [&](auto plain, auto clustered) {
-    if (a.cluster)
-      return ops::cuda::launch_clusters_with_pdl(clustered, grid, dim3(kThreads), 0, stream, grid.x,
-                                                 a);
-    return ops::cuda::launch_with_pdl(plain, grid, dim3(kThreads), 0, stream, a);
-  };
-  switch (a.q_heads / a.kv_heads) {
-    case 1:
-      return launch(rope_attention<T, D, 1, false>, rope_attention<T, D, 1, true>);
-    case 2:
-      return launch(rope_attention<T, D, 2, false>, rope_attention<T, D, 2, true>);
-    case 4:
-      return launch(rope_attention<T, D, 4, false>, rope_attention<T, D, 4, true>);
-    case 8:
-      return launch(rope_attention<T, D, 8, false>, rope_attention<T, D, 8, true>);
-    default:
-      return cudaErrorInvalidValue;
-  }
+dim3 grid_of(const RopeAttentionArgs& a) {
+  return dim3(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.kv_heads),
+              static_cast<unsigned>(a.batch));
 }
 
 template <typename T>
 cudaError_t launch_typed(const RopeAttentionArgs& a, cudaStream_t stream) {
-  if (a.head_dim == 64) return launch_group<T, 64>(a, stream);
-  if (a.head_dim == 128) return launch_group<T, 128>(a, stream);
-  return cudaErrorInvalidValue;
+  return with_shape(a, [&](auto d, auto g) {
+    constexpr int D = decltype(d)::value, G = decltype(g)::value;
+    if (!a.cluster)
+      return ops::cuda::launch_with_pdl(rope_attention<T, D, G, false>, grid_of(a), dim3(kThreads),
+                                        0, stream, a);
+    // The first split's shared memory holds every split's state.
+    if (a.splits > decode_core::kMaxClusterSplits<D, G>) return cudaErrorInvalidValue;
+    return ops::cuda::launch_clusters_with_pdl(rope_attention<T, D, G, true>, grid_of(a),
+                                               dim3(kThreads), 0, stream,
+                                               static_cast<unsigned>(a.splits), a);
+  });
 }
 
 }  // namespace
@@ -158,26 +148,32 @@ bool rope_attention_clusters(const RopeAttentionArgs& a, int device) {
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
       major < 9)
     return false;
-  const int64_t group = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
-  int64_t most = 0;
-  if (a.head_dim == 64)
-    most = group == 1   ? decode_core::kMaxClusterSplits<64, 1>
-           : group == 2 ? decode_core::kMaxClusterSplits<64, 2>
-           : group == 4 ? decode_core::kMaxClusterSplits<64, 4>
-                        : decode_core::kMaxClusterSplits<64, 8>;
-  else
-    most = group == 1   ? decode_core::kMaxClusterSplits<128, 1>
-           : group == 2 ? decode_core::kMaxClusterSplits<128, 2>
-           : group == 4 ? decode_core::kMaxClusterSplits<128, 4>
-                        : decode_core::kMaxClusterSplits<128, 8>;
-  return a.splits <= most;
+  // The first split's shared memory must hold every split's state, and the device must place
+  // one cluster of that many blocks (a smaller partition of the GPU may not).
+  return with_shape(a, [&](auto d, auto g) {
+           constexpr int D = decltype(d)::value, G = decltype(g)::value;
+           if (a.splits > decode_core::kMaxClusterSplits<D, G>) return cudaErrorInvalidValue;
+           auto kernel = rope_attention<__nv_bfloat16, D, G, true>;
+           if (a.splits > 8 &&
+               cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) !=
+                   cudaSuccess)
+             return cudaErrorInvalidValue;
+           cudaLaunchAttribute attributes[2];
+           const cudaLaunchConfig_t config =
+               ops::cuda::cluster_config(grid_of(a), dim3(kThreads), 0, nullptr,
+                                         static_cast<unsigned>(a.splits), false, attributes);
+           int clusters = 0;
+           if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess ||
+               clusters < 1)
+             return cudaErrorInvalidValue;
+           return cudaSuccess;
+         }) == cudaSuccess;
 }
 
 const char* launch_rope_attention(const RopeAttentionArgs& a, bool bf16, int device,
                                   void* stream_handle) {
   if (a.batch <= 0) return "";
   if (a.splits < 1 || a.splits > kMaxFusedSplits) return "bad split count for the fused attention";
-  if (a.cluster && a.splits > 16) return "more splits than a cluster holds";
   if (const char* error = use_cuda_device(device); *error) return error;
   auto stream = static_cast<cudaStream_t>(stream_handle);
   cudaError_t status =

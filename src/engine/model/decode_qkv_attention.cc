@@ -7,7 +7,6 @@
 #include "decoder.h"
 
 #ifdef FLAGSTONE_HAVE_CUDA
-#include "cuda/kv_cache_write.h"
 #include "cuda/qkv_attention.h"
 #endif
 
@@ -79,21 +78,13 @@ Tensor DecoderModel::qkv_attention(DecodeState& s, const KvCache& cache, int64_t
 QkvAttentionArgs DecoderModel::qkv_attention_args(DecodeState& s, const KvCache& cache, int64_t l,
                                                   const Tensor& residual) {
   QkvAttentionArgs a;
+  fill_rope_cache_args(a, cache, l, residual, s.step, 1);
   const Layer& layer = layers_[static_cast<size_t>(l)];
   a.x = address_of(residual);
   a.norm_weight = address_of(layer.input_norm);
   a.eps = static_cast<float>(config_.rms_norm_eps);
   a.w = qkv_by_group_.empty() ? address_of(layer.qkv) : address_of(qkv_by_group_[l]);
   a.hidden = hidden_;
-  a.k_cache = address_of(cache.keys(l));
-  a.v_cache = address_of(cache.values(l));
-  a.capacity = cache.capacity();
-  a.start = static_cast<const int64_t*>(address_of(s.step));
-  a.cos = address_of(rope_cos_);
-  a.sin = address_of(rope_sin_);
-  a.max_positions = rope_cos_.size(0);
-  a.neox = traits_.rope_style == "neox";
-  a.q_heads = heads_, a.kv_heads = kv_heads_, a.head_dim = head_dim_;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   return a;
 }

@@ -338,11 +338,12 @@ __device__ __forceinline__ void merge_splits(const GroupTask<T>& t) {
 }
 
 // Floats of the block's per-warp states (attend_states): per warp and head m, l, D values.
-template <int D, int G>
-inline constexpr int kMergeFloats = kWarps* G*(2 + D);
+__host__ __device__ constexpr int merge_floats(int head_dim, int group) {
+  return kWarps * group * (2 + head_dim);
+}
 
 // The block's attention over its split, up to the per-warp online-softmax states in `merge`
-// (kMergeFloats<D, G>, combine_warps reads them): q holds this lane's 8 elements of each group
+// (merge_floats(D, G), combine_warps reads them): q holds this lane's 8 elements of each group
 // head, scaled by scale * log2 e. `row_at(j)` gives row j's offsets; `first`, when set, is the
 // first pass already loaded (load_pass before the wait). Called by every thread of the block (it
 // synchronizes); returns whether any thread met a bad row.
@@ -438,7 +439,7 @@ __device__ __forceinline__ bool attend_states(const float (&q)[G][8], const Grou
 template <typename T, int D, int G, typename RowFn>
 __device__ __forceinline__ void attend(const float (&q)[G][8], const GroupTask<T>& t, RowFn row_at,
                                        const Pass<Tile<D, G>::kUnroll>* first = nullptr) {
-  __shared__ float merge[kMergeFloats<D, G>];
+  __shared__ float merge[merge_floats(D, G)];
   __shared__ bool last;
   const bool bad = attend_states<T, D, G>(q, t, row_at, first, merge);
   const bool whole = t.split.active == 1;

@@ -1,8 +1,9 @@
-// The device side of the streamed GEMV (gemv_stream.cu): a block of kConsumerWarps consumer warps
-// and one copy-issuing warp streams contiguous weight rows through a shared-memory ring of chunks
-// and sums each row against x staged in shared memory. Shared with the engine's kernels that
-// stream a product before work of their own (the q/k/v product before attention).
+// The device side of the streamed GEMV (gemv_stream.cu): a block's copy-issuing warp streams
+// weight rows through a shared-memory ring, its consumer warps sum each row against staged x.
 #pragma once
+
+// Shared with the engine's kernels that stream a product before work of their own (the q/k/v
+// product before attention, engine/cuda/qkv_attention.cu), so the ring protocol lives once.
 
 #include <cuda_runtime.h>
 
@@ -45,8 +46,8 @@ __device__ __forceinline__ float dot(uint4 w, uint4 x) {
 struct Layout {
   size_t x = 0, nw = 0, sums = 0, red = 0, bars = 0, total = 0;
 };
-__host__ __device__ Layout layout_of(int slots, int chunk_packs, int64_t row_packs,
-                                     int64_t rows_max, bool norm) {
+__host__ __device__ inline Layout layout_of(int slots, int chunk_packs, int64_t row_packs,
+                                            int64_t rows_max, bool norm) {
   Layout l;
   l.x = static_cast<size_t>(slots) * chunk_packs * 16;
   l.nw = l.x + static_cast<size_t>(row_packs) * 16;

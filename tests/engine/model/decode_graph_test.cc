@@ -245,8 +245,8 @@ TEST_P(DecodeStepTest, FusedRopeAttentionMatchesUnfused) {
 // The q/k/v product, rotary, KV append and attention in one kernel of clusters (sm_90, rows of
 // whole 4 KiB chunks: the 1B shape's 32 heads of 64 in 8 groups), against the two-kernel step
 // (FLAGSTONE_ENGINE_QKV_ATTENTION=0), the unfused step and the reference; the profile names it
-// where the device has clusters. 90 cached tokens in 128 (16 splits, 6 of them with keys) and
-// 400 in 1024 (every split).
+// where the device has clusters. 90 cached tokens in 128 and 400 in 1024: each of a group's 16
+// splits holds 5-6 or 25-26 keys.
 TEST_P(DecodeStepTest, QkvAttentionMatchesUnfused) {
   if (GetParam().backend() != "cuda") GTEST_SKIP() << "the fused kernel is CUDA's";
   testing::TinyOptions tiny;

@@ -150,7 +150,7 @@ RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCach
   fill_rope_cache_args(a, cache, l, heads, s.step, s.batch);
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   a.splits = rope_attention_splits(a, device_.info().compute_units);
-  a.cluster = rope_attention_clusters(a, device_.index());
+  a.cluster = s.attn_cluster;
   if (s.attn_scratch.defined()) {
     a.partials = static_cast<float*>(address_of(s.attn_scratch));
     a.counters = reinterpret_cast<unsigned*>(a.partials + s.batch * heads_ * 128 * (2 + head_dim_));
@@ -180,12 +180,14 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   if (!(fused && std::string(fused) == "0") && !traits_.qk_norm && rope_cos_.dtype() == dtype_ &&
       rope_cos_.is_contiguous()) {
     Tensor probe = Tensor::empty({s.batch, heads_ + 2 * kv_heads_, head_dim_}, dtype_, device_);
-    if (rope_attention_supported(rope_attention_args(s, cache, 0, probe),
-                                 static_cast<int>(dtype_size(dtype_)))) {
+    const RopeAttentionArgs args = rope_attention_args(s, cache, 0, probe);
+    if (rope_attention_supported(args, static_cast<int>(dtype_size(dtype_)))) {
       const int64_t floats = s.batch * heads_ * 128 * (2 + head_dim_) + s.batch * kv_heads_;
       s.attn_scratch = Tensor::empty({floats}, DType::kF32, device_);
       s.attn_scratch.fill_bytes_(0);
       s.rope_attention = true;
+      // The split count is the cache's, the same for every layer: one decision for the step.
+      s.attn_cluster = rope_attention_clusters(args, device_.index());
     }
   }
   setup_qkv_attention(s, cache);

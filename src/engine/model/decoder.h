@@ -69,6 +69,7 @@ class DecoderModel : public Model {
     Tensor pick_scratch;          // the greedy pick's per-block picks and zeroed tickets
     bool rope_attention = false;  // the fused rotary + KV append + attention candidate
     Tensor attn_scratch;          // its partials and zeroed tickets
+    bool attn_cluster = false;    // its splits merge through a cluster (rope_attention_clusters)
     // The q/k/v product, rotary, KV append and attention in one cluster kernel (one sequence,
     // sm_90; decode_qkv_attention.cc), when set.
     bool qkv_attention = false;

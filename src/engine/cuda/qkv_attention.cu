@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
   const int64_t row_packs = a.hidden / V;
   constexpr int kRowsMax = (X::kRows + kCluster - 1) / kCluster;
   const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
-  const auto [ring, xs, nws, sums, red, full, empty] = streamed::regions_of(shared, l, kSlots);
+  const streamed::Regions smem = streamed::regions_of(shared, l, kSlots);
   float* extra = reinterpret_cast<float*>(shared + (l.total + 15) / 16 * 16);
   float* products = extra + X::kProducts;
   float* rotated = extra + X::kRotated;
@@ -95,13 +95,7 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
   const int64_t chunks = rows * (row_packs / kChunkPacks);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   cluster_start();
-  if (threadIdx.x == streamed::kConsumers) {
-    for (int s = 0; s < kSlots; ++s) {
-      ops::cuda::bulk::bar_init(full + s);
-      ops::cuda::bulk::bar_init(empty + s);
-    }
-    ops::cuda::bulk::bar_init_fence();
-  }
+  if (threadIdx.x == streamed::kConsumers) streamed::init_ring(smem.full, smem.empty, kSlots);
   __syncthreads();
   ops::cuda::allow_next_kernel();
   if (warp == streamed::kConsumerWarps) {
@@ -109,7 +103,7 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
     // arrived at every cluster barrier).
     if (lane == 0)
       streamed::issue_chunks(static_cast<const uint4*>(a.w), first * row_packs, chunks, chunks, 0,
-                             kChunkPacks, kSlots, ring, full, empty,
+                             kChunkPacks, kSlots, smem.ring, smem.full, smem.empty,
                              ops::cuda::bulk::evict_first_policy());
     return;
   }
@@ -133,22 +127,23 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
     }
   }
   const auto* nw = static_cast<const uint4*>(a.norm_weight);
-  for (int64_t i = threadIdx.x; i < row_packs; i += streamed::kConsumers) nws[i] = __ldg(nw + i);
+  for (int64_t i = threadIdx.x; i < row_packs; i += streamed::kConsumers)
+    smem.nws[i] = __ldg(nw + i);
   ops::cuda::wait_for_previous_kernel();
-
   ops::cuda::FusedGemvArgs fa;
   fa.x = a.x, fa.k = a.hidden, fa.eps = a.eps, fa.prologue = ops::cuda::GemvPrologue::kRmsNorm;
-  streamed::stage_x<T>(fa, xs, nws, row_packs, red);
-  for (int r = threadIdx.x; r < rows; r += streamed::kConsumers) sums[r] = 0;
+  streamed::stage_x<T>(fa, smem.xs, smem.nws, row_packs, smem.red);
+  for (int r = threadIdx.x; r < rows; r += streamed::kConsumers) smem.sums[r] = 0;
   streamed::consumers_sync();
-  streamed::consume_chunks<T>(ring, xs, sums, chunks, row_packs, kChunkPacks, kSlots, full, empty);
+  streamed::consume_chunks<T>(smem.ring, smem.xs, smem.sums, chunks, row_packs, kChunkPacks, kSlots,
+                              smem.full, smem.empty);
   streamed::consumers_sync();
 
   // Every block of the cluster gets the group's products, rounded as the product's output is.
   cluster_wait();
   for (int i = threadIdx.x; i < rows * kCluster; i += streamed::kConsumers) {
     const int r = i % rows;
-    const float v = ops::cuda::to_f(ops::cuda::from_f<T>(sums[r]));
+    const float v = ops::cuda::to_f(ops::cuda::from_f<T>(smem.sums[r]));
     *in_rank(products + first_local + r, static_cast<unsigned>(i / rows)) = v;
   }
   cluster_arrive();

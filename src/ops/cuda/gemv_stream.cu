@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t row_packs = a.k / V;  // a multiple of chunk_packs (the launcher picks it so)
   const bool norm = a.prologue == GemvPrologue::kRmsNorm;
   const Layout l = layout_of(slots, chunk_packs, row_packs, rows_max, norm);
-  const auto [ring, xs, nws, sums, red, full, empty] = streamed::regions_of(shared, l, slots);
+  const streamed::Regions smem = streamed::regions_of(shared, l, slots);
   // With the silu epilogue a block owns rows first.. of the gate half and the same rows of the
   // up half: two runs, streamed one after the other, summed into 2 * rows sums.
   const bool pairs = a.epilogue == GemvEpilogue::kSiluMul;
@@ -55,13 +55,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t run_chunks = rows * (row_packs / chunk_packs);
   const int64_t chunks = pairs ? 2 * run_chunks : run_chunks;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (threadIdx.x == kConsumers) {
-    for (int s = 0; s < slots; ++s) {
-      bulk::bar_init(full + s);
-      bulk::bar_init(empty + s);
-    }
-    bulk::bar_init_fence();
-  }
+  if (threadIdx.x == kConsumers) streamed::init_ring(smem.full, smem.empty, slots);
   __syncthreads();
   allow_next_kernel();
   if (warp == kConsumerWarps) {
@@ -69,7 +63,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint64_t policy = a.keep_in_l2 ? bulk::evict_last_policy() : bulk::evict_first_policy();
       streamed::issue_chunks(static_cast<const uint4*>(a.w), first * row_packs, chunks,
                              pairs ? run_chunks : chunks, (half + first) * row_packs, chunk_packs,
-                             slots, ring, full, empty, policy);
+                             slots, smem.ring, smem.full, smem.empty, policy);
     }
     return;
   }
@@ -77,27 +71,28 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The norm weight is constant too: into shared memory before the wait (llama-1b decode
     // 1.011x, llama-8b 1.009x against an L1 prefetch; H200, session 22).
     const auto* nw = static_cast<const uint4*>(a.norm_weight);
-    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) nws[p] = __ldg(nw + p);
+    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) smem.nws[p] = __ldg(nw + p);
   }
   wait_for_previous_kernel();
-  streamed::stage_x<T>(a, xs, nws, row_packs, red);
-  for (int64_t r = threadIdx.x; r < (pairs ? 2 * rows : rows); r += kConsumers) sums[r] = 0;
+  streamed::stage_x<T>(a, smem.xs, smem.nws, row_packs, smem.red);
+  for (int64_t r = threadIdx.x; r < (pairs ? 2 * rows : rows); r += kConsumers) smem.sums[r] = 0;
   consumers_sync();
-  streamed::consume_chunks<T>(ring, xs, sums, chunks, row_packs, chunk_packs, slots, full, empty);
+  streamed::consume_chunks<T>(smem.ring, smem.xs, smem.sums, chunks, row_packs, chunk_packs, slots,
+                              smem.full, smem.empty);
   consumers_sync();
   T* out = static_cast<T*>(a.out);
   const T* bias = static_cast<const T*>(a.bias);
   const T* residual = static_cast<const T*>(a.residual);
   for (int64_t r = threadIdx.x; r < rows; r += kConsumers) {
     if (pairs) {  // silu_and_mul's formula on the rounded products
-      float g = sums[r], u = sums[rows + r];
+      float g = smem.sums[r], u = smem.sums[rows + r];
       if (bias) g += to_f(bias[first + r]), u += to_f(bias[half + first + r]);
       g = to_f(from_f<T>(g));
       u = to_f(from_f<T>(u));
       out[first + r] = from_f<T>(g / (1.0f + expf(-g)) * u);
       continue;
     }
-    float v = sums[r];
+    float v = smem.sums[r];
     if (bias) v += to_f(bias[first + r]);
     // The unfused path rounds the product, then the sum (add_rms_norm's residual).
     if (residual) v = to_f(from_f<T>(v)) + to_f(residual[first + r]);

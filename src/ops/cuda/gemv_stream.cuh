@@ -185,4 +185,14 @@ __device__ __forceinline__ void consume_chunks(const uint4* ring, const uint4* x
   }
 }
 
+// Thread kConsumers of the block, before the block synchronizes: the ring's full and empty
+// barriers, made visible to the bulk-copy engine.
+__device__ __forceinline__ void init_ring(uint64_t* full, uint64_t* empty, int slots) {
+  for (int s = 0; s < slots; ++s) {
+    bulk::bar_init(full + s);
+    bulk::bar_init(empty + s);
+  }
+  bulk::bar_init_fence();
+}
+
 }  // namespace flagstone::ops::cuda::streamed

@@ -10,8 +10,5 @@ b=build-gpu
   timeout 120 $b/tests/engine/engine_model_test --gtest_brief=1 --gtest_filter='*cuda*' 2>&1 | tail -30
 } >"$o" 2>&1
 C=FLAGSTONE_ENGINE_ATTN_CLUSTER=0
-FLAGSTONE_SWEEP="${CLUSTER_SWEEP:-;$C;;$C;;$C}" bash tools/gpu/sweep.sh
-cat "$OUT/sweep.txt" >>"$o"
-MODEL=llama-8b FLAGSTONE_SWEEP="${CLUSTER_SWEEP8:-;$C}" bash tools/gpu/sweep.sh
-cat "$OUT/sweep.txt" >>"$o"
-rm -f "$OUT/sweep.txt"
+SWEEP_TO="$o" FLAGSTONE_SWEEP="${CLUSTER_SWEEP:-;$C;;$C;;$C}" bash tools/gpu/sweep.sh
+SWEEP_TO="$o" MODEL=llama-8b FLAGSTONE_SWEEP="${CLUSTER_SWEEP8:-;$C}" bash tools/gpu/sweep.sh

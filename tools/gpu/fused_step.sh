@@ -17,10 +17,9 @@ f=$b/src/cli/flagstone
     timeout 120 $f bench model --synthetic $m --device cuda:0 --dtype bf16 -p 512 -n 128 -r 3 2>&1 | grep -E "tg128|pp512|peak|rror" | grep -v "^flagstone ops"
   done
 } >"$o" 2>&1
-export FLAGSTONE_SWEEP=";FLAGSTONE_GEMV_RING_KIB=96;FLAGSTONE_ENGINE_FUSED=0;FLAGSTONE_ENGINE_SILU=down;FLAGSTONE_ENGINE_STREAM=0;"
-bash tools/gpu/sweep.sh; cat "$OUT/sweep.txt" >>"$o"
-MODEL=llama-8b FLAGSTONE_SWEEP=";FLAGSTONE_ENGINE_FUSED=0" bash tools/gpu/sweep.sh; cat "$OUT/sweep.txt" >>"$o"
-rm -f "$OUT/sweep.txt"
+SWEEP_TO="$o" FLAGSTONE_SWEEP=";FLAGSTONE_GEMV_RING_KIB=96;FLAGSTONE_ENGINE_FUSED=0;FLAGSTONE_ENGINE_SILU=down;FLAGSTONE_ENGINE_STREAM=0;" \
+  bash tools/gpu/sweep.sh
+SWEEP_TO="$o" MODEL=llama-8b FLAGSTONE_SWEEP=";FLAGSTONE_ENGINE_FUSED=0" bash tools/gpu/sweep.sh
 {
   echo "== depth 4096"
   for e in "" "FLAGSTONE_ENGINE_FUSED=0"; do

@@ -34,19 +34,28 @@ using decode_core::rescale;
 
 constexpr int kCluster = 16;      // blocks of a group: splits of its keys (a non-portable size)
 constexpr int kChunkPacks = 256;  // 4 KiB chunks
-constexpr int kSlots = 16;        // a 64 KiB ring
+constexpr int kSlots = 16;        // a 64 KiB ring (96 KiB measured the same, session 24)
 
-// Floats after the streamed GEMV's shared memory: the group's products, the rotated q heads
-// (scaled) and key, the warps' softmax states, and (used in the first block) every split's.
+// Floats after the streamed GEMV's shared memory: the group's products and the rotated q heads
+// (scaled) and key. The warps' softmax states and (used in the first block) every split's come
+// after the cluster barrier that follows every block's last chunk, so they reuse the ring where
+// it is large enough.
 template <int D, int G>
 struct TailLayout {
   static constexpr int kRows = (G + 2) * D;
   static constexpr int kProducts = 0;
   static constexpr int kRotated = kProducts + kRows;
-  static constexpr int kWarpStates = kRotated + (G + 1) * D;
+  static constexpr int kFloats = kRotated + (G + 1) * D;
+  static constexpr int kWarpStates = 0;  // from the states' base
   static constexpr int kSplitStates = kWarpStates + streamed::kConsumerWarps * G * (D + 2);
-  static constexpr int kFloats = kSplitStates + kCluster * G * (D + 4);
+  static constexpr int kStateFloats = kSplitStates + kCluster * G * (D + 4);
 };
+
+// Where the softmax states start: the ring when they fit in it, else after the tail.
+__host__ __device__ inline size_t states_offset(const streamed::Layout& l, size_t tail_end,
+                                                size_t state_bytes) {
+  return state_bytes <= l.x ? 0 : tail_end;
+}
 
 // Keys a warp loads at once (registers: U rows of K and V of D / 32 elements each).
 template <int D>
@@ -81,11 +90,14 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
   constexpr int kRowsMax = (X::kRows + kCluster - 1) / kCluster;
   const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
   const streamed::Regions smem = streamed::regions_of(shared, l, kSlots);
-  float* extra = reinterpret_cast<float*>(shared + (l.total + 15) / 16 * 16);
+  const size_t tail = (l.total + 15) / 16 * 16;
+  float* extra = reinterpret_cast<float*>(shared + tail);
   float* products = extra + X::kProducts;
   float* rotated = extra + X::kRotated;
-  float* warp_states = extra + X::kWarpStates;
-  float* split_states = extra + X::kSplitStates;
+  float* states = reinterpret_cast<float*>(
+      shared + states_offset(l, tail + X::kFloats * 4, X::kStateFloats * 4));
+  float* warp_states = states + X::kWarpStates;
+  float* split_states = states + X::kSplitStates;
 
   const int rank = static_cast<int>(blockIdx.x);
   const int64_t h = blockIdx.y, hk = a.kv_heads;
@@ -245,10 +257,13 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
 
 template <int D, int G>
 size_t shared_bytes(int64_t hidden, int element_bytes) {
+  using X = TailLayout<D, G>;
   const int64_t row_packs = hidden * element_bytes / 16;
-  constexpr int kRowsMax = (TailLayout<D, G>::kRows + kCluster - 1) / kCluster;
+  constexpr int kRowsMax = (X::kRows + kCluster - 1) / kCluster;
   const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
-  return (l.total + 15) / 16 * 16 + static_cast<size_t>(TailLayout<D, G>::kFloats) * 4;
+  const size_t tail_end = (l.total + 15) / 16 * 16 + size_t{X::kFloats} * 4;
+  const size_t states = states_offset(l, tail_end, size_t{X::kStateFloats} * 4);
+  return states == 0 ? tail_end : tail_end + size_t{X::kStateFloats} * 4;
 }
 
 // Opts `kernel` in to `bytes` of shared memory and to its cluster size (both per device, set at

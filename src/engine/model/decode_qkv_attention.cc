@@ -16,9 +16,11 @@ void DecoderModel::setup_qkv_attention(DecodeState& s, const KvCache& cache) {
 #ifdef FLAGSTONE_HAVE_CUDA
   info_.decode_qkv_attention = false;
   info_.decode_qkv_attention_note.clear();
-  // Off unless FLAGSTONE_ENGINE_QKV_ATTENTION=1: on the H200 the step ran 0.89x as fast with it
-  // (llama-1b tg128 1160.6 / 1161.2 against 1297.5 / 1298.2 t/s, session 23), one block an SM
-  // leaving room for fewer of its 16-block clusters at once than there are groups.
+  // Off unless FLAGSTONE_ENGINE_QKV_ATTENTION=1: on the H200 the step ran 0.988x as fast with it
+  // (llama-1b tg128 1304.97 against 1319.55 / 1321.88 t/s, session 24; two blocks an SM, the
+  // softmax states in the ring), though the kernel alone takes 15.0 µs against 9.7 + 9.1 for the
+  // two it replaces: probably because a 16-block cluster starts only once 16 SMs of a GPC are free
+  // of the down product's blocks, where the plain product's blocks start one by one.
   const char* env = std::getenv("FLAGSTONE_ENGINE_QKV_ATTENTION");
   if (!env || std::string(env) != "1") return;
   // It takes the place of the fused step's q/k/v product and rope_attention, so it needs both.

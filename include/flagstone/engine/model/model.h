@@ -70,8 +70,9 @@ struct ModelInfo {
   // What the recorded step holds, e.g. "150 nodes: 150 kernels (gemv x 97, ...)", when
   // ModelOptions::describe_graph asked for it; empty until a step is recorded.
   std::string decode_graph_nodes;
-  // The batch-1 decode step runs as one persistent kernel (CUDA, by default from hidden size 4096;
-  // FLAGSTONE_ENGINE_PERSISTENT=1 or 0 forces it on or off); when tried but not possible, why.
+  // The batch-1 decode step runs as one persistent kernel (CUDA, asked for with
+  // FLAGSTONE_ENGINE_PERSISTENT=1; the per-product step is faster at every size measured); when
+  // asked for but not possible, why.
   bool decode_persistent = false;
   std::string decode_persistent_note;
   // The one-sequence step's q/k/v product, rotary and attention run as one kernel of clusters

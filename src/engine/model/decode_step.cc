@@ -150,6 +150,11 @@ RopeAttentionArgs DecoderModel::rope_attention_args(DecodeState& s, const KvCach
   fill_rope_cache_args(a, cache, l, heads, s.step, s.batch);
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   a.splits = rope_attention_splits(a, device_.info().compute_units);
+  // FLAGSTONE_ENGINE_ATTN_SPLITS=n launches n splits per group instead (for sweeps: llama-1b at
+  // depth 512 ran 1.006x with 2 instead of 11, llama-8b and depth 4096 slower with fewer; H200,
+  // session 24).
+  if (const char* v = std::getenv("FLAGSTONE_ENGINE_ATTN_SPLITS"); v && std::atoi(v) > 0)
+    a.splits = std::min<int64_t>(std::atoi(v), 120);
   a.cluster = s.attn_cluster;
   if (s.attn_scratch.defined()) {
     a.partials = static_cast<float*>(address_of(s.attn_scratch));

@@ -51,10 +51,9 @@ struct TailLayout {
   static constexpr int kStateFloats = kSplitStates + kCluster * G * (D + 4);
 };
 
-// Where the softmax states start: the ring when they fit in it, else after the tail.
-__host__ __device__ inline size_t states_offset(const streamed::Layout& l, size_t tail_end,
-                                                size_t state_bytes) {
-  return state_bytes <= l.x ? 0 : tail_end;
+// Whether the softmax states fit in the ring (else they follow the tail).
+__host__ __device__ inline bool states_in_ring(const streamed::Layout& l, size_t state_bytes) {
+  return state_bytes <= l.x;
 }
 
 // Keys a warp loads at once (registers: U rows of K and V of D / 32 elements each).
@@ -95,7 +94,7 @@ __global__ void __launch_bounds__(streamed::kThreads, 2)
   float* products = extra + X::kProducts;
   float* rotated = extra + X::kRotated;
   float* states = reinterpret_cast<float*>(
-      shared + states_offset(l, tail + X::kFloats * 4, X::kStateFloats * 4));
+      shared + (states_in_ring(l, X::kStateFloats * 4) ? 0 : tail + X::kFloats * 4));
   float* warp_states = states + X::kWarpStates;
   float* split_states = states + X::kSplitStates;
 
@@ -262,18 +261,16 @@ size_t shared_bytes(int64_t hidden, int element_bytes) {
   constexpr int kRowsMax = (X::kRows + kCluster - 1) / kCluster;
   const streamed::Layout l = streamed::layout_of(kSlots, kChunkPacks, row_packs, kRowsMax, true);
   const size_t tail_end = (l.total + 15) / 16 * 16 + size_t{X::kFloats} * 4;
-  const size_t states = states_offset(l, tail_end, size_t{X::kStateFloats} * 4);
-  return states == 0 ? tail_end : tail_end + size_t{X::kStateFloats} * 4;
+  const size_t state_bytes = size_t{X::kStateFloats} * 4;
+  return tail_end + (states_in_ring(l, state_bytes) ? 0 : state_bytes);
 }
 
-// Opts `kernel` in to `bytes` of shared memory and to its cluster size (both per device, set at
-// every launch: the step records once, so this is no per-token cost).
+// Opts `kernel` in to `bytes` of shared memory (per device, set at every launch: the step records
+// once, so this is no per-token cost).
 template <typename Kernel>
 cudaError_t opt_in(Kernel kernel, size_t bytes) {
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(bytes));
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(bytes));
 }
 
 // What a launch would need: its shared memory and how many of its clusters fit at once.
@@ -291,13 +288,10 @@ cudaError_t launch_typed(const QkvAttentionArgs& a, cudaStream_t stream, LaunchN
   if (check) {
     // How many clusters fit at once (0: none, so it cannot run).
     check->bytes = bytes;
-    check->clusters = 0;
-    cudaLaunchAttribute attributes[2];
-    const cudaLaunchConfig_t config = ops::cuda::cluster_config(
-        grid, dim3(streamed::kThreads), bytes, nullptr, kCluster, false, attributes);
-    if (opt_in(kernel, bytes) == cudaSuccess &&
-        cudaOccupancyMaxActiveClusters(&check->clusters, kernel, &config) != cudaSuccess)
-      check->clusters = 0;
+    check->clusters = opt_in(kernel, bytes) == cudaSuccess
+                          ? ops::cuda::max_active_clusters(kernel, grid, dim3(streamed::kThreads),
+                                                           bytes, kCluster)
+                          : 0;
     return cudaSuccess;
   }
   if (const cudaError_t e = opt_in(kernel, bytes); e != cudaSuccess) return e;
@@ -326,9 +320,9 @@ const char* qkv_attention_refusal(const QkvAttentionArgs& a, int element_bytes, 
        reinterpret_cast<uintptr_t>(a.v_cache)) &
       15u)
     return "an operand not 16-byte aligned";
+  if (const char* error = use_cuda_device(device); *error) return error;
   int major = 0, optin = 0;
-  if (cudaSetDevice(device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
           cudaSuccess)
     return "device attributes unavailable";

@@ -153,20 +153,10 @@ bool rope_attention_clusters(const RopeAttentionArgs& a, int device) {
   return with_shape(a, [&](auto d, auto g) {
            constexpr int D = decltype(d)::value, G = decltype(g)::value;
            if (a.splits > decode_core::kMaxClusterSplits<D, G>) return cudaErrorInvalidValue;
-           auto kernel = rope_attention<__nv_bfloat16, D, G, true>;
-           if (a.splits > 8 &&
-               cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) !=
-                   cudaSuccess)
-             return cudaErrorInvalidValue;
-           cudaLaunchAttribute attributes[2];
-           const cudaLaunchConfig_t config =
-               ops::cuda::cluster_config(grid_of(a), dim3(kThreads), 0, nullptr,
-                                         static_cast<unsigned>(a.splits), false, attributes);
-           int clusters = 0;
-           if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess ||
-               clusters < 1)
-             return cudaErrorInvalidValue;
-           return cudaSuccess;
+           const int clusters =
+               ops::cuda::max_active_clusters(rope_attention<__nv_bfloat16, D, G, true>, grid_of(a),
+                                              dim3(kThreads), 0, static_cast<unsigned>(a.splits));
+           return clusters >= 1 ? cudaSuccess : cudaErrorInvalidValue;
          }) == cudaSuccess;
 }
 

@@ -201,12 +201,42 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   return s;
 }
 
+Tensor DecoderModel::step_attention(DecodeState& s, KvCache& cache, int64_t l,
+                                    const Tensor& heads) {
+  if (s.rope_attention) {
+    // Rotary, the KV append and attention in one engine kernel (the default).
+    if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
+    Tensor attn = rope_attention(s, cache, l, heads);
+    if (ops_.timer()) ops_.timer()->end();
+    return attn;
+  }
+  const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
+  const Tensor start = s.step.narrow(0, 0, b);
+  Tensor q;
+  if (traits_.qk_norm) {
+    // q/k norms sit between the projection and rotary: the ops one by one.
+    const Layer& layer = layers_[static_cast<size_t>(l)];
+    const Tensor positions = start.view({b, 1});
+    q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
+    Tensor k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
+    q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
+    k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
+    if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
+    write_kv(cache, l, k, heads.narrow(2, hq + hk, hk), start);
+    if (ops_.timer()) ops_.timer()->end();
+  } else {
+    // One kernel turns q and k, appends k and v to the cache and leaves q for attention.
+    if (ops_.timer()) ops_.timer()->begin("rope_kv_write (engine)");
+    q = rope_kv_write(cache, l, heads, start);
+    if (ops_.timer()) ops_.timer()->end();
+  }
+  return ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l), s.block_table,
+                              s.step.narrow(0, b, b));
+}
+
 Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   if (s.mega) return pick_next(s, persistent_step(s));
   const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
-  Tensor start = s.step.narrow(0, 0, b);
-  Tensor positions = start.view({b, 1});
-  Tensor lengths = s.step.narrow(0, b, b);
   Tensor x = ops_.embedding(s.tokens, embed_);
   Tensor residual = x, h, mlp_out;
   // Fused: each product takes the norm or silu * up before it and the residual add after it, so
@@ -234,31 +264,7 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
         }
         heads = step_product(h, layer.qkv, layer.qkv_bias);
       }
-      heads = heads.view({b, 1, hq + 2 * hk, d});
-      Tensor q, k, v = heads.narrow(2, hq + hk, hk);
-      if (s.rope_attention) {
-        // Rotary, the KV append and attention in one engine kernel (the default).
-        if (ops_.timer()) ops_.timer()->begin("rope_attention (engine)");
-        attn = rope_attention(s, cache, l, heads);
-        if (ops_.timer()) ops_.timer()->end();
-      } else if (traits_.qk_norm) {
-        // q/k norms sit between the projection and rotary: the ops one by one.
-        q = ops_.rms_norm(heads.narrow(2, 0, hq), layer.q_norm, config_.rms_norm_eps);
-        k = ops_.rms_norm(heads.narrow(2, hq, hk), layer.k_norm, config_.rms_norm_eps);
-        q = ops_.rotary(q, positions, rope_cos_, rope_sin_, traits_.rope_style);
-        k = ops_.rotary(k, positions, rope_cos_, rope_sin_, traits_.rope_style);
-        if (ops_.timer()) ops_.timer()->begin("kv_cache_write");
-        write_kv(cache, l, k, v, start);
-        if (ops_.timer()) ops_.timer()->end();
-      } else {
-        // One kernel turns q and k, appends k and v to the cache and leaves q for attention.
-        if (ops_.timer()) ops_.timer()->begin("rope_kv_write (engine)");
-        q = rope_kv_write(cache, l, heads, start);
-        if (ops_.timer()) ops_.timer()->end();
-      }
-      if (!s.rope_attention)
-        attn = ops_.paged_attention(q.reshape({b, hq, d}), cache.keys(l), cache.values(l),
-                                    s.block_table, lengths);
+      attn = step_attention(s, cache, l, heads.view({b, 1, hq + 2 * hk, d}));
     }
     if (fused != FusedMode::kOff) {
       residual =

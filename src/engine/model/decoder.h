@@ -134,6 +134,10 @@ class DecoderModel : public Model {
   Tensor qkv_attention(DecodeState& state, const KvCache& cache, int64_t layer,
                        const Tensor& residual);
   void setup_qkv_attention(DecodeState& state, const KvCache& cache);
+  // Rotary, the KV append and attention of the step's q/k/v `heads` [b, 1, hq + 2 hk, d] for
+  // `layer`, by the fused kernel where state.rope_attention says, else op by op; returns the
+  // attention output [b, hq, d].
+  Tensor step_attention(DecodeState& state, KvCache& cache, int64_t layer, const Tensor& heads);
 #ifdef FLAGSTONE_HAVE_CUDA
   QkvAttentionArgs qkv_attention_args(DecodeState& state, const KvCache& cache, int64_t layer,
                                       const Tensor& residual);

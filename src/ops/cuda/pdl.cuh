@@ -86,17 +86,36 @@ inline cudaLaunchConfig_t cluster_config(dim3 grid, dim3 block, size_t shared_by
   return config;
 }
 
+// Lets `kernel` run in clusters of `cluster_x` blocks: more than 8 is a non-portable size on
+// sm_90, which the kernel must opt in to.
+template <typename Kernel>
+cudaError_t allow_cluster_size(Kernel kernel, unsigned cluster_x) {
+  if (cluster_x <= 8) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+}
+
+// How many clusters of `cluster_x` blocks of `kernel` (with `shared_bytes` of dynamic shared
+// memory, which the kernel must already allow) the current device holds at once; 0 when none or
+// when the query fails.
+template <typename Kernel>
+int max_active_clusters(Kernel kernel, dim3 grid, dim3 block, size_t shared_bytes,
+                        unsigned cluster_x) {
+  if (allow_cluster_size(kernel, cluster_x) != cudaSuccess) return 0;
+  cudaLaunchAttribute attributes[2];
+  const cudaLaunchConfig_t config =
+      cluster_config(grid, block, shared_bytes, nullptr, cluster_x, false, attributes);
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) return 0;
+  return clusters;
+}
+
 // Launches `kernel` in clusters of `cluster_x` blocks along x (more than 8 allowed: a
 // non-portable size on sm_90), with PDL where use_pdl() allows it.
 template <typename... Params, typename... Args>
 cudaError_t launch_clusters_with_pdl(void (*kernel)(Params...), dim3 grid, dim3 block,
                                      size_t shared_bytes, cudaStream_t stream, unsigned cluster_x,
                                      Args... args) {
-  if (cluster_x > 8) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-    if (e != cudaSuccess) return e;
-  }
+  if (const cudaError_t e = allow_cluster_size(kernel, cluster_x); e != cudaSuccess) return e;
   cudaLaunchAttribute attributes[2];
   const cudaLaunchConfig_t config =
       cluster_config(grid, block, shared_bytes, stream, cluster_x, use_pdl(), attributes);

@@ -201,9 +201,10 @@ class Bench {
   }
 
   // `n` tokens one at a time after `depth` cached ones, each picked greedily on the device; the
-  // chosen id is copied to the host every step (into one of two pinned slots) and checked. The
-  // next step is queued before the host waits for this one's id, as a serving loop overlaps
-  // its host work with the device, so the device does not idle on the round trip.
+  // chosen id reaches the host every step and is checked (written into page-locked memory by the
+  // step itself on a recorded CUDA step, else copied into one of two pinned slots). The next
+  // step is queued before the host waits for this one's id, as a serving loop overlaps its host
+  // work with the device, so the device does not idle on the round trip.
   double generate_seconds(int64_t n, int64_t depth) {
     start_at(depth);
     auto t0 = Clock::now();
@@ -227,12 +228,18 @@ class Bench {
       const size_t slot = static_cast<size_t>(i % 2);
       FS_CHECK(next.dtype() == DType::kI64 && next.numel() == 1, kInternal, "greedy step gave ids ",
                next.describe());
-      runtime::copy_device_to_host(stream, static_cast<int64_t*>(ids_.data()) + slot, next.buffer(),
-                                   next.byte_offset(), sizeof(int64_t));
+      // Where the step itself wrote the id into host memory, nothing is queued between steps;
+      // otherwise (or with FLAGSTONE_BENCH_TG=copy, to compare) a copy follows each step.
+      const int64_t* id_at = copy_loop_ ? nullptr : model_.greedy_host_ids(cache_);
+      if (!id_at) {
+        id_at = static_cast<int64_t*>(ids_.data()) + slot;
+        runtime::copy_device_to_host(stream, static_cast<int64_t*>(ids_.data()) + slot,
+                                     next.buffer(), next.byte_offset(), sizeof(int64_t));
+      }
       events_[slot].record(stream);
       if (i + 1 < n) next = model_.forward_greedy(next, cache_);
       events_[slot].synchronize();
-      const int64_t id = static_cast<int64_t*>(ids_.data())[slot];
+      const int64_t id = *id_at;
       if (id < 0 || id >= vocab) throw_error(ErrorCategory::kInternal, "argmax gave id ", id);
     }
     device_.synchronize();
@@ -302,6 +309,10 @@ class Bench {
   const bool sync_loop_ = [] {
     const char* env = std::getenv("FLAGSTONE_BENCH_TG");
     return env && std::string(env) == "sync";
+  }();
+  const bool copy_loop_ = [] {
+    const char* env = std::getenv("FLAGSTONE_BENCH_TG");
+    return env && std::string(env) == "copy";
   }();
 };
 

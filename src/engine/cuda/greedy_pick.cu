@@ -111,8 +111,11 @@ __global__ void __launch_bounds__(kThreads) greedy_pick(GreedyArgs a) {
   if (threadIdx.x == 0) {
     a.out[row * a.out_stride] = p.index;
     if (a.step) {
-      a.step[row] += 1;           // position
-      a.step[a.rows + row] += 1;  // length
+      const int64_t position = a.step[row];
+      // A plain store over the bus: the host reads it once an event after the step completes.
+      if (a.host_ids) a.host_ids[position % kGreedyHostSlots * a.rows + row] = p.index;
+      a.step[row] = position + 1;  // position
+      a.step[a.rows + row] += 1;   // length
     }
   }
 }
@@ -146,6 +149,16 @@ const char* launch_greedy_pick(const GreedyArgs& a, int element_bytes, bool bf16
                        : bf16             ? launch_typed<__nv_bfloat16>(a, stream)
                                           : launch_typed<__half>(a, stream);
   return status == cudaSuccess ? "" : cudaGetErrorString(status);
+}
+
+int64_t* host_ids_on_device(void* host, int device) {
+  void* mapped = nullptr;
+  if (host == nullptr || *use_cuda_device(device) ||
+      cudaHostGetDevicePointer(&mapped, host, 0) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky; cleared so later launches do not report it
+    return nullptr;
+  }
+  return static_cast<int64_t*>(mapped);
 }
 
 }  // namespace flagstone::engine::detail

@@ -61,9 +61,12 @@ const char* launch_advance_step(int64_t* values, int64_t count, int device, void
 // ops library's argmax) written to out[row * out_stride]; with `step` (i64 [2 * rows]: positions,
 // then lengths) set, that row's two entries are also advanced by one. `scratch` holds
 // rows * kMaxGreedyChunks picks of kGreedyPickBytes, `counters` rows zeroed unsigned ints (each
-// launch leaves them zero).
+// launch leaves them zero). With `host_ids` (page-locked host memory as the device addresses it,
+// kGreedyHostSlots * rows i64) and `step`, the ids also go to slot position % kGreedyHostSlots
+// there, so the host reads them with no copy queued behind the step.
 inline constexpr int64_t kMaxGreedyChunks = 128;
 inline constexpr int64_t kGreedyPickBytes = 16;
+inline constexpr int64_t kGreedyHostSlots = 4;
 struct GreedyArgs {
   const void* logits = nullptr;
   int64_t rows = 0, n = 0, row_stride = 0;
@@ -72,9 +75,12 @@ struct GreedyArgs {
   int64_t* step = nullptr;
   void* scratch = nullptr;
   unsigned* counters = nullptr;
+  int64_t* host_ids = nullptr;
 };
 const char* launch_greedy_pick(const GreedyArgs& args, int element_bytes, bool bf16, int device,
                                void* stream);
+// The address kernels on `device` use for page-locked host memory `host` (null if it has none).
+int64_t* host_ids_on_device(void* host, int device);
 
 // One decode token per sequence: rotary of the q and k heads of `heads` (as RopeKvArgs), k and v
 // appended to the caches [batch, capacity, kv_heads, head_dim] at start[b], and attention of

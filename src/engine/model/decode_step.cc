@@ -179,6 +179,9 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   // Picks of kGreedyPickBytes (two i64) per block, then one ticket per row; all zero at first.
   s.pick_scratch = Tensor::empty({s.batch * kMaxGreedyChunks * 2 + s.batch}, DType::kI64, device_);
   s.pick_scratch.fill_bytes_(0);
+  s.host_ids = runtime::PinnedHostBuffer(device_, kGreedyHostSlots * s.batch * sizeof(int64_t));
+  if (s.host_ids.is_pinned())
+    s.host_ids_device = host_ids_on_device(s.host_ids.data(), device_.index());
   // The fused rotary + KV append + attention kernel where it serves this model (the default;
   // FLAGSTONE_ENGINE_ROPE_ATTENTION=0 keeps rope_kv_write then paged_attention, for A/B).
   const char* fused = std::getenv("FLAGSTONE_ENGINE_ROPE_ATTENTION");
@@ -323,6 +326,7 @@ Tensor DecoderModel::pick_next(DecodeState& s, const Tensor& logits) {
     g.scratch = address_of(s.pick_scratch);
     g.counters =
         reinterpret_cast<unsigned*>(static_cast<int64_t*>(g.scratch) + b * kMaxGreedyChunks * 2);
+    g.host_ids = s.host_ids_device;
     const char* error = launch_greedy_pick(g, static_cast<int>(dtype_size(dtype_)),
                                            dtype_ == DType::kBF16, device_.index(), stream);
     FS_CHECK(*error == '\0', kBackend, "greedy pick on ", device_.spec(), ": ", error);
@@ -338,6 +342,20 @@ Tensor DecoderModel::forward_greedy(const Tensor& tokens, KvCache& cache) {
   check_forward(tokens, cache);
   if (tokens.size(1) == 1 && decode_on_device(cache)) return decode(tokens, cache, true);
   return Model::forward_greedy(tokens, cache);
+}
+
+const int64_t* DecoderModel::greedy_host_ids(const KvCache& cache) const {
+#ifndef FLAGSTONE_HAVE_CUDA
+  (void)cache;
+  return nullptr;
+#else
+  const DecodeState& s = decode_;
+  if (s.host_ids_position < 0 || s.host_ids_position != cache.length() - 1 ||
+      s.batch != cache.batch() || s.storage != storage_of(cache))
+    return nullptr;
+  return static_cast<const int64_t*>(s.host_ids.data()) +
+         s.host_ids_position % kGreedyHostSlots * s.batch;
+#endif
 }
 
 Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy) {
@@ -400,6 +418,10 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy
     }
   }
   s.step_start = start + 1;
+  // The engine's greedy pick (in every step, greedy or not) wrote this step's ids to the host.
+#ifdef FLAGSTONE_HAVE_CUDA
+  s.host_ids_position = s.host_ids_device && !ops_argmax() ? start : -1;
+#endif
   cache.advance(1);
   return greedy ? s.tokens : logits;
 }

@@ -37,6 +37,7 @@ class DecoderModel : public Model {
   KvCache new_cache(int64_t batch, int64_t capacity) const override;
   Tensor forward(const Tensor& tokens, KvCache& cache, bool all_logits) override;
   Tensor forward_greedy(const Tensor& tokens, KvCache& cache) override;
+  const int64_t* greedy_host_ids(const KvCache& cache) const override;
   std::vector<OpTime> profile_forward(const Tensor& tokens, KvCache& cache) override;
 
  private:
@@ -74,6 +75,11 @@ class DecoderModel : public Model {
     // sm_90; decode_qkv_attention.cc), when set.
     bool qkv_attention = false;
     Tensor logits;  // written by each replay
+    // The greedy pick also writes each step's ids into page-locked host memory (slot position %
+    // kGreedyHostSlots), where greedy_host_ids finds them: no copy on the stream between steps.
+    runtime::PinnedHostBuffer host_ids;
+    int64_t* host_ids_device = nullptr;  // host_ids as kernels address it; null: not written
+    int64_t host_ids_position = -1;      // the latest step that wrote them
     // The whole step as one persistent kernel (decode_mega.cc), when set: its arguments, the
     // layer table on the device, activation buffers and zeroed scratch.
     std::shared_ptr<MegaArgs> mega;

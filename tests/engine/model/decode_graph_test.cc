@@ -223,6 +223,50 @@ TEST_P(DecodeStepTest, GreedyStepsFollowArgmaxOfLogits) {
   }
 }
 
+// greedy_host_ids: on a CUDA step the greedy pick also writes each step's ids into page-locked
+// host memory, readable once the step is done and still valid after further steps are queued
+// (the bench's loop reads step i's id while step i + 1 runs); elsewhere there are none.
+TEST_P(DecodeStepTest, GreedyIdsReachTheHostWithoutACopy) {
+  std::string folder = testing::write_tiny_hf_model(folder_.sub("llama"), "llama");
+  std::vector<TokenId> prompt = testing::tiny_prompt(6, 3);
+  const int64_t steps = 9;
+  auto model = load(folder, DType::kBF16, true);
+  Decoded by_logits = decode_greedy(*model, prompt, steps);
+  KvCache cache = model->new_cache(1, 48);
+  for (int round = 0; round < 2; ++round) {
+    cache.clear();
+    auto n = static_cast<int64_t>(prompt.size());
+    Tensor next = model->forward_greedy(ids(prompt, 0, n), cache);
+    // The prefill ran as one forward pass of n tokens: no host ids for it.
+    EXPECT_EQ(model->greedy_host_ids(cache), nullptr);
+    std::vector<const int64_t*> at;
+    for (int64_t i = 0; i + 1 < steps; ++i) {
+      next = model->forward_greedy(next, cache);
+      at.push_back(model->greedy_host_ids(cache));
+      if (GetParam().backend() != "cuda") {
+        EXPECT_EQ(at.back(), nullptr);
+        continue;
+      }
+      ASSERT_NE(at.back(), nullptr) << "step " << i;
+      // Two steps in flight, as in the bench: the earlier one's slot must survive the later.
+      if (i % 2 == 1) {
+        Device(GetParam()).synchronize();
+        EXPECT_EQ(*at[i - 1], by_logits.tokens[i]) << "round " << round << " step " << i - 1;
+        EXPECT_EQ(*at[i], by_logits.tokens[i + 1]) << "round " << round << " step " << i;
+        EXPECT_NE(at[i - 1], at[i]);
+      }
+    }
+    // A forward() step picks too: its ids are the argmax of the logits it returns.
+    Tensor logits = model->forward(Tensor::from_vector(std::vector<int64_t>{1}, {1, 1}), cache);
+    const int64_t* picked = model->greedy_host_ids(cache);
+    if (GetParam().backend() == "cuda") {
+      ASSERT_NE(picked, nullptr);
+      Tensor want = ops::argmax(logits.reshape({1, testing::kTinyVocab}), 1, true);
+      EXPECT_EQ(*picked, want.to_vector<int64_t>()[0]);  // to_vector waited for the step
+    }
+  }
+}
+
 // The fused rotary + KV append + attention kernel (the default; bf16, head_dim 64 and 128),
 // its splits merged through a thread-block cluster (sm_90) or through the global workspace,
 // against the unfused step on the same tokens, and against the float64 reference; CUDA only

@@ -115,6 +115,17 @@ class Model {
   // copy, so a caller can queue the next step before reading this one's ids.
   virtual Tensor forward_greedy(const Tensor& tokens, KvCache& cache);
 
+  // The ids of the latest step on `cache` (one i64 per sequence: forward_greedy's, or the
+  // argmax of a one-token forward()'s logits) as the device wrote them into page-locked host
+  // memory, or null where it did not (then copy the tensor forward_greedy returned). Readable once
+  // that step's work is done (an event recorded after the call) and until three more steps have
+  // been queued, so a loop can queue the next step before reading, with no copy on the stream
+  // between steps.
+  virtual const int64_t* greedy_host_ids(const KvCache& cache) const {
+    (void)cache;
+    return nullptr;
+  }
+
   // forward() op by op (never a replayed graph) with each op's device time taken by events
   // around the call, in order of first use; the cache advances as in forward(). For seeing
   // where a step's time goes: the sum against the measured step time is the launch overhead.

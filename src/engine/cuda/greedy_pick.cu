@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "cuda/greedy_order.cuh"
 #include "cuda/pdl.cuh"
 #include "kv_cache_write.h"
 
@@ -16,30 +17,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct Pick {
-  float value;
-  int64_t index;  // -1: nothing picked
-};
+using ops::cuda::Pick;
+using ops::cuda::picked_before;
+using ops::cuda::warp_best;
 static_assert(sizeof(Pick) == kGreedyPickBytes);
-
-// The ops library's argmax order: NaN first, then the larger value, ties by the lower index.
-__device__ __forceinline__ bool before(const Pick& a, const Pick& b) {
-  if (a.index < 0) return false;
-  if (b.index < 0) return true;
-  const bool an = isnan(a.value), bn = isnan(b.value);
-  if (an != bn) return an;
-  if (!an && a.value != b.value) return a.value > b.value;
-  return a.index < b.index;
-}
-
-__device__ __forceinline__ Pick warp_best(Pick p) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    Pick other{__shfl_xor_sync(0xffffffffu, p.value, o), __shfl_xor_sync(0xffffffffu, p.index, o)};
-    if (before(other, p)) p = other;
-  }
-  return p;
-}
 
 // Every thread of the block gets the block's best.
 __device__ Pick block_best(Pick p, Pick* scratch) {
@@ -79,13 +60,13 @@ __global__ void __launch_bounds__(kThreads) greedy_pick(GreedyArgs a) {
 #pragma unroll
       for (int e = 0; e < kPack; ++e) {
         const Pick c{to_float(v[e]), j + e};
-        if (before(c, best)) best = c;
+        if (picked_before(c, best)) best = c;
       }
     }
   } else {
     for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
       const Pick c{to_float(x[j]), j};
-      if (before(c, best)) best = c;
+      if (picked_before(c, best)) best = c;
     }
   }
   best = block_best(best, scratch);
@@ -104,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) greedy_pick(GreedyArgs a) {
   for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
     const volatile Pick* theirs = partial + c;
     const Pick q{theirs->value, theirs->index};
-    if (before(q, p)) p = q;
+    if (picked_before(q, p)) p = q;
   }
   __syncthreads();  // scratch is reused
   p = block_best(p, scratch);

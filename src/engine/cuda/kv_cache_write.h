@@ -60,11 +60,13 @@ const char* launch_advance_step(int64_t* values, int64_t count, int device, void
 // `row_stride` elements), the index of the largest (NaN first, ties by the lower index, as the
 // ops library's argmax) written to out[row * out_stride]; with `step` (i64 [2 * rows]: positions,
 // then lengths) set, that row's two entries are also advanced by one. `scratch` holds
-// rows * kMaxGreedyChunks picks of kGreedyPickBytes, `counters` rows zeroed unsigned ints (each
-// launch leaves them zero). With `host_ids` (page-locked host memory as the device addresses it,
-// kGreedyHostSlots * rows i64) and `step`, the ids also go to slot position % kGreedyHostSlots
-// there, so the host reads them with no copy queued behind the step.
+// rows * kGreedyScratchPicks picks of kGreedyPickBytes (the kernel uses at most kMaxGreedyChunks
+// of them; the head's streamed GEMV, picking as it ends, one a block), `counters` rows zeroed
+// unsigned ints (each launch leaves them zero). With `host_ids` (page-locked host memory as the
+// device addresses it, kGreedyHostSlots * rows i64) and `step`, the ids also go to slot position %
+// kGreedyHostSlots there, so the host reads them with no copy queued behind the step.
 inline constexpr int64_t kMaxGreedyChunks = 128;
+inline constexpr int64_t kGreedyScratchPicks = 1024;
 inline constexpr int64_t kGreedyPickBytes = 16;
 inline constexpr int64_t kGreedyHostSlots = 4;
 struct GreedyArgs {

@@ -175,7 +175,7 @@ bool DecoderModel::kept_in_l2(const Tensor& weight) const {
 
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  StepPrologue prologue, const Tensor& norm, const Tensor& residual,
-                                 bool silu_after) const {
+                                 bool silu_after, DecodeState* pick_into) const {
   const int64_t k = weight.size(1);
   const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
@@ -200,6 +200,22 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     a.eps = static_cast<float>(config_.rms_norm_eps);
     if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
     a.keep_in_l2 = kept_in_l2(weight);
+    if (pick_into && rows == 1) {
+      // As pick_next's kernel would: the id into the step's input, to the host slot of its
+      // position, the position and length advanced (the scratch's tickets follow its picks).
+      DecodeState& s = *pick_into;
+      a.pick.out = static_cast<int64_t*>(address_of(s.tokens));
+      a.pick.scratch = address_of(s.pick_scratch);
+      a.pick.scratch_blocks = kGreedyScratchPicks;
+      a.pick.ticket = reinterpret_cast<unsigned*>(static_cast<int64_t*>(a.pick.scratch) +
+                                                  kGreedyScratchPicks * 2);
+      a.pick.advance = static_cast<int64_t*>(address_of(s.step));
+      a.pick.advance_count = 2;
+      a.pick.host = s.host_ids_device;
+      a.pick.host_slots = kGreedyHostSlots;
+      // Only the streamed GEMV picks; without it the step's own kernel does.
+      if (!streamed_takes(device_, dtype_, a)) a.pick = {};
+    }
     // A fused one-row product takes the streamed GEMV where it serves (the same prologue and
     // residual).
     const bool streamed = streamed_takes(device_, dtype_, a);
@@ -214,7 +230,8 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
       if (ops_.timer())
         ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
                                 prologue_name(prologue) + (residual.defined() ? " +residual" : "") +
-                                (silu_after ? " +silu_and_mul after" : ""),
+                                (silu_after ? " +silu_and_mul after" : "") +
+                                (a.pick.out ? " +greedy pick" : ""),
                             weight.nbytes());
       launch_checked(device_, "fused linear " + shape_to_string(weight.shape()),
                      [&](cudaStream_t stream) {
@@ -222,6 +239,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
                                        : ops::cuda::launch_fused_gemv(dtype_, a, stream);
                      });
       if (ops_.timer()) ops_.timer()->end();
+      if (a.pick.out) pick_into->head_picked = true;
       return out;
     }
   }

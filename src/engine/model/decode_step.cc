@@ -37,6 +37,18 @@ bool ops_argmax() {
 }
 #endif
 
+// FLAGSTONE_ENGINE_HEAD_PICK=0: the greedy pick as a kernel of its own after the head, not made
+// by the head's streamed GEMV as it ends (the default where it serves), for comparing both.
+// Read at each recording.
+bool head_pick() {
+#ifdef FLAGSTONE_HAVE_CUDA
+  const char* env = std::getenv("FLAGSTONE_ENGINE_HEAD_PICK");
+  return !(env && std::string(env) == "0") && !ops_argmax();
+#else
+  return false;
+#endif
+}
+
 std::vector<void*> storage_of(const KvCache& cache) {
   std::vector<void*> out;
   for (int64_t l = 0; l < cache.layers(); ++l) {
@@ -177,7 +189,8 @@ DecoderModel::DecodeState& DecoderModel::decode_state(const KvCache& cache) {
   s.block_table = ops::arange(s.batch, device_).reshape({s.batch, 1});
 #ifdef FLAGSTONE_HAVE_CUDA
   // Picks of kGreedyPickBytes (two i64) per block, then one ticket per row; all zero at first.
-  s.pick_scratch = Tensor::empty({s.batch * kMaxGreedyChunks * 2 + s.batch}, DType::kI64, device_);
+  s.pick_scratch =
+      Tensor::empty({s.batch * kGreedyScratchPicks * 2 + s.batch}, DType::kI64, device_);
   s.pick_scratch.fill_bytes_(0);
   s.host_ids = runtime::PinnedHostBuffer(device_, kGreedyHostSlots * s.batch * sizeof(int64_t));
   if (s.host_ids.is_pinned())
@@ -289,15 +302,17 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     mlp_out = step_product(ops_.silu_and_mul(step_product(h, layer.gate_up)), layer.down);
   }
   Tensor logits;
+  s.head_picked = false;
   if (fused == FusedMode::kAll) {
-    logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {});
+    logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {}, false,
+                         head_pick() ? &s : nullptr);
   } else {
     h = fused != FusedMode::kOff
             ? ops_.rms_norm(residual, final_norm_, config_.rms_norm_eps)
             : ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
     logits = step_product(h, lm_head_);
   }
-  return pick_next(s, logits);
+  return s.head_picked ? logits : pick_next(s, logits);
 }
 
 Tensor DecoderModel::pick_next(DecodeState& s, const Tensor& logits) {
@@ -325,7 +340,7 @@ Tensor DecoderModel::pick_next(DecodeState& s, const Tensor& logits) {
     g.step = static_cast<int64_t*>(address_of(s.step));
     g.scratch = address_of(s.pick_scratch);
     g.counters =
-        reinterpret_cast<unsigned*>(static_cast<int64_t*>(g.scratch) + b * kMaxGreedyChunks * 2);
+        reinterpret_cast<unsigned*>(static_cast<int64_t*>(g.scratch) + b * kGreedyScratchPicks * 2);
     g.host_ids = s.host_ids_device;
     const char* error = launch_greedy_pick(g, static_cast<int>(dtype_size(dtype_)),
                                            dtype_ == DType::kBF16, device_.index(), stream);

@@ -80,6 +80,7 @@ class DecoderModel : public Model {
     runtime::PinnedHostBuffer host_ids;
     int64_t* host_ids_device = nullptr;  // host_ids as kernels address it; null: not written
     int64_t host_ids_position = -1;      // the latest step that wrote them
+    bool head_picked = false;  // the head's product made the greedy pick (step_linear's pick_into)
     // The whole step as one persistent kernel (decode_mega.cc), when set: its arguments, the
     // layer table on the device, activation buffers and zeroed scratch.
     std::shared_ptr<MegaArgs> mega;
@@ -90,13 +91,15 @@ class DecoderModel : public Model {
   // with `norm`) or is [g, u] turned into silu(g) * u before the product, and with `residual`
   // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor. With
   // `silu_after` the weight is [gate; up] and the result silu(gate) * up, [rows, 1, n / 2].
+  // With `pick_into` (the head of a one-row step) the streamed GEMV also makes the step's greedy
+  // pick as it ends, as pick_next would, and sets pick_into->head_picked where it did.
   enum class FusedMode { kOff, kLayers, kAll };
   static constexpr int64_t kMaxFusedRows = 8;  // more rows: a GEMM (cuBLAS), unfused
   FusedMode fused_mode(int64_t rows) const;
   int64_t fused_max_elements() const;  // wider weights run their ops unfused
   Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                      StepPrologue prologue, const Tensor& norm, const Tensor& residual,
-                     bool silu_after = false) const;
+                     bool silu_after = false, DecodeState* pick_into = nullptr) const;
   // Whether a one-row step's gate/up product (normed in front) serves silu_after on the
   // streamed GEMV, so down takes the activation as its plain input (FLAGSTONE_ENGINE_SILU=down:
   // never; the activation is then down's prologue).

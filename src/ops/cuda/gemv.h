@@ -53,6 +53,24 @@ enum class GemvEpilogue {
   // columns. Each block owns both halves of its rows, so the activation needs no kernel of its own.
   kSiluMul,
 };
+// The greedy pick a decode step's output head can make as it ends (the streamed GEMV's, one row,
+// no silu epilogue): the index of the largest output (NaN first, then the larger value, ties by
+// the lower index: ops::argmax's order on the rounded outputs). Each block leaves its best in
+// `scratch` (16 bytes a block, room for `scratch_blocks`); the last block to finish (a ticket at
+// `ticket`, zeroed, left zero) picks among them, writes the index to out[0], then, with
+// `advance`, writes it to host[advance[0] % host_slots] as well when `host` is set (page-locked
+// memory as the device addresses it) and adds one to each of advance[0 .. advance_count): the
+// step's position and length, so a recorded step replays at the next position.
+struct GemvPick {
+  int64_t* out = nullptr;  // null: no pick
+  void* scratch = nullptr;
+  int64_t scratch_blocks = 0;
+  unsigned* ticket = nullptr;
+  int64_t* advance = nullptr;
+  int advance_count = 0;
+  int64_t* host = nullptr;
+  int64_t host_slots = 0;
+};
 struct FusedGemvArgs : GemvArgs {
   GemvPrologue prologue = GemvPrologue::kNone;
   GemvEpilogue epilogue = GemvEpilogue::kNone;
@@ -69,6 +87,7 @@ struct FusedGemvArgs : GemvArgs {
   // The streamed GEMV asks L2 to keep the weight (evict_last instead of evict_first), so a weight
   // read every decode step can still be there at the next one.
   bool keep_in_l2 = false;
+  GemvPick pick;  // the streamed GEMV's alone
 };
 // Needs 16-byte aligned x, w, norm_weight and rows (k, ldx, ldw multiples of 16 bytes) and the
 // staged x rows (m * k elements) within shared memory; the reason when not, empty when served.

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "cuda/gemv_stream.cuh"
+#include "cuda/greedy_order.cuh"
 #include "cuda/pdl.cuh"
 
 namespace flagstone::ops::cuda {
@@ -30,6 +31,51 @@ using streamed::layout_of;
 constexpr int kDefaultChunkKiB = 4;
 constexpr int kDefaultRingKiB = 64;
 constexpr int kDefaultBlocksPerSm = 2;  // two rings an SM
+
+// The consumer threads' best, in every consumer thread (`scratch`: kConsumerWarps entries).
+__device__ Pick consumers_best(Pick p, Pick* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  p = warp_best(p);
+  if (lane == 0) scratch[warp] = p;
+  consumers_sync();
+  Pick best = scratch[0];
+#pragma unroll
+  for (int w = 1; w < kConsumerWarps; ++w)
+    if (picked_before(scratch[w], best)) best = scratch[w];
+  consumers_sync();  // scratch may be written again
+  return best;
+}
+
+// GemvPick: every block's best into the scratch, the last block to take a ticket picks among
+// them (the threadFenceReduction pattern: fence, ticket, fence, read).
+__device__ void finish_pick(const GemvPick& g, Pick mine) {
+  __shared__ Pick scratch[kConsumerWarps];
+  __shared__ bool last;
+  auto* picks = static_cast<Pick*>(g.scratch);
+  mine = consumers_best(mine, scratch);
+  if (threadIdx.x == 0) {
+    picks[blockIdx.x] = mine;
+    __threadfence();
+    last = atomicAdd(g.ticket, 1u) == gridDim.x - 1;
+    if (last) atomicExch(g.ticket, 0u);
+  }
+  consumers_sync();
+  if (!last) return;
+  __threadfence();
+  Pick best{0, -1};
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += kConsumers) {
+    const volatile Pick* theirs = picks + b;
+    const Pick q{theirs->value, theirs->index};
+    if (picked_before(q, best)) best = q;
+  }
+  best = consumers_best(best, scratch);
+  if (threadIdx.x != 0) return;
+  g.out[0] = best.index;
+  if (!g.advance) return;
+  const int64_t position = g.advance[0];
+  if (g.host) g.host[position % g.host_slots] = best.index;
+  for (int c = 0; c < g.advance_count; ++c) g.advance[c] += 1;
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -83,6 +129,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   T* out = static_cast<T*>(a.out);
   const T* bias = static_cast<const T*>(a.bias);
   const T* residual = static_cast<const T*>(a.residual);
+  Pick best{0, -1};
   for (int64_t r = threadIdx.x; r < rows; r += kConsumers) {
     if (pairs) {  // silu_and_mul's formula on the rounded products
       float g = smem.sums[r], u = smem.sums[rows + r];
@@ -96,8 +143,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (bias) v += to_f(bias[first + r]);
     // The unfused path rounds the product, then the sum (add_rms_norm's residual).
     if (residual) v = to_f(from_f<T>(v)) + to_f(residual[first + r]);
-    out[first + r] = from_f<T>(v);
+    const T rounded = from_f<T>(v);
+    out[first + r] = rounded;
+    if (a.pick.out) {
+      const Pick here{to_f(rounded), first + r};
+      if (picked_before(here, best)) best = here;
+    }
   }
+  if (a.pick.out) finish_pick(a.pick, best);
 #endif
 }
 
@@ -201,7 +254,8 @@ cudaError_t launch_typed(const FusedGemvArgs& a, cudaStream_t stream, StreamedGe
     p.rows_max = sums_per_block(a.n, p.blocks, pairs);
     p.layout = layout_of(p.slots, p.chunk_packs, a.k / Pack<T>::kCount, p.rows_max, p.norm);
   }
-  if (a.n * p.blocks >= (int64_t{1} << 32)) return cudaErrorInvalidValue;
+  if (a.n * p.blocks >= (int64_t{1} << 32) || (a.pick.out && p.blocks > a.pick.scratch_blocks))
+    return cudaErrorInvalidValue;
   return launch_with_pdl(streamed_gemv_kernel<T>, dim3(static_cast<unsigned>(p.blocks)),
                          dim3(kThreads), p.layout.total, stream, a, p.slots, p.chunk_packs,
                          p.rows_max);
@@ -247,6 +301,9 @@ const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
   const Plan p = plan_of(a.n, a.k, row_bytes / 16, a.epilogue == GemvEpilogue::kSiluMul,
                          a.prologue == GemvPrologue::kRmsNorm, StreamedGemvTuning{});
   if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
+  if (a.pick.out && (a.epilogue != GemvEpilogue::kNone || !a.pick.scratch || !a.pick.ticket ||
+                     p.blocks > a.pick.scratch_blocks || (a.pick.host && a.pick.host_slots < 1)))
+    return "the greedy pick needs no epilogue, a ticket and scratch for every block";
   if (p.layout.total > static_cast<size_t>(optin)) return "x and the ring exceed shared memory";
   return "";
 }

@@ -113,6 +113,64 @@ TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
   }
 }
 
+// The head's streamed GEMV makes the greedy pick as it ends (no kernel of its own): greedy steps
+// (f32 and bf16, ids fed back on the device) give the float64 reference's tokens in f32 and the
+// same tokens as the separate pick kernel (FLAGSTONE_ENGINE_HEAD_PICK=0) in both, the ids reach
+// the host slot, and the profile names the head with the pick.
+TEST_P(DecodeStreamTest, GreedyPickInTheHead) {
+  testing::TinyOptions tiny;
+  tiny.sliding_window = false;
+  tiny.hidden = 1024;  // bf16 rows of 2 KiB
+  tiny.intermediate = 2048;
+  const std::string folder = testing::write_tiny_hf_model(folder_.sub("pick"), "llama", tiny);
+  ModelOptions ref_options;
+  ref_options.reference = true;
+  const std::vector<TokenId> prompt = testing::tiny_prompt(20, 3);
+  const int64_t steps = 8;
+  const Steps want = decode(*load_model(folder, ref_options), prompt, steps);
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    ModelOptions options;
+    options.device = GetParam();
+    options.dtype = dtype;
+    // Greedy ids of `steps` steps fed back on the device, each also read from its host slot.
+    auto greedy = [&](Model& model) {
+      KvCache cache = model.new_cache(1, 48);
+      Tensor next = model.forward_greedy(
+          Tensor::from_vector(std::vector<int64_t>(prompt.begin(), prompt.end()),
+                              {1, static_cast<int64_t>(prompt.size())}),
+          cache);
+      std::vector<int64_t> ids{next.to_vector<int64_t>()[0]};
+      for (int64_t i = 1; i < steps; ++i) {
+        next = model.forward_greedy(next, cache);
+        const int64_t id = next.to_vector<int64_t>()[0];  // waits for the step
+        const int64_t* host = model.greedy_host_ids(cache);
+        EXPECT_TRUE(host && *host == id) << "step " << i << ": host slot differs from " << id;
+        ids.push_back(id);
+      }
+      return ids;
+    };
+    auto model = load_model(folder, options);
+    const std::vector<int64_t> in_head = greedy(*model);
+    std::vector<int64_t> own_kernel;
+    {
+      ScopedEnv separate("FLAGSTONE_ENGINE_HEAD_PICK", "0");
+      own_kernel = greedy(*load_model(folder, options));
+    }
+    EXPECT_EQ(in_head, own_kernel);
+    if (dtype == DType::kF32) {
+      EXPECT_EQ(in_head, std::vector<int64_t>(want.tokens.begin(), want.tokens.begin() + steps));
+    }
+    KvCache cache = model->new_cache(1, 16);
+    model->forward(Tensor::from_vector(std::vector<int64_t>{1, 5, 9}, {1, 3}), cache);
+    int named = 0;
+    for (const OpTime& op :
+         model->profile_forward(Tensor::from_vector(std::vector<int64_t>{4}, {1, 1}), cache))
+      named += op.op.find("+greedy pick") != std::string::npos;
+    EXPECT_EQ(named, 1) << "no head product with the greedy pick in the profile";
+  }
+}
+
 FLAGSTONE_INSTANTIATE_ON_ALL_DEVICES(DecodeStreamTest);
 
 }  // namespace

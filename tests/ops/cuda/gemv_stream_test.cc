@@ -1,11 +1,14 @@
 // The streamed one-row GEMV (bulk copies into a shared-memory ring, sm_90): every dtype, rows that
 // split unevenly over the grid, fewer rows than SMs, rings of 8 slots (many laps) to 192 KiB, two
 // blocks per SM, bias or none; two products in a row, the second launched under PDL while the
-// first still writes its input; and what it refuses. Checked against the float64 reference;
-// skips without a CUDA device of compute capability 9.0.
+// first still writes its input; the greedy pick as it ends; and what it refuses. Checked against
+// the float64 reference; skips without a CUDA device of compute capability 9.0.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "cuda/gemv.h"
 #include "flagstone/runtime/backend.h"
@@ -113,6 +116,85 @@ TEST(CudaStreamedGemv, ChainedProductsWaitForTheirInput) {
   }
 }
 
+// The greedy pick as the product ends (GemvPick): the index of the largest output the kernel
+// wrote (NaN first, ties by the lower index), the step's counters advanced and the index in the
+// host slot of the first counter; three rounds, so each launch must leave its ticket zero.
+// Round 0: random rows; 1: the best row twice (a tie: the lower index); 2: a NaN row.
+TEST(CudaStreamedGemv, GreedyPickAsItEnds) {
+  auto devices = runtime::devices_of("cuda");
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  const Device& dev = devices[0];
+  Rng rng(test_seed() + 11);
+  auto stream =
+      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  runtime::PinnedHostBuffer host(dev, 4 * sizeof(int64_t));
+  void* host_on_device = nullptr;
+  ASSERT_EQ(cudaHostGetDevicePointer(&host_on_device, host.data(), 0), cudaSuccess);
+  auto* slots = static_cast<int64_t*>(host.data());
+  for (DType d : {DType::kBF16, DType::kF16, DType::kF32})
+    for (int64_t n : {int64_t{7}, int64_t{300}, int64_t{20011}}) {
+      const int64_t k = d == DType::kF32 ? 512 : 1024;  // rows of 2 KiB
+      std::vector<double> xv(k), wv(n * k);
+      for (double& v : xv) v = rng.uniform(-1, 1);
+      for (double& v : wv) v = rng.uniform(-1, 1);
+      Tensor x = make_tensor(xv, {1, k}, d, dev);
+      Tensor out = Tensor::empty({1, n}, d, dev);
+      Tensor picked = Tensor::empty({1}, DType::kI64, dev);
+      Tensor counters = make_tensor({41, 42}, {2}, DType::kI64, dev);
+      Tensor scratch = Tensor::empty({2 * 1024 + 1}, DType::kI64, dev);
+      scratch.fill_bytes_(0);
+      for (int round = 0; round < 3; ++round) {
+        SCOPED_TRACE(std::string(dtype_name(d)) + " n=" + std::to_string(n) + " round " +
+                     std::to_string(round));
+        std::vector<double> rows = wv;
+        const int64_t a_row = rng.integer(0, n - 1), b_row = rng.integer(0, n - 1);
+        if (round == 1)  // x's signs: the largest possible output, in two rows
+          for (int64_t i = 0; i < k; ++i)
+            rows[a_row * k + i] = rows[b_row * k + i] = xv[i] > 0 ? 1.0 : -1.0;
+        if (round == 2) rows[b_row * k + k / 2] = std::nan("");
+        Tensor w = make_tensor(rows, {n, k}, d, dev);
+        poison(out);
+        cuda::FusedGemvArgs a;
+        a.out = address(out), a.x = address(x), a.w = address(w);
+        a.m = 1, a.n = n, a.k = k, a.ldx = k, a.ldw = k, a.ldo = n;
+        a.pick.out = static_cast<int64_t*>(address(picked));
+        a.pick.scratch = address(scratch);
+        a.pick.scratch_blocks = 1024;
+        a.pick.ticket = reinterpret_cast<unsigned*>(static_cast<int64_t*>(address(scratch)) + 2048);
+        a.pick.advance = static_cast<int64_t*>(address(counters));
+        a.pick.advance_count = 2;
+        a.pick.host = static_cast<int64_t*>(host_on_device);
+        a.pick.host_slots = 4;
+        const std::string refused = cuda::streamed_gemv_refusal(d, a);
+        if (refused.find("compute capability") != std::string::npos) GTEST_SKIP() << refused;
+        ASSERT_EQ(refused, "");
+        std::fill(slots, slots + 4, int64_t{-5});
+        ASSERT_EQ(cuda::launch_streamed_gemv(d, a, stream), cudaSuccess);
+        const std::vector<double> got = out.to_double_vector();  // waits for the kernel
+        std::string diff = compare(out, call_reference("linear", {x, w}, {})[0], tolerance(d, k));
+        EXPECT_TRUE(diff.empty()) << diff;
+        int64_t want = 0;
+        for (int64_t j = 1; j < n; ++j) {
+          const bool jn = std::isnan(got[j]), wn = std::isnan(got[want]);
+          if ((jn && !wn) || (!jn && !wn && got[j] > got[want])) want = j;
+        }
+        if (round == 1) {
+          EXPECT_EQ(want, std::min(a_row, b_row));
+        }
+        if (round == 2) {
+          EXPECT_TRUE(std::isnan(got[want]));
+        }
+        EXPECT_EQ(picked.to_vector<int64_t>()[0], want);
+        const int64_t position = 41 + round;
+        EXPECT_EQ(counters.to_vector<int64_t>(),
+                  (std::vector<int64_t>{position + 1, position + 2}));
+        EXPECT_EQ(slots[position % 4], want);
+        EXPECT_EQ(slots[(position + 1) % 4], -5);
+      }
+      counters.copy_(make_tensor({41, 42}, {2}, DType::kI64, dev));
+    }
+}
+
 TEST(CudaStreamedGemv, RefusesWhatItCannotServe) {
   auto devices = runtime::devices_of("cuda");
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
@@ -138,6 +220,17 @@ TEST(CudaStreamedGemv, RefusesWhatItCannotServe) {
   EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("shared memory"),
             std::string::npos);
   EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kI32, a)), "");
+  // The greedy pick: scratch for every block, a ticket, no silu epilogue.
+  a.k = 1024, a.ldx = 1024, a.ldw = 1024;
+  a.pick.out = storage, a.pick.scratch = storage, a.pick.scratch_blocks = 1;
+  a.pick.ticket = reinterpret_cast<unsigned*>(storage + 4);
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("greedy pick"),
+            std::string::npos);
+  a.pick.scratch_blocks = 1024;
+  EXPECT_EQ(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)), "");
+  a.n = 8, a.ldo = 8, a.epilogue = cuda::GemvEpilogue::kSiluMul;
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("greedy pick"),
+            std::string::npos);
 }
 
 }  // namespace

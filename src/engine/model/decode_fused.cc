@@ -150,6 +150,30 @@ bool DecoderModel::silu_after_gate_up(const Layer& layer, int64_t rows) const {
 #endif
 }
 
+bool DecoderModel::gathers_embedding(const Layer& first, int64_t rows) const {
+#ifdef FLAGSTONE_HAVE_CUDA
+  const char* env = std::getenv("FLAGSTONE_ENGINE_EMBED");
+  if ((env && std::string(env) == "op") || rows != 1 || embed_.dtype() != dtype_ ||
+      !embed_.is_contiguous() || embed_.size(1) != first.qkv.size(1) ||
+      !first.qkv.is_contiguous() || first.qkv.dtype() != dtype_ ||
+      !first.input_norm.is_contiguous() || first.input_norm.dtype() != dtype_)
+    return false;
+  ops::cuda::FusedGemvArgs a;
+  a.m = 1, a.n = first.qkv.size(0), a.k = first.qkv.size(1);
+  a.x = address_of(embed_);
+  a.w = address_of(first.qkv);
+  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
+  a.prologue = ops::cuda::GemvPrologue::kRmsNorm;
+  a.norm_weight = address_of(first.input_norm);
+  a.x_index = reinterpret_cast<const int64_t*>(a.x);  // any address: only its presence counts
+  a.x_rows = embed_.size(0);
+  return streamed_takes(device_, dtype_, a);
+#else
+  (void)first, (void)rows;
+  return false;
+#endif
+}
+
 bool DecoderModel::kept_in_l2(const Tensor& weight) const {
   static const int64_t budget = [] {
     const char* env = std::getenv("FLAGSTONE_ENGINE_L2_KEEP_MIB");
@@ -175,9 +199,12 @@ bool DecoderModel::kept_in_l2(const Tensor& weight) const {
 
 Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  StepPrologue prologue, const Tensor& norm, const Tensor& residual,
-                                 bool silu_after, DecodeState* pick_into) const {
+                                 const StepExtras& extras) const {
+  const bool silu_after = extras.silu_after;
+  DecodeState* pick_into = extras.pick_into;
   const int64_t k = weight.size(1);
-  const int64_t rows = x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
+  const int64_t rows =
+      extras.gather_ids ? 1 : x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
 #ifdef FLAGSTONE_HAVE_CUDA
   const int64_t n = weight.size(0);
   // Called by the step in fused mode only (decode_body asked fused_mode once).
@@ -199,6 +226,11 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     a.norm_weight = norm.defined() ? address_of(norm) : nullptr;
     a.eps = static_cast<float>(config_.rms_norm_eps);
     if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
+    if (extras.gather_ids) {
+      a.x_index = static_cast<const int64_t*>(address_of(*extras.gather_ids));
+      a.x_rows = x.size(0);
+      a.x_out = address_of(extras.gathered);
+    }
     a.keep_in_l2 = kept_in_l2(weight);
     if (pick_into && rows == 1) {
       // As pick_next's kernel would: the id into the step's input, to the host slot of its
@@ -219,6 +251,8 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     // A fused one-row product takes the streamed GEMV where it serves (the same prologue and
     // residual).
     const bool streamed = streamed_takes(device_, dtype_, a);
+    FS_CHECK(streamed || !extras.gather_ids, kInternal, "the embedding gather of ",
+             shape_to_string(weight.shape()), " is the streamed GEMV's");
     if (streamed || (weight.numel() <= fused_max_elements() &&
                      *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0')) {
       Tensor out = residual.defined()
@@ -231,6 +265,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
         ops_.timer()->begin("linear " + shape_to_string(weight.shape()) + " fused" +
                                 prologue_name(prologue) + (residual.defined() ? " +residual" : "") +
                                 (silu_after ? " +silu_and_mul after" : "") +
+                                (a.x_index ? " +embedding" : "") +
                                 (a.pick.out ? " +greedy pick" : ""),
                             weight.nbytes());
       launch_checked(device_, "fused linear " + shape_to_string(weight.shape()),

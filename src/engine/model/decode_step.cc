@@ -253,11 +253,16 @@ Tensor DecoderModel::step_attention(DecodeState& s, KvCache& cache, int64_t l,
 Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   if (s.mega) return pick_next(s, persistent_step(s));
   const int64_t b = s.batch, d = head_dim_, hq = heads_, hk = kv_heads_;
-  Tensor x = ops_.embedding(s.tokens, embed_);
-  Tensor residual = x, h, mlp_out;
   // Fused: each product takes the norm or silu * up before it and the residual add after it, so
   // the residual stream is updated in place and no norm or activation runs on its own.
   const FusedMode fused = s.batch <= kMaxFusedRows ? fused_mode(s.batch) : FusedMode::kOff;
+  // One row fused: the first product looks its input row up itself and starts the residual
+  // stream, so the step has no embedding kernel.
+  const bool gather =
+      fused != FusedMode::kOff && !s.qkv_attention && gathers_embedding(layers_.front(), b);
+  Tensor x = gather ? Tensor::empty({b, 1, embed_.size(1)}, dtype_, device_)
+                    : ops_.embedding(s.tokens, embed_);
+  Tensor residual = x, h, mlp_out;
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
     const Layer& layer = layers_[l];
     // One row on sm_90: the activation rides on the gate/up product, down takes it plain.
@@ -268,7 +273,10 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
       attn = qkv_attention(s, cache, l, residual);
     } else {
       Tensor heads;
-      if (fused != FusedMode::kOff) {
+      if (gather && l == 0) {
+        heads = step_linear(embed_, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
+                            layer.input_norm, {}, {.gather_ids = &s.tokens, .gathered = residual});
+      } else if (fused != FusedMode::kOff) {
         heads = step_linear(residual, layer.qkv, layer.qkv_bias, StepPrologue::kRmsNorm,
                             layer.input_norm, {});
       } else {
@@ -287,7 +295,7 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
           step_linear(attn.reshape({b, 1, hq * d}), layer.o, {}, StepPrologue::kNone, {}, residual);
       if (silu_after) {
         Tensor act = step_linear(residual, layer.gate_up, {}, StepPrologue::kRmsNorm,
-                                 layer.post_norm, {}, true);
+                                 layer.post_norm, {}, {.silu_after = true});
         residual = step_linear(act, layer.down, {}, StepPrologue::kNone, {}, residual);
         continue;
       }
@@ -304,8 +312,8 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
   Tensor logits;
   s.head_picked = false;
   if (fused == FusedMode::kAll) {
-    logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {}, false,
-                         head_pick() ? &s : nullptr);
+    logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {},
+                         {.pick_into = head_pick() ? &s : nullptr});
   } else {
     h = fused != FusedMode::kOff
             ? ops_.rms_norm(residual, final_norm_, config_.rms_norm_eps)

@@ -91,15 +91,31 @@ class DecoderModel : public Model {
   // with `norm`) or is [g, u] turned into silu(g) * u before the product, and with `residual`
   // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor. With
   // `silu_after` the weight is [gate; up] and the result silu(gate) * up, [rows, 1, n / 2].
-  // With `pick_into` (the head of a one-row step) the streamed GEMV also makes the step's greedy
-  // pick as it ends, as pick_next would, and sets pick_into->head_picked where it did.
+  // StepExtras: with `pick_into` (the head of a one-row step) the streamed GEMV also makes the
+  // step's greedy pick as it ends, as pick_next would, and sets pick_into->head_picked where it
+  // did; with `gather_ids` x is the embedding table and its input row number gather_ids[0], the
+  // row also written to `gathered` (the residual stream's start; only where
+  // gathers_embedding said so).
+  struct StepExtras {
+    bool silu_after = false;
+    DecodeState* pick_into = nullptr;
+    const Tensor* gather_ids = nullptr;
+    Tensor gathered;
+  };
   enum class FusedMode { kOff, kLayers, kAll };
   static constexpr int64_t kMaxFusedRows = 8;  // more rows: a GEMM (cuBLAS), unfused
   FusedMode fused_mode(int64_t rows) const;
   int64_t fused_max_elements() const;  // wider weights run their ops unfused
   Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                      StepPrologue prologue, const Tensor& norm, const Tensor& residual,
-                     bool silu_after = false, DecodeState* pick_into = nullptr) const;
+                     const StepExtras& extras) const;
+  Tensor step_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                     StepPrologue prologue, const Tensor& norm, const Tensor& residual) const {
+    return step_linear(x, weight, bias, prologue, norm, residual, StepExtras());
+  }
+  // Whether a one-row step's first product (normed in front) takes the embedding lookup too
+  // (FLAGSTONE_ENGINE_EMBED=op: never; the ops library's embedding kernel then runs first).
+  bool gathers_embedding(const Layer& first, int64_t rows) const;
   // Whether a one-row step's gate/up product (normed in front) serves silu_after on the
   // streamed GEMV, so down takes the activation as its plain input (FLAGSTONE_ENGINE_SILU=down:
   // never; the activation is then down's prologue).

@@ -447,6 +447,7 @@ const char* fused_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
   if (a.m < 1 || a.m > kGemvMaxRows) return "1 to 8 rows";
   if (a.n < 1 || a.k < 1) return "an empty product";
   if (a.pick.out) return "the greedy pick is the streamed GEMV's";
+  if (a.x_index) return "the embedding gather is the streamed GEMV's";
   const int64_t v = 16 / static_cast<int64_t>(dtype_size(dtype));
   if (a.k % v || a.ldx % v || a.ldw % v) return "k or a row stride not a multiple of 16 bytes";
   if (!aligned(a.x) || !aligned(a.w) || (a.norm_weight && !aligned(a.norm_weight)))

@@ -88,6 +88,13 @@ struct FusedGemvArgs : GemvArgs {
   // read every decode step can still be there at the next one.
   bool keep_in_l2 = false;
   GemvPick pick;  // the streamed GEMV's alone
+  // The step's embedding lookup in front of its first product (the streamed GEMV's alone, one
+  // row, no silu prologue): with x_index set, x is row x_index[0] of the table at `x` (x_rows
+  // rows of ldx elements; an index out of range gives NaN, as ops embedding does), and the first
+  // block also writes that row, before the prologue, to x_out (the residual stream's start).
+  const int64_t* x_index = nullptr;
+  int64_t x_rows = 0;
+  void* x_out = nullptr;
 };
 // Needs 16-byte aligned x, w, norm_weight and rows (k, ldx, ldw multiples of 16 bytes) and the
 // staged x rows (m * k elements) within shared memory; the reason when not, empty when served.

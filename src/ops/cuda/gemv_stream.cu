@@ -301,6 +301,9 @@ const char* streamed_gemv_refusal(DType dtype, const FusedGemvArgs& a) {
   const Plan p = plan_of(a.n, a.k, row_bytes / 16, a.epilogue == GemvEpilogue::kSiluMul,
                          a.prologue == GemvPrologue::kRmsNorm, StreamedGemvTuning{});
   if (a.n * p.blocks >= (int64_t{1} << 32)) return "too many rows for the grid";
+  if (a.x_index && (a.prologue == GemvPrologue::kSiluMul || a.x_rows < 1 ||
+                    (reinterpret_cast<uintptr_t>(a.x_out) & 15u)))
+    return "the embedding gather needs no silu prologue, a table and a 16-byte aligned x_out";
   if (a.pick.out && (a.epilogue != GemvEpilogue::kNone || !a.pick.scratch || !a.pick.ticket ||
                      p.blocks > a.pick.scratch_blocks || (a.pick.host && a.pick.host_slots < 1)))
     return "the greedy pick needs no epilogue, a ticket and scratch for every block";

@@ -84,8 +84,18 @@ __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, const uint4* nws, int
                         float* red) {
   constexpr int V = Pack<T>::kCount;
   const auto* xg = static_cast<const uint4*>(a.x);
-  if (a.prologue == GemvPrologue::kSiluMul) {
-    const int64_t up = a.k / V;  // u follows g in the x row
+  // The embedding row (x_index): NaN for an id out of range; the first block keeps the raw row.
+  bool valid = true;
+  uint4* keep = nullptr;
+  if (a.x_index) {
+    const int64_t id = *a.x_index;
+    valid = id >= 0 && id < a.x_rows;
+    xg += valid ? id * (a.ldx / V) : 0;
+    if (blockIdx.x == 0) keep = static_cast<uint4*>(a.x_out);
+  }
+  auto load = [&](int64_t p) { return valid ? __ldg(xg + p) : make_uint4(~0u, ~0u, ~0u, ~0u); };
+  if (a.prologue == GemvPrologue::kSiluMul) {  // never with x_index (refused)
+    const int64_t up = a.k / V;                // u follows g in the x row
     for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
       float g[V], u[V], o[V];
       unpack<T>(__ldg(xg + p), g);
@@ -97,13 +107,18 @@ __device__ void stage_x(const FusedGemvArgs& a, uint4* xs, const uint4* nws, int
     return;
   }
   if (a.prologue == GemvPrologue::kNone) {
-    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) xs[p] = __ldg(xg + p);
+    for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
+      const uint4 raw = load(p);
+      xs[p] = raw;
+      if (keep) keep[p] = raw;
+    }
     return;
   }
   float ss = 0;
   for (int64_t p = threadIdx.x; p < row_packs; p += kConsumers) {
-    const uint4 raw = __ldg(xg + p);
+    const uint4 raw = load(p);
     xs[p] = raw;
+    if (keep) keep[p] = raw;
     float v[V];
     unpack<T>(raw, v);
 #pragma unroll

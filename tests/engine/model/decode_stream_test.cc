@@ -95,11 +95,17 @@ TEST_P(DecodeStreamTest, FusedStepWithTheActivationAfterGateUp) {
     after = decode(*model, prompt, 6, &want.tokens);
     KvCache cache = model->new_cache(1, 16);
     model->forward(Tensor::from_vector(std::vector<int64_t>{1, 5, 9}, {1, 3}), cache);
-    int named = 0;
+    int named = 0, gathers = 0, embeddings = 0;
     for (const OpTime& op :
-         model->profile_forward(Tensor::from_vector(std::vector<int64_t>{4}, {1, 1}), cache))
+         model->profile_forward(Tensor::from_vector(std::vector<int64_t>{4}, {1, 1}), cache)) {
       named += op.op.find("+rms_norm +silu_and_mul after") != std::string::npos;
+      gathers += op.op.find("+embedding") != std::string::npos;
+      embeddings += op.op == "embedding";
+    }
     EXPECT_EQ(named, 1) << "no gate/up product with the silu epilogue in the profile";
+    // The first q/k/v product looks its row up: no embedding kernel of its own.
+    EXPECT_EQ(gathers, 1);
+    EXPECT_EQ(embeddings, 0);
   }
   {
     ScopedEnv down("FLAGSTONE_ENGINE_SILU", "down");

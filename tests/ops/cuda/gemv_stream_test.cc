@@ -1,7 +1,8 @@
 // The streamed one-row GEMV (bulk copies into a shared-memory ring, sm_90): every dtype, rows that
 // split unevenly over the grid, fewer rows than SMs, rings of 8 slots (many laps) to 192 KiB, two
 // blocks per SM, bias or none; two products in a row, the second launched under PDL while the
-// first still writes its input; the greedy pick as it ends; and what it refuses. Checked against
+// first still writes its input; the greedy pick as it ends; the embedding lookup in front; and
+// what it refuses. Checked against
 // the float64 reference; skips without a CUDA device of compute capability 9.0.
 #include <gtest/gtest.h>
 
@@ -195,6 +196,59 @@ TEST(CudaStreamedGemv, GreedyPickAsItEnds) {
     }
 }
 
+// The embedding lookup in front (x_index): x is row ids[0] of a table; the products equal, bit
+// for bit, those of the same launch given that row as x (checked against the reference above),
+// with and without the norm prologue, and the first block leaves the raw row in x_out; an id
+// out of range gives NaN in both.
+TEST(CudaStreamedGemv, EmbeddingLookupInFront) {
+  auto devices = runtime::devices_of("cuda");
+  if (devices.empty()) GTEST_SKIP() << "no CUDA device";
+  const Device& dev = devices[0];
+  Rng rng(test_seed() + 13);
+  auto stream =
+      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  const int64_t rows = 9, n = 700;
+  for (DType d : {DType::kBF16, DType::kF16, DType::kF32})
+    for (auto prologue : {cuda::GemvPrologue::kRmsNorm, cuda::GemvPrologue::kNone})
+      for (int64_t id : {int64_t{0}, int64_t{5}, rows - 1, rows, int64_t{-1}}) {
+        const int64_t k = d == DType::kF32 ? 1024 : 2048;
+        SCOPED_TRACE(std::string(dtype_name(d)) + " id " + std::to_string(id) +
+                     (prologue == cuda::GemvPrologue::kRmsNorm ? " normed" : ""));
+        Tensor table = random_tensor(rng, {rows, k}, d, dev, -2, 2);
+        Tensor w = random_tensor(rng, {n, k}, d, dev, -1, 1);
+        Tensor nw = random_tensor(rng, {k}, d, dev, 0.5, 1.5);
+        Tensor ids = Tensor::from_vector(std::vector<int64_t>{id}, {1}, dev);
+        Tensor out = Tensor::empty({1, n}, d, dev), kept = Tensor::empty({1, k}, d, dev);
+        poison(out);
+        poison(kept);
+        cuda::FusedGemvArgs a;
+        a.m = 1, a.n = n, a.k = k, a.ldx = k, a.ldw = k, a.ldo = n;
+        a.w = address(w), a.out = address(out), a.x = address(table);
+        a.prologue = prologue;
+        a.norm_weight = address(nw);
+        a.eps = 1e-5f;
+        a.x_index = static_cast<const int64_t*>(address(ids));
+        a.x_rows = rows;
+        a.x_out = address(kept);
+        const std::string refused = cuda::streamed_gemv_refusal(d, a);
+        if (refused.find("compute capability") != std::string::npos) GTEST_SKIP() << refused;
+        ASSERT_EQ(refused, "");
+        ASSERT_EQ(cuda::launch_streamed_gemv(d, a, stream), cudaSuccess);
+        const std::vector<double> got = out.to_double_vector(), row = kept.to_double_vector();
+        if (id < 0 || id >= rows) {
+          for (double v : got) ASSERT_TRUE(std::isnan(v));
+          for (double v : row) ASSERT_TRUE(std::isnan(v));
+          continue;
+        }
+        Tensor x = table.narrow(0, id, 1).contiguous();
+        EXPECT_EQ(row, x.to_double_vector());
+        Tensor plain = Tensor::empty({1, n}, d, dev);
+        a.x_index = nullptr, a.x_out = nullptr, a.x = address(x), a.out = address(plain);
+        ASSERT_EQ(cuda::launch_streamed_gemv(d, a, stream), cudaSuccess);
+        EXPECT_EQ(got, plain.to_double_vector());
+      }
+}
+
 TEST(CudaStreamedGemv, RefusesWhatItCannotServe) {
   auto devices = runtime::devices_of("cuda");
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
@@ -231,6 +285,16 @@ TEST(CudaStreamedGemv, RefusesWhatItCannotServe) {
   a.n = 8, a.ldo = 8, a.epilogue = cuda::GemvEpilogue::kSiluMul;
   EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("greedy pick"),
             std::string::npos);
+  // The embedding lookup: a table, an aligned x_out, no silu prologue.
+  a.pick = {}, a.epilogue = cuda::GemvEpilogue::kNone;
+  a.x_index = storage, a.x_rows = 0;
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("embedding"),
+            std::string::npos);
+  a.x_rows = 2, a.x_out = reinterpret_cast<char*>(storage) + 4;
+  EXPECT_NE(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)).find("embedding"),
+            std::string::npos);
+  a.x_out = storage;
+  EXPECT_EQ(std::string(cuda::streamed_gemv_refusal(DType::kBF16, a)), "");
 }
 
 }  // namespace

@@ -18,7 +18,6 @@
 #include "flagstone/engine/model/model.h"
 #include "flagstone/engine/model/synthetic.h"
 #include "flagstone/ops/ops.h"
-#include "flagstone/runtime/allocator.h"
 #include "flagstone/runtime/cpu_features.h"
 #include "flagstone/runtime/thread_pool.h"
 #include "progress_bar.h"
@@ -376,36 +375,58 @@ void run(const Options& o) {
   const engine::ModelInfo& info = model->info();
   const Device& device = info.device;
 
+  // The tests run first and the peaks after them: measured first, the GEMM left llama-1b tg128
+  // 0.5% slower on an H200 (0.2% with its temporaries handed back; session 25), so the rows
+  // print once the peaks are known (a progress bar on a terminal meanwhile).
+  Bench bench(o, *model);
+  std::vector<Result> results;
+  size_t per_depth = 0;
+  for (int64_t p : o.prompt) per_depth += p > 0;
+  for (int64_t g : o.gen) per_depth += g > 0;
+  const size_t tests = per_depth * o.depth.size();
+  const bool bar = !o.json && isatty(STDERR_FILENO) && tests > 0;
+  auto run_test = [&](const std::string& test, auto&& run_it) {
+    if (bar)
+      draw_progress_bar("testing", static_cast<double>(results.size()) / tests, 0, 0,
+                        results.size(), tests, "tests", test);
+    results.push_back(run_it());
+    if (bar && results.size() == tests)
+      draw_progress_bar("testing", 1.0, 0, 0, tests, tests, "tests", test);
+  };
+  for (int64_t d : o.depth) {
+    for (int64_t p : o.prompt)
+      if (p > 0) run_test(test_name("pp", p, d), [&] { return bench.run_prompt(p, d); });
+    for (int64_t g : o.gen)
+      if (g > 0) run_test(test_name("tg", g, d), [&] { return bench.run_generate(g, d); });
+  }
+  std::vector<engine::OpTime> profile;
+  if (o.profile) profile = bench.profile_step();
+  double profile_us = 0;
+  for (const engine::OpTime& t : profile) profile_us += t.microseconds;
+
   Peak peak;
   if (!o.no_peak) {
     peak.copy_bytes = copy_bytes_for(device);
     peak.copy_gbps = measure_copy(device, peak.copy_bytes);
     peak.gemm_flops = measure_gemm(device, info.dtype, &peak.gemm_n);
-    // The measurements' temporaries (about 1 GiB for the GEMM) go back to the device, so the
-    // tests allocate as they would without them: kept cached they slowed llama-1b tg128 by
-    // 0.5% on an H200 (session 25; handed back, 0.2%).
-    device.allocator().empty_cache();
   }
 
-  Bench bench(o, *model);
-  std::vector<Result> results;
   int tw = 7;  // the test column fits the longest name
   for (int64_t d : o.depth) {
     for (int64_t p : o.prompt) tw = std::max(tw, static_cast<int>(test_name("pp", p, d).size()));
     for (int64_t g : o.gen) tw = std::max(tw, static_cast<int>(test_name("tg", g, d).size()));
   }
   if (!o.json) {
-    std::printf("| %-18s | %9s | %9s | %-8s | %-5s | %*s | %20s | %8s | %5s | %9s | %5s |\n",
+    std::printf("| %-18s | %9s | %9s | %-8s | %-5s | %*s | %20s | %8s | %6s | %9s | %6s |\n",
                 "model", "size", "params", "device", "dtype", tw, "test", "t/s", "GB/s", "%bw",
                 "TFLOP/s", "%gemm");
-    std::printf("| %.18s | %.9s | %.9s | %.8s | %.5s | %s | %.20s | %.8s | %.5s | %.9s | %.5s |\n",
+    std::printf("| %.18s | %.9s | %.9s | %.8s | %.5s | %s | %.20s | %.8s | %.6s | %.9s | %.6s |\n",
                 "--------------------", "----------", "----------", "----------", "------",
                 std::string(static_cast<size_t>(tw), '-').c_str(), "----------------------",
                 "----------", "------", "----------", "------");
     std::fflush(stdout);
   }
   auto emit = [&](const Result& r) {
-    results.push_back(r);
     if (o.json) return;
     char ts[48];
     std::snprintf(ts, sizeof ts, "%.2f ± %.2f", r.ts.mean, r.ts.stddev);
@@ -413,23 +434,14 @@ void run(const Options& o) {
       return peak_value > 0 ? 100.0 * x / peak_value : 0.0;
     };
     std::printf(
-        "| %-18s | %5.2f GiB | %9s | %-8s | %-5s | %*s | %21s | %8.1f | %4.0f%% | %9.3f | %4.0f%% "
+        "| %-18s | %5.2f GiB | %9s | %-8s | %-5s | %*s | %21s | %8.1f | %5.1f%% | %9.3f | %5.1f%% "
         "|\n",
         name.c_str(), info.weight_bytes / 1073741824.0, human_params(info.parameters).c_str(),
         device.spec().c_str(), std::string(dtype_name(info.dtype)).c_str(), tw, r.test.c_str(), ts,
         r.gbps, pct(r.gbps, peak.copy_gbps), r.flops / 1e12, pct(r.flops, peak.gemm_flops));
     std::fflush(stdout);
   };
-  for (int64_t d : o.depth) {
-    for (int64_t p : o.prompt)
-      if (p > 0) emit(bench.run_prompt(p, d));
-    for (int64_t g : o.gen)
-      if (g > 0) emit(bench.run_generate(g, d));
-  }
-  std::vector<engine::OpTime> profile;
-  if (o.profile) profile = bench.profile_step();
-  double profile_us = 0;
-  for (const engine::OpTime& t : profile) profile_us += t.microseconds;
+  for (const Result& r : results) emit(r);
 
   if (!o.json) {
     std::printf("\n%s (%s): %s, weights %s, loaded in %.1f s, decode step %s\n",

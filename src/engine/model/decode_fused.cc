@@ -201,7 +201,6 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
                                  StepPrologue prologue, const Tensor& norm, const Tensor& residual,
                                  const StepExtras& extras) const {
   const bool silu_after = extras.silu_after;
-  DecodeState* pick_into = extras.pick_into;
   const int64_t k = weight.size(1);
   const int64_t rows =
       extras.gather_ids ? 1 : x.numel() / (prologue == StepPrologue::kSiluMul ? 2 * k : k);
@@ -232,10 +231,10 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
       a.x_out = address_of(extras.gathered);
     }
     a.keep_in_l2 = kept_in_l2(weight);
-    if (pick_into && rows == 1) {
+    if (extras.pick_into && rows == 1) {
       // As pick_next's kernel would: the id into the step's input, to the host slot of its
       // position, the position and length advanced (the scratch's tickets follow its picks).
-      DecodeState& s = *pick_into;
+      DecodeState& s = *extras.pick_into;
       a.pick.out = static_cast<int64_t*>(address_of(s.tokens));
       a.pick.scratch = address_of(s.pick_scratch);
       a.pick.scratch_blocks = kGreedyScratchPicks;
@@ -251,9 +250,8 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
     // A fused one-row product takes the streamed GEMV where it serves (the same prologue and
     // residual).
     const bool streamed = streamed_takes(device_, dtype_, a);
-    FS_CHECK(streamed || !extras.gather_ids, kInternal, "the embedding gather of ",
-             shape_to_string(weight.shape()), " is the streamed GEMV's");
-    if (streamed || (weight.numel() <= fused_max_elements() &&
+    // Only the streamed GEMV looks the row up; elsewhere the op-by-op path below does.
+    if (streamed || (!extras.gather_ids && weight.numel() <= fused_max_elements() &&
                      *ops::cuda::fused_gemv_refusal(dtype_, a) == '\0')) {
       Tensor out = residual.defined()
                        ? residual
@@ -274,15 +272,20 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
                                        : ops::cuda::launch_fused_gemv(dtype_, a, stream);
                      });
       if (ops_.timer()) ops_.timer()->end();
-      if (a.pick.out) pick_into->head_picked = true;
+      if (a.pick.out) extras.pick_into->head_picked = true;
       return out;
     }
   }
 #endif
   // The same computation op by op (rounded the same way at each step).
   Tensor in = x;
-  if (prologue == StepPrologue::kRmsNorm) in = ops_.rms_norm(x, norm, config_.rms_norm_eps);
-  if (prologue == StepPrologue::kSiluMul) in = ops_.silu_and_mul(x);
+  if (extras.gather_ids) {
+    Tensor row = extras.gathered;  // a handle on the caller's buffer
+    row.copy_(ops_.embedding(*extras.gather_ids, x).reshape(row.shape()));
+    in = row;
+  }
+  if (prologue == StepPrologue::kRmsNorm) in = ops_.rms_norm(in, norm, config_.rms_norm_eps);
+  if (prologue == StepPrologue::kSiluMul) in = ops_.silu_and_mul(in);
   Tensor y = ops_.linear(in.reshape({rows, 1, k}), weight, bias);
   if (silu_after) y = ops_.silu_and_mul(y);
   return residual.defined() ? ops_.add(y, residual.reshape(y.shape())) : y;

@@ -305,15 +305,13 @@ class Bench {
   Tensor tokens_;
   runtime::PinnedHostBuffer ids_;
   std::vector<runtime::Event> events_;
-  // The step-by-step loop of earlier sessions, for comparing both in one run.
-  const bool sync_loop_ = [] {
+  // Earlier sessions' tg loops, for comparing in one run: FLAGSTONE_BENCH_TG=sync (step by
+  // step: logits out, argmax, wait) or =copy (each id copied to the host after its step).
+  const std::string tg_loop_ = [] {
     const char* env = std::getenv("FLAGSTONE_BENCH_TG");
-    return env && std::string(env) == "sync";
+    return std::string(env ? env : "");
   }();
-  const bool copy_loop_ = [] {
-    const char* env = std::getenv("FLAGSTONE_BENCH_TG");
-    return env && std::string(env) == "copy";
-  }();
+  const bool sync_loop_ = tg_loop_ == "sync", copy_loop_ = tg_loop_ == "copy";
 };
 
 std::string human_params(int64_t n) {

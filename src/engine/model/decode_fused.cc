@@ -68,11 +68,14 @@ bool streamed_takes(const Device& device, DType dtype, const ops::cuda::FusedGem
 }
 
 // Whether the streamed GEMV serves one row by `weight` on `device`, normed by `norm` in front
-// when defined and with the silu epilogue when asked (what the step's fused products need).
+// when defined, with the silu epilogue when asked, and with its input row looked up in `table`
+// when defined (what the step's fused products need).
 bool streamed_serves(const Device& device, DType dtype, const Tensor& weight, const Tensor& norm,
-                     bool silu_after) {
+                     bool silu_after, const Tensor& table = {}) {
   if (weight.dtype() != dtype || !weight.is_contiguous() ||
-      (norm.defined() && (!norm.is_contiguous() || norm.dtype() != dtype)))
+      (norm.defined() && (!norm.is_contiguous() || norm.dtype() != dtype)) ||
+      (table.defined() &&
+       (!table.is_contiguous() || table.dtype() != dtype || table.size(1) != weight.size(1))))
     return false;
   ops::cuda::FusedGemvArgs a;
   a.m = 1, a.n = weight.size(0), a.k = weight.size(1);
@@ -83,6 +86,11 @@ bool streamed_serves(const Device& device, DType dtype, const Tensor& weight, co
     a.norm_weight = address_of(norm);
   }
   if (silu_after) a.epilogue = ops::cuda::GemvEpilogue::kSiluMul;
+  if (table.defined()) {
+    a.x = address_of(table);
+    a.x_index = static_cast<const int64_t*>(a.x);  // any address: only its presence counts
+    a.x_rows = table.size(0);
+  }
   return streamed_takes(device, dtype, a);
 }
 
@@ -153,21 +161,8 @@ bool DecoderModel::silu_after_gate_up(const Layer& layer, int64_t rows) const {
 bool DecoderModel::gathers_embedding(const Layer& first, int64_t rows) const {
 #ifdef FLAGSTONE_HAVE_CUDA
   const char* env = std::getenv("FLAGSTONE_ENGINE_EMBED");
-  if ((env && std::string(env) == "op") || rows != 1 || embed_.dtype() != dtype_ ||
-      !embed_.is_contiguous() || embed_.size(1) != first.qkv.size(1) ||
-      !first.qkv.is_contiguous() || first.qkv.dtype() != dtype_ ||
-      !first.input_norm.is_contiguous() || first.input_norm.dtype() != dtype_)
-    return false;
-  ops::cuda::FusedGemvArgs a;
-  a.m = 1, a.n = first.qkv.size(0), a.k = first.qkv.size(1);
-  a.x = address_of(embed_);
-  a.w = address_of(first.qkv);
-  a.ldx = a.k, a.ldw = a.k, a.ldo = a.n;
-  a.prologue = ops::cuda::GemvPrologue::kRmsNorm;
-  a.norm_weight = address_of(first.input_norm);
-  a.x_index = reinterpret_cast<const int64_t*>(a.x);  // any address: only its presence counts
-  a.x_rows = embed_.size(0);
-  return streamed_takes(device_, dtype_, a);
+  if ((env && std::string(env) == "op") || rows != 1 || !first.input_norm.defined()) return false;
+  return streamed_serves(device_, dtype_, first.qkv, first.input_norm, false, embed_);
 #else
   (void)first, (void)rows;
   return false;
@@ -272,7 +267,7 @@ Tensor DecoderModel::step_linear(const Tensor& x, const Tensor& weight, const Te
                                        : ops::cuda::launch_fused_gemv(dtype_, a, stream);
                      });
       if (ops_.timer()) ops_.timer()->end();
-      if (a.pick.out) extras.pick_into->head_picked = true;
+      if (extras.picked) *extras.picked = a.pick.out != nullptr;
       return out;
     }
   }

@@ -310,17 +310,17 @@ Tensor DecoderModel::decode_body(DecodeState& s, KvCache& cache) {
     mlp_out = step_product(ops_.silu_and_mul(step_product(h, layer.gate_up)), layer.down);
   }
   Tensor logits;
-  s.head_picked = false;
+  bool head_picked = false;
   if (fused == FusedMode::kAll) {
     logits = step_linear(residual, lm_head_, {}, StepPrologue::kRmsNorm, final_norm_, {},
-                         {.pick_into = head_pick() ? &s : nullptr});
+                         {.pick_into = head_pick() ? &s : nullptr, .picked = &head_picked});
   } else {
     h = fused != FusedMode::kOff
             ? ops_.rms_norm(residual, final_norm_, config_.rms_norm_eps)
             : ops_.add_rms_norm(mlp_out, residual, final_norm_, config_.rms_norm_eps).first;
     logits = step_product(h, lm_head_);
   }
-  return s.head_picked ? logits : pick_next(s, logits);
+  return head_picked ? logits : pick_next(s, logits);
 }
 
 Tensor DecoderModel::pick_next(DecodeState& s, const Tensor& logits) {
@@ -372,12 +372,14 @@ const int64_t* DecoderModel::greedy_host_ids(const KvCache& cache) const {
   (void)cache;
   return nullptr;
 #else
+  // The latest decode step ran at position step_start - 1; unless the ops library's argmax
+  // picked (it has no host slots), it wrote its ids there, in every step, greedy or not.
   const DecodeState& s = decode_;
-  if (s.host_ids_position < 0 || s.host_ids_position != cache.length() - 1 ||
+  if (!s.host_ids_device || ops_argmax() || s.step_start < 1 || s.step_start != cache.length() ||
       s.batch != cache.batch() || s.storage != storage_of(cache))
     return nullptr;
   return static_cast<const int64_t*>(s.host_ids.data()) +
-         s.host_ids_position % kGreedyHostSlots * s.batch;
+         (s.step_start - 1) % kGreedyHostSlots * s.batch;
 #endif
 }
 
@@ -441,10 +443,6 @@ Tensor DecoderModel::decode(const Tensor& tokens_in, KvCache& cache, bool greedy
     }
   }
   s.step_start = start + 1;
-  // The engine's greedy pick (in every step, greedy or not) wrote this step's ids to the host.
-#ifdef FLAGSTONE_HAVE_CUDA
-  s.host_ids_position = s.host_ids_device && !ops_argmax() ? start : -1;
-#endif
   cache.advance(1);
   return greedy ? s.tokens : logits;
 }

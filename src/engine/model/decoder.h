@@ -79,8 +79,6 @@ class DecoderModel : public Model {
     // kGreedyHostSlots), where greedy_host_ids finds them: no copy on the stream between steps.
     runtime::PinnedHostBuffer host_ids;
     int64_t* host_ids_device = nullptr;  // host_ids as kernels address it; null: not written
-    int64_t host_ids_position = -1;      // the latest step that wrote them
-    bool head_picked = false;  // the head's product made the greedy pick (step_linear's pick_into)
     // The whole step as one persistent kernel (decode_mega.cc), when set: its arguments, the
     // layer table on the device, activation buffers and zeroed scratch.
     std::shared_ptr<MegaArgs> mega;
@@ -92,13 +90,13 @@ class DecoderModel : public Model {
   // the result is added to it in place (returned); otherwise a new [rows, 1, n] tensor. With
   // `silu_after` the weight is [gate; up] and the result silu(gate) * up, [rows, 1, n / 2].
   // StepExtras: with `pick_into` (the head of a one-row step) the streamed GEMV also makes the
-  // step's greedy pick as it ends, as pick_next would, and sets pick_into->head_picked where it
-  // did; with `gather_ids` x is the embedding table and its input row number gather_ids[0], the
-  // row also written to `gathered` (the residual stream's start; only where
-  // gathers_embedding said so).
+  // step's greedy pick as it ends, as pick_next would, and sets *picked to whether it did; with
+  // `gather_ids` x is the embedding table and its input row number gather_ids[0], the row also
+  // written to `gathered` (the residual stream's start; only where gathers_embedding said so).
   struct StepExtras {
     bool silu_after = false;
     DecodeState* pick_into = nullptr;
+    bool* picked = nullptr;
     const Tensor* gather_ids = nullptr;
     Tensor gathered;
   };

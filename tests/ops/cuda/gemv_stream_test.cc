@@ -22,6 +22,10 @@ void* address(const Tensor& t) {
   return static_cast<char*>(t.buffer().handle()) + t.byte_offset();
 }
 
+cudaStream_t stream_of(const Device& dev) {
+  return static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+}
+
 TEST(CudaStreamedGemv, MatchesReference) {
   auto devices = runtime::devices_of("cuda");
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
@@ -71,8 +75,7 @@ TEST(CudaStreamedGemv, MatchesReference) {
       const std::string refused = cuda::streamed_gemv_refusal(d, a);
       if (refused.find("compute capability") != std::string::npos) GTEST_SKIP() << refused;
       ASSERT_EQ(refused, "");
-      auto stream =
-          static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+      auto stream = stream_of(dev);
       ASSERT_EQ(
           cuda::launch_streamed_gemv(d, a, stream, {c.ring_kib, c.blocks_per_sm, c.chunk_kib}),
           cudaSuccess);
@@ -101,8 +104,7 @@ TEST(CudaStreamedGemv, ChainedProductsWaitForTheirInput) {
   const std::string refused = cuda::streamed_gemv_refusal(d, a);
   if (refused.find("compute capability") != std::string::npos) GTEST_SKIP() << refused;
   ASSERT_EQ(refused, "");
-  auto stream =
-      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  auto stream = stream_of(dev);
   for (int round = 0; round < 3; ++round) {
     poison(y1);
     poison(y2);
@@ -126,8 +128,7 @@ TEST(CudaStreamedGemv, GreedyPickAsItEnds) {
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
   const Device& dev = devices[0];
   Rng rng(test_seed() + 11);
-  auto stream =
-      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  auto stream = stream_of(dev);
   runtime::PinnedHostBuffer host(dev, 4 * sizeof(int64_t));
   void* host_on_device = nullptr;
   ASSERT_EQ(cudaHostGetDevicePointer(&host_on_device, host.data(), 0), cudaSuccess);
@@ -205,8 +206,7 @@ TEST(CudaStreamedGemv, EmbeddingLookupInFront) {
   if (devices.empty()) GTEST_SKIP() << "no CUDA device";
   const Device& dev = devices[0];
   Rng rng(test_seed() + 13);
-  auto stream =
-      static_cast<cudaStream_t>(runtime::Stream::default_stream(dev).impl().native_handle());
+  auto stream = stream_of(dev);
   const int64_t rows = 9, n = 700;
   for (DType d : {DType::kBF16, DType::kF16, DType::kF32})
     for (auto prologue : {cuda::GemvPrologue::kRmsNorm, cuda::GemvPrologue::kNone})
